@@ -1,0 +1,54 @@
+# msgq: SQS-, SNS- and Kinesis-style messaging inside PostgreSQL (PGXS build)
+
+EXTENSION = msgq
+MODULE_big = msgq
+OBJS = \
+	$(WIN32RES) \
+	src/msgq.o \
+	src/shmem.o \
+	src/utils.o \
+	src/acl.o \
+	src/handle.o \
+	src/queue.o \
+	src/wait.o \
+	src/maintenance.o \
+	src/launcher.o \
+	src/worker.o
+
+DATA = $(wildcard msgq--*.sql)
+PGFILEDESC = "msgq - queues, topics and streams"
+PG_CPPFLAGS = -I$(srcdir)/src
+
+REGRESS = queue receive privileges guc
+REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
+
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback
+ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
+	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso results regression.diffs regression.out
+
+# No LLVM bitcode: the servers here are built with LLVM but the project does
+# not need JIT-inlinable bitcode, and clang is not a dependency.
+with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: deps demo test bench pgtap
+
+deps:
+	./scripts/deps.sh
+
+demo:
+	./scripts/demo.sh
+
+test:
+	./scripts/test.sh
+
+bench:
+	./scripts/bench.sh

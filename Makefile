@@ -8,6 +8,7 @@ OBJS = \
 	src/shmem.o \
 	src/utils.o \
 	src/acl.o \
+	src/attributes.o \
 	src/handle.o \
 	src/queue.o \
 	src/wait.o \
@@ -52,3 +53,35 @@ test:
 
 bench:
 	./scripts/bench.sh
+
+# ---------------------------------------------------------------------------
+# One target per test suite, used by scripts/test.sh (make test) so that every
+# suite runs and is counted even when another one fails. `make installcheck`
+# still runs regress, isolation and TAP in one go.
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap list-tests demo-stop
+
+installcheck-regress: submake $(REGRESS_PREP)
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-isolation: submake $(REGRESS_PREP)
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# PROVE_TESTS=test/t/NNN_name.pl runs one file.
+installcheck-tap:
+	$(prove_installcheck)
+
+# pgTAP, against the running server named by PGHOST, PGPORT and PGDATABASE
+# (scripts/test.sh starts one); PGTAP_TESTS=test/pgtap/name.sql runs one file.
+PGTAP_TESTS ?= $(sort $(wildcard $(srcdir)/test/pgtap/*.sql))
+pgtap:
+	pg_prove --ext .sql $(PGTAP_TESTS)
+
+# The extension and the tests, for scripts/test.sh to count.
+list-tests:
+	@echo "extension $(EXTENSION)"
+	@echo "regress $(REGRESS)"
+	@echo "isolation $(ISOLATION)"
+	@echo "tap $(PROVE_TESTS)"
+
+demo-stop:
+	./scripts/demo.sh stop

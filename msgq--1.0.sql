@@ -1,0 +1,218 @@
+/* msgq--1.0.sql: msgq's catalog, message storage and SQL API, version 1.0 */
+
+\echo Use "CREATE EXTENSION msgq" to load this file. \quit
+
+-- The database must be UTF8: message bodies are text under AWS's
+-- XML-legal character rule.
+DO $do$
+BEGIN
+	IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+		RAISE EXCEPTION USING
+			ERRCODE = 'object_not_in_prerequisite_state',
+			MESSAGE = 'msgq requires a database with UTF8 encoding',
+			DETAIL = pg_catalog.format('The database encoding is %s.', pg_catalog.getdatabaseencoding());
+	END IF;
+END
+$do$;
+
+-- msgq needs its shared memory and workers: refuse to install otherwise.
+CREATE FUNCTION msgq._assert_preloaded()
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_assert_preloaded'
+LANGUAGE C;
+SELECT msgq._assert_preloaded();
+
+-------------------------------------------------------------------------------
+-- Catalog
+-------------------------------------------------------------------------------
+
+-- One row per queue.  Frequently read attributes have their own columns;
+-- "attributes" keeps every attribute as given, for GetQueueAttributes.
+CREATE TABLE msgq.queue (
+	queue_id integer NOT NULL PRIMARY KEY,
+	queue_name text NOT NULL UNIQUE,
+	owner regrole NOT NULL,
+	fifo boolean NOT NULL DEFAULT false,
+	visibility_timeout integer NOT NULL DEFAULT 30,
+	message_retention_period integer NOT NULL DEFAULT 345600,
+	delay_seconds integer NOT NULL DEFAULT 0,
+	receive_wait_time_seconds integer NOT NULL DEFAULT 0,
+	maximum_message_size integer NOT NULL DEFAULT 1048576,
+	attributes jsonb NOT NULL DEFAULT '{}',
+	acl aclitem[],
+	created_at timestamptz NOT NULL,
+	last_modified_at timestamptz NOT NULL
+);
+CREATE SEQUENCE msgq.queue_id_seq AS integer OWNED BY msgq.queue.queue_id;
+
+-- Permissions added with add_permission, one row per label.  queue.acl is
+-- the concatenation of every label's items, so a check reads one row.
+CREATE TABLE msgq.queue_permission (
+	queue_id integer NOT NULL REFERENCES msgq.queue ON DELETE CASCADE,
+	label text NOT NULL,
+	acl aclitem[] NOT NULL,
+	PRIMARY KEY (queue_id, label)
+);
+
+-- Messages of every queue.  Insert-only apart from the receive lease
+-- columns, which are not indexed so that receive updates stay HOT.
+CREATE TABLE msgq.message (
+	queue_id integer NOT NULL,
+	msg_seq bigint NOT NULL,
+	message_id uuid NOT NULL,
+	body text NOT NULL,
+	message_attributes jsonb,
+	md5_of_body text NOT NULL,
+	md5_of_message_attributes text,
+	sender text NOT NULL,
+	message_group_id text,
+	message_deduplication_id text,
+	sent_at timestamptz NOT NULL,
+	visible_at timestamptz NOT NULL,
+	receive_count integer NOT NULL DEFAULT 0,
+	first_received_at timestamptz,
+	received_at timestamptz,
+	receipt_nonce bigint,
+	PRIMARY KEY (queue_id, msg_seq)
+) WITH (fillfactor = 60);
+CREATE SEQUENCE msgq.message_seq AS bigint;
+
+-- The key that authenticates receipt handles.  It is made at CREATE
+-- EXTENSION and deliberately not dumped: a restored database gets a new
+-- key, so handles issued before the dump are refused, never trusted.
+CREATE TABLE msgq.secret (
+	singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	receipt_key bytea NOT NULL
+);
+INSERT INTO msgq.secret (receipt_key)
+SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') OPERATOR(pg_catalog.||)
+						 pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', '') OPERATOR(pg_catalog.||)
+						 pg_catalog.replace(pg_catalog.gen_random_uuid()::text, '-', ''), 'hex');
+
+SELECT pg_catalog.pg_extension_config_dump('msgq.queue', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.queue_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.queue_permission', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message_seq', '');
+
+-- msgq's tables are written only by msgq's functions, which run as the
+-- extension owner.
+REVOKE ALL ON ALL TABLES IN SCHEMA msgq FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA msgq FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Queues
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION msgq.create_queue(queue_name text, attributes jsonb DEFAULT '{}')
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_create_queue'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.delete_queue(queue_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_queue'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_queues(queue_name_prefix text DEFAULT NULL)
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_queues'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.get_queue_url(queue_name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_get_queue_url'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.send_message(
+	queue_name text,
+	message_body text,
+	delay_seconds integer DEFAULT NULL,
+	message_attributes jsonb DEFAULT NULL,
+	message_group_id text DEFAULT NULL,
+	message_deduplication_id text DEFAULT NULL,
+	OUT message_id uuid,
+	OUT md5_of_message_body text,
+	OUT md5_of_message_attributes text,
+	OUT sequence_number numeric)
+AS 'MODULE_PATHNAME', 'msgq_send_message'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.receive_message(
+	queue_name text,
+	max_number_of_messages integer DEFAULT 1,
+	visibility_timeout integer DEFAULT NULL,
+	wait_time_seconds integer DEFAULT NULL,
+	message_attribute_names text[] DEFAULT '{All}',
+	message_system_attribute_names text[] DEFAULT '{All}',
+	receive_request_attempt_id text DEFAULT NULL)
+RETURNS TABLE (
+	message_id uuid,
+	receipt_handle text,
+	body text,
+	md5_of_body text,
+	attributes jsonb,
+	message_attributes jsonb)
+AS 'MODULE_PATHNAME', 'msgq_receive_message'
+LANGUAGE C VOLATILE ROWS 10;
+
+CREATE FUNCTION msgq.delete_message(queue_name text, receipt_handle text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_message'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.change_message_visibility(queue_name text, receipt_handle text,
+											   visibility_timeout integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_change_message_visibility'
+LANGUAGE C VOLATILE;
+
+-------------------------------------------------------------------------------
+-- Privileges
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION msgq.add_permission(queue_name text, label text, roles text[], actions text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_add_permission'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.remove_permission(queue_name text, label text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_remove_permission'
+LANGUAGE C VOLATILE;
+
+-- Creating queues is a privilege granted with GRANT EXECUTE on this function.
+REVOKE ALL ON FUNCTION msgq.create_queue(text, jsonb) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Operations
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION msgq.run_maintenance()
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_run_maintenance'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq.run_maintenance() FROM PUBLIC;
+
+CREATE FUNCTION msgq.now()
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'msgq_now_sql'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.waiters(
+	OUT pid integer,
+	OUT queue_id integer,
+	OUT wait_started timestamptz,
+	OUT wait_deadline timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_waiters'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW msgq.waiters AS
+	SELECT w.pid, q.queue_name, w.wait_started, w.wait_deadline
+	  FROM msgq.waiters() w
+	  LEFT JOIN msgq.queue q ON q.queue_id OPERATOR(pg_catalog.=) w.queue_id;
+GRANT SELECT ON msgq.waiters TO PUBLIC;
+
+-- BEGIN workers (launcher.c, worker.c)
+-- END workers

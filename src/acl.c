@@ -1,0 +1,203 @@
+/*-------------------------------------------------------------------------
+ *
+ * acl.c
+ *	  Per-queue privileges, named after AWS's actions.
+ *
+ * Who may do what to a queue:
+ *	- a superuser, and any role that has the privileges of the queue's
+ *	  owner (the role that created it), may do everything;
+ *	- any other role needs the action granted by msgq.add_permission(),
+ *	  to itself, to a role it is a member of (with inheritance), or to
+ *	  PUBLIC.
+ * Creating a queue needs EXECUTE on msgq.create_queue(), which the install
+ * script revokes from PUBLIC; a DBA grants it.
+ *
+ * Grants are stored as aclitem[] (msgq.queue_permission.acl, one row per
+ * label, concatenated into msgq.queue.acl), so pg_dump writes them with
+ * role names and a restore maps them to the roles of the same name, never
+ * to whatever role happens to have the old oid.  aclitem has no bits of
+ * its own for queue actions, so each action borrows one table privilege
+ * bit; the letters show in the stored aclitem text:
+ *
+ *	SendMessage				a (INSERT)		ReceiveMessage		r (SELECT)
+ *	DeleteMessage			d (DELETE)		ChangeMessageVisibility	w (UPDATE)
+ *	PurgeQueue				D (TRUNCATE)	GetQueueAttributes	x (REFERENCES)
+ *	SetQueueAttributes		t (TRIGGER)		DeleteQueue			X (EXECUTE)
+ *
+ * IDENTIFICATION
+ *	  src/acl.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "msgq.h"
+
+typedef struct AclActionName
+{
+	const char *name;
+	AclMode		mode;
+} AclActionName;
+
+static const AclActionName acl_actions[] = {
+	{"SendMessage", MSGQ_ACT_SEND},
+	{"ReceiveMessage", MSGQ_ACT_RECEIVE},
+	{"DeleteMessage", MSGQ_ACT_DELETE},
+	{"ChangeMessageVisibility", MSGQ_ACT_CHANGE_VIS},
+	{"PurgeQueue", MSGQ_ACT_PURGE},
+	{"GetQueueAttributes", MSGQ_ACT_GET_ATTRS},
+	{"GetQueueUrl", MSGQ_ACT_GET_ATTRS},
+	{"SetQueueAttributes", MSGQ_ACT_SET_ATTRS},
+	{"DeleteQueue", MSGQ_ACT_DELETE_QUEUE},
+	{"*", MSGQ_ACT_ALL},
+	{NULL, 0}
+};
+
+/*
+ * Does roleid hold action on a queue owned by owner with the given acl?
+ */
+bool
+msgq_queue_action_allowed(Oid roleid, Oid owner, Acl *acl, AclMode action)
+{
+	if (superuser_arg(roleid) || has_privs_of_role(roleid, owner))
+		return true;
+	if (acl == NULL)
+		return false;
+	return aclmask(acl, roleid, owner, action, ACLMASK_ANY) != 0;
+}
+
+/*
+ * Raise AccessDenied unless the calling user (the user before any switch
+ * to the extension owner) may perform action on queue.
+ */
+void
+msgq_check_queue_action(MsgqQueue *queue, Oid roleid, AclMode action,
+						const char *action_name)
+{
+	if (!msgq_queue_action_allowed(roleid, queue->owner, queue->acl, action))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("permission denied for queue \"%s\"", queue->queue_name),
+				 errdetail_internal("AWS error code: AccessDenied"),
+				 errhint("The action %s must be granted with msgq.add_permission().",
+						 action_name)));
+}
+
+void
+msgq_check_queue_owner(MsgqQueue *queue, Oid roleid)
+{
+	if (!superuser_arg(roleid) && !has_privs_of_role(roleid, queue->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("must be owner of queue \"%s\"", queue->queue_name),
+				 errdetail_internal("AWS error code: AccessDenied")));
+}
+
+/*
+ * Turn an array of AWS action names into privilege bits.
+ */
+AclMode
+msgq_parse_actions(ArrayType *actions)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	AclMode		mode = 0;
+
+	deconstruct_array(actions, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	if (n == 0)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter Actions");
+	if (n > 7)
+		MSGQ_ERROR("OverLimit", ERRCODE_MSGQ_OVER_LIMIT,
+				   "at most 7 actions can be granted at once, got %d", n);
+
+	for (i = 0; i < n; i++)
+	{
+		char	   *name;
+		const AclActionName *a;
+
+		if (nulls[i])
+			MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+					   "action names must not be null");
+		name = TextDatumGetCString(elems[i]);
+		/* AWS also accepts the "SQS:" service prefix */
+		if (pg_strncasecmp(name, "SQS:", 4) == 0)
+			name += 4;
+		for (a = acl_actions; a->name; a++)
+			if (strcmp(a->name, name) == 0)
+				break;
+		if (a->name == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized queue action: \"%s\"", name),
+					 errdetail_internal("AWS error code: InvalidParameterValue"),
+					 errhint("Valid actions are SendMessage, ReceiveMessage, DeleteMessage, ChangeMessageVisibility, PurgeQueue, GetQueueAttributes, GetQueueUrl, SetQueueAttributes, DeleteQueue and *.")));
+		mode |= a->mode;
+	}
+	return mode;
+}
+
+/*
+ * Build the aclitem[] that grants mode to each named role, with grantor
+ * as the grantor.  "public" (any case) names PUBLIC.
+ */
+Acl *
+msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	Acl		   *acl;
+	AclItem    *items;
+
+	deconstruct_array(roles, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	if (n == 0)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter AWSAccountIds");
+
+	acl = (Acl *) palloc0(ARR_OVERHEAD_NONULLS(1) + n * sizeof(AclItem));
+	SET_VARSIZE(acl, ARR_OVERHEAD_NONULLS(1) + n * sizeof(AclItem));
+	acl->ndim = 1;
+	acl->dataoffset = 0;
+	acl->elemtype = ACLITEMOID;
+	ARR_LBOUND(acl)[0] = 1;
+	ARR_DIMS(acl)[0] = n;
+	items = ACL_DAT(acl);
+
+	for (i = 0; i < n; i++)
+	{
+		char	   *name;
+		Oid			grantee;
+
+		if (nulls[i])
+			MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+					   "role names must not be null");
+		name = TextDatumGetCString(elems[i]);
+		if (pg_strcasecmp(name, "public") == 0)
+			grantee = ACL_ID_PUBLIC;
+		else
+		{
+			grantee = get_role_oid(name, true);
+			if (!OidIsValid(grantee))
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+						 errmsg("role \"%s\" does not exist", name),
+						 errdetail_internal("AWS error code: InvalidParameterValue")));
+		}
+		items[i].ai_grantee = grantee;
+		items[i].ai_grantor = grantor;
+		ACLITEM_SET_PRIVS_GOPTIONS(items[i], mode, ACL_NO_RIGHTS);
+	}
+	return acl;
+}

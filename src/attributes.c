@@ -1,0 +1,348 @@
+/*-------------------------------------------------------------------------
+ *
+ * attributes.c
+ *	  Message bodies and message attributes: AWS's validation rules, sizes
+ *	  and the MD5 digests that SDKs verify.
+ *
+ * MD5OfMessageAttributes is computed exactly as SQS does: attributes are
+ * sorted by name; each contributes a 4-byte big-endian length and the
+ * UTF-8 name, a 4-byte length and the data type, one transport byte (1 for
+ * String and Number, 2 for Binary), and a 4-byte length and the value
+ * bytes (the decoded bytes for Binary); the digest is the MD5 of the whole
+ * concatenation, in lowercase hex.
+ *
+ * IDENTIFICATION
+ *	  src/attributes.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "common/md5.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "port/pg_bswap.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "msgq.h"
+
+typedef struct AttrEntry
+{
+	char	   *name;
+	char	   *type;
+	bool		binary;
+	char	   *value;			/* decoded bytes for Binary */
+	int			value_len;
+} AttrEntry;
+
+static int
+attr_cmp(const void *a, const void *b)
+{
+	return strcmp(((const AttrEntry *) a)->name, ((const AttrEntry *) b)->name);
+}
+
+char *
+msgq_md5_hex(const char *data, size_t len)
+{
+	char	   *hex = palloc(MD5_PASSWD_LEN + 1);
+	const char *errstr = NULL;
+
+	if (!pg_md5_hash(data, len, hex, &errstr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute MD5 digest: %s", errstr)));
+	return hex;
+}
+
+/*
+ * Check a message body against AWS's allowed characters:
+ * #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF.
+ */
+void
+msgq_check_body(const char *body, int len)
+{
+	const unsigned char *p = (const unsigned char *) body;
+	const unsigned char *end = p + len;
+
+	while (p < end)
+	{
+		pg_wchar	c;
+		int			l;
+
+		if (*p < 0x80)
+		{
+			c = *p;
+			l = 1;
+		}
+		else
+		{
+			l = pg_utf_mblen(p);
+			c = utf8_to_unicode(p);
+		}
+		if (!(c == 0x9 || c == 0xA || c == 0xD ||
+			  (c >= 0x20 && c <= 0xD7FF) ||
+			  (c >= 0xE000 && c <= 0xFFFD) ||
+			  (c >= 0x10000 && c <= 0x10FFFF)))
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_MESSAGE_CONTENTS),
+					 errmsg("invalid characters found in the message body"),
+					 errdetail_internal("AWS error code: InvalidMessageContents"),
+					 errhint("Message bodies may contain tab, newline, carriage return and Unicode characters from U+0020 to U+D7FF, U+E000 to U+FFFD and U+10000 to U+10FFFF.")));
+		p += l;
+	}
+}
+
+static void
+attr_invalid(const char *fmt_name, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("message attribute \"%s\" is invalid: %s", fmt_name, what),
+			 errdetail_internal("AWS error code: InvalidParameterValue")));
+}
+
+static void
+attr_check_name(const char *name)
+{
+	size_t		len = strlen(name);
+	size_t		i;
+
+	if (len == 0 || len > 256)
+		attr_invalid(name, "names have 1 to 256 characters");
+	for (i = 0; i < len; i++)
+	{
+		char		c = name[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+			attr_invalid(name, "names may contain only letters, digits, \"_\", \"-\" and \".\"");
+	}
+	if (name[0] == '.' || name[len - 1] == '.' || strstr(name, "..") != NULL)
+		attr_invalid(name, "names must not start or end with \".\" nor contain \"..\"");
+	if (pg_strncasecmp(name, "AWS.", 4) == 0 || pg_strncasecmp(name, "Amazon.", 7) == 0)
+		attr_invalid(name, "names must not start with \"AWS.\" or \"Amazon.\"");
+}
+
+static char *
+attr_get_string(JsonbContainer *obj, const char *key, bool *present)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+	*present = (v != NULL);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * Validate message attributes in AWS's shape
+ * {"name": {"DataType": "String", "StringValue": "..."}, ...}, return the
+ * number of bytes they count toward the message size, and set *md5 to
+ * MD5OfMessageAttributes (NULL when there are none).
+ */
+int
+msgq_check_message_attributes(Jsonb *attrs, char **md5)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	AttrEntry  *entries;
+	int			n = 0;
+	int			size = 0;
+	int			i;
+	StringInfoData buf;
+
+	*md5 = NULL;
+	if (attrs == NULL)
+		return 0;
+	if (!JB_ROOT_IS_OBJECT(attrs) || JB_ROOT_IS_SCALAR(attrs))
+		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+				   "message attributes must be a JSON object");
+	if (JB_ROOT_COUNT(attrs) == 0)
+		return 0;
+	if (JB_ROOT_COUNT(attrs) > MSGQ_MAX_MESSAGE_ATTRIBUTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("number of message attributes [%d] exceeds the allowed maximum [%d]",
+						JB_ROOT_COUNT(attrs), MSGQ_MAX_MESSAGE_ATTRIBUTES),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+
+	entries = palloc0(sizeof(AttrEntry) * JB_ROOT_COUNT(attrs));
+	it = JsonbIteratorInit(&attrs->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		AttrEntry  *e;
+		bool		present;
+		char	   *dot;
+		char	   *base;
+
+		if (tok != WJB_KEY)
+			continue;
+		e = &entries[n++];
+		e->name = pnstrdup(v.val.string.val, v.val.string.len);
+		attr_check_name(e->name);
+
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (tok != WJB_VALUE || v.type != jbvBinary ||
+			!JsonContainerIsObject(v.val.binary.data))
+			attr_invalid(e->name, "the value must be an object with DataType and StringValue or BinaryValue");
+
+		e->type = attr_get_string(v.val.binary.data, "DataType", &present);
+		if (e->type == NULL || e->type[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+					 errmsg("message attribute \"%s\" must have a DataType", e->name),
+					 errdetail_internal("AWS error code: InvalidParameterValue")));
+		if (strlen(e->type) > 256)
+			attr_invalid(e->name, "data types have at most 256 characters");
+		base = pstrdup(e->type);
+		dot = strchr(base, '.');
+		if (dot)
+		{
+			*dot = '\0';
+			if (dot[1] == '\0')
+				attr_invalid(e->name, "a custom data type label must not be empty");
+		}
+
+		if (strcmp(base, "String") == 0 || strcmp(base, "Number") == 0)
+		{
+			e->value = attr_get_string(v.val.binary.data, "StringValue", &present);
+			if (e->value == NULL || e->value[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+						 errmsg("message attribute \"%s\" must contain a non-empty value of type \"%s\"",
+								e->name, base),
+						 errdetail_internal("AWS error code: InvalidParameterValue")));
+			e->value_len = strlen(e->value);
+			if (strcmp(base, "String") == 0)
+				msgq_check_body(e->value, e->value_len);
+			else
+			{
+				/* a Number must parse as one, within 38 significant digits */
+				int			digits = 0;
+				int			all_digits = 0;
+				bool		leading = true;
+				const char *p = e->value;
+
+				if (*p == '-' || *p == '+')
+					p++;
+				for (; *p && *p != 'e' && *p != 'E'; p++)
+				{
+					if (*p >= '0' && *p <= '9')
+					{
+						all_digits++;
+						if (*p != '0' || !leading)
+						{
+							leading = false;
+							digits++;
+						}
+					}
+					else if (*p != '.')
+						break;
+				}
+				if (*p == 'e' || *p == 'E')
+				{
+					p++;
+					if (*p == '-' || *p == '+')
+						p++;
+					if (!(*p >= '0' && *p <= '9'))
+						all_digits = 0;
+					while (*p >= '0' && *p <= '9')
+						p++;
+				}
+				if (all_digits == 0 || *p != '\0' ||
+					strchr(e->value, '.') != strrchr(e->value, '.'))
+					attr_invalid(e->name, "the value is not a valid number");
+				if (digits > 38)
+					attr_invalid(e->name, "numbers have at most 38 significant digits");
+			}
+		}
+		else if (strcmp(base, "Binary") == 0)
+		{
+			char	   *b64 = attr_get_string(v.val.binary.data, "BinaryValue", &present);
+			int			len,
+						dlen;
+
+			if (b64 == NULL || b64[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+						 errmsg("message attribute \"%s\" must contain a non-empty value of type \"Binary\"",
+								e->name),
+						 errdetail_internal("AWS error code: InvalidParameterValue")));
+			len = strlen(b64);
+			e->value = palloc(pg_b64_dec_len(len) + 1);
+			dlen = pg_b64_decode(b64, len, e->value, pg_b64_dec_len(len));
+			if (dlen <= 0)
+				attr_invalid(e->name, "BinaryValue must be non-empty base64");
+			e->value_len = dlen;
+			e->binary = true;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+					 errmsg("message attribute \"%s\" has an invalid data type \"%s\"",
+							e->name, e->type),
+					 errdetail_internal("AWS error code: InvalidParameterValue"),
+					 errhint("Data types are String, Number or Binary, optionally followed by \".label\".")));
+
+		size += strlen(e->name) + strlen(e->type) + e->value_len;
+	}
+
+	qsort(entries, n, sizeof(AttrEntry), attr_cmp);
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+	{
+		uint32		l;
+		char		transport = entries[i].binary ? 2 : 1;
+
+		l = pg_hton32(strlen(entries[i].name));
+		appendBinaryStringInfo(&buf, (char *) &l, 4);
+		appendStringInfoString(&buf, entries[i].name);
+		l = pg_hton32(strlen(entries[i].type));
+		appendBinaryStringInfo(&buf, (char *) &l, 4);
+		appendStringInfoString(&buf, entries[i].type);
+		appendBinaryStringInfo(&buf, &transport, 1);
+		l = pg_hton32(entries[i].value_len);
+		appendBinaryStringInfo(&buf, (char *) &l, 4);
+		appendBinaryStringInfo(&buf, entries[i].value, entries[i].value_len);
+	}
+	*md5 = msgq_md5_hex(buf.data, buf.len);
+	return size;
+}
+
+/*
+ * Does an attribute name match a selection of MessageAttributeNames
+ * ("All", ".*", "prefix.*" or an exact name)?
+ */
+bool
+msgq_name_selected(const char *name, Datum *sel, int nsel)
+{
+	int			i;
+
+	for (i = 0; i < nsel; i++)
+	{
+		char	   *s = TextDatumGetCString(sel[i]);
+		size_t		l = strlen(s);
+
+		if (strcmp(s, "All") == 0 || strcmp(s, ".*") == 0)
+			return true;
+		if (l > 2 && strcmp(s + l - 2, ".*") == 0)
+		{
+			if (strncmp(name, s, l - 1) == 0)
+				return true;
+		}
+		else if (strcmp(s, name) == 0)
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Every PG_VERSION_NUM difference msgq meets, in one place.  msgq
+ *	  targets PostgreSQL 15; newer APIs are used only through these shims.
+ *
+ * IDENTIFICATION
+ *	  src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MSGQ_COMPAT_H
+#define MSGQ_COMPAT_H
+
+#if PG_VERSION_NUM < 150000
+#error "msgq requires PostgreSQL 15 or later"
+#endif
+
+/* Custom wait-event names arrived in PostgreSQL 17; before that, one generic event. */
+#if PG_VERSION_NUM >= 170000
+#define MSGQ_WAIT_EVENT(name)	WaitEventExtensionNew(name)
+#else
+#define MSGQ_WAIT_EVENT(name)	PG_WAIT_EXTENSION
+#endif
+
+#endif							/* MSGQ_COMPAT_H */

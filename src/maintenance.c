@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * maintenance.c
+ *	  One cycle of a database's timed work.
+ *
+ * The per-database worker runs a cycle every msgq.worker_naptime, and
+ * msgq.run_maintenance() runs one in the calling backend, so that tests
+ * drive time rules with msgq.clock_offset instead of waiting.  Waiting
+ * receives time their own wake-ups (wait.c), so for standard queues a
+ * cycle only has housekeeping to do (a waiter sleeps until the earliest
+ * visibility time of its queue, bounded by msgq.wait_recheck_interval):
+ *
+ *	- forget the receive counts of rolled-back receives whose message is
+ *	  gone (wait.c).
+ *
+ * Retention, dead-letter moves and stream trimming join the cycle as they
+ * are built.
+ *
+ * IDENTIFICATION
+ *	  src/maintenance.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+
+#include "msgq.h"
+
+#define MAINT_PRUNE_BATCH	1024
+
+static void
+maint_prune_aborted(void)
+{
+	int32		queue_ids[MAINT_PRUNE_BATCH];
+	int64		msg_seqs[MAINT_PRUNE_BATCH];
+	Datum		qd[MAINT_PRUNE_BATCH];
+	Datum		sd[MAINT_PRUNE_BATCH];
+	int			n,
+				i;
+	Oid			argtypes[2] = {INT4ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	uint64		r;
+
+	n = msgq_aborted_receives_list(queue_ids, msg_seqs, MAINT_PRUNE_BATCH);
+	if (n == 0)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		qd[i] = Int32GetDatum(queue_ids[i]);
+		sd[i] = Int64GetDatum(msg_seqs[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(qd, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args("SELECT k.q, k.s FROM pg_catalog.unnest($1, $2) AS k(q, s)"
+							  " WHERE NOT EXISTS (SELECT 1 FROM msgq.message m"
+							  "   WHERE m.queue_id OPERATOR(pg_catalog.=) k.q"
+							  "     AND m.msg_seq OPERATOR(pg_catalog.=) k.s)",
+							  2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not prune rolled-back receive counts");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[r];
+
+		(void) msgq_take_aborted_receives(DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+										  DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)));
+	}
+}
+
+void
+msgq_maintenance_cycle(void)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+
+	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	maint_prune_aborted();
+
+	SPI_finish();
+	msgq_restore_user(save_userid, save_sec_context);
+}

@@ -1,0 +1,106 @@
+/*-------------------------------------------------------------------------
+ *
+ * msgq.c
+ *	  Module entry point: settings, shared-memory hooks and the launcher.
+ *
+ * msgq must be loaded through shared_preload_libraries: it needs shared
+ * memory for long-poll wake-ups and receive bookkeeping, and a launcher
+ * background worker that starts one maintenance worker per database.
+ * Loaded any other way (LOAD, or a backend resolving a function) it only
+ * defines its settings and every entry point refuses to run.
+ *
+ * IDENTIFICATION
+ *	  src/msgq.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "msgq.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Settings */
+int			msgq_clock_offset_ms = 0;
+int			msgq_wait_buckets = 1024;
+int			msgq_max_aborted_receives = 65536;
+int			msgq_wait_recheck_interval_ms = 5000;
+bool		msgq_loaded_via_preload = false;
+
+/*
+ * _PG_init
+ *
+ * Define the settings, reserve the "msgq." prefix, install the shared
+ * memory hooks and register the launcher.  Under binary upgrade nothing is
+ * registered: pg_upgrade's temporary servers must not run msgq's workers.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("msgq.clock_offset",
+							"Offset added to msgq's clock, for tests of time rules.",
+							"Every msgq time rule (visibility, delay, retention) "
+							"reads clock_timestamp() plus this offset.",
+							&msgq_clock_offset_ms,
+							0, 0, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("msgq.wait_recheck_interval",
+							"Longest sleep of a long-polling receive between two checks.",
+							"Wake-ups are event driven; this bounds the damage of a lost one.",
+							&msgq_wait_recheck_interval_ms,
+							5000, 10, 20000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("msgq.wait_buckets",
+								"Number of condition variables long-polling receives wait on.",
+								"Queues hash into buckets; a wake-up wakes every waiter of its bucket.",
+								&msgq_wait_buckets,
+								1024, 16, 65536,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("msgq.max_aborted_receives",
+								"Number of rolled-back receives whose receive count is kept in shared memory.",
+								"A receive whose transaction rolls back still counts toward "
+								"maxReceiveCount; when this table is full the count of the "
+								"oldest pending entry is written off and a warning is logged.",
+								&msgq_max_aborted_receives,
+								65536, 64, 16 * 1024 * 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
+
+	msgq_bgw_define_gucs();
+
+	MarkGUCPrefixReserved("msgq");
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	msgq_loaded_via_preload = true;
+
+	msgq_shmem_install_hooks();
+
+	if (IsBinaryUpgrade)
+		return;
+
+	msgq_bgw_register_launcher();
+	msgq_bgw_install_hooks();
+}

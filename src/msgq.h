@@ -1,0 +1,175 @@
+/*-------------------------------------------------------------------------
+ *
+ * msgq.h
+ *	  Declarations shared by msgq's C files: settings, error codes, the
+ *	  clock, shared memory, privileges and the internal queue interface.
+ *
+ * IDENTIFICATION
+ *	  src/msgq.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MSGQ_H
+#define MSGQ_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "compat.h"
+
+#define MSGQ_EXTENSION_NAME		"msgq"
+#define MSGQ_SCHEMA_NAME		"msgq"
+
+/* AWS limits used across files (SPEC-aws.md section 1) */
+#define MSGQ_MAX_NAME_LEN				80
+#define MSGQ_MAX_VISIBILITY_TIMEOUT		43200	/* 12 hours */
+#define MSGQ_MAX_DELAY_SECONDS			900
+#define MSGQ_MAX_WAIT_TIME_SECONDS		20
+#define MSGQ_MAX_RECEIVE_MESSAGES		10
+#define MSGQ_MAX_MESSAGE_ATTRIBUTES		10
+
+/*
+ * One stable SQLSTATE per AWS error name.  Class "MQ" is msgq's own
+ * (classes starting with I-Z are implementation-defined).  The README has
+ * the table; never renumber an entry once released.
+ */
+#define ERRCODE_MSGQ_QUEUE_DOES_NOT_EXIST		MAKE_SQLSTATE('M','Q','0','0','1')
+#define ERRCODE_MSGQ_QUEUE_NAME_EXISTS			MAKE_SQLSTATE('M','Q','0','0','2')
+#define ERRCODE_MSGQ_QUEUE_DELETED_RECENTLY		MAKE_SQLSTATE('M','Q','0','0','3')
+#define ERRCODE_MSGQ_RECEIPT_HANDLE_IS_INVALID	MAKE_SQLSTATE('M','Q','0','0','4')
+#define ERRCODE_MSGQ_MESSAGE_NOT_INFLIGHT		MAKE_SQLSTATE('M','Q','0','0','5')
+#define ERRCODE_MSGQ_INVALID_PARAMETER_VALUE	MAKE_SQLSTATE('M','Q','0','0','6')
+#define ERRCODE_MSGQ_MISSING_PARAMETER			MAKE_SQLSTATE('M','Q','0','0','7')
+#define ERRCODE_MSGQ_INVALID_ATTRIBUTE_NAME		MAKE_SQLSTATE('M','Q','0','0','8')
+#define ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE	MAKE_SQLSTATE('M','Q','0','0','9')
+#define ERRCODE_MSGQ_OVER_LIMIT					MAKE_SQLSTATE('M','Q','0','1','0')
+#define ERRCODE_MSGQ_INVALID_MESSAGE_CONTENTS	MAKE_SQLSTATE('M','Q','0','1','1')
+#define ERRCODE_MSGQ_PURGE_QUEUE_IN_PROGRESS	MAKE_SQLSTATE('M','Q','0','1','2')
+#define ERRCODE_MSGQ_UNSUPPORTED_OPERATION		MAKE_SQLSTATE('M','Q','0','1','3')
+#define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
+
+/*
+ * MSGQ_ERROR(AwsName, ERRCODE, fmt, ...): raise an AWS-named error.  The
+ * primary message follows PostgreSQL's style; the detail carries the AWS
+ * error name so callers can branch on either the SQLSTATE or the name.
+ */
+#define MSGQ_ERROR(awsname, code, ...) \
+	ereport(ERROR, \
+			(errcode(code), \
+			 errmsg(__VA_ARGS__), \
+			 errdetail_internal("AWS error code: %s", awsname)))
+
+/* Settings (msgq.c) */
+extern int	msgq_clock_offset_ms;
+extern int	msgq_wait_buckets;
+extern int	msgq_max_aborted_receives;
+extern int	msgq_wait_recheck_interval_ms;
+
+/* Clock (utils.c): every time rule reads this, never now() */
+extern TimestampTz msgq_now(void);
+
+/* Name validation (utils.c) */
+extern void msgq_check_queue_name(const char *name, bool *is_fifo);
+
+/* Run internal SQL as the extension owner (utils.c) */
+extern Oid	msgq_extension_owner(void);
+extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
+extern void msgq_restore_user(Oid save_userid, int save_sec_context);
+extern void msgq_check_preloaded(void);
+extern bool msgq_loaded_via_preload;
+
+/* Shared memory (shmem.c) */
+extern void msgq_shmem_install_hooks(void);
+
+/*
+ * Long-poll wake-ups (wait.c).  Buckets are condition variables hashed by
+ * (database, queue).  Anything that makes a message receivable calls
+ * msgq_wakeup_at_commit(); the broadcast happens after commit (or after
+ * abort, for rolled-back receives), never before.
+ */
+extern void msgq_wait_shmem_size(Size *size);
+extern void msgq_wait_shmem_init(void);
+extern void msgq_wakeup_at_commit(int32 queue_id, bool end_waits);
+extern void msgq_wakeup_now(int32 queue_id, bool end_waits);
+extern uint64 msgq_wait_counter(int32 queue_id);
+extern uint64 msgq_wait_end_counter(int32 queue_id);
+extern void msgq_wait_sleep(int32 queue_id, uint64 seen, long timeout_ms);
+extern void msgq_waiter_begin(int32 queue_id, TimestampTz deadline);
+extern void msgq_waiter_end(void);
+extern void msgq_remember_receive(int32 queue_id, int64 msg_seq, int32 extra_count);
+extern int32 msgq_take_aborted_receives(int32 queue_id, int64 msg_seq);
+extern bool msgq_aborted_receives_pending(void);
+extern int	msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs, int max);
+extern void msgq_xact_callbacks_register(void);
+
+/* Bodies and message attributes (attributes.c) */
+extern char *msgq_md5_hex(const char *data, size_t len);
+extern void msgq_check_body(const char *body, int len);
+extern int	msgq_check_message_attributes(Jsonb *attrs, char **md5);
+extern bool msgq_name_selected(const char *name, Datum *sel, int nsel);
+
+/* Receipt handles (handle.c) */
+extern char *msgq_handle_encode(int32 queue_id, int64 msg_seq, int64 nonce);
+extern void msgq_handle_decode(const char *handle, int32 queue_id,
+							   int64 *msg_seq, int64 *nonce);
+extern int64 msgq_random_nonce(void);
+
+/* Privileges (acl.c) */
+#define MSGQ_ACT_SEND			ACL_INSERT
+#define MSGQ_ACT_RECEIVE		ACL_SELECT
+#define MSGQ_ACT_DELETE			ACL_DELETE
+#define MSGQ_ACT_CHANGE_VIS		ACL_UPDATE
+#define MSGQ_ACT_PURGE			ACL_TRUNCATE
+#define MSGQ_ACT_GET_ATTRS		ACL_REFERENCES
+#define MSGQ_ACT_SET_ATTRS		ACL_TRIGGER
+#define MSGQ_ACT_DELETE_QUEUE	ACL_EXECUTE
+#define MSGQ_ACT_ALL			(ACL_INSERT | ACL_SELECT | ACL_DELETE | ACL_UPDATE | \
+								 ACL_TRUNCATE | ACL_REFERENCES | ACL_TRIGGER | ACL_EXECUTE)
+
+/* A queue as the functions see it (queue.c) */
+typedef struct MsgqQueue
+{
+	int32		queue_id;
+	char	   *queue_name;
+	Oid			owner;
+	bool		fifo;
+	int32		visibility_timeout;
+	int32		retention_period;
+	int32		delay_seconds;
+	int32		wait_time_seconds;
+	int32		maximum_message_size;
+	Acl		   *acl;			/* NULL when no permission was added */
+} MsgqQueue;
+
+extern void msgq_check_queue_action(MsgqQueue *queue, Oid roleid,
+									AclMode action, const char *action_name);
+extern void msgq_check_queue_owner(MsgqQueue *queue, Oid roleid);
+extern bool msgq_queue_action_allowed(Oid roleid, Oid owner, Acl *acl,
+									  AclMode action);
+extern AclMode msgq_parse_actions(ArrayType *actions);
+extern Acl *msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor);
+
+/* Queue lookup (queue.c); caller is connected to SPI as the extension owner */
+extern bool msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue);
+extern MsgqQueue *msgq_queue_get(const char *queue_ref);
+
+/*
+ * Maintenance (maintenance.c): one cycle of the timed work of a database.
+ * Must be called inside a transaction; it connects to SPI itself and runs
+ * as the extension owner.  The per-database worker calls it every
+ * msgq.worker_naptime; msgq.run_maintenance() calls it on demand.
+ */
+extern void msgq_maintenance_cycle(void);
+
+/* Background workers (launcher.c, worker.c) */
+extern void msgq_bgw_define_gucs(void);
+extern Size msgq_bgw_shmem_size(void);
+extern void msgq_bgw_shmem_init(void);
+extern void msgq_bgw_register_launcher(void);
+extern void msgq_bgw_install_hooks(void);
+
+#endif							/* MSGQ_H */

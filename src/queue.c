@@ -1,0 +1,1519 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  SQS-style queues: the SQL-callable functions and the storage
+ *	  interface behind them.
+ *
+ * Every function follows the same path: check that msgq is preloaded,
+ * remember the calling role, switch to the extension owner, connect to
+ * SPI, look the queue up, check the caller's right on it (acl.c), then do
+ * the work with cached, fully schema-qualified plans that were prepared
+ * under a fixed search_path (so a caller's search_path can never redirect
+ * them).  Queue names are only ever bound as parameters.
+ *
+ * Storage (first design; doc/storage.md has the reasons and the plan):
+ * one table msgq.message holds the messages of every queue, keyed by
+ * (queue_id, msg_seq) where msg_seq comes from one sequence, so the key
+ * order is the delivery order.  A receive claims the first visible rows
+ * in key order with FOR UPDATE SKIP LOCKED and updates their lease columns
+ * (visible_at, receive_count, received_at, receipt_nonce), none of which is
+ * indexed, so the update is HOT when the page has room (fillfactor 60).
+ * A delete is a DELETE.  All of this lives behind the queue_* helpers
+ * below, so the layout can change without touching the SQL API.
+ *
+ * Message lifecycle:
+ *
+ *	send --(commit)--> delayed --(visible_at reached)--> visible
+ *	visible --receive--> in flight (visible_at = now + visibility timeout)
+ *	in flight --(timeout, change_message_visibility(0), rollback)--> visible
+ *	in flight --delete_message with the latest handle--> gone
+ *
+ * Long polling: see wait.c for the wake-up protocol.
+ *
+ * IDENTIFICATION
+ *	  src/queue.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
+#include "msgq.h"
+
+PG_FUNCTION_INFO_V1(msgq_create_queue);
+PG_FUNCTION_INFO_V1(msgq_delete_queue);
+PG_FUNCTION_INFO_V1(msgq_list_queues);
+PG_FUNCTION_INFO_V1(msgq_get_queue_url);
+PG_FUNCTION_INFO_V1(msgq_send_message);
+PG_FUNCTION_INFO_V1(msgq_receive_message);
+PG_FUNCTION_INFO_V1(msgq_delete_message);
+PG_FUNCTION_INFO_V1(msgq_change_message_visibility);
+PG_FUNCTION_INFO_V1(msgq_add_permission);
+PG_FUNCTION_INFO_V1(msgq_remove_permission);
+PG_FUNCTION_INFO_V1(msgq_run_maintenance);
+
+/*
+ * Cached plans.  Prepared once per backend; PostgreSQL re-plans them on
+ * its own when msgq's tables change (or are dropped and made anew by a
+ * DROP/CREATE EXTENSION), always under the search_path they were made
+ * with.
+ */
+typedef enum QueuePlan
+{
+	QP_LOOKUP,
+	QP_INSERT_QUEUE,
+	QP_QUEUE_ATTRS,
+	QP_DELETE_MESSAGES,
+	QP_DELETE_QUEUE,
+	QP_LIST,
+	QP_SEND,
+	QP_RECEIVE,
+	QP_ADD_COUNT,
+	QP_NEXT_VISIBLE,
+	QP_DELETE_MESSAGE,
+	QP_LEASE,
+	QP_SET_VISIBLE,
+	QP_PERM_INSERT,
+	QP_PERM_DELETE,
+	QP_ACL_RECOMPUTE,
+	QP_COUNT
+} QueuePlan;
+
+static SPIPlanPtr queue_plans[QP_COUNT];
+
+static SPIPlanPtr
+queue_plan(QueuePlan which, const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+	int			nest;
+
+	if (queue_plans[which] != NULL)
+		return queue_plans[which];
+
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	AtEOXact_GUC(true, nest);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	queue_plans[which] = plan;
+	return plan;
+}
+
+/* State of one SQL-callable call */
+typedef struct QueueCall
+{
+	Oid			caller;
+	Oid			save_userid;
+	int			save_sec_context;
+} QueueCall;
+
+static void
+queue_enter(QueueCall *call)
+{
+	msgq_check_preloaded();
+	call->caller = GetUserId();
+	msgq_switch_to_owner(&call->save_userid, &call->save_sec_context);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+queue_leave(QueueCall *call)
+{
+	SPI_finish();
+	msgq_restore_user(call->save_userid, call->save_sec_context);
+}
+
+static char *
+queue_text_arg(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * Accept a plain name, a queue URL (anything up to the last "/") or an
+ * ARN (anything up to the last ":") wherever a queue is named.
+ */
+static const char *
+queue_ref_name(const char *ref)
+{
+	const char *p;
+
+	if (ref == NULL)
+		return NULL;
+	if ((p = strrchr(ref, '/')) != NULL)
+		return p + 1;
+	if (strncmp(ref, "arn:", 4) == 0 && (p = strrchr(ref, ':')) != NULL)
+		return p + 1;
+	return ref;
+}
+
+static void
+queue_does_not_exist(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_QUEUE_DOES_NOT_EXIST),
+			 errmsg("queue \"%s\" does not exist", name),
+			 errdetail_internal("AWS error code: QueueDoesNotExist")));
+}
+
+static int32
+queue_get_int(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+bool
+msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	const char *name = queue_ref_name(queue_ref);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	if (name == NULL || name[0] == '\0')
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter QueueUrl");
+
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_plan(queue_plan(QP_LOOKUP,
+									"SELECT queue_id, owner::pg_catalog.oid, fifo, visibility_timeout,"
+									" message_retention_period, delay_seconds,"
+									" receive_wait_time_seconds, maximum_message_size, acl"
+									" FROM msgq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
+									1, argtypes),
+						 values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "queue lookup failed");
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	queue->queue_id = queue_get_int(tup, desc, 1);
+	queue->queue_name = pstrdup(name);
+	queue->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	queue->fifo = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	queue->visibility_timeout = queue_get_int(tup, desc, 4);
+	queue->retention_period = queue_get_int(tup, desc, 5);
+	queue->delay_seconds = queue_get_int(tup, desc, 6);
+	queue->wait_time_seconds = queue_get_int(tup, desc, 7);
+	queue->maximum_message_size = queue_get_int(tup, desc, 8);
+	d = SPI_getbinval(tup, desc, 9, &isnull);
+	queue->acl = isnull ? NULL : DatumGetAclPCopy(d);
+	return true;
+}
+
+MsgqQueue *
+msgq_queue_get(const char *queue_ref)
+{
+	MsgqQueue  *queue = palloc0(sizeof(MsgqQueue));
+
+	if (!msgq_queue_lookup(queue_ref, queue))
+		queue_does_not_exist(queue_ref_name(queue_ref));
+	return queue;
+}
+
+static void
+queue_invalid_value(const char *param, long long value, const char *reason)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("value %lld for parameter %s is invalid", value, param),
+			 errdetail_internal("AWS error code: InvalidParameterValue. Reason: %s", reason)));
+}
+
+/* ------------------------------------------------------------------------
+ * Queue attributes
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct QueueIntAttr
+{
+	const char *name;
+	int32		min;
+	int32		max;
+	int32		dflt;
+} QueueIntAttr;
+
+/* Order matters: the indexes are used below. */
+static const QueueIntAttr queue_int_attrs[] = {
+	{"VisibilityTimeout", 0, MSGQ_MAX_VISIBILITY_TIMEOUT, 30},
+	{"MessageRetentionPeriod", 60, 1209600, 345600},
+	{"DelaySeconds", 0, MSGQ_MAX_DELAY_SECONDS, 0},
+	{"ReceiveMessageWaitTimeSeconds", 0, MSGQ_MAX_WAIT_TIME_SECONDS, 0},
+	{"MaximumMessageSize", 1024, 1048576, 1048576},
+	{"KmsDataKeyReusePeriodSeconds", 60, 86400, 300},
+};
+#define QUEUE_N_INT_ATTRS	lengthof(queue_int_attrs)
+
+static const char *const queue_fifo_only_attrs[] = {
+	"ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit", NULL
+};
+
+static const char *const queue_later_attrs[] = {
+	"RedrivePolicy", "RedriveAllowPolicy", NULL
+};
+
+static void
+queue_attr_invalid(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid value for the parameter %s", name),
+			 errdetail_internal("AWS error code: InvalidAttributeValue")));
+}
+
+/* Parse an integer attribute given as a JSON number or a numeric string. */
+static int32
+queue_attr_int(JsonbValue *v, const QueueIntAttr *a)
+{
+	char	   *s;
+	char	   *end;
+	long		val;
+
+	if (v->type == jbvNumeric)
+		s = DatumGetCString(DirectFunctionCall1(numeric_out,
+												NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+	{
+		queue_attr_invalid(a->name);
+		return 0;
+	}
+	errno = 0;
+	val = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || val < a->min || val > a->max)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for the parameter %s", a->name),
+				 errdetail_internal("AWS error code: InvalidAttributeValue"),
+				 errhint("%s must be an integer from %d to %d.", a->name, a->min, a->max)));
+	return (int32) val;
+}
+
+static char *
+queue_attr_bool(JsonbValue *v, const char *name)
+{
+	if (v->type == jbvBool)
+		return v->val.boolean ? "true" : "false";
+	if (v->type == jbvString)
+	{
+		if (v->val.string.len == 4 && pg_strncasecmp(v->val.string.val, "true", 4) == 0)
+			return "true";
+		if (v->val.string.len == 5 && pg_strncasecmp(v->val.string.val, "false", 5) == 0)
+			return "false";
+	}
+	queue_attr_invalid(name);
+	return NULL;
+}
+
+static char *
+queue_attr_string(JsonbValue *v, const char *name)
+{
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvBinary)
+		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	queue_attr_invalid(name);
+	return NULL;
+}
+
+/*
+ * Validate create_queue's attributes and build the queue's full attribute
+ * set: every settable attribute with its effective value, as AWS's wire
+ * strings.  ints[] receives the integer attributes.
+ */
+static Jsonb *
+queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
+{
+	char	   *policy = NULL;
+	char	   *kms_key = NULL;
+	char	   *sse = NULL;
+	bool		have_kms_reuse = false;
+	StringInfoData buf;
+	int			i;
+
+	for (i = 0; i < QUEUE_N_INT_ATTRS; i++)
+		ints[i] = queue_int_attrs[i].dflt;
+
+	if (given != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		if (!JB_ROOT_IS_OBJECT(given) || JB_ROOT_IS_SCALAR(given))
+			MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+					   "queue attributes must be a JSON object");
+
+		it = JsonbIteratorInit(&given->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *key;
+			int			j;
+			bool		known = false;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			tok = JsonbIteratorNext(&it, &v, true);
+
+			for (j = 0; j < QUEUE_N_INT_ATTRS; j++)
+			{
+				if (strcmp(key, queue_int_attrs[j].name) == 0)
+				{
+					ints[j] = queue_attr_int(&v, &queue_int_attrs[j]);
+					if (j == 5)
+						have_kms_reuse = true;
+					known = true;
+				}
+			}
+			if (known)
+				continue;
+
+			if (strcmp(key, "Policy") == 0)
+				policy = queue_attr_string(&v, key);
+			else if (strcmp(key, "KmsMasterKeyId") == 0)
+				kms_key = queue_attr_string(&v, key);
+			else if (strcmp(key, "SqsManagedSseEnabled") == 0)
+				sse = queue_attr_bool(&v, key);
+			else if (strcmp(key, "FifoQueue") == 0)
+			{
+				if (strcmp(queue_attr_bool(&v, key), "true") == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_MSGQ_UNSUPPORTED_OPERATION),
+							 errmsg("FIFO queues are not supported yet"),
+							 errdetail_internal("AWS error code: UnsupportedOperation")));
+			}
+			else
+			{
+				for (j = 0; queue_later_attrs[j]; j++)
+					if (strcmp(key, queue_later_attrs[j]) == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_MSGQ_UNSUPPORTED_OPERATION),
+								 errmsg("queue attribute %s is not supported yet", key),
+								 errdetail_internal("AWS error code: UnsupportedOperation")));
+				for (j = 0; queue_fifo_only_attrs[j]; j++)
+					if (strcmp(key, queue_fifo_only_attrs[j]) == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_NAME),
+								 errmsg("attribute %s is only valid for FIFO queues", key),
+								 errdetail_internal("AWS error code: InvalidAttributeName")));
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_NAME),
+						 errmsg("unrecognized queue attribute: \"%s\"", key),
+						 errdetail_internal("AWS error code: InvalidAttributeName")));
+			}
+		}
+	}
+
+	if (is_fifo_name)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_UNSUPPORTED_OPERATION),
+				 errmsg("FIFO queues are not supported yet"),
+				 errdetail_internal("AWS error code: UnsupportedOperation"),
+				 errhint("Queue names ending in \".fifo\" are reserved for FIFO queues.")));
+
+	if (kms_key != NULL && sse != NULL && strcmp(sse, "true") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("SqsManagedSseEnabled and KmsMasterKeyId cannot both be set"),
+				 errdetail_internal("AWS error code: InvalidAttributeValue")));
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < 5; i++)
+		appendStringInfo(&buf, "%s\"%s\": \"%d\"", i > 0 ? ", " : "",
+						 queue_int_attrs[i].name, ints[i]);
+	if (kms_key != NULL)
+	{
+		appendStringInfoString(&buf, ", \"KmsMasterKeyId\": ");
+		escape_json(&buf, kms_key);
+		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", ints[5]);
+	}
+	else if (have_kms_reuse)
+		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", ints[5]);
+	appendStringInfo(&buf, ", \"SqsManagedSseEnabled\": \"%s\"",
+					 sse ? sse : (kms_key ? "false" : "true"));
+	if (policy != NULL)
+	{
+		appendStringInfoString(&buf, ", \"Policy\": ");
+		escape_json(&buf, policy);
+	}
+	appendStringInfoChar(&buf, '}');
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* The first attribute whose value differs between two attribute sets. */
+static char *
+queue_first_difference(Jsonb *a, Jsonb *b)
+{
+	Jsonb	   *sides[2] = {a, b};
+	int			s;
+
+	for (s = 0; s < 2; s++)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&sides[s]->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			JsonbValue	key;
+			JsonbValue *other;
+			JsonbValue	val;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = v;
+			tok = JsonbIteratorNext(&it, &val, true);
+			other = findJsonbValueFromContainer(&sides[1 - s]->root, JB_FOBJECT, &key);
+			if (other == NULL || other->type != jbvString || val.type != jbvString ||
+				other->val.string.len != val.val.string.len ||
+				memcmp(other->val.string.val, val.val.string.val, val.val.string.len) != 0)
+				return pnstrdup(key.val.string.val, key.val.string.len);
+		}
+	}
+	return NULL;
+}
+
+static char *
+queue_url(const char *name)
+{
+	return psprintf("msgq://%s/%s", get_database_name(MyDatabaseId), name);
+}
+
+/*
+ * msgq.create_queue(queue_name text, attributes jsonb DEFAULT '{}')
+ * returns text
+ *
+ * Create a standard queue and return its URL.  Creating a queue that
+ * exists with the same attributes returns its URL; with a different value
+ * for any attribute it fails with QueueNameExists.
+ */
+Datum
+msgq_create_queue(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	Jsonb	   *given = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	bool		is_fifo;
+	int32		ints[QUEUE_N_INT_ATTRS];
+	Jsonb	   *attrs;
+	QueueCall	call;
+	MsgqQueue	existing;
+	char	   *url;
+
+	msgq_check_preloaded();
+	msgq_check_queue_name(name, &is_fifo);
+	attrs = queue_build_attributes(given, is_fifo, ints);
+
+	queue_enter(&call);
+
+	/* Serialize creators of the same name, then look for an existing queue. */
+	DirectFunctionCall1(pg_advisory_xact_lock_int8,
+						Int64GetDatum((int64) hash_bytes((unsigned char *) name,
+														 strlen(name)) | ((int64) 0x6d7367 << 32)));
+
+	if (msgq_queue_lookup(name, &existing))
+	{
+		Oid			argtypes[1] = {INT4OID};
+		Datum		values[1] = {Int32GetDatum(existing.queue_id)};
+		bool		isnull;
+		Jsonb	   *old;
+		char	   *diff;
+
+		if (SPI_execute_plan(queue_plan(QP_QUEUE_ATTRS,
+										"SELECT attributes FROM msgq.queue"
+										" WHERE queue_id OPERATOR(pg_catalog.=) $1",
+										1, argtypes),
+							 values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "queue attributes lookup failed");
+		old = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+		diff = queue_first_difference(attrs, old);
+		if (diff != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_QUEUE_NAME_EXISTS),
+					 errmsg("queue \"%s\" already exists with a different value for attribute %s",
+							name, diff),
+					 errdetail_internal("AWS error code: QueueNameExists")));
+	}
+	else
+	{
+		Oid			argtypes[9] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
+		INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID};
+		Datum		values[9];
+
+		values[0] = CStringGetTextDatum(name);
+		values[1] = ObjectIdGetDatum(call.caller);
+		values[2] = Int32GetDatum(ints[0]);
+		values[3] = Int32GetDatum(ints[1]);
+		values[4] = Int32GetDatum(ints[2]);
+		values[5] = Int32GetDatum(ints[3]);
+		values[6] = Int32GetDatum(ints[4]);
+		values[7] = JsonbPGetDatum(attrs);
+		values[8] = TimestampTzGetDatum(msgq_now());
+		if (SPI_execute_plan(queue_plan(QP_INSERT_QUEUE,
+										"INSERT INTO msgq.queue (queue_id, queue_name, owner,"
+										" visibility_timeout, message_retention_period, delay_seconds,"
+										" receive_wait_time_seconds, maximum_message_size, attributes,"
+										" created_at, last_modified_at)"
+										" VALUES (pg_catalog.nextval('msgq.queue_id_seq'), $1,"
+										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9)",
+										9, argtypes),
+							 values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert queue");
+	}
+
+	url = queue_url(name);
+	queue_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text(url));
+}
+
+/*
+ * msgq.delete_queue(queue_name text)
+ *
+ * Delete a queue and every message in it.  Long polls on it end.
+ */
+Datum
+msgq_delete_queue(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_DELETE_QUEUE, "DeleteQueue");
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	if (SPI_execute_plan(queue_plan(QP_DELETE_MESSAGES,
+									"DELETE FROM msgq.message WHERE queue_id OPERATOR(pg_catalog.=) $1",
+									1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete messages");
+	if (SPI_execute_plan(queue_plan(QP_DELETE_QUEUE,
+									"DELETE FROM msgq.queue WHERE queue_id OPERATOR(pg_catalog.=) $1",
+									1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete queue");
+
+	msgq_wakeup_at_commit(queue->queue_id, true);
+	queue_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * msgq.list_queues(queue_name_prefix text DEFAULT NULL) returns setof text
+ *
+ * The names of the queues the caller has any right on, in name order, at
+ * most 1000 as in AWS.
+ */
+Datum
+msgq_list_queues(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *prefix = queue_text_arg(fcinfo, 0);
+	QueueCall	call;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	uint64		i;
+	int			returned = 0;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	queue_enter(&call);
+
+	values[0] = prefix ? CStringGetTextDatum(prefix) : (Datum) 0;
+	nulls[0] = prefix ? ' ' : 'n';
+	if (SPI_execute_plan(queue_plan(QP_LIST,
+									"SELECT queue_name, owner::pg_catalog.oid, acl FROM msgq.queue"
+									" WHERE $1 IS NULL OR pg_catalog.starts_with(queue_name, $1)"
+									" ORDER BY queue_name COLLATE \"C\"",
+									1, argtypes),
+						 values, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list queues");
+
+	for (i = 0; i < SPI_processed && returned < 1000; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		acl_d;
+		Oid			owner;
+		Datum		out[1];
+		bool		outnull[1] = {false};
+
+		owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		acl_d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (!msgq_queue_action_allowed(call.caller, owner,
+									   isnull ? NULL : DatumGetAclP(acl_d),
+									   MSGQ_ACT_ALL))
+			continue;
+		out[0] = SPI_getbinval(tup, desc, 1, &isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+		returned++;
+	}
+
+	queue_leave(&call);
+	return (Datum) 0;
+}
+
+/*
+ * msgq.get_queue_url(queue_name text) returns text
+ */
+Datum
+msgq_get_queue_url(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	char	   *url;
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_GET_ATTRS, "GetQueueUrl");
+	url = queue_url(queue->queue_name);
+	queue_leave(&call);
+	PG_RETURN_TEXT_P(cstring_to_text(url));
+}
+
+/* ------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------
+ */
+
+static void
+queue_check_id_chars(const char *param, const char *value)
+{
+	const char *p;
+	size_t		len = strlen(value);
+
+	if (len < 1 || len > 128)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("value for parameter %s must have 1 to 128 characters", param),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	for (p = value; *p; p++)
+	{
+		if (!(*p >= 0x21 && *p <= 0x7e))
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+					 errmsg("value \"%s\" for parameter %s is invalid", value, param),
+					 errdetail_internal("AWS error code: InvalidParameterValue"),
+					 errhint("%s may contain letters, digits and punctuation.", param)));
+	}
+}
+
+static Datum
+queue_new_uuid(void)
+{
+	pg_uuid_t  *uuid = palloc(UUID_LEN);
+
+	if (!pg_strong_random(uuid, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
+}
+
+/*
+ * msgq.send_message(queue_name text, message_body text,
+ *		delay_seconds int DEFAULT NULL, message_attributes jsonb DEFAULT NULL,
+ *		message_group_id text DEFAULT NULL,
+ *		message_deduplication_id text DEFAULT NULL,
+ *		OUT message_id uuid, OUT md5_of_message_body text,
+ *		OUT md5_of_message_attributes text, OUT sequence_number numeric)
+ *
+ * Send one message.  It exists if and only if the calling transaction
+ * commits; long polls on the queue wake at that commit.
+ */
+Datum
+msgq_send_message(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	text	   *body_t = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	Jsonb	   *mattrs = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	char	   *group_id = queue_text_arg(fcinfo, 4);
+	char	   *dedup_id = queue_text_arg(fcinfo, 5);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	int32		delay;
+	int			size;
+	char	   *md5_body;
+	char	   *md5_attrs;
+	TimestampTz now;
+	TupleDesc	tupdesc;
+	Datum		result[4];
+	bool		rnulls[4] = {false, false, false, true};
+	Datum		message_id;
+	char	   *sender;
+	Oid			argtypes[10] = {INT4OID, UUIDOID, TEXTOID, JSONBOID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', ' ', ' '};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
+
+	if (body_t == NULL || VARSIZE_ANY_EXHDR(body_t) == 0)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter MessageBody");
+
+	if (PG_ARGISNULL(2))
+		delay = queue->delay_seconds;
+	else
+	{
+		delay = PG_GETARG_INT32(2);
+		if (delay < 0 || delay > MSGQ_MAX_DELAY_SECONDS)
+			queue_invalid_value("DelaySeconds", delay, "Must be >= 0 and <= 900.");
+	}
+
+	if (group_id != NULL)
+		queue_check_id_chars("MessageGroupId", group_id);
+	if (dedup_id != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("parameter MessageDeduplicationId is valid only for FIFO queues"),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+
+	msgq_check_body(VARDATA_ANY(body_t), VARSIZE_ANY_EXHDR(body_t));
+	size = VARSIZE_ANY_EXHDR(body_t) + msgq_check_message_attributes(mattrs, &md5_attrs);
+	if (size > queue->maximum_message_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("message must be shorter than %d bytes", queue->maximum_message_size),
+				 errdetail_internal("AWS error code: InvalidParameterValue. The message and its attributes take %d bytes.", size)));
+
+	md5_body = msgq_md5_hex(VARDATA_ANY(body_t), VARSIZE_ANY_EXHDR(body_t));
+	message_id = queue_new_uuid();
+	now = msgq_now();
+	sender = GetUserNameFromId(call.caller, false);
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = message_id;
+	values[2] = PointerGetDatum(body_t);
+	values[3] = mattrs && md5_attrs ? JsonbPGetDatum(mattrs) : (Datum) 0;
+	nulls[3] = mattrs && md5_attrs ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(md5_body);
+	values[5] = md5_attrs ? CStringGetTextDatum(md5_attrs) : (Datum) 0;
+	nulls[5] = md5_attrs ? ' ' : 'n';
+	values[6] = CStringGetTextDatum(sender);
+	values[7] = group_id ? CStringGetTextDatum(group_id) : (Datum) 0;
+	nulls[7] = group_id ? ' ' : 'n';
+	values[8] = TimestampTzGetDatum(now);
+	values[9] = TimestampTzGetDatum(now + (TimestampTz) delay * USECS_PER_SEC);
+
+	if (SPI_execute_plan(queue_plan(QP_SEND,
+									"INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
+									" message_attributes, md5_of_body, md5_of_message_attributes,"
+									" sender, message_group_id, sent_at, visible_at)"
+									" VALUES ($1, pg_catalog.nextval('msgq.message_seq'), $2, $3, $4,"
+									" $5, $6, $7, $8, $9, $10)",
+									10, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert message");
+
+	msgq_wakeup_at_commit(queue->queue_id, false);
+	queue_leave(&call);
+
+	result[0] = message_id;
+	result[1] = CStringGetTextDatum(md5_body);
+	result[2] = md5_attrs ? CStringGetTextDatum(md5_attrs) : (Datum) 0;
+	rnulls[2] = (md5_attrs == NULL);
+	result[3] = (Datum) 0;
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, rnulls)));
+}
+
+/* Build the "attributes" jsonb of a received message. */
+static Datum
+queue_system_attributes(HeapTuple tup, TupleDesc desc, int32 receive_count,
+						Datum *sel, int nsel)
+{
+	StringInfoData buf;
+	bool		isnull;
+	bool		first = true;
+	Datum		d;
+
+#define SYSATTR(name) \
+	(msgq_name_selected(name, sel, nsel) && \
+	 (appendStringInfoString(&buf, first ? "\"" name "\": " : ", \"" name "\": "), \
+	  first = false, true))
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	if (SYSATTR("SenderId"))
+		escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull)));
+	if (SYSATTR("SentTimestamp"))
+	{
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		appendStringInfo(&buf, "\"%lld\"", (long long)
+						 ((DatumGetTimestampTz(d) / 1000) +
+						  ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000LL)));
+	}
+	if (SYSATTR("ApproximateReceiveCount"))
+		appendStringInfo(&buf, "\"%d\"", receive_count);
+	if (SYSATTR("ApproximateFirstReceiveTimestamp"))
+	{
+		d = SPI_getbinval(tup, desc, 9, &isnull);
+		appendStringInfo(&buf, "\"%lld\"", (long long)
+						 ((DatumGetTimestampTz(d) / 1000) +
+						  ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000LL)));
+	}
+	d = SPI_getbinval(tup, desc, 10, &isnull);
+	if (!isnull && SYSATTR("MessageGroupId"))
+		escape_json(&buf, TextDatumGetCString(d));
+	appendStringInfoChar(&buf, '}');
+#undef SYSATTR
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+/* Select the requested message attributes; NULL when none is left. */
+static Datum
+queue_select_message_attributes(Jsonb *stored, Datum *sel, int nsel, bool *isnull)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	int			kept = 0;
+
+	*isnull = true;
+	if (stored == NULL || nsel == 0)
+		return (Datum) 0;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	it = JsonbIteratorInit(&stored->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		JsonbValue	key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = v;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (!msgq_name_selected(name, sel, nsel))
+			continue;
+		pushJsonbValue(&state, WJB_KEY, &key);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+		kept++;
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (kept == 0)
+		return (Datum) 0;
+	*isnull = false;
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
+}
+
+/*
+ * Claim up to max visible messages of a queue and put one output row per
+ * message into the tuplestore, in delivery order.  Returns the number
+ * claimed.
+ */
+static int
+queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
+				   Datum *attr_sel, int nattr_sel,
+				   Datum *sys_sel, int nsys_sel,
+				   ReturnSetInfo *rsinfo)
+{
+	Oid			argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID};
+	Datum		values[5];
+	int64		nonce = msgq_random_nonce();
+	TimestampTz now = msgq_now();
+	uint64		i,
+				n;
+	SPITupleTable *tuptable;
+	bool		pending;
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = Int32GetDatum(max);
+	values[3] = Int32GetDatum(visibility);
+	values[4] = Int64GetDatum(nonce);
+
+	if (SPI_execute_plan(queue_plan(QP_RECEIVE,
+									"WITH c AS ("
+									"  SELECT msg_seq FROM msgq.message"
+									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
+									"   ORDER BY queue_id, msg_seq LIMIT $3"
+									"   FOR UPDATE SKIP LOCKED),"
+									" u AS ("
+									"  UPDATE msgq.message m"
+									"     SET visible_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $4),"
+									"         receive_count = m.receive_count OPERATOR(pg_catalog.+) 1,"
+									"         first_received_at = COALESCE(m.first_received_at, $2),"
+									"         received_at = $2,"
+									"         receipt_nonce = $5"
+									"    FROM c"
+									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+									"     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
+									"  RETURNING m.msg_seq, m.message_id, m.body, m.md5_of_body,"
+									"            m.message_attributes, m.sender, m.sent_at,"
+									"            m.receive_count, m.first_received_at,"
+									"            m.message_group_id)"
+									" SELECT * FROM u ORDER BY msg_seq",
+									5, argtypes),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not receive messages");
+
+	n = SPI_processed;
+	tuptable = SPI_tuptable;
+	pending = (n > 0 && msgq_aborted_receives_pending());
+
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull;
+		int64		msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int32		count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		int32		extra = 0;
+		Datum		out[6];
+		bool		outnull[6] = {false, false, false, false, false, false};
+		Datum		d;
+
+		if (pending)
+		{
+			extra = msgq_take_aborted_receives(queue->queue_id, msg_seq);
+			if (extra > 0)
+			{
+				Oid			at[3] = {INT4OID, INT8OID, INT4OID};
+				Datum		av[3];
+
+				av[0] = Int32GetDatum(queue->queue_id);
+				av[1] = Int64GetDatum(msg_seq);
+				av[2] = Int32GetDatum(extra);
+				/* remember first, so a failure below still returns the count */
+				msgq_remember_receive(queue->queue_id, msg_seq, extra);
+				if (SPI_execute_plan(queue_plan(QP_ADD_COUNT,
+												"UPDATE msgq.message"
+												"   SET receive_count = receive_count OPERATOR(pg_catalog.+) $3"
+												" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+												"   AND msg_seq OPERATOR(pg_catalog.=) $2",
+												3, at),
+									 av, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not update receive count");
+				count += extra;
+			}
+			else
+				msgq_remember_receive(queue->queue_id, msg_seq, 0);
+		}
+		else
+			msgq_remember_receive(queue->queue_id, msg_seq, 0);
+
+		out[0] = SPI_getbinval(tup, desc, 2, &isnull);
+		out[1] = CStringGetTextDatum(msgq_handle_encode(queue->queue_id, msg_seq, nonce));
+		out[2] = SPI_getbinval(tup, desc, 3, &isnull);
+		out[3] = SPI_getbinval(tup, desc, 4, &isnull);
+		out[4] = queue_system_attributes(tup, desc, count, sys_sel, nsys_sel);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		out[5] = queue_select_message_attributes(isnull ? NULL : DatumGetJsonbP(d),
+												 attr_sel, nattr_sel, &outnull[5]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+	}
+	return (int) n;
+}
+
+/* The earliest time after now at which a message of the queue becomes visible. */
+static bool
+queue_next_visible(MsgqQueue *queue, TimestampTz now, TimestampTz *next)
+{
+	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = TimestampTzGetDatum(now);
+	if (SPI_execute_plan(queue_plan(QP_NEXT_VISIBLE,
+									"SELECT pg_catalog.min(visible_at) FROM msgq.message"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND visible_at OPERATOR(pg_catalog.>) $2",
+									2, argtypes),
+						 values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the next visibility time");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return false;
+	*next = DatumGetTimestampTz(d);
+	return true;
+}
+
+static void
+queue_text_array(ArrayType *arr, Datum **elems, int *n)
+{
+	bool	   *nulls;
+	int			i,
+				j = 0;
+
+	if (arr == NULL)
+	{
+		*elems = NULL;
+		*n = 0;
+		return;
+	}
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, elems, &nulls, n);
+	for (i = 0; i < *n; i++)
+		if (!nulls[i])
+			(*elems)[j++] = (*elems)[i];
+	*n = j;
+}
+
+/*
+ * msgq.receive_message(queue_name text, max_number_of_messages int DEFAULT 1,
+ *		visibility_timeout int DEFAULT NULL, wait_time_seconds int DEFAULT NULL,
+ *		message_attribute_names text[] DEFAULT '{All}',
+ *		message_system_attribute_names text[] DEFAULT '{All}',
+ *		receive_request_attempt_id text DEFAULT NULL)
+ * returns table (message_id uuid, receipt_handle text, body text,
+ *		md5_of_body text, attributes jsonb, message_attributes jsonb)
+ *
+ * Receive up to max_number_of_messages visible messages, hiding each for
+ * the visibility timeout and minting a new receipt handle per receive.
+ * With a wait time (the call's, or the queue's ReceiveMessageWaitTimeSeconds)
+ * and nothing to receive, sleep on the queue's condition variable until a
+ * message may have become receivable, the wait ends, or the statement
+ * would time out.
+ */
+Datum
+msgq_receive_message(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = queue_text_arg(fcinfo, 0);
+	int32		max;
+	int32		visibility;
+	int32		wait;
+	Datum	   *attr_sel;
+	int			nattr_sel;
+	Datum	   *sys_sel;
+	int			nsys_sel;
+	char	   *attempt_id = queue_text_arg(fcinfo, 6);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	TimestampTz deadline;
+	uint64		ends_seen;
+	bool		waiting = false;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_RECEIVE, "ReceiveMessage");
+
+	max = PG_ARGISNULL(1) ? 1 : PG_GETARG_INT32(1);
+	if (max < 1 || max > MSGQ_MAX_RECEIVE_MESSAGES)
+		queue_invalid_value("MaxNumberOfMessages", max,
+							"Must be between 1 and 10, if provided.");
+	visibility = PG_ARGISNULL(2) ? queue->visibility_timeout : PG_GETARG_INT32(2);
+	if (visibility < 0 || visibility > MSGQ_MAX_VISIBILITY_TIMEOUT)
+		queue_invalid_value("VisibilityTimeout", visibility,
+							"Must be >= 0 and <= 43200, if provided.");
+	wait = PG_ARGISNULL(3) ? queue->wait_time_seconds : PG_GETARG_INT32(3);
+	if (wait < 0 || wait > MSGQ_MAX_WAIT_TIME_SECONDS)
+		queue_invalid_value("WaitTimeSeconds", wait,
+							"Must be >= 0 and <= 20, if provided.");
+	if (attempt_id != NULL)
+		queue_check_id_chars("ReceiveRequestAttemptId", attempt_id);
+	queue_text_array(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4),
+					 &attr_sel, &nattr_sel);
+	queue_text_array(PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),
+					 &sys_sel, &nsys_sel);
+
+	if (wait > 0 && XactIsoLevel != XACT_READ_COMMITTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("long polling requires the READ COMMITTED isolation level"),
+				 errdetail("A wait takes a fresh snapshot for every check."),
+				 errhint("Call receive_message with wait_time_seconds => 0, or use READ COMMITTED.")));
+
+	deadline = msgq_now() + (TimestampTz) wait * USECS_PER_SEC;
+	if (wait > 0 && StatementTimeout > 0)
+	{
+		/* return, empty, before a shorter statement_timeout would fire */
+		long		margin = Min(StatementTimeout / 4, 50);
+		TimestampTz stmt_end;
+
+		stmt_end = GetCurrentStatementStartTimestamp() +
+			(TimestampTz) (StatementTimeout - margin) * 1000 +
+			(TimestampTz) msgq_clock_offset_ms * 1000;
+		if (stmt_end < deadline)
+			deadline = stmt_end;
+	}
+	ends_seen = msgq_wait_end_counter(queue->queue_id);
+
+	for (;;)
+	{
+		uint64		seen = msgq_wait_counter(queue->queue_id);
+		TimestampTz now;
+		TimestampTz wake;
+		TimestampTz next;
+
+		if (queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
+							   sys_sel, nsys_sel, rsinfo) > 0)
+			break;
+
+		now = msgq_now();
+		if (now >= deadline ||
+			msgq_wait_end_counter(queue->queue_id) != ends_seen)
+			break;
+
+		wake = deadline;
+		if (queue_next_visible(queue, now, &next) && next < wake)
+			wake = next;
+		if (wake > now + (TimestampTz) msgq_wait_recheck_interval_ms * 1000)
+			wake = now + (TimestampTz) msgq_wait_recheck_interval_ms * 1000;
+
+		if (!waiting)
+		{
+			msgq_waiter_begin(queue->queue_id, deadline);
+			waiting = true;
+		}
+		/* round up, so that we never wake just before the event */
+		msgq_wait_sleep(queue->queue_id, seen,
+						(long) ((wake - now + 999) / 1000));
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (waiting)
+		msgq_waiter_end();
+
+	queue_leave(&call);
+	return (Datum) 0;
+}
+
+/*
+ * msgq.delete_message(queue_name text, receipt_handle text)
+ *
+ * Delete the message of a receipt handle.  Deleting with a handle of a
+ * message already deleted succeeds; a handle superseded by a later receive
+ * succeeds without deleting, so it never removes a message another
+ * consumer now holds.
+ */
+Datum
+msgq_delete_message(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *handle = queue_text_arg(fcinfo, 1);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	int64		msg_seq,
+				nonce;
+	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
+	Datum		values[3];
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_DELETE, "DeleteMessage");
+	if (handle == NULL)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter ReceiptHandle");
+	msgq_handle_decode(handle, queue->queue_id, &msg_seq, &nonce);
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = Int64GetDatum(msg_seq);
+	values[2] = Int64GetDatum(nonce);
+	if (SPI_execute_plan(queue_plan(QP_DELETE_MESSAGE,
+									"DELETE FROM msgq.message"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
+									"   AND receipt_nonce OPERATOR(pg_catalog.=) $3",
+									3, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete message");
+
+	queue_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * msgq.change_message_visibility(queue_name text, receipt_handle text,
+ *		visibility_timeout int)
+ *
+ * Make an in-flight message visible again after visibility_timeout seconds
+ * counted from now (0: at once).  The total stays within 12 hours of the
+ * receive.
+ */
+Datum
+msgq_change_message_visibility(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *handle = queue_text_arg(fcinfo, 1);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	int32		vt;
+	int64		msg_seq,
+				nonce;
+	Oid			argtypes[3] = {INT4OID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[3];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int64		row_nonce;
+	TimestampTz received_at;
+	TimestampTz visible_at;
+	TimestampTz now;
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_CHANGE_VIS,
+							"ChangeMessageVisibility");
+	if (handle == NULL)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter ReceiptHandle");
+	if (PG_ARGISNULL(2))
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter VisibilityTimeout");
+	vt = PG_GETARG_INT32(2);
+	if (vt < 0 || vt > MSGQ_MAX_VISIBILITY_TIMEOUT)
+		queue_invalid_value("VisibilityTimeout", vt,
+							"Must be >= 0 and <= 43200.");
+	msgq_handle_decode(handle, queue->queue_id, &msg_seq, &nonce);
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = Int64GetDatum(msg_seq);
+	if (SPI_execute_plan(queue_plan(QP_LEASE,
+									"SELECT receipt_nonce, received_at, visible_at FROM msgq.message"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
+									" FOR UPDATE",
+									2, argtypes),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read message lease");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("message does not exist or is not available for visibility timeout change"),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	row_nonce = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	received_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+	visible_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+	now = msgq_now();
+
+	if (row_nonce != nonce)
+	{
+		if (visible_at <= now)
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_MESSAGE_NOT_INFLIGHT),
+					 errmsg("message is not in flight"),
+					 errdetail_internal("AWS error code: MessageNotInflight")));
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("message does not exist or is not available for visibility timeout change"),
+				 errdetail_internal("AWS error code: InvalidParameterValue"),
+				 errhint("The message was received again; use the latest receipt handle.")));
+	}
+	if (now + (TimestampTz) vt * USECS_PER_SEC >
+		received_at + (TimestampTz) MSGQ_MAX_VISIBILITY_TIMEOUT * USECS_PER_SEC)
+		queue_invalid_value("VisibilityTimeout", vt,
+							"Total VisibilityTimeout for the message is beyond the limit [43200 seconds].");
+
+	values[2] = TimestampTzGetDatum(now + (TimestampTz) vt * USECS_PER_SEC);
+	if (SPI_execute_plan(queue_plan(QP_SET_VISIBLE,
+									"UPDATE msgq.message SET visible_at = $3"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2",
+									3, argtypes),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not change message visibility");
+
+	/* the new time may be earlier than a waiter's planned wake-up */
+	msgq_wakeup_at_commit(queue->queue_id, false);
+	queue_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Permissions
+ * ------------------------------------------------------------------------
+ */
+
+static void
+queue_check_label(const char *label)
+{
+	const char *p;
+
+	if (label == NULL || label[0] == '\0')
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter Label");
+	if (strlen(label) > MSGQ_MAX_NAME_LEN)
+		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+				   "label \"%s\" is too long", label);
+	for (p = label; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+					   "invalid label \"%s\"", label);
+}
+
+static void
+queue_recompute_acl(int32 queue_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(queue_id)};
+
+	if (SPI_execute_plan(queue_plan(QP_ACL_RECOMPUTE,
+									"UPDATE msgq.queue SET acl ="
+									" (SELECT pg_catalog.array_agg(a ORDER BY p.label, a.ord)"
+									"    FROM msgq.queue_permission p,"
+									"         pg_catalog.unnest(p.acl) WITH ORDINALITY a(a, ord)"
+									"   WHERE p.queue_id OPERATOR(pg_catalog.=) $1)"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1",
+									1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update queue privileges");
+}
+
+/*
+ * msgq.add_permission(queue_name text, label text, roles text[],
+ *		actions text[])
+ *
+ * Grant AWS actions on a queue to roles under a label.  Only the queue's
+ * owner (or a superuser) may.
+ */
+Datum
+msgq_add_permission(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *label = queue_text_arg(fcinfo, 1);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	AclMode		mode;
+	Acl		   *acl;
+	Oid			argtypes[3] = {INT4OID, TEXTOID, ACLITEMARRAYOID};
+	Datum		values[3];
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_owner(queue, call.caller);
+	queue_check_label(label);
+	if (PG_ARGISNULL(2))
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter AWSAccountIds");
+	if (PG_ARGISNULL(3))
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter Actions");
+	mode = msgq_parse_actions(PG_GETARG_ARRAYTYPE_P(3));
+	acl = msgq_build_acl(PG_GETARG_ARRAYTYPE_P(2), mode, queue->owner);
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = CStringGetTextDatum(label);
+	values[2] = PointerGetDatum(acl);
+	if (SPI_execute_plan(queue_plan(QP_PERM_INSERT,
+									"INSERT INTO msgq.queue_permission (queue_id, label, acl)"
+									" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+									3, argtypes),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not add permission");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("label \"%s\" already exists on queue \"%s\"", label, queue->queue_name),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	queue_recompute_acl(queue->queue_id);
+
+	queue_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * msgq.remove_permission(queue_name text, label text)
+ */
+Datum
+msgq_remove_permission(PG_FUNCTION_ARGS)
+{
+	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *label = queue_text_arg(fcinfo, 1);
+	QueueCall	call;
+	MsgqQueue  *queue;
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	queue_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_owner(queue, call.caller);
+	queue_check_label(label);
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = CStringGetTextDatum(label);
+	if (SPI_execute_plan(queue_plan(QP_PERM_DELETE,
+									"DELETE FROM msgq.queue_permission"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND label OPERATOR(pg_catalog.=) $2",
+									2, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not remove permission");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("label \"%s\" does not exist on queue \"%s\"", label, queue->queue_name),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	queue_recompute_acl(queue->queue_id);
+
+	queue_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * msgq.run_maintenance()
+ *
+ * Run one maintenance cycle of this database's worker in the calling
+ * backend, so tests can drive time rules with msgq.clock_offset.
+ */
+Datum
+msgq_run_maintenance(PG_FUNCTION_ARGS)
+{
+	msgq_check_preloaded();
+	msgq_maintenance_cycle();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory of msgq: one request hook sums the sizes of the parts,
+ *	  one startup hook initializes them.
+ *
+ * The parts are the long-poll wake-up buckets and the rolled-back receive
+ * table (wait.c), and the launcher's per-database worker slots
+ * (launcher.c).  Each part documents its own locking.
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "msgq.h"
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+shm_request(void)
+{
+	Size		size = 0;
+
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	msgq_wait_shmem_size(&size);
+	size = add_size(size, msgq_bgw_shmem_size());
+	RequestAddinShmemSpace(size);
+	RequestNamedLWLockTranche("msgq", 2);
+}
+
+static void
+shm_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	msgq_wait_shmem_init();
+	msgq_bgw_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+msgq_shmem_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shm_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shm_startup;
+}

@@ -1,0 +1,159 @@
+/*-------------------------------------------------------------------------
+ *
+ * utils.c
+ *	  The clock, name validation and the switch to the extension owner.
+ *
+ * Time: every msgq time rule reads msgq_now(), which is clock_timestamp()
+ * plus the superuser-only msgq.clock_offset setting, so tests move time
+ * forward in milliseconds instead of sleeping.  transaction timestamps
+ * (now()) are never used: a message sent late in a long transaction must
+ * carry the time of the send, not of the transaction's start.
+ *
+ * Internal SQL runs as the owner of the extension (the owner of msgq's
+ * tables), switched in with SetUserIdAndSecContext, after the caller's
+ * rights on the object have been checked.  A transaction or subtransaction
+ * abort restores the caller's identity on its own.
+ *
+ * IDENTIFICATION
+ *	  src/utils.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/fmgroids.h"
+#include "utils/timestamp.h"
+
+#include "msgq.h"
+
+PG_FUNCTION_INFO_V1(msgq_now_sql);
+PG_FUNCTION_INFO_V1(msgq_assert_preloaded);
+
+TimestampTz
+msgq_now(void)
+{
+	return GetCurrentTimestamp() + (TimestampTz) msgq_clock_offset_ms * 1000;
+}
+
+/*
+ * msgq.now() returns timestamptz
+ *
+ * msgq's clock as SQL sees it: clock_timestamp() plus msgq.clock_offset.
+ */
+Datum
+msgq_now_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(msgq_now());
+}
+
+void
+msgq_check_preloaded(void)
+{
+	if (!msgq_loaded_via_preload)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("msgq must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add msgq to \"shared_preload_libraries\" and restart the server.")));
+}
+
+/*
+ * msgq._assert_preloaded(): called by the install script so that CREATE
+ * EXTENSION fails clearly on a server that did not preload msgq.
+ */
+Datum
+msgq_assert_preloaded(PG_FUNCTION_ARGS)
+{
+	msgq_check_preloaded();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Check a queue name against AWS's rules: 1-80 characters of
+ * [A-Za-z0-9_-], where a FIFO queue's name ends in ".fifo" (the suffix
+ * counts toward the 80).  *is_fifo tells whether the suffix is present.
+ */
+void
+msgq_check_queue_name(const char *name, bool *is_fifo)
+{
+	size_t		len;
+	size_t		base_len;
+	size_t		i;
+
+	if (name == NULL || name[0] == '\0')
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter QueueName");
+
+	len = strlen(name);
+	*is_fifo = (len > 5 && strcmp(name + len - 5, ".fifo") == 0);
+	base_len = *is_fifo ? len - 5 : len;
+
+	if (len > MSGQ_MAX_NAME_LEN)
+		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+				   "queue name \"%s\" is too long", name);
+
+	for (i = 0; i < base_len; i++)
+	{
+		char		c = name[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid queue name \"%s\"", name),
+					 errdetail_internal("AWS error code: InvalidParameterValue"),
+					 errhint("Queue names have 1 to 80 characters: letters, digits, hyphens and underscores, and \".fifo\" at the end for FIFO queues.")));
+	}
+}
+
+/*
+ * The owner of the msgq extension in the current database.
+ */
+Oid
+msgq_extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(MSGQ_EXTENSION_NAME));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"msgq\" is not installed in this database")));
+	return owner;
+}
+
+void
+msgq_switch_to_owner(Oid *save_userid, int *save_sec_context)
+{
+	Oid			owner = msgq_extension_owner();
+
+	GetUserIdAndSecContext(save_userid, save_sec_context);
+	SetUserIdAndSecContext(owner,
+						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+msgq_restore_user(Oid save_userid, int save_sec_context)
+{
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}

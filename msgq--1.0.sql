@@ -77,6 +77,14 @@ CREATE TABLE msgq.message (
 ) WITH (fillfactor = 60);
 CREATE SEQUENCE msgq.message_seq AS bigint;
 
+-- Recently deleted queues.  A send that raced with delete_queue may still
+-- commit a message for a deleted queue; the maintenance cycle removes such
+-- strays while the queue is listed here (an hour).
+CREATE TABLE msgq.deleted_queue (
+	queue_id integer NOT NULL PRIMARY KEY,
+	deleted_at timestamptz NOT NULL
+);
+
 -- The key that authenticates receipt handles.  It is made at CREATE
 -- EXTENSION and deliberately not dumped: a restored database gets a new
 -- key, so handles issued before the dump are refused, never trusted.
@@ -215,4 +223,30 @@ CREATE VIEW msgq.waiters AS
 GRANT SELECT ON msgq.waiters TO PUBLIC;
 
 -- BEGIN workers (launcher.c, worker.c)
+
+-------------------------------------------------------------------------------
+-- Background workers
+-------------------------------------------------------------------------------
+
+-- The launcher and the per-database workers of the whole cluster.  The
+-- launcher's row has no database; its last_cycle_at and cycles report its
+-- scans of pg_database.  Each worker row shows its state (starting,
+-- running, disabled, stopping, or briefly how it exited), its start, its
+-- last maintenance cycle and its number of cycles.
+CREATE FUNCTION msgq.worker_status(
+	OUT pid integer,
+	OUT database name,
+	OUT state text,
+	OUT started_at timestamptz,
+	OUT last_cycle_at timestamptz,
+	OUT cycles bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_worker_status'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW msgq.workers AS
+	SELECT pid, database, state, started_at, last_cycle_at, cycles
+	  FROM msgq.worker_status();
+GRANT SELECT ON msgq.workers TO PUBLIC;
+
 -- END workers

@@ -10,6 +10,8 @@
  * cycle only has housekeeping to do (a waiter sleeps until the earliest
  * visibility time of its queue, bounded by msgq.wait_recheck_interval):
  *
+ *	- remove messages that a send racing with delete_queue committed for
+ *	  the deleted queue;
  *	- forget the receive counts of rolled-back receives whose message is
  *	  gone (wait.c).
  *
@@ -27,6 +29,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "utils/timestamp.h"
 
 #include "msgq.h"
 
@@ -71,6 +74,27 @@ maint_prune_aborted(void)
 	}
 }
 
+/*
+ * Remove messages that a send racing with delete_queue committed for a
+ * deleted queue, and forget deleted queues after an hour.
+ */
+static void
+maint_remove_strays(void)
+{
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+
+	values[0] = TimestampTzGetDatum(msgq_now() - USECS_PER_SEC * 3600);
+	if (SPI_execute("DELETE FROM msgq.message m USING msgq.deleted_queue d"
+					" WHERE m.queue_id OPERATOR(pg_catalog.=) d.queue_id",
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not remove messages of deleted queues");
+	if (SPI_execute_with_args("DELETE FROM msgq.deleted_queue"
+							  " WHERE deleted_at OPERATOR(pg_catalog.<) $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget deleted queues");
+}
+
 void
 msgq_maintenance_cycle(void)
 {
@@ -81,6 +105,7 @@ msgq_maintenance_cycle(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	maint_remove_strays();
 	maint_prune_aborted();
 
 	SPI_finish();

@@ -85,6 +85,7 @@ typedef enum QueuePlan
 	QP_QUEUE_ATTRS,
 	QP_DELETE_MESSAGES,
 	QP_DELETE_QUEUE,
+	QP_RECORD_DELETED,
 	QP_LIST,
 	QP_SEND,
 	QP_RECEIVE,
@@ -535,6 +536,7 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	Jsonb	   *attrs;
 	QueueCall	call;
 	MsgqQueue	existing;
+	bool		inserted = false;
 	char	   *url;
 
 	msgq_check_preloaded();
@@ -543,12 +545,43 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 
 	queue_enter(&call);
 
-	/* Serialize creators of the same name, then look for an existing queue. */
-	DirectFunctionCall1(pg_advisory_xact_lock_int8,
-						Int64GetDatum((int64) hash_bytes((unsigned char *) name,
-														 strlen(name)) | ((int64) 0x6d7367 << 32)));
+	/*
+	 * Insert unless the name exists.  ON CONFLICT waits for a concurrent
+	 * creator of the same name to finish, so exactly one of two racing
+	 * creators inserts and the other compares against its attributes.
+	 */
+	if (!msgq_queue_lookup(name, &existing))
+	{
+		Oid			argtypes[9] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
+		INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID};
+		Datum		values[9];
 
-	if (msgq_queue_lookup(name, &existing))
+		values[0] = CStringGetTextDatum(name);
+		values[1] = ObjectIdGetDatum(call.caller);
+		values[2] = Int32GetDatum(ints[0]);
+		values[3] = Int32GetDatum(ints[1]);
+		values[4] = Int32GetDatum(ints[2]);
+		values[5] = Int32GetDatum(ints[3]);
+		values[6] = Int32GetDatum(ints[4]);
+		values[7] = JsonbPGetDatum(attrs);
+		values[8] = TimestampTzGetDatum(msgq_now());
+		if (SPI_execute_plan(queue_plan(QP_INSERT_QUEUE,
+										"INSERT INTO msgq.queue (queue_id, queue_name, owner,"
+										" visibility_timeout, message_retention_period, delay_seconds,"
+										" receive_wait_time_seconds, maximum_message_size, attributes,"
+										" created_at, last_modified_at)"
+										" VALUES (pg_catalog.nextval('msgq.queue_id_seq'), $1,"
+										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9)"
+										" ON CONFLICT (queue_name) DO NOTHING",
+										9, argtypes),
+							 values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert queue");
+		inserted = (SPI_processed == 1);
+		if (!inserted && !msgq_queue_lookup(name, &existing))
+			elog(ERROR, "queue \"%s\" vanished during creation", name);
+	}
+
+	if (!inserted)
 	{
 		Oid			argtypes[1] = {INT4OID};
 		Datum		values[1] = {Int32GetDatum(existing.queue_id)};
@@ -571,32 +604,6 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 					 errmsg("queue \"%s\" already exists with a different value for attribute %s",
 							name, diff),
 					 errdetail_internal("AWS error code: QueueNameExists")));
-	}
-	else
-	{
-		Oid			argtypes[9] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
-		INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID};
-		Datum		values[9];
-
-		values[0] = CStringGetTextDatum(name);
-		values[1] = ObjectIdGetDatum(call.caller);
-		values[2] = Int32GetDatum(ints[0]);
-		values[3] = Int32GetDatum(ints[1]);
-		values[4] = Int32GetDatum(ints[2]);
-		values[5] = Int32GetDatum(ints[3]);
-		values[6] = Int32GetDatum(ints[4]);
-		values[7] = JsonbPGetDatum(attrs);
-		values[8] = TimestampTzGetDatum(msgq_now());
-		if (SPI_execute_plan(queue_plan(QP_INSERT_QUEUE,
-										"INSERT INTO msgq.queue (queue_id, queue_name, owner,"
-										" visibility_timeout, message_retention_period, delay_seconds,"
-										" receive_wait_time_seconds, maximum_message_size, attributes,"
-										" created_at, last_modified_at)"
-										" VALUES (pg_catalog.nextval('msgq.queue_id_seq'), $1,"
-										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9)",
-										9, argtypes),
-							 values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert queue");
 	}
 
 	url = queue_url(name);
@@ -633,6 +640,19 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 									1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete queue");
+
+	/*
+	 * A send that looked the queue up before this commits may still insert
+	 * a message for it; the maintenance cycle removes such strays while the
+	 * queue is listed here.  Queue ids are never reused.
+	 */
+	if (SPI_execute_plan(queue_plan(QP_RECORD_DELETED,
+									"INSERT INTO msgq.deleted_queue (queue_id, deleted_at)"
+									" VALUES ($1, $2)",
+									2, (Oid[]) {INT4OID, TIMESTAMPTZOID}),
+						 (Datum[]) {values[0], TimestampTzGetDatum(msgq_now())},
+						 NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record deleted queue");
 
 	msgq_wakeup_at_commit(queue->queue_id, true);
 	queue_leave(&call);

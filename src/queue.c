@@ -678,7 +678,7 @@ msgq_list_queues(PG_FUNCTION_ARGS)
 	int			returned = 0;
 
 	msgq_check_preloaded();
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	queue_enter(&call);
 
 	values[0] = prefix ? CStringGetTextDatum(prefix) : (Datum) 0;

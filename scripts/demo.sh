@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# make demo: build and install msgq, start (or reuse) a local demo cluster owned
+# by the unprivileged user msgqtest, and walk through queues with
+# scripts/demo.sql. The cluster keeps running afterwards for you to try things.
+#
+#   scripts/demo.sh [start]   build, install, start the cluster, run the demo
+#   scripts/demo.sh stop      stop the cluster (make demo-stop)
+#   scripts/demo.sh reset     stop it and delete its directory
+# MSGQ_DEMO_PORT picks another port than 5499 if that one is taken.
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$MSGQ_ROOT"
+
+DEMO_DIR=/var/tmp/msgq-demo    # socket, log and state; the cluster is in data/
+DATA=$DEMO_DIR/data
+PORT=${MSGQ_DEMO_PORT:-5499}
+DB=msgq_demo
+
+# Run a command as the cluster's owner, with libpq pointed at the demo database.
+as_owner() {
+	as_user "$TEST_USER" env PGHOST="$DEMO_DIR" PGPORT="$PORT" PGDATABASE="$DB" "$@"
+}
+running() {
+	id -u "$TEST_USER" >/dev/null 2>&1 &&
+		as_owner pg_ctl -D "$DATA" status >/dev/null 2>&1
+}
+stop() {
+	if running; then
+		as_owner pg_ctl -D "$DATA" -m fast -w stop
+	else
+		echo "The demo cluster is not running."
+	fi
+}
+
+case "${1:-start}" in
+	start) ;;
+	stop) stop; exit 0 ;;
+	reset)
+		stop
+		as_root rm -rf "$DEMO_DIR"
+		echo "Removed $DEMO_DIR."
+		exit 0
+		;;
+	*)
+		echo "usage: $0 [start|stop|reset]" >&2
+		exit 2
+		;;
+esac
+
+./scripts/deps.sh
+build_and_install
+
+# A fresh cluster: trust authentication on the socket and on localhost only.
+as_root install -d -o "$TEST_USER" -g "$TEST_USER" -m 755 "$DEMO_DIR"
+if ! as_owner test -f "$DATA/PG_VERSION"; then
+	echo "=== creating the demo cluster in $DATA"
+	as_owner initdb --auth=trust --encoding=UTF8 --locale=C.UTF-8 -D "$DATA" >/dev/null
+	as_owner tee -a "$DATA/postgresql.conf" >/dev/null <<-EOF
+
+		# msgq demo (scripts/demo.sh; it passes the port to pg_ctl)
+		listen_addresses = 'localhost'
+		unix_socket_directories = '$DEMO_DIR'
+		shared_preload_libraries = 'msgq'
+		max_worker_processes = 16
+	EOF
+fi
+
+# A fingerprint of the installed msgq: when it changes, the running server
+# must load the new library and the demo database gets the new SQL objects.
+stamp=$(cat "$("$PG_CONFIG" --pkglibdir)/msgq.so" \
+	"$("$PG_CONFIG" --sharedir)"/extension/msgq.control \
+	"$("$PG_CONFIG" --sharedir)"/extension/msgq--*.sql | sha256sum | cut -d' ' -f1)
+old_stamp=$(cat "$DEMO_DIR/installed.sha256" 2>/dev/null || true)
+
+pg_ctl_opts=(-o "-p $PORT" -l "$DEMO_DIR/postgresql.log" -w -t 60)
+if ! running; then
+	# pg_isready answers 0 or 1 when some other server already has the port.
+	if pg_isready -q -h localhost -p "$PORT" || [ $? -eq 1 ]; then
+		echo "demo.sh: another server already listens on port $PORT;" \
+			"run again with MSGQ_DEMO_PORT=<free port>" >&2
+		exit 1
+	fi
+	echo "=== starting the demo cluster (port $PORT)"
+	as_owner pg_ctl -D "$DATA" "${pg_ctl_opts[@]}" start >/dev/null || {
+		as_owner tail -n 20 "$DEMO_DIR/postgresql.log" >&2
+		exit 1
+	}
+elif [ "$stamp" != "$old_stamp" ]; then
+	echo "=== msgq was reinstalled: restarting the demo cluster"
+	as_owner pg_ctl -D "$DATA" "${pg_ctl_opts[@]}" -m fast restart >/dev/null
+else
+	echo "=== reusing the running demo cluster"
+fi
+# The port the server really uses (line 4 of postmaster.pid), in case it was
+# started with another MSGQ_DEMO_PORT.
+PORT=$(as_owner sed -n 4p "$DATA/postmaster.pid")
+
+exists=$(as_owner psql -X -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")
+[ -n "$exists" ] || as_owner createdb "$DB"
+if [ "$stamp" != "$old_stamp" ]; then
+	# New objects may come under the same version number while msgq is being
+	# developed: recreate the extension (this drops the demo's queues).
+	as_owner psql -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+		-c 'DROP EXTENSION IF EXISTS msgq CASCADE'
+fi
+as_owner psql -X -q -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' \
+	-c 'CREATE EXTENSION IF NOT EXISTS msgq'
+echo "$stamp" | as_owner tee "$DEMO_DIR/installed.sha256" >/dev/null
+
+echo "=== running scripts/demo.sql"
+as_owner env MSGQ_DEMO_TMP="$DEMO_DIR" psql -X -e -v ON_ERROR_STOP=1 -f - <scripts/demo.sql
+
+if is_root; then run_as="runuser -u $TEST_USER --"; else run_as="sudo -u $TEST_USER"; fi
+cat <<EOF
+
+The demo cluster keeps running (data $DATA, log $DEMO_DIR/postgresql.log).
+Connect through the socket, as its owner:
+    $run_as psql -h $DEMO_DIR -p $PORT $DB
+or over TCP from any local account (trust authentication on localhost):
+    psql -h localhost -p $PORT -U $TEST_USER $DB
+Stop it with: make demo-stop    (scripts/demo.sh reset also deletes it)
+EOF

@@ -1,0 +1,63 @@
+-- A walk through msgq's SQS-style queues, run by scripts/demo.sh (make demo)
+-- with psql -e, so every statement is shown before its result.
+-- The long-polling step starts a second psql in the background; it finds the
+-- server through PGHOST/PGPORT/PGDATABASE and writes to $MSGQ_DEMO_TMP.
+
+\set ON_ERROR_STOP on
+
+\echo
+\echo '=== 1. Start clean: delete the demo queues left by an earlier run'
+SELECT msgq.delete_queue(q) FROM msgq.list_queues('orders') AS q;
+
+\echo
+\echo '=== 2. Create two standard queues'
+SELECT msgq.create_queue('orders', '{"VisibilityTimeout": 30}');
+SELECT msgq.create_queue('orders-wait');
+
+\echo
+\echo '=== 3. Send three messages; the first one carries a message attribute'
+SELECT message_id, md5_of_message_body, md5_of_message_attributes
+  FROM msgq.send_message('orders', '{"order": 1001, "item": "book"}',
+       message_attributes => '{"customer": {"DataType": "String", "StringValue": "acme"}}');
+SELECT message_id FROM msgq.send_message('orders', '{"order": 1002, "item": "pen"}');
+SELECT message_id FROM msgq.send_message('orders', '{"order": 1003, "item": "ink"}');
+
+\echo
+\echo '=== 4. Long polling: a receive waits on an empty queue until a message arrives'
+\echo 'A second session now runs, on the empty queue orders-wait:'
+\echo '  SELECT * FROM msgq.receive_message(''orders-wait'', wait_time_seconds => 10);'
+\! rm -f "$MSGQ_DEMO_TMP/longpoll.out" "$MSGQ_DEMO_TMP/longpoll.rc"; ( psql -X -c "SELECT body AS sent_at, round(extract(epoch FROM clock_timestamp() - statement_timestamp()), 3) AS waited_s, round(extract(epoch FROM clock_timestamp() - body::timestamptz) * 1000, 1) AS ms_after_send FROM msgq.receive_message('orders-wait', wait_time_seconds => 10)" > "$MSGQ_DEMO_TMP/longpoll.out" 2>&1; echo $? > "$MSGQ_DEMO_TMP/longpoll.rc" ) < /dev/null &
+SELECT pg_sleep(1);
+\echo 'One second later, this session sends a message whose body is the time of sending:'
+SELECT message_id FROM msgq.send_message('orders-wait', clock_timestamp()::text);
+\echo 'The waiting receive returns at once: it waited about 1 s of its 10 s, and'
+\echo 'ms_after_send is the time from the send to the receive returning:'
+\! i=0; while [ ! -s "$MSGQ_DEMO_TMP/longpoll.rc" ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done; cat "$MSGQ_DEMO_TMP/longpoll.out"
+
+\echo
+\echo '=== 5. Receive from orders; the messages stay invisible to others for 60 s'
+CREATE TEMP TABLE received AS
+  SELECT * FROM msgq.receive_message('orders', max_number_of_messages => 10,
+                                     visibility_timeout => 60);
+SELECT body, message_attributes,
+       attributes ->> 'ApproximateReceiveCount' AS receive_count,
+       left(receipt_handle, 16) || '...' AS receipt_handle
+  FROM received ORDER BY body;
+\echo 'While they are in flight, another receive finds nothing:'
+SELECT count(*) AS received_now FROM msgq.receive_message('orders');
+
+\echo
+\echo '=== 6. Delete order 1001 with its receipt handle'
+SELECT receipt_handle AS handle FROM received WHERE body LIKE '%1001%' \gset
+SELECT msgq.delete_message('orders', :'handle');
+
+\echo
+\echo '=== 7. Hand order 1002 back at once (visibility timeout 0) and receive it again'
+SELECT msgq.change_message_visibility('orders', receipt_handle, 0)
+  FROM received WHERE body LIKE '%1002%';
+SELECT body, attributes ->> 'ApproximateReceiveCount' AS receive_count
+  FROM msgq.receive_message('orders', visibility_timeout => 60);
+
+\echo
+\echo '=== 8. The queues'
+SELECT q AS queue_name FROM msgq.list_queues() AS q ORDER BY q;

@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The per-database msgq worker: runs msgq's timed maintenance
+ *	  (msgq_maintenance_cycle(), maintenance.c) every msgq.worker_naptime.
+ *
+ * The launcher (launcher.c) registers one worker per database, passing the
+ * slot number as the main argument and (database, token) in bgw_extra.
+ * Before it touches the database, the worker claims its slot under the
+ * slot lock: the slot must still be STARTING with the same database and
+ * token, and the database must not be paused by a running database
+ * command.  Otherwise the registration is stale (the launcher that made it
+ * died, or abandoned it) or unwelcome, and the worker exits without
+ * connecting.  This claim is what makes a second worker for one database
+ * impossible.
+ *
+ * Once connected, each turn of the loop runs one cycle in its own
+ * transaction: it checks that msgq is still installed (a worker started in
+ * a database without msgq, or whose extension was dropped, records "not
+ * installed" in its slot and exits cleanly, and the launcher does not
+ * restart it until a CREATE EXTENSION msgq commits there) and calls the
+ * maintenance cycle.  With msgq.worker_enabled off the worker only checks
+ * that msgq is still installed.
+ *
+ * An error in a cycle is not caught: the worker logs it and exits with
+ * code 1, and the launcher restarts it after a backoff (1 s, doubling up
+ * to 60 s; a worker that ran a minute before failing starts a new series).
+ * A fresh process is the simplest way to be sure that nothing a failed
+ * cycle left behind (SPI state, memory, locks) leaks into the next one,
+ * and a backoff keeps a persistent error from turning into a fork loop.
+ *
+ * SIGTERM (shutdown, pg_terminate_backend, the launcher stopping a worker
+ * whose database went away, or a database command pausing the database)
+ * ends the worker through die(); an on_shmem_exit callback clears the
+ * slot, wakes the launcher and broadcasts the slot condition variable that
+ * database commands wait on.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "msgq.h"
+#include "bgw.h"
+
+PGDLLEXPORT void msgq_worker_main(Datum main_arg);
+
+/* This worker's slot, once claimed */
+static MsgqWorkerSlot *worker_slot = NULL;
+static uint64 worker_token = 0;
+
+static bool worker_claim_slot(int slotno, const MsgqWorkerArgs *args);
+static void worker_shmem_exit(int code, Datum arg);
+static bool worker_run_cycle(void);
+static bool worker_check_installed(void);
+static void worker_set_enabled(bool enabled);
+static void worker_exit_not_installed(void) pg_attribute_noreturn();
+
+/*
+ * msgq_worker_main
+ *
+ * Entry point of a per-database worker.
+ */
+void
+msgq_worker_main(Datum main_arg)
+{
+	int			slotno = DatumGetInt32(main_arg);
+	MsgqWorkerArgs args;
+	uint32		wait_event;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (msgq_bgw_shared == NULL ||
+		slotno < 0 || slotno >= msgq_bgw_shared->nslots ||
+		!worker_claim_slot(slotno, &args))
+		proc_exit(0);
+
+	/*
+	 * Registered before InitPostgres, so it runs after the process has left
+	 * the proc array: a database command that waits for our slot to empty
+	 * then finds nobody connected to the database.
+	 */
+	on_shmem_exit(worker_shmem_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+
+	wait_event = MSGQ_WAIT_EVENT("MsgqWorkerMain");
+
+	ereport(DEBUG1,
+			(errmsg_internal("msgq worker started for database %u",
+							 MyDatabaseId)));
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		worker_set_enabled(msgq_worker_enabled);
+
+		if (msgq_worker_enabled)
+		{
+			if (!worker_run_cycle())
+				worker_exit_not_installed();
+		}
+		else if (!worker_check_installed())
+			worker_exit_not_installed();
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 msgq_worker_naptime,
+						 wait_event);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Claim our slot, or refuse to run.  A refusal because the database is
+ * paused is recorded in the slot (it is still ours), so that the launcher
+ * starts us again when the pause ends; a stale registration leaves the
+ * slot alone.
+ */
+static bool
+worker_claim_slot(int slotno, const MsgqWorkerArgs *args)
+{
+	MsgqWorkerSlot *slot = &msgq_bgw_shared->slots[slotno];
+	bool		claimed = false;
+
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	if (slot->state == MSGQ_SLOT_STARTING &&
+		slot->token == args->token &&
+		slot->dboid == args->dboid)
+	{
+		if (msgq_bgw_database_paused(args->dboid))
+		{
+			slot->state = MSGQ_SLOT_EXITED;
+			slot->exit_reason = MSGQ_EXIT_PAUSED;
+			msgq_bgw_wake_launcher();
+		}
+		else
+		{
+			slot->state = MSGQ_SLOT_RUNNING;
+			slot->pid = MyProcPid;
+			slot->latch = MyLatch;
+			slot->started_at = GetCurrentTimestamp();
+			slot->enabled = msgq_worker_enabled;
+			claimed = true;
+		}
+	}
+	LWLockRelease(msgq_bgw_lock());
+
+	if (claimed)
+	{
+		worker_slot = slot;
+		worker_token = args->token;
+	}
+	else
+		ereport(DEBUG1,
+				(errmsg_internal("msgq worker for database %u exits: registration is stale or the database is paused",
+								 args->dboid)));
+	return claimed;
+}
+
+/*
+ * Leave the slot.  Runs on every exit but a crash (which resets shared
+ * memory anyway), after the transaction has been aborted and the process
+ * removed from the proc array, but while it still has its PGPROC (so it
+ * can take the lock).
+ */
+static void
+worker_shmem_exit(int code, Datum arg)
+{
+	if (worker_slot == NULL)
+		return;
+
+	LWLockReleaseAll();
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	if (worker_slot->token == worker_token &&
+		worker_slot->state == MSGQ_SLOT_RUNNING)
+	{
+		worker_slot->state = MSGQ_SLOT_EXITED;
+		worker_slot->pid = 0;
+		worker_slot->latch = NULL;
+		if (worker_slot->exit_reason == MSGQ_EXIT_NONE)
+		{
+			if (worker_slot->stop_requested || code == 0)
+				worker_slot->exit_reason = MSGQ_EXIT_STOPPED;
+			else
+				worker_slot->exit_reason = MSGQ_EXIT_FAILED;
+		}
+	}
+	msgq_bgw_wake_launcher();
+	LWLockRelease(msgq_bgw_lock());
+
+	ConditionVariableBroadcast(&msgq_bgw_shared->exit_cv);
+	worker_slot = NULL;
+}
+
+/*
+ * One maintenance cycle, in the transaction bracket of a background
+ * worker.  Returns false, having run nothing, if msgq is not installed.
+ */
+static bool
+worker_run_cycle(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "msgq maintenance");
+
+	installed = OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true));
+	if (installed)
+		msgq_maintenance_cycle();
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	if (installed)
+	{
+		LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+		worker_slot->installed = true;
+		worker_slot->last_cycle_at = GetCurrentTimestamp();
+		worker_slot->cycles++;
+		LWLockRelease(msgq_bgw_lock());
+	}
+	return installed;
+}
+
+/*
+ * Is msgq still installed?  The check of a disabled worker.
+ */
+static bool
+worker_check_installed(void)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true));
+	CommitTransactionCommand();
+
+	if (installed && !worker_slot->installed)
+	{
+		LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+		worker_slot->installed = true;
+		LWLockRelease(msgq_bgw_lock());
+	}
+	return installed;
+}
+
+static void
+worker_set_enabled(bool enabled)
+{
+	if (worker_slot->enabled == enabled)
+		return;
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	worker_slot->enabled = enabled;
+	LWLockRelease(msgq_bgw_lock());
+}
+
+/*
+ * msgq is not installed here (any more): tell the launcher, which then
+ * leaves the database alone until CREATE EXTENSION msgq commits in it.
+ */
+static void
+worker_exit_not_installed(void)
+{
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	worker_slot->exit_reason = MSGQ_EXIT_NOT_INSTALLED;
+	LWLockRelease(msgq_bgw_lock());
+
+	ereport(DEBUG1,
+			(errmsg_internal("msgq is not installed in database %u, msgq worker exiting",
+							 MyDatabaseId)));
+	proc_exit(0);
+}

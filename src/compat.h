@@ -23,4 +23,20 @@
 #define MSGQ_WAIT_EVENT(name)	PG_WAIT_EXTENSION
 #endif
 
+/* Ownership checks were unified in PostgreSQL 16. */
+#if PG_VERSION_NUM >= 160000
+#define msgq_database_ownercheck(dboid, roleid) \
+	object_ownercheck(DatabaseRelationId, (dboid), (roleid))
+#else
+#define msgq_database_ownercheck(dboid, roleid) \
+	pg_database_ownercheck((dboid), (roleid))
+#endif
+
+/* Backend ids became proc numbers in PostgreSQL 17. */
+#if PG_VERSION_NUM >= 170000
+#define MSGQ_MY_BACKEND_ID		(MyProcNumber + 1)
+#else
+#define MSGQ_MY_BACKEND_ID		MyBackendId
+#endif
+
 #endif							/* MSGQ_COMPAT_H */

@@ -1293,13 +1293,13 @@ launcher_pause_database(const char *dbname)
 	TimestampTz deadline;
 	int			i;
 
-	if (dbname == NULL || MyBackendId < 1 || MyBackendId > shared->npaused)
+	if (dbname == NULL || MSGQ_MY_BACKEND_ID < 1 || MSGQ_MY_BACKEND_ID > shared->npaused)
 		return;
 
 	dboid = get_database_oid(dbname, true);
 	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
 		return;
-	if (!pg_database_ownercheck(dboid, GetUserId()))
+	if (!msgq_database_ownercheck(dboid, GetUserId()))
 		return;
 
 	if (!launcher_exit_callback_set)
@@ -1309,7 +1309,7 @@ launcher_pause_database(const char *dbname)
 	}
 
 	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
-	launcher_pause_index = MyBackendId - 1;
+	launcher_pause_index = MSGQ_MY_BACKEND_ID - 1;
 	shared->paused[launcher_pause_index] = dboid;
 	for (i = 0; i < shared->nslots; i++)
 	{

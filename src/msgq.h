@@ -77,6 +77,8 @@ extern void msgq_check_queue_name(const char *name, bool *is_fifo);
 
 /* Run internal SQL as the extension owner (utils.c) */
 extern Oid	msgq_extension_owner(void);
+extern Oid	msgq_extension_owner_lookup(void);
+extern void msgq_utils_cache_reset(void);
 extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context);
 extern void msgq_check_preloaded(void);
@@ -156,6 +158,7 @@ extern Acl *msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor);
 /* Queue lookup (queue.c); caller is connected to SPI as the extension owner */
 extern bool msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue);
 extern MsgqQueue *msgq_queue_get(const char *queue_ref);
+extern void msgq_queue_cache_register(void);
 
 /*
  * Maintenance (maintenance.c): one cycle of the timed work of a database.

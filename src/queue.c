@@ -52,6 +52,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "catalog/namespace.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -101,6 +105,8 @@ typedef enum QueuePlan
 } QueuePlan;
 
 static SPIPlanPtr queue_plans[QP_COUNT];
+
+static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
 static SPIPlanPtr
 queue_plan(QueuePlan which, const char *sql, int nargs, Oid *argtypes)
@@ -193,20 +199,140 @@ queue_get_int(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? 0 : DatumGetInt32(d);
 }
 
+/*
+ * Per-backend cache of queue lookups, by name.  Functions that change a
+ * queue row call queue_cache_invalidate(), which queues a relcache
+ * invalidation of msgq.queue; every backend drops its whole cache when that
+ * invalidation arrives (at its next transaction or lock), as pg_cron does
+ * for its job table.  Only queues that exist are cached.
+ */
+typedef struct QueueCacheEntry
+{
+	char		name[MSGQ_MAX_NAME_LEN + 1];
+	MsgqQueue	queue;
+} QueueCacheEntry;
+
+static HTAB *queue_cache = NULL;
+static MemoryContext queue_cache_cxt = NULL;
+static Oid	queue_cache_relid = InvalidOid;
+static bool queue_callback_registered = false;
+
+static void
+queue_cache_reset(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != queue_cache_relid)
+		return;
+	if (queue_cache_cxt != NULL)
+		MemoryContextReset(queue_cache_cxt);
+	queue_cache = NULL;
+	queue_cache_relid = InvalidOid;
+	msgq_utils_cache_reset();
+}
+
+static Oid
+queue_table_relid(void)
+{
+	if (!OidIsValid(queue_cache_relid))
+	{
+		Oid			nsp = get_namespace_oid(MSGQ_SCHEMA_NAME, false);
+
+		queue_cache_relid = get_relname_relid("queue", nsp);
+		if (!OidIsValid(queue_cache_relid))
+			elog(ERROR, "msgq.queue does not exist");
+	}
+	return queue_cache_relid;
+}
+
+static void
+queue_cache_invalidate(void)
+{
+	CacheInvalidateRelcacheByRelid(queue_table_relid());
+}
+
+void
+msgq_queue_cache_register(void)
+{
+	if (!queue_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(queue_cache_reset, (Datum) 0);
+		queue_callback_registered = true;
+	}
+}
+
+static HTAB *
+queue_cache_get(void)
+{
+	HASHCTL		ctl;
+
+	msgq_queue_cache_register();
+	if (queue_cache != NULL)
+		return queue_cache;
+	if (queue_cache_cxt == NULL)
+		queue_cache_cxt = AllocSetContextCreate(CacheMemoryContext,
+												"msgq queue cache",
+												ALLOCSET_SMALL_SIZES);
+	(void) queue_table_relid();
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MSGQ_MAX_NAME_LEN + 1;
+	ctl.entrysize = sizeof(QueueCacheEntry);
+	ctl.hcxt = queue_cache_cxt;
+	queue_cache = hash_create("msgq queue cache", 64, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	return queue_cache;
+}
+
 bool
 msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
 	const char *name = queue_ref_name(queue_ref);
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
+	QueueCacheEntry *entry;
+	HTAB	   *cache;
+	bool		found;
 
 	if (name == NULL || name[0] == '\0')
 		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
 				   "the request must contain the parameter QueueUrl");
+	if (strlen(name) > MSGQ_MAX_NAME_LEN)
+		return false;
+
+	cache = queue_cache_get();
+	entry = hash_search(cache, name, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		MsgqQueue	fresh;
+
+		if (!queue_lookup_uncached(name, &fresh))
+			return false;
+		/* the lookup may have processed invalidations: fetch the cache again */
+		cache = queue_cache_get();
+		entry = hash_search(cache, name, HASH_ENTER, &found);
+		entry->queue = fresh;
+		entry->queue.queue_name = MemoryContextStrdup(queue_cache_cxt, name);
+		if (fresh.acl != NULL)
+		{
+			entry->queue.acl = MemoryContextAlloc(queue_cache_cxt, VARSIZE(fresh.acl));
+			memcpy(entry->queue.acl, fresh.acl, VARSIZE(fresh.acl));
+		}
+	}
+	*queue = entry->queue;
+	queue->queue_name = pstrdup(entry->queue.queue_name);
+	if (entry->queue.acl != NULL)
+	{
+		queue->acl = palloc(VARSIZE(entry->queue.acl));
+		memcpy(queue->acl, entry->queue.acl, VARSIZE(entry->queue.acl));
+	}
+	return true;
+}
+
+static bool
+queue_lookup_uncached(const char *name, MsgqQueue *queue)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
 
 	values[0] = CStringGetTextDatum(name);
 	if (SPI_execute_plan(queue_plan(QP_LOOKUP,
@@ -577,6 +703,8 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 							 values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert queue");
 		inserted = (SPI_processed == 1);
+		if (inserted)
+			queue_cache_invalidate();
 		if (!inserted && !msgq_queue_lookup(name, &existing))
 			elog(ERROR, "queue \"%s\" vanished during creation", name);
 	}
@@ -653,6 +781,7 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 						 (Datum[]) {values[0], TimestampTzGetDatum(msgq_now())},
 						 NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record deleted queue");
+	queue_cache_invalidate();
 
 	msgq_wakeup_at_commit(queue->queue_id, true);
 	queue_leave(&call);
@@ -1432,6 +1561,7 @@ queue_recompute_acl(int32 queue_id)
 									1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update queue privileges");
+	queue_cache_invalidate();
 }
 
 /*

@@ -113,10 +113,32 @@ msgq_check_queue_name(const char *name, bool *is_fifo)
 }
 
 /*
+ * Per-backend cache of the extension owner and of msgq.queue's oid.  It is
+ * reset by the relcache callback of queue.c whenever msgq.queue is
+ * invalidated (DROP EXTENSION drops it, so a new extension is seen).
+ */
+static Oid	utils_owner_cache = InvalidOid;
+
+void
+msgq_utils_cache_reset(void)
+{
+	utils_owner_cache = InvalidOid;
+}
+
+/*
  * The owner of the msgq extension in the current database.
  */
 Oid
 msgq_extension_owner(void)
+{
+	msgq_queue_cache_register();
+	if (!OidIsValid(utils_owner_cache))
+		utils_owner_cache = msgq_extension_owner_lookup();
+	return utils_owner_cache;
+}
+
+Oid
+msgq_extension_owner_lookup(void)
 {
 	Relation	rel;
 	ScanKeyData key;

@@ -18,9 +18,10 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "common/base64.h"
-#include "common/md5.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "port/pg_bswap.h"
@@ -46,16 +47,123 @@ attr_cmp(const void *a, const void *b)
 	return strcmp(((const AttrEntry *) a)->name, ((const AttrEntry *) b)->name);
 }
 
+/*
+ * MD5 (RFC 1321), computed here rather than through pg_md5_hash(): with
+ * OpenSSL 3 every pg_md5_hash() call creates and fetches a digest context,
+ * which costs more than the rest of a send.  Bodies are hashed once per
+ * send, so this is on the hot path.
+ */
+static uint32 md5_k[64];
+static bool md5_ready = false;
+
+static const uint8 md5_shift[64] = {
+	7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
+	5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
+	4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+	6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21
+};
+
+static void
+md5_init_table(void)
+{
+	int			i;
+
+	/* K[i] = floor(2^32 * |sin(i + 1)|), as the RFC defines it */
+	for (i = 0; i < 64; i++)
+		md5_k[i] = (uint32) (fabs(sin((double) (i + 1))) * 4294967296.0);
+	md5_ready = true;
+}
+
+static void
+md5_block(uint32 *state, const uint8 *block)
+{
+	uint32		m[16];
+	uint32		a = state[0],
+				b = state[1],
+				c = state[2],
+				d = state[3];
+	int			i;
+
+	for (i = 0; i < 16; i++)
+		m[i] = (uint32) block[i * 4] | ((uint32) block[i * 4 + 1] << 8) |
+			((uint32) block[i * 4 + 2] << 16) | ((uint32) block[i * 4 + 3] << 24);
+
+	for (i = 0; i < 64; i++)
+	{
+		uint32		f;
+		int			g;
+		uint32		tmp;
+
+		if (i < 16)
+		{
+			f = (b & c) | (~b & d);
+			g = i;
+		}
+		else if (i < 32)
+		{
+			f = (d & b) | (~d & c);
+			g = (5 * i + 1) % 16;
+		}
+		else if (i < 48)
+		{
+			f = b ^ c ^ d;
+			g = (3 * i + 5) % 16;
+		}
+		else
+		{
+			f = c ^ (b | ~d);
+			g = (7 * i) % 16;
+		}
+		tmp = d;
+		d = c;
+		c = b;
+		f = f + a + md5_k[i] + m[g];
+		b = b + ((f << md5_shift[i]) | (f >> (32 - md5_shift[i])));
+		a = tmp;
+	}
+	state[0] += a;
+	state[1] += b;
+	state[2] += c;
+	state[3] += d;
+}
+
 char *
 msgq_md5_hex(const char *data, size_t len)
 {
-	char	   *hex = palloc(MD5_PASSWD_LEN + 1);
-	const char *errstr = NULL;
+	static const char hexdigits[] = "0123456789abcdef";
+	uint32		state[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+	uint8		tail[128];
+	size_t		full = len & ~(size_t) 63;
+	size_t		rest = len - full;
+	size_t		tail_len;
+	uint64		bits = (uint64) len * 8;
+	size_t		i;
+	char	   *hex = palloc(33);
 
-	if (!pg_md5_hash(data, len, hex, &errstr))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute MD5 digest: %s", errstr)));
+	if (!md5_ready)
+		md5_init_table();
+
+	for (i = 0; i < full; i += 64)
+		md5_block(state, (const uint8 *) data + i);
+
+	memcpy(tail, data + full, rest);
+	tail[rest] = 0x80;
+	tail_len = (rest < 56) ? 64 : 128;
+	memset(tail + rest + 1, 0, tail_len - rest - 1);
+	for (i = 0; i < 8; i++)
+		tail[tail_len - 8 + i] = (uint8) (bits >> (8 * i));
+	md5_block(state, tail);
+	if (tail_len == 128)
+		md5_block(state, tail + 64);
+
+	for (i = 0; i < 16; i++)
+	{
+		uint8		byte = (uint8) (state[i / 4] >> (8 * (i % 4)));
+
+		hex[i * 2] = hexdigits[byte >> 4];
+		hex[i * 2 + 1] = hexdigits[byte & 15];
+	}
+	hex[32] = '\0';
 	return hex;
 }
 

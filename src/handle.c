@@ -106,10 +106,7 @@ msgq_random_nonce(void)
 {
 	int64		nonce;
 
-	if (!pg_strong_random(&nonce, sizeof(nonce)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random receipt nonce")));
+	msgq_random_bytes(&nonce, sizeof(nonce));
 	return nonce;
 }
 

@@ -82,6 +82,7 @@ extern void msgq_utils_cache_reset(void);
 extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context);
 extern void msgq_check_preloaded(void);
+extern void msgq_random_bytes(void *buf, size_t len);
 extern bool msgq_loaded_via_preload;
 
 /* Shared memory (shmem.c) */

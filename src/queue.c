@@ -896,10 +896,7 @@ queue_new_uuid(void)
 {
 	pg_uuid_t  *uuid = palloc(UUID_LEN);
 
-	if (!pg_strong_random(uuid, UUID_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random values")));
+	msgq_random_bytes(uuid, UUID_LEN);
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 	return UUIDPGetDatum(uuid);

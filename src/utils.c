@@ -53,6 +53,38 @@ msgq_now_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(msgq_now());
 }
 
+/*
+ * Random bytes for message ids and receipt nonces, drawn from
+ * pg_strong_random() a pool at a time: one call per message costs more than
+ * the rest of a send.  The pool is per backend and starts empty in every
+ * new process, so no two processes ever share bytes.
+ */
+#define UTILS_RANDOM_POOL	1024
+
+static uint8 utils_random_pool[UTILS_RANDOM_POOL];
+static int	utils_random_used = UTILS_RANDOM_POOL;
+static pid_t utils_random_pid = 0;
+
+void
+msgq_random_bytes(void *buf, size_t len)
+{
+	Assert(len <= UTILS_RANDOM_POOL);
+	if (utils_random_pid != MyProcPid ||
+		utils_random_used + len > UTILS_RANDOM_POOL)
+	{
+		if (!pg_strong_random(utils_random_pool, UTILS_RANDOM_POOL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		utils_random_used = 0;
+		utils_random_pid = MyProcPid;
+	}
+	memcpy(buf, utils_random_pool + utils_random_used, len);
+	/* never hand out the same bytes twice */
+	memset(utils_random_pool + utils_random_used, 0, len);
+	utils_random_used += len;
+}
+
 void
 msgq_check_preloaded(void)
 {

@@ -105,6 +105,9 @@ SELECT pg_catalog.pg_extension_config_dump('msgq.message_seq', '');
 
 -- msgq's tables are written only by msgq's functions, which run as the
 -- extension owner.
+-- Every role may call msgq's functions (which check the caller's rights on
+-- each queue) but not touch its tables.
+GRANT USAGE ON SCHEMA msgq TO PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA msgq FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA msgq FROM PUBLIC;
 

@@ -24,6 +24,12 @@
  *	PurgeQueue				D (TRUNCATE)	GetQueueAttributes	x (REFERENCES)
  *	SetQueueAttributes		t (TRIGGER)		DeleteQueue			X (EXECUTE)
  *
+ * Roles are referenced by oid (owner is a regrole, aclitem holds oids), so
+ * a role that owns a queue or appears in a grant must not be dropped: a
+ * ProcessUtility hook refuses DROP ROLE for such a role, as PostgreSQL
+ * refuses to drop the owner of a table.  It can only see the current
+ * database; the README tells to clean up queues in every database first.
+ *
  * IDENTIFICATION
  *	  src/acl.c
  *
@@ -32,9 +38,14 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
 
 #include "msgq.h"
@@ -200,4 +211,93 @@ msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor)
 		ACLITEM_SET_PRIVS_GOPTIONS(items[i], mode, ACL_NO_RIGHTS);
 	}
 	return acl;
+}
+
+static ProcessUtility_hook_type acl_prev_utility_hook = NULL;
+
+/*
+ * Refuse to drop a role that owns a queue of this database or appears in
+ * one of its grants.
+ */
+static void
+acl_check_drop_roles(DropRoleStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		connected = false;
+
+	foreach(lc, stmt->roles)
+	{
+		RoleSpec   *spec = lfirst(lc);
+		Oid			roleid;
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1];
+		bool		isnull;
+
+		if (spec->roletype != ROLESPEC_CSTRING)
+			continue;
+		roleid = get_role_oid(spec->rolename, true);
+		if (!OidIsValid(roleid))
+			continue;
+
+		if (!connected)
+		{
+			msgq_switch_to_owner(&save_userid, &save_sec_context);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			connected = true;
+		}
+		values[0] = ObjectIdGetDatum(roleid);
+		if (SPI_execute_with_args("SELECT q.queue_name FROM msgq.queue q"
+								  " WHERE q.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+								  "    OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(q.acl) a"
+								  "                WHERE a.grantee OPERATOR(pg_catalog.=) $1"
+								  "                   OR a.grantor OPERATOR(pg_catalog.=) $1)"
+								  " ORDER BY q.queue_name LIMIT 1",
+								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look for queues of a role");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("role \"%s\" cannot be dropped because msgq queues depend on it",
+							spec->rolename),
+					 errdetail("The role owns or holds permissions on queue \"%s\".",
+							   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc,
+																 1, &isnull))),
+					 errhint("Delete its queues and remove its permissions with msgq.remove_permission() first.")));
+	}
+	if (connected)
+	{
+		SPI_finish();
+		msgq_restore_user(save_userid, save_sec_context);
+	}
+}
+
+static void
+acl_utility_hook(PlannedStmt *pstmt, const char *queryString,
+				 bool readOnlyTree, ProcessUtilityContext context,
+				 ParamListInfo params, QueryEnvironment *queryEnv,
+				 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, DropRoleStmt) && IsTransactionState() &&
+		OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true)))
+		acl_check_drop_roles((DropRoleStmt *) parsetree);
+
+	if (acl_prev_utility_hook)
+		acl_prev_utility_hook(pstmt, queryString, readOnlyTree, context,
+							  params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+msgq_acl_install_hooks(void)
+{
+	acl_prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = acl_utility_hook;
 }

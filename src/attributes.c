@@ -253,6 +253,69 @@ attr_get_string(JsonbContainer *obj, const char *key, bool *present)
 }
 
 /*
+ * A Number attribute: a decimal number, optionally signed and with an
+ * exponent, of at most 38 significant digits (leading and trailing zeros
+ * do not count), between 10^-128 and 10^+126 in magnitude (or zero).
+ */
+static void
+attr_check_number(const char *name, const char *value)
+{
+	const char *p = value;
+	int			ndigits = 0;	/* digits of the mantissa */
+	int			int_digits = 0; /* of which before the point */
+	int			first_nz = -1;	/* index of the first non-zero digit */
+	int			last_nz = -1;
+	bool		seen_point = false;
+	long		exponent = 0;
+	long		order;
+
+	if (*p == '-' || *p == '+')
+		p++;
+	for (; *p && *p != 'e' && *p != 'E'; p++)
+	{
+		if (*p >= '0' && *p <= '9')
+		{
+			if (*p != '0')
+			{
+				if (first_nz < 0)
+					first_nz = ndigits;
+				last_nz = ndigits;
+			}
+			ndigits++;
+			if (!seen_point)
+				int_digits++;
+		}
+		else if (*p == '.' && !seen_point)
+			seen_point = true;
+		else
+			attr_invalid(name, "the value is not a valid number");
+	}
+	if (ndigits == 0)
+		attr_invalid(name, "the value is not a valid number");
+	if (*p == 'e' || *p == 'E')
+	{
+		char	   *end;
+
+		p++;
+		if (!((*p >= '0' && *p <= '9') ||
+			  ((*p == '-' || *p == '+') && p[1] >= '0' && p[1] <= '9')))
+			attr_invalid(name, "the value is not a valid number");
+		errno = 0;
+		exponent = strtol(p, &end, 10);
+		if (*end != '\0' || errno != 0)
+			attr_invalid(name, "the value is not a valid number");
+	}
+	if (first_nz < 0)
+		return;					/* zero */
+	if (last_nz - first_nz + 1 > 38)
+		attr_invalid(name, "numbers have at most 38 significant digits");
+	/* decimal order of magnitude of the first significant digit */
+	order = (long) (int_digits - first_nz - 1) + exponent;
+	if (order < -128 || order > 126)
+		attr_invalid(name, "numbers must be between 10^-128 and 10^+126 in magnitude");
+}
+
+/*
  * Validate message attributes in AWS's shape
  * {"name": {"DataType": "String", "StringValue": "..."}, ...}, return the
  * number of bytes they count toward the message size, and set *md5 to
@@ -336,43 +399,7 @@ msgq_check_message_attributes(Jsonb *attrs, char **md5)
 				msgq_check_body(e->value, e->value_len);
 			else
 			{
-				/* a Number must parse as one, within 38 significant digits */
-				int			digits = 0;
-				int			all_digits = 0;
-				bool		leading = true;
-				const char *p = e->value;
-
-				if (*p == '-' || *p == '+')
-					p++;
-				for (; *p && *p != 'e' && *p != 'E'; p++)
-				{
-					if (*p >= '0' && *p <= '9')
-					{
-						all_digits++;
-						if (*p != '0' || !leading)
-						{
-							leading = false;
-							digits++;
-						}
-					}
-					else if (*p != '.')
-						break;
-				}
-				if (*p == 'e' || *p == 'E')
-				{
-					p++;
-					if (*p == '-' || *p == '+')
-						p++;
-					if (!(*p >= '0' && *p <= '9'))
-						all_digits = 0;
-					while (*p >= '0' && *p <= '9')
-						p++;
-				}
-				if (all_digits == 0 || *p != '\0' ||
-					strchr(e->value, '.') != strrchr(e->value, '.'))
-					attr_invalid(e->name, "the value is not a valid number");
-				if (digits > 38)
-					attr_invalid(e->name, "numbers have at most 38 significant digits");
+				attr_check_number(e->name, e->value);
 			}
 		}
 		else if (strcmp(base, "Binary") == 0)

@@ -103,4 +103,5 @@ _PG_init(void)
 
 	msgq_bgw_register_launcher();
 	msgq_bgw_install_hooks();
+	msgq_acl_install_hooks();
 }

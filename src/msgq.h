@@ -155,6 +155,7 @@ extern bool msgq_queue_action_allowed(Oid roleid, Oid owner, Acl *acl,
 									  AclMode action);
 extern AclMode msgq_parse_actions(ArrayType *actions);
 extern Acl *msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor);
+extern void msgq_acl_install_hooks(void);
 
 /* Queue lookup (queue.c); caller is connected to SPI as the extension owner */
 extern bool msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue);

@@ -341,7 +341,7 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 									" receive_wait_time_seconds, maximum_message_size, acl"
 									" FROM msgq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
 									1, argtypes),
-						 values, NULL, true, 1) != SPI_OK_SELECT)
+						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "queue lookup failed");
 	if (SPI_processed == 0)
 		return false;
@@ -442,7 +442,9 @@ queue_attr_int(JsonbValue *v, const QueueIntAttr *a)
 	}
 	errno = 0;
 	val = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || val < a->min || val > a->max)
+	if (errno != 0 || end == s || *end != '\0' ||
+		!(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) ||
+		val < a->min || val > a->max)
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("invalid value for the parameter %s", a->name),
@@ -721,10 +723,13 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 										"SELECT attributes FROM msgq.queue"
 										" WHERE queue_id OPERATOR(pg_catalog.=) $1",
 										1, argtypes),
-							 values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+							 values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "queue attributes lookup failed");
 		old = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
+		/* do not tell a role with no right on the queue anything about it */
+		msgq_check_queue_action(&existing, call.caller, MSGQ_ACT_GET_ATTRS,
+								"GetQueueUrl");
 		diff = queue_first_difference(attrs, old);
 		if (diff != NULL)
 			ereport(ERROR,
@@ -1208,7 +1213,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	return (int) n;
 }
 
-/* The earliest time after now at which a message of the queue becomes visible. */
+/*
+ * The earliest time after now at which a message of the queue becomes
+ * visible.  read_only is false so that the query takes a fresh snapshot and
+ * sees delays and leases committed since the wait began.
+ */
 static bool
 queue_next_visible(MsgqQueue *queue, TimestampTz now, TimestampTz *next)
 {
@@ -1224,7 +1233,7 @@ queue_next_visible(MsgqQueue *queue, TimestampTz now, TimestampTz *next)
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND visible_at OPERATOR(pg_catalog.>) $2",
 									2, argtypes),
-						 values, NULL, true, 1) != SPI_OK_SELECT)
+						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the next visibility time");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
@@ -1398,7 +1407,7 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 	queue_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_DELETE, "DeleteMessage");
-	if (handle == NULL)
+	if (handle == NULL || handle[0] == '\0')
 		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
 				   "the request must contain the parameter ReceiptHandle");
 	msgq_handle_decode(handle, queue->queue_id, &msg_seq, &nonce);
@@ -1451,7 +1460,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_CHANGE_VIS,
 							"ChangeMessageVisibility");
-	if (handle == NULL)
+	if (handle == NULL || handle[0] == '\0')
 		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
 				   "the request must contain the parameter ReceiptHandle");
 	if (PG_ARGISNULL(2))
@@ -1499,8 +1508,8 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 				 errdetail_internal("AWS error code: InvalidParameterValue"),
 				 errhint("The message was received again; use the latest receipt handle.")));
 	}
-	if (now + (TimestampTz) vt * USECS_PER_SEC >
-		received_at + (TimestampTz) MSGQ_MAX_VISIBILITY_TIMEOUT * USECS_PER_SEC)
+	/* whole seconds since the receive, as AWS counts them */
+	if ((now - received_at) / USECS_PER_SEC + vt > MSGQ_MAX_VISIBILITY_TIMEOUT)
 		queue_invalid_value("VisibilityTimeout", vt,
 							"Total VisibilityTimeout for the message is beyond the limit [43200 seconds].");
 

@@ -259,6 +259,8 @@ msgq_waiter_begin(int32 queue_id, TimestampTz deadline)
 {
 	WaiterSlot *slot = &wait_slots[MyProc->pgprocno];
 
+	/* the abort callbacks clear the slot when the wait is cancelled */
+	msgq_xact_callbacks_register();
 	slot->dboid = MyDatabaseId;
 	slot->queue_id = queue_id;
 	slot->started = msgq_now();

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
@@ -156,6 +157,26 @@ extern bool msgq_queue_action_allowed(Oid roleid, Oid owner, Acl *acl,
 extern AclMode msgq_parse_actions(ArrayType *actions);
 extern Acl *msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor);
 extern void msgq_acl_install_hooks(void);
+
+/* One SQL-callable call (queue.c): the caller, and the saved identity */
+typedef struct MsgqCall
+{
+	Oid			caller;
+	Oid			save_userid;
+	int			save_sec_context;
+} MsgqCall;
+
+struct _SPI_plan;
+extern struct _SPI_plan *msgq_plan(struct _SPI_plan **slot, const char *sql,
+								   int nargs, Oid *argtypes);
+extern void msgq_call_enter(MsgqCall *call);
+extern void msgq_call_leave(MsgqCall *call);
+extern char *msgq_text_arg(FunctionCallInfo fcinfo, int n);
+extern void msgq_text_array(ArrayType *arr, Datum **elems, int *n);
+extern void msgq_invalid_value(const char *param, long long value, const char *reason);
+extern void msgq_queue_does_not_exist(const char *name);
+extern char *msgq_queue_url(const char *name);
+extern void msgq_queue_cache_invalidate(void);
 
 /* Queue lookup (queue.c); caller is connected to SPI as the extension owner */
 extern bool msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue);

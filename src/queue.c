@@ -108,14 +108,20 @@ static SPIPlanPtr queue_plans[QP_COUNT];
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
-static SPIPlanPtr
-queue_plan(QueuePlan which, const char *sql, int nargs, Oid *argtypes)
+/*
+ * Prepare a statement once per backend into *slot.  Plans are made under
+ * search_path = pg_catalog, pg_temp, so a caller's search_path can never
+ * redirect them; PostgreSQL re-plans them under that same path when msgq's
+ * tables change (or are dropped and made anew by DROP/CREATE EXTENSION).
+ */
+SPIPlanPtr
+msgq_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan;
 	int			nest;
 
-	if (queue_plans[which] != NULL)
-		return queue_plans[which];
+	if (*slot != NULL)
+		return *slot;
 
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
@@ -128,20 +134,19 @@ queue_plan(QueuePlan which, const char *sql, int nargs, Oid *argtypes)
 	AtEOXact_GUC(true, nest);
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed");
-	queue_plans[which] = plan;
+	*slot = plan;
 	return plan;
 }
 
-/* State of one SQL-callable call */
-typedef struct QueueCall
-{
-	Oid			caller;
-	Oid			save_userid;
-	int			save_sec_context;
-} QueueCall;
+#define queue_plan(which, sql, nargs, ...) \
+	msgq_plan(&queue_plans[which], sql, nargs, __VA_ARGS__)
 
-static void
-queue_enter(QueueCall *call)
+/*
+ * Start an SQL-callable call: check preloading, remember the caller, switch
+ * to the extension owner and connect to SPI.
+ */
+void
+msgq_call_enter(MsgqCall *call)
 {
 	msgq_check_preloaded();
 	call->caller = GetUserId();
@@ -150,15 +155,15 @@ queue_enter(QueueCall *call)
 		elog(ERROR, "SPI_connect failed");
 }
 
-static void
-queue_leave(QueueCall *call)
+void
+msgq_call_leave(MsgqCall *call)
 {
 	SPI_finish();
 	msgq_restore_user(call->save_userid, call->save_sec_context);
 }
 
-static char *
-queue_text_arg(FunctionCallInfo fcinfo, int n)
+char *
+msgq_text_arg(FunctionCallInfo fcinfo, int n)
 {
 	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
@@ -181,8 +186,8 @@ queue_ref_name(const char *ref)
 	return ref;
 }
 
-static void
-queue_does_not_exist(const char *name)
+void
+msgq_queue_does_not_exist(const char *name)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_MSGQ_QUEUE_DOES_NOT_EXIST),
@@ -201,7 +206,7 @@ queue_get_int(HeapTuple tup, TupleDesc desc, int col)
 
 /*
  * Per-backend cache of queue lookups, by name.  Functions that change a
- * queue row call queue_cache_invalidate(), which queues a relcache
+ * queue row call msgq_queue_cache_invalidate(), which queues a relcache
  * invalidation of msgq.queue; every backend drops its whole cache when that
  * invalidation arrives (at its next transaction or lock), as pg_cron does
  * for its job table.  Only queues that exist are cached.
@@ -243,8 +248,8 @@ queue_table_relid(void)
 	return queue_cache_relid;
 }
 
-static void
-queue_cache_invalidate(void)
+void
+msgq_queue_cache_invalidate(void)
 {
 	CacheInvalidateRelcacheByRelid(queue_table_relid());
 }
@@ -368,12 +373,12 @@ msgq_queue_get(const char *queue_ref)
 	MsgqQueue  *queue = palloc0(sizeof(MsgqQueue));
 
 	if (!msgq_queue_lookup(queue_ref, queue))
-		queue_does_not_exist(queue_ref_name(queue_ref));
+		msgq_queue_does_not_exist(queue_ref_name(queue_ref));
 	return queue;
 }
 
-static void
-queue_invalid_value(const char *param, long long value, const char *reason)
+void
+msgq_invalid_value(const char *param, long long value, const char *reason)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
@@ -640,8 +645,8 @@ queue_first_difference(Jsonb *a, Jsonb *b)
 	return NULL;
 }
 
-static char *
-queue_url(const char *name)
+char *
+msgq_queue_url(const char *name)
 {
 	return psprintf("msgq://%s/%s", get_database_name(MyDatabaseId), name);
 }
@@ -657,12 +662,12 @@ queue_url(const char *name)
 Datum
 msgq_create_queue(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *name = msgq_text_arg(fcinfo, 0);
 	Jsonb	   *given = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	bool		is_fifo;
 	int32		ints[QUEUE_N_INT_ATTRS];
 	Jsonb	   *attrs;
-	QueueCall	call;
+	MsgqCall	call;
 	MsgqQueue	existing;
 	bool		inserted = false;
 	char	   *url;
@@ -671,7 +676,7 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	msgq_check_queue_name(name, &is_fifo);
 	attrs = queue_build_attributes(given, is_fifo, ints);
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 
 	/*
 	 * Insert unless the name exists.  ON CONFLICT waits for a concurrent
@@ -706,7 +711,7 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not insert queue");
 		inserted = (SPI_processed == 1);
 		if (inserted)
-			queue_cache_invalidate();
+			msgq_queue_cache_invalidate();
 		if (!inserted && !msgq_queue_lookup(name, &existing))
 			elog(ERROR, "queue \"%s\" vanished during creation", name);
 	}
@@ -739,8 +744,8 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 					 errdetail_internal("AWS error code: QueueNameExists")));
 	}
 
-	url = queue_url(name);
-	queue_leave(&call);
+	url = msgq_queue_url(name);
+	msgq_call_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text(url));
 }
 
@@ -752,13 +757,13 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 Datum
 msgq_delete_queue(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
-	QueueCall	call;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1];
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_DELETE_QUEUE, "DeleteQueue");
 
@@ -786,10 +791,10 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 						 (Datum[]) {values[0], TimestampTzGetDatum(msgq_now())},
 						 NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record deleted queue");
-	queue_cache_invalidate();
+	msgq_queue_cache_invalidate();
 
 	msgq_wakeup_at_commit(queue->queue_id, true);
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -803,8 +808,8 @@ Datum
 msgq_list_queues(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *prefix = queue_text_arg(fcinfo, 0);
-	QueueCall	call;
+	char	   *prefix = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	char		nulls[1] = {' '};
@@ -813,7 +818,7 @@ msgq_list_queues(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	queue_enter(&call);
+	msgq_call_enter(&call);
 
 	values[0] = prefix ? CStringGetTextDatum(prefix) : (Datum) 0;
 	nulls[0] = prefix ? ' ' : 'n';
@@ -846,26 +851,26 @@ msgq_list_queues(PG_FUNCTION_ARGS)
 		returned++;
 	}
 
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	return (Datum) 0;
 }
 
 /*
- * msgq.get_queue_url(queue_name text) returns text
+ * msgq.get_msgq_queue_url(queue_name text) returns text
  */
 Datum
 msgq_get_queue_url(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
-	QueueCall	call;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	char	   *url;
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_GET_ATTRS, "GetQueueUrl");
-	url = queue_url(queue->queue_name);
-	queue_leave(&call);
+	url = msgq_queue_url(queue->queue_name);
+	msgq_call_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text(url));
 }
 
@@ -921,12 +926,12 @@ queue_new_uuid(void)
 Datum
 msgq_send_message(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *name = msgq_text_arg(fcinfo, 0);
 	text	   *body_t = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
 	Jsonb	   *mattrs = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
-	char	   *group_id = queue_text_arg(fcinfo, 4);
-	char	   *dedup_id = queue_text_arg(fcinfo, 5);
-	QueueCall	call;
+	char	   *group_id = msgq_text_arg(fcinfo, 4);
+	char	   *dedup_id = msgq_text_arg(fcinfo, 5);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	int32		delay;
 	int			size;
@@ -946,7 +951,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
 
@@ -960,7 +965,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	{
 		delay = PG_GETARG_INT32(2);
 		if (delay < 0 || delay > MSGQ_MAX_DELAY_SECONDS)
-			queue_invalid_value("DelaySeconds", delay, "Must be >= 0 and <= 900.");
+			msgq_invalid_value("DelaySeconds", delay, "Must be >= 0 and <= 900.");
 	}
 
 	if (group_id != NULL)
@@ -1009,7 +1014,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert message");
 
 	msgq_wakeup_at_commit(queue->queue_id, false);
-	queue_leave(&call);
+	msgq_call_leave(&call);
 
 	result[0] = message_id;
 	result[1] = CStringGetTextDatum(md5_body);
@@ -1242,8 +1247,8 @@ queue_next_visible(MsgqQueue *queue, TimestampTz now, TimestampTz *next)
 	return true;
 }
 
-static void
-queue_text_array(ArrayType *arr, Datum **elems, int *n)
+void
+msgq_text_array(ArrayType *arr, Datum **elems, int *n)
 {
 	bool	   *nulls;
 	int			i,
@@ -1282,7 +1287,7 @@ Datum
 msgq_receive_message(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = queue_text_arg(fcinfo, 0);
+	char	   *name = msgq_text_arg(fcinfo, 0);
 	int32		max;
 	int32		visibility;
 	int32		wait;
@@ -1290,8 +1295,8 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	int			nattr_sel;
 	Datum	   *sys_sel;
 	int			nsys_sel;
-	char	   *attempt_id = queue_text_arg(fcinfo, 6);
-	QueueCall	call;
+	char	   *attempt_id = msgq_text_arg(fcinfo, 6);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	TimestampTz deadline;
 	uint64		ends_seen;
@@ -1300,27 +1305,27 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_RECEIVE, "ReceiveMessage");
 
 	max = PG_ARGISNULL(1) ? 1 : PG_GETARG_INT32(1);
 	if (max < 1 || max > MSGQ_MAX_RECEIVE_MESSAGES)
-		queue_invalid_value("MaxNumberOfMessages", max,
+		msgq_invalid_value("MaxNumberOfMessages", max,
 							"Must be between 1 and 10, if provided.");
 	visibility = PG_ARGISNULL(2) ? queue->visibility_timeout : PG_GETARG_INT32(2);
 	if (visibility < 0 || visibility > MSGQ_MAX_VISIBILITY_TIMEOUT)
-		queue_invalid_value("VisibilityTimeout", visibility,
+		msgq_invalid_value("VisibilityTimeout", visibility,
 							"Must be >= 0 and <= 43200, if provided.");
 	wait = PG_ARGISNULL(3) ? queue->wait_time_seconds : PG_GETARG_INT32(3);
 	if (wait < 0 || wait > MSGQ_MAX_WAIT_TIME_SECONDS)
-		queue_invalid_value("WaitTimeSeconds", wait,
+		msgq_invalid_value("WaitTimeSeconds", wait,
 							"Must be >= 0 and <= 20, if provided.");
 	if (attempt_id != NULL)
 		queue_check_id_chars("ReceiveRequestAttemptId", attempt_id);
-	queue_text_array(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4),
+	msgq_text_array(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4),
 					 &attr_sel, &nattr_sel);
-	queue_text_array(PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),
+	msgq_text_array(PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),
 					 &sys_sel, &nsys_sel);
 
 	if (wait > 0 && XactIsoLevel != XACT_READ_COMMITTED)
@@ -1380,7 +1385,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	if (waiting)
 		msgq_waiter_end();
 
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	return (Datum) 0;
 }
 
@@ -1395,16 +1400,16 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 Datum
 msgq_delete_message(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
-	char	   *handle = queue_text_arg(fcinfo, 1);
-	QueueCall	call;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *handle = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	int64		msg_seq,
 				nonce;
 	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
 	Datum		values[3];
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_DELETE, "DeleteMessage");
 	if (handle == NULL || handle[0] == '\0')
@@ -1424,7 +1429,7 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete message");
 
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -1439,9 +1444,9 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 Datum
 msgq_change_message_visibility(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
-	char	   *handle = queue_text_arg(fcinfo, 1);
-	QueueCall	call;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *handle = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	int32		vt;
 	int64		msg_seq,
@@ -1456,7 +1461,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 	TimestampTz visible_at;
 	TimestampTz now;
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_CHANGE_VIS,
 							"ChangeMessageVisibility");
@@ -1468,7 +1473,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 				   "the request must contain the parameter VisibilityTimeout");
 	vt = PG_GETARG_INT32(2);
 	if (vt < 0 || vt > MSGQ_MAX_VISIBILITY_TIMEOUT)
-		queue_invalid_value("VisibilityTimeout", vt,
+		msgq_invalid_value("VisibilityTimeout", vt,
 							"Must be >= 0 and <= 43200.");
 	msgq_handle_decode(handle, queue->queue_id, &msg_seq, &nonce);
 
@@ -1510,7 +1515,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 	}
 	/* whole seconds since the receive, as AWS counts them */
 	if ((now - received_at) / USECS_PER_SEC + vt > MSGQ_MAX_VISIBILITY_TIMEOUT)
-		queue_invalid_value("VisibilityTimeout", vt,
+		msgq_invalid_value("VisibilityTimeout", vt,
 							"Total VisibilityTimeout for the message is beyond the limit [43200 seconds].");
 
 	values[2] = TimestampTzGetDatum(now + (TimestampTz) vt * USECS_PER_SEC);
@@ -1524,7 +1529,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 
 	/* the new time may be earlier than a waiter's planned wake-up */
 	msgq_wakeup_at_commit(queue->queue_id, false);
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -1567,7 +1572,7 @@ queue_recompute_acl(int32 queue_id)
 									1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update queue privileges");
-	queue_cache_invalidate();
+	msgq_queue_cache_invalidate();
 }
 
 /*
@@ -1580,16 +1585,16 @@ queue_recompute_acl(int32 queue_id)
 Datum
 msgq_add_permission(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
-	char	   *label = queue_text_arg(fcinfo, 1);
-	QueueCall	call;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *label = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	AclMode		mode;
 	Acl		   *acl;
 	Oid			argtypes[3] = {INT4OID, TEXTOID, ACLITEMARRAYOID};
 	Datum		values[3];
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_owner(queue, call.caller);
 	queue_check_label(label);
@@ -1618,7 +1623,7 @@ msgq_add_permission(PG_FUNCTION_ARGS)
 				 errdetail_internal("AWS error code: InvalidParameterValue")));
 	queue_recompute_acl(queue->queue_id);
 
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
 
@@ -1628,14 +1633,14 @@ msgq_add_permission(PG_FUNCTION_ARGS)
 Datum
 msgq_remove_permission(PG_FUNCTION_ARGS)
 {
-	char	   *name = queue_text_arg(fcinfo, 0);
-	char	   *label = queue_text_arg(fcinfo, 1);
-	QueueCall	call;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *label = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
 	MsgqQueue  *queue;
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
 	Datum		values[2];
 
-	queue_enter(&call);
+	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_owner(queue, call.caller);
 	queue_check_label(label);
@@ -1656,7 +1661,7 @@ msgq_remove_permission(PG_FUNCTION_ARGS)
 				 errdetail_internal("AWS error code: InvalidParameterValue")));
 	queue_recompute_acl(queue->queue_id);
 
-	queue_leave(&call);
+	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
 

@@ -11,6 +11,7 @@ OBJS = \
 	src/attributes.o \
 	src/handle.o \
 	src/queue.o \
+	src/queue_admin.o \
 	src/wait.o \
 	src/maintenance.o \
 	src/launcher.o \

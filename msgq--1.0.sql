@@ -39,10 +39,17 @@ CREATE TABLE msgq.queue (
 	receive_wait_time_seconds integer NOT NULL DEFAULT 0,
 	maximum_message_size integer NOT NULL DEFAULT 1048576,
 	attributes jsonb NOT NULL DEFAULT '{}',
+	dead_letter_queue text,
+	max_receive_count integer,
+	redrive_permission text,
+	redrive_sources text[],
+	tags jsonb NOT NULL DEFAULT '{}',
 	acl aclitem[],
 	created_at timestamptz NOT NULL,
-	last_modified_at timestamptz NOT NULL
+	last_modified_at timestamptz NOT NULL,
+	purged_at timestamptz
 );
+CREATE INDEX queue_dead_letter_queue_idx ON msgq.queue (dead_letter_queue);
 CREATE SEQUENCE msgq.queue_id_seq AS integer OWNED BY msgq.queue.queue_id;
 
 -- Permissions added with add_permission, one row per label.  queue.acl is
@@ -73,17 +80,21 @@ CREATE TABLE msgq.message (
 	first_received_at timestamptz,
 	received_at timestamptz,
 	receipt_nonce bigint,
+	source_queue_id integer,	-- set on messages moved to a dead-letter queue
 	PRIMARY KEY (queue_id, msg_seq)
 ) WITH (fillfactor = 60);
 CREATE SEQUENCE msgq.message_seq AS bigint;
 
--- Recently deleted queues.  A send that raced with delete_queue may still
--- commit a message for a deleted queue; the maintenance cycle removes such
+-- Recently deleted queues.  Their names cannot be used again for 60 s
+-- (QueueDeletedRecently), and a send that raced with delete_queue may still
+-- commit a message for a deleted queue: the maintenance cycle removes such
 -- strays while the queue is listed here (an hour).
 CREATE TABLE msgq.deleted_queue (
 	queue_id integer NOT NULL PRIMARY KEY,
+	queue_name text NOT NULL,
 	deleted_at timestamptz NOT NULL
 );
+CREATE INDEX deleted_queue_name_idx ON msgq.deleted_queue (queue_name, deleted_at);
 
 -- The key that authenticates receipt handles.  It is made at CREATE
 -- EXTENSION and deliberately not dumped: a restored database gets a new
@@ -176,6 +187,41 @@ CREATE FUNCTION msgq.change_message_visibility(queue_name text, receipt_handle t
 											   visibility_timeout integer)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_change_message_visibility'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.get_queue_attributes(queue_name text, attribute_names text[] DEFAULT '{All}')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_get_queue_attributes'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.set_queue_attributes(queue_name text, attributes jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_set_queue_attributes'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.purge_queue(queue_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_purge_queue'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.tag_queue(queue_name text, tags jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_tag_queue'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.untag_queue(queue_name text, tag_keys text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_untag_queue'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_queue_tags(queue_name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_list_queue_tags'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_dead_letter_source_queues(queue_name text)
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_dead_letter_source_queues'
 LANGUAGE C VOLATILE;
 
 -------------------------------------------------------------------------------

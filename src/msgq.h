@@ -135,6 +135,8 @@ extern int64 msgq_random_nonce(void);
 								 ACL_TRUNCATE | ACL_REFERENCES | ACL_TRIGGER | ACL_EXECUTE)
 
 /* A queue as the functions see it (queue.c) */
+#define MSGQ_MAX_REDRIVE_SOURCES	10
+
 typedef struct MsgqQueue
 {
 	int32		queue_id;
@@ -147,7 +149,34 @@ typedef struct MsgqQueue
 	int32		wait_time_seconds;
 	int32		maximum_message_size;
 	Acl		   *acl;			/* NULL when no permission was added */
+	char	   *dlq_name;		/* RedrivePolicy target, or NULL */
+	int32		max_receive_count;
+	char	   *redrive_permission; /* RedriveAllowPolicy, NULL = allowAll */
+	int			nsources;
+	char	   *sources[MSGQ_MAX_REDRIVE_SOURCES];
 } MsgqQueue;
+
+/* Validated queue attributes (queue.c) */
+typedef struct MsgqQueueAttrs
+{
+	int32		ints[6];		/* VisibilityTimeout, MessageRetentionPeriod,
+								 * DelaySeconds, ReceiveMessageWaitTimeSeconds,
+								 * MaximumMessageSize,
+								 * KmsDataKeyReusePeriodSeconds */
+	char	   *dlq_name;
+	int32		max_receive_count;
+	char	   *redrive_permission;
+	int			nsources;
+	char	   *sources[MSGQ_MAX_REDRIVE_SOURCES];
+	Jsonb	   *normalized;		/* the full attribute set, as stored */
+} MsgqQueueAttrs;
+
+extern void msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
+										MsgqQueueAttrs *out);
+extern void msgq_queue_check_dead_letter_target(const char *self, MsgqQueueAttrs *a,
+												Oid caller);
+extern char *msgq_queue_arn(const char *name);
+extern void msgq_queue_redrive_datums(MsgqQueueAttrs *attrs, Datum *values, char *nulls);
 
 extern void msgq_check_queue_action(MsgqQueue *queue, Oid roleid,
 									AclMode action, const char *action_name);

@@ -90,6 +90,8 @@ typedef enum QueuePlan
 	QP_DELETE_MESSAGES,
 	QP_DELETE_QUEUE,
 	QP_RECORD_DELETED,
+	QP_DELETED_RECENTLY,
+	QP_MOVE_DLQ,
 	QP_LIST,
 	QP_SEND,
 	QP_RECEIVE,
@@ -286,6 +288,27 @@ queue_cache_get(void)
 	return queue_cache;
 }
 
+/* Deep-copy a queue into cxt. */
+static void
+queue_copy(MsgqQueue *dst, const MsgqQueue *src, MemoryContext cxt)
+{
+	int			i;
+
+	*dst = *src;
+	dst->queue_name = MemoryContextStrdup(cxt, src->queue_name);
+	if (src->acl != NULL)
+	{
+		dst->acl = MemoryContextAlloc(cxt, VARSIZE(src->acl));
+		memcpy(dst->acl, src->acl, VARSIZE(src->acl));
+	}
+	if (src->dlq_name != NULL)
+		dst->dlq_name = MemoryContextStrdup(cxt, src->dlq_name);
+	if (src->redrive_permission != NULL)
+		dst->redrive_permission = MemoryContextStrdup(cxt, src->redrive_permission);
+	for (i = 0; i < src->nsources; i++)
+		dst->sources[i] = MemoryContextStrdup(cxt, src->sources[i]);
+}
+
 bool
 msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 {
@@ -311,21 +334,9 @@ msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 		/* the lookup may have processed invalidations: fetch the cache again */
 		cache = queue_cache_get();
 		entry = hash_search(cache, name, HASH_ENTER, &found);
-		entry->queue = fresh;
-		entry->queue.queue_name = MemoryContextStrdup(queue_cache_cxt, name);
-		if (fresh.acl != NULL)
-		{
-			entry->queue.acl = MemoryContextAlloc(queue_cache_cxt, VARSIZE(fresh.acl));
-			memcpy(entry->queue.acl, fresh.acl, VARSIZE(fresh.acl));
-		}
+		queue_copy(&entry->queue, &fresh, queue_cache_cxt);
 	}
-	*queue = entry->queue;
-	queue->queue_name = pstrdup(entry->queue.queue_name);
-	if (entry->queue.acl != NULL)
-	{
-		queue->acl = palloc(VARSIZE(entry->queue.acl));
-		memcpy(queue->acl, entry->queue.acl, VARSIZE(entry->queue.acl));
-	}
+	queue_copy(queue, &entry->queue, CurrentMemoryContext);
 	return true;
 }
 
@@ -343,7 +354,9 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 	if (SPI_execute_plan(queue_plan(QP_LOOKUP,
 									"SELECT queue_id, owner::pg_catalog.oid, fifo, visibility_timeout,"
 									" message_retention_period, delay_seconds,"
-									" receive_wait_time_seconds, maximum_message_size, acl"
+									" receive_wait_time_seconds, maximum_message_size, acl,"
+									" dead_letter_queue, max_receive_count, redrive_permission,"
+									" redrive_sources"
 									" FROM msgq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
 									1, argtypes),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -353,6 +366,7 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
+	memset(queue, 0, sizeof(*queue));
 	queue->queue_id = queue_get_int(tup, desc, 1);
 	queue->queue_name = pstrdup(name);
 	queue->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
@@ -364,6 +378,23 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 	queue->maximum_message_size = queue_get_int(tup, desc, 8);
 	d = SPI_getbinval(tup, desc, 9, &isnull);
 	queue->acl = isnull ? NULL : DatumGetAclPCopy(d);
+	d = SPI_getbinval(tup, desc, 10, &isnull);
+	queue->dlq_name = isnull ? NULL : TextDatumGetCString(d);
+	queue->max_receive_count = queue_get_int(tup, desc, 11);
+	d = SPI_getbinval(tup, desc, 12, &isnull);
+	queue->redrive_permission = isnull ? NULL : TextDatumGetCString(d);
+	queue->nsources = 0;
+	d = SPI_getbinval(tup, desc, 13, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		int			n,
+					i;
+
+		msgq_text_array(DatumGetArrayTypeP(d), &elems, &n);
+		for (i = 0; i < n && i < MSGQ_MAX_REDRIVE_SOURCES; i++)
+			queue->sources[queue->nsources++] = TextDatumGetCString(elems[i]);
+	}
 	return true;
 }
 
@@ -412,10 +443,6 @@ static const QueueIntAttr queue_int_attrs[] = {
 
 static const char *const queue_fifo_only_attrs[] = {
 	"ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit", NULL
-};
-
-static const char *const queue_later_attrs[] = {
-	"RedrivePolicy", "RedriveAllowPolicy", NULL
 };
 
 static void
@@ -486,12 +513,162 @@ queue_attr_string(JsonbValue *v, const char *name)
 }
 
 /*
- * Validate create_queue's attributes and build the queue's full attribute
- * set: every settable attribute with its effective value, as AWS's wire
- * strings.  ints[] receives the integer attributes.
+ * Parse a JSON-valued attribute (RedrivePolicy, RedriveAllowPolicy): a JSON
+ * object, or a string holding one (AWS's wire form).  Returns NULL for ""
+ * (which removes the attribute).
  */
-static Jsonb *
-queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
+static JsonbContainer *
+queue_attr_object(JsonbValue *v, const char *name)
+{
+	Jsonb	   *j;
+
+	if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+		return v->val.binary.data;
+	if (v->type != jbvString)
+		queue_attr_invalid(name);
+	if (v->val.string.len == 0)
+		return NULL;
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+										   CStringGetDatum(pnstrdup(v->val.string.val,
+																	v->val.string.len))));
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		queue_attr_invalid(name);
+	return &j->root;
+}
+
+static JsonbValue *
+queue_obj_get(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
+static void
+queue_policy_invalid(const char *param, const char *reason)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for parameter %s", param),
+			 errdetail_internal("AWS error code: InvalidParameterValue. Reason: %s", reason)));
+}
+
+char *
+msgq_queue_arn(const char *name)
+{
+	return psprintf("arn:aws:sqs:msgq:%s:%s", get_database_name(MyDatabaseId), name);
+}
+
+static void
+queue_parse_redrive_policy(JsonbValue *v, MsgqQueueAttrs *out)
+{
+	JsonbContainer *obj = queue_attr_object(v, "RedrivePolicy");
+	JsonbValue *target;
+	JsonbValue *count;
+	QueueIntAttr mrc = {"maxReceiveCount", 1, 1000, 0};
+	bool		fifo;
+
+	out->dlq_name = NULL;
+	out->max_receive_count = 0;
+	if (obj == NULL)
+		return;
+	target = queue_obj_get(obj, "deadLetterTargetArn");
+	count = queue_obj_get(obj, "maxReceiveCount");
+	if (target == NULL || count == NULL)
+		queue_policy_invalid("RedrivePolicy",
+							 "Redrive policy must contain both deadLetterTargetArn and maxReceiveCount.");
+	if (target->type != jbvString || target->val.string.len == 0)
+		queue_policy_invalid("RedrivePolicy", "deadLetterTargetArn must be a queue ARN or name.");
+	out->dlq_name = pstrdup(queue_ref_name(pnstrdup(target->val.string.val,
+													target->val.string.len)));
+	msgq_check_queue_name(out->dlq_name, &fifo);
+	if (!((count->type == jbvNumeric || count->type == jbvString)))
+		queue_policy_invalid("RedrivePolicy", "maxReceiveCount must be an integer from 1 to 1000.");
+	PG_TRY();
+	{
+		out->max_receive_count = queue_attr_int(count, &mrc);
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		queue_policy_invalid("RedrivePolicy", "maxReceiveCount must be an integer from 1 to 1000.");
+	}
+	PG_END_TRY();
+}
+
+static void
+queue_parse_redrive_allow_policy(JsonbValue *v, MsgqQueueAttrs *out)
+{
+	JsonbContainer *obj = queue_attr_object(v, "RedriveAllowPolicy");
+	JsonbValue *perm;
+	JsonbValue *sources;
+	char	   *p;
+
+	out->redrive_permission = NULL;
+	out->nsources = 0;
+	if (obj == NULL)
+		return;
+	perm = queue_obj_get(obj, "redrivePermission");
+	sources = queue_obj_get(obj, "sourceQueueArns");
+	if (perm == NULL || perm->type != jbvString)
+		queue_policy_invalid("RedriveAllowPolicy",
+							 "redrivePermission must be allowAll, denyAll or byQueue.");
+	p = pnstrdup(perm->val.string.val, perm->val.string.len);
+	if (strcmp(p, "allowAll") != 0 && strcmp(p, "denyAll") != 0 &&
+		strcmp(p, "byQueue") != 0)
+		queue_policy_invalid("RedriveAllowPolicy",
+							 "redrivePermission must be allowAll, denyAll or byQueue.");
+	out->redrive_permission = p;
+
+	if (strcmp(p, "byQueue") == 0)
+	{
+		JsonbIterator *it;
+		JsonbValue	e;
+		JsonbIteratorToken tok;
+
+		if (sources == NULL || sources->type != jbvBinary ||
+			!JsonContainerIsArray(sources->val.binary.data) ||
+			JsonContainerSize(sources->val.binary.data) == 0)
+			queue_policy_invalid("RedriveAllowPolicy",
+								 "sourceQueueArns must list 1 to 10 queues when redrivePermission is byQueue.");
+		if (JsonContainerSize(sources->val.binary.data) > 10)
+			queue_policy_invalid("RedriveAllowPolicy",
+								 "sourceQueueArns may list at most 10 queues.");
+		it = JsonbIteratorInit(sources->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		{
+			bool		fifo;
+			char	   *name;
+
+			if (tok != WJB_ELEM)
+				continue;
+			if (e.type != jbvString || e.val.string.len == 0)
+				queue_policy_invalid("RedriveAllowPolicy",
+									 "sourceQueueArns must be queue ARNs or names.");
+			name = pstrdup(queue_ref_name(pnstrdup(e.val.string.val, e.val.string.len)));
+			msgq_check_queue_name(name, &fifo);
+			out->sources[out->nsources++] = name;
+		}
+	}
+	else if (sources != NULL)
+		queue_policy_invalid("RedriveAllowPolicy",
+							 "sourceQueueArns is allowed only when redrivePermission is byQueue.");
+}
+
+/*
+ * Validate queue attributes and build the queue's full attribute set:
+ * every settable attribute with its effective value, as AWS's wire strings.
+ * create_queue passes the given attributes; set_queue_attributes passes the
+ * queue's current set with the given ones laid over it (for_set).  A value
+ * of "" removes Policy, KmsMasterKeyId, RedrivePolicy and
+ * RedriveAllowPolicy.
+ */
+void
+msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
+							MsgqQueueAttrs *out)
 {
 	char	   *policy = NULL;
 	char	   *kms_key = NULL;
@@ -500,8 +677,9 @@ queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
 	StringInfoData buf;
 	int			i;
 
+	memset(out, 0, sizeof(*out));
 	for (i = 0; i < QUEUE_N_INT_ATTRS; i++)
-		ints[i] = queue_int_attrs[i].dflt;
+		out->ints[i] = queue_int_attrs[i].dflt;
 
 	if (given != NULL)
 	{
@@ -529,7 +707,7 @@ queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
 			{
 				if (strcmp(key, queue_int_attrs[j].name) == 0)
 				{
-					ints[j] = queue_attr_int(&v, &queue_int_attrs[j]);
+					out->ints[j] = queue_attr_int(&v, &queue_int_attrs[j]);
 					if (j == 5)
 						have_kms_reuse = true;
 					known = true;
@@ -544,7 +722,11 @@ queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
 				kms_key = queue_attr_string(&v, key);
 			else if (strcmp(key, "SqsManagedSseEnabled") == 0)
 				sse = queue_attr_bool(&v, key);
-			else if (strcmp(key, "FifoQueue") == 0)
+			else if (strcmp(key, "RedrivePolicy") == 0)
+				queue_parse_redrive_policy(&v, out);
+			else if (strcmp(key, "RedriveAllowPolicy") == 0)
+				queue_parse_redrive_allow_policy(&v, out);
+			else if (strcmp(key, "FifoQueue") == 0 && !for_set)
 			{
 				if (strcmp(queue_attr_bool(&v, key), "true") == 0)
 					ereport(ERROR,
@@ -554,12 +736,6 @@ queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
 			}
 			else
 			{
-				for (j = 0; queue_later_attrs[j]; j++)
-					if (strcmp(key, queue_later_attrs[j]) == 0)
-						ereport(ERROR,
-								(errcode(ERRCODE_MSGQ_UNSUPPORTED_OPERATION),
-								 errmsg("queue attribute %s is not supported yet", key),
-								 errdetail_internal("AWS error code: UnsupportedOperation")));
 				for (j = 0; queue_fifo_only_attrs[j]; j++)
 					if (strcmp(key, queue_fifo_only_attrs[j]) == 0)
 						ereport(ERROR,
@@ -581,25 +757,35 @@ queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
 				 errdetail_internal("AWS error code: UnsupportedOperation"),
 				 errhint("Queue names ending in \".fifo\" are reserved for FIFO queues.")));
 
+	if (kms_key != NULL && kms_key[0] == '\0')
+		kms_key = NULL;
+	if (policy != NULL && policy[0] == '\0')
+		policy = NULL;
 	if (kms_key != NULL && sse != NULL && strcmp(sse, "true") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("SqsManagedSseEnabled and KmsMasterKeyId cannot both be set"),
-				 errdetail_internal("AWS error code: InvalidAttributeValue")));
+	{
+		/* setting a KMS key on a queue that used SSE-SQS switches to KMS */
+		if (for_set)
+			sse = NULL;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("SqsManagedSseEnabled and KmsMasterKeyId cannot both be set"),
+					 errdetail_internal("AWS error code: InvalidAttributeValue")));
+	}
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
 	for (i = 0; i < 5; i++)
 		appendStringInfo(&buf, "%s\"%s\": \"%d\"", i > 0 ? ", " : "",
-						 queue_int_attrs[i].name, ints[i]);
+						 queue_int_attrs[i].name, out->ints[i]);
 	if (kms_key != NULL)
 	{
 		appendStringInfoString(&buf, ", \"KmsMasterKeyId\": ");
 		escape_json(&buf, kms_key);
-		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", ints[5]);
+		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", out->ints[5]);
 	}
 	else if (have_kms_reuse)
-		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", ints[5]);
+		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", out->ints[5]);
 	appendStringInfo(&buf, ", \"SqsManagedSseEnabled\": \"%s\"",
 					 sse ? sse : (kms_key ? "false" : "true"));
 	if (policy != NULL)
@@ -607,9 +793,80 @@ queue_build_attributes(Jsonb *given, bool is_fifo_name, int32 *ints)
 		appendStringInfoString(&buf, ", \"Policy\": ");
 		escape_json(&buf, policy);
 	}
+	if (out->dlq_name != NULL)
+	{
+		StringInfoData rp;
+
+		initStringInfo(&rp);
+		appendStringInfoString(&rp, "{\"deadLetterTargetArn\":");
+		escape_json(&rp, msgq_queue_arn(out->dlq_name));
+		appendStringInfo(&rp, ",\"maxReceiveCount\":%d}", out->max_receive_count);
+		appendStringInfoString(&buf, ", \"RedrivePolicy\": ");
+		escape_json(&buf, rp.data);
+	}
+	if (out->redrive_permission != NULL)
+	{
+		StringInfoData rp;
+
+		initStringInfo(&rp);
+		appendStringInfo(&rp, "{\"redrivePermission\":\"%s\"", out->redrive_permission);
+		if (out->nsources > 0)
+		{
+			appendStringInfoString(&rp, ",\"sourceQueueArns\":[");
+			for (i = 0; i < out->nsources; i++)
+			{
+				if (i > 0)
+					appendStringInfoChar(&rp, ',');
+				escape_json(&rp, msgq_queue_arn(out->sources[i]));
+			}
+			appendStringInfoChar(&rp, ']');
+		}
+		appendStringInfoChar(&rp, '}');
+		appendStringInfoString(&buf, ", \"RedriveAllowPolicy\": ");
+		escape_json(&buf, rp.data);
+	}
 	appendStringInfoChar(&buf, '}');
 
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	out->normalized = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * Check a RedrivePolicy against its target: the dead-letter queue must
+ * exist, be another queue of the same type, let the caller send to it, and
+ * allow this queue as a source by its RedriveAllowPolicy.  Caller is in a
+ * msgq call (SPI, extension owner).
+ */
+void
+msgq_queue_check_dead_letter_target(const char *self, MsgqQueueAttrs *a, Oid caller)
+{
+	MsgqQueue	dlq;
+	int			i;
+	bool		allowed;
+
+	if (a->dlq_name == NULL)
+		return;
+	if (strcmp(a->dlq_name, self) == 0)
+		queue_policy_invalid("RedrivePolicy", "A queue cannot be its own dead-letter queue.");
+	if (!msgq_queue_lookup(a->dlq_name, &dlq))
+		queue_policy_invalid("RedrivePolicy", "Dead letter target does not exist.");
+	if (dlq.fifo)
+		queue_policy_invalid("RedrivePolicy",
+							 "The dead-letter queue of a standard queue must also be a standard queue.");
+	msgq_check_queue_action(&dlq, caller, MSGQ_ACT_SEND, "SendMessage");
+
+	allowed = (dlq.redrive_permission == NULL ||
+			   strcmp(dlq.redrive_permission, "allowAll") == 0);
+	if (dlq.redrive_permission != NULL &&
+		strcmp(dlq.redrive_permission, "byQueue") == 0)
+	{
+		for (i = 0; i < dlq.nsources; i++)
+			if (strcmp(dlq.sources[i], self) == 0)
+				allowed = true;
+	}
+	if (!allowed)
+		queue_policy_invalid("RedrivePolicy",
+							 psprintf("Queue %s does not allow this queue as a dead-letter source (RedriveAllowPolicy).",
+									  dlq.queue_name));
 }
 
 /* The first attribute whose value differs between two attribute sets. */
@@ -665,8 +922,7 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	char	   *name = msgq_text_arg(fcinfo, 0);
 	Jsonb	   *given = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	bool		is_fifo;
-	int32		ints[QUEUE_N_INT_ATTRS];
-	Jsonb	   *attrs;
+	MsgqQueueAttrs attrs;
 	MsgqCall	call;
 	MsgqQueue	existing;
 	bool		inserted = false;
@@ -674,7 +930,7 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	msgq_check_queue_name(name, &is_fifo);
-	attrs = queue_build_attributes(given, is_fifo, ints);
+	msgq_queue_build_attributes(given, is_fifo, false, &attrs);
 
 	msgq_call_enter(&call);
 
@@ -685,29 +941,57 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	 */
 	if (!msgq_queue_lookup(name, &existing))
 	{
-		Oid			argtypes[9] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
-		INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID};
-		Datum		values[9];
+		Oid			argtypes[13] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
+			INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID,
+		TEXTARRAYOID};
+		Datum		values[13];
+		char		nulls[13];
+		Oid			rtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		rvalues[2];
+		TimestampTz now = msgq_now();
 
+		/* AWS keeps a deleted queue's name for 60 seconds */
+		rvalues[0] = CStringGetTextDatum(name);
+		rvalues[1] = TimestampTzGetDatum(now - 60 * USECS_PER_SEC);
+		if (SPI_execute_plan(queue_plan(QP_DELETED_RECENTLY,
+										"SELECT 1 FROM msgq.deleted_queue"
+										" WHERE queue_name OPERATOR(pg_catalog.=) $1"
+										"   AND deleted_at OPERATOR(pg_catalog.>) $2",
+										2, rtypes),
+							 rvalues, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look for recently deleted queues");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_QUEUE_DELETED_RECENTLY),
+					 errmsg("queue \"%s\" was deleted less than 60 seconds ago", name),
+					 errdetail_internal("AWS error code: QueueDeletedRecently"),
+					 errhint("Wait 60 seconds after deleting a queue before creating another queue with the same name.")));
+
+		msgq_queue_check_dead_letter_target(name, &attrs, call.caller);
+
+		memset(nulls, ' ', sizeof(nulls));
 		values[0] = CStringGetTextDatum(name);
 		values[1] = ObjectIdGetDatum(call.caller);
-		values[2] = Int32GetDatum(ints[0]);
-		values[3] = Int32GetDatum(ints[1]);
-		values[4] = Int32GetDatum(ints[2]);
-		values[5] = Int32GetDatum(ints[3]);
-		values[6] = Int32GetDatum(ints[4]);
-		values[7] = JsonbPGetDatum(attrs);
-		values[8] = TimestampTzGetDatum(msgq_now());
+		values[2] = Int32GetDatum(attrs.ints[0]);
+		values[3] = Int32GetDatum(attrs.ints[1]);
+		values[4] = Int32GetDatum(attrs.ints[2]);
+		values[5] = Int32GetDatum(attrs.ints[3]);
+		values[6] = Int32GetDatum(attrs.ints[4]);
+		values[7] = JsonbPGetDatum(attrs.normalized);
+		values[8] = TimestampTzGetDatum(now);
+		msgq_queue_redrive_datums(&attrs, values + 9, nulls + 9);
 		if (SPI_execute_plan(queue_plan(QP_INSERT_QUEUE,
 										"INSERT INTO msgq.queue (queue_id, queue_name, owner,"
 										" visibility_timeout, message_retention_period, delay_seconds,"
 										" receive_wait_time_seconds, maximum_message_size, attributes,"
-										" created_at, last_modified_at)"
+										" created_at, last_modified_at, dead_letter_queue,"
+										" max_receive_count, redrive_permission, redrive_sources)"
 										" VALUES (pg_catalog.nextval('msgq.queue_id_seq'), $1,"
-										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9)"
+										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9,"
+										" $10, $11, $12, $13)"
 										" ON CONFLICT (queue_name) DO NOTHING",
-										9, argtypes),
-							 values, NULL, false, 0) != SPI_OK_INSERT)
+										13, argtypes),
+							 values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert queue");
 		inserted = (SPI_processed == 1);
 		if (inserted)
@@ -735,7 +1019,7 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 		/* do not tell a role with no right on the queue anything about it */
 		msgq_check_queue_action(&existing, call.caller, MSGQ_ACT_GET_ATTRS,
 								"GetQueueUrl");
-		diff = queue_first_difference(attrs, old);
+		diff = queue_first_difference(attrs.normalized, old);
 		if (diff != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_MSGQ_QUEUE_NAME_EXISTS),
@@ -747,6 +1031,38 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	url = msgq_queue_url(name);
 	msgq_call_leave(&call);
 	PG_RETURN_TEXT_P(cstring_to_text(url));
+}
+
+/*
+ * The redrive columns of msgq.queue for attrs: dead_letter_queue,
+ * max_receive_count, redrive_permission, redrive_sources.
+ */
+void
+msgq_queue_redrive_datums(MsgqQueueAttrs *attrs, Datum *values, char *nulls)
+{
+	nulls[0] = nulls[1] = nulls[2] = nulls[3] = 'n';
+	if (attrs->dlq_name != NULL)
+	{
+		values[0] = CStringGetTextDatum(attrs->dlq_name);
+		values[1] = Int32GetDatum(attrs->max_receive_count);
+		nulls[0] = nulls[1] = ' ';
+	}
+	if (attrs->redrive_permission != NULL)
+	{
+		values[2] = CStringGetTextDatum(attrs->redrive_permission);
+		nulls[2] = ' ';
+		if (attrs->nsources > 0)
+		{
+			Datum		elems[MSGQ_MAX_REDRIVE_SOURCES];
+			int			i;
+
+			for (i = 0; i < attrs->nsources; i++)
+				elems[i] = CStringGetTextDatum(attrs->sources[i]);
+			values[3] = PointerGetDatum(construct_array(elems, attrs->nsources,
+														TEXTOID, -1, false, TYPALIGN_INT));
+			nulls[3] = ' ';
+		}
+	}
 }
 
 /*
@@ -785,10 +1101,11 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 	 * queue is listed here.  Queue ids are never reused.
 	 */
 	if (SPI_execute_plan(queue_plan(QP_RECORD_DELETED,
-									"INSERT INTO msgq.deleted_queue (queue_id, deleted_at)"
-									" VALUES ($1, $2)",
-									2, (Oid[]) {INT4OID, TIMESTAMPTZOID}),
-						 (Datum[]) {values[0], TimestampTzGetDatum(msgq_now())},
+									"INSERT INTO msgq.deleted_queue (queue_id, queue_name, deleted_at)"
+									" VALUES ($1, $2, $3)",
+									3, (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID}),
+						 (Datum[]) {values[0], CStringGetTextDatum(queue->queue_name),
+						 TimestampTzGetDatum(msgq_now())},
 						 NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record deleted queue");
 	msgq_queue_cache_invalidate();
@@ -1109,6 +1426,59 @@ queue_select_message_attributes(Jsonb *stored, Datum *sel, int nsel, bool *isnul
 }
 
 /*
+ * Move up to max visible messages of queue whose receive count reached
+ * maxReceiveCount to the dead-letter queue, atomically in the caller's
+ * transaction: the same statement deletes them from the source and inserts
+ * them into the dead-letter queue, keeping message id, body, attributes,
+ * sent time and receive count.  A message is never in both queues nor in
+ * neither; two receivers cannot move the same message (SKIP LOCKED).
+ */
+static void
+queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
+						  TimestampTz cutoff, int max)
+{
+	Oid			argtypes[6] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID,
+	TIMESTAMPTZOID};
+	Datum		values[6];
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = Int32GetDatum(queue->max_receive_count);
+	values[3] = Int32GetDatum(max);
+	values[4] = Int32GetDatum(dlq->queue_id);
+	values[5] = TimestampTzGetDatum(cutoff);
+	if (SPI_execute_plan(queue_plan(QP_MOVE_DLQ,
+									"WITH c AS ("
+									"  SELECT msg_seq FROM msgq.message"
+									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
+									"     AND sent_at OPERATOR(pg_catalog.>) $6"
+									"     AND receive_count OPERATOR(pg_catalog.>=) $3"
+									"   ORDER BY queue_id, msg_seq LIMIT $4"
+									"   FOR UPDATE SKIP LOCKED),"
+									" d AS ("
+									"  DELETE FROM msgq.message m USING c"
+									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+									"     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
+									"  RETURNING m.*)"
+									" INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
+									"   message_attributes, md5_of_body, md5_of_message_attributes,"
+									"   sender, message_group_id, message_deduplication_id, sent_at,"
+									"   visible_at, receive_count, first_received_at, received_at,"
+									"   source_queue_id)"
+									" SELECT $5, pg_catalog.nextval('msgq.message_seq'), message_id, body,"
+									"   message_attributes, md5_of_body, md5_of_message_attributes,"
+									"   sender, message_group_id, message_deduplication_id, sent_at,"
+									"   $2, receive_count, first_received_at, received_at, $1"
+									"   FROM d ORDER BY msg_seq",
+									6, argtypes),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not move messages to the dead-letter queue");
+	if (SPI_processed > 0)
+		msgq_wakeup_at_commit(dlq->queue_id, false);
+}
+
+/*
  * Claim up to max visible messages of a queue and put one output row per
  * message into the tuplestore, in delivery order.  Returns the number
  * claimed.
@@ -1119,26 +1489,51 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				   Datum *sys_sel, int nsys_sel,
 				   ReturnSetInfo *rsinfo)
 {
-	Oid			argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID};
-	Datum		values[5];
+	Oid			argtypes[7] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID,
+	INT4OID, TIMESTAMPTZOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64		nonce = msgq_random_nonce();
 	TimestampTz now = msgq_now();
+	TimestampTz cutoff = now - (TimestampTz) queue->retention_period * USECS_PER_SEC;
 	uint64		i,
 				n;
 	SPITupleTable *tuptable;
 	bool		pending;
+	bool		redrive = false;
+
+	/*
+	 * Dead-letter queue: a message whose receive count has reached
+	 * maxReceiveCount moves to the dead-letter queue on the receive that
+	 * would exceed it, instead of being returned.
+	 */
+	if (queue->dlq_name != NULL)
+	{
+		MsgqQueue	dlq;
+
+		if (msgq_queue_lookup(queue->dlq_name, &dlq) && !dlq.fifo)
+		{
+			queue_move_to_dead_letter(queue, &dlq, now, cutoff, max);
+			redrive = true;
+		}
+	}
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(max);
 	values[3] = Int32GetDatum(visibility);
 	values[4] = Int64GetDatum(nonce);
+	values[5] = Int32GetDatum(redrive ? queue->max_receive_count : 0);
+	nulls[5] = redrive ? ' ' : 'n';
+	values[6] = TimestampTzGetDatum(cutoff);
 
 	if (SPI_execute_plan(queue_plan(QP_RECEIVE,
 									"WITH c AS ("
 									"  SELECT msg_seq FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
+									"     AND sent_at OPERATOR(pg_catalog.>) $7"
+									"     AND ($6 IS NULL OR receive_count OPERATOR(pg_catalog.<) $6)"
 									"   ORDER BY queue_id, msg_seq LIMIT $3"
 									"   FOR UPDATE SKIP LOCKED),"
 									" u AS ("
@@ -1156,8 +1551,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									"            m.receive_count, m.first_received_at,"
 									"            m.message_group_id)"
 									" SELECT * FROM u ORDER BY msg_seq",
-									5, argtypes),
-						 values, NULL, false, 0) != SPI_OK_SELECT)
+									7, argtypes),
+						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not receive messages");
 
 	n = SPI_processed;

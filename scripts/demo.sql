@@ -6,8 +6,12 @@
 \set ON_ERROR_STOP on
 
 \echo
-\echo '=== 1. Start clean: delete the demo queues left by an earlier run'
-SELECT msgq.delete_queue(q) FROM msgq.list_queues('orders') AS q;
+\echo '=== 1. Start clean: recreate the extension in the demo database, dropping an earlier run''s queues'
+\echo '    (a deleted queue''s name stays reserved for 60 s, as in SQS)'
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS msgq CASCADE;
+CREATE EXTENSION msgq;
+RESET client_min_messages;
 
 \echo
 \echo '=== 2. Create two standard queues'

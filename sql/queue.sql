@@ -198,8 +198,9 @@ SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"QueueArn": "x"}')$$)
 SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"ContentBasedDeduplication": "true"}')$$);
 SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"DeduplicationScope": "queue"}')$$);
 SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"FifoThroughputLimit": "perQueue"}')$$);
-SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"RedrivePolicy": {"deadLetterTargetArn": "q_basic", "maxReceiveCount": 3}}')$$);
-SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"RedriveAllowPolicy": {"redrivePermission": "allowAll"}}')$$);
+-- (redrive policies are covered in queue_admin.sql; two refusals here)
+SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"RedrivePolicy": {"deadLetterTargetArn": "q_no_such_dlq", "maxReceiveCount": 3}}')$$);
+SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"RedriveAllowPolicy": {"redrivePermission": "sometimes"}}')$$);
 -- integers are plain digits: no spaces, no plus sign
 SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"DelaySeconds": " 5"}')$$);
 SELECT msgq_test.err($$SELECT msgq.create_queue('q_bad', '{"DelaySeconds": "+5"}')$$);

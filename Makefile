@@ -8,6 +8,7 @@ OBJS = \
 	src/shmem.o \
 	src/utils.o \
 	src/acl.o \
+	src/batch.o \
 	src/attributes.o \
 	src/handle.o \
 	src/queue.o \

@@ -189,6 +189,37 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_change_message_visibility'
 LANGUAGE C VOLATILE;
 
+CREATE FUNCTION msgq.send_message_batch(queue_name text, entries jsonb)
+RETURNS TABLE (
+	id text,
+	message_id uuid,
+	md5_of_message_body text,
+	md5_of_message_attributes text,
+	sequence_number numeric,
+	error_code text,
+	error_message text,
+	sender_fault boolean)
+AS 'MODULE_PATHNAME', 'msgq_send_message_batch'
+LANGUAGE C VOLATILE ROWS 10;
+
+CREATE FUNCTION msgq.delete_message_batch(queue_name text, entries jsonb)
+RETURNS TABLE (
+	id text,
+	error_code text,
+	error_message text,
+	sender_fault boolean)
+AS 'MODULE_PATHNAME', 'msgq_delete_message_batch'
+LANGUAGE C VOLATILE ROWS 10;
+
+CREATE FUNCTION msgq.change_message_visibility_batch(queue_name text, entries jsonb)
+RETURNS TABLE (
+	id text,
+	error_code text,
+	error_message text,
+	sender_fault boolean)
+AS 'MODULE_PATHNAME', 'msgq_change_message_visibility_batch'
+LANGUAGE C VOLATILE ROWS 10;
+
 CREATE FUNCTION msgq.get_queue_attributes(queue_name text, attribute_names text[] DEFAULT '{All}')
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'msgq_get_queue_attributes'

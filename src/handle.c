@@ -79,6 +79,16 @@ handle_load_key(void)
 	handle_key_extoid = extoid;
 }
 
+/*
+ * Load the key now, so that msgq_handle_decode() then runs without SPI
+ * (batch functions decode handles under PG_TRY).
+ */
+void
+msgq_handle_prepare(void)
+{
+	handle_load_key();
+}
+
 static void
 handle_mac(const uint8 *payload, uint8 *mac)
 {

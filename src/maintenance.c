@@ -58,7 +58,7 @@ maint_prune_aborted(void)
 	}
 	values[0] = PointerGetDatum(construct_array(qd, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("SELECT k.q, k.s FROM pg_catalog.unnest($1, $2) AS k(q, s)"
+	if (SPI_execute_with_args("SELECT k.q, k.s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(q, s)"
 							  " WHERE NOT EXISTS (SELECT 1 FROM msgq.message m"
 							  "   WHERE m.queue_id OPERATOR(pg_catalog.=) k.q"
 							  "     AND m.msg_seq OPERATOR(pg_catalog.=) k.s)",

@@ -51,6 +51,11 @@
 #define ERRCODE_MSGQ_INVALID_MESSAGE_CONTENTS	MAKE_SQLSTATE('M','Q','0','1','1')
 #define ERRCODE_MSGQ_PURGE_QUEUE_IN_PROGRESS	MAKE_SQLSTATE('M','Q','0','1','2')
 #define ERRCODE_MSGQ_UNSUPPORTED_OPERATION		MAKE_SQLSTATE('M','Q','0','1','3')
+#define ERRCODE_MSGQ_EMPTY_BATCH_REQUEST		MAKE_SQLSTATE('M','Q','0','1','4')
+#define ERRCODE_MSGQ_TOO_MANY_ENTRIES_IN_BATCH	MAKE_SQLSTATE('M','Q','0','1','5')
+#define ERRCODE_MSGQ_INVALID_BATCH_ENTRY_ID		MAKE_SQLSTATE('M','Q','0','1','6')
+#define ERRCODE_MSGQ_BATCH_ENTRY_IDS_NOT_DISTINCT	MAKE_SQLSTATE('M','Q','0','1','7')
+#define ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG		MAKE_SQLSTATE('M','Q','0','1','8')
 #define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
 
 /*
@@ -121,6 +126,7 @@ extern char *msgq_handle_encode(int32 queue_id, int64 msg_seq, int64 nonce);
 extern void msgq_handle_decode(const char *handle, int32 queue_id,
 							   int64 *msg_seq, int64 *nonce);
 extern int64 msgq_random_nonce(void);
+extern void msgq_handle_prepare(void);
 
 /* Privileges (acl.c) */
 #define MSGQ_ACT_SEND			ACL_INSERT
@@ -176,6 +182,22 @@ extern void msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool fo
 extern void msgq_queue_check_dead_letter_target(const char *self, MsgqQueueAttrs *a,
 												Oid caller);
 extern char *msgq_queue_arn(const char *name);
+
+/* A validated message, ready to insert (queue.c) */
+typedef struct MsgqPreparedMessage
+{
+	int32		delay;
+	int			size;
+	char	   *md5_body;
+	char	   *md5_attrs;		/* NULL without attributes */
+	Datum		message_id;		/* uuid */
+} MsgqPreparedMessage;
+
+extern void msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay,
+								 int32 delay, Jsonb *attrs, const char *group_id,
+								 const char *dedup_id, MsgqPreparedMessage *out);
+extern Datum msgq_new_uuid(void);
+extern void msgq_check_id_chars(const char *param, const char *value);
 extern void msgq_queue_redrive_datums(MsgqQueueAttrs *attrs, Datum *values, char *nulls);
 
 extern void msgq_check_queue_action(MsgqQueue *queue, Oid roleid,

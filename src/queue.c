@@ -1196,8 +1196,8 @@ msgq_get_queue_url(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-static void
-queue_check_id_chars(const char *param, const char *value)
+void
+msgq_check_id_chars(const char *param, const char *value)
 {
 	const char *p;
 	size_t		len = strlen(value);
@@ -1218,8 +1218,8 @@ queue_check_id_chars(const char *param, const char *value)
 	}
 }
 
-static Datum
-queue_new_uuid(void)
+Datum
+msgq_new_uuid(void)
 {
 	pg_uuid_t  *uuid = palloc(UUID_LEN);
 
@@ -1227,6 +1227,47 @@ queue_new_uuid(void)
 	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
 	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 	return UUIDPGetDatum(uuid);
+}
+
+/*
+ * Validate one message for queue: body, delay (the queue's when !has_delay),
+ * group and deduplication ids, attributes and size.  Raises the AWS error
+ * of the first problem.  Touches nothing but memory, so batch functions may
+ * run it per entry under PG_TRY without a subtransaction.
+ */
+void
+msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay, int32 delay,
+					 Jsonb *attrs, const char *group_id, const char *dedup_id,
+					 MsgqPreparedMessage *out)
+{
+	if (body == NULL || VARSIZE_ANY_EXHDR(body) == 0)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter MessageBody");
+
+	if (!has_delay)
+		delay = queue->delay_seconds;
+	else if (delay < 0 || delay > MSGQ_MAX_DELAY_SECONDS)
+		msgq_invalid_value("DelaySeconds", delay, "Must be >= 0 and <= 900.");
+
+	if (group_id != NULL)
+		msgq_check_id_chars("MessageGroupId", group_id);
+	if (dedup_id != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("parameter MessageDeduplicationId is valid only for FIFO queues"),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+
+	msgq_check_body(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
+	out->size = VARSIZE_ANY_EXHDR(body) +
+		msgq_check_message_attributes(attrs, &out->md5_attrs);
+	if (out->size > queue->maximum_message_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("message must be shorter than %d bytes", queue->maximum_message_size),
+				 errdetail_internal("AWS error code: InvalidParameterValue. The message and its attributes take %d bytes.", out->size)));
+	out->delay = delay;
+	out->md5_body = msgq_md5_hex(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
+	out->message_id = msgq_new_uuid();
 }
 
 /*
@@ -1250,8 +1291,8 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	char	   *dedup_id = msgq_text_arg(fcinfo, 5);
 	MsgqCall	call;
 	MsgqQueue  *queue;
+	MsgqPreparedMessage prep;
 	int32		delay;
-	int			size;
 	char	   *md5_body;
 	char	   *md5_attrs;
 	TimestampTz now;
@@ -1272,37 +1313,14 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
 
-	if (body_t == NULL || VARSIZE_ANY_EXHDR(body_t) == 0)
-		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
-				   "the request must contain the parameter MessageBody");
+	msgq_message_prepare(queue, body_t, !PG_ARGISNULL(2),
+						 PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
+						 mattrs, group_id, dedup_id, &prep);
+	delay = prep.delay;
+	md5_attrs = prep.md5_attrs;
 
-	if (PG_ARGISNULL(2))
-		delay = queue->delay_seconds;
-	else
-	{
-		delay = PG_GETARG_INT32(2);
-		if (delay < 0 || delay > MSGQ_MAX_DELAY_SECONDS)
-			msgq_invalid_value("DelaySeconds", delay, "Must be >= 0 and <= 900.");
-	}
-
-	if (group_id != NULL)
-		queue_check_id_chars("MessageGroupId", group_id);
-	if (dedup_id != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-				 errmsg("parameter MessageDeduplicationId is valid only for FIFO queues"),
-				 errdetail_internal("AWS error code: InvalidParameterValue")));
-
-	msgq_check_body(VARDATA_ANY(body_t), VARSIZE_ANY_EXHDR(body_t));
-	size = VARSIZE_ANY_EXHDR(body_t) + msgq_check_message_attributes(mattrs, &md5_attrs);
-	if (size > queue->maximum_message_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-				 errmsg("message must be shorter than %d bytes", queue->maximum_message_size),
-				 errdetail_internal("AWS error code: InvalidParameterValue. The message and its attributes take %d bytes.", size)));
-
-	md5_body = msgq_md5_hex(VARDATA_ANY(body_t), VARSIZE_ANY_EXHDR(body_t));
-	message_id = queue_new_uuid();
+	md5_body = prep.md5_body;
+	message_id = prep.message_id;
 	now = msgq_now();
 	sender = GetUserNameFromId(call.caller, false);
 
@@ -1717,7 +1735,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 		msgq_invalid_value("WaitTimeSeconds", wait,
 							"Must be >= 0 and <= 20, if provided.");
 	if (attempt_id != NULL)
-		queue_check_id_chars("ReceiveRequestAttemptId", attempt_id);
+		msgq_check_id_chars("ReceiveRequestAttemptId", attempt_id);
 	msgq_text_array(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4),
 					 &attr_sel, &nattr_sel);
 	msgq_text_array(PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5),

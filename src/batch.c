@@ -1,0 +1,672 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  SendMessageBatch, DeleteMessageBatch, ChangeMessageVisibilityBatch.
+ *
+ * A batch takes a jsonb array of AWS-shaped entries and returns one row per
+ * entry, in entry order, with either a result or an error (code, message,
+ * sender fault): partial failure, as in AWS.  Problems with the request as
+ * a whole (empty, more than 10 entries, bad or repeated ids, too long) fail
+ * the call.
+ *
+ * Entries are decided before anything is written: each entry is validated
+ * on its own, and the good ones are then written by one statement.  No
+ * entry gets a subtransaction (a transaction with more than 64 of them
+ * slows every snapshot in the cluster).  The validation of one entry runs
+ * under PG_TRY: it only computes over memory (no locks, buffers or catalog
+ * writes), so catching its error and flushing the error state is safe; the
+ * entry's error code comes from the AWS name the error carries in its
+ * detail.
+ *
+ * IDENTIFICATION
+ *	  src/batch.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
+#include "msgq.h"
+
+PG_FUNCTION_INFO_V1(msgq_send_message_batch);
+PG_FUNCTION_INFO_V1(msgq_delete_message_batch);
+PG_FUNCTION_INFO_V1(msgq_change_message_visibility_batch);
+
+#define BATCH_MAX_ENTRIES	10
+#define BATCH_MAX_BYTES		1048576
+
+static SPIPlanPtr batch_plan_send = NULL;
+static SPIPlanPtr batch_plan_delete = NULL;
+static SPIPlanPtr batch_plan_leases = NULL;
+static SPIPlanPtr batch_plan_set_visible = NULL;
+
+typedef struct BatchEntry
+{
+	char	   *id;
+	JsonbContainer *obj;
+	/* outcome */
+	bool		failed;
+	char	   *error_code;
+	char	   *error_message;
+	/* per-function data */
+	MsgqPreparedMessage msg;
+	text	   *body;
+	Jsonb	   *attrs;
+	char	   *group_id;
+	int64		msg_seq;
+	int64		nonce;
+	int32		visibility;
+} BatchEntry;
+
+static JsonbValue *
+batch_get(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
+}
+
+static char *
+batch_get_string(BatchEntry *e, const char *key)
+{
+	JsonbValue *v = batch_get(e->obj, key);
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type != jbvString)
+		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+				   "batch entry field %s must be a string", key);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static bool
+batch_get_int(BatchEntry *e, const char *key, int32 *out)
+{
+	JsonbValue *v = batch_get(e->obj, key);
+	char	   *s;
+	char	   *end;
+	long		val;
+
+	if (v == NULL || v->type == jbvNull)
+		return false;
+	if (v->type == jbvNumeric)
+		s = DatumGetCString(DirectFunctionCall1(numeric_out,
+												NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+		s = "";
+	errno = 0;
+	val = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || val < PG_INT32_MIN || val > PG_INT32_MAX)
+		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+				   "batch entry field %s must be an integer", key);
+	*out = (int32) val;
+	return true;
+}
+
+/*
+ * Parse and check the request as a whole; returns the entries with their
+ * ids.  Whole-request problems raise their AWS error.
+ */
+static BatchEntry *
+batch_parse(Jsonb *entries, int *nentries)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	BatchEntry *result;
+	int			n = 0;
+	int			count;
+	int			i,
+				j;
+
+	if (entries == NULL || !JB_ROOT_IS_ARRAY(entries) || JB_ROOT_IS_SCALAR(entries) ||
+		JB_ROOT_COUNT(entries) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_EMPTY_BATCH_REQUEST),
+				 errmsg("there should be at least one entry in the request"),
+				 errdetail_internal("AWS error code: EmptyBatchRequest")));
+	count = JB_ROOT_COUNT(entries);
+	if (count > BATCH_MAX_ENTRIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_TOO_MANY_ENTRIES_IN_BATCH),
+				 errmsg("maximum number of entries per request are %d, you have sent %d",
+						BATCH_MAX_ENTRIES, count),
+				 errdetail_internal("AWS error code: TooManyEntriesInBatchRequest")));
+
+	result = palloc0(sizeof(BatchEntry) * count);
+	it = JsonbIteratorInit(&entries->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		BatchEntry *e;
+		JsonbValue *idv;
+		const char *p;
+
+		if (tok != WJB_ELEM)
+			continue;
+		e = &result[n++];
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_BATCH_ENTRY_ID),
+					 errmsg("batch entry %d is not a JSON object", n),
+					 errdetail_internal("AWS error code: InvalidBatchEntryId")));
+		e->obj = v.val.binary.data;
+		idv = batch_get(e->obj, "Id");
+		if (idv == NULL || idv->type != jbvString || idv->val.string.len == 0 ||
+			idv->val.string.len > 80)
+			ereport(ERROR,
+					(errcode(ERRCODE_MSGQ_INVALID_BATCH_ENTRY_ID),
+					 errmsg("batch entry %d has no valid Id", n),
+					 errdetail_internal("AWS error code: InvalidBatchEntryId"),
+					 errhint("An Id has 1 to 80 characters: letters, digits, hyphens and underscores.")));
+		e->id = pnstrdup(idv->val.string.val, idv->val.string.len);
+		for (p = e->id; *p; p++)
+			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+				  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_BATCH_ENTRY_ID),
+						 errmsg("a batch entry id can only contain alphanumeric characters, hyphens and underscores: \"%s\"",
+								e->id),
+						 errdetail_internal("AWS error code: InvalidBatchEntryId")));
+	}
+	for (i = 0; i < n; i++)
+		for (j = i + 1; j < n; j++)
+			if (strcmp(result[i].id, result[j].id) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_BATCH_ENTRY_IDS_NOT_DISTINCT),
+						 errmsg("two or more batch entries in the request have the same Id \"%s\"",
+								result[i].id),
+						 errdetail_internal("AWS error code: BatchEntryIdsNotDistinct")));
+	*nentries = n;
+	return result;
+}
+
+/*
+ * Record the error being handled as the entry's outcome.  Called in a
+ * PG_CATCH block; the caller's memory context is restored first.
+ */
+static void
+batch_entry_failed(BatchEntry *e, MemoryContext cxt)
+{
+	ErrorData  *edata;
+	const char *code = "InternalError";
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+
+	if (edata->detail && strncmp(edata->detail, "AWS error code: ", 16) == 0)
+	{
+		const char *start = edata->detail + 16;
+		size_t		len = strcspn(start, ". ");
+
+		code = pnstrdup(start, len);
+	}
+	else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			 edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		ReThrowError(edata);
+	e->failed = true;
+	e->error_code = pstrdup(code);
+	e->error_message = pstrdup(edata->message);
+	FreeErrorData(edata);
+}
+
+static void
+batch_emit(ReturnSetInfo *rsinfo, BatchEntry *e, Datum *values, bool *nulls, int ncols)
+{
+	/* the last three columns are error_code, error_message, sender_fault */
+	int			i;
+
+	values[0] = CStringGetTextDatum(e->id);
+	nulls[0] = false;
+	if (e->failed)
+	{
+		for (i = 1; i < ncols - 3; i++)
+			nulls[i] = true;
+		values[ncols - 3] = CStringGetTextDatum(e->error_code);
+		values[ncols - 2] = CStringGetTextDatum(e->error_message);
+		values[ncols - 1] = BoolGetDatum(true);
+		nulls[ncols - 3] = nulls[ncols - 2] = nulls[ncols - 1] = false;
+	}
+	else
+		nulls[ncols - 3] = nulls[ncols - 2] = nulls[ncols - 1] = true;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * msgq.send_message_batch(queue_name text, entries jsonb)
+ * returns table (id text, message_id uuid, md5_of_message_body text,
+ *		md5_of_message_attributes text, sequence_number numeric,
+ *		error_code text, error_message text, sender_fault boolean)
+ *
+ * Entries: {"Id", "MessageBody", "DelaySeconds", "MessageAttributes",
+ * "MessageGroupId", "MessageDeduplicationId"}.  The good entries are
+ * inserted by one statement, in entry order.
+ */
+Datum
+msgq_send_message_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	Jsonb	   *entries = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	MsgqCall	call;
+	MsgqQueue  *queue;
+	BatchEntry *e;
+	int			n,
+				i,
+				ngood = 0;
+	int64		total = 0;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
+	e = batch_parse(entries, &n);
+
+	/* decide every entry's fate first */
+	for (i = 0; i < n; i++)
+	{
+		PG_TRY();
+		{
+			char	   *body = batch_get_string(&e[i], "MessageBody");
+			JsonbValue *attrs = batch_get(e[i].obj, "MessageAttributes");
+			int32		delay = 0;
+			bool		has_delay = batch_get_int(&e[i], "DelaySeconds", &delay);
+
+			e[i].body = body ? cstring_to_text(body) : NULL;
+			e[i].attrs = NULL;
+			if (attrs != NULL && attrs->type != jbvNull)
+			{
+				if (attrs->type != jbvBinary)
+					MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+							   "message attributes must be a JSON object");
+				e[i].attrs = JsonbValueToJsonb(attrs);
+			}
+			e[i].group_id = batch_get_string(&e[i], "MessageGroupId");
+			msgq_message_prepare(queue, e[i].body, has_delay, delay, e[i].attrs,
+								 e[i].group_id,
+								 batch_get_string(&e[i], "MessageDeduplicationId"),
+								 &e[i].msg);
+			total += e[i].msg.size;
+		}
+		PG_CATCH();
+		{
+			batch_entry_failed(&e[i], cxt);
+		}
+		PG_END_TRY();
+	}
+	if (total > BATCH_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG),
+				 errmsg("batch requests cannot be longer than %d bytes, you have sent %lld bytes",
+						BATCH_MAX_BYTES, (long long) total),
+				 errdetail_internal("AWS error code: BatchRequestTooLong")));
+
+	/* then write the good ones together */
+	for (i = 0; i < n; i++)
+		if (!e[i].failed)
+			ngood++;
+	if (ngood > 0)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * ngood);
+		Datum	   *bodies = palloc(sizeof(Datum) * ngood);
+		Datum	   *attrs = palloc(sizeof(Datum) * ngood);
+		bool	   *attr_nulls = palloc(sizeof(bool) * ngood);
+		Datum	   *md5b = palloc(sizeof(Datum) * ngood);
+		Datum	   *md5a = palloc(sizeof(Datum) * ngood);
+		bool	   *md5a_nulls = palloc(sizeof(bool) * ngood);
+		Datum	   *groups = palloc(sizeof(Datum) * ngood);
+		bool	   *group_nulls = palloc(sizeof(bool) * ngood);
+		Datum	   *delays = palloc(sizeof(Datum) * ngood);
+		int			dims[1] = {ngood};
+		int			lbs[1] = {1};
+		int			k = 0;
+		Oid			argtypes[10] = {INT4OID, TEXTOID, TIMESTAMPTZOID, UUIDARRAYOID,
+			TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		INT4ARRAYOID};
+		Datum		values[10];
+
+		for (i = 0; i < n; i++)
+		{
+			if (e[i].failed)
+				continue;
+			ids[k] = e[i].msg.message_id;
+			bodies[k] = PointerGetDatum(e[i].body);
+			attr_nulls[k] = (e[i].attrs == NULL || e[i].msg.md5_attrs == NULL);
+			attrs[k] = attr_nulls[k] ? (Datum) 0 : JsonbPGetDatum(e[i].attrs);
+			md5b[k] = CStringGetTextDatum(e[i].msg.md5_body);
+			md5a_nulls[k] = (e[i].msg.md5_attrs == NULL);
+			md5a[k] = md5a_nulls[k] ? (Datum) 0 : CStringGetTextDatum(e[i].msg.md5_attrs);
+			group_nulls[k] = (e[i].group_id == NULL);
+			groups[k] = group_nulls[k] ? (Datum) 0 : CStringGetTextDatum(e[i].group_id);
+			delays[k] = Int32GetDatum(e[i].msg.delay);
+			k++;
+		}
+		values[0] = Int32GetDatum(queue->queue_id);
+		values[1] = CStringGetTextDatum(GetUserNameFromId(call.caller, false));
+		values[2] = TimestampTzGetDatum(msgq_now());
+		values[3] = PointerGetDatum(construct_array(ids, ngood, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		values[4] = PointerGetDatum(construct_array(bodies, ngood, TEXTOID, -1, false, TYPALIGN_INT));
+		values[5] = PointerGetDatum(construct_md_array(attrs, attr_nulls, 1, dims, lbs,
+													   JSONBOID, -1, false, TYPALIGN_INT));
+		values[6] = PointerGetDatum(construct_array(md5b, ngood, TEXTOID, -1, false, TYPALIGN_INT));
+		values[7] = PointerGetDatum(construct_md_array(md5a, md5a_nulls, 1, dims, lbs,
+													   TEXTOID, -1, false, TYPALIGN_INT));
+		values[8] = PointerGetDatum(construct_md_array(groups, group_nulls, 1, dims, lbs,
+													   TEXTOID, -1, false, TYPALIGN_INT));
+		values[9] = PointerGetDatum(construct_array(delays, ngood, INT4OID, 4, true, TYPALIGN_INT));
+
+		if (SPI_execute_plan(msgq_plan(&batch_plan_send,
+									   "INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
+									   " message_attributes, md5_of_body, md5_of_message_attributes,"
+									   " sender, message_group_id, sent_at, visible_at)"
+									   " SELECT $1, pg_catalog.nextval('msgq.message_seq'), u.id, u.body,"
+									   "   u.attrs, u.md5b, u.md5a, $2, u.grp, $3,"
+									   "   $3 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => u.delay)"
+									   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
+									   "      WITH ORDINALITY AS u(id, body, attrs, md5b, md5a, grp, delay, ord)"
+									   " ORDER BY u.ord",
+									   10, argtypes),
+							 values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert messages");
+		msgq_wakeup_at_commit(queue->queue_id, false);
+	}
+	msgq_call_leave(&call);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, true, false, false, false};
+
+		if (!e[i].failed)
+		{
+			values[1] = e[i].msg.message_id;
+			values[2] = CStringGetTextDatum(e[i].msg.md5_body);
+			nulls[3] = (e[i].msg.md5_attrs == NULL);
+			values[3] = nulls[3] ? (Datum) 0 : CStringGetTextDatum(e[i].msg.md5_attrs);
+		}
+		batch_emit(rsinfo, &e[i], values, nulls, 8);
+	}
+	return (Datum) 0;
+}
+
+/* Decode an entry's receipt handle; raises the handle's AWS error. */
+static void
+batch_entry_handle(BatchEntry *e, MsgqQueue *queue)
+{
+	char	   *handle = batch_get_string(e, "ReceiptHandle");
+
+	if (handle == NULL || handle[0] == '\0')
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter ReceiptHandle");
+	msgq_handle_decode(handle, queue->queue_id, &e->msg_seq, &e->nonce);
+}
+
+/*
+ * msgq.delete_message_batch(queue_name text, entries jsonb)
+ * returns table (id text, error_code text, error_message text,
+ *		sender_fault boolean)
+ *
+ * Entries: {"Id", "ReceiptHandle"}.  Deletes as delete_message does
+ * (idempotent; a superseded handle deletes nothing), in one statement.
+ */
+Datum
+msgq_delete_message_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	Jsonb	   *entries = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	MsgqCall	call;
+	MsgqQueue  *queue;
+	BatchEntry *e;
+	int			n,
+				i,
+				ngood = 0;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_DELETE, "DeleteMessage");
+	e = batch_parse(entries, &n);
+	msgq_handle_prepare();
+
+	for (i = 0; i < n; i++)
+	{
+		PG_TRY();
+		{
+			batch_entry_handle(&e[i], queue);
+			ngood++;
+		}
+		PG_CATCH();
+		{
+			batch_entry_failed(&e[i], cxt);
+		}
+		PG_END_TRY();
+	}
+
+	if (ngood > 0)
+	{
+		Datum	   *seqs = palloc(sizeof(Datum) * ngood);
+		Datum	   *nonces = palloc(sizeof(Datum) * ngood);
+		int			k = 0;
+		Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID};
+		Datum		values[3];
+
+		for (i = 0; i < n; i++)
+		{
+			if (e[i].failed)
+				continue;
+			seqs[k] = Int64GetDatum(e[i].msg_seq);
+			nonces[k] = Int64GetDatum(e[i].nonce);
+			k++;
+		}
+		values[0] = Int32GetDatum(queue->queue_id);
+		values[1] = PointerGetDatum(construct_array(seqs, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(construct_array(nonces, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_plan(msgq_plan(&batch_plan_delete,
+									   "DELETE FROM msgq.message m"
+									   " USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(seq, nonce)"
+									   " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+									   "   AND m.msg_seq OPERATOR(pg_catalog.=) u.seq"
+									   "   AND m.receipt_nonce OPERATOR(pg_catalog.=) u.nonce",
+									   3, argtypes),
+							 values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete messages");
+	}
+	msgq_call_leave(&call);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4];
+
+		batch_emit(rsinfo, &e[i], values, nulls, 4);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * msgq.change_message_visibility_batch(queue_name text, entries jsonb)
+ * returns table (id text, error_code text, error_message text,
+ *		sender_fault boolean)
+ *
+ * Entries: {"Id", "ReceiptHandle", "VisibilityTimeout"}, with
+ * change_message_visibility's rules per entry.  The leases are read and
+ * locked by one statement and changed by another.
+ */
+Datum
+msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	Jsonb	   *entries = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	MsgqCall	call;
+	MsgqQueue  *queue;
+	BatchEntry *e;
+	int			n,
+				i,
+				ngood = 0;
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz now;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	queue = msgq_queue_get(name);
+	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_CHANGE_VIS,
+							"ChangeMessageVisibility");
+	e = batch_parse(entries, &n);
+	msgq_handle_prepare();
+
+	for (i = 0; i < n; i++)
+	{
+		PG_TRY();
+		{
+			if (!batch_get_int(&e[i], "VisibilityTimeout", &e[i].visibility))
+				MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+						   "the request must contain the parameter VisibilityTimeout");
+			if (e[i].visibility < 0 || e[i].visibility > MSGQ_MAX_VISIBILITY_TIMEOUT)
+				msgq_invalid_value("VisibilityTimeout", e[i].visibility,
+								   "Must be >= 0 and <= 43200.");
+			batch_entry_handle(&e[i], queue);
+			ngood++;
+		}
+		PG_CATCH();
+		{
+			batch_entry_failed(&e[i], cxt);
+		}
+		PG_END_TRY();
+	}
+
+	now = msgq_now();
+	if (ngood > 0)
+	{
+		Datum	   *seqs = palloc(sizeof(Datum) * ngood);
+		Datum	   *until = palloc(sizeof(Datum) * ngood);
+		int			k = 0;
+		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+		Datum		values[2];
+		uint64		r;
+
+		for (i = 0; i < n; i++)
+			if (!e[i].failed)
+				seqs[k++] = Int64GetDatum(e[i].msg_seq);
+		values[0] = Int32GetDatum(queue->queue_id);
+		values[1] = PointerGetDatum(construct_array(seqs, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_plan(msgq_plan(&batch_plan_leases,
+									   "SELECT msg_seq, receipt_nonce, received_at, visible_at"
+									   "  FROM msgq.message"
+									   " WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									   "   AND msg_seq OPERATOR(pg_catalog.=) ANY ($2)"
+									   " ORDER BY msg_seq FOR UPDATE",
+									   2, argtypes),
+							 values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read message leases");
+
+		/* judge each entry against its row, as change_message_visibility does */
+		for (i = 0; i < n; i++)
+		{
+			bool		found = false;
+
+			if (e[i].failed)
+				continue;
+			for (r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[r];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+
+				if (DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)) != e[i].msg_seq)
+					continue;
+				found = true;
+				if (DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)) != e[i].nonce)
+				{
+					e[i].failed = true;
+					if (DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)) <= now)
+					{
+						e[i].error_code = "MessageNotInflight";
+						e[i].error_message = "message is not in flight";
+					}
+					else
+					{
+						e[i].error_code = "InvalidParameterValue";
+						e[i].error_message = "message does not exist or is not available for visibility timeout change";
+					}
+				}
+				else if ((now - DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull))) / USECS_PER_SEC +
+						 e[i].visibility > MSGQ_MAX_VISIBILITY_TIMEOUT)
+				{
+					e[i].failed = true;
+					e[i].error_code = "InvalidParameterValue";
+					e[i].error_message = psprintf("value %d for parameter VisibilityTimeout is invalid: total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
+												  e[i].visibility);
+				}
+				break;
+			}
+			if (!found)
+			{
+				e[i].failed = true;
+				e[i].error_code = "InvalidParameterValue";
+				e[i].error_message = "message does not exist or is not available for visibility timeout change";
+			}
+		}
+
+		k = 0;
+		for (i = 0; i < n; i++)
+		{
+			if (e[i].failed)
+				continue;
+			seqs[k] = Int64GetDatum(e[i].msg_seq);
+			until[k] = TimestampTzGetDatum(now + (TimestampTz) e[i].visibility * USECS_PER_SEC);
+			k++;
+		}
+		if (k > 0)
+		{
+			Oid			utypes[3] = {INT4OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+			Datum		uvalues[3];
+
+			uvalues[0] = Int32GetDatum(queue->queue_id);
+			uvalues[1] = PointerGetDatum(construct_array(seqs, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			uvalues[2] = PointerGetDatum(construct_array(until, k, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			if (SPI_execute_plan(msgq_plan(&batch_plan_set_visible,
+										   "UPDATE msgq.message m SET visible_at = u.until"
+										   "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(seq, until)"
+										   " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+										   "   AND m.msg_seq OPERATOR(pg_catalog.=) u.seq",
+										   3, utypes),
+								 uvalues, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not change message visibility");
+			msgq_wakeup_at_commit(queue->queue_id, false);
+		}
+	}
+	msgq_call_leave(&call);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4];
+
+		batch_emit(rsinfo, &e[i], values, nulls, 4);
+	}
+	return (Datum) 0;
+}

@@ -10,13 +10,15 @@
  * cycle only has housekeeping to do (a waiter sleeps until the earliest
  * visibility time of its queue, bounded by msgq.wait_recheck_interval):
  *
+ *	- delete messages older than their queue's MessageRetentionPeriod
+ *	  (receive never returns them even before);
  *	- remove messages that a send racing with delete_queue committed for
  *	  the deleted queue;
  *	- forget the receive counts of rolled-back receives whose message is
  *	  gone (wait.c).
  *
- * Retention, dead-letter moves and stream trimming join the cycle as they
- * are built.
+ * Dead-letter move tasks and stream trimming join the cycle as they are
+ * built.
  *
  * IDENTIFICATION
  *	  src/maintenance.c
@@ -95,6 +97,43 @@ maint_remove_strays(void)
 		elog(ERROR, "could not forget deleted queues");
 }
 
+/*
+ * Enforce MessageRetentionPeriod: delete messages older than their queue's
+ * retention.  Receive already never returns them; this reclaims the space.
+ * Messages are in send order by msg_seq and sent_at follows it, so only
+ * queues whose oldest message has expired are visited, from the head, at
+ * most 10000 messages per queue and cycle.  Rows locked by a receive in
+ * progress are skipped and taken on a later cycle.
+ */
+static void
+maint_enforce_retention(void)
+{
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+
+	values[0] = TimestampTzGetDatum(msgq_now());
+	if (SPI_execute_with_args("WITH due AS ("
+							  "  SELECT q.queue_id,"
+							  "         $1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period) AS cutoff"
+							  "    FROM msgq.queue q"
+							  "   WHERE (SELECT m.sent_at FROM msgq.message m"
+							  "           WHERE m.queue_id OPERATOR(pg_catalog.=) q.queue_id"
+							  "           ORDER BY m.queue_id, m.msg_seq LIMIT 1)"
+							  "         OPERATOR(pg_catalog.<=)"
+							  "         ($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period)))"
+							  " DELETE FROM msgq.message m USING ("
+							  "   SELECT h.queue_id, h.msg_seq FROM due, LATERAL ("
+							  "     SELECT x.queue_id, x.msg_seq FROM msgq.message x"
+							  "      WHERE x.queue_id OPERATOR(pg_catalog.=) due.queue_id"
+							  "        AND x.sent_at OPERATOR(pg_catalog.<=) due.cutoff"
+							  "      ORDER BY x.queue_id, x.msg_seq LIMIT 10000"
+							  "      FOR UPDATE SKIP LOCKED) h) d"
+							  " WHERE m.queue_id OPERATOR(pg_catalog.=) d.queue_id"
+							  "   AND m.msg_seq OPERATOR(pg_catalog.=) d.msg_seq",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not enforce message retention");
+}
+
 void
 msgq_maintenance_cycle(void)
 {
@@ -105,6 +144,7 @@ msgq_maintenance_cycle(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	maint_enforce_retention();
 	maint_remove_strays();
 	maint_prune_aborted();
 

@@ -389,8 +389,8 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not insert messages");
 		msgq_wakeup_at_commit(queue->queue_id, false);
 	}
-	msgq_call_leave(&call);
 
+	/* the tuplestore copies the rows; SPI's memory goes at msgq_call_leave */
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[8];
@@ -405,6 +405,7 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 		}
 		batch_emit(rsinfo, &e[i], values, nulls, 8);
 	}
+	msgq_call_leave(&call);
 	return (Datum) 0;
 }
 
@@ -493,8 +494,6 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 							 values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete messages");
 	}
-	msgq_call_leave(&call);
-
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[4];
@@ -502,6 +501,7 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 
 		batch_emit(rsinfo, &e[i], values, nulls, 4);
 	}
+	msgq_call_leave(&call);
 	return (Datum) 0;
 }
 
@@ -659,8 +659,6 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 			msgq_wakeup_at_commit(queue->queue_id, false);
 		}
 	}
-	msgq_call_leave(&call);
-
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[4];
@@ -668,5 +666,6 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 
 		batch_emit(rsinfo, &e[i], values, nulls, 4);
 	}
+	msgq_call_leave(&call);
 	return (Datum) 0;
 }

@@ -215,6 +215,7 @@ typedef struct MsgqCall
 	Oid			caller;
 	Oid			save_userid;
 	int			save_sec_context;
+	MemoryContext cxt;			/* the caller's memory context */
 } MsgqCall;
 
 struct _SPI_plan;

@@ -92,6 +92,7 @@ typedef enum QueuePlan
 	QP_RECORD_DELETED,
 	QP_DELETED_RECENTLY,
 	QP_MOVE_DLQ,
+	QP_MOVE_ONE_DLQ,
 	QP_LIST,
 	QP_SEND,
 	QP_RECEIVE,
@@ -144,12 +145,18 @@ msgq_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 	msgq_plan(&queue_plans[which], sql, nargs, __VA_ARGS__)
 
 /*
- * Start an SQL-callable call: check preloading, remember the caller, switch
- * to the extension owner and connect to SPI.
+ * Start an SQL-callable call: check preloading, remember the caller and
+ * its memory context, switch to the extension owner and connect to SPI.
+ *
+ * While connected, CurrentMemoryContext is SPI's procedure context (every
+ * SPI execution switches back to it), which msgq_call_leave() frees: a
+ * result that must outlive the call is built in call->cxt, or after
+ * msgq_call_leave(), or put into a tuplestore before it.
  */
 void
 msgq_call_enter(MsgqCall *call)
 {
+	call->cxt = CurrentMemoryContext;
 	msgq_check_preloaded();
 	call->caller = GetUserId();
 	msgq_switch_to_owner(&call->save_userid, &call->save_sec_context);
@@ -512,6 +519,15 @@ queue_attr_string(JsonbValue *v, const char *name)
 	return NULL;
 }
 
+static void
+queue_policy_invalid(const char *param, const char *reason)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for parameter %s", param),
+			 errdetail_internal("AWS error code: InvalidParameterValue. Reason: %s", reason)));
+}
+
 /*
  * Parse a JSON-valued attribute (RedrivePolicy, RedriveAllowPolicy): a JSON
  * object, or a string holding one (AWS's wire form).  Returns NULL for ""
@@ -522,17 +538,32 @@ queue_attr_object(JsonbValue *v, const char *name)
 {
 	Jsonb	   *j;
 
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		ok = true;
+
 	if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
 		return v->val.binary.data;
 	if (v->type != jbvString)
-		queue_attr_invalid(name);
+		queue_policy_invalid(name, "The value is not a valid JSON map.");
 	if (v->val.string.len == 0)
 		return NULL;
-	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-										   CStringGetDatum(pnstrdup(v->val.string.val,
-																	v->val.string.len))));
-	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
-		queue_attr_invalid(name);
+	/* jsonb_in only computes over memory: catching its error is safe */
+	PG_TRY();
+	{
+		j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											   CStringGetDatum(pnstrdup(v->val.string.val,
+																		v->val.string.len))));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+		j = NULL;
+	}
+	PG_END_TRY();
+	if (!ok || !JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		queue_policy_invalid(name, "The value is not a valid JSON map.");
 	return &j->root;
 }
 
@@ -547,14 +578,6 @@ queue_obj_get(JsonbContainer *obj, const char *key)
 	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
 }
 
-static void
-queue_policy_invalid(const char *param, const char *reason)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value for parameter %s", param),
-			 errdetail_internal("AWS error code: InvalidParameterValue. Reason: %s", reason)));
-}
 
 char *
 msgq_queue_arn(const char *name)
@@ -1028,8 +1051,8 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 					 errdetail_internal("AWS error code: QueueNameExists")));
 	}
 
-	url = msgq_queue_url(name);
 	msgq_call_leave(&call);
+	url = msgq_queue_url(name);
 	PG_RETURN_TEXT_P(cstring_to_text(url));
 }
 
@@ -1186,8 +1209,9 @@ msgq_get_queue_url(PG_FUNCTION_ARGS)
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_GET_ATTRS, "GetQueueUrl");
-	url = msgq_queue_url(queue->queue_name);
+	name = MemoryContextStrdup(call.cxt, queue->queue_name);
 	msgq_call_leave(&call);
+	url = msgq_queue_url(name);
 	PG_RETURN_TEXT_P(cstring_to_text(url));
 }
 
@@ -1292,6 +1316,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	MsgqCall	call;
 	MsgqQueue  *queue;
 	MsgqPreparedMessage prep;
+	HeapTuple	tuple;
 	int32		delay;
 	char	   *md5_body;
 	char	   *md5_attrs;
@@ -1349,15 +1374,18 @@ msgq_send_message(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert message");
 
 	msgq_wakeup_at_commit(queue->queue_id, false);
-	msgq_call_leave(&call);
 
+	/* build the result in the caller's context before SPI's is freed */
+	MemoryContextSwitchTo(call.cxt);
 	result[0] = message_id;
 	result[1] = CStringGetTextDatum(md5_body);
 	result[2] = md5_attrs ? CStringGetTextDatum(md5_attrs) : (Datum) 0;
 	rnulls[2] = (md5_attrs == NULL);
 	result[3] = (Datum) 0;
 	tupdesc = BlessTupleDesc(tupdesc);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result, rnulls)));
+	tuple = heap_form_tuple(tupdesc, result, rnulls);
+	msgq_call_leave(&call);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
 /* Build the "attributes" jsonb of a received message. */
@@ -1497,9 +1525,47 @@ queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 }
 
 /*
+ * Move one message, just claimed by this receive, to the dead-letter queue,
+ * with receive_count as its count (the receive itself does not count).
+ */
+static void
+queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
+							  TimestampTz now, int32 receive_count)
+{
+	Oid			argtypes[5] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID};
+	Datum		values[5];
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = Int64GetDatum(msg_seq);
+	values[2] = Int32GetDatum(dlq_id);
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = Int32GetDatum(receive_count);
+	if (SPI_execute_plan(queue_plan(QP_MOVE_ONE_DLQ,
+									"WITH d AS ("
+									"  DELETE FROM msgq.message"
+									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"     AND msg_seq OPERATOR(pg_catalog.=) $2"
+									"  RETURNING *)"
+									" INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
+									"   message_attributes, md5_of_body, md5_of_message_attributes,"
+									"   sender, message_group_id, message_deduplication_id, sent_at,"
+									"   visible_at, receive_count, first_received_at, received_at,"
+									"   source_queue_id)"
+									" SELECT $3, pg_catalog.nextval('msgq.message_seq'), message_id, body,"
+									"   message_attributes, md5_of_body, md5_of_message_attributes,"
+									"   sender, message_group_id, message_deduplication_id, sent_at,"
+									"   $4, $5, first_received_at, received_at, $1"
+									"   FROM d",
+									5, argtypes),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not move a message to the dead-letter queue");
+	msgq_wakeup_at_commit(dlq_id, false);
+}
+
+/*
  * Claim up to max visible messages of a queue and put one output row per
  * message into the tuplestore, in delivery order.  Returns the number
- * claimed.
+ * returned.
  */
 static int
 queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
@@ -1519,6 +1585,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	SPITupleTable *tuptable;
 	bool		pending;
 	bool		redrive = false;
+	int32		dlq_id = 0;
+	int			emitted = 0;
 
 	/*
 	 * Dead-letter queue: a message whose receive count has reached
@@ -1533,6 +1601,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		{
 			queue_move_to_dead_letter(queue, &dlq, now, cutoff, max);
 			redrive = true;
+			dlq_id = dlq.queue_id;
 		}
 	}
 
@@ -1611,6 +1680,18 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									 av, NULL, false, 0) != SPI_OK_UPDATE)
 					elog(ERROR, "could not update receive count");
 				count += extra;
+
+				/*
+				 * With the rolled-back receives counted, this receive may be
+				 * the one that exceeds maxReceiveCount: move the message
+				 * instead of returning it.
+				 */
+				if (redrive && count - 1 >= queue->max_receive_count)
+				{
+					queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now,
+												  count - 1);
+					continue;
+				}
 			}
 			else
 				msgq_remember_receive(queue->queue_id, msg_seq, 0);
@@ -1627,8 +1708,9 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		out[5] = queue_select_message_attributes(isnull ? NULL : DatumGetJsonbP(d),
 												 attr_sel, nattr_sel, &outnull[5]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+		emitted++;
 	}
-	return (int) n;
+	return emitted;
 }
 
 /*

@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(msgq_list_queue_tags);
 PG_FUNCTION_INFO_V1(msgq_list_dead_letter_source_queues);
 
 static SPIPlanPtr admin_plan_attrs = NULL;
+static SPIPlanPtr admin_plan_attrs_locked = NULL;
 static SPIPlanPtr admin_plan_counts = NULL;
 static SPIPlanPtr admin_plan_set = NULL;
 static SPIPlanPtr admin_plan_purge_mark = NULL;
@@ -72,7 +73,8 @@ admin_epoch_seconds(TimestampTz t)
 
 /* Read one queue row's attributes jsonb (and optionally its timestamps). */
 static Jsonb *
-admin_read_attributes(int32 queue_id, TimestampTz *created, TimestampTz *modified)
+admin_read_attributes(int32 queue_id, TimestampTz *created, TimestampTz *modified,
+					  bool for_update)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(queue_id)};
@@ -80,7 +82,13 @@ admin_read_attributes(int32 queue_id, TimestampTz *created, TimestampTz *modifie
 	HeapTuple	tup;
 	Jsonb	   *attrs;
 
-	if (SPI_execute_plan(msgq_plan(&admin_plan_attrs,
+	if (SPI_execute_plan(for_update ?
+						 msgq_plan(&admin_plan_attrs_locked,
+								   "SELECT attributes, created_at, last_modified_at"
+								   "  FROM msgq.queue WHERE queue_id OPERATOR(pg_catalog.=) $1"
+								   "   FOR UPDATE",
+								   1, argtypes) :
+						 msgq_plan(&admin_plan_attrs,
 								   "SELECT attributes, created_at, last_modified_at"
 								   "  FROM msgq.queue WHERE queue_id OPERATOR(pg_catalog.=) $1",
 								   1, argtypes),
@@ -168,7 +176,7 @@ msgq_get_queue_attributes(PG_FUNCTION_ARGS)
 					 errdetail_internal("AWS error code: InvalidAttributeName")));
 	}
 
-	attrs = admin_read_attributes(queue->queue_id, &created, &modified);
+	attrs = admin_read_attributes(queue->queue_id, &created, &modified, false);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -231,6 +239,7 @@ msgq_get_queue_attributes(PG_FUNCTION_ARGS)
 		admin_add(&buf, &first, "QueueArn", msgq_queue_arn(queue->queue_name));
 	appendStringInfoChar(&buf, '}');
 
+	MemoryContextSwitchTo(call.cxt);
 	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 	msgq_call_leave(&call);
 	PG_RETURN_JSONB_P(result);
@@ -283,7 +292,8 @@ msgq_set_queue_attributes(PG_FUNCTION_ARGS)
 					 errdetail_internal("AWS error code: InvalidAttributeName")));
 	}
 
-	current = admin_read_attributes(queue->queue_id, NULL, NULL);
+	/* lock the row: concurrent changes merge one after the other */
+	current = admin_read_attributes(queue->queue_id, NULL, NULL, true);
 	merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
 												JsonbPGetDatum(current),
 												JsonbPGetDatum(given)));
@@ -426,6 +436,34 @@ admin_tag_invalid(const char *what, const char *value)
 			 errhint("Tag keys have 1 to 128 characters and values at most 256, of letters, digits, spaces and + - = . _ : / @; keys must not start with \"aws:\".")));
 }
 
+/*
+ * AWS allows Unicode letters, digits and separators in tags.  PostgreSQL 15
+ * has no Unicode category table for extensions, so non-ASCII characters
+ * are refused by block: Latin-1 punctuation and symbols, general
+ * punctuation, currency, the symbol and arrow blocks, private use,
+ * variation selectors, specials and emoji.  Letters of other scripts pass.
+ */
+static bool
+admin_tag_char_ok(pg_wchar c)
+{
+	if (c == 0xA0 || c == 0xAA || c == 0xB5 || c == 0xBA)
+		return true;			/* no-break space, ª, µ, º */
+	if (c < 0xC0 || c == 0xD7 || c == 0xF7)
+		return false;			/* Latin-1 controls, punctuation, × ÷ */
+	if (c >= 0x2000 && c <= 0x200A)
+		return true;			/* spaces */
+	if ((c >= 0x200B && c <= 0x2BFF) ||	/* punctuation, currency, symbols */
+		(c >= 0x2E00 && c <= 0x2E7F) ||	/* supplemental punctuation */
+		(c >= 0x3000 && c <= 0x303F && c != 0x3000) ||	/* CJK punctuation */
+		(c >= 0xE000 && c <= 0xF8FF) ||	/* private use */
+		(c >= 0xFE00 && c <= 0xFE0F) ||	/* variation selectors */
+		(c >= 0xFFF0 && c <= 0xFFFF) ||	/* specials */
+		(c >= 0x1F000 && c <= 0x1FAFF) ||	/* emoji and pictographs */
+		c >= 0xE0000)
+		return false;
+	return true;
+}
+
 static void
 admin_check_tag_text(const char *what, const char *s, int minlen, int maxlen)
 {
@@ -434,10 +472,14 @@ admin_check_tag_text(const char *what, const char *s, int minlen, int maxlen)
 
 	if (len < minlen || len > maxlen)
 		admin_tag_invalid(what, s);
-	for (p = (const unsigned char *) s; *p; p++)
+	for (p = (const unsigned char *) s; *p; p += pg_utf_mblen(p))
 	{
 		if (*p >= 0x80)
-			continue;			/* Unicode letters are allowed */
+		{
+			if (!admin_tag_char_ok(utf8_to_unicode(p)))
+				admin_tag_invalid(what, s);
+			continue;
+		}
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			  (*p >= '0' && *p <= '9') || strchr(" +-=._:/@", *p) != NULL))
 			admin_tag_invalid(what, s);
@@ -549,6 +591,7 @@ msgq_list_queue_tags(PG_FUNCTION_ARGS)
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read queue tags");
+	MemoryContextSwitchTo(call.cxt);
 	tags = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
 	msgq_call_leave(&call);

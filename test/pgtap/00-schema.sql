@@ -1,4 +1,4 @@
--- 00-schema.sql: msgq's frozen SQL contract: schema, tables, view, and every
+-- 00-schema.sql: msgq's frozen SQL contract: schema, tables, views, and every
 -- function of the API with its exact argument types, return type, parameter
 -- names and defaults, and strictness.
 --
@@ -10,7 +10,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(51);
+SELECT plan(80);
 
 -- Schema, tables, sequences, view -------------------------------------------
 SELECT has_schema('msgq');
@@ -18,12 +18,17 @@ SELECT has_table('msgq', 'queue', 'msgq.queue exists');
 SELECT has_table('msgq', 'message', 'msgq.message exists');
 SELECT has_table('msgq', 'queue_permission', 'msgq.queue_permission exists');
 SELECT has_table('msgq', 'secret', 'msgq.secret exists');
+SELECT has_table('msgq', 'deleted_queue', 'msgq.deleted_queue exists');
 SELECT has_sequence('msgq', 'queue_id_seq', 'msgq.queue_id_seq exists');
 SELECT has_sequence('msgq', 'message_seq', 'msgq.message_seq exists');
 SELECT has_view('msgq', 'waiters', 'msgq.waiters view exists');
 SELECT columns_are('msgq', 'waiters',
 	ARRAY['pid', 'queue_name', 'wait_started', 'wait_deadline'],
 	'msgq.waiters has columns pid, queue_name, wait_started, wait_deadline');
+SELECT has_view('msgq', 'workers', 'msgq.workers view exists');
+SELECT columns_are('msgq', 'workers',
+	ARRAY['pid', 'database', 'state', 'started_at', 'last_cycle_at', 'cycles'],
+	'msgq.workers has columns pid, database, state, started_at, last_cycle_at, cycles');
 
 -- Functions with their exact argument types and return types -----------------
 SELECT has_function('msgq', 'create_queue', ARRAY['text', 'jsonb'],
@@ -82,6 +87,48 @@ SELECT function_returns('msgq', 'now', ARRAY[]::text[], 'timestamp with time zon
 
 SELECT has_function('msgq', 'waiters', ARRAY[]::text[], 'msgq.waiters() exists');
 SELECT function_returns('msgq', 'waiters', ARRAY[]::text[], 'setof record');
+
+SELECT has_function('msgq', 'worker_status', ARRAY[]::text[], 'msgq.worker_status() exists');
+SELECT function_returns('msgq', 'worker_status', ARRAY[]::text[], 'setof record');
+
+-- Queue administration, tags, dead-letter queues, batches
+SELECT has_function('msgq', 'get_queue_attributes', ARRAY['text', 'text[]'],
+	'msgq.get_queue_attributes(text, text[]) exists');
+SELECT function_returns('msgq', 'get_queue_attributes', ARRAY['text', 'text[]'], 'jsonb');
+
+SELECT has_function('msgq', 'set_queue_attributes', ARRAY['text', 'jsonb'],
+	'msgq.set_queue_attributes(text, jsonb) exists');
+SELECT function_returns('msgq', 'set_queue_attributes', ARRAY['text', 'jsonb'], 'void');
+
+SELECT has_function('msgq', 'purge_queue', ARRAY['text'], 'msgq.purge_queue(text) exists');
+SELECT function_returns('msgq', 'purge_queue', ARRAY['text'], 'void');
+
+SELECT has_function('msgq', 'tag_queue', ARRAY['text', 'jsonb'], 'msgq.tag_queue(text, jsonb) exists');
+SELECT function_returns('msgq', 'tag_queue', ARRAY['text', 'jsonb'], 'void');
+
+SELECT has_function('msgq', 'untag_queue', ARRAY['text', 'text[]'],
+	'msgq.untag_queue(text, text[]) exists');
+SELECT function_returns('msgq', 'untag_queue', ARRAY['text', 'text[]'], 'void');
+
+SELECT has_function('msgq', 'list_queue_tags', ARRAY['text'], 'msgq.list_queue_tags(text) exists');
+SELECT function_returns('msgq', 'list_queue_tags', ARRAY['text'], 'jsonb');
+
+SELECT has_function('msgq', 'list_dead_letter_source_queues', ARRAY['text'],
+	'msgq.list_dead_letter_source_queues(text) exists');
+SELECT function_returns('msgq', 'list_dead_letter_source_queues', ARRAY['text'], 'setof text');
+
+SELECT has_function('msgq', 'send_message_batch', ARRAY['text', 'jsonb'],
+	'msgq.send_message_batch(text, jsonb) exists');
+SELECT function_returns('msgq', 'send_message_batch', ARRAY['text', 'jsonb'], 'setof record');
+
+SELECT has_function('msgq', 'delete_message_batch', ARRAY['text', 'jsonb'],
+	'msgq.delete_message_batch(text, jsonb) exists');
+SELECT function_returns('msgq', 'delete_message_batch', ARRAY['text', 'jsonb'], 'setof record');
+
+SELECT has_function('msgq', 'change_message_visibility_batch', ARRAY['text', 'jsonb'],
+	'msgq.change_message_visibility_batch(text, jsonb) exists');
+SELECT function_returns('msgq', 'change_message_visibility_batch', ARRAY['text', 'jsonb'],
+	'setof record');
 
 -- Parameter names and defaults ----------------------------------------------
 SELECT is(
@@ -181,6 +228,35 @@ SELECT is(
 	'queue_name text, label text, roles text[], actions text[]',
 	'add_permission: argument names');
 
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_arguments(p.oid)
+	   FROM pg_catalog.pg_proc p
+	  WHERE p.oid = 'msgq.get_queue_attributes(text, text[])'::regprocedure),
+	'queue_name text, attribute_names text[] DEFAULT ''{All}''::text[]',
+	'get_queue_attributes: argument names and default');
+
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result(p.oid)
+	   FROM pg_catalog.pg_proc p
+	  WHERE p.oid = 'msgq.send_message_batch(text, jsonb)'::regprocedure),
+	'TABLE(id text, message_id uuid, md5_of_message_body text, md5_of_message_attributes text, '
+	'sequence_number numeric, error_code text, error_message text, sender_fault boolean)',
+	'send_message_batch: one row per entry, with a result or an error');
+
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result(p.oid)
+	   FROM pg_catalog.pg_proc p
+	  WHERE p.oid = 'msgq.delete_message_batch(text, jsonb)'::regprocedure),
+	'TABLE(id text, error_code text, error_message text, sender_fault boolean)',
+	'delete_message_batch: one row per entry');
+
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result(p.oid)
+	   FROM pg_catalog.pg_proc p
+	  WHERE p.oid = 'msgq.change_message_visibility_batch(text, jsonb)'::regprocedure),
+	'TABLE(id text, error_code text, error_message text, sender_fault boolean)',
+	'change_message_visibility_batch: one row per entry');
+
 -- Strictness, volatility, language -------------------------------------------
 -- A strict function would silently return NULL for a NULL argument instead of
 -- raising MissingParameter, so no msgq function may be strict.
@@ -196,8 +272,12 @@ SELECT is(
 		AND p.proname IN ('create_queue', 'delete_queue', 'list_queues', 'get_queue_url',
 						  'send_message', 'receive_message', 'delete_message',
 						  'change_message_visibility', 'add_permission', 'remove_permission',
-						  'run_maintenance', 'now', 'waiters')),
-	13, 'each API function has exactly one signature (no overloads)');
+						  'run_maintenance', 'now', 'waiters', 'worker_status',
+						  'get_queue_attributes', 'set_queue_attributes', 'purge_queue',
+						  'tag_queue', 'untag_queue', 'list_queue_tags',
+						  'list_dead_letter_source_queues', 'send_message_batch',
+						  'delete_message_batch', 'change_message_visibility_batch')),
+	24, 'each API function has exactly one signature (no overloads)');
 
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure::text
@@ -205,7 +285,9 @@ SELECT is_empty(
 	   WHERE p.pronamespace = 'msgq'::regnamespace
 		 AND p.proname IN ('create_queue', 'delete_queue', 'send_message', 'receive_message',
 						   'delete_message', 'change_message_visibility', 'add_permission',
-						   'remove_permission', 'run_maintenance', 'now')
+						   'remove_permission', 'run_maintenance', 'now', 'set_queue_attributes',
+						   'purge_queue', 'tag_queue', 'untag_queue', 'send_message_batch',
+						   'delete_message_batch', 'change_message_visibility_batch')
 		 AND p.provolatile <> 'v'$$,
 	'functions that change state or read the clock are VOLATILE');
 

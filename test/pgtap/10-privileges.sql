@@ -6,6 +6,7 @@
 -- * PUBLIC can use the schema, but has no privilege on msgq's tables and
 --   sequences: they are written only by msgq's functions, as the extension
 --   owner.  msgq.secret (the receipt-handle key) is readable by nobody else.
+--   The monitoring views msgq.waiters and msgq.workers are readable by all.
 -- * The catalog and message tables and their sequences are dumped
 --   (pg_extension_config_dump); msgq.secret is deliberately not, so a
 --   restored database makes a new key and refuses old receipt handles.
@@ -18,7 +19,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(40);
+SELECT plan(54);
 
 -- Schema ---------------------------------------------------------------------
 -- Without USAGE on the schema no ordinary role could call any msgq function,
@@ -61,6 +62,28 @@ SELECT function_privs_are('msgq', 'now', ARRAY[]::name[],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.now');
 SELECT function_privs_are('msgq', 'waiters', ARRAY[]::name[],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.waiters()');
+SELECT function_privs_are('msgq', 'worker_status', ARRAY[]::name[],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.worker_status()');
+SELECT function_privs_are('msgq', 'get_queue_attributes', ARRAY['text', 'text[]'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.get_queue_attributes');
+SELECT function_privs_are('msgq', 'set_queue_attributes', ARRAY['text', 'jsonb'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.set_queue_attributes');
+SELECT function_privs_are('msgq', 'purge_queue', ARRAY['text'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.purge_queue');
+SELECT function_privs_are('msgq', 'tag_queue', ARRAY['text', 'jsonb'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.tag_queue');
+SELECT function_privs_are('msgq', 'untag_queue', ARRAY['text', 'text[]'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.untag_queue');
+SELECT function_privs_are('msgq', 'list_queue_tags', ARRAY['text'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.list_queue_tags');
+SELECT function_privs_are('msgq', 'list_dead_letter_source_queues', ARRAY['text'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.list_dead_letter_source_queues');
+SELECT function_privs_are('msgq', 'send_message_batch', ARRAY['text', 'jsonb'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.send_message_batch');
+SELECT function_privs_are('msgq', 'delete_message_batch', ARRAY['text', 'jsonb'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.delete_message_batch');
+SELECT function_privs_are('msgq', 'change_message_visibility_batch', ARRAY['text', 'jsonb'],
+	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.change_message_visibility_batch');
 
 -- Tables, sequences, view ----------------------------------------------------
 SELECT table_privs_are('msgq', 'queue', 'public', ARRAY[]::name[],
@@ -71,12 +94,16 @@ SELECT table_privs_are('msgq', 'queue_permission', 'public', ARRAY[]::name[],
 	'PUBLIC has no privilege on msgq.queue_permission');
 SELECT table_privs_are('msgq', 'secret', 'public', ARRAY[]::name[],
 	'PUBLIC has no privilege on msgq.secret');
+SELECT table_privs_are('msgq', 'deleted_queue', 'public', ARRAY[]::name[],
+	'PUBLIC has no privilege on msgq.deleted_queue');
 SELECT sequence_privs_are('msgq', 'queue_id_seq', 'public', ARRAY[]::name[],
 	'PUBLIC has no privilege on msgq.queue_id_seq');
 SELECT sequence_privs_are('msgq', 'message_seq', 'public', ARRAY[]::name[],
 	'PUBLIC has no privilege on msgq.message_seq');
 SELECT table_privs_are('msgq', 'waiters', 'public', ARRAY['SELECT'],
 	'PUBLIC may only SELECT from the msgq.waiters view');
+SELECT table_privs_are('msgq', 'workers', 'public', ARRAY['SELECT'],
+	'PUBLIC may only SELECT from the msgq.workers view');
 
 -- The same, seen by a real role with no grant of its own.
 CREATE ROLE msgq_tap_nobody NOLOGIN;
@@ -88,9 +115,8 @@ SELECT function_privs_are('msgq', 'create_queue', ARRAY['text', 'jsonb'],
 	'msgq_tap_nobody', ARRAY[]::name[],
 	'a role without grants cannot execute msgq.create_queue');
 
--- ... and in practice: even with USAGE on the schema, it can neither read the
--- key nor touch the tables nor call the restricted functions.
-GRANT USAGE ON SCHEMA msgq TO msgq_tap_nobody;
+-- ... and in practice: it can use the schema, but can neither read the key
+-- nor touch the tables nor call the restricted functions.
 SET LOCAL ROLE msgq_tap_nobody;
 SELECT throws_ok('SELECT receipt_key FROM msgq.secret', '42501',
 	'permission denied for table secret',
@@ -115,6 +141,8 @@ SELECT throws_ok($$SELECT msgq.run_maintenance()$$, '42501',
 	'a role without grants cannot run maintenance');
 SELECT lives_ok($$SELECT * FROM msgq.waiters$$,
 	'a role without grants can read msgq.waiters');
+SELECT lives_ok($$SELECT * FROM msgq.workers$$,
+	'a role without grants can read msgq.workers');
 RESET ROLE;
 
 -- Dump membership: pg_extension.extconfig ------------------------------------
@@ -124,7 +152,8 @@ SELECT set_eq(
 	   WHERE e.extname = 'msgq'$$,
 	ARRAY['msgq.queue', 'msgq.queue_id_seq', 'msgq.queue_permission',
 		  'msgq.message', 'msgq.message_seq'],
-	'pg_dump keeps exactly queue, queue_id_seq, queue_permission, message and message_seq');
+	'pg_dump keeps exactly queue, queue_id_seq, queue_permission, message and message_seq'
+	' (not secret, not deleted_queue)');
 
 SELECT ok(
 	(SELECT e.extconfig @> ARRAY['msgq.queue'::regclass, 'msgq.message'::regclass,

@@ -7,6 +7,8 @@
 -- InvalidAttributeName MQ008, InvalidAttributeValue MQ009, OverLimit MQ010,
 -- InvalidMessageContents MQ011, UnsupportedOperation MQ013, AccessDenied 42501.
 -- Long polling outside READ COMMITTED (0A000) is in 25-repeatable-read.sql;
+-- the functions of queue attributes, purge, tags, redrive and batches are in
+-- 30-queue-admin.sql;
 -- PREPARE TRANSACTION after a send (0A000) cannot run inside pgTAP's
 -- transaction and is covered by the regression suite.
 --
@@ -20,7 +22,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(206);
+SELECT plan(204);
 
 -------------------------------------------------------------------------------
 -- create_queue: happy paths
@@ -163,7 +165,7 @@ SELECT throws_ok(
 	'InvalidAttributeValue: SSE-SQS and SSE-KMS together');
 
 -------------------------------------------------------------------------------
--- create_queue: UnsupportedOperation MQ013 (FIFO queues and redrive come later)
+-- create_queue: UnsupportedOperation MQ013 (FIFO queues come later)
 -------------------------------------------------------------------------------
 SELECT throws_ok($$SELECT msgq.create_queue('tap_x.fifo')$$,
 	'MQ013', 'FIFO queues are not supported yet',
@@ -171,14 +173,6 @@ SELECT throws_ok($$SELECT msgq.create_queue('tap_x.fifo')$$,
 SELECT throws_ok($$SELECT msgq.create_queue('tap_x', '{"FifoQueue": "true"}')$$,
 	'MQ013', 'FIFO queues are not supported yet',
 	'UnsupportedOperation: FifoQueue true');
-SELECT throws_ok(
-	$$SELECT msgq.create_queue('tap_x', '{"RedrivePolicy": {"deadLetterTargetArn": "dlq", "maxReceiveCount": 5}}')$$,
-	'MQ013', 'queue attribute RedrivePolicy is not supported yet',
-	'UnsupportedOperation: RedrivePolicy');
-SELECT throws_ok(
-	$$SELECT msgq.create_queue('tap_x', '{"RedriveAllowPolicy": {"redrivePermission": "allowAll"}}')$$,
-	'MQ013', 'queue attribute RedriveAllowPolicy is not supported yet',
-	'UnsupportedOperation: RedriveAllowPolicy');
 SELECT is_empty($$SELECT 1 FROM msgq.queue WHERE queue_name LIKE 'tap\_x%'$$,
 	'no failed create_queue left a queue behind');
 
@@ -414,7 +408,7 @@ SELECT is_empty($$SELECT * FROM msgq.receive_message('tap_rx', wait_time_seconds
 	'wait_time_seconds 0 returns at once when nothing is visible');
 SET LOCAL msgq.clock_offset = '31s';
 SELECT receipt_handle AS h1 FROM msgq.receive_message('tap_rx') \gset
-SELECT is(length(:'h1'), 48, 'the message is visible again after its visibility timeout; handles have 48 characters');
+SELECT isnt(:'h1'::text, '', 'the message is visible again after its visibility timeout');
 SELECT lives_ok(format('SELECT msgq.change_message_visibility(%L, %L, 0)', 'tap_rx', :'h1'),
 	'change_message_visibility to 0');
 SELECT receipt_handle AS h2 FROM msgq.receive_message('tap_rx', visibility_timeout => 5) \gset
@@ -478,8 +472,8 @@ SELECT throws_ok($$SELECT msgq.delete_message('tap_rx', 'garbage')$$,
 	'MQ004', 'the input receipt handle is invalid',
 	'ReceiptHandleIsInvalid: delete_message with garbage');
 SELECT throws_ok($$SELECT msgq.delete_message('tap_rx', '')$$,
-	'MQ004', 'the input receipt handle is invalid',
-	'ReceiptHandleIsInvalid: delete_message with an empty handle');
+	'MQ007', 'the request must contain the parameter ReceiptHandle',
+	'MissingParameter: delete_message with an empty handle');
 SELECT throws_ok(format('SELECT msgq.delete_message(%L, %L)', 'tap_rx',
 		overlay(:'h3' PLACING CASE WHEN right(:'h3', 1) = 'A' THEN 'B' ELSE 'A' END FROM 48)),
 	'MQ004', 'the input receipt handle is invalid',

@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "msgq.h"
 
@@ -42,37 +43,43 @@ maint_prune_aborted(void)
 {
 	int32		queue_ids[MAINT_PRUNE_BATCH];
 	int64		msg_seqs[MAINT_PRUNE_BATCH];
+	pg_uuid_t	ids[MAINT_PRUNE_BATCH];
 	Datum		qd[MAINT_PRUNE_BATCH];
 	Datum		sd[MAINT_PRUNE_BATCH];
+	Datum		id[MAINT_PRUNE_BATCH];
 	int			n,
 				i;
-	Oid			argtypes[2] = {INT4ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {INT4ARRAYOID, INT8ARRAYOID, UUIDARRAYOID};
+	Datum		values[3];
 	uint64		r;
 
-	n = msgq_aborted_receives_list(queue_ids, msg_seqs, MAINT_PRUNE_BATCH);
+	n = msgq_aborted_receives_list(queue_ids, msg_seqs, ids, MAINT_PRUNE_BATCH);
 	if (n == 0)
 		return;
 	for (i = 0; i < n; i++)
 	{
 		qd[i] = Int32GetDatum(queue_ids[i]);
 		sd[i] = Int64GetDatum(msg_seqs[i]);
+		id[i] = UUIDPGetDatum(&ids[i]);
 	}
 	values[0] = PointerGetDatum(construct_array(qd, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_with_args("SELECT k.q, k.s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS k(q, s)"
+	values[2] = PointerGetDatum(construct_array(id, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	if (SPI_execute_with_args("SELECT k.id FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+							  "                           pg_catalog.unnest($3)) AS k(q, s, id)"
 							  " WHERE NOT EXISTS (SELECT 1 FROM msgq.message m"
 							  "   WHERE m.queue_id OPERATOR(pg_catalog.=) k.q"
-							  "     AND m.msg_seq OPERATOR(pg_catalog.=) k.s)",
-							  2, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+							  "     AND m.msg_seq OPERATOR(pg_catalog.=) k.s"
+							  "     AND m.message_id OPERATOR(pg_catalog.=) k.id)",
+							  3, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not prune rolled-back receive counts");
 	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
-		HeapTuple	tup = SPI_tuptable->vals[r];
 
-		(void) msgq_take_aborted_receives(DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
-										  DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)));
+		(void) msgq_take_aborted_receives(DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[r],
+																	  SPI_tuptable->tupdesc,
+																	  1, &isnull)));
 	}
 }
 

@@ -19,6 +19,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "utils/uuid.h"
 
 #include "compat.h"
 
@@ -109,10 +110,12 @@ extern uint64 msgq_wait_end_counter(int32 queue_id);
 extern void msgq_wait_sleep(int32 queue_id, uint64 seen, long timeout_ms);
 extern void msgq_waiter_begin(int32 queue_id, TimestampTz deadline);
 extern void msgq_waiter_end(void);
-extern void msgq_remember_receive(int32 queue_id, int64 msg_seq, int32 extra_count);
-extern int32 msgq_take_aborted_receives(int32 queue_id, int64 msg_seq);
+extern void msgq_remember_receive(int32 queue_id, int64 msg_seq,
+								  const pg_uuid_t *message_id, int32 extra_count);
+extern int32 msgq_take_aborted_receives(const pg_uuid_t *message_id);
 extern bool msgq_aborted_receives_pending(void);
-extern int	msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs, int max);
+extern int	msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs,
+									   pg_uuid_t *ids, int max);
 extern void msgq_xact_callbacks_register(void);
 
 /* Bodies and message attributes (attributes.c) */

@@ -1653,6 +1653,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		bool		isnull;
 		int64		msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		int32		count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		pg_uuid_t  *message_id = DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
 		int32		extra = 0;
 		Datum		out[6];
 		bool		outnull[6] = {false, false, false, false, false, false};
@@ -1660,7 +1661,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 		if (pending)
 		{
-			extra = msgq_take_aborted_receives(queue->queue_id, msg_seq);
+			extra = msgq_take_aborted_receives(message_id);
 			if (extra > 0)
 			{
 				Oid			at[3] = {INT4OID, INT8OID, INT4OID};
@@ -1670,7 +1671,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				av[1] = Int64GetDatum(msg_seq);
 				av[2] = Int32GetDatum(extra);
 				/* remember first, so a failure below still returns the count */
-				msgq_remember_receive(queue->queue_id, msg_seq, extra);
+				msgq_remember_receive(queue->queue_id, msg_seq, message_id, extra);
 				if (SPI_execute_plan(queue_plan(QP_ADD_COUNT,
 												"UPDATE msgq.message"
 												"   SET receive_count = receive_count OPERATOR(pg_catalog.+) $3"
@@ -1694,10 +1695,10 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				}
 			}
 			else
-				msgq_remember_receive(queue->queue_id, msg_seq, 0);
+				msgq_remember_receive(queue->queue_id, msg_seq, message_id, 0);
 		}
 		else
-			msgq_remember_receive(queue->queue_id, msg_seq, 0);
+			msgq_remember_receive(queue->queue_id, msg_seq, message_id, 0);
 
 		out[0] = SPI_getbinval(tup, desc, 2, &isnull);
 		out[1] = CStringGetTextDatum(msgq_handle_encode(queue->queue_id, msg_seq, nonce));

@@ -34,7 +34,7 @@
  * once, but the receive must still count toward maxReceiveCount, or a
  * message that always crashes its consumer would never reach a dead-letter
  * queue.  The abort callbacks therefore add one per rolled-back receive to
- * a shared hash keyed by (database, queue, message), and the next receive
+ * a shared hash keyed by (database, message id), and the next receive
  * of that message takes the entry and adds it to the row in its own
  * transaction (returning it to the hash if that one rolls back too).  The
  * hash holds msgq.max_aborted_receives entries; when it is full the extra
@@ -73,6 +73,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "utils/uuid.h"
 
 #include "msgq.h"
 
@@ -100,16 +101,22 @@ typedef struct WaitShared
 	WaitBucket	buckets[FLEXIBLE_ARRAY_MEMBER];
 } WaitShared;
 
+/*
+ * Keyed by message id: unlike (queue_id, msg_seq), a message id is never
+ * reused, not even after DROP EXTENSION and CREATE EXTENSION restart the
+ * sequences, and it follows a message into its dead-letter queue.
+ */
 typedef struct AbortedKey
 {
 	Oid			dboid;
-	int32		queue_id;
-	int64		msg_seq;
+	pg_uuid_t	message_id;
 } AbortedKey;
 
 typedef struct AbortedEntry
 {
 	AbortedKey	key;
+	int32		queue_id;		/* where the message was, for pruning */
+	int64		msg_seq;
 	int32		count;
 } AbortedEntry;
 
@@ -123,6 +130,7 @@ typedef struct ReceivedMsg
 {
 	int32		queue_id;
 	int64		msg_seq;
+	pg_uuid_t	message_id;
 	int32		extra;			/* counts taken from the aborted hash */
 	SubTransactionId subid;
 } ReceivedMsg;
@@ -310,7 +318,8 @@ msgq_wakeup_at_commit(int32 queue_id, bool end_waits)
 }
 
 void
-msgq_remember_receive(int32 queue_id, int64 msg_seq, int32 extra_count)
+msgq_remember_receive(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
+					  int32 extra_count)
 {
 	msgq_xact_callbacks_register();
 	if (wait_nreceived == wait_maxreceived)
@@ -325,6 +334,7 @@ msgq_remember_receive(int32 queue_id, int64 msg_seq, int32 extra_count)
 	}
 	wait_received[wait_nreceived].queue_id = queue_id;
 	wait_received[wait_nreceived].msg_seq = msg_seq;
+	wait_received[wait_nreceived].message_id = *message_id;
 	wait_received[wait_nreceived].extra = extra_count;
 	wait_received[wait_nreceived].subid = GetCurrentSubTransactionId();
 	wait_nreceived++;
@@ -340,7 +350,7 @@ msgq_aborted_receives_pending(void)
  * Remove and return the count of rolled-back receives of one message.
  */
 int32
-msgq_take_aborted_receives(int32 queue_id, int64 msg_seq)
+msgq_take_aborted_receives(const pg_uuid_t *message_id)
 {
 	AbortedKey	key;
 	AbortedEntry *e;
@@ -348,8 +358,7 @@ msgq_take_aborted_receives(int32 queue_id, int64 msg_seq)
 
 	memset(&key, 0, sizeof(key));
 	key.dboid = MyDatabaseId;
-	key.queue_id = queue_id;
-	key.msg_seq = msg_seq;
+	key.message_id = *message_id;
 
 	LWLockAcquire(wait_lock(), LW_EXCLUSIVE);
 	e = hash_search(wait_aborted, &key, HASH_FIND, NULL);
@@ -368,7 +377,7 @@ msgq_take_aborted_receives(int32 queue_id, int64 msg_seq)
  * must not allocate or throw.
  */
 static void
-wait_add_aborted(int32 queue_id, int64 msg_seq, int32 count)
+wait_add_aborted(ReceivedMsg *r, int32 count)
 {
 	AbortedKey	key;
 	AbortedEntry *e;
@@ -376,8 +385,7 @@ wait_add_aborted(int32 queue_id, int64 msg_seq, int32 count)
 
 	memset(&key, 0, sizeof(key));
 	key.dboid = MyDatabaseId;
-	key.queue_id = queue_id;
-	key.msg_seq = msg_seq;
+	key.message_id = r->message_id;
 
 	LWLockAcquire(wait_lock(), LW_EXCLUSIVE);
 	e = hash_search(wait_aborted, &key, HASH_ENTER_NULL, &found);
@@ -388,6 +396,8 @@ wait_add_aborted(int32 queue_id, int64 msg_seq, int32 count)
 			e->count = 0;
 			pg_atomic_fetch_add_u32(&wait_shared->aborted_entries, 1);
 		}
+		e->queue_id = r->queue_id;
+		e->msg_seq = r->msg_seq;
 		e->count += count;
 	}
 	LWLockRelease(wait_lock());
@@ -404,7 +414,7 @@ wait_add_aborted(int32 queue_id, int64 msg_seq, int32 count)
  * maintenance cycle's pruning.
  */
 int
-msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs, int max)
+msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs, pg_uuid_t *ids, int max)
 {
 	HASH_SEQ_STATUS status;
 	AbortedEntry *e;
@@ -423,8 +433,9 @@ msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs, int max)
 			hash_seq_term(&status);
 			break;
 		}
-		queue_ids[n] = e->key.queue_id;
-		msg_seqs[n] = e->key.msg_seq;
+		queue_ids[n] = e->queue_id;
+		msg_seqs[n] = e->msg_seq;
+		ids[n] = e->key.message_id;
 		n++;
 	}
 	LWLockRelease(wait_lock());
@@ -438,8 +449,7 @@ wait_received_aborted(int from)
 
 	for (i = from; i < wait_nreceived; i++)
 	{
-		wait_add_aborted(wait_received[i].queue_id, wait_received[i].msg_seq,
-						 wait_received[i].extra + 1);
+		wait_add_aborted(&wait_received[i], wait_received[i].extra + 1);
 		msgq_wakeup_now(wait_received[i].queue_id, false);
 	}
 }

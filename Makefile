@@ -22,10 +22,10 @@ DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS = queue receive privileges guc queue_admin
+REGRESS = queue receive privileges guc queue_admin batch
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

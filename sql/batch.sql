@@ -681,7 +681,7 @@ SELECT * FROM msgq_test.b_recv('rt', 'b_ret', 1, 3600);
 SET msgq.clock_offset = '30s';
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_ret', '[{"Id": "young", "MessageBody": "young"}]') AS s
  WHERE s.error_code IS NULL;
-SET msgq.clock_offset = '59s';
+SET msgq.clock_offset = '55s';
 SELECT msgq.run_maintenance();
 SELECT msgq_test.b_stored('b_ret') AS ret, msgq_test.b_stored('b_ret_long') AS ret_long;
 SET msgq.clock_offset = '61s';

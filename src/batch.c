@@ -120,6 +120,49 @@ batch_get_int(BatchEntry *e, const char *key, int32 *out)
 	return true;
 }
 
+/* Length of a string field of a JSON object, 0 when absent or not a string. */
+static int64
+batch_string_len(JsonbContainer *obj, const char *key)
+{
+	JsonbValue *v = batch_get(obj, key);
+
+	return (v != NULL && v->type == jbvString) ? v->val.string.len : 0;
+}
+
+/*
+ * The bytes an entry counts toward BatchRequestTooLong: its body and, for
+ * each message attribute, its name, data type and value (base64 decoded
+ * for BinaryValue).  Computed before validation and never raises.
+ */
+static int64
+batch_raw_size(BatchEntry *e)
+{
+	int64		size = batch_string_len(e->obj, "MessageBody");
+	JsonbValue *attrs = batch_get(e->obj, "MessageAttributes");
+
+	if (attrs != NULL && attrs->type == jbvBinary &&
+		JsonContainerIsObject(attrs->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(attrs->val.binary.data);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				size += v.val.string.len;
+			else if (tok == WJB_VALUE && v.type == jbvBinary &&
+					 JsonContainerIsObject(v.val.binary.data))
+			{
+				size += batch_string_len(v.val.binary.data, "DataType");
+				size += batch_string_len(v.val.binary.data, "StringValue");
+				size += batch_string_len(v.val.binary.data, "BinaryValue") * 3 / 4;
+			}
+		}
+	}
+	return size;
+}
+
 /*
  * Parse and check the request as a whole; returns the entries with their
  * ids.  Whole-request problems raise their AWS error.
@@ -281,6 +324,16 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
 	e = batch_parse(entries, &n);
 
+	/* the request's size counts every entry, good or bad, as AWS does */
+	for (i = 0; i < n; i++)
+		total += batch_raw_size(&e[i]);
+	if (total > BATCH_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG),
+				 errmsg("batch requests cannot be longer than %d bytes, you have sent %lld bytes",
+						BATCH_MAX_BYTES, (long long) total),
+				 errdetail_internal("AWS error code: BatchRequestTooLong")));
+
 	/* decide every entry's fate first */
 	for (i = 0; i < n; i++)
 	{
@@ -305,7 +358,6 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 								 e[i].group_id,
 								 batch_get_string(&e[i], "MessageDeduplicationId"),
 								 &e[i].msg);
-			total += e[i].msg.size;
 		}
 		PG_CATCH();
 		{
@@ -313,13 +365,6 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 		}
 		PG_END_TRY();
 	}
-	if (total > BATCH_MAX_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG),
-				 errmsg("batch requests cannot be longer than %d bytes, you have sent %lld bytes",
-						BATCH_MAX_BYTES, (long long) total),
-				 errdetail_internal("AWS error code: BatchRequestTooLong")));
-
 	/* then write the good ones together */
 	for (i = 0; i < n; i++)
 		if (!e[i].failed)

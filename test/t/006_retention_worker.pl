@@ -5,10 +5,11 @@
 # msgq's clock moved 120 s ahead for the whole server (ALTER SYSTEM SET
 # msgq.clock_offset and a reload, which the worker picks up on SIGHUP), the
 # messages of a queue with a 60 s retention are deleted by the worker's
-# maintenance cycles, without anyone calling msgq.run_maintenance().  Only
-# they are: a queue with the default retention keeps its messages, and a
-# message sent after the clock moved lives its own 60 s, across many
-# cycles, and is deleted once the clock moves past them.
+# maintenance cycles, without anyone calling msgq.run_maintenance(); while
+# msgq.worker_enabled is off they are hidden from receive but stay stored.
+# Only they are deleted: a queue with the default retention keeps its
+# messages, and a message sent after the clock moved lives its own 60 s,
+# across many cycles, and is deleted once the clock moves past them.
 
 use strict;
 use warnings;
@@ -94,15 +95,38 @@ wait_cycles(3);
 is(stored('ret'), '20', 'no message deleted before its retention ended');
 is(stored('keep'), '5', 'nor in the other queue');
 
-# 120 s later on msgq's clock, for every session and the worker.
+# 120 s later on msgq's clock, for every session and the worker; first
+# with the worker's cycles off: the expired messages are no longer
+# received, but nothing deletes them.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET msgq.worker_enabled = off');
 set_server_offset('120s');
 is($node->safe_psql('postgres', 'SHOW msgq.clock_offset'),
 	'2min', 'new sessions see the server-wide clock offset');
+$node->poll_query_until('postgres',
+	"SELECT state = 'disabled' FROM msgq.workers WHERE database = 'postgres'")
+  or die "timed out waiting for the worker to be disabled";
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT count(*) FROM msgq.receive_message('ret', 10, visibility_timeout => 0)}),
+	'0',
+	'expired messages are not received');
+# (ten naptimes)
+sleep(1);
+is(stored('ret'), '20', 'they stay stored while the worker is disabled');
+
+# The worker's cycles delete them.
+$node->safe_psql('postgres', 'ALTER SYSTEM SET msgq.worker_enabled = on');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 ok( $node->poll_query_until(
 		'postgres',
 		"SELECT count(*) = 0 FROM msgq.message m JOIN msgq.queue q USING (queue_id) "
 		  . "WHERE q.queue_name = 'ret'"),
 	'the worker deleted the 20 expired messages');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT state FROM msgq.workers WHERE database = 'postgres'"),
+	'running',
+	'the worker is running again');
 is(stored('keep'), '5',
 	'the messages of the queue with the default retention stay');
 
@@ -131,6 +155,7 @@ ok( $node->poll_query_until(
 is(stored('keep'), '5', 'the other queue still keeps its messages');
 
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET msgq.clock_offset');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET msgq.worker_enabled');
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 $node->stop;
 

@@ -15,6 +15,7 @@ OBJS = \
 	src/queue_admin.o \
 	src/wait.o \
 	src/maintenance.o \
+	src/move_task.o \
 	src/launcher.o \
 	src/worker.o
 

@@ -96,6 +96,25 @@ CREATE TABLE msgq.deleted_queue (
 );
 CREATE INDEX deleted_queue_name_idx ON msgq.deleted_queue (queue_name, deleted_at);
 
+-- Dead-letter redrive tasks (start_message_move_task), run by the worker.
+CREATE TABLE msgq.message_move_task (
+	task_handle uuid PRIMARY KEY,
+	source_queue_id integer NOT NULL,
+	source_queue_name text NOT NULL,
+	destination_queue_id integer,
+	destination_queue_name text,
+	max_number_of_messages_per_second integer,
+	status text NOT NULL CHECK (status IN ('RUNNING', 'COMPLETED', 'CANCELLING', 'CANCELLED', 'FAILED')),
+	started_at timestamptz NOT NULL,
+	last_run_at timestamptz NOT NULL,
+	finished_at timestamptz,
+	move_budget double precision NOT NULL DEFAULT 0,
+	approximate_number_of_messages_moved bigint NOT NULL DEFAULT 0,
+	approximate_number_of_messages_to_move bigint,
+	failure_reason text
+);
+CREATE INDEX message_move_task_source_idx ON msgq.message_move_task (source_queue_id, started_at);
+
 -- The key that authenticates receipt handles.  It is made at CREATE
 -- EXTENSION and deliberately not dumped: a restored database gets a new
 -- key, so handles issued before the dump are refused, never trusted.
@@ -113,6 +132,7 @@ SELECT pg_catalog.pg_extension_config_dump('msgq.queue_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.queue_permission', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message_move_task', '');
 
 -- msgq's tables are written only by msgq's functions, which run as the
 -- extension owner.
@@ -253,6 +273,33 @@ LANGUAGE C VOLATILE;
 CREATE FUNCTION msgq.list_dead_letter_source_queues(queue_name text)
 RETURNS SETOF text
 AS 'MODULE_PATHNAME', 'msgq_list_dead_letter_source_queues'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.start_message_move_task(
+	source_arn text,
+	destination_arn text DEFAULT NULL,
+	max_number_of_messages_per_second integer DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_start_message_move_task'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.cancel_message_move_task(task_handle text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'msgq_cancel_message_move_task'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_message_move_tasks(source_arn text, max_results integer DEFAULT 1)
+RETURNS TABLE (
+	task_handle text,
+	status text,
+	source_arn text,
+	destination_arn text,
+	max_number_of_messages_per_second integer,
+	approximate_number_of_messages_moved bigint,
+	approximate_number_of_messages_to_move bigint,
+	failure_reason text,
+	started_timestamp bigint)
+AS 'MODULE_PATHNAME', 'msgq_list_message_move_tasks'
 LANGUAGE C VOLATILE;
 
 -------------------------------------------------------------------------------

@@ -15,10 +15,10 @@
  *	- remove messages that a send racing with delete_queue committed for
  *	  the deleted queue;
  *	- forget the receive counts of rolled-back receives whose message is
- *	  gone (wait.c).
+ *	  gone (wait.c);
+ *	- advance the running dead-letter redrive tasks (move_task.c).
  *
- * Dead-letter move tasks and stream trimming join the cycle as they are
- * built.
+ * Stream trimming joins the cycle when streams are built.
  *
  * IDENTIFICATION
  *	  src/maintenance.c
@@ -152,6 +152,7 @@ msgq_maintenance_cycle(void)
 		elog(ERROR, "SPI_connect failed");
 
 	maint_enforce_retention();
+	msgq_move_tasks_run();
 	maint_remove_strays();
 	maint_prune_aborted();
 

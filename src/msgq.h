@@ -57,6 +57,7 @@
 #define ERRCODE_MSGQ_INVALID_BATCH_ENTRY_ID		MAKE_SQLSTATE('M','Q','0','1','6')
 #define ERRCODE_MSGQ_BATCH_ENTRY_IDS_NOT_DISTINCT	MAKE_SQLSTATE('M','Q','0','1','7')
 #define ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG		MAKE_SQLSTATE('M','Q','0','1','8')
+#define ERRCODE_MSGQ_RESOURCE_NOT_FOUND		MAKE_SQLSTATE('M','Q','0','1','9')
 #define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
 
 /*
@@ -245,6 +246,9 @@ extern void msgq_queue_cache_register(void);
  * msgq.worker_naptime; msgq.run_maintenance() calls it on demand.
  */
 extern void msgq_maintenance_cycle(void);
+
+/* Dead-letter redrive tasks (move_task.c), advanced by the maintenance cycle */
+extern void msgq_move_tasks_run(void);
 
 /* Background workers (launcher.c, worker.c) */
 extern void msgq_bgw_define_gucs(void);

@@ -428,10 +428,21 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 									   "   $3 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => u.delay)"
 									   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
 									   "      WITH ORDINALITY AS u(id, body, attrs, md5b, md5a, grp, delay, ord)"
-									   " ORDER BY u.ord",
+									   " ORDER BY u.ord"
+									   " RETURNING msg_seq",
 									   10, argtypes),
-							 values, NULL, false, 0) != SPI_OK_INSERT)
+							 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert messages");
+		{
+			uint64		r;
+			bool		isnull;
+
+			for (r = 0; r < SPI_processed; r++)
+				msgq_remember_send(queue->queue_id,
+								   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+															   SPI_tuptable->tupdesc, 1, &isnull)),
+								   DatumGetTimestampTz(values[2]));
+		}
 		msgq_wakeup_at_commit(queue->queue_id, false);
 	}
 

@@ -33,6 +33,7 @@ int			msgq_clock_offset_ms = 0;
 int			msgq_wait_buckets = 1024;
 int			msgq_max_aborted_receives = 65536;
 int			msgq_wait_recheck_interval_ms = 5000;
+int			msgq_outbox_fixup_after_ms = 1000;
 bool		msgq_loaded_via_preload = false;
 
 /*
@@ -60,6 +61,18 @@ _PG_init(void)
 							"Wake-ups are event driven; this bounds the damage of a lost one.",
 							&msgq_wait_recheck_interval_ms,
 							5000, 10, 20000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("msgq.outbox_fixup_after",
+							"Transaction age after which sent messages count their delay and retention from commit.",
+							"A message counts its delay and retention from when it can first "
+							"be seen.  When the sending transaction commits more than this "
+							"long after its first send, its messages' send times are moved "
+							"to the commit.",
+							&msgq_outbox_fixup_after_ms,
+							1000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -76,6 +76,7 @@ extern int	msgq_clock_offset_ms;
 extern int	msgq_wait_buckets;
 extern int	msgq_max_aborted_receives;
 extern int	msgq_wait_recheck_interval_ms;
+extern int	msgq_outbox_fixup_after_ms;
 
 /* Clock (utils.c): every time rule reads this, never now() */
 extern TimestampTz msgq_now(void);
@@ -115,6 +116,8 @@ extern void msgq_remember_receive(int32 queue_id, int64 msg_seq,
 								  const pg_uuid_t *message_id, int32 extra_count);
 extern int32 msgq_take_aborted_receives(const pg_uuid_t *message_id);
 extern bool msgq_aborted_receives_pending(void);
+extern void msgq_remember_send(int32 queue_id, int64 msg_seq, TimestampTz sent_at);
+extern void msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n);
 extern int	msgq_aborted_receives_list(int32 *queue_ids, int64 *msg_seqs,
 									   pg_uuid_t *ids, int max);
 extern void msgq_xact_callbacks_register(void);

@@ -61,6 +61,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
+#include "utils/snapmgr.h"
 
 #include "msgq.h"
 
@@ -93,6 +94,7 @@ typedef enum QueuePlan
 	QP_DELETED_RECENTLY,
 	QP_MOVE_DLQ,
 	QP_MOVE_ONE_DLQ,
+	QP_OUTBOX_FIXUP,
 	QP_LIST,
 	QP_SEND,
 	QP_RECEIVE,
@@ -1295,6 +1297,55 @@ msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay, int32 delay,
 }
 
 /*
+ * The outbox case: called before commit by a transaction that stayed open
+ * longer than msgq.outbox_fixup_after since its first send.  Its messages
+ * count their delay and retention from now, the commit, as messages that
+ * become visible then should: sent_at moves to now and visible_at keeps its
+ * delay.  Runs SPI as the extension owner inside the committing
+ * transaction.
+ */
+void
+msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	Datum	   *qd = palloc(sizeof(Datum) * n);
+	Datum	   *sd = palloc(sizeof(Datum) * n);
+	Oid			argtypes[3] = {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		qd[i] = Int32GetDatum(queue_ids[i]);
+		sd[i] = Int64GetDatum(msg_seqs[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(qd, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = TimestampTzGetDatum(msgq_now());
+
+	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_plan(queue_plan(QP_OUTBOX_FIXUP,
+									"UPDATE msgq.message m"
+									"   SET visible_at = $3 OPERATOR(pg_catalog.+)"
+									"                    (m.visible_at OPERATOR(pg_catalog.-) m.sent_at),"
+									"       sent_at = $3"
+									"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(q, s)"
+									" WHERE m.queue_id OPERATOR(pg_catalog.=) u.q"
+									"   AND m.msg_seq OPERATOR(pg_catalog.=) u.s"
+									"   AND m.sent_at OPERATOR(pg_catalog.<) $3",
+									3, argtypes),
+						 values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not move send times to the commit");
+	SPI_finish();
+	PopActiveSnapshot();
+	msgq_restore_user(save_userid, save_sec_context);
+}
+
+/*
  * msgq.send_message(queue_name text, message_body text,
  *		delay_seconds int DEFAULT NULL, message_attributes jsonb DEFAULT NULL,
  *		message_group_id text DEFAULT NULL,
@@ -1368,10 +1419,19 @@ msgq_send_message(PG_FUNCTION_ARGS)
 									" message_attributes, md5_of_body, md5_of_message_attributes,"
 									" sender, message_group_id, sent_at, visible_at)"
 									" VALUES ($1, pg_catalog.nextval('msgq.message_seq'), $2, $3, $4,"
-									" $5, $6, $7, $8, $9, $10)",
+									" $5, $6, $7, $8, $9, $10)"
+									" RETURNING msg_seq",
 									10, argtypes),
-						 values, nulls, false, 0) != SPI_OK_INSERT)
+						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert message");
+	{
+		bool		isnull;
+
+		msgq_remember_send(queue->queue_id,
+						   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull)),
+						   now);
+	}
 
 	msgq_wakeup_at_commit(queue->queue_id, false);
 

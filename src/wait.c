@@ -147,6 +147,20 @@ static int	wait_nreceived = 0;
 static int	wait_maxreceived = 0;
 static bool wait_callbacks_registered = false;
 
+/*
+ * Sends of the current transaction, for the commit-time fix-up of the
+ * outbox case (queue.c, msgq_outbox_fixup): at most WAIT_MAX_SENDS are
+ * remembered; a transaction that sends more keeps its send times.
+ */
+#define WAIT_MAX_SENDS	100000
+
+static int32 *wait_send_queues = NULL;
+static int64 *wait_send_seqs = NULL;
+static int	wait_nsends = 0;
+static int	wait_maxsends = 0;
+static bool wait_sends_overflow = false;
+static TimestampTz wait_first_send = 0;
+
 static LWLock *
 wait_lock(void)
 {
@@ -340,6 +354,44 @@ msgq_remember_receive(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id
 	wait_nreceived++;
 }
 
+void
+msgq_remember_send(int32 queue_id, int64 msg_seq, TimestampTz sent_at)
+{
+	msgq_xact_callbacks_register();
+	if (wait_nsends == 0 && !wait_sends_overflow)
+		wait_first_send = sent_at;
+	if (wait_nsends == WAIT_MAX_SENDS)
+	{
+		wait_sends_overflow = true;
+		return;
+	}
+	if (wait_nsends == wait_maxsends)
+	{
+		wait_maxsends = Max(64, wait_maxsends * 2);
+		if (wait_send_queues == NULL)
+		{
+			wait_send_queues = MemoryContextAlloc(TopMemoryContext, wait_maxsends * sizeof(int32));
+			wait_send_seqs = MemoryContextAlloc(TopMemoryContext, wait_maxsends * sizeof(int64));
+		}
+		else
+		{
+			wait_send_queues = repalloc(wait_send_queues, wait_maxsends * sizeof(int32));
+			wait_send_seqs = repalloc(wait_send_seqs, wait_maxsends * sizeof(int64));
+		}
+	}
+	wait_send_queues[wait_nsends] = queue_id;
+	wait_send_seqs[wait_nsends] = msg_seq;
+	wait_nsends++;
+}
+
+static void
+wait_sends_reset(void)
+{
+	wait_nsends = 0;
+	wait_sends_overflow = false;
+	wait_first_send = 0;
+}
+
 bool
 msgq_aborted_receives_pending(void)
 {
@@ -461,7 +513,22 @@ wait_xact_callback(XactEvent event, void *arg)
 
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+
+			/*
+			 * The outbox case: a message counts its delay and retention from
+			 * when it can first be seen, its commit.  A transaction that
+			 * stayed open longer than msgq.outbox_fixup_after since its first
+			 * send moves its messages' times to now, before committing.
+			 */
+			if (wait_nsends > 0 &&
+				msgq_now() - wait_first_send >
+				(TimestampTz) msgq_outbox_fixup_after_ms * 1000)
+				msgq_outbox_fixup(wait_send_queues, wait_send_seqs, wait_nsends);
+			wait_sends_reset();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
+			wait_sends_reset();
 			if (wait_npending > 0 || wait_nreceived > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -477,6 +544,7 @@ wait_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			wait_sends_reset();
 			msgq_waiter_end();
 			wait_received_aborted(0);
 			wait_npending = 0;

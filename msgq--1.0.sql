@@ -38,6 +38,7 @@ CREATE TABLE msgq.queue (
 	delay_seconds integer NOT NULL DEFAULT 0,
 	receive_wait_time_seconds integer NOT NULL DEFAULT 0,
 	maximum_message_size integer NOT NULL DEFAULT 1048576,
+	extended_maximum_message_size integer NOT NULL DEFAULT 0,
 	attributes jsonb NOT NULL DEFAULT '{}',
 	dead_letter_queue text,
 	max_receive_count integer,

@@ -327,11 +327,11 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 	/* the request's size counts every entry, good or bad, as AWS does */
 	for (i = 0; i < n; i++)
 		total += batch_raw_size(&e[i]);
-	if (total > BATCH_MAX_BYTES)
+	if (total > Max(BATCH_MAX_BYTES, msgq_queue_size_limit(queue)))
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG),
 				 errmsg("batch requests cannot be longer than %d bytes, you have sent %lld bytes",
-						BATCH_MAX_BYTES, (long long) total),
+						Max(BATCH_MAX_BYTES, msgq_queue_size_limit(queue)), (long long) total),
 				 errdetail_internal("AWS error code: BatchRequestTooLong")));
 
 	/* decide every entry's fate first */

@@ -34,6 +34,7 @@ int			msgq_wait_buckets = 1024;
 int			msgq_max_aborted_receives = 65536;
 int			msgq_wait_recheck_interval_ms = 5000;
 int			msgq_outbox_fixup_after_ms = 1000;
+int			msgq_max_receive_bytes = 16 * 1024 * 1024;
 bool		msgq_loaded_via_preload = false;
 
 /*
@@ -75,6 +76,16 @@ _PG_init(void)
 							1000, 0, INT_MAX,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("msgq.max_receive_bytes",
+							"Most bytes of message bodies one receive_message call returns.",
+							"A receive stops adding messages once their bodies reach this "
+							"size; it always returns at least one message.",
+							&msgq_max_receive_bytes,
+							16 * 1024 * 1024, 1024, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)

@@ -33,6 +33,7 @@
 #define MSGQ_MAX_WAIT_TIME_SECONDS		20
 #define MSGQ_MAX_RECEIVE_MESSAGES		10
 #define MSGQ_MAX_MESSAGE_ATTRIBUTES		10
+#define MSGQ_MAX_EXTENDED_MESSAGE_SIZE	(256 * 1024 * 1024)
 
 /*
  * One stable SQLSTATE per AWS error name.  Class "MQ" is msgq's own
@@ -77,6 +78,7 @@ extern int	msgq_wait_buckets;
 extern int	msgq_max_aborted_receives;
 extern int	msgq_wait_recheck_interval_ms;
 extern int	msgq_outbox_fixup_after_ms;
+extern int	msgq_max_receive_bytes;
 
 /* Clock (utils.c): every time rule reads this, never now() */
 extern TimestampTz msgq_now(void);
@@ -167,15 +169,17 @@ typedef struct MsgqQueue
 	char	   *redrive_permission; /* RedriveAllowPolicy, NULL = allowAll */
 	int			nsources;
 	char	   *sources[MSGQ_MAX_REDRIVE_SOURCES];
+	int32		extended_maximum_message_size;	/* 0 when not set */
 } MsgqQueue;
 
 /* Validated queue attributes (queue.c) */
 typedef struct MsgqQueueAttrs
 {
-	int32		ints[6];		/* VisibilityTimeout, MessageRetentionPeriod,
+	int32		ints[7];		/* VisibilityTimeout, MessageRetentionPeriod,
 								 * DelaySeconds, ReceiveMessageWaitTimeSeconds,
 								 * MaximumMessageSize,
-								 * KmsDataKeyReusePeriodSeconds */
+								 * KmsDataKeyReusePeriodSeconds,
+								 * ExtendedMaximumMessageSize */
 	char	   *dlq_name;
 	int32		max_receive_count;
 	char	   *redrive_permission;
@@ -204,6 +208,7 @@ extern void msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay,
 								 int32 delay, Jsonb *attrs, const char *group_id,
 								 const char *dedup_id, MsgqPreparedMessage *out);
 extern Datum msgq_new_uuid(void);
+extern int32 msgq_queue_size_limit(MsgqQueue *queue);
 extern void msgq_check_id_chars(const char *param, const char *value);
 extern void msgq_queue_redrive_datums(MsgqQueueAttrs *attrs, Datum *values, char *nulls);
 

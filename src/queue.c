@@ -365,7 +365,7 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 									" message_retention_period, delay_seconds,"
 									" receive_wait_time_seconds, maximum_message_size, acl,"
 									" dead_letter_queue, max_receive_count, redrive_permission,"
-									" redrive_sources"
+									" redrive_sources, extended_maximum_message_size"
 									" FROM msgq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
 									1, argtypes),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -404,6 +404,7 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 		for (i = 0; i < n && i < MSGQ_MAX_REDRIVE_SOURCES; i++)
 			queue->sources[queue->nsources++] = TextDatumGetCString(elems[i]);
 	}
+	queue->extended_maximum_message_size = queue_get_int(tup, desc, 14);
 	return true;
 }
 
@@ -447,6 +448,8 @@ static const QueueIntAttr queue_int_attrs[] = {
 	{"ReceiveMessageWaitTimeSeconds", 0, MSGQ_MAX_WAIT_TIME_SECONDS, 0},
 	{"MaximumMessageSize", 1024, 1048576, 1048576},
 	{"KmsDataKeyReusePeriodSeconds", 60, 86400, 300},
+	/* msgq's own: large bodies beyond SQS's 1 MiB, up to 256 MiB; 0 = off */
+	{"ExtendedMaximumMessageSize", 0, MSGQ_MAX_EXTENDED_MESSAGE_SIZE, 0},
 };
 #define QUEUE_N_INT_ATTRS	lengthof(queue_int_attrs)
 
@@ -813,6 +816,8 @@ msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 		appendStringInfo(&buf, ", \"KmsDataKeyReusePeriodSeconds\": \"%d\"", out->ints[5]);
 	appendStringInfo(&buf, ", \"SqsManagedSseEnabled\": \"%s\"",
 					 sse ? sse : (kms_key ? "false" : "true"));
+	if (out->ints[6] != 0)
+		appendStringInfo(&buf, ", \"ExtendedMaximumMessageSize\": \"%d\"", out->ints[6]);
 	if (policy != NULL)
 	{
 		appendStringInfoString(&buf, ", \"Policy\": ");
@@ -966,11 +971,11 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	 */
 	if (!msgq_queue_lookup(name, &existing))
 	{
-		Oid			argtypes[13] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
+		Oid			argtypes[14] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
 			INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID,
-		TEXTARRAYOID};
-		Datum		values[13];
-		char		nulls[13];
+		TEXTARRAYOID, INT4OID};
+		Datum		values[14];
+		char		nulls[14];
 		Oid			rtypes[2] = {TEXTOID, TIMESTAMPTZOID};
 		Datum		rvalues[2];
 		TimestampTz now = msgq_now();
@@ -1005,17 +1010,19 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 		values[7] = JsonbPGetDatum(attrs.normalized);
 		values[8] = TimestampTzGetDatum(now);
 		msgq_queue_redrive_datums(&attrs, values + 9, nulls + 9);
+		values[13] = Int32GetDatum(attrs.ints[6]);
 		if (SPI_execute_plan(queue_plan(QP_INSERT_QUEUE,
 										"INSERT INTO msgq.queue (queue_id, queue_name, owner,"
 										" visibility_timeout, message_retention_period, delay_seconds,"
 										" receive_wait_time_seconds, maximum_message_size, attributes,"
 										" created_at, last_modified_at, dead_letter_queue,"
-										" max_receive_count, redrive_permission, redrive_sources)"
+										" max_receive_count, redrive_permission, redrive_sources,"
+										" extended_maximum_message_size)"
 										" VALUES (pg_catalog.nextval('msgq.queue_id_seq'), $1,"
 										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9,"
-										" $10, $11, $12, $13)"
+										" $10, $11, $12, $13, $14)"
 										" ON CONFLICT (queue_name) DO NOTHING",
-										13, argtypes),
+										14, argtypes),
 							 values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert queue");
 		inserted = (SPI_processed == 1);
@@ -1256,6 +1263,16 @@ msgq_new_uuid(void)
 }
 
 /*
+ * The largest message (body and attributes) a queue takes: its
+ * MaximumMessageSize, or ExtendedMaximumMessageSize when that is larger.
+ */
+int32
+msgq_queue_size_limit(MsgqQueue *queue)
+{
+	return Max(queue->maximum_message_size, queue->extended_maximum_message_size);
+}
+
+/*
  * Validate one message for queue: body, delay (the queue's when !has_delay),
  * group and deduplication ids, attributes and size.  Raises the AWS error
  * of the first problem.  Touches nothing but memory, so batch functions may
@@ -1286,10 +1303,10 @@ msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay, int32 delay,
 	msgq_check_body(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
 	out->size = VARSIZE_ANY_EXHDR(body) +
 		msgq_check_message_attributes(attrs, &out->md5_attrs);
-	if (out->size > queue->maximum_message_size)
+	if (out->size > msgq_queue_size_limit(queue))
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-				 errmsg("message must be shorter than %d bytes", queue->maximum_message_size),
+				 errmsg("message must be shorter than %d bytes", msgq_queue_size_limit(queue)),
 				 errdetail_internal("AWS error code: InvalidParameterValue. The message and its attributes take %d bytes.", out->size)));
 	out->delay = delay;
 	out->md5_body = msgq_md5_hex(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
@@ -1633,10 +1650,10 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				   Datum *sys_sel, int nsys_sel,
 				   ReturnSetInfo *rsinfo)
 {
-	Oid			argtypes[7] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID,
-	INT4OID, TIMESTAMPTZOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[8] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID,
+	INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int64		nonce = msgq_random_nonce();
 	TimestampTz now = msgq_now();
 	TimestampTz cutoff = now - (TimestampTz) queue->retention_period * USECS_PER_SEC;
@@ -1673,16 +1690,31 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	values[5] = Int32GetDatum(redrive ? queue->max_receive_count : 0);
 	nulls[5] = redrive ? ' ' : 'n';
 	values[6] = TimestampTzGetDatum(cutoff);
+	values[7] = Int64GetDatum((int64) msgq_max_receive_bytes);
 
+	/*
+	 * Claim up to $3 messages, then keep those whose bodies fit in
+	 * msgq.max_receive_bytes ($8), always at least one.  Claimed rows beyond
+	 * the cap stay row-locked, so others skip them, until this transaction
+	 * ends; they are not received and stay visible.
+	 */
 	if (SPI_execute_plan(queue_plan(QP_RECEIVE,
-									"WITH c AS ("
-									"  SELECT msg_seq FROM msgq.message"
+									"WITH c0 AS ("
+									"  SELECT msg_seq, pg_catalog.octet_length(body) AS len FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
 									"     AND sent_at OPERATOR(pg_catalog.>) $7"
 									"     AND ($6 IS NULL OR receive_count OPERATOR(pg_catalog.<) $6)"
 									"   ORDER BY queue_id, msg_seq LIMIT $3"
 									"   FOR UPDATE SKIP LOCKED),"
+									" c AS ("
+									"  SELECT x.msg_seq FROM ("
+									"    SELECT msg_seq,"
+									"           pg_catalog.sum(len) OVER (ORDER BY msg_seq) AS run,"
+									"           pg_catalog.row_number() OVER (ORDER BY msg_seq) AS rn"
+									"      FROM c0) x"
+									"   WHERE x.rn OPERATOR(pg_catalog.=) 1"
+									"      OR x.run OPERATOR(pg_catalog.<=) $8),"
 									" u AS ("
 									"  UPDATE msgq.message m"
 									"     SET visible_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $4),"
@@ -1698,7 +1730,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									"            m.receive_count, m.first_received_at,"
 									"            m.message_group_id)"
 									" SELECT * FROM u ORDER BY msg_seq",
-									7, argtypes),
+									8, argtypes),
 						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not receive messages");
 

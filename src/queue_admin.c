@@ -61,6 +61,7 @@ static const char *const admin_attribute_names[] = {
 	"FifoQueue", "ContentBasedDeduplication", "KmsMasterKeyId",
 	"KmsDataKeyReusePeriodSeconds", "DeduplicationScope",
 	"FifoThroughputLimit", "RedriveAllowPolicy", "SqsManagedSseEnabled",
+	"ExtendedMaximumMessageSize",
 	NULL
 };
 
@@ -262,11 +263,11 @@ msgq_set_queue_attributes(PG_FUNCTION_ARGS)
 	Jsonb	   *current;
 	Jsonb	   *merged;
 	MsgqQueueAttrs attrs;
-	Oid			argtypes[12] = {INT4OID, INT4OID, INT4OID, INT4OID, INT4OID,
+	Oid			argtypes[13] = {INT4OID, INT4OID, INT4OID, INT4OID, INT4OID,
 		INT4OID, JSONBOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID,
-	TEXTARRAYOID};
-	Datum		values[12];
-	char		nulls[12];
+	TEXTARRAYOID, INT4OID};
+	Datum		values[13];
+	char		nulls[13];
 
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
@@ -318,6 +319,7 @@ msgq_set_queue_attributes(PG_FUNCTION_ARGS)
 	values[6] = JsonbPGetDatum(attrs.normalized);
 	values[7] = TimestampTzGetDatum(msgq_now());
 	msgq_queue_redrive_datums(&attrs, values + 8, nulls + 8);
+	values[12] = Int32GetDatum(attrs.ints[6]);
 	if (SPI_execute_plan(msgq_plan(&admin_plan_set,
 								   "UPDATE msgq.queue"
 								   "   SET visibility_timeout = $2, message_retention_period = $3,"
@@ -325,9 +327,9 @@ msgq_set_queue_attributes(PG_FUNCTION_ARGS)
 								   "       maximum_message_size = $6, attributes = $7,"
 								   "       last_modified_at = $8, dead_letter_queue = $9,"
 								   "       max_receive_count = $10, redrive_permission = $11,"
-								   "       redrive_sources = $12"
+								   "       redrive_sources = $12, extended_maximum_message_size = $13"
 								   " WHERE queue_id OPERATOR(pg_catalog.=) $1",
-								   12, argtypes),
+								   13, argtypes),
 						 values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not set queue attributes");
 	msgq_queue_cache_invalidate();

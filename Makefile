@@ -23,7 +23,7 @@ DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS = queue receive privileges guc queue_admin batch
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
 ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial
@@ -43,7 +43,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench pgtap
+.PHONY: deps demo test bench bench-churn pgtap
 
 deps:
 	./scripts/deps.sh
@@ -56,6 +56,10 @@ test:
 
 bench:
 	./scripts/bench.sh
+
+# The 10-minute churn run (two runs: msgq, then the SKIP LOCKED queue).
+bench-churn:
+	./bench/churn.sh
 
 # ---------------------------------------------------------------------------
 # One target per test suite, used by scripts/test.sh (make test) so that every

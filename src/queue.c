@@ -40,6 +40,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -1318,7 +1319,8 @@ msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay, int32 delay,
  * longer than msgq.outbox_fixup_after since its first send.  Its messages
  * count their delay and retention from now, the commit, as messages that
  * become visible then should: sent_at moves to now and visible_at keeps its
- * delay.  Runs SPI as the extension owner inside the committing
+ * delay.  A message already received in the same transaction keeps the
+ * lease of that receive.  Runs SPI as the extension owner inside the committing
  * transaction.
  */
 void
@@ -1331,6 +1333,10 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 	Oid			argtypes[3] = {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	int			i;
+
+	/* DROP EXTENSION in the same transaction took the messages with it */
+	if (!OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true)))
+		return;
 
 	for (i = 0; i < n; i++)
 	{
@@ -1347,8 +1353,10 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_plan(queue_plan(QP_OUTBOX_FIXUP,
 									"UPDATE msgq.message m"
-									"   SET visible_at = $3 OPERATOR(pg_catalog.+)"
-									"                    (m.visible_at OPERATOR(pg_catalog.-) m.sent_at),"
+									"   SET visible_at = CASE WHEN m.first_received_at IS NULL"
+									"                    THEN $3 OPERATOR(pg_catalog.+)"
+									"                         (m.visible_at OPERATOR(pg_catalog.-) m.sent_at)"
+									"                    ELSE m.visible_at END,"
 									"       sent_at = $3"
 									"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(q, s)"
 									" WHERE m.queue_id OPERATOR(pg_catalog.=) u.q"

@@ -150,7 +150,8 @@ static bool wait_callbacks_registered = false;
 /*
  * Sends of the current transaction, for the commit-time fix-up of the
  * outbox case (queue.c, msgq_outbox_fixup): at most WAIT_MAX_SENDS are
- * remembered; a transaction that sends more keeps its send times.
+ * remembered; a transaction that sends more keeps its send times, and so
+ * does one that became read-only before committing.
  */
 #define WAIT_MAX_SENDS	100000
 
@@ -521,7 +522,7 @@ wait_xact_callback(XactEvent event, void *arg)
 			 * stayed open longer than msgq.outbox_fixup_after since its first
 			 * send moves its messages' times to now, before committing.
 			 */
-			if (wait_nsends > 0 &&
+			if (wait_nsends > 0 && !wait_sends_overflow && !XactReadOnly &&
 				msgq_now() - wait_first_send >
 				(TimestampTz) msgq_outbox_fixup_after_ms * 1000)
 				msgq_outbox_fixup(wait_send_queues, wait_send_seqs, wait_nsends);

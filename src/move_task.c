@@ -106,6 +106,11 @@ msgq_start_message_move_task(PG_FUNCTION_ARGS)
 			move_not_found(psprintf("destination queue \"%s\"", dest_ref));
 		msgq_check_queue_action(&dest, call.caller, MSGQ_ACT_SEND, "SendMessage");
 	}
+	if (dest_ref != NULL && dest.queue_id == source.queue_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("the destination of a move task must not be its source queue"),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
 	if (has_rate && (rate < 1 || rate > MOVE_MAX_RATE))
 		msgq_invalid_value("MaxNumberOfMessagesPerSecond", rate,
 						   "Must be between 1 and 500, if provided.");
@@ -299,7 +304,7 @@ msgq_list_message_move_tasks(PG_FUNCTION_ARGS)
 				   "the request must contain the parameter SourceArn");
 	if (!msgq_queue_lookup(source_ref, &source))
 		move_not_found(psprintf("source queue \"%s\"", source_ref));
-	msgq_check_queue_action(&source, call.caller, MSGQ_ACT_GET_ATTRS, "ListMessageMoveTasks");
+	msgq_check_queue_action(&source, call.caller, MSGQ_ACT_GET_ATTRS, "GetQueueAttributes");
 	if (max_results < 1 || max_results > 10)
 		msgq_invalid_value("MaxResults", max_results, "Must be between 1 and 10, if provided.");
 
@@ -459,22 +464,53 @@ msgq_move_tasks_run(void)
 				 * flight.  Not read-only, so the count sees the move above.
 				 */
 				if (SPI_execute_with_args("SELECT pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.>) $3),"
-										  "       pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.<=) $3)"
+										  "       pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.<=) $3"
+										  "           AND COALESCE($2, m.source_queue_id) IN (SELECT queue_id FROM msgq.queue)),"
+										  "       pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.<=) $3"
+										  "           AND COALESCE($2, m.source_queue_id) NOT IN (SELECT queue_id FROM msgq.queue)"
+										  "            OR m.source_queue_id IS NULL AND $2 IS NULL),"
+										  "       EXISTS (SELECT 1 FROM msgq.queue q WHERE q.queue_id OPERATOR(pg_catalog.=) $1),"
+										  "       $2 IS NULL OR EXISTS (SELECT 1 FROM msgq.queue q WHERE q.queue_id OPERATOR(pg_catalog.=) $2)"
 										  "  FROM msgq.message m"
 										  " WHERE m.queue_id OPERATOR(pg_catalog.=) $1",
 										  4, mtypes, mvalues, mnulls, false, 0) != SPI_OK_SELECT)
 					elog(ERROR, "could not count remaining messages");
-				unmovable = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-				if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 0)
 				{
-					if (unmovable > 0)
+					HeapTuple	ct = SPI_tuptable->vals[0];
+					TupleDesc	cd = SPI_tuptable->tupdesc;
+					int64		in_flight = DatumGetInt64(SPI_getbinval(ct, cd, 1, &isnull));
+					int64		locked = DatumGetInt64(SPI_getbinval(ct, cd, 2, &isnull));
+					bool		source_exists = DatumGetBool(SPI_getbinval(ct, cd, 4, &isnull));
+					bool		dest_exists = DatumGetBool(SPI_getbinval(ct, cd, 5, &isnull));
+
+					unmovable = DatumGetInt64(SPI_getbinval(ct, cd, 3, &isnull));
+
+					/*
+					 * Done when nothing is in flight and every visible message
+					 * left has nowhere to go; a message with somewhere to go
+					 * that the move skipped is held by a receiver: try again.
+					 */
+					if (!source_exists)
 					{
 						status = "FAILED";
-						reason = psprintf("%lld messages have no source queue to return to.",
-										  (long long) unmovable);
+						reason = "The source queue was deleted.";
 					}
-					else
-						status = "COMPLETED";
+					else if (!dest_exists)
+					{
+						status = "FAILED";
+						reason = "The destination queue was deleted.";
+					}
+					else if (in_flight == 0 && locked == 0)
+					{
+						if (unmovable > 0)
+						{
+							status = "FAILED";
+							reason = psprintf("Messages with no source queue to return to: %lld.",
+											  (long long) unmovable);
+						}
+						else
+							status = "COMPLETED";
+					}
 				}
 			}
 		}

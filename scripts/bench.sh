@@ -5,6 +5,9 @@
 #
 #   send     msgq.send_message, 1 per transaction   vs  INSERT of one row
 #   cycle    receive 1 + delete_message             vs  hand-written SKIP LOCKED queue
+#   send10   send_message_batch of 10 (opt-in)      vs  10-row INSERT
+#   cycle10  receive 10 + delete_message_batch      vs  SKIP LOCKED queue, LIMIT 10 +
+#            (opt-in)                                   DELETE ... = ANY
 #   wal      WAL bytes per message, send + receive + delete, vs the same
 #            messages through the SKIP LOCKED queue
 #   latency  long-poll wake-up, commit -> return    vs  LISTEN/NOTIFY
@@ -19,12 +22,15 @@
 #   BENCH_SECONDS      seconds per pgbench run (10; quick: 3)
 #   BENCH_CLIENTS      client counts ("1 4 16"; quick: "1 4")
 #   BENCH_RUNS         runs per side and client count (3; quick: 1)
-#   BENCH_WORKLOADS    any of "send cycle wal latency" (all)
+#   BENCH_WORKLOADS    any of "send cycle send10 cycle10 wal latency"
+#                      (default "send cycle wal latency", about 10 minutes;
+#                      send10 and cycle10 add about 3 minutes each)
 #   BENCH_WAL_MESSAGES messages per side for the wal workload (5000; quick: 1000)
 #   BENCH_LAT_EVENTS   wake-ups measured per latency mode (1000; quick: 200)
 #   BENCH_PREFILL      messages pre-filled before each cycle run
-#                      (30000 per second of run time)
+#                      (30000 per second of run time; cycle10: twice that)
 #   BENCH_SHARED_BUFFERS  shared_buffers of the cluster (1GB)
+#   BENCH_JIT          jit of the cluster (on, PostgreSQL's default)
 #   BENCH_PORT         port of the cluster (54331; it listens on a private socket only)
 #   BENCH_RECORD       1: append to bench/RESULTS.md (default 1, quick: 0)
 #   BENCH_SKIP_BUILD   1: use the installed msgq as is
@@ -89,9 +95,19 @@ else
 	RECORD=${BENCH_RECORD:-1}
 fi
 WORKLOADS=${BENCH_WORKLOADS:-"send cycle wal latency"}
+for w in $WORKLOADS; do
+	case $w in
+		send | cycle | send10 | cycle10 | wal | latency) ;;
+		*)
+			echo "bench: unknown workload $w (send cycle send10 cycle10 wal latency)" >&2
+			exit 2
+			;;
+	esac
+done
 if [ "$QUICK" = 1 ]; then WAL_MESSAGES=${BENCH_WAL_MESSAGES:-1000}; else WAL_MESSAGES=${BENCH_WAL_MESSAGES:-5000}; fi
 PREFILL=${BENCH_PREFILL:-$((30000 * SECONDS_PER_RUN))}
 SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-1GB}
+JIT=${BENCH_JIT:-on}
 PORT=${BENCH_PORT:-54331}
 DB=bench
 
@@ -151,7 +167,7 @@ CONF=$(
 		max_wal_size = 8GB
 		checkpoint_timeout = 30min
 		autovacuum = on
-		jit = off
+		jit = $JIT
 	EOF
 )
 echo "=== cluster (user $RUNNER, $WORK)"
@@ -181,6 +197,13 @@ psql_q -v payload="$PAYLOAD" <<-'EOF'
 	CREATE INDEX ON q (vt);
 EOF
 
+# The same payload as ten send_message_batch entries.
+ENTRIES=$(psql_q -At -v payload="$PAYLOAD" <<-'EOF'
+	SELECT jsonb_agg(jsonb_build_object('Id', i::text, 'MessageBody', :'payload') ORDER BY i)
+	  FROM generate_series(0, 9) i;
+EOF
+)
+
 server_version=$(psql_q -Atc 'SHOW server_version')
 settings=$(psql_q -Atc "SELECT name || ' = ' || current_setting(name)
 	FROM pg_settings WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync',
@@ -206,18 +229,25 @@ reset_send() {
 	psql_q -c 'TRUNCATE t RESTART IDENTITY' -c 'TRUNCATE msgq.message' -c 'CHECKPOINT'
 }
 
-# prefill SIDE: put PREFILL messages in the queue of SIDE (msgq / baseline).
+# prefill SIDE N: put N messages (rounded up to tens) in the queue of SIDE
+# (msgq / baseline). msgq's are sent through its API, ten per
+# send_message_batch call, which is quicker than N calls of send_message.
+# (The queue name refers to g so that the call is made once per row: an
+# uncorrelated function in the FROM list would run once and be rescanned.)
 prefill() {
 	if [ "$1" = msgq ]; then
-		psql_q -v payload="$PAYLOAD" -v n="$PREFILL" <<-'EOF'
+		psql_q -v entries="$ENTRIES" -v n="$((($2 + 9) / 10))" <<-'EOF'
 			TRUNCATE msgq.message;
-			SELECT count(*) FROM (SELECT msgq.send_message('bench2', :'payload')
-			                        FROM generate_series(1, :n)) s \g /dev/null
+			SELECT count(*) FROM generate_series(1, :n) g,
+			       LATERAL msgq.send_message_batch(CASE WHEN g > 0 THEN 'bench2' END, :'entries') b \g /dev/null
 			VACUUM ANALYZE msgq.message;
 			CHECKPOINT;
 		EOF
+		local have
+		have=$(psql_q -Atc 'SELECT count(*) FROM msgq.message')
+		[ "$have" -ge "$2" ] || { echo "bench: pre-fill sent $have messages, not $2" >&2; exit 1; }
 	else
-		psql_q -v payload="$PAYLOAD" -v n="$PREFILL" <<-'EOF'
+		psql_q -v payload="$PAYLOAD" -v n="$((($2 + 9) / 10 * 10))" <<-'EOF'
 			TRUNCATE q RESTART IDENTITY;
 			INSERT INTO q (vt, read_ct, payload)
 			SELECT now(), 0, :'payload' FROM generate_series(1, :n);
@@ -227,13 +257,14 @@ prefill() {
 	fi
 }
 
-# pgbench_run WORKLOAD SIDE CLIENTS RUN SCRIPT
+# pgbench_run WORKLOAD SIDE CLIENTS RUN SCRIPT MESSAGES_PER_TRANSACTION
 pgbench_run() {
-	local workload=$1 side=$2 clients=$3 run=$4 script=$5
+	local workload=$1 side=$2 clients=$3 run=$4 script=$5 per=$6
 	local log=$LOGS/$workload-$side-c$clients-r$run.log rc=0 tps aborted=0
 	pgbench -n -M prepared -j 2 -c "$clients" -T "$SECONDS_PER_RUN" \
-		-D payload="$PAYLOAD" -f "$ROOT/bench/$script" "$DB" >"$log" 2>&1 || rc=$?
+		-D payload="$PAYLOAD" -D entries="$ENTRIES" -f "$ROOT/bench/$script" "$DB" >"$log" 2>&1 || rc=$?
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log")
+	[ -n "$tps" ] && tps=$(awk -v t="$tps" -v m="$per" 'BEGIN { printf "%.1f", t * m }')
 	if [ "$rc" -ne 0 ] || grep -q -i 'aborted' "$log"; then
 		aborted=1
 		warnings+=("$workload $side, $clients clients, run $run: pgbench exited with $rc or clients aborted (see below)")
@@ -242,24 +273,24 @@ pgbench_run() {
 	fi
 	[ -n "$tps" ] || tps=0
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$clients" "$side" "$run" "$tps" "$aborted" >>"$RESULTS_TSV"
-	printf '  %-6s %-8s clients %-3s run %s: %10.1f msg/s%s\n' "$workload" "$side" "$clients" "$run" "$tps" \
+	printf '  %-7s %-8s clients %-3s run %s: %10.1f msg/s%s\n' "$workload" "$side" "$clients" "$run" "$tps" \
 		"$([ "$aborted" = 1 ] && echo '  (ABORTED)')"
 }
 
 # One workload: for each client count, RUNS rounds of msgq and baseline,
 # alternating which goes first so that a drift during the run hits both.
 throughput_workload() {
-	local workload=$1 c r side sides
+	local workload=$1 per=$2 c r side sides
 	for c in $CLIENTS; do
 		for r in $(seq 1 "$RUNS"); do
 			if [ $((r % 2)) -eq 1 ]; then sides="msgq baseline"; else sides="baseline msgq"; fi
 			for side in $sides; do
-				if [ "$workload" = send ]; then
-					reset_send
-				else
-					prefill "$side"
-				fi
-				pgbench_run "$workload" "$side" "$c" "$r" "${workload}_$side.sql"
+				case $workload in
+					send | send10) reset_send ;;
+					cycle) prefill "$side" "$PREFILL" ;;
+					cycle10) prefill "$side" $((2 * PREFILL)) ;;
+				esac
+				pgbench_run "$workload" "$side" "$c" "$r" "${workload}_$side.sql" "$per"
 			done
 		done
 	done
@@ -270,11 +301,19 @@ for w in $WORKLOADS; do
 	case $w in
 		send)
 			echo "=== send: msgq.send_message vs INSERT, 1 per transaction"
-			throughput_workload send
+			throughput_workload send 1
 			;;
 		cycle)
 			echo "=== cycle: receive 1 + delete vs SKIP LOCKED queue (pre-fill $PREFILL messages per run)"
-			throughput_workload cycle
+			throughput_workload cycle 1
+			;;
+		send10)
+			echo "=== send10: msgq.send_message_batch of 10 vs 10-row INSERT"
+			throughput_workload send10 10
+			;;
+		cycle10)
+			echo "=== cycle10: receive 10 + delete_message_batch vs SKIP LOCKED queue LIMIT 10 (pre-fill $((2 * PREFILL)) per run)"
+			throughput_workload cycle10 10
 			;;
 	esac
 done
@@ -294,6 +333,8 @@ summary=$(
 		END {
 			label["send"] = "send, 1 per transaction"
 			label["cycle"] = "receive 1 + delete"
+			label["send10"] = "send, 10 per transaction"
+			label["cycle10"] = "receive 10 + delete 10"
 			print "| workload | clients | msgq msg/s, median (min-max) | baseline msg/s, median (min-max) | ratio msgq/baseline |"
 			print "|---|---:|---:|---:|---:|"
 			for (k = 1; k <= norder; k++) {
@@ -443,7 +484,7 @@ if [ "$RECORD" = 1 ]; then
 		echo "Command: \`$command_line\`"
 		echo
 		echo "PostgreSQL $server_version; $machine. pgbench \`-n -M prepared -j 2 -T $SECONDS_PER_RUN\`," \
-			"$RUNS alternating runs per side; cycle runs start from $PREFILL pre-filled messages;" \
+			"$RUNS alternating runs per side; cycle runs start from $PREFILL pre-filled messages (cycle10: $((2 * PREFILL)));" \
 			"payload ${#PAYLOAD} bytes of JSON."
 		echo
 		echo "Server settings:"

@@ -10,7 +10,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(80);
+SELECT plan(87);
 
 -- Schema, tables, sequences, view -------------------------------------------
 SELECT has_schema('msgq');
@@ -19,6 +19,7 @@ SELECT has_table('msgq', 'message', 'msgq.message exists');
 SELECT has_table('msgq', 'queue_permission', 'msgq.queue_permission exists');
 SELECT has_table('msgq', 'secret', 'msgq.secret exists');
 SELECT has_table('msgq', 'deleted_queue', 'msgq.deleted_queue exists');
+SELECT has_table('msgq', 'message_move_task', 'msgq.message_move_task exists');
 SELECT has_sequence('msgq', 'queue_id_seq', 'msgq.queue_id_seq exists');
 SELECT has_sequence('msgq', 'message_seq', 'msgq.message_seq exists');
 SELECT has_view('msgq', 'waiters', 'msgq.waiters view exists');
@@ -129,6 +130,18 @@ SELECT has_function('msgq', 'change_message_visibility_batch', ARRAY['text', 'js
 	'msgq.change_message_visibility_batch(text, jsonb) exists');
 SELECT function_returns('msgq', 'change_message_visibility_batch', ARRAY['text', 'jsonb'],
 	'setof record');
+
+SELECT has_function('msgq', 'start_message_move_task', ARRAY['text', 'text', 'integer'],
+	'msgq.start_message_move_task(text, text, integer) exists');
+SELECT function_returns('msgq', 'start_message_move_task', ARRAY['text', 'text', 'integer'], 'text');
+
+SELECT has_function('msgq', 'cancel_message_move_task', ARRAY['text'],
+	'msgq.cancel_message_move_task(text) exists');
+SELECT function_returns('msgq', 'cancel_message_move_task', ARRAY['text'], 'bigint');
+
+SELECT has_function('msgq', 'list_message_move_tasks', ARRAY['text', 'integer'],
+	'msgq.list_message_move_tasks(text, integer) exists');
+SELECT function_returns('msgq', 'list_message_move_tasks', ARRAY['text', 'integer'], 'setof record');
 
 -- Parameter names and defaults ----------------------------------------------
 SELECT is(
@@ -276,8 +289,10 @@ SELECT is(
 						  'get_queue_attributes', 'set_queue_attributes', 'purge_queue',
 						  'tag_queue', 'untag_queue', 'list_queue_tags',
 						  'list_dead_letter_source_queues', 'send_message_batch',
-						  'delete_message_batch', 'change_message_visibility_batch')),
-	24, 'each API function has exactly one signature (no overloads)');
+						  'delete_message_batch', 'change_message_visibility_batch',
+						  'start_message_move_task', 'cancel_message_move_task',
+						  'list_message_move_tasks')),
+	27, 'each API function has exactly one signature (no overloads)');
 
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure::text

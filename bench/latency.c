@@ -1,0 +1,366 @@
+/*
+ * latency.c: long-poll wake-up latency of msgq, and of LISTEN/NOTIFY as a
+ * reference, measured from the sender's commit to the waiting call's return.
+ *
+ * One process, two connections, one event loop (so both ends are timed on
+ * the same monotonic clock with no thread hand-off):
+ *
+ *   msgq mode, per event:
+ *     waiter:  sends  SELECT ... FROM msgq.receive_message(Q, wait_time_seconds => 20)
+ *     sender:  polls msgq.waiters until the waiter's backend is registered
+ *              (so that the receive really sleeps), then BEGIN; send_message;
+ *              t_commit_sent; COMMIT ... t_commit_done
+ *     loop:    select() on both sockets; t_return = when the waiter's result
+ *              is complete
+ *     waiter:  delete_message with the handle it got (outside the timing)
+ *
+ *   msgq-async mode: as msgq, but the waiter's session runs with
+ *     synchronous_commit = off, so its receive does not wait for its own WAL
+ *     flush: this isolates the wake-up and the claim from the disk.
+ *
+ *   notify mode, per event: the waiter has run LISTEN once; the sender runs
+ *     BEGIN; NOTIFY ch, payload; COMMIT; t_return = when the notification
+ *     is read from the waiter's socket.
+ *
+ * Reported per mode: latency = t_return - t_commit_done (the definition in
+ * BENCH.md: from the sender's commit returning to the waiting call
+ * returning; it can be slightly negative, since the server wakes the waiter
+ * before the COMMIT reply reaches the sender), and t_return - t_commit_sent
+ * (an upper bound that includes the commit itself), as p50 / p90 / p99 /
+ * max in milliseconds.  The last line is machine-readable:
+ *   RESULT mode=<m> events=<n> p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. sent_p50_ms=.. sent_p99_ms=..
+ *
+ * Usage: latency <conninfo> <msgq|msgq-async|notify> <events> [queue]
+ * Build: cc -O2 -o latency latency.c -I$(pg_config --includedir) -L$(pg_config --libdir) -lpq
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libpq-fe.h"
+
+#define PAYLOAD "{\"order_id\": 123456789, \"customer\": \"c-0001\", \"status\": \"paid\", " \
+	"\"items\": [{\"sku\": \"A-1\", \"qty\": 2}, {\"sku\": \"B-22\", \"qty\": 1}], " \
+	"\"total\": 42.5, \"currency\": \"EUR\", \"note\": \"latency benchmark message\"}"
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+static void
+die(PGconn *conn, const char *what)
+{
+	fprintf(stderr, "latency: %s: %s", what, conn ? PQerrorMessage(conn) : "\n");
+	exit(1);
+}
+
+/* Run a command that must succeed; return its result (caller clears). */
+static PGresult *
+run(PGconn *conn, const char *sql, ExecStatusType want)
+{
+	PGresult   *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != want)
+	{
+		fprintf(stderr, "latency: \"%s\" failed: %s", sql, PQerrorMessage(conn));
+		exit(1);
+	}
+	return res;
+}
+
+static void
+run_ok(PGconn *conn, const char *sql)
+{
+	PQclear(run(conn, sql, PGRES_COMMAND_OK));
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static double
+pct(const double *v, int n, double p)
+{
+	int			k = (int) (p / 100.0 * n + 0.999999) - 1;
+
+	if (k < 0)
+		k = 0;
+	if (k >= n)
+		k = n - 1;
+	return v[k];
+}
+
+/*
+ * Wait until the sender's COMMIT result and the waiter's event have both
+ * arrived, recording when each did.  is_notify: the waiter's event is a
+ * notification rather than a query result.  Returns the waiter's result
+ * (msgq mode) or NULL.
+ */
+static PGresult *
+wait_both(PGconn *sender, PGconn *waiter, int is_notify,
+		  double *t_commit_done, double *t_return)
+{
+	int			sender_done = 0;
+	int			waiter_done = 0;
+	PGresult   *wres = NULL;
+	double		deadline = now_ms() + 30000.0;
+
+	while (!sender_done || !waiter_done)
+	{
+		fd_set		rfds;
+		struct timeval tv = {0, 100000};
+		int			maxfd = 0;
+		int			fd;
+
+		FD_ZERO(&rfds);
+		if (!sender_done)
+		{
+			fd = PQsocket(sender);
+			FD_SET(fd, &rfds);
+			maxfd = fd > maxfd ? fd : maxfd;
+		}
+		if (!waiter_done)
+		{
+			fd = PQsocket(waiter);
+			FD_SET(fd, &rfds);
+			maxfd = fd > maxfd ? fd : maxfd;
+		}
+		if (select(maxfd + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+			die(NULL, "select failed");
+
+		if (!sender_done && FD_ISSET(PQsocket(sender), &rfds))
+		{
+			if (!PQconsumeInput(sender))
+				die(sender, "reading the COMMIT result");
+			while (!PQisBusy(sender))
+			{
+				PGresult   *r = PQgetResult(sender);
+
+				if (r == NULL)
+				{
+					sender_done = 1;
+					break;
+				}
+				if (PQresultStatus(r) != PGRES_COMMAND_OK)
+					die(sender, "COMMIT");
+				*t_commit_done = now_ms();
+				PQclear(r);
+			}
+		}
+
+		if (!waiter_done && FD_ISSET(PQsocket(waiter), &rfds))
+		{
+			if (!PQconsumeInput(waiter))
+				die(waiter, "reading the waiter's socket");
+			if (is_notify)
+			{
+				PGnotify   *n = PQnotifies(waiter);
+
+				if (n != NULL)
+				{
+					*t_return = now_ms();
+					PQfreemem(n);
+					waiter_done = 1;
+				}
+			}
+			else
+			{
+				while (!PQisBusy(waiter))
+				{
+					PGresult   *r = PQgetResult(waiter);
+
+					if (r == NULL)
+					{
+						waiter_done = 1;
+						break;
+					}
+					if (PQresultStatus(r) != PGRES_TUPLES_OK)
+						die(waiter, "receive_message");
+					*t_return = now_ms();
+					if (wres)
+						PQclear(wres);
+					wres = r;
+				}
+			}
+		}
+		if (now_ms() > deadline)
+		{
+			fprintf(stderr, "latency: no wake-up within 30 s\n");
+			exit(1);
+		}
+	}
+	return wres;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conninfo;
+	const char *mode;
+	int			events;
+	const char *queue;
+	PGconn	   *sender;
+	PGconn	   *waiter;
+	double	   *lat;
+	double	   *lat_sent;
+	int			i;
+	int			is_notify;
+	char		sql[1024];
+	char		waiter_check[256];
+	char	   *esc_payload;
+	int			ok = 0;
+
+	if (argc < 4)
+	{
+		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|notify> <events> [queue]\n");
+		return 2;
+	}
+	conninfo = argv[1];
+	mode = argv[2];
+	events = atoi(argv[3]);
+	queue = argc > 4 ? argv[4] : "lat";
+	is_notify = strcmp(mode, "notify") == 0;
+	if (!is_notify && strcmp(mode, "msgq") != 0 && strcmp(mode, "msgq-async") != 0)
+	{
+		fprintf(stderr, "latency: mode must be msgq, msgq-async or notify\n");
+		return 2;
+	}
+	if (events < 1)
+		events = 1;
+
+	sender = PQconnectdb(conninfo);
+	if (PQstatus(sender) != CONNECTION_OK)
+		die(sender, "connecting the sender");
+	waiter = PQconnectdb(conninfo);
+	if (PQstatus(waiter) != CONNECTION_OK)
+		die(waiter, "connecting the waiter");
+
+	lat = calloc(events, sizeof(double));
+	lat_sent = calloc(events, sizeof(double));
+	esc_payload = PQescapeLiteral(sender, PAYLOAD, strlen(PAYLOAD));
+
+	if (is_notify)
+	{
+		run_ok(waiter, "LISTEN msgq_latency");
+		snprintf(sql, sizeof(sql), "NOTIFY msgq_latency, %s", esc_payload);
+	}
+	else
+	{
+		char	   *esc_queue = PQescapeLiteral(sender, queue, strlen(queue));
+
+		if (strcmp(mode, "msgq-async") == 0)
+			run_ok(waiter, "SET synchronous_commit = off");
+
+		snprintf(sql, sizeof(sql), "SELECT msgq.send_message(%s, %s)", esc_queue, esc_payload);
+		snprintf(waiter_check, sizeof(waiter_check),
+				 "SELECT 1 FROM msgq.waiters WHERE pid = %d", PQbackendPID(waiter));
+		PQfreemem(esc_queue);
+	}
+
+	/* a few untimed rounds first, so plans and caches are warm */
+	for (i = -5; i < events; i++)
+	{
+		double		t_sent,
+					t_commit_done = 0,
+					t_return = 0;
+		PGresult   *wres = NULL;
+
+		if (!is_notify)
+		{
+			char		recv_sql[512];
+			char	   *esc_queue = PQescapeLiteral(waiter, queue, strlen(queue));
+			double		give_up = now_ms() + 10000.0;
+
+			snprintf(recv_sql, sizeof(recv_sql),
+					 "SELECT receipt_handle FROM msgq.receive_message(%s, wait_time_seconds => 20)",
+					 esc_queue);
+			PQfreemem(esc_queue);
+			if (!PQsendQuery(waiter, recv_sql))
+				die(waiter, "sending receive_message");
+			/* wait until the receive is registered as a waiter */
+			for (;;)
+			{
+				PGresult   *r = run(sender, waiter_check, PGRES_TUPLES_OK);
+				int			n = PQntuples(r);
+
+				PQclear(r);
+				if (n > 0)
+					break;
+				if (now_ms() > give_up)
+				{
+					fprintf(stderr, "latency: the receive never showed in msgq.waiters\n");
+					return 1;
+				}
+				usleep(200);
+			}
+		}
+
+		run_ok(sender, "BEGIN");
+		PQclear(run(sender, sql, is_notify ? PGRES_COMMAND_OK : PGRES_TUPLES_OK));
+		t_sent = now_ms();
+		if (!PQsendQuery(sender, "COMMIT"))
+			die(sender, "sending COMMIT");
+		wres = wait_both(sender, waiter, is_notify, &t_commit_done, &t_return);
+
+		if (!is_notify)
+		{
+			char		del_sql[512];
+			char	   *esc_h;
+			char	   *esc_queue;
+
+			if (wres == NULL || PQntuples(wres) != 1)
+			{
+				fprintf(stderr, "latency: the long poll returned %d rows\n",
+						wres ? PQntuples(wres) : -1);
+				return 1;
+			}
+			esc_h = PQescapeLiteral(waiter, PQgetvalue(wres, 0, 0),
+									strlen(PQgetvalue(wres, 0, 0)));
+			esc_queue = PQescapeLiteral(waiter, queue, strlen(queue));
+			snprintf(del_sql, sizeof(del_sql), "SELECT msgq.delete_message(%s, %s)",
+					 esc_queue, esc_h);
+			PQclear(run(waiter, del_sql, PGRES_TUPLES_OK));
+			PQfreemem(esc_h);
+			PQfreemem(esc_queue);
+			PQclear(wres);
+		}
+
+		if (i >= 0)
+		{
+			lat[ok] = t_return - t_commit_done;
+			lat_sent[ok] = t_return - t_sent;
+			ok++;
+		}
+	}
+
+	qsort(lat, ok, sizeof(double), cmp_double);
+	qsort(lat_sent, ok, sizeof(double), cmp_double);
+	printf("%s: %d events; from COMMIT returned to wait returned: p50 %.3f ms, p90 %.3f ms, "
+		   "p99 %.3f ms, max %.3f ms; from COMMIT sent: p50 %.3f ms, p99 %.3f ms\n",
+		   mode, ok, pct(lat, ok, 50), pct(lat, ok, 90), pct(lat, ok, 99), lat[ok - 1],
+		   pct(lat_sent, ok, 50), pct(lat_sent, ok, 99));
+	printf("RESULT mode=%s events=%d p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f "
+		   "sent_p50_ms=%.3f sent_p99_ms=%.3f\n",
+		   mode, ok, pct(lat, ok, 50), pct(lat, ok, 90), pct(lat, ok, 99), lat[ok - 1],
+		   pct(lat_sent, ok, 50), pct(lat_sent, ok, 99));
+
+	PQfreemem(esc_payload);
+	PQfinish(sender);
+	PQfinish(waiter);
+	return 0;
+}

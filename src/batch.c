@@ -248,7 +248,7 @@ static void
 batch_entry_failed(BatchEntry *e, MemoryContext cxt)
 {
 	ErrorData  *edata;
-	const char *code = "InternalError";
+	const char *code;
 
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
@@ -261,9 +261,14 @@ batch_entry_failed(BatchEntry *e, MemoryContext cxt)
 
 		code = pnstrdup(start, len);
 	}
-	else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			 edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+	else
+	{
+		/*
+		 * Not a validation error (out of memory, cancel, a bug): the entry
+		 * cannot be judged, so the whole call fails.
+		 */
 		ReThrowError(edata);
+	}
 	e->failed = true;
 	e->error_code = pstrdup(code);
 	e->error_message = pstrdup(edata->message);

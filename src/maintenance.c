@@ -83,26 +83,6 @@ maint_prune_aborted(void)
 	}
 }
 
-/*
- * Remove messages that a send racing with delete_queue committed for a
- * deleted queue, and forget deleted queues after an hour.
- */
-static void
-maint_remove_strays(void)
-{
-	Oid			argtypes[1] = {TIMESTAMPTZOID};
-	Datum		values[1];
-
-	values[0] = TimestampTzGetDatum(msgq_now() - USECS_PER_SEC * 3600);
-	if (SPI_execute("DELETE FROM msgq.message m USING msgq.deleted_queue d"
-					" WHERE m.queue_id OPERATOR(pg_catalog.=) d.queue_id",
-					false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not remove messages of deleted queues");
-	if (SPI_execute_with_args("DELETE FROM msgq.deleted_queue"
-							  " WHERE deleted_at OPERATOR(pg_catalog.<) $1",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not forget deleted queues");
-}
 
 /*
  * Enforce MessageRetentionPeriod: delete messages older than their queue's
@@ -117,28 +97,83 @@ maint_enforce_retention(void)
 {
 	Oid			argtypes[1] = {TIMESTAMPTZOID};
 	Datum		values[1];
+	SPITupleTable *due;
+	uint64		ndue,
+				i;
 
+	/* queues whose oldest message has expired: one index probe per queue */
 	values[0] = TimestampTzGetDatum(msgq_now());
-	if (SPI_execute_with_args("WITH due AS ("
-							  "  SELECT q.queue_id,"
-							  "         $1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period) AS cutoff"
-							  "    FROM msgq.queue q"
-							  "   WHERE (SELECT m.sent_at FROM msgq.message m"
-							  "           WHERE m.queue_id OPERATOR(pg_catalog.=) q.queue_id"
-							  "           ORDER BY m.queue_id, m.msg_seq LIMIT 1)"
-							  "         OPERATOR(pg_catalog.<=)"
-							  "         ($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period)))"
-							  " DELETE FROM msgq.message m USING ("
-							  "   SELECT h.queue_id, h.msg_seq FROM due, LATERAL ("
-							  "     SELECT x.queue_id, x.msg_seq FROM msgq.message x"
-							  "      WHERE x.queue_id OPERATOR(pg_catalog.=) due.queue_id"
-							  "        AND x.sent_at OPERATOR(pg_catalog.<=) due.cutoff"
-							  "      ORDER BY x.queue_id, x.msg_seq LIMIT 10000"
-							  "      FOR UPDATE SKIP LOCKED) h) d"
-							  " WHERE m.queue_id OPERATOR(pg_catalog.=) d.queue_id"
-							  "   AND m.msg_seq OPERATOR(pg_catalog.=) d.msg_seq",
+	if (SPI_execute_with_args("SELECT q.queue_id,"
+							  "       $1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period)"
+							  "  FROM msgq.queue q"
+							  " WHERE (SELECT m.sent_at FROM msgq.message m"
+							  "         WHERE m.queue_id OPERATOR(pg_catalog.=) q.queue_id"
+							  "         ORDER BY m.queue_id, m.msg_seq LIMIT 1)"
+							  "       OPERATOR(pg_catalog.<=)"
+							  "       ($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period))",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not find queues with expired messages");
+	due = SPI_tuptable;
+	ndue = SPI_processed;
+
+	/* then each due queue from its head, through the primary key */
+	for (i = 0; i < ndue; i++)
+	{
+		bool		isnull;
+		Oid			dtypes[2] = {INT4OID, TIMESTAMPTZOID};
+		Datum		dvalues[2];
+
+		dvalues[0] = SPI_getbinval(due->vals[i], due->tupdesc, 1, &isnull);
+		dvalues[1] = SPI_getbinval(due->vals[i], due->tupdesc, 2, &isnull);
+		if (SPI_execute_with_args("DELETE FROM msgq.message m"
+								  " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+								  "   AND m.msg_seq IN ("
+								  "     SELECT x.msg_seq FROM msgq.message x"
+								  "      WHERE x.queue_id OPERATOR(pg_catalog.=) $1"
+								  "        AND x.sent_at OPERATOR(pg_catalog.<=) $2"
+								  "      ORDER BY x.queue_id, x.msg_seq LIMIT 10000"
+								  "      FOR UPDATE SKIP LOCKED)",
+								  2, dtypes, dvalues, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not enforce message retention");
+	}
+}
+
+/*
+ * Remove messages that a send racing with delete_queue committed for a
+ * deleted queue (one primary-key range per deleted queue, usually empty),
+ * and forget deleted queues after an hour.
+ */
+static void
+maint_remove_strays(void)
+{
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+	SPITupleTable *gone;
+	uint64		ngone,
+				i;
+
+	if (SPI_execute("SELECT queue_id FROM msgq.deleted_queue", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list deleted queues");
+	gone = SPI_tuptable;
+	ngone = SPI_processed;
+	for (i = 0; i < ngone; i++)
+	{
+		bool		isnull;
+		Oid			qtypes[1] = {INT4OID};
+		Datum		qvalues[1];
+
+		qvalues[0] = SPI_getbinval(gone->vals[i], gone->tupdesc, 1, &isnull);
+		if (SPI_execute_with_args("DELETE FROM msgq.message"
+								  " WHERE queue_id OPERATOR(pg_catalog.=) $1",
+								  1, qtypes, qvalues, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not remove messages of deleted queues");
+	}
+
+	values[0] = TimestampTzGetDatum(msgq_now() - USECS_PER_SEC * 3600);
+	if (SPI_execute_with_args("DELETE FROM msgq.deleted_queue"
+							  " WHERE deleted_at OPERATOR(pg_catalog.<) $1",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not enforce message retention");
+		elog(ERROR, "could not forget deleted queues");
 }
 
 void

@@ -111,6 +111,8 @@ typedef enum QueuePlan
 } QueuePlan;
 
 static SPIPlanPtr queue_plans[QP_COUNT];
+static SPIPlanPtr queue_receive_plans[MSGQ_MAX_RECEIVE_MESSAGES + 1];
+static SPIPlanPtr queue_move_plans[MSGQ_MAX_RECEIVE_MESSAGES + 1];
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
@@ -1578,14 +1580,15 @@ queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 	values[3] = Int32GetDatum(max);
 	values[4] = Int32GetDatum(dlq->queue_id);
 	values[5] = TimestampTzGetDatum(cutoff);
-	if (SPI_execute_plan(queue_plan(QP_MOVE_DLQ,
+	if (SPI_execute_plan(msgq_plan(&queue_move_plans[max],
+								   psprintf(
 									"WITH c AS ("
 									"  SELECT msg_seq FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
 									"     AND sent_at OPERATOR(pg_catalog.>) $6"
 									"     AND receive_count OPERATOR(pg_catalog.>=) $3"
-									"   ORDER BY queue_id, msg_seq LIMIT $4"
+									"   ORDER BY queue_id, msg_seq LIMIT %d"
 									"   FOR UPDATE SKIP LOCKED),"
 									" d AS ("
 									"  DELETE FROM msgq.message m USING c"
@@ -1601,8 +1604,8 @@ queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 									"   message_attributes, md5_of_body, md5_of_message_attributes,"
 									"   sender, message_group_id, message_deduplication_id, sent_at,"
 									"   $2, receive_count, first_received_at, received_at, $1"
-									"   FROM d ORDER BY msg_seq",
-									6, argtypes),
+									"   FROM d ORDER BY msg_seq", max),
+								   6, argtypes),
 						 values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not move messages to the dead-letter queue");
 	if (SPI_processed > 0)
@@ -1701,19 +1704,22 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	values[7] = Int64GetDatum((int64) msgq_max_receive_bytes);
 
 	/*
-	 * Claim up to $3 messages, then keep those whose bodies fit in
+	 * One plan per message count: with "LIMIT $n" the generic plan would
+	 * assume a tenth of the table and scan it all, so the plan cache would
+	 * plan every call anew.  Claim up to max messages, then keep those whose bodies fit in
 	 * msgq.max_receive_bytes ($8), always at least one.  Claimed rows beyond
 	 * the cap stay row-locked, so others skip them, until this transaction
 	 * ends; they are not received and stay visible.
 	 */
-	if (SPI_execute_plan(queue_plan(QP_RECEIVE,
+	if (SPI_execute_plan(msgq_plan(&queue_receive_plans[max],
+								   psprintf(
 									"WITH c0 AS ("
 									"  SELECT msg_seq, pg_catalog.octet_length(body) AS len FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
 									"     AND sent_at OPERATOR(pg_catalog.>) $7"
 									"     AND ($6 IS NULL OR receive_count OPERATOR(pg_catalog.<) $6)"
-									"   ORDER BY queue_id, msg_seq LIMIT $3"
+									"   ORDER BY queue_id, msg_seq LIMIT %d"
 									"   FOR UPDATE SKIP LOCKED),"
 									" c AS ("
 									"  SELECT x.msg_seq FROM ("
@@ -1737,8 +1743,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									"            m.message_attributes, m.sender, m.sent_at,"
 									"            m.receive_count, m.first_received_at,"
 									"            m.message_group_id)"
-									" SELECT * FROM u ORDER BY msg_seq",
-									8, argtypes),
+									" SELECT * FROM u ORDER BY msg_seq", max),
+								   8, argtypes),
 						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not receive messages");
 

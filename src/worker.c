@@ -105,6 +105,12 @@ msgq_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
 
+	/*
+	 * The cycle's statements are short and run every naptime: compiling
+	 * them with JIT would cost more than running them.
+	 */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	wait_event = MSGQ_WAIT_EVENT("MsgqWorkerMain");
 
 	ereport(DEBUG1,

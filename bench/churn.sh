@@ -61,26 +61,23 @@ psqlx -c "CREATE EXTENSION msgq" \
 	-c "CREATE INDEX ON q (vt)" \
 	-c "SELECT msgq.create_queue('churn')"
 
-cat >"$WORK/produce_msgq.sql" <<EOF
-SELECT message_id FROM msgq.send_message('churn', :'payload');
+# pgbench scripts: every statement returns exactly one row, so \gset never
+# fails on an empty queue.
+cat >"$WORK/produce_msgq.sql" <<'EOF'
+SELECT message_id FROM msgq.send_message('churn', :payload);
 EOF
 cat >"$WORK/consume_msgq.sql" <<'EOF'
-SELECT receipt_handle AS h FROM msgq.receive_message('churn', wait_time_seconds => 1) \gset
-\if :{?h}
-SELECT msgq.delete_message('churn', :'h');
-\unset h
-\endif
+SELECT COALESCE((SELECT receipt_handle FROM msgq.receive_message('churn', wait_time_seconds => 1)), '') AS h \gset
+SELECT CASE WHEN :h <> '' THEN msgq.delete_message('churn', :h) END;
 EOF
-cat >"$WORK/produce_baseline.sql" <<EOF
-INSERT INTO q (payload) VALUES (:'payload');
+cat >"$WORK/produce_baseline.sql" <<'EOF'
+INSERT INTO q (payload) VALUES (:payload);
 EOF
 cat >"$WORK/consume_baseline.sql" <<'EOF'
-WITH c AS (SELECT id FROM q WHERE vt <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-UPDATE q SET vt = now() + interval '30 seconds', read_ct = read_ct + 1 FROM c WHERE q.id = c.id RETURNING q.id AS qid \gset
-\if :{?qid}
+WITH c AS (SELECT id FROM q WHERE vt <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED),
+     u AS (UPDATE q SET vt = now() + interval '30 seconds', read_ct = read_ct + 1 FROM c WHERE q.id = c.id RETURNING q.id)
+SELECT COALESCE((SELECT id FROM u), 0) AS qid \gset
 DELETE FROM q WHERE id = :qid;
-\unset qid
-\endif
 EOF
 chown "$RUNNER" "$WORK"/*.sql 2>/dev/null || true
 

@@ -1721,14 +1721,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									"     AND ($6 IS NULL OR receive_count OPERATOR(pg_catalog.<) $6)"
 									"   ORDER BY queue_id, msg_seq LIMIT %d"
 									"   FOR UPDATE SKIP LOCKED),"
-									" c AS ("
-									"  SELECT x.msg_seq FROM ("
-									"    SELECT msg_seq,"
-									"           pg_catalog.sum(len) OVER (ORDER BY msg_seq) AS run,"
-									"           pg_catalog.row_number() OVER (ORDER BY msg_seq) AS rn"
-									"      FROM c0) x"
-									"   WHERE x.rn OPERATOR(pg_catalog.=) 1"
-									"      OR x.run OPERATOR(pg_catalog.<=) $8),"
+									" c AS (%s),"
 									" u AS ("
 									"  UPDATE msgq.message m"
 									"     SET visible_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $4),"
@@ -1743,7 +1736,16 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									"            m.message_attributes, m.sender, m.sent_at,"
 									"            m.receive_count, m.first_received_at,"
 									"            m.message_group_id)"
-									" SELECT * FROM u ORDER BY msg_seq", max),
+									" SELECT * FROM u ORDER BY msg_seq", max,
+									/* one message is always returned: no running sum */
+									max == 1 ? "SELECT msg_seq FROM c0 WHERE $8 IS NOT NULL" :
+									"SELECT x.msg_seq FROM ("
+									"  SELECT msg_seq,"
+									"         pg_catalog.sum(len) OVER (ORDER BY msg_seq) AS run,"
+									"         pg_catalog.row_number() OVER (ORDER BY msg_seq) AS rn"
+									"    FROM c0) x"
+									" WHERE x.rn OPERATOR(pg_catalog.=) 1"
+									"    OR x.run OPERATOR(pg_catalog.<=) $8"),
 								   8, argtypes),
 						 values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not receive messages");

@@ -28,7 +28,6 @@
  */
 #include "postgres.h"
 
-#include "commands/extension.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
@@ -44,26 +43,26 @@
 #define HANDLE_TEXT_LEN		48	/* base64url of 36 bytes, no padding */
 #define HANDLE_KEY_MAX		64
 
-static Oid	handle_key_extoid = InvalidOid;
 static uint8 handle_key[HANDLE_KEY_MAX];
-static int	handle_key_len = 0;
+static int	handle_key_len = 0;		/* 0: not loaded */
 
 static const char handle_alphabet[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /*
- * Load the key once per backend (and again if the extension was dropped
- * and created anew, which makes a new key).
+ * Load the key once per backend.  The queue cache's relcache callback
+ * forgets it (msgq_handle_cache_reset) when msgq.queue is invalidated,
+ * which DROP EXTENSION does, so a re-created extension's new key is read.
  */
 static void
 handle_load_key(void)
 {
-	Oid			extoid = get_extension_oid(MSGQ_EXTENSION_NAME, false);
 	bool		isnull;
 	bytea	   *key;
 	int			ret;
 
-	if (extoid == handle_key_extoid && handle_key_len > 0)
+	msgq_queue_cache_register();
+	if (handle_key_len > 0)
 		return;
 
 	ret = SPI_execute("SELECT receipt_key FROM msgq.secret", true, 1);
@@ -74,9 +73,14 @@ handle_load_key(void)
 	if (isnull || VARSIZE_ANY_EXHDR(key) < 16 ||
 		VARSIZE_ANY_EXHDR(key) > HANDLE_KEY_MAX)
 		elog(ERROR, "msgq.secret holds an invalid key");
+	memcpy(handle_key, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	handle_key_len = VARSIZE_ANY_EXHDR(key);
-	memcpy(handle_key, VARDATA_ANY(key), handle_key_len);
-	handle_key_extoid = extoid;
+}
+
+void
+msgq_handle_cache_reset(void)
+{
+	handle_key_len = 0;
 }
 
 /*

@@ -136,6 +136,7 @@ extern void msgq_handle_decode(const char *handle, int32 queue_id,
 							   int64 *msg_seq, int64 *nonce);
 extern int64 msgq_random_nonce(void);
 extern void msgq_handle_prepare(void);
+extern void msgq_handle_cache_reset(void);
 
 /* Privileges (acl.c) */
 #define MSGQ_ACT_SEND			ACL_INSERT

@@ -246,6 +246,7 @@ queue_cache_reset(Datum arg, Oid relid)
 	queue_cache = NULL;
 	queue_cache_relid = InvalidOid;
 	msgq_utils_cache_reset();
+	msgq_handle_cache_reset();
 }
 
 static Oid

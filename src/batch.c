@@ -220,8 +220,7 @@ batch_parse(Jsonb *entries, int *nentries)
 					 errhint("An Id has 1 to 80 characters: letters, digits, hyphens and underscores.")));
 		e->id = pnstrdup(idv->val.string.val, idv->val.string.len);
 		for (p = e->id; *p; p++)
-			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-				  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			if (!msgq_is_name_char(*p))
 				ereport(ERROR,
 						(errcode(ERRCODE_MSGQ_INVALID_BATCH_ENTRY_ID),
 						 errmsg("a batch entry id can only contain alphanumeric characters, hyphens and underscores: \"%s\"",

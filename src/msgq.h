@@ -84,6 +84,15 @@ extern int	msgq_max_receive_bytes;
 extern TimestampTz msgq_now(void);
 
 /* Name validation (utils.c) */
+
+/* AWS's name characters for queues, labels and batch entry ids */
+static inline bool
+msgq_is_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		(c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
 extern void msgq_check_queue_name(const char *name, bool *is_fifo);
 
 /* Run internal SQL as the extension owner (utils.c) */

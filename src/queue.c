@@ -93,12 +93,10 @@ typedef enum QueuePlan
 	QP_DELETE_QUEUE,
 	QP_RECORD_DELETED,
 	QP_DELETED_RECENTLY,
-	QP_MOVE_DLQ,
 	QP_MOVE_ONE_DLQ,
 	QP_OUTBOX_FIXUP,
 	QP_LIST,
 	QP_SEND,
-	QP_RECEIVE,
 	QP_ADD_COUNT,
 	QP_NEXT_VISIBLE,
 	QP_DELETE_MESSAGE,
@@ -2155,8 +2153,7 @@ queue_check_label(const char *label)
 		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
 				   "label \"%s\" is too long", label);
 	for (p = label; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+		if (!msgq_is_name_char(*p))
 			MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
 					   "invalid label \"%s\"", label);
 }

@@ -134,8 +134,7 @@ msgq_check_queue_name(const char *name, bool *is_fifo)
 	{
 		char		c = name[i];
 
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			  (c >= '0' && c <= '9') || c == '_' || c == '-'))
+		if (!msgq_is_name_char(c))
 			ereport(ERROR,
 					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid queue name \"%s\"", name),

@@ -15,6 +15,7 @@ OBJS = \
 	src/queue_admin.o \
 	src/wait.o \
 	src/maintenance.o \
+	src/segment.o \
 	src/move_task.o \
 	src/launcher.o \
 	src/worker.o
@@ -23,7 +24,7 @@ DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
 ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial

@@ -62,6 +62,33 @@ CREATE TABLE msgq.queue_permission (
 	PRIMARY KEY (queue_id, label)
 );
 
+-- Storage segments (doc/design.md, "Storage").  msgq.message is split into
+-- four partitions used as a ring: sends go to the active one; the
+-- maintenance cycle seals it every msgq.segment_rotation_interval, moves the
+-- few messages still alive in a sealed segment to the active one and then
+-- TRUNCATEs it, which gives its space back at once, even while another
+-- session holds an old snapshot that keeps vacuum from removing anything.
+CREATE TABLE msgq.segment (
+	seg smallint PRIMARY KEY CHECK (seg BETWEEN 0 AND 3),
+	state text NOT NULL CHECK (state IN ('active', 'sealed', 'free')),
+	since timestamptz NOT NULL
+);
+CREATE UNIQUE INDEX segment_one_active ON msgq.segment (state) WHERE state = 'active';
+INSERT INTO msgq.segment VALUES (0, 'active', pg_catalog.now()), (1, 'free', pg_catalog.now()),
+	(2, 'free', pg_catalog.now()), (3, 'free', pg_catalog.now());
+
+-- Not dumped: a restore starts a new ring (segment 0 active) and the
+-- restored messages, in whichever partitions they were, are drained or
+-- written to as the ring turns; a segment is only ever truncated after its
+-- messages were moved out.
+
+-- The segment that sends write to (cached per backend).
+CREATE FUNCTION msgq.active_segment()
+RETURNS smallint
+AS 'MODULE_PATHNAME', 'msgq_active_segment'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq.active_segment() FROM PUBLIC;
+
 -- Messages of every queue.  Insert-only apart from the receive lease
 -- columns, which are not indexed so that receive updates stay HOT.
 CREATE TABLE msgq.message (
@@ -82,8 +109,13 @@ CREATE TABLE msgq.message (
 	received_at timestamptz,
 	receipt_nonce bigint,
 	source_queue_id integer,	-- set on messages moved to a dead-letter queue
-	PRIMARY KEY (queue_id, msg_seq)
-) WITH (fillfactor = 60);
+	seg smallint NOT NULL DEFAULT msgq.active_segment(),
+	PRIMARY KEY (queue_id, msg_seq, seg)
+) PARTITION BY LIST (seg);
+CREATE TABLE msgq.message_0 PARTITION OF msgq.message FOR VALUES IN (0) WITH (fillfactor = 60);
+CREATE TABLE msgq.message_1 PARTITION OF msgq.message FOR VALUES IN (1) WITH (fillfactor = 60);
+CREATE TABLE msgq.message_2 PARTITION OF msgq.message FOR VALUES IN (2) WITH (fillfactor = 60);
+CREATE TABLE msgq.message_3 PARTITION OF msgq.message FOR VALUES IN (3) WITH (fillfactor = 60);
 CREATE SEQUENCE msgq.message_seq AS bigint;
 
 -- Recently deleted queues.  Their names cannot be used again for 60 s
@@ -131,7 +163,10 @@ SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text, 
 SELECT pg_catalog.pg_extension_config_dump('msgq.queue', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.queue_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.queue_permission', '');
-SELECT pg_catalog.pg_extension_config_dump('msgq.message', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message_0', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message_1', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message_2', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.message_3', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message_move_task', '');
 
@@ -329,6 +364,13 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_run_maintenance'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION msgq.run_maintenance() FROM PUBLIC;
+
+-- The storage segments, their state and on-disk size (tables and indexes).
+CREATE VIEW msgq.segments AS
+SELECT s.seg, s.state, s.since,
+	   pg_catalog.pg_total_relation_size(pg_catalog.format('msgq.message_%s', s.seg)::regclass) AS bytes
+  FROM msgq.segment s;
+REVOKE ALL ON msgq.segments FROM PUBLIC;
 
 CREATE FUNCTION msgq.now()
 RETURNS timestamptz

@@ -91,7 +91,7 @@ consumed() {
 }
 size_of() {
 	if [ "$1" = msgq ]; then
-		psqlx -Atc "SELECT pg_total_relation_size('msgq.message')"
+		psqlx -Atc "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('msgq.message')"
 	else
 		psqlx -Atc "SELECT pg_total_relation_size('q')"
 	fi

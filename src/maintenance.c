@@ -190,6 +190,8 @@ msgq_maintenance_cycle(void)
 	msgq_move_tasks_run();
 	maint_remove_strays();
 	maint_prune_aborted();
+	/* last: it may lock a storage segment until the cycle commits */
+	msgq_segments_maintain();
 
 	SPI_finish();
 	msgq_restore_user(save_userid, save_sec_context);

@@ -66,6 +66,17 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("msgq.segment_rotation_interval",
+							"How long sends write to one storage segment before the next.",
+							"The maintenance cycle then seals the segment and truncates it "
+							"once its last messages are gone or moved, which gives its space "
+							"back even while old snapshots are held.",
+							&msgq_segment_rotation_interval_ms,
+							10000, 1000, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("msgq.outbox_fixup_after",
 							"Transaction age after which sent messages count their delay and retention from commit.",
 							"A message counts its delay and retention from when it can first "

@@ -256,6 +256,7 @@ extern void msgq_queue_cache_invalidate(void);
 extern bool msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue);
 extern MsgqQueue *msgq_queue_get(const char *queue_ref);
 extern void msgq_queue_cache_register(void);
+extern void msgq_queue_cache_prime(void);
 
 /*
  * Maintenance (maintenance.c): one cycle of the timed work of a database.
@@ -264,6 +265,11 @@ extern void msgq_queue_cache_register(void);
  * msgq.worker_naptime; msgq.run_maintenance() calls it on demand.
  */
 extern void msgq_maintenance_cycle(void);
+
+/* segment.c */
+extern int	msgq_segment_rotation_interval_ms;
+extern void msgq_segment_cache_reset(void);
+extern void msgq_segments_maintain(void);
 
 /* Dead-letter redrive tasks (move_task.c), advanced by the maintenance cycle */
 extern void msgq_move_tasks_run(void);

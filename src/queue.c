@@ -56,6 +56,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "catalog/namespace.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -245,6 +246,7 @@ queue_cache_reset(Datum arg, Oid relid)
 	queue_cache_relid = InvalidOid;
 	msgq_utils_cache_reset();
 	msgq_handle_cache_reset();
+	msgq_segment_cache_reset();
 }
 
 static Oid
@@ -275,6 +277,14 @@ msgq_queue_cache_register(void)
 		CacheRegisterRelcacheCallback(queue_cache_reset, (Datum) 0);
 		queue_callback_registered = true;
 	}
+}
+
+/* Make sure the relcache callback resets msgq's caches from now on. */
+void
+msgq_queue_cache_prime(void)
+{
+	msgq_queue_cache_register();
+	(void) queue_table_relid();
 }
 
 static HTAB *
@@ -1565,7 +1575,7 @@ queue_select_message_attributes(Jsonb *stored, Datum *sel, int nsel, bool *isnul
  * sent time and receive count.  A message is never in both queues nor in
  * neither; two receivers cannot move the same message (SKIP LOCKED).
  */
-static void
+static uint64
 queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 						  TimestampTz cutoff, int max)
 {
@@ -1582,7 +1592,7 @@ queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 	if (SPI_execute_plan(msgq_plan(&queue_move_plans[max],
 								   psprintf(
 									"WITH c AS ("
-									"  SELECT msg_seq FROM msgq.message"
+									"  SELECT msg_seq, seg FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
 									"     AND sent_at OPERATOR(pg_catalog.>) $6"
@@ -1593,6 +1603,7 @@ queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 									"  DELETE FROM msgq.message m USING c"
 									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
+									"     AND m.seg OPERATOR(pg_catalog.=) c.seg"
 									"  RETURNING m.*)"
 									" INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
 									"   message_attributes, md5_of_body, md5_of_message_attributes,"
@@ -1609,6 +1620,7 @@ queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
 		elog(ERROR, "could not move messages to the dead-letter queue");
 	if (SPI_processed > 0)
 		msgq_wakeup_at_commit(dlq->queue_id, false);
+	return SPI_processed;
 }
 
 /*
@@ -1658,7 +1670,7 @@ static int
 queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				   Datum *attr_sel, int nattr_sel,
 				   Datum *sys_sel, int nsys_sel,
-				   ReturnSetInfo *rsinfo)
+				   ReturnSetInfo *rsinfo, bool *wrote)
 {
 	Oid			argtypes[8] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID,
 	INT4OID, TIMESTAMPTZOID, INT8OID};
@@ -1686,7 +1698,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 		if (msgq_queue_lookup(queue->dlq_name, &dlq) && !dlq.fifo)
 		{
-			queue_move_to_dead_letter(queue, &dlq, now, cutoff, max);
+			if (queue_move_to_dead_letter(queue, &dlq, now, cutoff, max) > 0)
+				*wrote = true;
 			redrive = true;
 			dlq_id = dlq.queue_id;
 		}
@@ -1713,7 +1726,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	if (SPI_execute_plan(msgq_plan(&queue_receive_plans[max],
 								   psprintf(
 									"WITH c0 AS ("
-									"  SELECT msg_seq, pg_catalog.octet_length(body) AS len FROM msgq.message"
+									"  SELECT msg_seq, seg, pg_catalog.octet_length(body) AS len FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
 									"     AND sent_at OPERATOR(pg_catalog.>) $7"
@@ -1731,15 +1744,16 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 									"    FROM c"
 									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
+									"     AND m.seg OPERATOR(pg_catalog.=) c.seg"
 									"  RETURNING m.msg_seq, m.message_id, m.body, m.md5_of_body,"
 									"            m.message_attributes, m.sender, m.sent_at,"
 									"            m.receive_count, m.first_received_at,"
 									"            m.message_group_id)"
 									" SELECT * FROM u ORDER BY msg_seq", max,
 									/* one message is always returned: no running sum */
-									max == 1 ? "SELECT msg_seq FROM c0 WHERE $8 IS NOT NULL" :
-									"SELECT x.msg_seq FROM ("
-									"  SELECT msg_seq,"
+									max == 1 ? "SELECT msg_seq, seg FROM c0 WHERE $8 IS NOT NULL" :
+									"SELECT x.msg_seq, x.seg FROM ("
+									"  SELECT msg_seq, seg,"
 									"         pg_catalog.sum(len) OVER (ORDER BY msg_seq) AS run,"
 									"         pg_catalog.row_number() OVER (ORDER BY msg_seq) AS rn"
 									"    FROM c0) x"
@@ -1751,6 +1765,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 	n = SPI_processed;
 	tuptable = SPI_tuptable;
+	if (n > 0)
+		*wrote = true;
 	pending = (n > 0 && msgq_aborted_receives_pending());
 
 	for (i = 0; i < n; i++)
@@ -1959,18 +1975,52 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 		TimestampTz now;
 		TimestampTz wake;
 		TimestampTz next;
+		bool		wrote = false;
+		bool		has_next;
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
 
+		/*
+		 * A waiting receive checks in a subtransaction, rolled back when it
+		 * found and wrote nothing: that releases the locks the check took
+		 * on msgq.message's partitions, so that a waiter never holds up the
+		 * truncation of a storage segment (segment.c) while it sleeps.  No
+		 * transaction id is assigned to a check that writes nothing.
+		 */
+		if (wait > 0)
+		{
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(oldcxt);
+		}
 		if (queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
-							   sys_sel, nsys_sel, rsinfo) > 0)
+							   sys_sel, nsys_sel, rsinfo, &wrote) > 0)
+		{
+			if (wait > 0)
+			{
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(oldcxt);
+				CurrentResourceOwner = oldowner;
+			}
 			break;
+		}
 
 		now = msgq_now();
+		has_next = queue_next_visible(queue, now, &next);
+		if (wait > 0)
+		{
+			if (wrote)
+				ReleaseCurrentSubTransaction();
+			else
+				RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
 		if (now >= deadline ||
 			msgq_wait_end_counter(queue->queue_id) != ends_seen)
 			break;
 
 		wake = deadline;
-		if (queue_next_visible(queue, now, &next) && next < wake)
+		if (has_next && next < wake)
 			wake = next;
 		if (wake > now + (TimestampTz) msgq_wait_recheck_interval_ms * 1000)
 			wake = now + (TimestampTz) msgq_wait_recheck_interval_ms * 1000;

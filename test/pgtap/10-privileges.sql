@@ -164,14 +164,15 @@ RESET ROLE;
 SELECT is_empty(
 	$$SELECT c::regclass::text
 	    FROM pg_catalog.pg_extension e, unnest(e.extconfig) c
-	   WHERE e.extname = 'msgq' AND c::regclass::text IN ('msgq.secret', 'msgq.deleted_queue')$$,
-	'pg_dump keeps neither msgq.secret nor msgq.deleted_queue');
+	   WHERE e.extname = 'msgq' AND c::regclass::text IN ('msgq.secret', 'msgq.deleted_queue', 'msgq.segment')$$,
+	'pg_dump keeps none of msgq.secret, msgq.deleted_queue and msgq.segment');
 
 SELECT ok(
-	(SELECT e.extconfig @> ARRAY['msgq.queue'::regclass, 'msgq.message'::regclass,
-								 'msgq.queue_permission'::regclass]::oid[]
+	(SELECT e.extconfig @> ARRAY['msgq.queue'::regclass, 'msgq.message_0'::regclass,
+								 'msgq.message_1'::regclass, 'msgq.message_2'::regclass,
+								 'msgq.message_3'::regclass, 'msgq.queue_permission'::regclass]::oid[]
 	   FROM pg_catalog.pg_extension e WHERE e.extname = 'msgq'),
-	'the queue, message and permission tables are extension configuration tables');
+	'the queue, message (its four partitions) and permission tables are extension configuration tables');
 
 SELECT ok(
 	(SELECT e.extconfig @> ARRAY['msgq.queue_id_seq'::regclass,

@@ -27,7 +27,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial segment-drain
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

@@ -77,6 +77,17 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("msgq.segment_lock_timeout",
+							"Longest wait of the maintenance cycle for the lock it needs to truncate a storage segment.",
+							"While it waits, other sessions' statements on messages queue behind "
+							"it; on timeout the segment is tried again next cycle.  0: only "
+							"take the lock when it is free at once.",
+							&msgq_segment_lock_timeout_ms,
+							50, 0, 10000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("msgq.outbox_fixup_after",
 							"Transaction age after which sent messages count their delay and retention from commit.",
 							"A message counts its delay and retention from when it can first "

@@ -268,6 +268,7 @@ extern void msgq_maintenance_cycle(void);
 
 /* segment.c */
 extern int	msgq_segment_rotation_interval_ms;
+extern int	msgq_segment_lock_timeout_ms;
 extern void msgq_segment_cache_reset(void);
 extern void msgq_segments_maintain(void);
 

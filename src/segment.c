@@ -22,7 +22,7 @@
  *	   messages, or at most SEG_MOVE_LIMIT and no more than one per page (a
  *	   segment that is mostly dead).  Under
  *	   an ACCESS EXCLUSIVE lock on that partition (waited for at most
- *	   SEG_LOCK_TIMEOUT_MS, else tried again next cycle) it moves the live
+ *	   msgq.segment_lock_timeout, else tried again next cycle) it moves the live
  *	   messages to the active segment, keeping every column (so msg_seq,
  *	   receipt handles and receive counts are unchanged), TRUNCATEs the
  *	   partition and marks it free.  A sealed segment holds the oldest
@@ -72,7 +72,6 @@
 #define MSGQ_SEGMENTS			4
 #define SEG_MOVE_ALWAYS			1000
 #define SEG_MOVE_LIMIT			10000
-#define SEG_LOCK_TIMEOUT_MS		"50"
 #define SEG_DRAIN_AFTER			(USECS_PER_SEC)
 /* a fresh active segment is announced once it has this many pages */
 #define SEG_ANNOUNCE_PAGES		16
@@ -91,6 +90,7 @@ typedef struct SegInfo
 } SegInfo;
 
 int			msgq_segment_rotation_interval_ms = 10000;
+int			msgq_segment_lock_timeout_ms = 50;
 
 static int	active_seg = -1;
 
@@ -152,7 +152,7 @@ seg_blocks(int seg)
 
 /*
  * Take ACCESS EXCLUSIVE on a segment's partition, waiting at most
- * SEG_LOCK_TIMEOUT_MS.  The wait runs in a subtransaction so that a lock
+ * msgq.segment_lock_timeout (0: not at all).  The wait runs in a subtransaction so that a lock
  * timeout is caught instead of failing the maintenance cycle.  While it
  * waits, new lockers queue behind it, so the timeout is kept short.
  */
@@ -163,8 +163,13 @@ seg_lock(Oid relid)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
 
+	char		timeout[32];
+
 	if (ConditionalLockRelationOid(relid, AccessExclusiveLock))
 		return true;
+	if (msgq_segment_lock_timeout_ms <= 0)
+		return false;
+	snprintf(timeout, sizeof(timeout), "%d", msgq_segment_lock_timeout_ms);
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -172,7 +177,7 @@ seg_lock(Oid relid)
 	{
 		int			nest = NewGUCNestLevel();
 
-		(void) set_config_option("lock_timeout", SEG_LOCK_TIMEOUT_MS,
+		(void) set_config_option("lock_timeout", timeout,
 								 PGC_SUSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		LockRelationOid(relid, AccessExclusiveLock);

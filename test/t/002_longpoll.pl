@@ -386,6 +386,39 @@ cmp_ok($elapsed, '>=', 1.5, '(h) not before the delay ended');
 cmp_ok($elapsed, '<', 6,
 	'(h) soon after the delay ended, not at the end of the wait');
 
+# ---------------------------------------------------------------------------
+# (i) a sleeping waiter does not hold up the truncation of a segment
+# ---------------------------------------------------------------------------
+# Each check of a waiting receive runs in a subtransaction that is rolled
+# back when it found nothing, releasing its locks on msgq.message's
+# partitions.  The maintenance cycle runs here with msgq's clock an hour
+# ahead (the worker, on the real clock, then leaves the segments alone) and
+# with msgq.segment_lock_timeout = 0: it truncates a segment only if nobody
+# holds a lock on it at that moment.
+$node->safe_psql('postgres', "SELECT msgq.create_queue('lp_seg')");
+$node->safe_psql('postgres',
+	"SELECT msgq.delete_message('lp_seg', receipt_handle)"
+	  . " FROM msgq.send_message('lp_seg', 'first'), msgq.receive_message('lp_seg')");
+$wait = session_send($sb,
+	"SELECT 'got:' || body FROM msgq.receive_message('lp_seg', wait_time_seconds => 15);"
+);
+ok(wait_for_waiter($sb, 'lp_seg'), '(i) the receive waits on an empty queue');
+my $maint = q{
+	SET msgq.segment_lock_timeout = 0;
+	SET msgq.clock_offset = '3600s';
+	SELECT msgq.run_maintenance();
+	SET msgq.clock_offset = '3602s';
+	SELECT msgq.run_maintenance();
+	SELECT string_agg(state, ',' ORDER BY state) FROM msgq.segment WHERE state <> 'free';
+};
+is($node->safe_psql('postgres', $maint), 'active',
+	'(i) while the waiter sleeps, every sealed segment is drained and truncated');
+is(waiter_count($sb), '1', '(i) the waiter still waits');
+$node->safe_psql('postgres', "SELECT msgq.send_message('lp_seg', 'after')");
+is(session_wait($sb, $wait), 'got:after',
+	'(i) and receives the next message, sent to the new active segment');
+is($sb->{err}, '', '(i) no error');
+
 session_quit($sa);
 session_quit($sb);
 $node->stop;

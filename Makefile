@@ -16,6 +16,7 @@ OBJS = \
 	src/wait.o \
 	src/maintenance.o \
 	src/segment.o \
+	src/metrics.o \
 	src/move_task.o \
 	src/launcher.o \
 	src/worker.o
@@ -24,7 +25,7 @@ DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
 ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial segment-drain

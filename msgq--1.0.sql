@@ -377,6 +377,50 @@ RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'msgq_now_sql'
 LANGUAGE C VOLATILE;
 
+-- Queue metrics, kept in shared memory (doc/design.md, "Metrics").
+CREATE FUNCTION msgq._queue_metrics(
+	OUT queue_id integer, OUT visible bigint, OUT not_visible bigint, OUT delayed bigint,
+	OUT sent bigint, OUT received bigint, OUT deleted bigint, OUT empty_receives bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_queue_metrics_data'
+LANGUAGE C VOLATILE;
+CREATE FUNCTION msgq._metrics_known()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'msgq_metrics_known'
+LANGUAGE C VOLATILE;
+CREATE FUNCTION msgq._metrics_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_metrics_reset'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq._queue_metrics() FROM PUBLIC;
+REVOKE ALL ON FUNCTION msgq._metrics_known() FROM PUBLIC;
+REVOKE ALL ON FUNCTION msgq._metrics_reset() FROM PUBLIC;
+-- a new installation has no messages: forget what an earlier one left
+SELECT msgq._metrics_reset();
+
+-- One row per queue, with CloudWatch's metric names.  The gauges are NULL
+-- after a restart until the worker has counted the messages once; the
+-- counters count since the server started.  ApproximateAgeOfOldestMessage
+-- is one index probe per queue.
+CREATE VIEW msgq.queue_metrics AS
+SELECT q.queue_name,
+	   CASE WHEN k.known THEN COALESCE(m.visible, 0) END AS "ApproximateNumberOfMessagesVisible",
+	   CASE WHEN k.known THEN COALESCE(m.not_visible, 0) END AS "ApproximateNumberOfMessagesNotVisible",
+	   CASE WHEN k.known THEN COALESCE(m.delayed, 0) END AS "ApproximateNumberOfMessagesDelayed",
+	   (SELECT pg_catalog.floor(pg_catalog.date_part('epoch', msgq.now() OPERATOR(pg_catalog.-) o.sent_at))::bigint
+		  FROM msgq.message o
+		 WHERE o.queue_id OPERATOR(pg_catalog.=) q.queue_id
+		 ORDER BY o.queue_id, o.msg_seq LIMIT 1) AS "ApproximateAgeOfOldestMessage",
+	   COALESCE(m.sent, 0) AS "NumberOfMessagesSent",
+	   COALESCE(m.received, 0) AS "NumberOfMessagesReceived",
+	   COALESCE(m.deleted, 0) AS "NumberOfMessagesDeleted",
+	   COALESCE(m.empty_receives, 0) AS "NumberOfEmptyReceives"
+  FROM msgq.queue q
+  LEFT JOIN msgq._queue_metrics() m ON m.queue_id OPERATOR(pg_catalog.=) q.queue_id
+ CROSS JOIN msgq._metrics_known() AS k(known);
+REVOKE ALL ON msgq.queue_metrics FROM PUBLIC;
+GRANT SELECT ON msgq.queue_metrics TO pg_monitor;
+
 CREATE FUNCTION msgq.waiters(
 	OUT pid integer,
 	OUT queue_id integer,

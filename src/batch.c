@@ -447,6 +447,11 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 															   SPI_tuptable->tupdesc, 1, &isnull)),
 								   DatumGetTimestampTz(values[2]));
 		}
+		for (i = 0; i < n; i++)
+			if (!e[i].failed)
+				msgq_metrics_sent(queue->queue_id, 1, DatumGetTimestampTz(values[2]),
+								  DatumGetTimestampTz(values[2]) +
+								  (TimestampTz) e[i].msg.delay * USECS_PER_SEC);
 		msgq_wakeup_at_commit(queue->queue_id, false);
 	}
 
@@ -549,10 +554,23 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 									   " USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(seq, nonce)"
 									   " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 									   "   AND m.msg_seq OPERATOR(pg_catalog.=) u.seq"
-									   "   AND m.receipt_nonce OPERATOR(pg_catalog.=) u.nonce",
+									   "   AND m.receipt_nonce OPERATOR(pg_catalog.=) u.nonce"
+									   " RETURNING m.visible_at",
 									   3, argtypes),
-							 values, NULL, false, 0) != SPI_OK_DELETE)
+							 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "could not delete messages");
+		{
+			uint64		r;
+			bool		isnull;
+			TimestampTz now = msgq_now();
+
+			for (r = 0; r < SPI_processed; r++)
+				msgq_metrics_deleted(queue->queue_id, 1, now,
+									 DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r],
+																	   SPI_tuptable->tupdesc,
+																	   1, &isnull)),
+									 true);
+		}
 	}
 	for (i = 0; i < n; i++)
 	{
@@ -681,6 +699,10 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 					e[i].error_message = psprintf("value %d for parameter VisibilityTimeout is invalid: total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
 												  e[i].visibility);
 				}
+				else
+					msgq_metrics_visibility(queue->queue_id, now,
+											DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)),
+											now + (TimestampTz) e[i].visibility * USECS_PER_SEC);
 				break;
 			}
 			if (!found)

@@ -100,9 +100,11 @@ maint_enforce_retention(void)
 	SPITupleTable *due;
 	uint64		ndue,
 				i;
+	TimestampTz now;
 
 	/* queues whose oldest message has expired: one index probe per queue */
-	values[0] = TimestampTzGetDatum(msgq_now());
+	now = msgq_now();
+	values[0] = TimestampTzGetDatum(now);
 	if (SPI_execute_with_args("SELECT q.queue_id,"
 							  "       $1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => q.message_retention_period)"
 							  "  FROM msgq.queue q"
@@ -120,21 +122,28 @@ maint_enforce_retention(void)
 	for (i = 0; i < ndue; i++)
 	{
 		bool		isnull;
-		Oid			dtypes[2] = {INT4OID, TIMESTAMPTZOID};
-		Datum		dvalues[2];
+		Oid			dtypes[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+		Datum		dvalues[3];
 
 		dvalues[0] = SPI_getbinval(due->vals[i], due->tupdesc, 1, &isnull);
-		dvalues[1] = SPI_getbinval(due->vals[i], due->tupdesc, 2, &isnull);
-		if (SPI_execute_with_args("DELETE FROM msgq.message m"
-								  " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
-								  "   AND m.msg_seq IN ("
-								  "     SELECT x.msg_seq FROM msgq.message x"
-								  "      WHERE x.queue_id OPERATOR(pg_catalog.=) $1"
-								  "        AND x.sent_at OPERATOR(pg_catalog.<=) $2"
-								  "      ORDER BY x.queue_id, x.msg_seq LIMIT 10000"
-								  "      FOR UPDATE SKIP LOCKED)",
-								  2, dtypes, dvalues, NULL, false, 0) != SPI_OK_DELETE)
+		dvalues[1] = TimestampTzGetDatum(now);
+		dvalues[2] = SPI_getbinval(due->vals[i], due->tupdesc, 2, &isnull);
+		if (SPI_execute_with_args("WITH c AS ("
+								  "  SELECT x.msg_seq, x.seg FROM msgq.message x"
+								  "   WHERE x.queue_id OPERATOR(pg_catalog.=) $1"
+								  "     AND x.sent_at OPERATOR(pg_catalog.<=) $3"
+								  "   ORDER BY x.queue_id, x.msg_seq LIMIT 10000"
+								  "   FOR UPDATE SKIP LOCKED),"
+								  " d AS ("
+								  "  DELETE FROM msgq.message m USING c"
+								  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+								  "     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
+								  "     AND m.seg OPERATOR(pg_catalog.=) c.seg"
+								  "  RETURNING m.visible_at, m.receive_count)"
+								  MSGQ_REMOVED_SQL,
+								  3, dtypes, dvalues, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not enforce message retention");
+		msgq_metrics_removed(DatumGetInt32(dvalues[0]), SPI_tuptable, SPI_processed, now);
 	}
 }
 
@@ -192,6 +201,8 @@ msgq_maintenance_cycle(void)
 	maint_prune_aborted();
 	/* last: it may lock a storage segment until the cycle commits */
 	msgq_segments_maintain();
+	/* after a restart: may hold a SHARE lock on msgq.message until commit */
+	msgq_metrics_maintain();
 
 	SPI_finish();
 	msgq_restore_user(save_userid, save_sec_context);

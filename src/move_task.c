@@ -424,7 +424,7 @@ msgq_move_tasks_run(void)
 			mvalues[2] = TimestampTzGetDatum(now);
 			mvalues[3] = Int64GetDatum(limit);
 			if (SPI_execute_with_args("WITH c AS ("
-									  "  SELECT m.msg_seq FROM msgq.message m"
+									  "  SELECT m.msg_seq, m.seg FROM msgq.message m"
 									  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 									  "     AND m.visible_at OPERATOR(pg_catalog.<=) $3"
 									  "     AND COALESCE($2, m.source_queue_id) IN (SELECT queue_id FROM msgq.queue)"
@@ -434,6 +434,7 @@ msgq_move_tasks_run(void)
 									  "  DELETE FROM msgq.message m USING c"
 									  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 									  "     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
+									  "     AND m.seg OPERATOR(pg_catalog.=) c.seg"
 									  "  RETURNING m.*)"
 									  " INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
 									  "   message_attributes, md5_of_body, md5_of_message_attributes,"
@@ -452,9 +453,15 @@ msgq_move_tasks_run(void)
 
 				/* wake the destinations' long polls at commit */
 				for (r = 0; r < SPI_processed; r++)
-					msgq_wakeup_at_commit(DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
-																	  SPI_tuptable->tupdesc,
-																	  1, &isnull)), false);
+				{
+					int32		dest = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
+																   SPI_tuptable->tupdesc,
+																   1, &isnull));
+
+					msgq_wakeup_at_commit(dest, false);
+					msgq_metrics_stored(dest, 1);
+				}
+				msgq_metrics_stored(source_id, -(int64) SPI_processed);
 			}
 
 			if (moved < limit)

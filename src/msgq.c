@@ -131,7 +131,26 @@ _PG_init(void)
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("msgq.max_queue_metrics",
+								"Number of queues whose metrics are kept in shared memory.",
+								"About 13 kB each.  Beyond it, msgq.queue_metrics shows NULL "
+								"gauges for the database until a maintenance cycle finds room.",
+								&msgq_max_queue_metrics,
+								1024, 16, 1024 * 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 	}
+
+	DefineCustomIntVariable("msgq.max_inflight_messages",
+							"Most messages of one queue in flight at once (received, not yet deleted or visible again).",
+							"A receive beyond it fails with OverLimit, as in SQS (about 120,000).",
+							&msgq_max_inflight_messages,
+							120000, 1, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 
 	msgq_bgw_define_gucs();
 

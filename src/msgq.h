@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "storage/lockdefs.h"
 #include "fmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -271,6 +273,42 @@ extern int	msgq_segment_rotation_interval_ms;
 extern int	msgq_segment_lock_timeout_ms;
 extern void msgq_segment_cache_reset(void);
 extern void msgq_segments_maintain(void);
+extern bool msgq_lock_relation_timed(Oid relid, LOCKMODE mode);
+extern Oid	msgq_message_relid(void);
+
+/* metrics.c */
+extern int	msgq_max_queue_metrics;
+extern int	msgq_max_inflight_messages;
+extern void msgq_metrics_shmem_size(Size *size);
+extern void msgq_metrics_shmem_init(void);
+extern void msgq_metrics_sent(int32 queue_id, int64 n, TimestampTz now, TimestampTz visible_at);
+extern void msgq_metrics_stored(int32 queue_id, int64 n);
+extern void msgq_metrics_received(int32 queue_id, int64 n, TimestampTz now, TimestampTz visible_at);
+extern void msgq_metrics_deleted(int32 queue_id, int64 n, TimestampTz now,
+								 TimestampTz visible_at, bool received_before);
+extern void msgq_metrics_unhide(int32 queue_id, int64 n, TimestampTz now, TimestampTz t,
+								bool received_before);
+extern void msgq_metrics_visibility(int32 queue_id, TimestampTz now, TimestampTz old_t,
+									TimestampTz new_t);
+extern void msgq_metrics_drop_queue(int32 queue_id);
+extern void msgq_metrics_sends_moved(TimestampTz now);
+extern void msgq_metrics_empty_receive(int32 queue_id);
+extern void msgq_metrics_removed(int32 queue_id, SPITupleTable *tt, uint64 n,
+								 TimestampTz now);
+
+/*
+ * The tail of a statement whose CTE "d" deleted messages RETURNING
+ * visible_at and receive_count, $2 being now: one row with the count, then
+ * one per second of hidden messages (for msgq_metrics_removed).
+ */
+#define MSGQ_REMOVED_SQL \
+	" SELECT pg_catalog.count(*), NULL::timestamptz, NULL::bool FROM d" \
+	" UNION ALL" \
+	" SELECT pg_catalog.count(*), pg_catalog.max(visible_at), receive_count OPERATOR(pg_catalog.>) 0" \
+	"   FROM d WHERE visible_at OPERATOR(pg_catalog.>) $2" \
+	"  GROUP BY pg_catalog.date_trunc('second', visible_at), receive_count OPERATOR(pg_catalog.>) 0"
+extern void msgq_metrics_maintain(void);
+extern int64 msgq_metrics_inflight_room(int32 queue_id);
 
 /* Dead-letter redrive tasks (move_task.c), advanced by the maintenance cycle */
 extern void msgq_move_tasks_run(void);

@@ -1153,6 +1153,7 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 						 NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record deleted queue");
 	msgq_queue_cache_invalidate();
+	msgq_metrics_drop_queue(queue->queue_id);
 
 	msgq_wakeup_at_commit(queue->queue_id, true);
 	msgq_call_leave(&call);
@@ -1344,6 +1345,7 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 	Oid			argtypes[3] = {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	int			i;
+	TimestampTz now;
 
 	/* DROP EXTENSION in the same transaction took the messages with it */
 	if (!OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true)))
@@ -1356,7 +1358,10 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 	}
 	values[0] = PointerGetDatum(construct_array(qd, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = TimestampTzGetDatum(msgq_now());
+	now = msgq_now();
+	values[2] = TimestampTzGetDatum(now);
+	/* the delays of these sends count from now in the metrics too */
+	msgq_metrics_sends_moved(now);
 
 	msgq_switch_to_owner(&save_userid, &save_sec_context);
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1469,6 +1474,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 						   now);
 	}
 
+	msgq_metrics_sent(queue->queue_id, 1, now, now + (TimestampTz) delay * USECS_PER_SEC);
 	msgq_wakeup_at_commit(queue->queue_id, false);
 
 	/* build the result in the caller's context before SPI's is freed */
@@ -1686,6 +1692,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	bool		redrive = false;
 	int32		dlq_id = 0;
 	int			emitted = 0;
+	int64		room;
 
 	/*
 	 * Dead-letter queue: a message whose receive count has reached
@@ -1698,12 +1705,29 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 		if (msgq_queue_lookup(queue->dlq_name, &dlq) && !dlq.fifo)
 		{
-			if (queue_move_to_dead_letter(queue, &dlq, now, cutoff, max) > 0)
+			uint64		moved = queue_move_to_dead_letter(queue, &dlq, now, cutoff, max);
+
+			if (moved > 0)
+			{
 				*wrote = true;
+				msgq_metrics_stored(queue->queue_id, -(int64) moved);
+				msgq_metrics_stored(dlq.queue_id, (int64) moved);
+			}
 			redrive = true;
 			dlq_id = dlq.queue_id;
 		}
 	}
+
+	room = msgq_metrics_inflight_room(queue->queue_id);
+	if (room < max)
+		max = (int) Max(room, 0);
+	if (max == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_OVER_LIMIT),
+				 errmsg("queue \"%s\" has too many messages in flight", queue->queue_name),
+				 errdetail_internal("AWS error code: OverLimit"),
+				 errhint("Delete received messages or let their visibility timeout pass; the limit is msgq.max_inflight_messages (%d).",
+						 msgq_max_inflight_messages)));
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = TimestampTzGetDatum(now);
@@ -1814,6 +1838,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				{
 					queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now,
 												  count - 1);
+					msgq_metrics_stored(queue->queue_id, -1);
+					msgq_metrics_stored(dlq_id, 1);
 					continue;
 				}
 			}
@@ -1834,6 +1860,9 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
 		emitted++;
 	}
+	if (emitted > 0)
+		msgq_metrics_received(queue->queue_id, emitted, now,
+							  now + (TimestampTz) visibility * USECS_PER_SEC);
 	return emitted;
 }
 
@@ -1920,6 +1949,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	uint64		ends_seen;
 	bool		waiting = false;
+	int			got = 0;
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
@@ -1992,8 +2022,9 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 			BeginInternalSubTransaction(NULL);
 			MemoryContextSwitchTo(oldcxt);
 		}
-		if (queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
-							   sys_sel, nsys_sel, rsinfo, &wrote) > 0)
+		got = queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
+								 sys_sel, nsys_sel, rsinfo, &wrote);
+		if (got > 0)
 		{
 			if (wait > 0)
 			{
@@ -2037,6 +2068,8 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	}
 	if (waiting)
 		msgq_waiter_end();
+	if (got == 0)
+		msgq_metrics_empty_receive(queue->queue_id);
 
 	msgq_call_leave(&call);
 	return (Datum) 0;
@@ -2077,10 +2110,21 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 									"DELETE FROM msgq.message"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
-									"   AND receipt_nonce OPERATOR(pg_catalog.=) $3",
+									"   AND receipt_nonce OPERATOR(pg_catalog.=) $3"
+									" RETURNING visible_at",
 									3, argtypes),
-						 values, NULL, false, 0) != SPI_OK_DELETE)
+						 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not delete message");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		msgq_metrics_deleted(queue->queue_id, 1, msgq_now(),
+							 DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+															   SPI_tuptable->tupdesc,
+															   1, &isnull)),
+							 true);
+	}
 
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
@@ -2180,6 +2224,8 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 						 values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not change message visibility");
 
+	msgq_metrics_visibility(queue->queue_id, now, visible_at,
+							now + (TimestampTz) vt * USECS_PER_SEC);
 	/* the new time may be earlier than a waiter's planned wake-up */
 	msgq_wakeup_at_commit(queue->queue_id, false);
 	msgq_call_leave(&call);

@@ -382,10 +382,14 @@ msgq_purge_queue(PG_FUNCTION_ARGS)
 				 errdetail_internal("AWS error code: PurgeQueueInProgress")));
 
 	if (SPI_execute_plan(msgq_plan(&admin_plan_purge,
-								   "DELETE FROM msgq.message WHERE queue_id OPERATOR(pg_catalog.=) $1",
-								   1, argtypes),
-						 values, NULL, false, 0) != SPI_OK_DELETE)
+								   "WITH d AS ("
+								   "  DELETE FROM msgq.message WHERE queue_id OPERATOR(pg_catalog.=) $1"
+								   "  RETURNING visible_at, receive_count)"
+								   MSGQ_REMOVED_SQL,
+								   2, argtypes),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not purge queue");
+	msgq_metrics_removed(queue->queue_id, SPI_tuptable, SPI_processed, now);
 
 	msgq_wakeup_at_commit(queue->queue_id, true);
 	msgq_call_leave(&call);

@@ -151,21 +151,21 @@ seg_blocks(int seg)
 }
 
 /*
- * Take ACCESS EXCLUSIVE on a segment's partition, waiting at most
- * msgq.segment_lock_timeout (0: not at all).  The wait runs in a subtransaction so that a lock
- * timeout is caught instead of failing the maintenance cycle.  While it
- * waits, new lockers queue behind it, so the timeout is kept short.
+ * Lock a relation, waiting at most msgq.segment_lock_timeout (0: not at
+ * all); false if the lock was not granted.  The wait runs in a
+ * subtransaction so that a lock timeout is caught instead of failing the
+ * maintenance cycle.  While it waits, new lockers queue behind it, so the
+ * timeout is kept short.
  */
-static bool
-seg_lock(Oid relid)
+bool
+msgq_lock_relation_timed(Oid relid, LOCKMODE mode)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
-
 	char		timeout[32];
 
-	if (ConditionalLockRelationOid(relid, AccessExclusiveLock))
+	if (ConditionalLockRelationOid(relid, mode))
 		return true;
 	if (msgq_segment_lock_timeout_ms <= 0)
 		return false;
@@ -180,7 +180,7 @@ seg_lock(Oid relid)
 		(void) set_config_option("lock_timeout", timeout,
 								 PGC_SUSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		LockRelationOid(relid, AccessExclusiveLock);
+		LockRelationOid(relid, mode);
 		AtEOXact_GUC(true, nest);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -203,6 +203,18 @@ seg_lock(Oid relid)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/* msgq.message, the partitioned parent */
+Oid
+msgq_message_relid(void)
+{
+	Oid			relid = get_relname_relid("message",
+										  get_namespace_oid(MSGQ_SCHEMA_NAME, false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "msgq.message does not exist");
+	return relid;
 }
 
 static void
@@ -245,7 +257,7 @@ seg_drain(int seg, int active, TimestampTz now)
 		(live > SEG_MOVE_LIMIT || live > (int64) seg_blocks(seg)))
 		return false;
 
-	if (!seg_lock(seg_relid(seg)))
+	if (!msgq_lock_relation_timed(seg_relid(seg), AccessExclusiveLock))
 		return false;
 
 	/*

@@ -6,7 +6,7 @@
  *
  * The parts are the long-poll wake-up buckets and the rolled-back receive
  * table (wait.c), and the launcher's per-database worker slots
- * (launcher.c).  Each part documents its own locking.
+ * (launcher.c), and the per-queue metrics (metrics.c).  Each part documents its own locking.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -35,8 +35,9 @@ shm_request(void)
 
 	msgq_wait_shmem_size(&size);
 	size = add_size(size, msgq_bgw_shmem_size());
+	msgq_metrics_shmem_size(&size);
 	RequestAddinShmemSpace(size);
-	RequestNamedLWLockTranche("msgq", 2);
+	RequestNamedLWLockTranche("msgq", 3);
 }
 
 static void
@@ -48,6 +49,7 @@ shm_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	msgq_wait_shmem_init();
 	msgq_bgw_shmem_init();
+	msgq_metrics_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -206,7 +206,7 @@ CREATE FUNCTION msgq.send_message(
 	queue_name text,
 	message_body text,
 	delay_seconds integer DEFAULT NULL,
-	message_attributes jsonb DEFAULT NULL,
+	message_attributes json DEFAULT NULL,	-- json: repeated names are refused, not collapsed
 	message_group_id text DEFAULT NULL,
 	message_deduplication_id text DEFAULT NULL,
 	OUT message_id uuid,
@@ -245,7 +245,7 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_change_message_visibility'
 LANGUAGE C VOLATILE;
 
-CREATE FUNCTION msgq.send_message_batch(queue_name text, entries jsonb)
+CREATE FUNCTION msgq.send_message_batch(queue_name text, entries json)
 RETURNS TABLE (
 	id text,
 	message_id uuid,

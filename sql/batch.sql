@@ -68,7 +68,7 @@ BEGIN
 	SELECT p_tag, r.ordinality, r.id, r.message_id, r.md5_of_message_body,
 		   r.md5_of_message_attributes, r.sequence_number, r.error_code,
 		   r.error_message, r.sender_fault
-	  FROM msgq.send_message_batch(p_queue, p_entries) WITH ORDINALITY AS r;
+	  FROM msgq.send_message_batch(p_queue, p_entries::json) WITH ORDINALITY AS r;
 	RETURN QUERY
 	SELECT s.ord, s.id, s.message_id IS NOT NULL, s.error_code, s.error_message,
 		   s.sender_fault
@@ -699,6 +699,37 @@ SELECT msgq_test.b_stored('b_ret') AS ret, msgq_test.b_stored('b_ret_long') AS r
 SET msgq.clock_offset = '121s';
 SELECT msgq.run_maintenance();
 SELECT msgq_test.b_stored('b_ret') AS ret, msgq_test.b_stored('b_ret_long') AS ret_long;
+
+--
+-- Repeated keys.  message_attributes and send_message_batch's entries are
+-- json, not jsonb, so that two attributes with the same name are refused
+-- instead of silently collapsing into the last one.
+--
+SELECT msgq.create_queue('b_dup') IS NOT NULL AS created;
+SELECT msgq_test.err($$SELECT msgq.send_message('b_dup', 'x', message_attributes =>
+	'{"a": {"DataType": "String", "StringValue": "1"},
+	  "a": {"DataType": "String", "StringValue": "2"}}')$$);
+SELECT msgq_test.err($$SELECT msgq.send_message('b_dup', 'x', message_attributes =>
+	'{"a": {"DataType": "String", "StringValue": "1", "StringValue": "2"}}')$$);
+-- names that differ only in case are different names
+SELECT md5_of_message_attributes IS NOT NULL AS sent FROM msgq.send_message('b_dup', 'x',
+	message_attributes => '{"a": {"DataType": "String", "StringValue": "1"},
+							"A": {"DataType": "String", "StringValue": "2"}}');
+-- a jsonb value is passed with a cast
+SELECT md5_of_message_attributes IS NOT NULL AS sent FROM msgq.send_message('b_dup', 'x',
+	message_attributes => jsonb_build_object('k', jsonb_build_object('DataType', 'String', 'StringValue', 'v'))::json);
+-- in a batch, the entry with the repeated name fails and the others are sent
+SELECT id, message_id IS NOT NULL AS sent, error_code, error_message, sender_fault
+  FROM msgq.send_message_batch('b_dup', '[
+	{"Id": "ok1", "MessageBody": "one"},
+	{"Id": "dup", "MessageBody": "two", "MessageAttributes": {
+		"n": {"DataType": "Number", "StringValue": "1"},
+		"n": {"DataType": "Number", "StringValue": "2"}}},
+	{"Id": "dupkey", "MessageBody": "three", "MessageBody": "four"},
+	{"Id": "ok2", "MessageBody": "five", "MessageAttributes": {
+		"n": {"DataType": "Number", "StringValue": "1"},
+		"m": {"DataType": "Number", "StringValue": "2"}}}]');
+SELECT body FROM msgq.receive_message('b_dup', 10) ORDER BY body;
 
 --
 -- clean up

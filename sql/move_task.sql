@@ -489,7 +489,7 @@ SELECT msgq.create_queue('mv_b_dest');
 SELECT count(*) AS sent_direct
   FROM generate_series(0, 1000) b,
 	   LATERAL msgq.send_message_batch('mv_b_dlq',
-		(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'b' || (b * 10 + i)))
+		(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'b' || (b * 10 + i)))::json
 		   FROM generate_series(1, 10) i)) s
  WHERE s.error_code IS NULL;
 SELECT msgq.start_message_move_task('mv_b_dlq', 'mv_b_dest') IS NOT NULL AS started;

@@ -397,13 +397,13 @@ SELECT f, msgq_test.err(s)
 	('512 two-byte chars', $$SELECT msgq.send_message('r_small', repeat('é', 512))$$),
 	('513 two-byte chars', $$SELECT msgq.send_message('r_small', repeat('é', 513))$$),
 	('1000 + 1+6+17', $$SELECT msgq.send_message('r_small', repeat('x', 1000),
-		message_attributes => jsonb_build_object('n', jsonb_build_object('DataType', 'String', 'StringValue', repeat('v', 17))))$$),
+		message_attributes => jsonb_build_object('n', jsonb_build_object('DataType', 'String', 'StringValue', repeat('v', 17)))::json)$$),
 	('1000 + 1+6+18', $$SELECT msgq.send_message('r_small', repeat('x', 1000),
-		message_attributes => jsonb_build_object('n', jsonb_build_object('DataType', 'String', 'StringValue', repeat('v', 18))))$$),
+		message_attributes => jsonb_build_object('n', jsonb_build_object('DataType', 'String', 'StringValue', repeat('v', 18)))::json)$$),
 	('999 + 1+6+18 binary', $$SELECT msgq.send_message('r_small', repeat('x', 999),
-		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64'))))$$),
+		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64'))::json))$$),
 	('1000 + 1+6+18 binary', $$SELECT msgq.send_message('r_small', repeat('x', 1000),
-		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64'))))$$)
+		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64'))::json))$$)
 	) AS t(f, s);
 SELECT msgq_test.stored('r_small');
 -- the default maximum is 1 MiB
@@ -457,7 +457,7 @@ CREATE TABLE msgq_test.attrs AS SELECT '{
 }'::jsonb AS a;
 SELECT s.md5_of_message_attributes = msgq_test.attr_md5(t.a) AS attr_md5_ok,
 	   s.md5_of_message_body = md5('typed') AS body_md5_ok
-  FROM msgq_test.attrs t, msgq.send_message('r_attr', 'typed', message_attributes => t.a) s;
+  FROM msgq_test.attrs t, msgq.send_message('r_attr', 'typed', message_attributes => t.a::json) s;
 -- (jsonb's key order is not the name order msgq must sort by)
 SELECT array(SELECT jsonb_object_keys(a)) AS jsonb_order,
 	   array(SELECT k FROM jsonb_object_keys(a) k ORDER BY k COLLATE "C") AS name_order

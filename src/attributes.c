@@ -22,11 +22,13 @@
 
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/jsonapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "port/pg_bswap.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonfuncs.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -480,4 +482,163 @@ msgq_name_selected(const char *name, Datum *sel, int nsel)
 			return true;
 	}
 	return false;
+}
+
+
+/* ------------------------------------------------------------------------
+ * Duplicate keys
+ *
+ * jsonb keeps the last of two equal keys, so two message attributes with
+ * the same name would silently become one.  send_message and
+ * send_message_batch therefore take json text and look for duplicate keys
+ * in it before converting it to jsonb.
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct DupFrame
+{
+	char	   *parent_key;		/* key this object is the value of */
+	List	   *keys;
+} DupFrame;
+
+typedef struct DupState
+{
+	List	   *frames;			/* open objects, innermost first */
+	int			depth;			/* open objects and arrays */
+	bool		top_array;		/* a batch: an array of entries */
+	int			entry;			/* current entry of a batch */
+	char	   *last_key;
+	char	  **dups;			/* per entry (or [0]): the first problem */
+	int			ndups;
+} DupState;
+
+static MSGQ_JSON_CB_TYPE
+dup_object_start(void *arg)
+{
+	DupState   *st = arg;
+	DupFrame   *f = palloc0(sizeof(DupFrame));
+
+	f->parent_key = st->depth > 0 ? st->last_key : NULL;
+	st->frames = lcons(f, st->frames);
+	st->depth++;
+	MSGQ_JSON_CB_DONE;
+}
+
+static MSGQ_JSON_CB_TYPE
+dup_object_end(void *arg)
+{
+	DupState   *st = arg;
+
+	st->frames = list_delete_first(st->frames);
+	st->depth--;
+	MSGQ_JSON_CB_DONE;
+}
+
+static MSGQ_JSON_CB_TYPE
+dup_array_start(void *arg)
+{
+	DupState   *st = arg;
+
+	if (st->depth == 0)
+		st->top_array = true;
+	st->depth++;
+	MSGQ_JSON_CB_DONE;
+}
+
+static MSGQ_JSON_CB_TYPE
+dup_array_end(void *arg)
+{
+	((DupState *) arg)->depth--;
+	MSGQ_JSON_CB_DONE;
+}
+
+static MSGQ_JSON_CB_TYPE
+dup_array_element_start(void *arg, bool isnull)
+{
+	DupState   *st = arg;
+
+	if (st->top_array && st->depth == 1)
+		st->entry++;
+	MSGQ_JSON_CB_DONE;
+}
+
+static MSGQ_JSON_CB_TYPE
+dup_field_start(void *arg, char *fname, bool isnull)
+{
+	DupState   *st = arg;
+	DupFrame   *f = linitial(st->frames);
+	ListCell   *lc;
+	int			slot = st->top_array ? st->entry : 0;
+
+	st->last_key = fname;
+	foreach(lc, f->keys)
+	{
+		if (strcmp((char *) lfirst(lc), fname) != 0)
+			continue;
+		if (slot >= 0 && slot < st->ndups && st->dups[slot] == NULL)
+		{
+			bool		attr_names;
+
+			/* the attributes object: send_message's argument, or an entry's */
+			attr_names = st->top_array ?
+				(st->depth == 3 && f->parent_key != NULL &&
+				 strcmp(f->parent_key, "MessageAttributes") == 0) :
+				st->depth == 1;
+			st->dups[slot] = attr_names ?
+				psprintf("message attribute name \"%s\" is used more than once", fname) :
+				psprintf("key \"%s\" appears more than once in the same object", fname);
+		}
+		MSGQ_JSON_CB_DONE;
+	}
+	f->keys = lappend(f->keys, fname);
+	MSGQ_JSON_CB_DONE;
+}
+
+/*
+ * Look for duplicate object keys in json text.  For send_message (an
+ * attributes object), dups[0] gets the first problem; for a batch (an
+ * array of entries), dups[i] gets entry i's, for i < ndups.  NULL where
+ * there is none.  The text is valid json (the json type's input checked it).
+ */
+void
+msgq_json_duplicates(text *json, char **dups, int ndups)
+{
+	JsonLexContext *lex;
+	JsonSemAction sem;
+	DupState	st;
+
+	memset(&st, 0, sizeof(st));
+	st.entry = -1;
+	st.dups = dups;
+	st.ndups = ndups;
+	memset(dups, 0, sizeof(char *) * ndups);
+
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &st;
+	sem.object_start = dup_object_start;
+	sem.object_end = dup_object_end;
+	sem.array_start = dup_array_start;
+	sem.array_end = dup_array_end;
+	sem.array_element_start = dup_array_element_start;
+	sem.object_field_start = dup_field_start;
+
+	lex = msgq_json_lex(VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
+	pg_parse_json_or_ereport(lex, &sem);
+}
+
+/*
+ * json text to jsonb, after refusing duplicate keys (InvalidParameterValue).
+ * For send_message's message_attributes.
+ */
+Jsonb *
+msgq_json_to_jsonb_unique(text *json)
+{
+	char	   *dup;
+
+	msgq_json_duplicates(json, &dup, 1);
+	if (dup != NULL)
+		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+				   "%s", dup);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(text_to_cstring(json))));
 }

@@ -297,7 +297,7 @@ batch_emit(ReturnSetInfo *rsinfo, BatchEntry *e, Datum *values, bool *nulls, int
 }
 
 /*
- * msgq.send_message_batch(queue_name text, entries jsonb)
+ * msgq.send_message_batch(queue_name text, entries json)
  * returns table (id text, message_id uuid, md5_of_message_body text,
  *		md5_of_message_attributes text, sequence_number numeric,
  *		error_code text, error_message text, sender_fault boolean)
@@ -311,7 +311,9 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name = msgq_text_arg(fcinfo, 0);
-	Jsonb	   *entries = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	text	   *entries_json = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	Jsonb	   *entries = NULL;
+	char	   *dups[BATCH_MAX_ENTRIES];
 	MsgqCall	call;
 	MsgqQueue  *queue;
 	BatchEntry *e;
@@ -326,6 +328,18 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
+
+	/*
+	 * json, not jsonb: an entry with two message attributes of the same
+	 * name (or any repeated key) fails instead of silently losing one.
+	 */
+	memset(dups, 0, sizeof(dups));
+	if (entries_json != NULL)
+	{
+		msgq_json_duplicates(entries_json, dups, BATCH_MAX_ENTRIES);
+		entries = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													 CStringGetDatum(text_to_cstring(entries_json))));
+	}
 	e = batch_parse(entries, &n);
 
 	/* the request's size counts every entry, good or bad, as AWS does */
@@ -347,6 +361,10 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			JsonbValue *attrs = batch_get(e[i].obj, "MessageAttributes");
 			int32		delay = 0;
 			bool		has_delay = batch_get_int(&e[i], "DelaySeconds", &delay);
+
+			if (dups[i] != NULL)
+				MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
+						   "%s", dups[i]);
 
 			e[i].body = body ? cstring_to_text(body) : NULL;
 			e[i].attrs = NULL;

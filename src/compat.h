@@ -39,4 +39,23 @@
 #define MSGQ_MY_BACKEND_ID		MyBackendId
 #endif
 
+/*
+ * JSON parser callbacks return an error code from PostgreSQL 16 on, and
+ * lexer contexts are made differently from 17 on.
+ */
+#if PG_VERSION_NUM >= 160000
+#define MSGQ_JSON_CB_TYPE		JsonParseErrorType
+#define MSGQ_JSON_CB_DONE		return JSON_SUCCESS
+#else
+#define MSGQ_JSON_CB_TYPE		void
+#define MSGQ_JSON_CB_DONE		return
+#endif
+#if PG_VERSION_NUM >= 170000
+#define msgq_json_lex(json, len) \
+	makeJsonLexContextCstringLen(NULL, (json), (len), GetDatabaseEncoding(), true)
+#else
+#define msgq_json_lex(json, len) \
+	makeJsonLexContextCstringLen((json), (len), GetDatabaseEncoding(), true)
+#endif
+
 #endif							/* MSGQ_COMPAT_H */

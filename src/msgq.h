@@ -139,6 +139,8 @@ extern void msgq_xact_callbacks_register(void);
 extern char *msgq_md5_hex(const char *data, size_t len);
 extern void msgq_check_body(const char *body, int len);
 extern int	msgq_check_message_attributes(Jsonb *attrs, char **md5);
+extern void msgq_json_duplicates(text *json, char **dups, int ndups);
+extern Jsonb *msgq_json_to_jsonb_unique(text *json);
 extern bool msgq_name_selected(const char *name, Datum *sel, int nsel);
 
 /* Receipt handles (handle.c) */

@@ -1402,7 +1402,8 @@ msgq_send_message(PG_FUNCTION_ARGS)
 {
 	char	   *name = msgq_text_arg(fcinfo, 0);
 	text	   *body_t = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
-	Jsonb	   *mattrs = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	text	   *mattrs_json = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
+	Jsonb	   *mattrs = NULL;
 	char	   *group_id = msgq_text_arg(fcinfo, 4);
 	char	   *dedup_id = msgq_text_arg(fcinfo, 5);
 	MsgqCall	call;
@@ -1430,6 +1431,9 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
 
+	/* json, not jsonb: two attributes of the same name must not become one */
+	if (mattrs_json != NULL)
+		mattrs = msgq_json_to_jsonb_unique(mattrs_json);
 	msgq_message_prepare(queue, body_t, !PG_ARGISNULL(2),
 						 PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2),
 						 mattrs, group_id, dedup_id, &prep);

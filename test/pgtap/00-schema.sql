@@ -49,10 +49,10 @@ SELECT has_function('msgq', 'get_queue_url', ARRAY['text'],
 SELECT function_returns('msgq', 'get_queue_url', ARRAY['text'], 'text');
 
 SELECT has_function('msgq', 'send_message',
-	ARRAY['text', 'text', 'integer', 'jsonb', 'text', 'text'],
-	'msgq.send_message(text, text, integer, jsonb, text, text) exists');
+	ARRAY['text', 'text', 'integer', 'json', 'text', 'text'],
+	'msgq.send_message(text, text, integer, json, text, text) exists');
 SELECT function_returns('msgq', 'send_message',
-	ARRAY['text', 'text', 'integer', 'jsonb', 'text', 'text'], 'record');
+	ARRAY['text', 'text', 'integer', 'json', 'text', 'text'], 'record');
 
 SELECT has_function('msgq', 'receive_message',
 	ARRAY['text', 'integer', 'integer', 'integer', 'text[]', 'text[]', 'text'],
@@ -118,9 +118,9 @@ SELECT has_function('msgq', 'list_dead_letter_source_queues', ARRAY['text'],
 	'msgq.list_dead_letter_source_queues(text) exists');
 SELECT function_returns('msgq', 'list_dead_letter_source_queues', ARRAY['text'], 'setof text');
 
-SELECT has_function('msgq', 'send_message_batch', ARRAY['text', 'jsonb'],
-	'msgq.send_message_batch(text, jsonb) exists');
-SELECT function_returns('msgq', 'send_message_batch', ARRAY['text', 'jsonb'], 'setof record');
+SELECT has_function('msgq', 'send_message_batch', ARRAY['text', 'json'],
+	'msgq.send_message_batch(text, json) exists');
+SELECT function_returns('msgq', 'send_message_batch', ARRAY['text', 'json'], 'setof record');
 
 SELECT has_function('msgq', 'delete_message_batch', ARRAY['text', 'jsonb'],
 	'msgq.delete_message_batch(text, jsonb) exists');
@@ -147,9 +147,9 @@ SELECT function_returns('msgq', 'list_message_move_tasks', ARRAY['text', 'intege
 SELECT is(
 	(SELECT pg_catalog.pg_get_function_arguments(p.oid)
 	   FROM pg_catalog.pg_proc p
-	  WHERE p.oid = 'msgq.send_message(text, text, integer, jsonb, text, text)'::regprocedure),
+	  WHERE p.oid = 'msgq.send_message(text, text, integer, json, text, text)'::regprocedure),
 	'queue_name text, message_body text, delay_seconds integer DEFAULT NULL::integer, '
-	'message_attributes jsonb DEFAULT NULL::jsonb, message_group_id text DEFAULT NULL::text, '
+	'message_attributes json DEFAULT NULL::json, message_group_id text DEFAULT NULL::text, '
 	'message_deduplication_id text DEFAULT NULL::text, OUT message_id uuid, '
 	'OUT md5_of_message_body text, OUT md5_of_message_attributes text, '
 	'OUT sequence_number numeric',
@@ -158,7 +158,7 @@ SELECT is(
 SELECT is(
 	(SELECT p.proargnames
 	   FROM pg_catalog.pg_proc p
-	  WHERE p.oid = 'msgq.send_message(text, text, integer, jsonb, text, text)'::regprocedure),
+	  WHERE p.oid = 'msgq.send_message(text, text, integer, json, text, text)'::regprocedure),
 	ARRAY['queue_name', 'message_body', 'delay_seconds', 'message_attributes',
 		  'message_group_id', 'message_deduplication_id', 'message_id',
 		  'md5_of_message_body', 'md5_of_message_attributes', 'sequence_number'],
@@ -167,13 +167,13 @@ SELECT is(
 SELECT is(
 	(SELECT p.pronargdefaults::int
 	   FROM pg_catalog.pg_proc p
-	  WHERE p.oid = 'msgq.send_message(text, text, integer, jsonb, text, text)'::regprocedure),
+	  WHERE p.oid = 'msgq.send_message(text, text, integer, json, text, text)'::regprocedure),
 	4, 'send_message: the last 4 input parameters have defaults');
 
 SELECT is(
 	(SELECT pg_catalog.pg_get_function_result(p.oid)
 	   FROM pg_catalog.pg_proc p
-	  WHERE p.oid = 'msgq.send_message(text, text, integer, jsonb, text, text)'::regprocedure),
+	  WHERE p.oid = 'msgq.send_message(text, text, integer, json, text, text)'::regprocedure),
 	'record',
 	'send_message returns one record (OUT parameters)');
 
@@ -251,7 +251,7 @@ SELECT is(
 SELECT is(
 	(SELECT pg_catalog.pg_get_function_result(p.oid)
 	   FROM pg_catalog.pg_proc p
-	  WHERE p.oid = 'msgq.send_message_batch(text, jsonb)'::regprocedure),
+	  WHERE p.oid = 'msgq.send_message_batch(text, json)'::regprocedure),
 	'TABLE(id text, message_id uuid, md5_of_message_body text, md5_of_message_attributes text, '
 	'sequence_number numeric, error_code text, error_message text, sender_fault boolean)',
 	'send_message_batch: one row per entry, with a result or an error');

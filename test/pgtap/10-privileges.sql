@@ -78,7 +78,7 @@ SELECT function_privs_are('msgq', 'list_queue_tags', ARRAY['text'],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.list_queue_tags');
 SELECT function_privs_are('msgq', 'list_dead_letter_source_queues', ARRAY['text'],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.list_dead_letter_source_queues');
-SELECT function_privs_are('msgq', 'send_message_batch', ARRAY['text', 'jsonb'],
+SELECT function_privs_are('msgq', 'send_message_batch', ARRAY['text', 'json'],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.send_message_batch');
 SELECT function_privs_are('msgq', 'delete_message_batch', ARRAY['text', 'jsonb'],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.delete_message_batch');

@@ -176,6 +176,8 @@ maint_remove_strays(void)
 								  " WHERE queue_id OPERATOR(pg_catalog.=) $1",
 								  1, qtypes, qvalues, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not remove messages of deleted queues");
+		/* a racing send may have given the deleted queue a metrics entry */
+		msgq_metrics_drop_queue(DatumGetInt32(qvalues[0]));
 	}
 
 	values[0] = TimestampTzGetDatum(msgq_now() - USECS_PER_SEC * 3600);

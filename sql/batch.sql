@@ -213,7 +213,7 @@ SELECT count(*) FROM msgq.receive_message('b_send', max_number_of_messages => 10
 -- a batch of one, and of ten
 SELECT * FROM msgq_test.b_send('one', 'b_send', '[{"Id": "only", "MessageBody": "alone"}]');
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_send',
-	(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'ten ' || i) ORDER BY i)
+	(SELECT json_agg(json_build_object('Id', 'm' || i, 'MessageBody', 'ten ' || i) ORDER BY i)
 	   FROM generate_series(1, 10) i)) AS s
  WHERE s.error_code IS NULL;
 SELECT * FROM msgq_test.b_recv('ten', 'b_send', 10);
@@ -415,7 +415,7 @@ RESET msgq.clock_offset;
 SELECT msgq.create_queue('b_del');
 SELECT msgq.create_queue('b_del_other');
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_del',
-	(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'del ' || i) ORDER BY i)
+	(SELECT json_agg(json_build_object('Id', 'm' || i, 'MessageBody', 'del ' || i) ORDER BY i)
 	   FROM generate_series(1, 6) i)) AS s
  WHERE s.error_code IS NULL;
 SELECT md5_of_message_body = md5('other') AS sent FROM msgq.send_message('b_del_other', 'other');
@@ -488,7 +488,7 @@ SELECT msgq_test.b_stored('b_del');
 RESET msgq.clock_offset;
 SELECT msgq.create_queue('b_cmv');
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_cmv',
-	(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'cmv ' || i) ORDER BY i)
+	(SELECT json_agg(json_build_object('Id', 'm' || i, 'MessageBody', 'cmv ' || i) ORDER BY i)
 	   FROM generate_series(1, 4) i)) AS s
  WHERE s.error_code IS NULL;
 SELECT * FROM msgq_test.b_recv('c', 'b_cmv', 10);
@@ -529,7 +529,7 @@ SELECT * FROM msgq_test.b_recv('c101b', 'b_cmv', 10, 0);
 RESET msgq.clock_offset;
 SELECT msgq.create_queue('b_cmv_stale');
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_cmv_stale',
-	(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'stale ' || i) ORDER BY i)
+	(SELECT json_agg(json_build_object('Id', 'm' || i, 'MessageBody', 'stale ' || i) ORDER BY i)
 	   FROM generate_series(1, 4) i)) AS s
  WHERE s.error_code IS NULL;
 SELECT * FROM msgq_test.b_recv('sa', 'b_cmv_stale', 10, 0);
@@ -671,7 +671,7 @@ RESET msgq.clock_offset;
 SELECT msgq.create_queue('b_ret', '{"MessageRetentionPeriod": 60}');
 SELECT msgq.create_queue('b_ret_long', '{"MessageRetentionPeriod": 120}');
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_ret',
-	(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'old ' || i) ORDER BY i)
+	(SELECT json_agg(json_build_object('Id', 'm' || i, 'MessageBody', 'old ' || i) ORDER BY i)
 	   FROM generate_series(1, 5) i)) AS s
  WHERE s.error_code IS NULL;
 SELECT count(*) AS sent FROM msgq.send_message_batch('b_ret_long', '[{"Id": "a", "MessageBody": "long lived"}]') AS s

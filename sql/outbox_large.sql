@@ -404,22 +404,22 @@ SELECT msgq.create_queue('ol_lbatch', '{"ExtendedMaximumMessageSize": 10485760}'
 SELECT id, message_id IS NOT NULL AS sent,
 	   md5_of_message_body = md5(CASE id WHEN 'big' THEN repeat('B', 3000000) ELSE 'small' END) AS md5_ok,
 	   error_code
-  FROM msgq.send_message_batch('ol_lbatch', jsonb_build_array(
-		jsonb_build_object('Id', 'big', 'MessageBody', repeat('B', 3000000)),
-		jsonb_build_object('Id', 'small', 'MessageBody', 'small')));
+  FROM msgq.send_message_batch('ol_lbatch', json_build_array(
+		json_build_object('Id', 'big', 'MessageBody', repeat('B', 3000000)),
+		json_build_object('Id', 'small', 'MessageBody', 'small')));
 SELECT f, msgq_test.err(s)
   FROM (VALUES
-	('over the queue limit', $$SELECT * FROM msgq.send_message_batch('ol_lbatch', jsonb_build_array(
-		jsonb_build_object('Id', 'a', 'MessageBody', repeat('B', 6000000)),
-		jsonb_build_object('Id', 'b', 'MessageBody', repeat('B', 4485761))))$$),
-	('default queue', $$SELECT * FROM msgq.send_message_batch('ol_default', jsonb_build_array(
-		jsonb_build_object('Id', 'big', 'MessageBody', repeat('B', 3000000))))$$)
+	('over the queue limit', $$SELECT * FROM msgq.send_message_batch('ol_lbatch', json_build_array(
+		json_build_object('Id', 'a', 'MessageBody', repeat('B', 6000000)),
+		json_build_object('Id', 'b', 'MessageBody', repeat('B', 4485761))))$$),
+	('default queue', $$SELECT * FROM msgq.send_message_batch('ol_default', json_build_array(
+		json_build_object('Id', 'big', 'MessageBody', repeat('B', 3000000))))$$)
 	) AS t(f, s);
 -- an entry over the queue's limit fails alone
 SELECT id, message_id IS NOT NULL AS sent, error_code, error_message
-  FROM msgq.send_message_batch('ol_small_ext', jsonb_build_array(
-		jsonb_build_object('Id', 'over', 'MessageBody', repeat('B', 4097)),
-		jsonb_build_object('Id', 'ok', 'MessageBody', 'ok')));
+  FROM msgq.send_message_batch('ol_small_ext', json_build_array(
+		json_build_object('Id', 'over', 'MessageBody', repeat('B', 4097)),
+		json_build_object('Id', 'ok', 'MessageBody', 'ok')));
 SELECT * FROM msgq_test.ol_recv('lbatch', 'ol_lbatch', 10);
 SELECT ord, md5_of_body = md5(body) AS md5_ok FROM msgq_test.ol_got WHERE tag = 'lbatch' ORDER BY ord;
 

@@ -43,7 +43,7 @@ SELECT f AS function, to_regprocedure(f) IS NOT NULL AS present
 	'msgq.delete_queue(text)',
 	'msgq.list_queues(text)',
 	'msgq.get_queue_url(text)',
-	'msgq.send_message(text,text,integer,jsonb,text,text)',
+	'msgq.send_message(text,text,integer,json,text,text)',
 	'msgq.receive_message(text,integer,integer,integer,text[],text[],text)',
 	'msgq.delete_message(text,text)',
 	'msgq.change_message_visibility(text,text,integer)',
@@ -54,7 +54,7 @@ SELECT f AS function, to_regprocedure(f) IS NOT NULL AS present
 
 -- output columns of receive_message and send_message
 SELECT pg_get_function_result('msgq.receive_message(text,integer,integer,integer,text[],text[],text)'::regprocedure);
-SELECT pg_get_function_result('msgq.send_message(text,text,integer,jsonb,text,text)'::regprocedure);
+SELECT pg_get_function_result('msgq.send_message(text,text,integer,json,text,text)'::regprocedure);
 
 -- no msgq function is STRICT (NULL arguments get AWS errors, not NULL)
 SELECT p.proname FROM pg_proc p
@@ -66,7 +66,7 @@ SELECT f AS function, has_function_privilege('public', f, 'EXECUTE') AS public_e
   FROM unnest(ARRAY[
 	'msgq.create_queue(text,jsonb)',
 	'msgq.run_maintenance()',
-	'msgq.send_message(text,text,integer,jsonb,text,text)',
+	'msgq.send_message(text,text,integer,json,text,text)',
 	'msgq.receive_message(text,integer,integer,integer,text[],text[],text)',
 	'msgq.list_queues(text)',
 	'msgq.now()']) AS f;

@@ -401,9 +401,9 @@ SELECT f, msgq_test.err(s)
 	('1000 + 1+6+18', $$SELECT msgq.send_message('r_small', repeat('x', 1000),
 		message_attributes => jsonb_build_object('n', jsonb_build_object('DataType', 'String', 'StringValue', repeat('v', 18)))::json)$$),
 	('999 + 1+6+18 binary', $$SELECT msgq.send_message('r_small', repeat('x', 999),
-		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64'))::json))$$),
+		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64')))::json)$$),
 	('1000 + 1+6+18 binary', $$SELECT msgq.send_message('r_small', repeat('x', 1000),
-		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64'))::json))$$)
+		message_attributes => jsonb_build_object('b', jsonb_build_object('DataType', 'Binary', 'BinaryValue', encode(decode(repeat('ff', 18), 'hex'), 'base64')))::json)$$)
 	) AS t(f, s);
 SELECT msgq_test.stored('r_small');
 -- the default maximum is 1 MiB
@@ -506,7 +506,7 @@ SELECT count(*) FROM msgq.receive_message('r_attr') r,
 	LATERAL msgq.delete_message('r_attr', r.receipt_handle);
 
 -- attribute validation
-SELECT f, msgq_test.err(format('SELECT msgq.send_message(%L, %L, message_attributes => %L::jsonb)', 'r_attr', 'x', a)) AS result
+SELECT f, msgq_test.err(format('SELECT msgq.send_message(%L, %L, message_attributes => %L::json)', 'r_attr', 'x', a)) AS result
   FROM (VALUES
 	('10 attributes', (SELECT jsonb_object_agg('a' || i, jsonb_build_object('DataType', 'String', 'StringValue', 'v')) FROM generate_series(1, 10) i)),
 	('11 attributes', (SELECT jsonb_object_agg('a' || i, jsonb_build_object('DataType', 'String', 'StringValue', 'v')) FROM generate_series(1, 11) i)),
@@ -545,7 +545,7 @@ SELECT f, msgq_test.err(format('SELECT msgq.send_message(%L, %L, message_attribu
 	) AS t(f, a);
 -- numbers: up to 38 significant digits (leading and trailing zeros do not
 -- count), magnitude from 10^-128 to 10^+126; only the SQLSTATE is shown
-SELECT v, split_part(msgq_test.err(format('SELECT msgq.send_message(%L, %L, message_attributes => %L::jsonb)', 'r_attr', 'x',
+SELECT v, split_part(msgq_test.err(format('SELECT msgq.send_message(%L, %L, message_attributes => %L::json)', 'r_attr', 'x',
 							   jsonb_build_object('n', jsonb_build_object('DataType', 'Number', 'StringValue', v)))), ':', 1) AS result
   FROM unnest(ARRAY['0', '-1.5', '+3', '.5', '5.', '1e10', '1E-5', '00012', '-0',
 					repeat('9', 38), '0.' || repeat('0', 20) || repeat('9', 38),

@@ -8,8 +8,10 @@
 -- the move.
 --
 -- The worker is off for the whole file, so that only this file's
--- msgq.run_maintenance() calls rotate, on msgq.clock_offset's clock.  Queue
--- names start with "sg_".
+-- msgq.run_maintenance() calls rotate, on msgq.clock_offset's clock, 20
+-- days ahead: the ring's times are msgq's clock, and files before this one
+-- ran maintenance cycles up to 14 days ahead.  Queue names start with
+-- "sg_".
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS msgq;
@@ -27,6 +29,12 @@ BEGIN
 END
 $$;
 SELECT state FROM msgq.workers WHERE database = current_database();
+-- Autovacuum on a partition holds a lock that a drain does not wait for;
+-- keep it off these partitions while this file expects drains to happen.
+ALTER TABLE msgq.message_0 SET (autovacuum_enabled = off);
+ALTER TABLE msgq.message_1 SET (autovacuum_enabled = off);
+ALTER TABLE msgq.message_2 SET (autovacuum_enabled = off);
+ALTER TABLE msgq.message_3 SET (autovacuum_enabled = off);
 
 -- the four partitions and their ring
 SELECT c.relname, pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound
@@ -47,12 +55,12 @@ $$;
 -- Start from a known state.  Other files may have left messages behind:
 -- purge every queue, write to the active segment so that it rotates, then
 -- drain: every segment is empty and free but the new active one.
-SET msgq.clock_offset = '7100s';
+SET msgq.clock_offset = '1727100s';
 SELECT msgq.create_queue('sg_a') IS NOT NULL AS created;
 SELECT count(*) AS sent FROM msgq.send_message('sg_a', 'x');
 SELECT count(*) >= 1 AS purged FROM msgq.list_queues() AS q, LATERAL msgq.purge_queue(q);
 SELECT msgq.run_maintenance();
-SET msgq.clock_offset = '7101s';
+SET msgq.clock_offset = '1727101s';
 SELECT msgq.run_maintenance();
 SELECT * FROM pg_temp.ring();
 
@@ -66,12 +74,12 @@ SELECT count(*) AS in_active FROM msgq.message m
  WHERE m.seg = (SELECT seg FROM msgq.segment WHERE state = 'active');
 
 -- not yet 10 s: no rotation
-SET msgq.clock_offset = '7109s';
+SET msgq.clock_offset = '1727109s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 
 -- 10 s: the active segment is sealed, the next one becomes active
-SET msgq.clock_offset = '7110s';
+SET msgq.clock_offset = '1727110s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 
@@ -83,7 +91,7 @@ SELECT s.state, count(*) AS messages
  GROUP BY 1 ORDER BY 1;
 
 -- sealed for less than 1 s: not drained yet
-SET msgq.clock_offset = '7110.5s';
+SET msgq.clock_offset = '1727110.5s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 
@@ -94,7 +102,7 @@ SELECT receipt_handle AS h3 FROM msgq.receive_message('sg_a', visibility_timeout
 
 -- sealed for 1 s: its four live messages (two in flight, two visible) move
 -- to the active segment and it is truncated to nothing
-SET msgq.clock_offset = '7111s';
+SET msgq.clock_offset = '1727111s';
 SELECT msgq.run_maintenance();
 SELECT * FROM pg_temp.ring();
 SELECT s.state, count(*) AS messages
@@ -113,14 +121,14 @@ SELECT count(*) AS left_in_queue FROM msgq.message m
 SELECT (msgq.get_queue_attributes('sg_a'))->>'ApproximateNumberOfMessagesNotVisible' AS in_flight;
 
 -- a receive count recorded by a rolled-back receive survives a move too
-SET msgq.clock_offset = '7230s';
+SET msgq.clock_offset = '1727230s';
 SELECT 'ok' AS purged FROM msgq.purge_queue('sg_a');
 SELECT count(*) AS sent FROM msgq.send_message('sg_a', 'rb');
 BEGIN;
 SELECT body FROM msgq.receive_message('sg_a');
 ROLLBACK;
 SELECT msgq.run_maintenance();
-SET msgq.clock_offset = '7231s';
+SET msgq.clock_offset = '1727231s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 SELECT body, attributes->>'ApproximateReceiveCount' AS receive_count
@@ -128,13 +136,13 @@ SELECT body, attributes->>'ApproximateReceiveCount' AS receive_count
 
 -- An active segment that has never been written is not rotated.  Empty
 -- the queue, let the written segment rotate away and drain.
-SET msgq.clock_offset = '7300s';
+SET msgq.clock_offset = '1727300s';
 SELECT 'ok' AS purged FROM msgq.purge_queue('sg_a');
 SELECT msgq.run_maintenance();
-SET msgq.clock_offset = '7301s';
+SET msgq.clock_offset = '1727301s';
 SELECT msgq.run_maintenance();
 SELECT * FROM pg_temp.ring();
-SET msgq.clock_offset = '7400s';
+SET msgq.clock_offset = '1727400s';
 SELECT msgq.run_maintenance();
 SELECT * FROM pg_temp.ring();
 
@@ -144,9 +152,9 @@ SELECT * FROM pg_temp.ring();
 -- the oldest messages first, have consumed most of it.
 SELECT count(*) AS sent FROM generate_series(1, 10001) g,
 	LATERAL msgq.send_message('sg_a', 'bulk' || g);
-SET msgq.clock_offset = '7410s';
+SET msgq.clock_offset = '1727410s';
 SELECT msgq.run_maintenance();
-SET msgq.clock_offset = '7420s';
+SET msgq.clock_offset = '1727420s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 -- consume 9900 of them: 101 left, drained on the next cycle
@@ -161,7 +169,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-SET msgq.clock_offset = '7421s';
+SET msgq.clock_offset = '1727421s';
 SELECT msgq.run_maintenance();
 SELECT pos, state, heap_bytes FROM pg_temp.ring();
 SELECT (msgq.get_queue_attributes('sg_a'))->>'ApproximateNumberOfMessages' AS visible;
@@ -169,38 +177,38 @@ SELECT min(body), max(body) FROM msgq.receive_message('sg_a', 10, visibility_tim
 
 -- When no segment is free, the active one is not rotated: sends keep
 -- writing to it.  Fill three segments with 10001 messages each.
-SET msgq.clock_offset = '7500s';
+SET msgq.clock_offset = '1727500s';
 SELECT 'ok' AS purged FROM msgq.purge_queue('sg_a');
 SELECT msgq.run_maintenance();
-SET msgq.clock_offset = '7501s';
+SET msgq.clock_offset = '1727501s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 SELECT msgq.create_queue('sg_b') IS NOT NULL AS created;
 SELECT count(*) AS sent FROM generate_series(1, 10001) g, LATERAL msgq.send_message('sg_b', 'one' || g);
-SET msgq.clock_offset = '7600s';
+SET msgq.clock_offset = '1727600s';
 SELECT msgq.run_maintenance();
 SELECT count(*) AS sent FROM generate_series(1, 10001) g, LATERAL msgq.send_message('sg_b', 'two' || g);
-SET msgq.clock_offset = '7700s';
+SET msgq.clock_offset = '1727700s';
 SELECT msgq.run_maintenance();
 SELECT count(*) AS sent FROM generate_series(1, 10001) g, LATERAL msgq.send_message('sg_b', 'three' || g);
-SET msgq.clock_offset = '7800s';
+SET msgq.clock_offset = '1727800s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 SELECT count(*) AS sent FROM msgq.send_message('sg_b', 'four');
-SET msgq.clock_offset = '7900s';
+SET msgq.clock_offset = '1727900s';
 SELECT msgq.run_maintenance();
 SELECT pos, state FROM pg_temp.ring();
 -- purging frees the three sealed ones on the next cycle; the cycle after
 -- rotates the active one (free segments exist again), and it is drained
 -- once it has been sealed for a second
 SELECT 'ok' AS purged FROM msgq.purge_queue('sg_b');
-SET msgq.clock_offset = '7901s';
+SET msgq.clock_offset = '1727901s';
 SELECT msgq.run_maintenance();
 SELECT pos, state, heap_bytes FROM pg_temp.ring();
-SET msgq.clock_offset = '7902s';
+SET msgq.clock_offset = '1727902s';
 SELECT msgq.run_maintenance();
 SELECT pos, state, heap_bytes FROM pg_temp.ring();
-SET msgq.clock_offset = '7903s';
+SET msgq.clock_offset = '1727903s';
 SELECT msgq.run_maintenance();
 SELECT pos, state, heap_bytes FROM pg_temp.ring();
 
@@ -215,6 +223,10 @@ SELECT has_table_privilege('public', 'msgq.segment', 'SELECT') AS public_reads_s
 --
 SELECT count(*) AS deleted FROM msgq.list_queues('sg_') AS q, LATERAL msgq.delete_queue(q);
 RESET msgq.clock_offset;
+ALTER TABLE msgq.message_0 RESET (autovacuum_enabled);
+ALTER TABLE msgq.message_1 RESET (autovacuum_enabled);
+ALTER TABLE msgq.message_2 RESET (autovacuum_enabled);
+ALTER TABLE msgq.message_3 RESET (autovacuum_enabled);
 ALTER SYSTEM RESET msgq.worker_enabled;
 SELECT pg_reload_conf();
 DO $$

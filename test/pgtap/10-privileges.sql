@@ -43,7 +43,7 @@ SELECT function_privs_are('msgq', 'list_queues', ARRAY['text'],
 SELECT function_privs_are('msgq', 'get_queue_url', ARRAY['text'],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.get_queue_url');
 SELECT function_privs_are('msgq', 'send_message',
-	ARRAY['text', 'text', 'integer', 'jsonb', 'text', 'text'],
+	ARRAY['text', 'text', 'integer', 'json', 'text', 'text'],
 	'public', ARRAY['EXECUTE'], 'PUBLIC has EXECUTE on msgq.send_message');
 SELECT function_privs_are('msgq', 'receive_message',
 	ARRAY['text', 'integer', 'integer', 'integer', 'text[]', 'text[]', 'text'],

@@ -22,7 +22,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(204);
+SELECT plan(205);
 
 -------------------------------------------------------------------------------
 -- create_queue: happy paths
@@ -307,10 +307,15 @@ SELECT throws_ok($$SELECT * FROM msgq.send_message('tap_q', 'x', message_attribu
 	'InvalidParameterValue: message attributes given as an array');
 SELECT throws_ok(
 	$$SELECT * FROM msgq.send_message('tap_q', 'x', message_attributes =>
-		(SELECT jsonb_object_agg('a' || i, '{"DataType": "String", "StringValue": "v"}'::jsonb)
+		(SELECT json_object_agg('a' || i, '{"DataType": "String", "StringValue": "v"}'::json)
 		   FROM generate_series(1, 11) i))$$,
 	'MQ006', 'number of message attributes [11] exceeds the allowed maximum [10]',
 	'InvalidParameterValue: 11 message attributes');
+SELECT throws_ok(
+	$$SELECT * FROM msgq.send_message('tap_q', 'x', message_attributes =>
+		'{"a": {"DataType": "String", "StringValue": "1"}, "a": {"DataType": "String", "StringValue": "2"}}')$$,
+	'MQ006', 'message attribute name "a" is used more than once',
+	'InvalidParameterValue: two message attributes with the same name');
 SELECT throws_ok(
 	$$SELECT * FROM msgq.send_message('tap_q', 'x', message_attributes =>
 		'{"AWS.x": {"DataType": "String", "StringValue": "v"}}')$$,

@@ -219,7 +219,7 @@ SELECT throws_ok($$SELECT * FROM msgq.change_message_visibility_batch('tap_a', '
 	'EmptyBatchRequest: entries that are not an array');
 SELECT throws_ok(
 	$$SELECT * FROM msgq.send_message_batch('tap_a',
-		(SELECT jsonb_agg(jsonb_build_object('Id', i::text, 'MessageBody', 'x')) FROM generate_series(1, 11) i))$$,
+		(SELECT json_agg(json_build_object('Id', i::text, 'MessageBody', 'x')) FROM generate_series(1, 11) i))$$,
 	'MQ015', 'maximum number of entries per request are 10, you have sent 11',
 	'TooManyEntriesInBatchRequest: 11 entries');
 SELECT throws_ok($$SELECT * FROM msgq.send_message_batch('tap_a', '[1]')$$,

@@ -20,7 +20,7 @@ SELECT count(*) FROM msgq.receive_message('tap_limit', visibility_timeout => 600
 \o
 
 BEGIN;
-SELECT plan(33);
+SELECT plan(35);
 
 -- The metrics view -----------------------------------------------------------
 SELECT has_view('msgq', 'queue_metrics', 'msgq.queue_metrics exists');
@@ -76,7 +76,7 @@ RESET msgq.max_inflight_messages;
 SELECT has_table('msgq', 'segment', 'msgq.segment exists');
 SELECT is_partitioned('msgq', 'message', 'msgq.message is partitioned');
 SELECT partitions_are('msgq', 'message',
-	ARRAY['message_0', 'message_1', 'message_2', 'message_3'],
+	ARRAY['msgq.message_0', 'msgq.message_1', 'msgq.message_2', 'msgq.message_3'],
 	'msgq.message has the four segment partitions');
 SELECT col_type_is('msgq', 'message', 'seg', 'smallint', 'msgq.message.seg is smallint');
 SELECT col_default_is('msgq', 'message', 'seg', 'msgq.active_segment()',

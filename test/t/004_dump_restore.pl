@@ -74,7 +74,7 @@ my $sent = $node1->safe_psql(
 		message_attributes => jsonb_build_object(
 			'color', jsonb_build_object('DataType', 'String', 'StringValue', 'red ' || g),
 			'n', jsonb_build_object('DataType', 'Number', 'StringValue', g::text),
-			'blob', jsonb_build_object('DataType', 'Binary', 'BinaryValue', 'aGVsbG8='))) s
+			'blob', jsonb_build_object('DataType', 'Binary', 'BinaryValue', 'aGVsbG8='))::json) s
 	 ORDER BY g});
 is(scalar(split /\n/, $sent), 5, '5 messages sent with attributes');
 

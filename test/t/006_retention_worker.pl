@@ -79,7 +79,7 @@ is( $node->safe_psql(
 		'postgres', q{
 SELECT count(*) FROM generate_series(0, 1) b,
 	LATERAL msgq.send_message_batch('ret',
-		(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i, 'MessageBody', 'old ' || (b * 10 + i)))
+		(SELECT json_agg(json_build_object('Id', 'm' || i, 'MessageBody', 'old ' || (b * 10 + i)))
 		   FROM generate_series(1, 10) i)) s
  WHERE s.error_code IS NULL}),
 	'20',

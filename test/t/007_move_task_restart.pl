@@ -319,7 +319,7 @@ is( $node->safe_psql(
 		SELECT count(*)
 		  FROM generate_series(0, 2999) b,
 			   LATERAL msgq.send_message_batch('dlq3',
-				(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i,
+				(SELECT json_agg(json_build_object('Id', 'm' || i,
 						'MessageBody', 'c' || lpad((b * 10 + i)::text, 5, '0')))
 				   FROM generate_series(1, 10) i)) s
 		 WHERE s.error_code IS NULL}) =~ s/.*\n//sr,

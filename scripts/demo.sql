@@ -65,3 +65,24 @@ SELECT body, attributes ->> 'ApproximateReceiveCount' AS receive_count
 \echo
 \echo '=== 8. The queues'
 SELECT q AS queue_name FROM msgq.list_queues() AS q ORDER BY q;
+
+\echo
+\echo '=== 9. Metrics, with CloudWatch names, read from shared memory (no row counting)'
+SELECT queue_name, "ApproximateNumberOfMessagesVisible" AS visible,
+       "ApproximateNumberOfMessagesNotVisible" AS in_flight,
+       "ApproximateNumberOfMessagesDelayed" AS delayed,
+       "NumberOfMessagesSent" AS sent, "NumberOfMessagesReceived" AS received,
+       "NumberOfMessagesDeleted" AS deleted
+  FROM msgq.queue_metrics ORDER BY queue_name;
+
+\echo
+\echo '=== 10. Repeated attribute names are refused, not silently collapsed'
+\set ON_ERROR_STOP 0
+SELECT msgq.send_message('orders', 'dup', message_attributes =>
+  '{"k": {"DataType": "String", "StringValue": "1"}, "k": {"DataType": "String", "StringValue": "2"}}');
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '=== 11. The storage ring: sends go to the active segment; sealed ones are'
+\echo 'truncated once consumed, so dead rows never pile up, even under an old snapshot'
+SELECT seg, state, pg_size_pretty(bytes) AS size FROM msgq.segments ORDER BY seg;

@@ -16,7 +16,11 @@
  *	  the deleted queue;
  *	- forget the receive counts of rolled-back receives whose message is
  *	  gone (wait.c);
- *	- advance the running dead-letter redrive tasks (move_task.c).
+ *	- advance the running dead-letter redrive tasks (move_task.c);
+ *	- turn the storage ring: seal the active segment, drain and truncate
+ *	  sealed ones (segment.c);
+ *	- after a restart, count each queue's messages once for the metrics
+ *	  (metrics.c).
  *
  * Stream trimming joins the cycle when streams are built.
  *

@@ -358,8 +358,8 @@ summary=$(
 wal_table=""
 if [[ " $WORKLOADS " == *" wal "* ]]; then
 	echo "=== wal: WAL bytes per message, send + receive + delete, $WAL_MESSAGES messages, 1 client"
-	psql_q -c 'ALTER TABLE q SET (autovacuum_enabled = off)' \
-		-c 'ALTER TABLE msgq.message SET (autovacuum_enabled = off)'
+	psql_q -c 'ALTER TABLE q SET (autovacuum_enabled = off)'
+	for p in 0 1 2 3; do psql_q -c "ALTER TABLE msgq.message_$p SET (autovacuum_enabled = off)"; done
 	wal_rows=()
 	for side in msgq baseline; do
 		if [ "$side" = msgq ]; then
@@ -387,8 +387,8 @@ if [[ " $WORKLOADS " == *" wal "* ]]; then
 		echo "  $side: send, receive + delete, total WAL bytes/message, records/message, FPIs: $row"
 		wal_rows+=("$side $row")
 	done
-	psql_q -c 'ALTER TABLE q RESET (autovacuum_enabled)' \
-		-c 'ALTER TABLE msgq.message RESET (autovacuum_enabled)'
+	psql_q -c 'ALTER TABLE q RESET (autovacuum_enabled)'
+	for p in 0 1 2 3; do psql_q -c "ALTER TABLE msgq.message_$p RESET (autovacuum_enabled)"; done
 	wal_table=$(
 		echo "| WAL per message ($WAL_MESSAGES messages, 1 client) | send B | receive + delete B | total B | WAL records | full-page images (all) |"
 		echo "|---|---:|---:|---:|---:|---:|"

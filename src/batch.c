@@ -47,7 +47,7 @@ PG_FUNCTION_INFO_V1(msgq_change_message_visibility_batch);
 #define BATCH_MAX_ENTRIES	10
 #define BATCH_MAX_BYTES		1048576
 
-static SPIPlanPtr batch_plan_send = NULL;
+static SPIPlanPtr batch_plan_send[MSGQ_SEGMENTS];
 static SPIPlanPtr batch_plan_delete = NULL;
 static SPIPlanPtr batch_plan_leases = NULL;
 static SPIPlanPtr batch_plan_set_visible = NULL;
@@ -403,6 +403,7 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 		Datum	   *groups = palloc(sizeof(Datum) * ngood);
 		bool	   *group_nulls = palloc(sizeof(bool) * ngood);
 		Datum	   *delays = palloc(sizeof(Datum) * ngood);
+		int			seg;
 		int			dims[1] = {ngood};
 		int			lbs[1] = {1};
 		int			k = 0;
@@ -441,17 +442,20 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 													   TEXTOID, -1, false, TYPALIGN_INT));
 		values[9] = PointerGetDatum(construct_array(delays, ngood, INT4OID, 4, true, TYPALIGN_INT));
 
-		if (SPI_execute_plan(msgq_plan(&batch_plan_send,
-									   "INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
-									   " message_attributes, md5_of_body, md5_of_message_attributes,"
-									   " sender, message_group_id, sent_at, visible_at)"
-									   " SELECT $1, pg_catalog.nextval('msgq.message_seq'), u.id, u.body,"
-									   "   u.attrs, u.md5b, u.md5a, $2, u.grp, $3,"
-									   "   $3 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => u.delay)"
-									   " FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
-									   "      WITH ORDINALITY AS u(id, body, attrs, md5b, md5a, grp, delay, ord)"
-									   " ORDER BY u.ord"
-									   " RETURNING msg_seq",
+		seg = msgq_segment_active();
+
+		/* straight into the active segment's partition: no tuple routing */
+		if (SPI_execute_plan(msgq_plan(&batch_plan_send[seg],
+									   psprintf("INSERT INTO msgq.message_%d (queue_id, msg_seq, message_id, body,"
+												" message_attributes, md5_of_body, md5_of_message_attributes,"
+												" sender, message_group_id, sent_at, visible_at, seg)"
+												" SELECT $1, pg_catalog.nextval('msgq.message_seq'), u.id, u.body,"
+												"   u.attrs, u.md5b, u.md5a, $2, u.grp, $3,"
+												"   $3 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => u.delay), %d"
+												" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
+												"      WITH ORDINALITY AS u(id, body, attrs, md5b, md5a, grp, delay, ord)"
+												" ORDER BY u.ord"
+												" RETURNING msg_seq", seg, seg),
 									   10, argtypes),
 							 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "could not insert messages");

@@ -274,6 +274,10 @@ extern void msgq_maintenance_cycle(void);
 extern int	msgq_segment_rotation_interval_ms;
 extern int	msgq_segment_lock_timeout_ms;
 extern void msgq_segment_cache_reset(void);
+extern int	msgq_segment_active(void);
+extern Datum msgq_active_segment(PG_FUNCTION_ARGS);
+
+#define MSGQ_SEGMENTS			4
 extern void msgq_segments_maintain(void);
 extern bool msgq_lock_relation_timed(Oid relid, LOCKMODE mode);
 extern Oid	msgq_message_relid(void);

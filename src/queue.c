@@ -97,7 +97,6 @@ typedef enum QueuePlan
 	QP_MOVE_ONE_DLQ,
 	QP_OUTBOX_FIXUP,
 	QP_LIST,
-	QP_SEND,
 	QP_ADD_COUNT,
 	QP_NEXT_VISIBLE,
 	QP_DELETE_MESSAGE,
@@ -112,6 +111,7 @@ typedef enum QueuePlan
 static SPIPlanPtr queue_plans[QP_COUNT];
 static SPIPlanPtr queue_receive_plans[MSGQ_MAX_RECEIVE_MESSAGES + 1];
 static SPIPlanPtr queue_move_plans[MSGQ_MAX_RECEIVE_MESSAGES + 1];
+static SPIPlanPtr queue_send_plans[MSGQ_SEGMENTS];
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
@@ -1423,6 +1423,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[10];
 	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', ' ', ' '};
+	int			seg;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1459,14 +1460,16 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	values[8] = TimestampTzGetDatum(now);
 	values[9] = TimestampTzGetDatum(now + (TimestampTz) delay * USECS_PER_SEC);
 
-	if (SPI_execute_plan(queue_plan(QP_SEND,
-									"INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
-									" message_attributes, md5_of_body, md5_of_message_attributes,"
-									" sender, message_group_id, sent_at, visible_at)"
-									" VALUES ($1, pg_catalog.nextval('msgq.message_seq'), $2, $3, $4,"
-									" $5, $6, $7, $8, $9, $10)"
-									" RETURNING msg_seq",
-									10, argtypes),
+	/* straight into the active segment's partition: no tuple routing */
+	seg = msgq_segment_active();
+	if (SPI_execute_plan(msgq_plan(&queue_send_plans[seg],
+								   psprintf("INSERT INTO msgq.message_%d (queue_id, msg_seq, message_id, body,"
+											" message_attributes, md5_of_body, md5_of_message_attributes,"
+											" sender, message_group_id, sent_at, visible_at, seg)"
+											" VALUES ($1, pg_catalog.nextval('msgq.message_seq'), $2, $3, $4,"
+											" $5, $6, $7, $8, $9, $10, %d)"
+											" RETURNING msg_seq", seg, seg),
+								   10, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert message");
 	{

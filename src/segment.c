@@ -69,7 +69,6 @@
 
 #include "msgq.h"
 
-#define MSGQ_SEGMENTS			4
 #define SEG_MOVE_ALWAYS			1000
 #define SEG_MOVE_LIMIT			10000
 #define SEG_DRAIN_AFTER			(USECS_PER_SEC)
@@ -102,6 +101,18 @@ void
 msgq_segment_cache_reset(void)
 {
 	active_seg = -1;
+}
+
+/*
+ * The active segment, as this backend last read it.  Sends insert into its
+ * partition directly (no tuple routing); a stale value is harmless.
+ */
+int
+msgq_segment_active(void)
+{
+	if (active_seg < 0)
+		(void) DirectFunctionCall1(msgq_active_segment, (Datum) 0);
+	return active_seg;
 }
 
 /*

@@ -17,6 +17,7 @@ OBJS = \
 	src/maintenance.o \
 	src/segment.o \
 	src/metrics.o \
+	src/stream.o \
 	src/move_task.o \
 	src/launcher.o \
 	src/worker.o
@@ -25,10 +26,10 @@ DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial segment-drain
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback dlq-move purge-concurrent batch-partial segment-drain stream-horizon
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

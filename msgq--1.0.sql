@@ -464,3 +464,114 @@ CREATE VIEW msgq.workers AS
 GRANT SELECT ON msgq.workers TO PUBLIC;
 
 -- END workers
+
+-------------------------------------------------------------------------------
+-- Streams (doc/streams.md)
+-------------------------------------------------------------------------------
+
+CREATE TABLE msgq.stream (
+	stream_id serial PRIMARY KEY,
+	stream_name text NOT NULL UNIQUE,
+	owner regrole NOT NULL,
+	stream_mode text NOT NULL CHECK (stream_mode IN ('PROVISIONED', 'ON_DEMAND')),
+	retention_hours integer NOT NULL DEFAULT 24,
+	next_shard_index integer NOT NULL,
+	created_at timestamptz NOT NULL
+);
+
+-- One row per shard ever created; hash keys are unsigned 128-bit integers.
+CREATE TABLE msgq.shard (
+	stream_id integer NOT NULL REFERENCES msgq.stream ON DELETE CASCADE,
+	shard_index integer NOT NULL,
+	parent_index integer,
+	adjacent_parent_index integer,
+	starting_hash numeric NOT NULL,
+	ending_hash numeric NOT NULL,
+	starting_seq bigint NOT NULL,
+	ending_seq bigint,			-- NULL while the shard is open
+	PRIMARY KEY (stream_id, shard_index)
+);
+
+-- Records, in sequence order per shard.  Sequence numbers come from one
+-- sequence, so they are unique in the database and increase with
+-- allocation; a reader never passes a shard's safe horizon (stream.c).
+CREATE TABLE msgq.stream_record (
+	stream_id integer NOT NULL,
+	shard_index integer NOT NULL,
+	seq bigint NOT NULL,
+	arrival timestamptz NOT NULL,
+	partition_key text NOT NULL,
+	data bytea NOT NULL,
+	PRIMARY KEY (stream_id, shard_index, seq)
+);
+CREATE SEQUENCE msgq.stream_seq AS bigint;
+
+REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record FROM PUBLIC;
+REVOKE ALL ON SEQUENCE msgq.stream_seq, msgq.stream_stream_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_stream_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.shard', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_record', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_seq', '');
+
+CREATE FUNCTION msgq.create_stream(stream_name text, shard_count integer DEFAULT NULL,
+	stream_mode text DEFAULT 'PROVISIONED')
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_create_stream'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq.create_stream(text, integer, text) FROM PUBLIC;
+
+CREATE FUNCTION msgq.delete_stream(stream_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_stream'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_streams()
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_streams'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.list_shards(stream_name text)
+RETURNS TABLE (
+	shard_id text,
+	parent_shard_id text,
+	adjacent_parent_shard_id text,
+	starting_hash_key numeric,
+	ending_hash_key numeric,
+	starting_sequence_number numeric,
+	ending_sequence_number numeric)
+AS 'MODULE_PATHNAME', 'msgq_list_shards'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.put_record(
+	stream_name text,
+	partition_key text,
+	data bytea,
+	explicit_hash_key text DEFAULT NULL,
+	sequence_number_for_ordering numeric DEFAULT NULL,
+	OUT shard_id text,
+	OUT sequence_number numeric)
+AS 'MODULE_PATHNAME', 'msgq_put_record'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.get_shard_iterator(
+	stream_name text,
+	shard_id text,
+	shard_iterator_type text,
+	starting_sequence_number numeric DEFAULT NULL,
+	at_timestamp timestamptz DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_get_shard_iterator'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.get_records(shard_iterator text, record_limit integer DEFAULT 10000)
+RETURNS TABLE (
+	sequence_number numeric,
+	approximate_arrival_timestamp timestamptz,
+	partition_key text,
+	data bytea,
+	next_shard_iterator text,
+	millis_behind_latest bigint,
+	child_shards jsonb)
+AS 'MODULE_PATHNAME', 'msgq_get_records'
+LANGUAGE C VOLATILE;

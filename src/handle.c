@@ -178,12 +178,10 @@ handle_invalid(void)
 }
 
 /*
- * Decode and authenticate a handle for queue_id.  Raises
- * ReceiptHandleIsInvalid for anything not minted by msgq for this queue.
+ * Decode and authenticate a token: false for anything msgq did not mint.
  */
-void
-msgq_handle_decode(const char *handle, int32 queue_id,
-				   int64 *msg_seq, int64 *nonce)
+static bool
+handle_decode_raw(const char *handle, int32 *id, int64 *a, int64 *b)
 {
 	uint8		raw[HANDLE_RAW_LEN];
 	uint8		mac[HANDLE_MAC_LEN];
@@ -195,19 +193,19 @@ msgq_handle_decode(const char *handle, int32 queue_id,
 	uint8		diff = 0;
 
 	if (handle == NULL || strlen(handle) != HANDLE_TEXT_LEN)
-		handle_invalid();
+		return false;
 
 	for (i = 0; i < HANDLE_TEXT_LEN; i += 4)
 	{
-		int			a = handle_b64_value(handle[i]),
-					b = handle_b64_value(handle[i + 1]),
-					c = handle_b64_value(handle[i + 2]),
-					d = handle_b64_value(handle[i + 3]);
+		int			va = handle_b64_value(handle[i]),
+					vb = handle_b64_value(handle[i + 1]),
+					vc = handle_b64_value(handle[i + 2]),
+					vd = handle_b64_value(handle[i + 3]);
 		uint32		v;
 
-		if (a < 0 || b < 0 || c < 0 || d < 0)
-			handle_invalid();
-		v = (a << 18) | (b << 12) | (c << 6) | d;
+		if (va < 0 || vb < 0 || vc < 0 || vd < 0)
+			return false;
+		v = (va << 18) | (vb << 12) | (vc << 6) | vd;
 		raw[o++] = (v >> 16) & 0xff;
 		raw[o++] = (v >> 8) & 0xff;
 		raw[o++] = v & 0xff;
@@ -217,13 +215,43 @@ msgq_handle_decode(const char *handle, int32 queue_id,
 	for (i = 0; i < HANDLE_MAC_LEN; i++)
 		diff |= mac[i] ^ raw[HANDLE_PAYLOAD_LEN + i];
 	if (diff != 0)
-		handle_invalid();
+		return false;
 
 	memcpy(&q, raw, 4);
 	memcpy(&s, raw + 4, 8);
 	memcpy(&n, raw + 12, 8);
-	if ((int32) pg_ntoh32(q) != queue_id)
+	*id = (int32) pg_ntoh32(q);
+	*a = (int64) pg_ntoh64(s);
+	*b = (int64) pg_ntoh64(n);
+	return true;
+}
+
+/*
+ * Decode and authenticate a handle for queue_id.  Raises
+ * ReceiptHandleIsInvalid for anything not minted by msgq for this queue.
+ */
+void
+msgq_handle_decode(const char *handle, int32 queue_id,
+				   int64 *msg_seq, int64 *nonce)
+{
+	int32		id;
+
+	if (!handle_decode_raw(handle, &id, msg_seq, nonce) || id != queue_id)
 		handle_invalid();
-	*msg_seq = (int64) pg_ntoh64(s);
-	*nonce = (int64) pg_ntoh64(n);
+}
+
+/*
+ * The same authenticated encoding for other tokens (stream iterators use
+ * negative ids, so that no receipt handle is ever a valid iterator).
+ */
+char *
+msgq_token_encode(int32 id, int64 a, int64 b)
+{
+	return msgq_handle_encode(id, a, b);
+}
+
+bool
+msgq_token_decode(const char *token, int32 *id, int64 *a, int64 *b)
+{
+	return handle_decode_raw(token, id, a, b);
 }

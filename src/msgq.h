@@ -61,6 +61,9 @@
 #define ERRCODE_MSGQ_BATCH_ENTRY_IDS_NOT_DISTINCT	MAKE_SQLSTATE('M','Q','0','1','7')
 #define ERRCODE_MSGQ_BATCH_REQUEST_TOO_LONG		MAKE_SQLSTATE('M','Q','0','1','8')
 #define ERRCODE_MSGQ_RESOURCE_NOT_FOUND		MAKE_SQLSTATE('M','Q','0','1','9')
+#define ERRCODE_MSGQ_RESOURCE_IN_USE			MAKE_SQLSTATE('M','Q','0','2','0')
+#define ERRCODE_MSGQ_INVALID_ARGUMENT			MAKE_SQLSTATE('M','Q','0','2','1')
+#define ERRCODE_MSGQ_EXPIRED_ITERATOR			MAKE_SQLSTATE('M','Q','0','2','2')
 #define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
 
 /*
@@ -147,6 +150,8 @@ extern bool msgq_name_selected(const char *name, Datum *sel, int nsel);
 extern char *msgq_handle_encode(int32 queue_id, int64 msg_seq, int64 nonce);
 extern void msgq_handle_decode(const char *handle, int32 queue_id,
 							   int64 *msg_seq, int64 *nonce);
+extern char *msgq_token_encode(int32 id, int64 a, int64 b);
+extern bool msgq_token_decode(const char *token, int32 *id, int64 *a, int64 *b);
 extern int64 msgq_random_nonce(void);
 extern void msgq_handle_prepare(void);
 extern void msgq_handle_cache_reset(void);
@@ -281,6 +286,10 @@ extern Datum msgq_active_segment(PG_FUNCTION_ARGS);
 extern void msgq_segments_maintain(void);
 extern bool msgq_lock_relation_timed(Oid relid, LOCKMODE mode);
 extern Oid	msgq_message_relid(void);
+
+/* stream.c */
+extern void msgq_stream_shmem_size(Size *size);
+extern void msgq_stream_shmem_init(void);
 
 /* metrics.c */
 extern int	msgq_max_queue_metrics;

@@ -6,7 +6,7 @@
  *
  * The parts are the long-poll wake-up buckets and the rolled-back receive
  * table (wait.c), and the launcher's per-database worker slots
- * (launcher.c), and the per-queue metrics (metrics.c).  Each part documents its own locking.
+ * (launcher.c), the per-queue metrics (metrics.c) and the stream writer slots (stream.c).  Each part documents its own locking.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -36,6 +36,7 @@ shm_request(void)
 	msgq_wait_shmem_size(&size);
 	size = add_size(size, msgq_bgw_shmem_size());
 	msgq_metrics_shmem_size(&size);
+	msgq_stream_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 3);
 }
@@ -50,6 +51,7 @@ shm_startup(void)
 	msgq_wait_shmem_init();
 	msgq_bgw_shmem_init();
 	msgq_metrics_shmem_init();
+	msgq_stream_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

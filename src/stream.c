@@ -1,0 +1,1068 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream.c
+ *	  Kinesis-style streams: shards over the 128-bit hash space, records
+ *	  with sequence numbers, shard iterators, get_records.
+ *
+ * Never skipping a record.  Sequence numbers come from one PostgreSQL
+ * sequence (msgq.stream_seq), so they increase in allocation order, but
+ * writers commit in any order: a reader that returned record 11 while the
+ * writer of record 10 was still open would never see 10.  So a reader
+ * never goes past a shard's safe horizon:
+ *
+ *	- before allocating its first sequence number, a writing transaction
+ *	  publishes in its shared-memory slot a bound, the sequence's last
+ *	  value + 1 (no lower than any number it will get), and before each put
+ *	  the (stream, shard) it writes to; the slot is cleared at commit or
+ *	  abort, after the outcome is visible;
+ *	- a reader first reads the sequence's last value + 1 (T: every number
+ *	  below was allocated before this point), then the slots: the horizon
+ *	  is the lowest bound of a slot writing to the shard, or T;
+ *	- it then reads, with a fresh snapshot, the records below the horizon.
+ *
+ * Every number below the horizon belongs to a transaction that has ended
+ * (its slot was seen cleared, or it published after T was read and so got a
+ * number >= T), so the snapshot sees it committed or never will.  An open
+ * writer holds its shard's horizon where it stands until it ends: readers
+ * wait for it (doc/streams.md).
+ *
+ * Iterators are msgq's authenticated tokens (handle.c) carrying the
+ * stream id (negated, so that no receipt handle is an iterator), the shard
+ * index with the issue time, and the first sequence number to read.  They
+ * expire after 5 minutes.
+ *
+ * IDENTIFICATION
+ *	  src/stream.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "common/cryptohash.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "msgq.h"
+
+#define STREAM_MAX_NAME			128
+#define STREAM_MAX_SHARDS		500
+#define STREAM_ON_DEMAND_SHARDS 4
+#define STREAM_MAX_KEY_CHARS	256
+#define STREAM_MAX_RECORD		1048576
+#define STREAM_MAX_RESPONSE		(10 * 1048576)
+#define STREAM_MAX_LIMIT		10000
+#define ITERATOR_TTL_SECS		300
+#define SLOT_SHARDS				8
+
+/* ------------------------------------------------------------------------
+ * Writer slots in shared memory
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct WriterSlot
+{
+	slock_t		mutex;
+	Oid			dboid;			/* InvalidOid: no open writer */
+	int			nshards;		/* -1: every shard of every stream */
+	int64		bound;
+	int32		stream_ids[SLOT_SHARDS];
+	int32		shard_idx[SLOT_SHARDS];
+} WriterSlot;
+
+static WriterSlot *writer_slots = NULL;
+static int	writer_nslots = 0;
+static bool writer_active = false;
+static bool stream_callbacks_registered = false;
+
+static int
+stream_nslots(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+void
+msgq_stream_shmem_size(Size *size)
+{
+	*size = add_size(*size, mul_size(stream_nslots(), sizeof(WriterSlot)));
+}
+
+/* Called from the startup hook with AddinShmemInitLock held. */
+void
+msgq_stream_shmem_init(void)
+{
+	bool		found;
+	int			i;
+
+	writer_nslots = stream_nslots();
+	writer_slots = ShmemInitStruct("msgq stream writers",
+								   mul_size(writer_nslots, sizeof(WriterSlot)),
+								   &found);
+	if (!found)
+		for (i = 0; i < writer_nslots; i++)
+		{
+			SpinLockInit(&writer_slots[i].mutex);
+			writer_slots[i].dboid = InvalidOid;
+		}
+}
+
+static WriterSlot *
+my_slot(void)
+{
+	int			i = MSGQ_MY_BACKEND_ID - 1;
+
+	if (writer_slots == NULL || i < 0 || i >= writer_nslots)
+		elog(ERROR, "msgq stream writer slot not available");
+	return &writer_slots[i];
+}
+
+static void
+writer_clear(void)
+{
+	WriterSlot *s;
+
+	if (!writer_active)
+		return;
+	s = my_slot();
+	SpinLockAcquire(&s->mutex);
+	s->dboid = InvalidOid;
+	s->nshards = 0;
+	SpinLockRelease(&s->mutex);
+	writer_active = false;
+}
+
+static void
+stream_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (writer_active)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has put stream records")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* after the outcome is visible: readers may pass this writer */
+			writer_clear();
+			break;
+		default:
+			break;
+	}
+}
+
+/* The sequence's last value + 1: no number below it is still to come. */
+static int64
+stream_seq_next_floor(void)
+{
+	Oid			seqid = get_relname_relid("stream_seq",
+										  get_namespace_oid(MSGQ_SCHEMA_NAME, false));
+	Datum		d;
+	LOCAL_FCINFO(fcinfo, 1);
+
+	if (!OidIsValid(seqid))
+		elog(ERROR, "msgq.stream_seq does not exist");
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seqid);
+	fcinfo->args[0].isnull = false;
+	d = pg_sequence_last_value(fcinfo);
+	return fcinfo->isnull ? 1 : DatumGetInt64(d) + 1;
+}
+
+/*
+ * Publish, before allocating a sequence number, that this transaction
+ * writes to (stream, shard), with a bound no higher than that number.
+ */
+static void
+writer_publish(int32 stream_id, int32 shard)
+{
+	WriterSlot *s = my_slot();
+	int			i;
+	bool		known = false;
+
+	if (!stream_callbacks_registered)
+	{
+		RegisterXactCallback(stream_xact_callback, NULL);
+		stream_callbacks_registered = true;
+	}
+	if (!writer_active)
+	{
+		int64		bound = stream_seq_next_floor();
+
+		SpinLockAcquire(&s->mutex);
+		s->dboid = MyDatabaseId;
+		s->bound = bound;
+		s->nshards = 0;
+		SpinLockRelease(&s->mutex);
+		writer_active = true;
+	}
+	SpinLockAcquire(&s->mutex);
+	if (s->nshards >= 0)
+	{
+		for (i = 0; i < s->nshards; i++)
+			if (s->stream_ids[i] == stream_id && s->shard_idx[i] == shard)
+				known = true;
+		if (!known)
+		{
+			if (s->nshards == SLOT_SHARDS)
+				s->nshards = -1;	/* holds back every shard: rare */
+			else
+			{
+				s->stream_ids[s->nshards] = stream_id;
+				s->shard_idx[s->nshards] = shard;
+				s->nshards++;
+			}
+		}
+	}
+	SpinLockRelease(&s->mutex);
+	/* the spinlock release orders these stores before the allocation */
+}
+
+/*
+ * The shard's safe horizon: every record below it is committed or never
+ * will be.  This backend's own slot does not count: its own records are
+ * visible to it.
+ */
+static int64
+stream_horizon(int32 stream_id, int32 shard)
+{
+	int64		h = stream_seq_next_floor();
+	int			me = MSGQ_MY_BACKEND_ID - 1;
+	int			i,
+				j;
+
+	pg_memory_barrier();
+	for (i = 0; i < writer_nslots; i++)
+	{
+		WriterSlot *s = &writer_slots[i];
+
+		if (i == me)
+			continue;
+		SpinLockAcquire(&s->mutex);
+		if (s->dboid == MyDatabaseId && s->bound < h)
+		{
+			bool		match = (s->nshards < 0);
+
+			for (j = 0; j < s->nshards && !match; j++)
+				match = (s->stream_ids[j] == stream_id && s->shard_idx[j] == shard);
+			if (match)
+				h = s->bound;
+		}
+		SpinLockRelease(&s->mutex);
+	}
+	return h;
+}
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct MsgqStream
+{
+	int32		stream_id;
+	char	   *stream_name;
+	Oid			owner;
+	char	   *mode;
+	int32		retention_hours;
+} MsgqStream;
+
+static SPIPlanPtr stream_plan_lookup = NULL;
+static SPIPlanPtr stream_plan_lookup_id = NULL;
+static SPIPlanPtr stream_plan_route = NULL;
+static SPIPlanPtr stream_plan_put = NULL;
+static SPIPlanPtr stream_plan_shard = NULL;
+static SPIPlanPtr stream_plan_read = NULL;
+static SPIPlanPtr stream_plan_tip = NULL;
+static SPIPlanPtr stream_plan_at_time = NULL;
+
+static void
+stream_not_found(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+			 errmsg("stream \"%s\" not found", name),
+			 errdetail_internal("AWS error code: ResourceNotFoundException")));
+}
+
+#define INVALID_ARGUMENT(...) \
+	MSGQ_ERROR("InvalidArgumentException", ERRCODE_MSGQ_INVALID_ARGUMENT, __VA_ARGS__)
+
+static bool
+stream_from_tuple(MsgqStream *st)
+{
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	st->stream_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	st->stream_name = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+	st->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	st->mode = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+	st->retention_hours = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	return true;
+}
+
+static void
+stream_get(const char *name, MsgqStream *st)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (name == NULL)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "the stream name must not be NULL");
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup,
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours"
+								   "  FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
+								   1, argtypes),
+						 values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	if (!stream_from_tuple(st))
+		stream_not_found(name);
+}
+
+static void
+stream_check_access(MsgqStream *st, Oid roleid)
+{
+	if (!superuser_arg(roleid) && !has_privs_of_role(roleid, st->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("permission denied for stream \"%s\"", st->stream_name),
+				 errdetail_internal("AWS error code: AccessDeniedException")));
+}
+
+static void
+stream_check_name(const char *name)
+{
+	size_t		len = name ? strlen(name) : 0;
+	size_t		i;
+
+	if (len < 1 || len > STREAM_MAX_NAME)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "stream names have 1 to %d characters", STREAM_MAX_NAME);
+	for (i = 0; i < len; i++)
+		if (!msgq_is_name_char(name[i]) && name[i] != '.')
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "stream name \"%s\" may contain only letters, digits, \"_\", \"-\" and \".\"",
+					   name);
+}
+
+static Datum
+int64_numeric(int64 v)
+{
+	return DirectFunctionCall1(int8_numeric, Int64GetDatum(v));
+}
+
+/* A sequence number argument as int64; InvalidArgumentException if it is not one. */
+static int64
+numeric_seq(Datum n, const char *param)
+{
+	char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, n));
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0)
+		INVALID_ARGUMENT("%s \"%s\" is not a valid sequence number", param, s);
+	return (int64) v;
+}
+
+static char *
+shard_id_text(int32 idx)
+{
+	return psprintf("shardId-%012d", idx);
+}
+
+/* "shardId-000000000003" (or "3") to 3; -1 if it is not a shard id */
+static int32
+shard_id_parse(const char *s)
+{
+	const char *p = s;
+	long		v;
+	char	   *end;
+
+	if (s == NULL)
+		return -1;
+	if (strncmp(p, "shardId-", 8) == 0)
+		p += 8;
+	if (*p == '\0' || strlen(p) > 12)
+		return -1;
+	errno = 0;
+	v = strtol(p, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0 || v > PG_INT32_MAX)
+		return -1;
+	return (int32) v;
+}
+
+/* unsigned 128-bit integers as decimal text */
+static char *
+u128_text(uint128 v)
+{
+	char		buf[48];
+	int			i = sizeof(buf) - 1;
+
+	buf[i] = '\0';
+	do
+	{
+		buf[--i] = '0' + (int) (v % 10);
+		v /= 10;
+	} while (v != 0);
+	return pstrdup(&buf[i]);
+}
+
+static Datum
+u128_numeric(uint128 v)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(u128_text(v)),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+/* ------------------------------------------------------------------------
+ * create_stream, delete_stream, list_streams, list_shards
+ * ------------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(msgq_create_stream);
+Datum
+msgq_create_stream(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *mode = PG_ARGISNULL(2) ? pstrdup("PROVISIONED") : msgq_text_arg(fcinfo, 2);
+	int32		count;
+	MsgqCall	call;
+	uint128		max = ~(uint128) 0;
+	uint128		step;
+	int64		start_seq;
+	int32		stream_id;
+	int			i;
+	bool		isnull;
+
+	msgq_call_enter(&call);
+	stream_check_name(name);
+	if (strcmp(mode, "PROVISIONED") == 0)
+	{
+		if (PG_ARGISNULL(1))
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "a PROVISIONED stream needs a shard count");
+		count = PG_GETARG_INT32(1);
+	}
+	else if (strcmp(mode, "ON_DEMAND") == 0)
+	{
+		if (!PG_ARGISNULL(1))
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "an ON_DEMAND stream takes no shard count");
+		count = STREAM_ON_DEMAND_SHARDS;
+	}
+	else
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "stream mode must be PROVISIONED or ON_DEMAND, not \"%s\"", mode);
+	if (count < 1 || count > STREAM_MAX_SHARDS)
+		INVALID_ARGUMENT("shard count must be between 1 and %d, not %d",
+						 STREAM_MAX_SHARDS, count);
+
+	if (SPI_execute_with_args("INSERT INTO msgq.stream (stream_name, owner, stream_mode,"
+							  "   next_shard_index, created_at)"
+							  " VALUES ($1, $2, $3, $4, $5)"
+							  " ON CONFLICT (stream_name) DO NOTHING RETURNING stream_id",
+							  5, (Oid[]) {TEXTOID, OIDOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
+							  (Datum[]) {CStringGetTextDatum(name), ObjectIdGetDatum(call.caller),
+							  CStringGetTextDatum(mode), Int32GetDatum(count),
+							  TimestampTzGetDatum(msgq_now())},
+							  NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not create stream");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_IN_USE),
+				 errmsg("stream \"%s\" already exists", name),
+				 errdetail_internal("AWS error code: ResourceInUseException")));
+	stream_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* split the hash space evenly: step = floor(2^128 / count) */
+	step = max / (uint128) count + ((max % (uint128) count) == (uint128) (count - 1) ? 1 : 0);
+	start_seq = stream_seq_next_floor();
+	for (i = 0; i < count; i++)
+	{
+		uint128		lo = step * (uint128) i;
+		uint128		hi = (i == count - 1) ? max : step * (uint128) (i + 1) - 1;
+
+		if (SPI_execute_with_args("INSERT INTO msgq.shard (stream_id, shard_index, starting_hash,"
+								  "   ending_hash, starting_seq)"
+								  " VALUES ($1, $2, $3, $4, $5)",
+								  5, (Oid[]) {INT4OID, INT4OID, NUMERICOID, NUMERICOID, INT8OID},
+								  (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(i),
+								  u128_numeric(lo), u128_numeric(hi), Int64GetDatum(start_seq)},
+								  NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not create shard");
+	}
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(msgq_delete_stream);
+Datum
+msgq_delete_stream(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (SPI_execute_with_args("DELETE FROM msgq.stream_record WHERE stream_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete stream");
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(msgq_list_streams);
+Datum
+msgq_list_streams(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MsgqCall	call;
+	uint64		i;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	msgq_call_enter(&call);
+	if (SPI_execute("SELECT stream_name, owner::oid FROM msgq.stream ORDER BY stream_name",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list streams");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		v[1];
+		bool		n[1] = {false};
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+
+		/* a role sees the streams it may use */
+		if (!superuser_arg(call.caller) && !has_privs_of_role(call.caller, owner))
+			continue;
+		v[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	msgq_call_leave(&call);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(msgq_list_shards);
+Datum
+msgq_list_shards(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+	uint64		i;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (SPI_execute_with_args("SELECT shard_index, parent_index, adjacent_parent_index,"
+							  "       starting_hash, ending_hash, starting_seq, ending_seq"
+							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  " ORDER BY shard_index",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list shards");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		v[7];
+		bool		n[7] = {false, false, false, false, false, false, false};
+		bool		isnull;
+		Datum		d;
+
+		v[0] = CStringGetTextDatum(shard_id_text(DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull))));
+		d = SPI_getbinval(tup, desc, 2, &n[1]);
+		v[1] = n[1] ? (Datum) 0 : CStringGetTextDatum(shard_id_text(DatumGetInt32(d)));
+		d = SPI_getbinval(tup, desc, 3, &n[2]);
+		v[2] = n[2] ? (Datum) 0 : CStringGetTextDatum(shard_id_text(DatumGetInt32(d)));
+		v[3] = SPI_getbinval(tup, desc, 4, &isnull);
+		v[4] = SPI_getbinval(tup, desc, 5, &isnull);
+		v[5] = int64_numeric(DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)));
+		d = SPI_getbinval(tup, desc, 7, &n[6]);
+		v[6] = n[6] ? (Datum) 0 : int64_numeric(DatumGetInt64(d));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	msgq_call_leave(&call);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * put_record
+ * ------------------------------------------------------------------------
+ */
+
+/* The 128-bit hash key of a record, as numeric. */
+static Datum
+stream_hash_key(const char *partition_key, const char *explicit_key)
+{
+	if (explicit_key != NULL)
+	{
+		const char *p = explicit_key;
+		uint128		v = 0;
+		uint128		max = ~(uint128) 0;
+
+		if (*p == '\0')
+			INVALID_ARGUMENT("explicit hash key \"%s\" is not a decimal number", explicit_key);
+		for (; *p; p++)
+		{
+			int			d = *p - '0';
+
+			if (d < 0 || d > 9)
+				INVALID_ARGUMENT("explicit hash key \"%s\" is not a decimal number", explicit_key);
+			if (v > (max - d) / 10)
+				INVALID_ARGUMENT("explicit hash key \"%s\" is outside 0 to 2^128-1", explicit_key);
+			v = v * 10 + d;
+		}
+		return u128_numeric(v);
+	}
+	else
+	{
+		uint8		digest[MD5_DIGEST_LENGTH];
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_MD5);
+		uint128		v = 0;
+		int			i;
+
+		if (ctx == NULL ||
+			pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) partition_key, strlen(partition_key)) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		{
+			pg_cryptohash_free(ctx);
+			elog(ERROR, "could not compute MD5 of the partition key");
+		}
+		pg_cryptohash_free(ctx);
+		/* big-endian, unsigned */
+		for (i = 0; i < MD5_DIGEST_LENGTH; i++)
+			v = (v << 8) | digest[i];
+		return u128_numeric(v);
+	}
+}
+
+PG_FUNCTION_INFO_V1(msgq_put_record);
+Datum
+msgq_put_record(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *pkey = msgq_text_arg(fcinfo, 1);
+	bytea	   *data = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	char	   *explicit_key = msgq_text_arg(fcinfo, 3);
+	MsgqCall	call;
+	MsgqStream	st;
+	TupleDesc	tupdesc;
+	Datum		hash;
+	int32		shard;
+	int64		seq;
+	bool		isnull;
+	Datum		result[2];
+	bool		rnulls[2] = {false, false};
+	HeapTuple	tuple;
+	int			nchars;
+	Oid			route_types[2] = {INT4OID, NUMERICOID};
+	Oid			put_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
+	Datum		put_values[5];
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+
+	if (pkey == NULL)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "a record needs a partition key");
+	nchars = pg_mbstrlen(pkey);
+	if (nchars < 1 || nchars > STREAM_MAX_KEY_CHARS)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "partition keys have 1 to %d characters, not %d",
+				   STREAM_MAX_KEY_CHARS, nchars);
+	if (data == NULL)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "a record needs data (it may be empty)");
+	if ((int64) VARSIZE_ANY_EXHDR(data) + (int64) strlen(pkey) > STREAM_MAX_RECORD)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "a record (data and partition key) must not exceed %d bytes, this one has %lld",
+				   STREAM_MAX_RECORD,
+				   (long long) VARSIZE_ANY_EXHDR(data) + (long long) strlen(pkey));
+	if (!PG_ARGISNULL(4))
+		(void) numeric_seq(PG_GETARG_DATUM(4), "SequenceNumberForOrdering");
+
+	/* route: the open shard whose hash range holds the key */
+	hash = stream_hash_key(pkey, explicit_key);
+	if (SPI_execute_plan(msgq_plan(&stream_plan_route,
+								   "SELECT shard_index FROM msgq.shard"
+								   " WHERE stream_id OPERATOR(pg_catalog.=) $1 AND ending_seq IS NULL"
+								   "   AND starting_hash OPERATOR(pg_catalog.<=) $2"
+								   "   AND ending_hash OPERATOR(pg_catalog.>=) $2",
+								   2, route_types),
+						 (Datum[]) {Int32GetDatum(st.stream_id), hash}, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "no open shard of stream \"%s\" holds the hash key", st.stream_name);
+	shard = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* publish before the number is allocated (nextval in the INSERT) */
+	writer_publish(st.stream_id, shard);
+	put_values[0] = Int32GetDatum(st.stream_id);
+	put_values[1] = Int32GetDatum(shard);
+	put_values[2] = TimestampTzGetDatum(msgq_now());
+	put_values[3] = CStringGetTextDatum(pkey);
+	put_values[4] = PointerGetDatum(data);
+	if (SPI_execute_plan(msgq_plan(&stream_plan_put,
+								   "INSERT INTO msgq.stream_record (stream_id, shard_index, seq, arrival,"
+								   "   partition_key, data)"
+								   " VALUES ($1, $2, pg_catalog.nextval('msgq.stream_seq'), $3, $4, $5)"
+								   " RETURNING seq",
+								   5, put_types),
+						 put_values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not put record");
+	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	MemoryContextSwitchTo(call.cxt);
+	result[0] = CStringGetTextDatum(shard_id_text(shard));
+	result[1] = int64_numeric(seq);
+	tupdesc = BlessTupleDesc(tupdesc);
+	tuple = heap_form_tuple(tupdesc, result, rnulls);
+	msgq_call_leave(&call);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+/* ------------------------------------------------------------------------
+ * Iterators
+ * ------------------------------------------------------------------------
+ */
+
+/* nonce part of an iterator: shard index and issue time in seconds */
+static char *
+iterator_encode(int32 stream_id, int32 shard, int64 start)
+{
+	int64		secs = msgq_now() / USECS_PER_SEC;
+
+	return msgq_token_encode(-stream_id, start,
+							 ((int64) (uint32) shard << 32) | (int64) (uint32) secs);
+}
+
+static void
+iterator_decode(const char *it, int32 *stream_id, int32 *shard, int64 *start)
+{
+	int32		id;
+	int64		b;
+	int64		issued,
+				now;
+
+	if (it == NULL || !msgq_token_decode(it, &id, start, &b) || id >= 0)
+		INVALID_ARGUMENT("Invalid ShardIterator.");
+	*stream_id = -id;
+	*shard = (int32) ((uint64) b >> 32);
+	issued = (int64) (uint32) (b & 0xffffffff);
+	now = msgq_now() / USECS_PER_SEC;
+	if ((now & 0xffffffff) - issued > ITERATOR_TTL_SECS ||
+		(now & 0xffffffff) < issued)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_EXPIRED_ITERATOR),
+				 errmsg("iterator expired: it was issued more than %d seconds ago",
+						ITERATOR_TTL_SECS),
+				 errdetail_internal("AWS error code: ExpiredIteratorException")));
+}
+
+typedef struct ShardInfo
+{
+	int64		starting_seq;
+	bool		closed;
+	int64		ending_seq;
+} ShardInfo;
+
+static bool
+shard_get(int32 stream_id, int32 shard, ShardInfo *si)
+{
+	bool		isnull;
+
+	if (SPI_execute_plan(msgq_plan(&stream_plan_shard,
+								   "SELECT starting_seq, ending_seq FROM msgq.shard"
+								   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+								   "   AND shard_index OPERATOR(pg_catalog.=) $2",
+								   2, (Oid[]) {INT4OID, INT4OID}),
+						 (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(shard)},
+						 NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up shard");
+	if (SPI_processed == 0)
+		return false;
+	si->starting_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	si->ending_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2, &si->closed));
+	si->closed = !si->closed;
+	return true;
+}
+
+static TimestampTz
+stream_cutoff(MsgqStream *st)
+{
+	return msgq_now() - (TimestampTz) st->retention_hours * 3600 * USECS_PER_SEC;
+}
+
+PG_FUNCTION_INFO_V1(msgq_get_shard_iterator);
+Datum
+msgq_get_shard_iterator(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *shard_text = msgq_text_arg(fcinfo, 1);
+	char	   *type = msgq_text_arg(fcinfo, 2);
+	MsgqCall	call;
+	MsgqStream	st;
+	ShardInfo	si;
+	int32		shard;
+	int64		start;
+	char	   *it;
+	text	   *result;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	shard = shard_id_parse(shard_text);
+	if (shard < 0 || !shard_get(st.stream_id, shard, &si))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
+						shard_text ? shard_text : "", st.stream_name),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	if (type == NULL)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "a shard iterator type is required");
+
+	if (strcmp(type, "TRIM_HORIZON") == 0)
+		start = si.starting_seq;
+	else if (strcmp(type, "LATEST") == 0)
+		start = stream_horizon(st.stream_id, shard);
+	else if (strcmp(type, "AT_SEQUENCE_NUMBER") == 0 ||
+			 strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0)
+	{
+		if (PG_ARGISNULL(3))
+			INVALID_ARGUMENT("%s needs a starting sequence number", type);
+		start = numeric_seq(PG_GETARG_DATUM(3), "StartingSequenceNumber");
+		if (start < si.starting_seq || (si.closed && start > si.ending_seq))
+			INVALID_ARGUMENT("sequence number %lld does not belong to shard %s",
+							 (long long) start, shard_id_text(shard));
+		if (type[0] == 'A' && type[1] == 'F')
+			start++;
+	}
+	else if (strcmp(type, "AT_TIMESTAMP") == 0)
+	{
+		int64		h = stream_horizon(st.stream_id, shard);
+		bool		isnull;
+
+		if (PG_ARGISNULL(4))
+			INVALID_ARGUMENT("AT_TIMESTAMP needs a timestamp");
+		if (SPI_execute_plan(msgq_plan(&stream_plan_at_time,
+									   "SELECT pg_catalog.min(seq) FROM msgq.stream_record"
+									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+									   "   AND seq OPERATOR(pg_catalog.<) $3"
+									   "   AND arrival OPERATOR(pg_catalog.>=) $4",
+									   4, (Oid[]) {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID}),
+							 (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
+							 Int64GetDatum(h), PG_GETARG_DATUM(4)},
+							 NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not find records by time");
+		start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			start = h;
+	}
+	else
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "shard iterator type must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST or AT_TIMESTAMP, not \"%s\"",
+				   type);
+
+	it = iterator_encode(st.stream_id, shard, start);
+	MemoryContextSwitchTo(call.cxt);
+	result = cstring_to_text(it);
+	msgq_call_leave(&call);
+	PG_RETURN_TEXT_P(result);
+}
+
+/* ------------------------------------------------------------------------
+ * get_records
+ * ------------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(msgq_get_records);
+Datum
+msgq_get_records(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *it = msgq_text_arg(fcinfo, 0);
+	int32		limit = PG_ARGISNULL(1) ? STREAM_MAX_LIMIT : PG_GETARG_INT32(1);
+	MsgqCall	call;
+	MsgqStream	st;
+	ShardInfo	si;
+	int32		stream_id,
+				shard;
+	int64		start,
+				horizon,
+				next;
+	uint64		i,
+				n,
+				kept = 0;
+	int64		bytes = 0;
+	SPITupleTable *tt;
+	Datum		next_it;
+	bool		next_null = false;
+	int64		behind = 0;
+	bool		isnull;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	if (limit < 1 || limit > STREAM_MAX_LIMIT)
+		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
+	iterator_decode(it, &stream_id, &shard, &start);
+
+	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours"
+								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
+								   1, (Oid[]) {INT4OID}),
+						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	if (!stream_from_tuple(&st) || !shard_get(stream_id, shard, &si))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("the stream or shard of this iterator no longer exists"),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	stream_check_access(&st, call.caller);
+
+	/* the horizon first, then a fresh snapshot (read_only = false) */
+	horizon = stream_horizon(stream_id, shard);
+	if (SPI_execute_plan(msgq_plan(&stream_plan_read,
+								   "SELECT seq, arrival, partition_key, data,"
+								   "       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
+								   "       pg_catalog.octet_length(partition_key)"
+								   "  FROM msgq.stream_record"
+								   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+								   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+								   "   AND seq OPERATOR(pg_catalog.>=) $3"
+								   "   AND seq OPERATOR(pg_catalog.<) $4"
+								   "   AND arrival OPERATOR(pg_catalog.>) $5"
+								   " ORDER BY stream_id, shard_index, seq LIMIT $6",
+								   6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID}),
+						 (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(shard),
+						 Int64GetDatum(start), Int64GetDatum(horizon),
+						 TimestampTzGetDatum(stream_cutoff(&st)), Int64GetDatum((int64) limit)},
+						 NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read records");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+
+	/* at most 10 MiB, always at least one record */
+	for (kept = 0; kept < n; kept++)
+	{
+		bytes += DatumGetInt32(SPI_getbinval(tt->vals[kept], tt->tupdesc, 5, &isnull));
+		if (kept > 0 && bytes > STREAM_MAX_RESPONSE)
+			break;
+	}
+
+	/*
+	 * Where the next call starts: after the last record returned, or at the
+	 * horizon when everything below it was read (nothing more can appear
+	 * there, whatever shard the numbers in between went to).
+	 */
+	if (kept < (uint64) limit && kept == n)
+		next = Max(horizon, start);
+	else
+		next = DatumGetInt64(SPI_getbinval(tt->vals[kept - 1], tt->tupdesc, 1, &isnull)) + 1;
+
+	if (kept > 0 && next < horizon)
+	{
+		/* milliseconds between the last record returned and the shard's tip */
+		TimestampTz last = DatumGetTimestampTz(SPI_getbinval(tt->vals[kept - 1], tt->tupdesc, 2, &isnull));
+
+		if (SPI_execute_plan(msgq_plan(&stream_plan_tip,
+									   "SELECT arrival FROM msgq.stream_record"
+									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+									   "   AND seq OPERATOR(pg_catalog.<) $3"
+									   " ORDER BY stream_id, shard_index, seq DESC LIMIT 1",
+									   3, (Oid[]) {INT4OID, INT4OID, INT8OID}),
+							 (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(shard),
+							 Int64GetDatum(horizon)},
+							 NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			TimestampTz tip = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 1, &isnull));
+
+			behind = Max(0, (tip - last) / 1000);
+		}
+	}
+
+	/* a closed shard read to its end has no next iterator */
+	if (si.closed && next > si.ending_seq)
+		next_null = true;
+
+	MemoryContextSwitchTo(call.cxt);
+	next_it = next_null ? (Datum) 0 :
+		CStringGetTextDatum(iterator_encode(stream_id, shard, next));
+	if (kept == 0)
+	{
+		Datum		v[7] = {0, 0, 0, 0, next_it, Int64GetDatum(0), 0};
+		bool		nl[7] = {true, true, true, true, next_null, false, true};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+	for (i = 0; i < kept; i++)
+	{
+		Datum		v[7];
+		bool		nl[7] = {false, false, false, false, next_null, false, true};
+
+		v[0] = int64_numeric(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+		v[1] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		v[2] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+		v[3] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+		v[4] = next_it;
+		v[5] = Int64GetDatum(behind);
+		v[6] = (Datum) 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+	msgq_call_leave(&call);
+	return (Datum) 0;
+}

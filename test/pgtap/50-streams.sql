@@ -1,0 +1,109 @@
+-- 50-streams.sql: the SQL contract of streams: signatures, return types,
+-- who may call what, and the SQLSTATE of every stream error
+-- (ResourceNotFoundException MQ019, ResourceInUseException MQ020,
+-- InvalidArgumentException and ValidationException MQ021,
+-- ExpiredIteratorException MQ022, AccessDeniedException 42501).
+-- sql/streams.sql tests the behaviour, test/specs/stream-horizon.spec the
+-- ordering under concurrency.
+--
+-- Run with pg_prove against a database where CREATE EXTENSION pgtap and
+-- CREATE EXTENSION msgq already ran.  Leaves nothing behind (ROLLBACK).
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+
+BEGIN;
+SELECT plan(35);
+
+-- Signatures -------------------------------------------------------------------
+SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
+	'msgq.create_stream(text, integer, text) exists');
+SELECT function_returns('msgq', 'create_stream', ARRAY['text', 'integer', 'text'], 'void');
+SELECT has_function('msgq', 'delete_stream', ARRAY['text'], 'msgq.delete_stream(text) exists');
+SELECT has_function('msgq', 'list_streams', ARRAY[]::text[], 'msgq.list_streams() exists');
+SELECT function_returns('msgq', 'list_streams', ARRAY[]::text[], 'setof text');
+SELECT has_function('msgq', 'list_shards', ARRAY['text'], 'msgq.list_shards(text) exists');
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result('msgq.list_shards(text)'::regprocedure)),
+	'TABLE(shard_id text, parent_shard_id text, adjacent_parent_shard_id text, '
+	'starting_hash_key numeric, ending_hash_key numeric, starting_sequence_number numeric, '
+	'ending_sequence_number numeric)',
+	'list_shards: the columns of a shard description');
+SELECT has_function('msgq', 'put_record', ARRAY['text', 'text', 'bytea', 'text', 'numeric'],
+	'msgq.put_record(text, text, bytea, text, numeric) exists');
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_arguments('msgq.put_record(text, text, bytea, text, numeric)'::regprocedure)),
+	'stream_name text, partition_key text, data bytea, explicit_hash_key text DEFAULT NULL::text, '
+	'sequence_number_for_ordering numeric DEFAULT NULL::numeric, OUT shard_id text, '
+	'OUT sequence_number numeric',
+	'put_record: arguments, defaults and OUT parameters');
+SELECT has_function('msgq', 'get_shard_iterator',
+	ARRAY['text', 'text', 'text', 'numeric', 'timestamp with time zone'],
+	'msgq.get_shard_iterator(text, text, text, numeric, timestamptz) exists');
+SELECT function_returns('msgq', 'get_shard_iterator',
+	ARRAY['text', 'text', 'text', 'numeric', 'timestamp with time zone'], 'text');
+SELECT has_function('msgq', 'get_records', ARRAY['text', 'integer'],
+	'msgq.get_records(text, integer) exists');
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result('msgq.get_records(text, integer)'::regprocedure)),
+	'TABLE(sequence_number numeric, approximate_arrival_timestamp timestamp with time zone, '
+	'partition_key text, data bytea, next_shard_iterator text, millis_behind_latest bigint, '
+	'child_shards jsonb)',
+	'get_records: one row per record, iterator fields repeated');
+SELECT ok(NOT has_function_privilege('public', 'msgq.create_stream(text, integer, text)', 'EXECUTE'),
+	'PUBLIC cannot create streams (GRANT EXECUTE to the roles that may)');
+SELECT ok(has_function_privilege('public', 'msgq.put_record(text, text, bytea, text, numeric)', 'EXECUTE'),
+	'PUBLIC may call put_record (each stream checks its owner)');
+SELECT ok(NOT has_table_privilege('public', 'msgq.stream_record', 'SELECT'),
+	'PUBLIC cannot read msgq.stream_record');
+
+-- SQLSTATEs ----------------------------------------------------------------------
+SELECT lives_ok($$SELECT msgq.create_stream('tap_s', 2)$$, 'create a stream of two shards');
+SELECT throws_ok($$SELECT msgq.create_stream('tap_s', 2)$$, 'MQ020',
+	'stream "tap_s" already exists', 'ResourceInUseException: the name is taken');
+SELECT throws_ok($$SELECT * FROM msgq.list_shards('tap_none')$$, 'MQ019',
+	'stream "tap_none" not found', 'ResourceNotFoundException: no such stream');
+SELECT throws_ok($$SELECT msgq.get_shard_iterator('tap_s', 'shardId-000000000009', 'LATEST')$$, 'MQ019',
+	'shard "shardId-000000000009" of stream "tap_s" does not exist',
+	'ResourceNotFoundException: no such shard');
+SELECT throws_ok($$SELECT msgq.create_stream('tap s', 1)$$, 'MQ021', NULL,
+	'ValidationException: a bad stream name');
+SELECT throws_ok($$SELECT msgq.create_stream('tap_t', 0)$$, 'MQ021',
+	'shard count must be between 1 and 500, not 0', 'InvalidArgumentException: 0 shards');
+SELECT throws_ok($$SELECT * FROM msgq.put_record('tap_s', '', '\x')$$, 'MQ021',
+	'partition keys have 1 to 256 characters, not 0', 'ValidationException: an empty partition key');
+SELECT throws_ok($$SELECT * FROM msgq.put_record('tap_s', 'k', '\x', explicit_hash_key => 'x')$$, 'MQ021',
+	'explicit hash key "x" is not a decimal number', 'InvalidArgumentException: a bad explicit hash key');
+SELECT throws_ok($$SELECT * FROM msgq.get_records('forged')$$, 'MQ021',
+	'Invalid ShardIterator.', 'InvalidArgumentException: a forged iterator');
+SELECT throws_ok($$SELECT msgq.get_shard_iterator('tap_s', '0', 'NEWEST')$$, 'MQ021', NULL,
+	'ValidationException: an unknown iterator type');
+SELECT throws_ok($$SELECT * FROM msgq.get_records(msgq.get_shard_iterator('tap_s', '0', 'LATEST'), 10001)$$,
+	'MQ021', 'record limit must be between 1 and 10000, not 10001',
+	'InvalidArgumentException: a record limit over 10000');
+SELECT lives_ok($$CREATE TEMP TABLE tap_it AS SELECT msgq.get_shard_iterator('tap_s', '0', 'TRIM_HORIZON') AS it$$,
+	'an iterator');
+SET LOCAL msgq.clock_offset = '301s';
+SELECT throws_ok($$SELECT * FROM msgq.get_records((SELECT it FROM tap_it))$$, 'MQ022', NULL,
+	'ExpiredIteratorException: an iterator older than 5 minutes');
+RESET msgq.clock_offset;
+SELECT lives_ok($$SELECT * FROM msgq.get_records((SELECT it FROM tap_it))$$,
+	'the same iterator works within 5 minutes');
+
+-- AccessDenied -------------------------------------------------------------------
+CREATE ROLE tap_stream_user;
+SET LOCAL ROLE tap_stream_user;
+SELECT throws_ok($$SELECT * FROM msgq.put_record('tap_s', 'k', '\x')$$, '42501',
+	'permission denied for stream "tap_s"', 'AccessDeniedException: put_record by another role');
+SELECT throws_ok($$SELECT * FROM msgq.get_records((SELECT it FROM tap_it))$$, '42501',
+	'permission denied for stream "tap_s"', 'AccessDeniedException: get_records by another role');
+SELECT throws_ok($$SELECT msgq.delete_stream('tap_s')$$, '42501',
+	'permission denied for stream "tap_s"', 'AccessDeniedException: delete_stream by another role');
+SELECT throws_ok($$SELECT msgq.create_stream('tap_u', 1)$$, '42501', NULL,
+	'create_stream needs EXECUTE');
+RESET ROLE;
+SELECT lives_ok($$SELECT msgq.delete_stream('tap_s')$$, 'the owner deletes the stream');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -86,3 +86,15 @@ SELECT msgq.send_message('orders', 'dup', message_attributes =>
 \echo '=== 11. The storage ring: sends go to the active segment; sealed ones are'
 \echo 'truncated once consumed, so dead rows never pile up, even under an old snapshot'
 SELECT seg, state, pg_size_pretty(bytes) AS size FROM msgq.segments ORDER BY seg;
+
+\echo
+\echo '=== 12. Streams: shards over the 128-bit hash space, records routed by the MD5 of their key'
+SELECT msgq.create_stream('clicks', 2);
+SELECT shard_id, starting_hash_key, ending_hash_key FROM msgq.list_shards('clicks');
+SELECT k AS partition_key, p.shard_id, p.sequence_number
+  FROM (VALUES ('user-1'), ('user-2'), ('user-3'), ('user-4')) v(k),
+       LATERAL msgq.put_record('clicks', k, convert_to('click by ' || k, 'UTF8')) p;
+\echo 'Reading shard 0 from its oldest record; the next iterator continues from there:'
+SELECT sequence_number, partition_key, convert_from(data, 'UTF8') AS data,
+       left(next_shard_iterator, 12) || '...' AS next_shard_iterator
+  FROM msgq.get_records(msgq.get_shard_iterator('clicks', 'shardId-000000000000', 'TRIM_HORIZON'));

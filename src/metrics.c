@@ -31,7 +31,8 @@
  * Shared memory does not survive a restart.  The first row of the hash
  * for a database (queue_id 0) says whether its gauges are known; until
  * the maintenance cycle has recomputed them (one pass over the messages
- * under a SHARE lock on msgq.message, which waits for every writing
+ * under a SHARE lock on msgq.message and each of its partitions (sends
+ * write to a partition directly), which waits for every writing
  * transaction to finish, so every delta already applied is part of what
  * the pass sees, and holds new writers back until it is done), the view
  * shows NULL gauges.  The counters restart from zero, like PostgreSQL's
@@ -623,7 +624,7 @@ metrics_valid(void)
 /*
  * Maintenance step: after a restart (or when the hash was full), count the
  * stored and hidden messages of every queue once, under a SHARE lock on
- * msgq.message: every writer has committed and applied its deltas before
+ * msgq.message and each partition: every writer has committed and applied its deltas before
  * the lock is granted, and none can commit until the cycle ends.  Waits
  * for the lock at most msgq.segment_lock_timeout; tried again next cycle.
  */
@@ -639,8 +640,12 @@ msgq_metrics_maintain(void)
 
 	if (metrics_valid())
 		return;
+	/* sends insert into the partitions directly: lock each, not only the parent */
 	if (!msgq_lock_relation_timed(msgq_message_relid(), ShareLock))
 		return;
+	for (i = 0; i < MSGQ_SEGMENTS; i++)
+		if (!msgq_lock_relation_timed(msgq_segment_relid((int) i), ShareLock))
+			return;
 
 	now = msgq_now();
 	values[0] = TimestampTzGetDatum(now);

@@ -286,6 +286,7 @@ extern Datum msgq_active_segment(PG_FUNCTION_ARGS);
 extern void msgq_segments_maintain(void);
 extern bool msgq_lock_relation_timed(Oid relid, LOCKMODE mode);
 extern Oid	msgq_message_relid(void);
+extern Oid	msgq_segment_relid(int seg);
 
 /* stream.c */
 extern void msgq_stream_shmem_size(Size *size);

@@ -142,8 +142,9 @@ msgq_active_segment(PG_FUNCTION_ARGS)
 	PG_RETURN_INT16((int16) active_seg);
 }
 
-static Oid
-seg_relid(int seg)
+/* the partition of a segment */
+Oid
+msgq_segment_relid(int seg)
 {
 	char		name[NAMEDATALEN];
 
@@ -154,7 +155,7 @@ seg_relid(int seg)
 static BlockNumber
 seg_blocks(int seg)
 {
-	Relation	rel = relation_open(seg_relid(seg), AccessShareLock);
+	Relation	rel = relation_open(msgq_segment_relid(seg), AccessShareLock);
 	BlockNumber n = RelationGetNumberOfBlocks(rel);
 
 	relation_close(rel, AccessShareLock);
@@ -268,7 +269,7 @@ seg_drain(int seg, int active, TimestampTz now)
 		(live > SEG_MOVE_LIMIT || live > (int64) seg_blocks(seg)))
 		return false;
 
-	if (!msgq_lock_relation_timed(seg_relid(seg), AccessExclusiveLock))
+	if (!msgq_lock_relation_timed(msgq_segment_relid(seg), AccessExclusiveLock))
 		return false;
 
 	/*
@@ -400,7 +401,7 @@ msgq_segments_maintain(void)
 		 */
 		if (seg_blocks(active) >= SEG_ANNOUNCE_PAGES)
 		{
-			CacheInvalidateRelcacheByRelid(seg_relid(active));
+			CacheInvalidateRelcacheByRelid(msgq_segment_relid(active));
 			announced_seg = active;
 			announced_since = segs[active].since;
 		}

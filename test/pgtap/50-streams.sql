@@ -93,6 +93,7 @@ SELECT lives_ok($$SELECT * FROM msgq.get_records((SELECT it FROM tap_it))$$,
 
 -- AccessDenied -------------------------------------------------------------------
 CREATE ROLE tap_stream_user;
+GRANT SELECT ON tap_it TO tap_stream_user;
 SET LOCAL ROLE tap_stream_user;
 SELECT throws_ok($$SELECT * FROM msgq.put_record('tap_s', 'k', '\x')$$, '42501',
 	'permission denied for stream "tap_s"', 'AccessDeniedException: put_record by another role');

@@ -506,13 +506,24 @@ CREATE TABLE msgq.stream_record (
 );
 CREATE SEQUENCE msgq.stream_seq AS bigint;
 
-REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record FROM PUBLIC;
+-- Consumer groups' checkpoints, written in the consumer's own transaction.
+CREATE TABLE msgq.stream_checkpoint (
+	stream_id integer NOT NULL REFERENCES msgq.stream ON DELETE CASCADE,
+	consumer_group text NOT NULL,
+	shard_index integer NOT NULL,
+	seq bigint NOT NULL,
+	updated_at timestamptz NOT NULL,
+	PRIMARY KEY (stream_id, consumer_group, shard_index)
+);
+
+REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record, msgq.stream_checkpoint FROM PUBLIC;
 REVOKE ALL ON SEQUENCE msgq.stream_seq, msgq.stream_stream_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_stream_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.shard', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_record', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_checkpoint', '');
 
 CREATE FUNCTION msgq.create_stream(stream_name text, shard_count integer DEFAULT NULL,
 	stream_mode text DEFAULT 'PROVISIONED')
@@ -559,7 +570,8 @@ CREATE FUNCTION msgq.get_shard_iterator(
 	shard_id text,
 	shard_iterator_type text,
 	starting_sequence_number numeric DEFAULT NULL,
-	at_timestamp timestamptz DEFAULT NULL)
+	at_timestamp timestamptz DEFAULT NULL,
+	consumer_group text DEFAULT NULL)		-- for AFTER_CHECKPOINT
 RETURNS text
 AS 'MODULE_PATHNAME', 'msgq_get_shard_iterator'
 LANGUAGE C VOLATILE;
@@ -574,4 +586,33 @@ RETURNS TABLE (
 	millis_behind_latest bigint,
 	child_shards jsonb)
 AS 'MODULE_PATHNAME', 'msgq_get_records'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.put_records(stream_name text, records jsonb)
+RETURNS TABLE (
+	shard_id text,
+	sequence_number numeric,
+	error_code text,
+	error_message text)
+AS 'MODULE_PATHNAME', 'msgq_put_records'
+LANGUAGE C VOLATILE ROWS 500;
+
+CREATE FUNCTION msgq.put_records(stream_name text, partition_keys text[], data bytea[])
+RETURNS TABLE (
+	shard_id text,
+	sequence_number numeric,
+	error_code text,
+	error_message text)
+AS 'MODULE_PATHNAME', 'msgq_put_records_array'
+LANGUAGE C VOLATILE ROWS 500;
+
+CREATE FUNCTION msgq.describe_stream_summary(stream_name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_describe_stream_summary'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.checkpoint(stream_name text, consumer_group text, shard_id text,
+	sequence_number numeric)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_checkpoint'
 LANGUAGE C VOLATILE;

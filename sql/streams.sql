@@ -216,6 +216,96 @@ SELECT msgq_test.err('SELECT * FROM msgq.get_records((SELECT it FROM st_it))') A
 RESET msgq.clock_offset;
 
 --
+-- put_records: every entry checked first (a bad one fails the request, as
+-- in Kinesis), then all written with one statement, one row per entry in
+-- entry order
+--
+SELECT msgq.create_stream('st_p', 4);
+SELECT r.shard_id, r.sequence_number IS NOT NULL AS has_seq, r.error_code,
+	   r.shard_id = (SELECT shard_id FROM msgq.list_shards('st_p')
+					  WHERE pg_temp.h(v.k) BETWEEN starting_hash_key AND ending_hash_key) AS routed_by_md5
+  FROM msgq.put_records('st_p', '[{"PartitionKey": "a", "Data": "b25l"},
+								  {"PartitionKey": "b", "Data": "dHdv"},
+								  {"PartitionKey": "c", "Data": ""},
+								  {"PartitionKey": "d", "Data": "Zm91cg=="}]') WITH ORDINALITY AS r(shard_id, sequence_number, error_code, error_message, ord)
+  JOIN (VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')) v(ord, k) USING (ord)
+ ORDER BY ord;
+SELECT shard_id FROM msgq.put_records('st_p', '[{"PartitionKey": "x", "Data": "", "ExplicitHashKey": "0"},
+												{"PartitionKey": "x", "Data": "", "ExplicitHashKey": "340282366920938463463374607431768211455"}]');
+-- the array form, for SQL callers
+SELECT count(*) AS put, count(DISTINCT sequence_number) AS distinct_numbers
+  FROM msgq.put_records('st_p', ARRAY(SELECT 'k' || g FROM generate_series(1, 500) g),
+						ARRAY(SELECT convert_to('v' || g, 'UTF8') FROM generate_series(1, 500) g));
+-- sequence numbers follow the entries
+SELECT bool_and(sequence_number > prev) AS in_entry_order
+  FROM (SELECT sequence_number, lag(sequence_number) OVER (ORDER BY ord) AS prev
+		  FROM msgq.put_records('st_p', ARRAY['a', 'b', 'c', 'd', 'e'], ARRAY['\x01', '\x02', '\x03', '\x04', '\x05']::bytea[])
+			   WITH ORDINALITY AS r(shard_id, sequence_number, error_code, error_message, ord)) s
+ WHERE prev IS NOT NULL;
+SELECT convert_from(data, 'UTF8') AS one
+  FROM msgq.get_records(msgq.get_shard_iterator('st_p',
+		(SELECT shard_id FROM msgq.list_shards('st_p') WHERE pg_temp.h('a') BETWEEN starting_hash_key AND ending_hash_key),
+		'TRIM_HORIZON'), 1);
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('empty', $$SELECT * FROM msgq.put_records('st_p', '[]'::jsonb)$$),
+	('not an array', $$SELECT * FROM msgq.put_records('st_p', '{"PartitionKey": "a", "Data": ""}'::jsonb)$$),
+	('501 records', $$SELECT * FROM msgq.put_records('st_p', ARRAY(SELECT 'k' FROM generate_series(1, 501)), ARRAY(SELECT '\x'::bytea FROM generate_series(1, 501)))$$),
+	('lengths differ', $$SELECT * FROM msgq.put_records('st_p', ARRAY['a', 'b'], ARRAY['\x'::bytea])$$),
+	('no key', $$SELECT * FROM msgq.put_records('st_p', '[{"PartitionKey": "a", "Data": ""}, {"Data": ""}]'::jsonb)$$),
+	('no data', $$SELECT * FROM msgq.put_records('st_p', '[{"PartitionKey": "a"}]'::jsonb)$$),
+	('bad base64', $$SELECT * FROM msgq.put_records('st_p', '[{"PartitionKey": "a", "Data": "!!"}]'::jsonb)$$),
+	('bad hash key', $$SELECT * FROM msgq.put_records('st_p', '[{"PartitionKey": "a", "Data": "", "ExplicitHashKey": "x"}]'::jsonb)$$),
+	('NULL key in array', $$SELECT * FROM msgq.put_records('st_p', ARRAY['a', NULL], ARRAY['\x', '\x']::bytea[])$$),
+	('over 10 MiB', $$SELECT * FROM msgq.put_records('st_p', ARRAY(SELECT 'k' FROM generate_series(1, 11)), ARRAY(SELECT decode(repeat('00', 1048000), 'hex') FROM generate_series(1, 11)))$$)
+	) AS t(f, s);
+-- nothing of a failed request was written
+SELECT count(*) AS records_in_st_p FROM msgq.stream_record r JOIN msgq.stream s USING (stream_id) WHERE s.stream_name = 'st_p';
+
+--
+-- describe_stream_summary
+--
+SELECT jsonb_pretty(msgq.describe_stream_summary('st_p') - 'StreamCreationTimestamp') AS summary;
+
+--
+-- checkpoints: written in the consumer's transaction; AFTER_CHECKPOINT
+-- starts after the group's checkpoint (or at the shard's start)
+--
+SELECT msgq.create_stream('st_c', 1);
+SELECT count(*) AS put FROM generate_series(1, 6) g,
+	LATERAL msgq.put_record('st_c', 'k', convert_to('c' || g, 'UTF8'));
+CREATE TEMP TABLE st_c_seq AS
+SELECT sequence_number AS s, convert_from(data, 'UTF8') AS d
+  FROM msgq.get_records(msgq.get_shard_iterator('st_c', '0', 'TRIM_HORIZON'));
+CREATE FUNCTION pg_temp.after_cp(g text) RETURNS text LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(convert_from(data, 'UTF8'), ',' ORDER BY sequence_number), '(none)')
+	  FROM msgq.get_records(msgq.get_shard_iterator('st_c', '0', 'AFTER_CHECKPOINT', consumer_group => g))
+$$;
+SELECT pg_temp.after_cp('billing') AS no_checkpoint_yet;
+SELECT msgq.checkpoint('st_c', 'billing', 'shardId-000000000000', (SELECT s FROM st_c_seq WHERE d = 'c2'));
+SELECT pg_temp.after_cp('billing') AS after_c2, pg_temp.after_cp('audit') AS other_group;
+-- rolled back with the consumer's work: not kept
+BEGIN;
+SELECT msgq.checkpoint('st_c', 'billing', '0', (SELECT s FROM st_c_seq WHERE d = 'c5'));
+SELECT pg_temp.after_cp('billing') AS inside;
+ROLLBACK;
+SELECT pg_temp.after_cp('billing') AS after_rollback;
+-- the same checkpoint again is fine; backwards, or not a record of the shard, is not
+SELECT msgq.checkpoint('st_c', 'billing', '0', (SELECT s FROM st_c_seq WHERE d = 'c2'));
+SELECT f, regexp_replace(msgq_test.err(s), '\m[0-9]{3,6}\M', 'N', 'g') AS result
+  FROM (VALUES
+	('backwards', format($$SELECT msgq.checkpoint('st_c', 'billing', '0', %s)$$, (SELECT s FROM st_c_seq WHERE d = 'c1'))),
+	('not a record', $$SELECT msgq.checkpoint('st_c', 'billing', '0', 1)$$),
+	('other shard', format($$SELECT msgq.checkpoint('st_p', 'billing', '0', %s)$$, (SELECT s FROM st_c_seq WHERE d = 'c3'))),
+	('no such shard', $$SELECT msgq.checkpoint('st_c', 'billing', '7', 1)$$),
+	('no group', $$SELECT msgq.checkpoint('st_c', '', '0', 1)$$),
+	('no number', $$SELECT msgq.checkpoint('st_c', 'billing', '0', NULL)$$),
+	('AFTER_CHECKPOINT without group', $$SELECT msgq.get_shard_iterator('st_c', '0', 'AFTER_CHECKPOINT')$$)
+	) AS t(f, s);
+SELECT consumer_group, shard_index, seq = (SELECT s FROM st_c_seq WHERE d = 'c2') AS at_c2
+  FROM msgq.stream_checkpoint ORDER BY 1;
+
+--
 -- privileges: the owner (and its members, and superusers) only
 --
 CREATE ROLE regress_msgq_st_user;
@@ -226,6 +316,9 @@ SELECT msgq_test.err($$SELECT msgq.create_stream('st_mine', 1)$$) AS create_stre
 SELECT msgq_test.err($$SELECT * FROM msgq.put_record('st_r', 'k', '\x')$$) AS put_record;
 SELECT msgq_test.err($$SELECT msgq.get_shard_iterator('st_r', '0', 'LATEST')$$) AS get_shard_iterator;
 SELECT msgq_test.err('SELECT * FROM msgq.get_records((SELECT it FROM st_it))') AS get_records;
+SELECT msgq_test.err($$SELECT * FROM msgq.put_records('st_r', ARRAY['k'], ARRAY['\x'::bytea])$$) AS put_records;
+SELECT msgq_test.err($$SELECT msgq.checkpoint('st_r', 'g', '0', 1)$$) AS checkpoint;
+SELECT msgq_test.err($$SELECT msgq.describe_stream_summary('st_r')$$) AS describe;
 SELECT count(*) AS streams_listed FROM msgq.list_streams();
 RESET ROLE;
 

@@ -44,6 +44,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/cryptohash.h"
+#include "common/base64.h"
 #include "common/md5.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -54,6 +55,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -634,9 +636,9 @@ msgq_list_shards(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* The 128-bit hash key of a record, as numeric. */
-static Datum
-stream_hash_key(const char *partition_key, const char *explicit_key)
+/* The 128-bit hash key of a record. */
+static uint128
+stream_hash_u128(const char *partition_key, const char *explicit_key)
 {
 	if (explicit_key != NULL)
 	{
@@ -656,7 +658,7 @@ stream_hash_key(const char *partition_key, const char *explicit_key)
 				INVALID_ARGUMENT("explicit hash key \"%s\" is outside 0 to 2^128-1", explicit_key);
 			v = v * 10 + d;
 		}
-		return u128_numeric(v);
+		return v;
 	}
 	else
 	{
@@ -677,8 +679,38 @@ stream_hash_key(const char *partition_key, const char *explicit_key)
 		/* big-endian, unsigned */
 		for (i = 0; i < MD5_DIGEST_LENGTH; i++)
 			v = (v << 8) | digest[i];
-		return u128_numeric(v);
+		return v;
 	}
+}
+
+static Datum
+stream_hash_key(const char *partition_key, const char *explicit_key)
+{
+	return u128_numeric(stream_hash_u128(partition_key, explicit_key));
+}
+
+/* A partition key and data, checked as put_record checks them. */
+static void
+stream_check_record(const char *pkey, bytea *data, const char *where)
+{
+	int			nchars;
+
+	if (pkey == NULL)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "%sa record needs a partition key", where);
+	nchars = pg_mbstrlen(pkey);
+	if (nchars < 1 || nchars > STREAM_MAX_KEY_CHARS)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "%spartition keys have 1 to %d characters, not %d",
+				   where, STREAM_MAX_KEY_CHARS, nchars);
+	if (data == NULL)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "%sa record needs data (it may be empty)", where);
+	if ((int64) VARSIZE_ANY_EXHDR(data) + (int64) strlen(pkey) > STREAM_MAX_RECORD)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "%sa record (data and partition key) must not exceed %d bytes, this one has %lld",
+				   where, STREAM_MAX_RECORD,
+				   (long long) VARSIZE_ANY_EXHDR(data) + (long long) strlen(pkey));
 }
 
 PG_FUNCTION_INFO_V1(msgq_put_record);
@@ -699,7 +731,6 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	Datum		result[2];
 	bool		rnulls[2] = {false, false};
 	HeapTuple	tuple;
-	int			nchars;
 	Oid			route_types[2] = {INT4OID, NUMERICOID};
 	Oid			put_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
 	Datum		put_values[5];
@@ -711,22 +742,7 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	stream_get(name, &st);
 	stream_check_access(&st, call.caller);
 
-	if (pkey == NULL)
-		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "a record needs a partition key");
-	nchars = pg_mbstrlen(pkey);
-	if (nchars < 1 || nchars > STREAM_MAX_KEY_CHARS)
-		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "partition keys have 1 to %d characters, not %d",
-				   STREAM_MAX_KEY_CHARS, nchars);
-	if (data == NULL)
-		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "a record needs data (it may be empty)");
-	if ((int64) VARSIZE_ANY_EXHDR(data) + (int64) strlen(pkey) > STREAM_MAX_RECORD)
-		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "a record (data and partition key) must not exceed %d bytes, this one has %lld",
-				   STREAM_MAX_RECORD,
-				   (long long) VARSIZE_ANY_EXHDR(data) + (long long) strlen(pkey));
+	stream_check_record(pkey, data, "");
 	if (!PG_ARGISNULL(4))
 		(void) numeric_seq(PG_GETARG_DATUM(4), "SequenceNumberForOrdering");
 
@@ -910,9 +926,30 @@ msgq_get_shard_iterator(PG_FUNCTION_ARGS)
 		if (isnull)
 			start = h;
 	}
+	else if (strcmp(type, "AFTER_CHECKPOINT") == 0)
+	{
+		char	   *group = msgq_text_arg(fcinfo, 5);
+		bool		isnull;
+
+		if (group == NULL)
+			INVALID_ARGUMENT("AFTER_CHECKPOINT needs a consumer group");
+		if (SPI_execute_with_args("SELECT seq FROM msgq.stream_checkpoint"
+								  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+								  "   AND consumer_group OPERATOR(pg_catalog.=) $2"
+								  "   AND shard_index OPERATOR(pg_catalog.=) $3",
+								  3, (Oid[]) {INT4OID, TEXTOID, INT4OID},
+								  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(group),
+								  Int32GetDatum(shard)},
+								  NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read checkpoint");
+		start = si.starting_seq;
+		if (SPI_processed == 1)
+			start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull)) + 1;
+	}
 	else
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "shard iterator type must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST or AT_TIMESTAMP, not \"%s\"",
+				   "shard iterator type must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP or AFTER_CHECKPOINT, not \"%s\"",
 				   type);
 
 	it = iterator_encode(st.stream_id, shard, start);
@@ -1065,4 +1102,419 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	}
 	msgq_call_leave(&call);
 	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * put_records
+ * ------------------------------------------------------------------------
+ */
+
+#define PUT_RECORDS_MAX			500
+#define PUT_RECORDS_MAX_BYTES	(10 * 1048576)
+
+typedef struct OpenShard
+{
+	int32		idx;
+	uint128		lo;
+	uint128		hi;
+} OpenShard;
+
+static uint128
+u128_parse(const char *s)
+{
+	uint128		v = 0;
+
+	for (; *s >= '0' && *s <= '9'; s++)
+		v = v * 10 + (*s - '0');
+	return v;
+}
+
+/* The open shards of a stream with their hash ranges (a handful of rows). */
+static OpenShard *
+stream_open_shards(int32 stream_id, int *n)
+{
+	OpenShard  *out;
+	uint64		i;
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT shard_index, starting_hash::pg_catalog.text, ending_hash::pg_catalog.text"
+							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND ending_seq IS NULL",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(stream_id)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the open shards");
+	out = palloc(sizeof(OpenShard) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		out[i].idx = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		out[i].lo = u128_parse(SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
+		out[i].hi = u128_parse(SPI_getvalue(tup, SPI_tuptable->tupdesc, 3));
+	}
+	*n = (int) SPI_processed;
+	return out;
+}
+
+/*
+ * Put n checked records with one INSERT, all or none, in entry order, and
+ * return one row per entry.
+ */
+static void
+stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas, int n,
+				ReturnSetInfo *rsinfo, MemoryContext cxt)
+{
+	int			nshards;
+	OpenShard  *shards = stream_open_shards(st->stream_id, &nshards);
+	Datum	   *shard_d = palloc(sizeof(Datum) * n);
+	Datum	   *key_d = palloc(sizeof(Datum) * n);
+	Datum	   *data_d = palloc(sizeof(Datum) * n);
+	int32	   *route = palloc(sizeof(int32) * n);
+	int			i,
+				j;
+	uint64		r;
+	bool		isnull;
+	int64	   *seqs;
+
+	for (i = 0; i < n; i++)
+	{
+		uint128		h = stream_hash_u128(keys[i], explicit_keys ? explicit_keys[i] : NULL);
+
+		route[i] = -1;
+		for (j = 0; j < nshards; j++)
+			if (shards[j].lo <= h && h <= shards[j].hi)
+				route[i] = shards[j].idx;
+		if (route[i] < 0)
+			elog(ERROR, "no open shard of stream \"%s\" holds the hash key", st->stream_name);
+		shard_d[i] = Int32GetDatum(route[i]);
+		key_d[i] = CStringGetTextDatum(keys[i]);
+		data_d[i] = PointerGetDatum(datas[i]);
+	}
+	/* publish every shard before the numbers are allocated */
+	for (i = 0; i < n; i++)
+		writer_publish(st->stream_id, route[i]);
+
+	if (SPI_execute_with_args("INSERT INTO msgq.stream_record (stream_id, shard_index, seq, arrival,"
+							  "   partition_key, data)"
+							  " SELECT $1, u.shard, pg_catalog.nextval('msgq.stream_seq'), $2, u.k, u.d"
+							  "   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+							  "        WITH ORDINALITY AS u(shard, k, d, ord)"
+							  "  ORDER BY u.ord"
+							  " RETURNING seq",
+							  5, (Oid[]) {INT4OID, TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID, BYTEAARRAYOID},
+							  (Datum[]) {Int32GetDatum(st->stream_id), TimestampTzGetDatum(msgq_now()),
+							  PointerGetDatum(construct_array(shard_d, n, INT4OID, 4, true, TYPALIGN_INT)),
+							  PointerGetDatum(construct_array(key_d, n, TEXTOID, -1, false, TYPALIGN_INT)),
+							  PointerGetDatum(construct_array(data_d, n, BYTEAOID, -1, false, TYPALIGN_INT))},
+							  NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != (uint64) n)
+		elog(ERROR, "could not put records");
+
+	/* numbers were drawn in entry order: sorted, they follow the entries */
+	seqs = palloc(sizeof(int64) * n);
+	for (r = 0; r < SPI_processed; r++)
+		seqs[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && seqs[j - 1] > seqs[j]; j--)
+		{
+			int64		t = seqs[j];
+
+			seqs[j] = seqs[j - 1];
+			seqs[j - 1] = t;
+		}
+
+	MemoryContextSwitchTo(cxt);
+	for (i = 0; i < n; i++)
+	{
+		Datum		v[4];
+		bool		nl[4] = {false, false, true, true};
+
+		v[0] = CStringGetTextDatum(shard_id_text(route[i]));
+		v[1] = int64_numeric(seqs[i]);
+		v[2] = v[3] = (Datum) 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+}
+
+static void
+put_records_check_count(int n)
+{
+	if (n < 1 || n > PUT_RECORDS_MAX)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "put_records takes 1 to %d records, not %d", PUT_RECORDS_MAX, n);
+}
+
+static void
+put_records_check_total(int64 total)
+{
+	if (total > PUT_RECORDS_MAX_BYTES)
+		INVALID_ARGUMENT("the records of one put_records call must not exceed %d bytes, these have %lld",
+						 PUT_RECORDS_MAX_BYTES, (long long) total);
+}
+
+/*
+ * msgq.put_records(stream_name text, records jsonb): AWS entries
+ * {"Data": base64, "PartitionKey": text, "ExplicitHashKey": text}.
+ */
+PG_FUNCTION_INFO_V1(msgq_put_records);
+Datum
+msgq_put_records(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	Jsonb	   *records = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	MsgqCall	call;
+	MsgqStream	st;
+	int			n,
+				i = 0;
+	char	  **keys;
+	char	  **explicit_keys;
+	bytea	  **datas;
+	int64		total = 0;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+
+	if (records == NULL || !JB_ROOT_IS_ARRAY(records) || JB_ROOT_IS_SCALAR(records))
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "records must be a JSON array of records");
+	n = JB_ROOT_COUNT(records);
+	put_records_check_count(n);
+	keys = palloc0(sizeof(char *) * n);
+	explicit_keys = palloc0(sizeof(char *) * n);
+	datas = palloc0(sizeof(bytea *) * n);
+
+	/* check every entry first: a bad one fails the request, as in Kinesis */
+	it = JsonbIteratorInit(&records->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbValue *f;
+		JsonbValue	k;
+		char	   *where;
+
+		if (tok != WJB_ELEM)
+			continue;
+		where = psprintf("record %d: ", i + 1);
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "%sa record must be a JSON object", where);
+		k.type = jbvString;
+		k.val.string.val = "PartitionKey";
+		k.val.string.len = strlen("PartitionKey");
+		f = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		if (f != NULL && f->type == jbvString)
+			keys[i] = pnstrdup(f->val.string.val, f->val.string.len);
+		else if (f != NULL && f->type != jbvNull)
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "%sPartitionKey must be a string", where);
+		k.val.string.val = "ExplicitHashKey";
+		k.val.string.len = strlen("ExplicitHashKey");
+		f = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		if (f != NULL && f->type == jbvString)
+			explicit_keys[i] = pnstrdup(f->val.string.val, f->val.string.len);
+		else if (f != NULL && f->type != jbvNull)
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "%sExplicitHashKey must be a string", where);
+		k.val.string.val = "Data";
+		k.val.string.len = strlen("Data");
+		f = findJsonbValueFromContainer(v.val.binary.data, JB_FOBJECT, &k);
+		if (f != NULL && f->type == jbvString)
+		{
+			int			len = f->val.string.len;
+			bytea	   *b = palloc(VARHDRSZ + pg_b64_dec_len(len) + 1);
+			int			dlen = pg_b64_decode(f->val.string.val, len, VARDATA(b), pg_b64_dec_len(len));
+
+			if (dlen < 0)
+				MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+						   "%sData must be base64", where);
+			SET_VARSIZE(b, VARHDRSZ + dlen);
+			datas[i] = b;
+		}
+		else if (f != NULL && f->type != jbvNull)
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "%sData must be a base64 string", where);
+		stream_check_record(keys[i], datas[i], where);
+		if (explicit_keys[i] != NULL)
+			(void) stream_hash_u128(keys[i], explicit_keys[i]);
+		total += VARSIZE_ANY_EXHDR(datas[i]) + strlen(keys[i]);
+		i++;
+	}
+	put_records_check_total(total);
+	stream_put_many(&st, keys, explicit_keys, datas, n, rsinfo, call.cxt);
+	msgq_call_leave(&call);
+	return (Datum) 0;
+}
+
+/*
+ * msgq.put_records(stream_name text, partition_keys text[], data bytea[]):
+ * the same for SQL callers, the two arrays of one length, in entry order.
+ */
+PG_FUNCTION_INFO_V1(msgq_put_records_array);
+Datum
+msgq_put_records_array(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+	Datum	   *kd,
+			   *dd;
+	bool	   *kn,
+			   *dn;
+	int			nk,
+				nd,
+				i;
+	char	  **keys;
+	bytea	  **datas;
+	int64		total = 0;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "partition_keys and data must not be NULL");
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &kd, &kn, &nk);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), BYTEAOID, -1, false, TYPALIGN_INT, &dd, &dn, &nd);
+	if (nk != nd)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "partition_keys has %d elements and data %d: they must match", nk, nd);
+	put_records_check_count(nk);
+	keys = palloc(sizeof(char *) * nk);
+	datas = palloc(sizeof(bytea *) * nk);
+	for (i = 0; i < nk; i++)
+	{
+		keys[i] = kn[i] ? NULL : TextDatumGetCString(kd[i]);
+		datas[i] = dn[i] ? NULL : DatumGetByteaPP(dd[i]);
+		stream_check_record(keys[i], datas[i], psprintf("record %d: ", i + 1));
+		total += VARSIZE_ANY_EXHDR(datas[i]) + strlen(keys[i]);
+	}
+	put_records_check_total(total);
+	stream_put_many(&st, keys, NULL, datas, nk, rsinfo, call.cxt);
+	msgq_call_leave(&call);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * describe_stream_summary, checkpoint
+ * ------------------------------------------------------------------------
+ */
+
+PG_FUNCTION_INFO_V1(msgq_describe_stream_summary);
+Datum
+msgq_describe_stream_summary(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+	Datum		d;
+	bool		isnull;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object("
+							  "  'StreamName', s.stream_name,"
+							  "  'StreamARN', 'arn:aws:kinesis:msgq:' OPERATOR(pg_catalog.||)"
+							  "               pg_catalog.current_database() OPERATOR(pg_catalog.||)"
+							  "               ':stream/' OPERATOR(pg_catalog.||) s.stream_name,"
+							  "  'StreamStatus', 'ACTIVE',"
+							  "  'StreamModeDetails', pg_catalog.jsonb_build_object('StreamMode', s.stream_mode),"
+							  "  'RetentionPeriodHours', s.retention_hours,"
+							  "  'StreamCreationTimestamp', s.created_at,"
+							  "  'EncryptionType', 'NONE',"
+							  "  'EnhancedMonitoring', pg_catalog.jsonb_build_array("
+							  "      pg_catalog.jsonb_build_object('ShardLevelMetrics', pg_catalog.jsonb_build_array())),"
+							  "  'OpenShardCount', (SELECT pg_catalog.count(*) FROM msgq.shard h"
+							  "                      WHERE h.stream_id OPERATOR(pg_catalog.=) s.stream_id"
+							  "                        AND h.ending_seq IS NULL),"
+							  "  'ConsumerCount', 0)"
+							  "  FROM msgq.stream s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not describe stream");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	MemoryContextSwitchTo(call.cxt);
+	d = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	msgq_call_leave(&call);
+	PG_RETURN_DATUM(d);
+}
+
+/*
+ * msgq.checkpoint(stream_name, consumer_group, shard_id, sequence_number):
+ * record, in the caller's transaction, that the group has processed the
+ * shard up to that record.  Written with the consumer's own work, it makes
+ * the consumption exactly once: both commit or neither.  The number must
+ * be a record of the shard; a checkpoint never moves backwards.
+ */
+PG_FUNCTION_INFO_V1(msgq_checkpoint);
+Datum
+msgq_checkpoint(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *group = msgq_text_arg(fcinfo, 1);
+	char	   *shard_text = msgq_text_arg(fcinfo, 2);
+	MsgqCall	call;
+	MsgqStream	st;
+	ShardInfo	si;
+	int32		shard;
+	int64		seq;
+	int			glen;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	glen = group ? pg_mbstrlen(group) : 0;
+	if (glen < 1 || glen > STREAM_MAX_NAME)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "consumer group names have 1 to %d characters", STREAM_MAX_NAME);
+	shard = shard_id_parse(shard_text);
+	if (shard < 0 || !shard_get(st.stream_id, shard, &si))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
+						shard_text ? shard_text : "", st.stream_name),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	if (PG_ARGISNULL(3))
+		INVALID_ARGUMENT("a checkpoint needs a sequence number");
+	seq = numeric_seq(PG_GETARG_DATUM(3), "SequenceNumber");
+
+	if (SPI_execute_with_args("SELECT 1 FROM msgq.stream_record"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND shard_index OPERATOR(pg_catalog.=) $2"
+							  "   AND seq OPERATOR(pg_catalog.=) $3",
+							  3, (Oid[]) {INT4OID, INT4OID, INT8OID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
+							  Int64GetDatum(seq)},
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up record");
+	if (SPI_processed == 0)
+		INVALID_ARGUMENT("sequence number %lld is not a record of shard %s",
+						 (long long) seq, shard_id_text(shard));
+
+	/* one statement: the row lock serializes two checkpoints of one group */
+	if (SPI_execute_with_args("INSERT INTO msgq.stream_checkpoint AS c"
+							  "   (stream_id, consumer_group, shard_index, seq, updated_at)"
+							  " VALUES ($1, $2, $3, $4, $5)"
+							  " ON CONFLICT (stream_id, consumer_group, shard_index)"
+							  " DO UPDATE SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at"
+							  "  WHERE c.seq OPERATOR(pg_catalog.<=) EXCLUDED.seq",
+							  5, (Oid[]) {INT4OID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(group),
+							  Int32GetDatum(shard), Int64GetDatum(seq), TimestampTzGetDatum(msgq_now())},
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write checkpoint");
+	if (SPI_processed == 0)
+		INVALID_ARGUMENT("the checkpoint of group \"%s\" on shard %s is already past %lld",
+						 group, shard_id_text(shard), (long long) seq);
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
 }

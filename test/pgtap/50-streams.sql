@@ -14,7 +14,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(35);
+SELECT plan(43);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -39,10 +39,10 @@ SELECT is(
 	'OUT sequence_number numeric',
 	'put_record: arguments, defaults and OUT parameters');
 SELECT has_function('msgq', 'get_shard_iterator',
-	ARRAY['text', 'text', 'text', 'numeric', 'timestamp with time zone'],
-	'msgq.get_shard_iterator(text, text, text, numeric, timestamptz) exists');
+	ARRAY['text', 'text', 'text', 'numeric', 'timestamp with time zone', 'text'],
+	'msgq.get_shard_iterator(text, text, text, numeric, timestamptz, text) exists');
 SELECT function_returns('msgq', 'get_shard_iterator',
-	ARRAY['text', 'text', 'text', 'numeric', 'timestamp with time zone'], 'text');
+	ARRAY['text', 'text', 'text', 'numeric', 'timestamp with time zone', 'text'], 'text');
 SELECT has_function('msgq', 'get_records', ARRAY['text', 'integer'],
 	'msgq.get_records(text, integer) exists');
 SELECT is(
@@ -51,6 +51,19 @@ SELECT is(
 	'partition_key text, data bytea, next_shard_iterator text, millis_behind_latest bigint, '
 	'child_shards jsonb)',
 	'get_records: one row per record, iterator fields repeated');
+SELECT has_function('msgq', 'put_records', ARRAY['text', 'jsonb'],
+	'msgq.put_records(text, jsonb) exists (AWS entries)');
+SELECT has_function('msgq', 'put_records', ARRAY['text', 'text[]', 'bytea[]'],
+	'msgq.put_records(text, text[], bytea[]) exists (for SQL callers)');
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result('msgq.put_records(text, jsonb)'::regprocedure)),
+	'TABLE(shard_id text, sequence_number numeric, error_code text, error_message text)',
+	'put_records: one row per entry');
+SELECT has_function('msgq', 'describe_stream_summary', ARRAY['text'],
+	'msgq.describe_stream_summary(text) exists');
+SELECT function_returns('msgq', 'describe_stream_summary', ARRAY['text'], 'jsonb');
+SELECT has_function('msgq', 'checkpoint', ARRAY['text', 'text', 'text', 'numeric'],
+	'msgq.checkpoint(text, text, text, numeric) exists');
 SELECT ok(NOT has_function_privilege('public', 'msgq.create_stream(text, integer, text)', 'EXECUTE'),
 	'PUBLIC cannot create streams (GRANT EXECUTE to the roles that may)');
 SELECT ok(has_function_privilege('public', 'msgq.put_record(text, text, bytea, text, numeric)', 'EXECUTE'),
@@ -82,6 +95,11 @@ SELECT throws_ok($$SELECT msgq.get_shard_iterator('tap_s', '0', 'NEWEST')$$, 'MQ
 SELECT throws_ok($$SELECT * FROM msgq.get_records(msgq.get_shard_iterator('tap_s', '0', 'LATEST'), 10001)$$,
 	'MQ021', 'record limit must be between 1 and 10000, not 10001',
 	'InvalidArgumentException: a record limit over 10000');
+SELECT throws_ok($$SELECT * FROM msgq.put_records('tap_s', '[]'::jsonb)$$, 'MQ021',
+	'put_records takes 1 to 500 records, not 0', 'ValidationException: put_records without records');
+SELECT throws_ok($$SELECT msgq.checkpoint('tap_s', 'g', '0', 1)$$, 'MQ021',
+	'sequence number 1 is not a record of shard shardId-000000000000',
+	'InvalidArgumentException: a checkpoint outside the shard');
 SELECT lives_ok($$CREATE TEMP TABLE tap_it AS SELECT msgq.get_shard_iterator('tap_s', '0', 'TRIM_HORIZON') AS it$$,
 	'an iterator');
 SET LOCAL msgq.clock_offset = '301s';

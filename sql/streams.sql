@@ -322,6 +322,18 @@ SELECT msgq_test.err($$SELECT msgq.describe_stream_summary('st_r')$$) AS describ
 SELECT count(*) AS streams_listed FROM msgq.list_streams();
 RESET ROLE;
 
+-- a role that owns a stream cannot be dropped
+GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO regress_msgq_st_user;
+SET ROLE regress_msgq_st_user;
+SELECT msgq.create_stream('st_owned', 1);
+SELECT s FROM msgq.list_streams() AS s;
+RESET ROLE;
+SELECT msgq_test.err('DROP ROLE regress_msgq_st_user') AS drop_owner;
+SET ROLE regress_msgq_st_user;
+SELECT msgq.delete_stream('st_owned');
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) FROM regress_msgq_st_user;
+
 --
 -- delete_stream
 --

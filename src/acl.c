@@ -216,8 +216,8 @@ msgq_build_acl(ArrayType *roles, AclMode mode, Oid grantor)
 static ProcessUtility_hook_type acl_prev_utility_hook = NULL;
 
 /*
- * Refuse to drop a role that owns a queue of this database or appears in
- * one of its grants.
+ * Refuse to drop a role that owns a queue or a stream of this database or
+ * appears in one of a queue's grants.
  */
 static void
 acl_check_drop_roles(DropRoleStmt *stmt)
@@ -267,6 +267,21 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 																 SPI_tuptable->tupdesc,
 																 1, &isnull))),
 					 errhint("Delete its queues and remove its permissions with msgq.remove_permission() first.")));
+		if (SPI_execute_with_args("SELECT s.stream_name FROM msgq.stream s"
+								  " WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+								  " ORDER BY s.stream_name LIMIT 1",
+								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look for streams of a role");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("role \"%s\" cannot be dropped because msgq streams depend on it",
+							spec->rolename),
+					 errdetail("The role owns stream \"%s\".",
+							   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc,
+																 1, &isnull))),
+					 errhint("Delete its streams with msgq.delete_stream() first.")));
 	}
 	if (connected)
 	{

@@ -46,7 +46,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench bench-churn pgtap
+.PHONY: deps demo test bench bench-churn bench-streams pgtap
 
 deps:
 	./scripts/deps.sh
@@ -63,6 +63,10 @@ bench:
 # The 10-minute churn run (two runs: msgq, then the SKIP LOCKED queue).
 bench-churn:
 	./bench/churn.sh
+
+# Streams: put_record(s) and get_records against plain SQL (bench/streams.sh).
+bench-streams:
+	./bench/streams.sh
 
 # ---------------------------------------------------------------------------
 # One target per test suite, used by scripts/test.sh (make test) so that every

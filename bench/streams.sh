@@ -20,6 +20,7 @@
 #   STREAMS_RUNS      runs per side (3); the median is reported
 #   STREAMS_PORT      port of the cluster (54333, private socket only)
 #   STREAMS_RECORD    1: append the table to bench/RESULTS.md (default 1)
+#   STREAMS_WORKLOADS any of "put puts get" (all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,12 +95,14 @@ INSERT INTO rec (stream_id, shard_index, partition_key, data)
 SELECT 1, abs(hashtext('key-' || :k || '-' || g)) % 4, 'key-' || :k || '-' || g, convert_to(:payload, 'UTF8')
   FROM generate_series(1, 500) g;
 EOF
+# both sides return the 10,000 rows to the client, as a consumer reads them
 cat >"$WORK/get_msgq.sql" <<'EOF'
-SELECT count(*) FROM msgq.get_records(msgq.get_shard_iterator('bench_read', 'shardId-000000000000', 'TRIM_HORIZON'), 10000);
+SELECT sequence_number, approximate_arrival_timestamp, partition_key, data
+  FROM msgq.get_records(msgq.get_shard_iterator('bench_read', 'shardId-000000000000', 'TRIM_HORIZON'), 10000);
 EOF
 cat >"$WORK/get_base.sql" <<'EOF'
-SELECT count(*) FROM (SELECT seq, arrival, partition_key, data FROM rec
-	WHERE stream_id = 2 AND shard_index = 0 AND seq >= 0 ORDER BY stream_id, shard_index, seq LIMIT 10000) r;
+SELECT seq, arrival, partition_key, data FROM rec
+ WHERE stream_id = 2 AND shard_index = 0 AND seq >= 0 ORDER BY stream_id, shard_index, seq LIMIT 10000;
 EOF
 chown "$RUNNER" "$WORK"/*.sql 2>/dev/null || true
 
@@ -128,11 +131,18 @@ measure() {
 		'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f |", l, c, m * p, b * p, (b > 0 ? m / b : 0) }')")
 }
 
-echo "streams: ${SECS}s per run, $RUNS runs per side"
-for c in $CLIENTS; do measure "put_record, 100 B, vs one-row INSERT" put "$c" "$P100" 1; done
-for c in 1 4; do measure "put_records 500 x 100 B, vs 500-row INSERT" puts "$c" "$P100" 500; done
-for c in 1 4; do measure "put_records 500 x 1 KiB, vs 500-row INSERT" puts "$c" "$P1K" 500; done
-measure "get_records 10,000 x 100 B, vs indexed range SELECT" get 1 "-" 10000
+WORKLOADS=" ${STREAMS_WORKLOADS:-put puts get} "
+echo "streams: ${SECS}s per run, $RUNS runs per side, workloads:$WORKLOADS"
+if [[ $WORKLOADS == *" put "* ]]; then
+	for c in $CLIENTS; do measure "put_record, 100 B, vs one-row INSERT" put "$c" "$P100" 1; done
+fi
+if [[ $WORKLOADS == *" puts "* ]]; then
+	for c in 1 4; do measure "put_records 500 x 100 B, vs 500-row INSERT" puts "$c" "$P100" 500; done
+	for c in 1 4; do measure "put_records 500 x 1 KiB, vs 500-row INSERT" puts "$c" "$P1K" 500; done
+fi
+if [[ $WORKLOADS == *" get "* ]]; then
+	measure "get_records 10,000 x 100 B, rows returned, vs indexed range SELECT" get 1 "-" 10000
+fi
 
 table=$(
 	echo "| workload | clients | msgq records/s | baseline records/s | ratio msgq/baseline |"
@@ -146,7 +156,7 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown): streams"
 		echo
-		echo "Command: \`STREAMS_SECONDS=$SECS STREAMS_RUNS=$RUNS bench/streams.sh\`; pgbench \`-M prepared -j 2\`," \
+		echo "Command: \`STREAMS_SECONDS=$SECS STREAMS_RUNS=$RUNS STREAMS_WORKLOADS=\"$(echo $WORKLOADS)\" bench/streams.sh\`; pgbench \`-M prepared -j 2\`," \
 			"medians of $RUNS alternating runs per side; baseline: a table with msgq's record layout and primary key," \
 			"shard from hashtext() of the key, bigserial numbers; shared_buffers 1GB."
 		echo

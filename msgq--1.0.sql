@@ -475,6 +475,9 @@ CREATE TABLE msgq.stream (
 	owner regrole NOT NULL,
 	stream_mode text NOT NULL CHECK (stream_mode IN ('PROVISIONED', 'ON_DEMAND')),
 	retention_hours integer NOT NULL DEFAULT 24,
+	-- records that arrived before this stay hidden: a shorter retention
+	-- hides older records at once, a longer one never brings them back
+	trimmed_before timestamptz,
 	next_shard_index integer NOT NULL,
 	created_at timestamptz NOT NULL
 );
@@ -615,4 +618,14 @@ CREATE FUNCTION msgq.checkpoint(stream_name text, consumer_group text, shard_id 
 	sequence_number numeric)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_checkpoint'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.increase_stream_retention_period(stream_name text, retention_period_hours integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_increase_stream_retention_period'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.decrease_stream_retention_period(stream_name text, retention_period_hours integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_decrease_stream_retention_period'
 LANGUAGE C VOLATILE;

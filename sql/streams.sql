@@ -306,6 +306,41 @@ SELECT consumer_group, shard_index, seq = (SELECT s FROM st_c_seq WHERE d = 'c2'
   FROM msgq.stream_checkpoint ORDER BY 1;
 
 --
+-- retention: 24 h by default; records past it are never returned; a
+-- shorter period hides older records at once, a longer one does not bring
+-- expired records back (msgq's test clock)
+--
+SELECT msgq.create_stream('st_ret', 1);
+CREATE FUNCTION pg_temp.all_ret() RETURNS text LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(convert_from(data, 'UTF8'), ',' ORDER BY sequence_number), '(none)')
+	  FROM msgq.get_records(msgq.get_shard_iterator('st_ret', '0', 'TRIM_HORIZON'))
+$$;
+SELECT shard_id FROM msgq.put_record('st_ret', 'k', convert_to('at 0h', 'UTF8'));
+SET msgq.clock_offset = '23h';
+SELECT shard_id FROM msgq.put_record('st_ret', 'k', convert_to('at 23h', 'UTF8'));
+SELECT pg_temp.all_ret() AS at_23h;
+SET msgq.clock_offset = '86401s';
+SELECT pg_temp.all_ret() AS after_24h;
+SELECT msgq.increase_stream_retention_period('st_ret', 48);
+SELECT pg_temp.all_ret() AS after_increase,
+	   msgq.describe_stream_summary('st_ret')->'RetentionPeriodHours' AS hours;
+SET msgq.clock_offset = '169201s';	-- 47 h and 1 s: "at 23h" is 24 h and 1 s old
+SELECT pg_temp.all_ret() AS at_47h_under_48h;
+SELECT msgq.decrease_stream_retention_period('st_ret', 24);
+SELECT pg_temp.all_ret() AS after_decrease,
+	   msgq.describe_stream_summary('st_ret')->'RetentionPeriodHours' AS hours;
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('23 hours', $$SELECT msgq.decrease_stream_retention_period('st_ret', 23)$$),
+	('8761 hours', $$SELECT msgq.increase_stream_retention_period('st_ret', 8761)$$),
+	('increase to less', $$SELECT msgq.increase_stream_retention_period('st_ret', 24)$$),
+	('decrease to more', $$SELECT msgq.decrease_stream_retention_period('st_ret', 30)$$),
+	('NULL', $$SELECT msgq.increase_stream_retention_period('st_ret', NULL)$$),
+	('no stream', $$SELECT msgq.increase_stream_retention_period('st_nope', 48)$$)
+	) AS t(f, s);
+RESET msgq.clock_offset;
+
+--
 -- privileges: the owner (and its members, and superusers) only
 --
 CREATE ROLE regress_msgq_st_user;

@@ -289,6 +289,7 @@ typedef struct MsgqStream
 	Oid			owner;
 	char	   *mode;
 	int32		retention_hours;
+	TimestampTz trimmed_before; /* 0: none */
 } MsgqStream;
 
 static SPIPlanPtr stream_plan_lookup = NULL;
@@ -328,6 +329,9 @@ stream_from_tuple(MsgqStream *st)
 	st->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 	st->mode = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
 	st->retention_hours = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	st->trimmed_before = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+	if (isnull)
+		st->trimmed_before = 0;
 	return true;
 }
 
@@ -342,7 +346,8 @@ stream_get(const char *name, MsgqStream *st)
 				   "the stream name must not be NULL");
 	values[0] = CStringGetTextDatum(name);
 	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup,
-								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours"
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+								   "       trimmed_before"
 								   "  FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
 								   1, argtypes),
 						 values, NULL, true, 1) != SPI_OK_SELECT)
@@ -853,10 +858,13 @@ shard_get(int32 stream_id, int32 shard, ShardInfo *si)
 	return true;
 }
 
+/* Records that arrived at or before this are past retention: never returned. */
 static TimestampTz
 stream_cutoff(MsgqStream *st)
 {
-	return msgq_now() - (TimestampTz) st->retention_hours * 3600 * USECS_PER_SEC;
+	TimestampTz c = msgq_now() - (TimestampTz) st->retention_hours * 3600 * USECS_PER_SEC;
+
+	return Max(c, st->trimmed_before);
 }
 
 PG_FUNCTION_INFO_V1(msgq_get_shard_iterator);
@@ -997,7 +1005,8 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	iterator_decode(it, &stream_id, &shard, &start);
 
 	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
-								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours"
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+								   "       trimmed_before"
 								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
 								   1, (Oid[]) {INT4OID}),
 						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, false, 1) != SPI_OK_SELECT)
@@ -1516,5 +1525,71 @@ msgq_checkpoint(PG_FUNCTION_ARGS)
 		INVALID_ARGUMENT("the checkpoint of group \"%s\" on shard %s is already past %lld",
 						 group, shard_id_text(shard), (long long) seq);
 	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Retention period
+ * ------------------------------------------------------------------------
+ */
+
+#define STREAM_MIN_RETENTION	24
+#define STREAM_MAX_RETENTION	8760
+
+static void
+stream_set_retention(FunctionCallInfo fcinfo, bool increase)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+	int32		hours;
+	TimestampTz now;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (PG_ARGISNULL(1))
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "a retention period is required");
+	hours = PG_GETARG_INT32(1);
+	if (hours < STREAM_MIN_RETENTION || hours > STREAM_MAX_RETENTION)
+		INVALID_ARGUMENT("the retention period must be between %d and %d hours, not %d",
+						 STREAM_MIN_RETENTION, STREAM_MAX_RETENTION, hours);
+	if (increase && hours <= st.retention_hours)
+		INVALID_ARGUMENT("the requested retention period (%d hours) must be greater than the current one (%d hours)",
+						 hours, st.retention_hours);
+	if (!increase && hours >= st.retention_hours)
+		INVALID_ARGUMENT("the requested retention period (%d hours) must be less than the current one (%d hours)",
+						 hours, st.retention_hours);
+
+	/*
+	 * What the old period had already hidden stays hidden: the watermark
+	 * only moves forward, to the cutoff of the period that ends.
+	 */
+	now = msgq_now();
+	if (SPI_execute_with_args("UPDATE msgq.stream SET retention_hours = $2,"
+							  "       trimmed_before = GREATEST(trimmed_before, $3)"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1",
+							  3, (Oid[]) {INT4OID, INT4OID, TIMESTAMPTZOID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(hours),
+							  TimestampTzGetDatum(now - (TimestampTz) st.retention_hours * 3600 * USECS_PER_SEC)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not change the retention period");
+	msgq_call_leave(&call);
+}
+
+PG_FUNCTION_INFO_V1(msgq_increase_stream_retention_period);
+Datum
+msgq_increase_stream_retention_period(PG_FUNCTION_ARGS)
+{
+	stream_set_retention(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(msgq_decrease_stream_retention_period);
+Datum
+msgq_decrease_stream_retention_period(PG_FUNCTION_ARGS)
+{
+	stream_set_retention(fcinfo, false);
 	PG_RETURN_VOID();
 }

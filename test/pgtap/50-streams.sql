@@ -14,7 +14,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(43);
+SELECT plan(46);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -64,6 +64,10 @@ SELECT has_function('msgq', 'describe_stream_summary', ARRAY['text'],
 SELECT function_returns('msgq', 'describe_stream_summary', ARRAY['text'], 'jsonb');
 SELECT has_function('msgq', 'checkpoint', ARRAY['text', 'text', 'text', 'numeric'],
 	'msgq.checkpoint(text, text, text, numeric) exists');
+SELECT has_function('msgq', 'increase_stream_retention_period', ARRAY['text', 'integer'],
+	'msgq.increase_stream_retention_period(text, integer) exists');
+SELECT has_function('msgq', 'decrease_stream_retention_period', ARRAY['text', 'integer'],
+	'msgq.decrease_stream_retention_period(text, integer) exists');
 SELECT ok(NOT has_function_privilege('public', 'msgq.create_stream(text, integer, text)', 'EXECUTE'),
 	'PUBLIC cannot create streams (GRANT EXECUTE to the roles that may)');
 SELECT ok(has_function_privilege('public', 'msgq.put_record(text, text, bytea, text, numeric)', 'EXECUTE'),
@@ -100,6 +104,9 @@ SELECT throws_ok($$SELECT * FROM msgq.put_records('tap_s', '[]'::jsonb)$$, 'MQ02
 SELECT throws_ok($$SELECT msgq.checkpoint('tap_s', 'g', '0', 1)$$, 'MQ021',
 	'sequence number 1 is not a record of shard shardId-000000000000',
 	'InvalidArgumentException: a checkpoint outside the shard');
+SELECT throws_ok($$SELECT msgq.decrease_stream_retention_period('tap_s', 48)$$, 'MQ021',
+	'the requested retention period (48 hours) must be less than the current one (24 hours)',
+	'InvalidArgumentException: a decrease that is not one');
 SELECT lives_ok($$CREATE TEMP TABLE tap_it AS SELECT msgq.get_shard_iterator('tap_s', '0', 'TRIM_HORIZON') AS it$$,
 	'an iterator');
 SET LOCAL msgq.clock_offset = '301s';

@@ -519,7 +519,26 @@ CREATE TABLE msgq.stream_checkpoint (
 	PRIMARY KEY (stream_id, consumer_group, shard_index)
 );
 
-REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record, msgq.stream_checkpoint FROM PUBLIC;
+-- Registered consumers and their subscriptions (one per consumer and
+-- shard, five minutes long, advanced by each subscribe_to_shard call).
+CREATE TABLE msgq.stream_consumer (
+	stream_id integer NOT NULL REFERENCES msgq.stream ON DELETE CASCADE,
+	consumer_name text NOT NULL,
+	created_at timestamptz NOT NULL,
+	PRIMARY KEY (stream_id, consumer_name)
+);
+CREATE TABLE msgq.stream_subscription (
+	stream_id integer NOT NULL,
+	consumer_name text NOT NULL,
+	shard_index integer NOT NULL,
+	position bigint NOT NULL,	-- the next sequence number to read
+	started_at timestamptz NOT NULL,
+	PRIMARY KEY (stream_id, consumer_name, shard_index),
+	FOREIGN KEY (stream_id, consumer_name) REFERENCES msgq.stream_consumer ON DELETE CASCADE
+);
+
+REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record, msgq.stream_checkpoint,
+	msgq.stream_consumer, msgq.stream_subscription FROM PUBLIC;
 REVOKE ALL ON SEQUENCE msgq.stream_seq, msgq.stream_stream_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_stream_id_seq', '');
@@ -527,6 +546,7 @@ SELECT pg_catalog.pg_extension_config_dump('msgq.shard', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_record', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_checkpoint', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_consumer', '');
 
 CREATE FUNCTION msgq.create_stream(stream_name text, shard_count integer DEFAULT NULL,
 	stream_mode text DEFAULT 'PROVISIONED')
@@ -628,4 +648,39 @@ LANGUAGE C VOLATILE;
 CREATE FUNCTION msgq.decrease_stream_retention_period(stream_name text, retention_period_hours integer)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_decrease_stream_retention_period'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.register_stream_consumer(stream_name text, consumer_name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_register_stream_consumer'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.deregister_stream_consumer(stream_name text, consumer_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_deregister_stream_consumer'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_stream_consumers(stream_name text)
+RETURNS TABLE (consumer_name text, consumer_arn text, consumer_status text,
+	consumer_creation_timestamp timestamptz)
+AS 'MODULE_PATHNAME', 'msgq_list_stream_consumers'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.subscribe_to_shard(
+	stream_name text,
+	consumer_name text,
+	shard_id text,
+	starting_position text DEFAULT 'LATEST',
+	starting_sequence_number numeric DEFAULT NULL,
+	at_timestamp timestamptz DEFAULT NULL,
+	wait_time_seconds integer DEFAULT 20,
+	record_limit integer DEFAULT 10000)
+RETURNS TABLE (
+	sequence_number numeric,
+	approximate_arrival_timestamp timestamptz,
+	partition_key text,
+	data bytea,
+	continuation_sequence_number numeric,
+	millis_behind_latest bigint)
+AS 'MODULE_PATHNAME', 'msgq_subscribe_to_shard'
 LANGUAGE C VOLATILE;

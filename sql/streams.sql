@@ -341,6 +341,57 @@ SELECT f, msgq_test.err(s) AS result
 RESET msgq.clock_offset;
 
 --
+-- consumers and subscribe_to_shard: a subscription is a row (consumer,
+-- shard, next position, start time); each call returns the records from
+-- its position and advances it in the caller's transaction; after five
+-- minutes a call starts a new subscription from its starting position
+--
+SELECT msgq.create_stream('st_sub', 1);
+SELECT msgq.register_stream_consumer('st_sub', 'app') AS consumer_arn;
+SELECT consumer_name, consumer_arn, consumer_status FROM msgq.list_stream_consumers('st_sub');
+SELECT count(*) AS put FROM generate_series(1, 3) g,
+	LATERAL msgq.put_record('st_sub', 'k', convert_to('s' || g, 'UTF8'));
+CREATE FUNCTION pg_temp.sub(pos text DEFAULT 'TRIM_HORIZON', n int DEFAULT 10000) RETURNS text
+LANGUAGE sql AS $$
+	SELECT coalesce(string_agg(convert_from(data, 'UTF8'), ',' ORDER BY sequence_number), '(none)')
+	  FROM msgq.subscribe_to_shard('st_sub', 'app', 'shardId-000000000000', pos,
+								   wait_time_seconds => 0, record_limit => n)
+$$;
+SELECT pg_temp.sub(n => 2) AS first_call, pg_temp.sub() AS second_call, pg_temp.sub() AS third_call;
+SELECT count(*) AS put FROM msgq.put_record('st_sub', 'k', convert_to('s4', 'UTF8'));
+-- a call that rolls back is delivered again
+BEGIN;
+SELECT pg_temp.sub() AS inside;
+ROLLBACK;
+SELECT pg_temp.sub() AS again_after_rollback;
+-- the empty answer carries the continuation sequence number
+SELECT sequence_number, data, continuation_sequence_number IS NOT NULL AS has_continuation,
+	   millis_behind_latest
+  FROM msgq.subscribe_to_shard('st_sub', 'app', '0', wait_time_seconds => 0);
+-- five minutes later the subscription starts again, here from the trim horizon
+SET msgq.clock_offset = '301s';
+SELECT pg_temp.sub() AS new_subscription;
+RESET msgq.clock_offset;
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('consumer exists', $$SELECT msgq.register_stream_consumer('st_sub', 'app')$$),
+	('bad consumer name', $$SELECT msgq.register_stream_consumer('st_sub', 'a b')$$),
+	('no consumer', $$SELECT * FROM msgq.subscribe_to_shard('st_sub', 'nobody', '0', wait_time_seconds => 0)$$),
+	('no shard', $$SELECT * FROM msgq.subscribe_to_shard('st_sub', 'app', '3', wait_time_seconds => 0)$$),
+	('wait 21', $$SELECT * FROM msgq.subscribe_to_shard('st_sub', 'app', '0', wait_time_seconds => 21)$$),
+	('limit 0', $$SELECT * FROM msgq.subscribe_to_shard('st_sub', 'app', '0', wait_time_seconds => 0, record_limit => 0)$$),
+	('deregister nobody', $$SELECT msgq.deregister_stream_consumer('st_sub', 'nobody')$$)
+	) AS t(f, s);
+SELECT count(*) AS registered FROM generate_series(1, 19) g,
+	LATERAL msgq.register_stream_consumer('st_sub', 'c' || g);
+SELECT msgq_test.err($$SELECT msgq.register_stream_consumer('st_sub', 'c21')$$) AS twenty_first;
+SELECT msgq.deregister_stream_consumer('st_sub', 'app');
+SELECT count(*) AS consumers, count(*) FILTER (WHERE consumer_name = 'app') AS app
+  FROM msgq.list_stream_consumers('st_sub');
+SELECT count(*) AS subscriptions_left FROM msgq.stream_subscription s
+  JOIN msgq.stream USING (stream_id) WHERE stream_name = 'st_sub' AND consumer_name = 'app';
+
+--
 -- privileges: the owner (and its members, and superusers) only
 --
 CREATE ROLE regress_msgq_st_user;
@@ -354,6 +405,7 @@ SELECT msgq_test.err('SELECT * FROM msgq.get_records((SELECT it FROM st_it))') A
 SELECT msgq_test.err($$SELECT * FROM msgq.put_records('st_r', ARRAY['k'], ARRAY['\x'::bytea])$$) AS put_records;
 SELECT msgq_test.err($$SELECT msgq.checkpoint('st_r', 'g', '0', 1)$$) AS checkpoint;
 SELECT msgq_test.err($$SELECT msgq.describe_stream_summary('st_r')$$) AS describe;
+SELECT msgq_test.err($$SELECT msgq.register_stream_consumer('st_r', 'x')$$) AS register;
 SELECT count(*) AS streams_listed FROM msgq.list_streams();
 RESET ROLE;
 

@@ -54,6 +54,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "commands/dbcommands.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -74,6 +75,11 @@
 #define STREAM_MAX_LIMIT		10000
 #define ITERATOR_TTL_SECS		300
 #define SLOT_SHARDS				8
+#define STREAM_MAX_CONSUMERS	20
+#define SUBSCRIPTION_SECS		300
+#define STREAM_MAX_WAIT_SECS	20
+/* long polls of streams use negative keys: queue ids are positive */
+#define STREAM_WAIT_KEY(stream_id)	(-(stream_id))
 
 /* ------------------------------------------------------------------------
  * Writer slots in shared memory
@@ -780,6 +786,8 @@ msgq_put_record(PG_FUNCTION_ARGS)
 						 put_values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not put record");
 	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* subscribers sleep on the stream's wake-up key */
+	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st.stream_id), false);
 
 	MemoryContextSwitchTo(call.cxt);
 	result[0] = CStringGetTextDatum(shard_id_text(shard));
@@ -1218,6 +1226,7 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 							  NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != (uint64) n)
 		elog(ERROR, "could not put records");
+	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
 
 	/* numbers were drawn in entry order: sorted, they follow the entries */
 	seqs = palloc(sizeof(int64) * n);
@@ -1592,4 +1601,386 @@ msgq_decrease_stream_retention_period(PG_FUNCTION_ARGS)
 {
 	stream_set_retention(fcinfo, false);
 	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Consumers and subscribe_to_shard
+ * ------------------------------------------------------------------------
+ */
+
+static char *
+consumer_arn(MsgqStream *st, const char *consumer)
+{
+	return psprintf("arn:aws:kinesis:msgq:%s:stream/%s/consumer/%s",
+					get_database_name(MyDatabaseId), st->stream_name, consumer);
+}
+
+static void
+consumer_check_name(const char *name)
+{
+	size_t		len = name ? strlen(name) : 0;
+	size_t		i;
+
+	if (len < 1 || len > STREAM_MAX_NAME)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "consumer names have 1 to %d characters", STREAM_MAX_NAME);
+	for (i = 0; i < len; i++)
+		if (!msgq_is_name_char(name[i]) && name[i] != '.')
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "consumer name \"%s\" may contain only letters, digits, \"_\", \"-\" and \".\"",
+					   name);
+}
+
+PG_FUNCTION_INFO_V1(msgq_register_stream_consumer);
+Datum
+msgq_register_stream_consumer(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *consumer = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
+	MsgqStream	st;
+	bool		isnull;
+	text	   *result;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	consumer_check_name(consumer);
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM msgq.stream_consumer"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not count consumers");
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >=
+		STREAM_MAX_CONSUMERS)
+		MSGQ_ERROR("LimitExceededException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "stream \"%s\" already has %d consumers", st.stream_name, STREAM_MAX_CONSUMERS);
+	if (SPI_execute_with_args("INSERT INTO msgq.stream_consumer (stream_id, consumer_name, created_at)"
+							  " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+							  3, (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(consumer),
+							  TimestampTzGetDatum(msgq_now())},
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not register consumer");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_IN_USE),
+				 errmsg("consumer \"%s\" of stream \"%s\" already exists", consumer, st.stream_name),
+				 errdetail_internal("AWS error code: ResourceInUseException")));
+	MemoryContextSwitchTo(call.cxt);
+	result = cstring_to_text(consumer_arn(&st, consumer));
+	msgq_call_leave(&call);
+	PG_RETURN_TEXT_P(result);
+}
+
+static void
+consumer_not_found(MsgqStream *st, const char *consumer)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+			 errmsg("consumer \"%s\" of stream \"%s\" not found",
+					consumer ? consumer : "", st->stream_name),
+			 errdetail_internal("AWS error code: ResourceNotFoundException")));
+}
+
+PG_FUNCTION_INFO_V1(msgq_deregister_stream_consumer);
+Datum
+msgq_deregister_stream_consumer(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *consumer = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
+	MsgqStream	st;
+
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (SPI_execute_with_args("DELETE FROM msgq.stream_consumer"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND consumer_name OPERATOR(pg_catalog.=) $2",
+							  2, (Oid[]) {INT4OID, TEXTOID},
+							  (Datum[]) {Int32GetDatum(st.stream_id),
+							  CStringGetTextDatum(consumer ? consumer : "")},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not deregister consumer");
+	if (SPI_processed == 0)
+		consumer_not_found(&st, consumer);
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(msgq_list_stream_consumers);
+Datum
+msgq_list_stream_consumers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+	uint64		i;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (SPI_execute_with_args("SELECT consumer_name, created_at FROM msgq.stream_consumer"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1 ORDER BY consumer_name",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list consumers");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		v[4];
+		bool		nl[4] = {false, false, false, false};
+		char	   *c = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+		v[0] = CStringGetTextDatum(c);
+		v[1] = CStringGetTextDatum(consumer_arn(&st, c));
+		v[2] = CStringGetTextDatum("ACTIVE");
+		v[3] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+	msgq_call_leave(&call);
+	return (Datum) 0;
+}
+
+/*
+ * msgq.subscribe_to_shard(stream_name, consumer_name, shard_id,
+ *		starting_position, starting_sequence_number, at_timestamp,
+ *		wait_time_seconds, record_limit)
+ *
+ * Kinesis pushes a subscription's records for five minutes; msgq keeps the
+ * subscription as a row (consumer, shard, next position, start time) and
+ * each call returns the records from that position, waiting up to
+ * wait_time_seconds (at most 20: a statement never pins the xmin horizon
+ * for long) for the commit of a put when there are none.  The position
+ * advances in the caller's transaction: a call that rolls back is
+ * delivered again.  A subscription older than five minutes, or a first
+ * call, starts from starting_position (LATEST, TRIM_HORIZON,
+ * AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, AT_TIMESTAMP); while a
+ * subscription runs, the starting arguments are ignored.
+ */
+PG_FUNCTION_INFO_V1(msgq_subscribe_to_shard);
+Datum
+msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *consumer = msgq_text_arg(fcinfo, 1);
+	char	   *shard_text = msgq_text_arg(fcinfo, 2);
+	char	   *type = PG_ARGISNULL(3) ? pstrdup("LATEST") : msgq_text_arg(fcinfo, 3);
+	int32		wait = PG_ARGISNULL(6) ? STREAM_MAX_WAIT_SECS : PG_GETARG_INT32(6);
+	int32		limit = PG_ARGISNULL(7) ? STREAM_MAX_LIMIT : PG_GETARG_INT32(7);
+	MsgqCall	call;
+	MsgqStream	st;
+	ShardInfo	si;
+	int32		shard;
+	int64		position;
+	TimestampTz now = msgq_now();
+	TimestampTz deadline;
+	bool		isnull;
+	SPITupleTable *tt = NULL;
+	uint64		n = 0,
+				i;
+	int64		horizon;
+	int64		next;
+	int64		behind = 0;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	stream_get(name, &st);
+	stream_check_access(&st, call.caller);
+	if (wait < 0 || wait > STREAM_MAX_WAIT_SECS)
+		INVALID_ARGUMENT("wait time must be between 0 and %d seconds, not %d",
+						 STREAM_MAX_WAIT_SECS, wait);
+	if (limit < 1 || limit > STREAM_MAX_LIMIT)
+		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
+	if (wait > 0 && XactIsoLevel != XACT_READ_COMMITTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("waiting for records requires the READ COMMITTED isolation level"),
+				 errhint("Call subscribe_to_shard with wait_time_seconds => 0, or use READ COMMITTED.")));
+	shard = shard_id_parse(shard_text);
+	if (shard < 0 || !shard_get(st.stream_id, shard, &si))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
+						shard_text ? shard_text : "", st.stream_name),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+
+	/* the consumer's subscription of this shard, locked for this call */
+	if (SPI_execute_with_args("SELECT c.consumer_name, s.position, s.started_at"
+							  "  FROM msgq.stream_consumer c"
+							  "  LEFT JOIN msgq.stream_subscription s"
+							  "    ON s.stream_id OPERATOR(pg_catalog.=) c.stream_id"
+							  "   AND s.consumer_name OPERATOR(pg_catalog.=) c.consumer_name"
+							  "   AND s.shard_index OPERATOR(pg_catalog.=) $3"
+							  " WHERE c.stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND c.consumer_name OPERATOR(pg_catalog.=) $2"
+							  "   FOR UPDATE OF c",
+							  3, (Oid[]) {INT4OID, TEXTOID, INT4OID},
+							  (Datum[]) {Int32GetDatum(st.stream_id),
+							  CStringGetTextDatum(consumer ? consumer : ""), Int32GetDatum(shard)},
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read subscription");
+	if (SPI_processed == 0)
+		consumer_not_found(&st, consumer);
+	position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull ||
+		now - DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) >
+		(TimestampTz) SUBSCRIPTION_SECS * USECS_PER_SEC)
+	{
+		/* a new subscription: where to start */
+		if (strcmp(type, "TRIM_HORIZON") == 0)
+			position = si.starting_seq;
+		else if (strcmp(type, "LATEST") == 0)
+			position = stream_horizon(st.stream_id, shard);
+		else if (strcmp(type, "AT_SEQUENCE_NUMBER") == 0 ||
+				 strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0)
+		{
+			if (PG_ARGISNULL(4))
+				INVALID_ARGUMENT("%s needs a starting sequence number", type);
+			position = numeric_seq(PG_GETARG_DATUM(4), "StartingSequenceNumber");
+			if (position < si.starting_seq || (si.closed && position > si.ending_seq))
+				INVALID_ARGUMENT("sequence number %lld does not belong to shard %s",
+								 (long long) position, shard_id_text(shard));
+			if (type[1] == 'F')
+				position++;
+		}
+		else if (strcmp(type, "AT_TIMESTAMP") == 0)
+		{
+			int64		h = stream_horizon(st.stream_id, shard);
+
+			if (PG_ARGISNULL(5))
+				INVALID_ARGUMENT("AT_TIMESTAMP needs a timestamp");
+			if (SPI_execute_plan(msgq_plan(&stream_plan_at_time,
+										   "SELECT pg_catalog.min(seq) FROM msgq.stream_record"
+										   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+										   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+										   "   AND seq OPERATOR(pg_catalog.<) $3"
+										   "   AND arrival OPERATOR(pg_catalog.>=) $4",
+										   4, (Oid[]) {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID}),
+								 (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
+								 Int64GetDatum(h), PG_GETARG_DATUM(5)},
+								 NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not find records by time");
+			position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			if (isnull)
+				position = h;
+		}
+		else
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "starting position must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST or AT_TIMESTAMP, not \"%s\"",
+					   type);
+		if (SPI_execute_with_args("INSERT INTO msgq.stream_subscription AS s"
+								  "   (stream_id, consumer_name, shard_index, position, started_at)"
+								  " VALUES ($1, $2, $3, $4, $5)"
+								  " ON CONFLICT (stream_id, consumer_name, shard_index)"
+								  " DO UPDATE SET position = EXCLUDED.position, started_at = EXCLUDED.started_at",
+								  5, (Oid[]) {INT4OID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID},
+								  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(consumer),
+								  Int32GetDatum(shard), Int64GetDatum(position), TimestampTzGetDatum(now)},
+								  NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not start subscription");
+	}
+
+	/* read, waiting for a put's commit when there is nothing */
+	deadline = now + (TimestampTz) wait * USECS_PER_SEC;
+	for (;;)
+	{
+		uint64		seen = msgq_wait_counter(STREAM_WAIT_KEY(st.stream_id));
+		TimestampTz t;
+
+		horizon = stream_horizon(st.stream_id, shard);
+		if (SPI_execute_plan(msgq_plan(&stream_plan_read,
+									   "SELECT seq, arrival, partition_key, data,"
+									   "       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
+									   "       pg_catalog.octet_length(partition_key)"
+									   "  FROM msgq.stream_record"
+									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+									   "   AND seq OPERATOR(pg_catalog.>=) $3"
+									   "   AND seq OPERATOR(pg_catalog.<) $4"
+									   "   AND arrival OPERATOR(pg_catalog.>) $5"
+									   " ORDER BY stream_id, shard_index, seq LIMIT $6",
+									   6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID}),
+							 (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
+							 Int64GetDatum(position), Int64GetDatum(horizon),
+							 TimestampTzGetDatum(stream_cutoff(&st)), Int64GetDatum((int64) limit)},
+							 NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read records");
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		t = msgq_now();
+		if (n > 0 || t >= deadline)
+			break;
+		msgq_wait_sleep(STREAM_WAIT_KEY(st.stream_id), seen,
+						(long) Min((deadline - t + 999) / 1000,
+								   (TimestampTz) msgq_wait_recheck_interval_ms));
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	/* the 10 MiB cap, always at least one record */
+	{
+		int64		bytes = 0;
+		uint64		kept;
+
+		for (kept = 0; kept < n; kept++)
+		{
+			bytes += DatumGetInt32(SPI_getbinval(tt->vals[kept], tt->tupdesc, 5, &isnull));
+			if (kept > 0 && bytes > STREAM_MAX_RESPONSE)
+				break;
+		}
+		n = kept;
+	}
+	if (n < (uint64) limit && n == SPI_processed)
+		next = Max(horizon, position);
+	else
+		next = DatumGetInt64(SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 1, &isnull)) + 1;
+	if (n > 0 && next < horizon)
+	{
+		TimestampTz last = DatumGetTimestampTz(SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 2, &isnull));
+
+		behind = Max(0, (msgq_now() - last) / 1000);
+	}
+
+	/* output first: the update below replaces SPI's tuple table */
+	MemoryContextSwitchTo(call.cxt);
+	if (n == 0)
+	{
+		Datum		v[6] = {0, 0, 0, 0, int64_numeric(next), Int64GetDatum(0)};
+		bool		nl[6] = {true, true, true, true, false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+	for (i = 0; i < n; i++)
+	{
+		Datum		v[6];
+		bool		nl[6] = {false, false, false, false, false, false};
+
+		v[0] = int64_numeric(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+		v[1] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
+		v[2] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
+		v[3] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+		v[4] = int64_numeric(next);
+		v[5] = Int64GetDatum(behind);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+
+	/* advance the subscription in the caller's transaction */
+	if (SPI_execute_with_args("UPDATE msgq.stream_subscription SET position = $4"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND consumer_name OPERATOR(pg_catalog.=) $2"
+							  "   AND shard_index OPERATOR(pg_catalog.=) $3",
+							  4, (Oid[]) {INT4OID, TEXTOID, INT4OID, INT8OID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(consumer),
+							  Int32GetDatum(shard), Int64GetDatum(next)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not advance subscription");
+	msgq_call_leave(&call);
+	return (Datum) 0;
 }

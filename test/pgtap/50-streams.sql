@@ -14,7 +14,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(46);
+SELECT plan(52);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -64,6 +64,21 @@ SELECT has_function('msgq', 'describe_stream_summary', ARRAY['text'],
 SELECT function_returns('msgq', 'describe_stream_summary', ARRAY['text'], 'jsonb');
 SELECT has_function('msgq', 'checkpoint', ARRAY['text', 'text', 'text', 'numeric'],
 	'msgq.checkpoint(text, text, text, numeric) exists');
+SELECT has_function('msgq', 'register_stream_consumer', ARRAY['text', 'text'],
+	'msgq.register_stream_consumer(text, text) exists');
+SELECT has_function('msgq', 'deregister_stream_consumer', ARRAY['text', 'text'],
+	'msgq.deregister_stream_consumer(text, text) exists');
+SELECT has_function('msgq', 'list_stream_consumers', ARRAY['text'],
+	'msgq.list_stream_consumers(text) exists');
+SELECT has_function('msgq', 'subscribe_to_shard',
+	ARRAY['text', 'text', 'text', 'text', 'numeric', 'timestamp with time zone', 'integer', 'integer'],
+	'msgq.subscribe_to_shard(text, text, text, text, numeric, timestamptz, integer, integer) exists');
+SELECT is(
+	(SELECT pg_catalog.pg_get_function_result(
+		'msgq.subscribe_to_shard(text, text, text, text, numeric, timestamptz, integer, integer)'::regprocedure)),
+	'TABLE(sequence_number numeric, approximate_arrival_timestamp timestamp with time zone, '
+	'partition_key text, data bytea, continuation_sequence_number numeric, millis_behind_latest bigint)',
+	'subscribe_to_shard: records and the continuation sequence number');
 SELECT has_function('msgq', 'increase_stream_retention_period', ARRAY['text', 'integer'],
 	'msgq.increase_stream_retention_period(text, integer) exists');
 SELECT has_function('msgq', 'decrease_stream_retention_period', ARRAY['text', 'integer'],
@@ -107,6 +122,9 @@ SELECT throws_ok($$SELECT msgq.checkpoint('tap_s', 'g', '0', 1)$$, 'MQ021',
 SELECT throws_ok($$SELECT msgq.decrease_stream_retention_period('tap_s', 48)$$, 'MQ021',
 	'the requested retention period (48 hours) must be less than the current one (24 hours)',
 	'InvalidArgumentException: a decrease that is not one');
+SELECT throws_ok($$SELECT * FROM msgq.subscribe_to_shard('tap_s', 'nobody', '0', wait_time_seconds => 0)$$,
+	'MQ019', 'consumer "nobody" of stream "tap_s" not found',
+	'ResourceNotFoundException: subscribe_to_shard of an unregistered consumer');
 SELECT lives_ok($$CREATE TEMP TABLE tap_it AS SELECT msgq.get_shard_iterator('tap_s', '0', 'TRIM_HORIZON') AS it$$,
 	'an iterator');
 SET LOCAL msgq.clock_offset = '301s';

@@ -372,20 +372,36 @@ stream_check_access(MsgqStream *st, Oid roleid)
 				 errdetail_internal("AWS error code: AccessDeniedException")));
 }
 
+/* Start a call on a stream: connect, find the stream, check the caller. */
 static void
-stream_check_name(const char *name)
+stream_call_enter(MsgqCall *call, const char *name, MsgqStream *st)
+{
+	msgq_call_enter(call);
+	stream_get(name, st);
+	stream_check_access(st, call->caller);
+}
+
+/* A stream or consumer name: 1-128 letters, digits, "_", "-" and "." */
+static void
+stream_check_name_kind(const char *name, const char *kind)
 {
 	size_t		len = name ? strlen(name) : 0;
 	size_t		i;
 
 	if (len < 1 || len > STREAM_MAX_NAME)
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "stream names have 1 to %d characters", STREAM_MAX_NAME);
+				   "%s names have 1 to %d characters", kind, STREAM_MAX_NAME);
 	for (i = 0; i < len; i++)
 		if (!msgq_is_name_char(name[i]) && name[i] != '.')
 			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-					   "stream name \"%s\" may contain only letters, digits, \"_\", \"-\" and \".\"",
-					   name);
+					   "%s name \"%s\" may contain only letters, digits, \"_\", \"-\" and \".\"",
+					   kind, name);
+}
+
+static void
+stream_check_name(const char *name)
+{
+	stream_check_name_kind(name, "stream");
 }
 
 static Datum
@@ -549,9 +565,7 @@ msgq_delete_stream(PG_FUNCTION_ARGS)
 	MsgqCall	call;
 	MsgqStream	st;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (SPI_execute_with_args("DELETE FROM msgq.stream_record WHERE stream_id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
 							  NULL, false, 0) != SPI_OK_DELETE ||
@@ -607,9 +621,7 @@ msgq_list_shards(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (SPI_execute_with_args("SELECT shard_index, parent_index, adjacent_parent_index,"
 							  "       starting_hash, ending_hash, starting_seq, ending_seq"
 							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
@@ -749,9 +761,7 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 
 	stream_check_record(pkey, data, "");
 	if (!PG_ARGISNULL(4))
@@ -875,6 +885,123 @@ stream_cutoff(MsgqStream *st)
 	return Max(c, st->trimmed_before);
 }
 
+
+/* The shard a call names, or ResourceNotFoundException. */
+static int32
+shard_require(MsgqStream *st, const char *shard_text, ShardInfo *si)
+{
+	int32		shard = shard_id_parse(shard_text);
+
+	if (shard < 0 || !shard_get(st->stream_id, shard, si))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
+						shard_text ? shard_text : "", st->stream_name),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	return shard;
+}
+
+/*
+ * The first sequence number to read for a starting position (TRIM_HORIZON,
+ * LATEST, AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, AT_TIMESTAMP), from
+ * the caller's arguments seq_arg and ts_arg; false for another type.
+ */
+static bool
+stream_start(MsgqStream *st, int32 shard, ShardInfo *si, const char *type,
+			 FunctionCallInfo fcinfo, int seq_arg, int ts_arg, int64 *start)
+{
+	if (strcmp(type, "TRIM_HORIZON") == 0)
+		*start = si->starting_seq;
+	else if (strcmp(type, "LATEST") == 0)
+		*start = stream_horizon(st->stream_id, shard);
+	else if (strcmp(type, "AT_SEQUENCE_NUMBER") == 0 ||
+			 strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0)
+	{
+		if (PG_ARGISNULL(seq_arg))
+			INVALID_ARGUMENT("%s needs a starting sequence number", type);
+		*start = numeric_seq(PG_GETARG_DATUM(seq_arg), "StartingSequenceNumber");
+		if (*start < si->starting_seq || (si->closed && *start > si->ending_seq))
+			INVALID_ARGUMENT("sequence number %lld does not belong to shard %s",
+							 (long long) *start, shard_id_text(shard));
+		if (type[1] == 'F')
+			(*start)++;
+	}
+	else if (strcmp(type, "AT_TIMESTAMP") == 0)
+	{
+		int64		h = stream_horizon(st->stream_id, shard);
+		bool		isnull;
+
+		if (PG_ARGISNULL(ts_arg))
+			INVALID_ARGUMENT("AT_TIMESTAMP needs a timestamp");
+		if (SPI_execute_plan(msgq_plan(&stream_plan_at_time,
+									   "SELECT pg_catalog.min(seq) FROM msgq.stream_record"
+									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+									   "   AND seq OPERATOR(pg_catalog.<) $3"
+									   "   AND arrival OPERATOR(pg_catalog.>=) $4",
+									   4, (Oid[]) {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID}),
+							 (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(shard),
+							 Int64GetDatum(h), PG_GETARG_DATUM(ts_arg)},
+							 NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not find records by time");
+		*start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			*start = h;
+	}
+	else
+		return false;
+	return true;
+}
+
+/*
+ * Read a shard's records from start, below the horizon and after the
+ * retention cutoff: at most limit records and 10 MiB, always at least one.
+ * *tt gets the rows (seq, arrival, key, data, size); returns how many to
+ * use.  *next is where the following read starts: after the last record
+ * returned, or at the horizon when everything below it was read (nothing
+ * more can appear there, whatever shard the numbers in between went to).
+ */
+static uint64
+stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
+			SPITupleTable **tt, int64 *next)
+{
+	uint64		n,
+				kept;
+	int64		bytes = 0;
+	bool		isnull;
+
+	if (SPI_execute_plan(msgq_plan(&stream_plan_read,
+								   "SELECT seq, arrival, partition_key, data,"
+								   "       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
+								   "       pg_catalog.octet_length(partition_key)"
+								   "  FROM msgq.stream_record"
+								   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+								   "   AND shard_index OPERATOR(pg_catalog.=) $2"
+								   "   AND seq OPERATOR(pg_catalog.>=) $3"
+								   "   AND seq OPERATOR(pg_catalog.<) $4"
+								   "   AND arrival OPERATOR(pg_catalog.>) $5"
+								   " ORDER BY stream_id, shard_index, seq LIMIT $6",
+								   6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID}),
+						 (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(shard),
+						 Int64GetDatum(start), Int64GetDatum(horizon),
+						 TimestampTzGetDatum(stream_cutoff(st)), Int64GetDatum((int64) limit)},
+						 NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read records");
+	*tt = SPI_tuptable;
+	n = SPI_processed;
+	for (kept = 0; kept < n; kept++)
+	{
+		bytes += DatumGetInt32(SPI_getbinval((*tt)->vals[kept], (*tt)->tupdesc, 5, &isnull));
+		if (kept > 0 && bytes > STREAM_MAX_RESPONSE)
+			break;
+	}
+	if (kept < (uint64) limit && kept == n)
+		*next = Max(horizon, start);
+	else
+		*next = DatumGetInt64(SPI_getbinval((*tt)->vals[kept - 1], (*tt)->tupdesc, 1, &isnull)) + 1;
+	return kept;
+}
+
 PG_FUNCTION_INFO_V1(msgq_get_shard_iterator);
 Datum
 msgq_get_shard_iterator(PG_FUNCTION_ARGS)
@@ -890,59 +1017,13 @@ msgq_get_shard_iterator(PG_FUNCTION_ARGS)
 	char	   *it;
 	text	   *result;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
-	shard = shard_id_parse(shard_text);
-	if (shard < 0 || !shard_get(st.stream_id, shard, &si))
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
-				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
-						shard_text ? shard_text : "", st.stream_name),
-				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	stream_call_enter(&call, name, &st);
+	shard = shard_require(&st, shard_text, &si);
 	if (type == NULL)
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "a shard iterator type is required");
 
-	if (strcmp(type, "TRIM_HORIZON") == 0)
-		start = si.starting_seq;
-	else if (strcmp(type, "LATEST") == 0)
-		start = stream_horizon(st.stream_id, shard);
-	else if (strcmp(type, "AT_SEQUENCE_NUMBER") == 0 ||
-			 strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0)
-	{
-		if (PG_ARGISNULL(3))
-			INVALID_ARGUMENT("%s needs a starting sequence number", type);
-		start = numeric_seq(PG_GETARG_DATUM(3), "StartingSequenceNumber");
-		if (start < si.starting_seq || (si.closed && start > si.ending_seq))
-			INVALID_ARGUMENT("sequence number %lld does not belong to shard %s",
-							 (long long) start, shard_id_text(shard));
-		if (type[0] == 'A' && type[1] == 'F')
-			start++;
-	}
-	else if (strcmp(type, "AT_TIMESTAMP") == 0)
-	{
-		int64		h = stream_horizon(st.stream_id, shard);
-		bool		isnull;
-
-		if (PG_ARGISNULL(4))
-			INVALID_ARGUMENT("AT_TIMESTAMP needs a timestamp");
-		if (SPI_execute_plan(msgq_plan(&stream_plan_at_time,
-									   "SELECT pg_catalog.min(seq) FROM msgq.stream_record"
-									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-									   "   AND seq OPERATOR(pg_catalog.<) $3"
-									   "   AND arrival OPERATOR(pg_catalog.>=) $4",
-									   4, (Oid[]) {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID}),
-							 (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
-							 Int64GetDatum(h), PG_GETARG_DATUM(4)},
-							 NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not find records by time");
-		start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (isnull)
-			start = h;
-	}
-	else if (strcmp(type, "AFTER_CHECKPOINT") == 0)
+	if (strcmp(type, "AFTER_CHECKPOINT") == 0)
 	{
 		char	   *group = msgq_text_arg(fcinfo, 5);
 		bool		isnull;
@@ -963,7 +1044,7 @@ msgq_get_shard_iterator(PG_FUNCTION_ARGS)
 			start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull)) + 1;
 	}
-	else
+	else if (!stream_start(&st, shard, &si, type, fcinfo, 3, 4, &start))
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "shard iterator type must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP or AFTER_CHECKPOINT, not \"%s\"",
 				   type);
@@ -996,9 +1077,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 				horizon,
 				next;
 	uint64		i,
-				n,
 				kept = 0;
-	int64		bytes = 0;
 	SPITupleTable *tt;
 	Datum		next_it;
 	bool		next_null = false;
@@ -1028,43 +1107,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 
 	/* the horizon first, then a fresh snapshot (read_only = false) */
 	horizon = stream_horizon(stream_id, shard);
-	if (SPI_execute_plan(msgq_plan(&stream_plan_read,
-								   "SELECT seq, arrival, partition_key, data,"
-								   "       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
-								   "       pg_catalog.octet_length(partition_key)"
-								   "  FROM msgq.stream_record"
-								   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-								   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-								   "   AND seq OPERATOR(pg_catalog.>=) $3"
-								   "   AND seq OPERATOR(pg_catalog.<) $4"
-								   "   AND arrival OPERATOR(pg_catalog.>) $5"
-								   " ORDER BY stream_id, shard_index, seq LIMIT $6",
-								   6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID}),
-						 (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(shard),
-						 Int64GetDatum(start), Int64GetDatum(horizon),
-						 TimestampTzGetDatum(stream_cutoff(&st)), Int64GetDatum((int64) limit)},
-						 NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read records");
-	tt = SPI_tuptable;
-	n = SPI_processed;
-
-	/* at most 10 MiB, always at least one record */
-	for (kept = 0; kept < n; kept++)
-	{
-		bytes += DatumGetInt32(SPI_getbinval(tt->vals[kept], tt->tupdesc, 5, &isnull));
-		if (kept > 0 && bytes > STREAM_MAX_RESPONSE)
-			break;
-	}
-
-	/*
-	 * Where the next call starts: after the last record returned, or at the
-	 * horizon when everything below it was read (nothing more can appear
-	 * there, whatever shard the numbers in between went to).
-	 */
-	if (kept < (uint64) limit && kept == n)
-		next = Max(horizon, start);
-	else
-		next = DatumGetInt64(SPI_getbinval(tt->vals[kept - 1], tt->tupdesc, 1, &isnull)) + 1;
+	kept = stream_read(&st, shard, start, horizon, limit, &tt, &next);
 
 	if (kept > 0 && next < horizon)
 	{
@@ -1295,9 +1338,7 @@ msgq_put_records(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 
 	if (records == NULL || !JB_ROOT_IS_ARRAY(records) || JB_ROOT_IS_SCALAR(records))
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
@@ -1394,9 +1435,7 @@ msgq_put_records_array(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "partition_keys and data must not be NULL");
@@ -1436,9 +1475,7 @@ msgq_describe_stream_summary(PG_FUNCTION_ARGS)
 	Datum		d;
 	bool		isnull;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object("
 							  "  'StreamName', s.stream_name,"
 							  "  'StreamARN', 'arn:aws:kinesis:msgq:' OPERATOR(pg_catalog.||)"
@@ -1487,20 +1524,12 @@ msgq_checkpoint(PG_FUNCTION_ARGS)
 	int64		seq;
 	int			glen;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	glen = group ? pg_mbstrlen(group) : 0;
 	if (glen < 1 || glen > STREAM_MAX_NAME)
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "consumer group names have 1 to %d characters", STREAM_MAX_NAME);
-	shard = shard_id_parse(shard_text);
-	if (shard < 0 || !shard_get(st.stream_id, shard, &si))
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
-				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
-						shard_text ? shard_text : "", st.stream_name),
-				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	shard = shard_require(&st, shard_text, &si);
 	if (PG_ARGISNULL(3))
 		INVALID_ARGUMENT("a checkpoint needs a sequence number");
 	seq = numeric_seq(PG_GETARG_DATUM(3), "SequenceNumber");
@@ -1554,9 +1583,7 @@ stream_set_retention(FunctionCallInfo fcinfo, bool increase)
 	int32		hours;
 	TimestampTz now;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (PG_ARGISNULL(1))
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "a retention period is required");
@@ -1618,17 +1645,7 @@ consumer_arn(MsgqStream *st, const char *consumer)
 static void
 consumer_check_name(const char *name)
 {
-	size_t		len = name ? strlen(name) : 0;
-	size_t		i;
-
-	if (len < 1 || len > STREAM_MAX_NAME)
-		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-				   "consumer names have 1 to %d characters", STREAM_MAX_NAME);
-	for (i = 0; i < len; i++)
-		if (!msgq_is_name_char(name[i]) && name[i] != '.')
-			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
-					   "consumer name \"%s\" may contain only letters, digits, \"_\", \"-\" and \".\"",
-					   name);
+	stream_check_name_kind(name, "consumer");
 }
 
 PG_FUNCTION_INFO_V1(msgq_register_stream_consumer);
@@ -1642,9 +1659,7 @@ msgq_register_stream_consumer(PG_FUNCTION_ARGS)
 	bool		isnull;
 	text	   *result;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	consumer_check_name(consumer);
 	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM msgq.stream_consumer"
 							  " WHERE stream_id OPERATOR(pg_catalog.=) $1",
@@ -1692,9 +1707,7 @@ msgq_deregister_stream_consumer(PG_FUNCTION_ARGS)
 	MsgqCall	call;
 	MsgqStream	st;
 
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (SPI_execute_with_args("DELETE FROM msgq.stream_consumer"
 							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
 							  "   AND consumer_name OPERATOR(pg_catalog.=) $2",
@@ -1721,9 +1734,7 @@ msgq_list_stream_consumers(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (SPI_execute_with_args("SELECT consumer_name, created_at FROM msgq.stream_consumer"
 							  " WHERE stream_id OPERATOR(pg_catalog.=) $1 ORDER BY consumer_name",
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
@@ -1791,9 +1802,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	msgq_call_enter(&call);
-	stream_get(name, &st);
-	stream_check_access(&st, call.caller);
+	stream_call_enter(&call, name, &st);
 	if (wait < 0 || wait > STREAM_MAX_WAIT_SECS)
 		INVALID_ARGUMENT("wait time must be between 0 and %d seconds, not %d",
 						 STREAM_MAX_WAIT_SECS, wait);
@@ -1804,13 +1813,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("waiting for records requires the READ COMMITTED isolation level"),
 				 errhint("Call subscribe_to_shard with wait_time_seconds => 0, or use READ COMMITTED.")));
-	shard = shard_id_parse(shard_text);
-	if (shard < 0 || !shard_get(st.stream_id, shard, &si))
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
-				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
-						shard_text ? shard_text : "", st.stream_name),
-				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	shard = shard_require(&st, shard_text, &si);
 
 	/* the consumer's subscription of this shard, locked for this call */
 	if (SPI_execute_with_args("SELECT c.consumer_name, s.position, s.started_at"
@@ -1835,44 +1838,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		(TimestampTz) SUBSCRIPTION_SECS * USECS_PER_SEC)
 	{
 		/* a new subscription: where to start */
-		if (strcmp(type, "TRIM_HORIZON") == 0)
-			position = si.starting_seq;
-		else if (strcmp(type, "LATEST") == 0)
-			position = stream_horizon(st.stream_id, shard);
-		else if (strcmp(type, "AT_SEQUENCE_NUMBER") == 0 ||
-				 strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0)
-		{
-			if (PG_ARGISNULL(4))
-				INVALID_ARGUMENT("%s needs a starting sequence number", type);
-			position = numeric_seq(PG_GETARG_DATUM(4), "StartingSequenceNumber");
-			if (position < si.starting_seq || (si.closed && position > si.ending_seq))
-				INVALID_ARGUMENT("sequence number %lld does not belong to shard %s",
-								 (long long) position, shard_id_text(shard));
-			if (type[1] == 'F')
-				position++;
-		}
-		else if (strcmp(type, "AT_TIMESTAMP") == 0)
-		{
-			int64		h = stream_horizon(st.stream_id, shard);
-
-			if (PG_ARGISNULL(5))
-				INVALID_ARGUMENT("AT_TIMESTAMP needs a timestamp");
-			if (SPI_execute_plan(msgq_plan(&stream_plan_at_time,
-										   "SELECT pg_catalog.min(seq) FROM msgq.stream_record"
-										   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-										   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-										   "   AND seq OPERATOR(pg_catalog.<) $3"
-										   "   AND arrival OPERATOR(pg_catalog.>=) $4",
-										   4, (Oid[]) {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID}),
-								 (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
-								 Int64GetDatum(h), PG_GETARG_DATUM(5)},
-								 NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not find records by time");
-			position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			if (isnull)
-				position = h;
-		}
-		else
+		if (!stream_start(&st, shard, &si, type, fcinfo, 4, 5, &position))
 			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 					   "starting position must be AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST or AT_TIMESTAMP, not \"%s\"",
 					   type);
@@ -1896,25 +1862,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		TimestampTz t;
 
 		horizon = stream_horizon(st.stream_id, shard);
-		if (SPI_execute_plan(msgq_plan(&stream_plan_read,
-									   "SELECT seq, arrival, partition_key, data,"
-									   "       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
-									   "       pg_catalog.octet_length(partition_key)"
-									   "  FROM msgq.stream_record"
-									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-									   "   AND seq OPERATOR(pg_catalog.>=) $3"
-									   "   AND seq OPERATOR(pg_catalog.<) $4"
-									   "   AND arrival OPERATOR(pg_catalog.>) $5"
-									   " ORDER BY stream_id, shard_index, seq LIMIT $6",
-									   6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID}),
-							 (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
-							 Int64GetDatum(position), Int64GetDatum(horizon),
-							 TimestampTzGetDatum(stream_cutoff(&st)), Int64GetDatum((int64) limit)},
-							 NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read records");
-		tt = SPI_tuptable;
-		n = SPI_processed;
+		n = stream_read(&st, shard, position, horizon, limit, &tt, &next);
 		t = msgq_now();
 		if (n > 0 || t >= deadline)
 			break;
@@ -1924,23 +1872,6 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* the 10 MiB cap, always at least one record */
-	{
-		int64		bytes = 0;
-		uint64		kept;
-
-		for (kept = 0; kept < n; kept++)
-		{
-			bytes += DatumGetInt32(SPI_getbinval(tt->vals[kept], tt->tupdesc, 5, &isnull));
-			if (kept > 0 && bytes > STREAM_MAX_RESPONSE)
-				break;
-		}
-		n = kept;
-	}
-	if (n < (uint64) limit && n == SPI_processed)
-		next = Max(horizon, position);
-	else
-		next = DatumGetInt64(SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 1, &isnull)) + 1;
 	if (n > 0 && next < horizon)
 	{
 		TimestampTz last = DatumGetTimestampTz(SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 2, &isnull));

@@ -58,8 +58,10 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -300,12 +302,13 @@ typedef struct MsgqStream
 
 static SPIPlanPtr stream_plan_lookup = NULL;
 static SPIPlanPtr stream_plan_lookup_id = NULL;
-static SPIPlanPtr stream_plan_route = NULL;
 static SPIPlanPtr stream_plan_put = NULL;
 static SPIPlanPtr stream_plan_shard = NULL;
 static SPIPlanPtr stream_plan_read = NULL;
 static SPIPlanPtr stream_plan_tip = NULL;
 static SPIPlanPtr stream_plan_at_time = NULL;
+
+static void stream_cache_invalidate(void);
 
 static void
 stream_not_found(const char *name)
@@ -553,6 +556,7 @@ msgq_create_stream(PG_FUNCTION_ARGS)
 								  NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create shard");
 	}
+	stream_cache_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
@@ -573,6 +577,7 @@ msgq_delete_stream(PG_FUNCTION_ARGS)
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
 							  NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete stream");
+	stream_cache_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
@@ -659,6 +664,137 @@ msgq_list_shards(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+
+typedef struct OpenShard
+{
+	int32		idx;
+	uint128		lo;
+	uint128		hi;
+} OpenShard;
+
+static OpenShard *stream_open_shards(int32 stream_id, int *n);
+
+/* ------------------------------------------------------------------------
+ * A per-backend cache of streams and their open shards, for puts
+ *
+ * put_record and put_records look a stream and its shard ranges up in it
+ * instead of running two queries per call.  Anything that changes a
+ * stream or its shards invalidates msgq.stream's relcache entry, which
+ * resets every backend's cache (and this backend's own at abort).
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct StreamCacheEntry
+{
+	char		name[STREAM_MAX_NAME + 1];
+	MsgqStream	st;
+	int			nshards;
+	OpenShard  *shards;
+} StreamCacheEntry;
+
+static HTAB *stream_cache = NULL;
+static MemoryContext stream_cache_cxt = NULL;
+static Oid	stream_table_relid = InvalidOid;
+static bool stream_cache_registered = false;
+
+static void
+stream_cache_reset(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != stream_table_relid)
+		return;
+	if (stream_cache_cxt != NULL)
+		MemoryContextReset(stream_cache_cxt);
+	stream_cache = NULL;
+	stream_table_relid = InvalidOid;
+}
+
+static Oid
+stream_relid(void)
+{
+	/* whoever caches the relid must hear when it goes */
+	if (!stream_cache_registered)
+	{
+		CacheRegisterRelcacheCallback(stream_cache_reset, (Datum) 0);
+		stream_cache_registered = true;
+	}
+	if (!OidIsValid(stream_table_relid))
+		stream_table_relid = get_relname_relid("stream",
+											   get_namespace_oid(MSGQ_SCHEMA_NAME, false));
+	return stream_table_relid;
+}
+
+/* every backend forgets what it knows of streams, at this commit */
+static void
+stream_cache_invalidate(void)
+{
+	CacheInvalidateRelcacheByRelid(stream_relid());
+}
+
+/* The stream and its open shards, from the cache or loaded into it. */
+static StreamCacheEntry *
+stream_cached(const char *name)
+{
+	StreamCacheEntry *e;
+	bool		found;
+	MemoryContext old;
+	MsgqStream	st;
+	OpenShard  *shards;
+	int			n;
+
+	if (name == NULL || strlen(name) > STREAM_MAX_NAME)
+	{
+		stream_get(name, &st);	/* raises the error */
+		return NULL;
+	}
+	(void) stream_relid();
+	if (stream_cache_cxt == NULL)
+		stream_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "msgq stream cache",
+												 ALLOCSET_SMALL_SIZES);
+	if (stream_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = STREAM_MAX_NAME + 1;
+		ctl.entrysize = sizeof(StreamCacheEntry);
+		ctl.hcxt = stream_cache_cxt;
+		stream_cache = hash_create("msgq stream cache", 16, &ctl,
+								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	e = hash_search(stream_cache, name, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+
+	stream_get(name, &st);
+	shards = stream_open_shards(st.stream_id, &n);
+	/* the queries above may have reset the cache: look again */
+	if (stream_cache == NULL)
+		return stream_cached(name);
+	e = hash_search(stream_cache, name, HASH_ENTER, &found);
+	old = MemoryContextSwitchTo(stream_cache_cxt);
+	e->st = st;
+	e->st.stream_name = pstrdup(st.stream_name);
+	e->st.mode = pstrdup(st.mode);
+	e->nshards = n;
+	e->shards = palloc(sizeof(OpenShard) * Max(n, 1));
+	memcpy(e->shards, shards, sizeof(OpenShard) * n);
+	MemoryContextSwitchTo(old);
+	return e;
+}
+
+/* The open shard whose hash range holds h. */
+static int32
+stream_route(StreamCacheEntry *e, uint128 h)
+{
+	int			j;
+
+	for (j = 0; j < e->nshards; j++)
+		if (e->shards[j].lo <= h && h <= e->shards[j].hi)
+			return e->shards[j].idx;
+	elog(ERROR, "no open shard of stream \"%s\" holds the hash key", e->st.stream_name);
+	return -1;					/* keep the compiler quiet */
+}
+
 /* The 128-bit hash key of a record. */
 static uint128
 stream_hash_u128(const char *partition_key, const char *explicit_key)
@@ -706,11 +842,6 @@ stream_hash_u128(const char *partition_key, const char *explicit_key)
 	}
 }
 
-static Datum
-stream_hash_key(const char *partition_key, const char *explicit_key)
-{
-	return u128_numeric(stream_hash_u128(partition_key, explicit_key));
-}
 
 /* A partition key and data, checked as put_record checks them. */
 static void
@@ -746,39 +877,31 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	char	   *explicit_key = msgq_text_arg(fcinfo, 3);
 	MsgqCall	call;
 	MsgqStream	st;
+	StreamCacheEntry *ce;
 	TupleDesc	tupdesc;
-	Datum		hash;
 	int32		shard;
 	int64		seq;
 	bool		isnull;
 	Datum		result[2];
 	bool		rnulls[2] = {false, false};
 	HeapTuple	tuple;
-	Oid			route_types[2] = {INT4OID, NUMERICOID};
 	Oid			put_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
 	Datum		put_values[5];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	stream_call_enter(&call, name, &st);
+	msgq_call_enter(&call);
+	ce = stream_cached(name);
+	st = ce->st;
+	stream_check_access(&st, call.caller);
 
 	stream_check_record(pkey, data, "");
 	if (!PG_ARGISNULL(4))
 		(void) numeric_seq(PG_GETARG_DATUM(4), "SequenceNumberForOrdering");
 
 	/* route: the open shard whose hash range holds the key */
-	hash = stream_hash_key(pkey, explicit_key);
-	if (SPI_execute_plan(msgq_plan(&stream_plan_route,
-								   "SELECT shard_index FROM msgq.shard"
-								   " WHERE stream_id OPERATOR(pg_catalog.=) $1 AND ending_seq IS NULL"
-								   "   AND starting_hash OPERATOR(pg_catalog.<=) $2"
-								   "   AND ending_hash OPERATOR(pg_catalog.>=) $2",
-								   2, route_types),
-						 (Datum[]) {Int32GetDatum(st.stream_id), hash}, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "no open shard of stream \"%s\" holds the hash key", st.stream_name);
-	shard = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	shard = stream_route(ce, stream_hash_u128(pkey, explicit_key));
 
 	/* publish before the number is allocated (nextval in the INSERT) */
 	writer_publish(st.stream_id, shard);
@@ -1172,13 +1295,6 @@ msgq_get_records(PG_FUNCTION_ARGS)
 #define PUT_RECORDS_MAX			500
 #define PUT_RECORDS_MAX_BYTES	(10 * 1048576)
 
-typedef struct OpenShard
-{
-	int32		idx;
-	uint128		lo;
-	uint128		hi;
-} OpenShard;
-
 static uint128
 u128_parse(const char *s)
 {
@@ -1224,8 +1340,7 @@ static void
 stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas, int n,
 				ReturnSetInfo *rsinfo, MemoryContext cxt)
 {
-	int			nshards;
-	OpenShard  *shards = stream_open_shards(st->stream_id, &nshards);
+	StreamCacheEntry *ce = stream_cached(st->stream_name);
 	Datum	   *shard_d = palloc(sizeof(Datum) * n);
 	Datum	   *key_d = palloc(sizeof(Datum) * n);
 	Datum	   *data_d = palloc(sizeof(Datum) * n);
@@ -1238,14 +1353,8 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 
 	for (i = 0; i < n; i++)
 	{
-		uint128		h = stream_hash_u128(keys[i], explicit_keys ? explicit_keys[i] : NULL);
-
-		route[i] = -1;
-		for (j = 0; j < nshards; j++)
-			if (shards[j].lo <= h && h <= shards[j].hi)
-				route[i] = shards[j].idx;
-		if (route[i] < 0)
-			elog(ERROR, "no open shard of stream \"%s\" holds the hash key", st->stream_name);
+		route[i] = stream_route(ce, stream_hash_u128(keys[i],
+													 explicit_keys ? explicit_keys[i] : NULL));
 		shard_d[i] = Int32GetDatum(route[i]);
 		key_d[i] = CStringGetTextDatum(keys[i]);
 		data_d[i] = PointerGetDatum(datas[i]);
@@ -1611,6 +1720,7 @@ stream_set_retention(FunctionCallInfo fcinfo, bool increase)
 							  TimestampTzGetDatum(now - (TimestampTz) st.retention_hours * 3600 * USECS_PER_SEC)},
 							  NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not change the retention period");
+	stream_cache_invalidate();
 	msgq_call_leave(&call);
 }
 

@@ -684,3 +684,13 @@ RETURNS TABLE (
 	millis_behind_latest bigint)
 AS 'MODULE_PATHNAME', 'msgq_subscribe_to_shard'
 LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.split_shard(stream_name text, shard_to_split text, new_starting_hash_key text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_split_shard'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.merge_shards(stream_name text, shard_to_merge text, adjacent_shard_to_merge text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_merge_shards'
+LANGUAGE C VOLATILE;

@@ -392,6 +392,59 @@ SELECT count(*) AS subscriptions_left FROM msgq.stream_subscription s
   JOIN msgq.stream USING (stream_id) WHERE stream_name = 'st_sub' AND consumer_name = 'app';
 
 --
+-- resharding: split_shard and merge_shards close shards and add children
+-- numbered after everything their parents hold; puts go to the open
+-- shards; a closed shard read to its end has no next iterator and names
+-- its children
+--
+SELECT msgq.create_stream('st_rs', 2);
+SELECT count(*) AS put FROM generate_series(1, 10) g,
+	LATERAL msgq.put_record('st_rs', 'k' || g, convert_to('before ' || g, 'UTF8'));
+SELECT msgq.split_shard('st_rs', 'shardId-000000000000',
+	(SELECT trunc((starting_hash_key + ending_hash_key + 1) / 2)::text
+	   FROM msgq.list_shards('st_rs') WHERE shard_id = 'shardId-000000000000'));
+SELECT shard_id, parent_shard_id, adjacent_parent_shard_id, starting_hash_key, ending_hash_key,
+	   ending_sequence_number IS NOT NULL AS closed
+  FROM msgq.list_shards('st_rs');
+SELECT (SELECT min(starting_sequence_number) FROM msgq.list_shards('st_rs')
+		 WHERE parent_shard_id = 'shardId-000000000000')
+	 > (SELECT ending_sequence_number FROM msgq.list_shards('st_rs')
+		 WHERE shard_id = 'shardId-000000000000') AS children_after_parent;
+-- puts now go to the children, never to the closed shard
+SELECT count(*) FILTER (WHERE p.shard_id = 'shardId-000000000000') AS to_closed,
+	   count(*) FILTER (WHERE p.shard_id IN ('shardId-000000000002', 'shardId-000000000003')) AS to_children
+  FROM generate_series(11, 60) g,
+	   LATERAL msgq.put_record('st_rs', 'k' || g, convert_to('after ' || g, 'UTF8')) p
+ WHERE pg_temp.h('k' || g) < 170141183460469231731687303715884105728;
+-- the closed shard, read to its end
+SELECT count(data) AS records, bool_and(next_shard_iterator IS NULL) AS no_next,
+	   min(jsonb_array_length(child_shards)) AS children
+  FROM msgq.get_records(msgq.get_shard_iterator('st_rs', 'shardId-000000000000', 'TRIM_HORIZON'));
+SELECT jsonb_pretty(child_shards) AS child_shards
+  FROM msgq.get_records(msgq.get_shard_iterator('st_rs', 'shardId-000000000000', 'TRIM_HORIZON')) LIMIT 1;
+-- merge the two children back into one
+SELECT msgq.merge_shards('st_rs', 'shardId-000000000003', 'shardId-000000000002');
+SELECT shard_id, parent_shard_id, adjacent_parent_shard_id, starting_hash_key, ending_hash_key,
+	   ending_sequence_number IS NOT NULL AS closed
+  FROM msgq.list_shards('st_rs') WHERE shard_id = 'shardId-000000000004';
+SELECT count(*) AS open_shards FROM msgq.list_shards('st_rs') WHERE ending_sequence_number IS NULL;
+SELECT msgq.create_stream('st_rs3', 3);
+SELECT msgq.create_stream('st_rs_od', stream_mode => 'ON_DEMAND');
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('split a closed shard', $$SELECT msgq.split_shard('st_rs', '0', '1')$$),
+	('split at the start', $$SELECT msgq.split_shard('st_rs', '1', '170141183460469231731687303715884105728')$$),
+	('split outside', $$SELECT msgq.split_shard('st_rs', '4', '170141183460469231731687303715884105728')$$),
+	('split no key', $$SELECT msgq.split_shard('st_rs', '4', NULL)$$),
+	('split bad key', $$SELECT msgq.split_shard('st_rs', '4', 'x')$$),
+	('split no shard', $$SELECT msgq.split_shard('st_rs', '9', '5')$$),
+	('merge with itself', $$SELECT msgq.merge_shards('st_rs', '4', '4')$$),
+	('merge not adjacent', $$SELECT msgq.merge_shards('st_rs3', '0', '2')$$),
+	('merge a closed shard', $$SELECT msgq.merge_shards('st_rs', '0', '1')$$),
+	('split on demand', $$SELECT msgq.split_shard('st_rs_od', '0', '5')$$)
+	) AS t(f, s);
+
+--
 -- privileges: the owner (and its members, and superusers) only
 --
 CREATE ROLE regress_msgq_st_user;
@@ -406,6 +459,7 @@ SELECT msgq_test.err($$SELECT * FROM msgq.put_records('st_r', ARRAY['k'], ARRAY[
 SELECT msgq_test.err($$SELECT msgq.checkpoint('st_r', 'g', '0', 1)$$) AS checkpoint;
 SELECT msgq_test.err($$SELECT msgq.describe_stream_summary('st_r')$$) AS describe;
 SELECT msgq_test.err($$SELECT msgq.register_stream_consumer('st_r', 'x')$$) AS register;
+SELECT msgq_test.err($$SELECT msgq.split_shard('st_r', '0', '5')$$) AS split;
 SELECT count(*) AS streams_listed FROM msgq.list_streams();
 RESET ROLE;
 

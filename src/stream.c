@@ -51,6 +51,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -782,6 +783,28 @@ stream_cached(const char *name)
 	return e;
 }
 
+
+/*
+ * Resharding and puts: every put takes a shared lock on the stream (an
+ * object lock, held to the end of its transaction) before it routes; a
+ * split or merge takes it exclusively, so it waits for the open writers
+ * and no record is routed to a shard while it closes.  Returns true when
+ * the lock was newly taken, after which the caller looks the stream up
+ * again (a reshard that just committed has reset the cache).
+ */
+static bool
+stream_lock_for_put(int32 stream_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, stream_relid(), (uint32) stream_id, 0);
+	if (LockHeldByMe(&tag, AccessShareLock))
+		return false;
+	LockDatabaseObject(stream_relid(), (Oid) stream_id, 0, AccessShareLock);
+	AcceptInvalidationMessages();
+	return true;
+}
+
 /* The open shard whose hash range holds h. */
 static int32
 stream_route(StreamCacheEntry *e, uint128 h)
@@ -893,6 +916,8 @@ msgq_put_record(PG_FUNCTION_ARGS)
 
 	msgq_call_enter(&call);
 	ce = stream_cached(name);
+	if (stream_lock_for_put(ce->st.stream_id))
+		ce = stream_cached(name);
 	st = ce->st;
 	stream_check_access(&st, call.caller);
 
@@ -1204,6 +1229,8 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	SPITupleTable *tt;
 	Datum		next_it;
 	bool		next_null = false;
+	Datum		children = (Datum) 0;
+	bool		children_null = true;
 	int64		behind = 0;
 	bool		isnull;
 
@@ -1255,24 +1282,48 @@ msgq_get_records(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* a closed shard read to its end has no next iterator */
+	/* a closed shard read to its end has no next iterator, but children */
 	if (si.closed && next > si.ending_seq)
+	{
 		next_null = true;
+		if (SPI_execute_with_args("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+								  "    'ShardId', 'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(c.shard_index::pg_catalog.text, 12, '0'),"
+								  "    'ParentShards', pg_catalog.jsonb_build_array("
+								  "        'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(c.parent_index::pg_catalog.text, 12, '0'))"
+								  "      OPERATOR(pg_catalog.||) CASE WHEN c.adjacent_parent_index IS NULL"
+								  "        THEN '[]'::pg_catalog.jsonb ELSE pg_catalog.jsonb_build_array("
+								  "        'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(c.adjacent_parent_index::pg_catalog.text, 12, '0')) END,"
+								  "    'HashKeyRange', pg_catalog.jsonb_build_object("
+								  "        'StartingHashKey', c.starting_hash::pg_catalog.text,"
+								  "        'EndingHashKey', c.ending_hash::pg_catalog.text))"
+								  "  ORDER BY c.shard_index)"
+								  "  FROM msgq.shard c"
+								  " WHERE c.stream_id OPERATOR(pg_catalog.=) $1"
+								  "   AND (c.parent_index OPERATOR(pg_catalog.=) $2"
+								  "        OR c.adjacent_parent_index OPERATOR(pg_catalog.=) $2)",
+								  2, (Oid[]) {INT4OID, INT4OID},
+								  (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(shard)},
+								  NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not list child shards");
+		children = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &children_null);
+	}
 
 	MemoryContextSwitchTo(call.cxt);
 	next_it = next_null ? (Datum) 0 :
 		CStringGetTextDatum(iterator_encode(stream_id, shard, next));
+	if (!children_null)
+		children = PointerGetDatum(PG_DETOAST_DATUM_COPY(children));
 	if (kept == 0)
 	{
-		Datum		v[7] = {0, 0, 0, 0, next_it, Int64GetDatum(0), 0};
-		bool		nl[7] = {true, true, true, true, next_null, false, true};
+		Datum		v[7] = {0, 0, 0, 0, next_it, Int64GetDatum(0), children};
+		bool		nl[7] = {true, true, true, true, next_null, false, children_null};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
 	for (i = 0; i < kept; i++)
 	{
 		Datum		v[7];
-		bool		nl[7] = {false, false, false, false, next_null, false, true};
+		bool		nl[7] = {false, false, false, false, next_null, false, children_null};
 
 		v[0] = int64_numeric(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
 		v[1] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
@@ -1280,7 +1331,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 		v[3] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
 		v[4] = next_it;
 		v[5] = Int64GetDatum(behind);
-		v[6] = (Datum) 0;
+		v[6] = children;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
 	msgq_call_leave(&call);
@@ -1341,16 +1392,22 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 				ReturnSetInfo *rsinfo, MemoryContext cxt)
 {
 	StreamCacheEntry *ce = stream_cached(st->stream_name);
-	Datum	   *shard_d = palloc(sizeof(Datum) * n);
-	Datum	   *key_d = palloc(sizeof(Datum) * n);
-	Datum	   *data_d = palloc(sizeof(Datum) * n);
-	int32	   *route = palloc(sizeof(int32) * n);
+	Datum	   *shard_d;
+	Datum	   *key_d;
+	Datum	   *data_d;
+	int32	   *route;
 	int			i,
 				j;
 	uint64		r;
 	bool		isnull;
 	int64	   *seqs;
 
+	if (stream_lock_for_put(st->stream_id))
+		ce = stream_cached(st->stream_name);
+	shard_d = palloc(sizeof(Datum) * n);
+	key_d = palloc(sizeof(Datum) * n);
+	data_d = palloc(sizeof(Datum) * n);
+	route = palloc(sizeof(int32) * n);
 	for (i = 0; i < n; i++)
 	{
 		route[i] = stream_route(ce, stream_hash_u128(keys[i],
@@ -2024,4 +2081,228 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not advance subscription");
 	msgq_call_leave(&call);
 	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Resharding: split_shard, merge_shards
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct ShardRow
+{
+	int32		idx;
+	char	   *lo;				/* numeric text */
+	char	   *hi;
+	bool		open;
+} ShardRow;
+
+static bool
+shard_row(int32 stream_id, int32 idx, ShardRow *r)
+{
+	if (SPI_execute_with_args("SELECT starting_hash::pg_catalog.text, ending_hash::pg_catalog.text,"
+							  "       ending_seq IS NULL"
+							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND shard_index OPERATOR(pg_catalog.=) $2",
+							  2, (Oid[]) {INT4OID, INT4OID},
+							  (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(idx)},
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read shard");
+	if (SPI_processed == 0)
+		return false;
+	r->idx = idx;
+	r->lo = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	r->hi = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	r->open = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "t") == 0;
+	return true;
+}
+
+/* Take the stream exclusively: wait for every open writer, hold new ones. */
+static void
+stream_lock_for_reshard(int32 stream_id)
+{
+	LockDatabaseObject(stream_relid(), (Oid) stream_id, 0, AccessExclusiveLock);
+}
+
+/* Close shards and add children, numbered after everything allocated so far. */
+static void
+reshard(MsgqStream *st, int32 *closing, int nclosing, char **lo, char **hi,
+		int32 *parent, int32 *adjacent, int nchildren)
+{
+	int64		boundary = stream_seq_next_floor();
+	int32		next_index;
+	bool		isnull;
+	int			i;
+
+	for (i = 0; i < nclosing; i++)
+		if (SPI_execute_with_args("UPDATE msgq.shard SET ending_seq = $3"
+								  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+								  "   AND shard_index OPERATOR(pg_catalog.=) $2",
+								  3, (Oid[]) {INT4OID, INT4OID, INT8OID},
+								  (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(closing[i]),
+								  Int64GetDatum(boundary - 1)},
+								  NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not close shard");
+	if (SPI_execute_with_args("UPDATE msgq.stream SET next_shard_index = next_shard_index OPERATOR(pg_catalog.+) $2"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1 RETURNING next_shard_index",
+							  2, (Oid[]) {INT4OID, INT4OID},
+							  (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(nchildren)},
+							  NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not number new shards");
+	next_index = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) - nchildren;
+	for (i = 0; i < nchildren; i++)
+	{
+		Datum		v[7];
+		char		nl[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+		v[0] = Int32GetDatum(st->stream_id);
+		v[1] = Int32GetDatum(next_index + i);
+		v[2] = Int32GetDatum(parent[i]);
+		v[3] = Int32GetDatum(adjacent[i]);
+		nl[3] = adjacent[i] < 0 ? 'n' : ' ';
+		v[4] = DirectFunctionCall3(numeric_in, CStringGetDatum(lo[i]), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		v[5] = DirectFunctionCall3(numeric_in, CStringGetDatum(hi[i]), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		v[6] = Int64GetDatum(boundary);
+		if (SPI_execute_with_args("INSERT INTO msgq.shard (stream_id, shard_index, parent_index,"
+								  "   adjacent_parent_index, starting_hash, ending_hash, starting_seq)"
+								  " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+								  7, (Oid[]) {INT4OID, INT4OID, INT4OID, INT4OID, NUMERICOID, NUMERICOID, INT8OID},
+								  v, nl, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not create shard");
+	}
+	stream_cache_invalidate();
+}
+
+static int32
+reshard_shard_arg(MsgqStream *st, const char *text, ShardRow *r)
+{
+	int32		idx = shard_id_parse(text);
+
+	if (idx < 0 || !shard_row(st->stream_id, idx, r))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
+						text ? text : "", st->stream_name),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	if (!r->open)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_IN_USE),
+				 errmsg("shard %s of stream \"%s\" is closed", shard_id_text(idx), st->stream_name),
+				 errdetail_internal("AWS error code: ResourceInUseException")));
+	return idx;
+}
+
+/* numeric text comparison helper: a - b as -1, 0, 1 */
+static int
+numtext_cmp(const char *a, const char *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
+											 DirectFunctionCall3(numeric_in, CStringGetDatum(a), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+											 DirectFunctionCall3(numeric_in, CStringGetDatum(b), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))));
+}
+
+/*
+ * msgq.split_shard(stream_name, shard_to_split, new_starting_hash_key):
+ * close the shard; two children cover [start, key - 1] and [key, end].
+ */
+PG_FUNCTION_INFO_V1(msgq_split_shard);
+Datum
+msgq_split_shard(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *shard_text = msgq_text_arg(fcinfo, 1);
+	char	   *key = msgq_text_arg(fcinfo, 2);
+	MsgqCall	call;
+	MsgqStream	st;
+	ShardRow	r;
+	int32		idx;
+	char	   *lo[2],
+			   *hi[2];
+	int32		parent[2],
+				adjacent[2] = {-1, -1};
+	char	   *key_text;
+
+	stream_call_enter(&call, name, &st);
+	if (strcmp(st.mode, "ON_DEMAND") == 0)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "an ON_DEMAND stream is resharded by msgq, not by split_shard");
+	stream_lock_for_reshard(st.stream_id);
+	idx = reshard_shard_arg(&st, shard_text, &r);
+	if (key == NULL)
+		INVALID_ARGUMENT("a new starting hash key is required");
+	key_text = u128_text(stream_hash_u128("", key));	/* validates the number */
+	if (numtext_cmp(key_text, r.lo) <= 0 || numtext_cmp(key_text, r.hi) > 0)
+		INVALID_ARGUMENT("the new starting hash key %s is not inside shard %s's range after its start",
+						 key_text, shard_id_text(idx));
+	lo[0] = r.lo;
+	hi[0] = DatumGetCString(DirectFunctionCall1(numeric_out,
+												DirectFunctionCall2(numeric_sub,
+																	DirectFunctionCall3(numeric_in, CStringGetDatum(key_text), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+																	int64_numeric(1))));
+	lo[1] = key_text;
+	hi[1] = r.hi;
+	parent[0] = parent[1] = idx;
+	reshard(&st, &idx, 1, lo, hi, parent, adjacent, 2);
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * msgq.merge_shards(stream_name, shard_to_merge, adjacent_shard_to_merge):
+ * close both; one child covers both ranges (parent: the first,
+ * adjacent parent: the second).
+ */
+PG_FUNCTION_INFO_V1(msgq_merge_shards);
+Datum
+msgq_merge_shards(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *a_text = msgq_text_arg(fcinfo, 1);
+	char	   *b_text = msgq_text_arg(fcinfo, 2);
+	MsgqCall	call;
+	MsgqStream	st;
+	ShardRow	a,
+				b;
+	int32		closing[2];
+	char	   *lo[1],
+			   *hi[1];
+	int32		parent[1],
+				adjacent[1];
+	char	   *after;
+
+	stream_call_enter(&call, name, &st);
+	if (strcmp(st.mode, "ON_DEMAND") == 0)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "an ON_DEMAND stream is resharded by msgq, not by merge_shards");
+	stream_lock_for_reshard(st.stream_id);
+	closing[0] = reshard_shard_arg(&st, a_text, &a);
+	closing[1] = reshard_shard_arg(&st, b_text, &b);
+	if (closing[0] == closing[1])
+		INVALID_ARGUMENT("a shard cannot be merged with itself");
+	/* adjacent: one range ends right before the other starts */
+	after = DatumGetCString(DirectFunctionCall1(numeric_out,
+												DirectFunctionCall2(numeric_add,
+																	DirectFunctionCall3(numeric_in, CStringGetDatum(a.hi), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+																	int64_numeric(1))));
+	if (numtext_cmp(after, b.lo) == 0)
+	{
+		lo[0] = a.lo;
+		hi[0] = b.hi;
+	}
+	else
+	{
+		after = DatumGetCString(DirectFunctionCall1(numeric_out,
+													DirectFunctionCall2(numeric_add,
+																		DirectFunctionCall3(numeric_in, CStringGetDatum(b.hi), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+																		int64_numeric(1))));
+		if (numtext_cmp(after, a.lo) != 0)
+			INVALID_ARGUMENT("shards %s and %s are not adjacent", shard_id_text(closing[0]),
+							 shard_id_text(closing[1]));
+		lo[0] = b.lo;
+		hi[0] = a.hi;
+	}
+	parent[0] = closing[0];
+	adjacent[0] = closing[1];
+	reshard(&st, closing, 2, lo, hi, parent, adjacent, 1);
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
 }

@@ -14,7 +14,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(52);
+SELECT plan(57);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -79,6 +79,10 @@ SELECT is(
 	'TABLE(sequence_number numeric, approximate_arrival_timestamp timestamp with time zone, '
 	'partition_key text, data bytea, continuation_sequence_number numeric, millis_behind_latest bigint)',
 	'subscribe_to_shard: records and the continuation sequence number');
+SELECT has_function('msgq', 'split_shard', ARRAY['text', 'text', 'text'],
+	'msgq.split_shard(text, text, text) exists');
+SELECT has_function('msgq', 'merge_shards', ARRAY['text', 'text', 'text'],
+	'msgq.merge_shards(text, text, text) exists');
 SELECT has_function('msgq', 'increase_stream_retention_period', ARRAY['text', 'integer'],
 	'msgq.increase_stream_retention_period(text, integer) exists');
 SELECT has_function('msgq', 'decrease_stream_retention_period', ARRAY['text', 'integer'],
@@ -125,6 +129,11 @@ SELECT throws_ok($$SELECT msgq.decrease_stream_retention_period('tap_s', 48)$$, 
 SELECT throws_ok($$SELECT * FROM msgq.subscribe_to_shard('tap_s', 'nobody', '0', wait_time_seconds => 0)$$,
 	'MQ019', 'consumer "nobody" of stream "tap_s" not found',
 	'ResourceNotFoundException: subscribe_to_shard of an unregistered consumer');
+SELECT throws_ok($$SELECT msgq.merge_shards('tap_s', '0', '0')$$, 'MQ021',
+	'a shard cannot be merged with itself', 'InvalidArgumentException: a merge of a shard with itself');
+SELECT lives_ok($$SELECT msgq.split_shard('tap_s', '0', '1')$$, 'split shard 0');
+SELECT throws_ok($$SELECT msgq.split_shard('tap_s', '0', '2')$$, 'MQ020',
+	'shard shardId-000000000000 of stream "tap_s" is closed', 'ResourceInUseException: a split of a closed shard');
 SELECT lives_ok($$CREATE TEMP TABLE tap_it AS SELECT msgq.get_shard_iterator('tap_s', '0', 'TRIM_HORIZON') AS it$$,
 	'an iterator');
 SET LOCAL msgq.clock_offset = '301s';

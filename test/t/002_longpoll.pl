@@ -393,8 +393,9 @@ cmp_ok($elapsed, '<', 6,
 # back when it found nothing, releasing its locks on msgq.message's
 # partitions.  The maintenance cycle runs here with msgq's clock an hour
 # ahead (the worker, on the real clock, then leaves the segments alone) and
-# with msgq.segment_lock_timeout = 0: it truncates a segment only if nobody
-# holds a lock on it at that moment.
+# with msgq.segment_lock_timeout = 5s: enough for a lock the worker's own
+# cycle holds for a moment, far less than the 15 s the waiter sleeps, so a
+# waiter that kept its locks would make the drain fail.
 $node->safe_psql('postgres', "SELECT msgq.create_queue('lp_seg')");
 $node->safe_psql('postgres',
 	"SELECT msgq.delete_message('lp_seg', receipt_handle)"
@@ -404,7 +405,7 @@ $wait = session_send($sb,
 );
 ok(wait_for_waiter($sb, 'lp_seg'), '(i) the receive waits on an empty queue');
 my $maint = q{
-	SET msgq.segment_lock_timeout = 0;
+	SET msgq.segment_lock_timeout = '5s';
 	SET msgq.clock_offset = '3600s';
 	SELECT msgq.run_maintenance();
 	SET msgq.clock_offset = '3602s';

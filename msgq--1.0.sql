@@ -694,3 +694,9 @@ CREATE FUNCTION msgq.merge_shards(stream_name text, shard_to_merge text, adjacen
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_merge_shards'
 LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.update_shard_count(stream_name text, target_shard_count integer,
+	scaling_type text DEFAULT 'UNIFORM_SCALING')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_update_shard_count'
+LANGUAGE C VOLATILE;

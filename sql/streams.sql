@@ -430,6 +430,28 @@ SELECT shard_id, parent_shard_id, adjacent_parent_shard_id, starting_hash_key, e
 SELECT count(*) AS open_shards FROM msgq.list_shards('st_rs') WHERE ending_sequence_number IS NULL;
 SELECT msgq.create_stream('st_rs3', 3);
 SELECT msgq.create_stream('st_rs_od', stream_mode => 'ON_DEMAND');
+-- update_shard_count: uniform scaling, doubling then halving
+SELECT msgq.create_stream('st_us', 2);
+SELECT msgq.update_shard_count('st_us', 4);
+SELECT shard_id, parent_shard_id, adjacent_parent_shard_id, starting_hash_key, ending_hash_key
+  FROM msgq.list_shards('st_us') WHERE ending_sequence_number IS NULL;
+SELECT msgq.update_shard_count('st_us', 2);
+SELECT shard_id, parent_shard_id, adjacent_parent_shard_id, starting_hash_key, ending_hash_key
+  FROM msgq.list_shards('st_us') WHERE ending_sequence_number IS NULL;
+SELECT msgq.update_shard_count('st_us', 3) - 'StreamName' AS to_three;
+SELECT shard_id, parent_shard_id, adjacent_parent_shard_id
+  FROM msgq.list_shards('st_us') WHERE ending_sequence_number IS NULL;
+SELECT count(*) AS shards_ever FROM msgq.list_shards('st_us');
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('more than double', $$SELECT msgq.update_shard_count('st_us', 7)$$),
+	('less than half', $$SELECT msgq.update_shard_count('st_us', 1)$$),
+	('same count', $$SELECT msgq.update_shard_count('st_us', 3)$$),
+	('bad scaling type', $$SELECT msgq.update_shard_count('st_us', 4, 'SPLIT_ALL')$$),
+	('no count', $$SELECT msgq.update_shard_count('st_us', NULL)$$),
+	('on demand', $$SELECT msgq.update_shard_count('st_rs_od', 2)$$)
+	) AS t(f, s);
+
 SELECT f, msgq_test.err(s) AS result
   FROM (VALUES
 	('split a closed shard', $$SELECT msgq.split_shard('st_rs', '0', '1')$$),

@@ -2306,3 +2306,109 @@ msgq_merge_shards(PG_FUNCTION_ARGS)
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
+
+/*
+ * msgq.update_shard_count(stream_name, target_shard_count, scaling_type):
+ * close every open shard and cover the hash space with target shards of
+ * equal width (UNIFORM_SCALING), at most double and at least half the
+ * current count, as in Kinesis.  Each new shard's parent is the old shard
+ * holding its start; its adjacent parent is the old shard holding its end
+ * when that is another one.  A new range over more than two old shards
+ * (after uneven splits) is refused: split or merge first.
+ */
+PG_FUNCTION_INFO_V1(msgq_update_shard_count);
+Datum
+msgq_update_shard_count(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *scaling = PG_ARGISNULL(2) ? pstrdup("UNIFORM_SCALING") : msgq_text_arg(fcinfo, 2);
+	int32		target;
+	MsgqCall	call;
+	MsgqStream	st;
+	OpenShard  *old;
+	int			n,
+				i,
+				j;
+	uint128		max = ~(uint128) 0;
+	uint128		step;
+	int32	   *closing,
+			   *parent,
+			   *adjacent;
+	char	  **lo,
+			  **hi;
+	Datum		result;
+
+	stream_call_enter(&call, name, &st);
+	if (strcmp(st.mode, "ON_DEMAND") == 0)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "an ON_DEMAND stream is resharded by msgq, not by update_shard_count");
+	if (strcmp(scaling, "UNIFORM_SCALING") != 0)
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "scaling type must be UNIFORM_SCALING, not \"%s\"", scaling);
+	if (PG_ARGISNULL(1))
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "a target shard count is required");
+	target = PG_GETARG_INT32(1);
+	stream_lock_for_reshard(st.stream_id);
+	old = stream_open_shards(st.stream_id, &n);
+	if (target < 1 || target > STREAM_MAX_SHARDS)
+		INVALID_ARGUMENT("shard count must be between 1 and %d, not %d", STREAM_MAX_SHARDS, target);
+	if (target == n)
+		INVALID_ARGUMENT("stream \"%s\" already has %d open shards", st.stream_name, n);
+	if (target > 2 * n || 2 * target < n)
+		INVALID_ARGUMENT("the target shard count must be between half and double the current %d, not %d",
+						 n, target);
+	/* old shards in hash order */
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && old[j - 1].lo > old[j].lo; j--)
+		{
+			OpenShard	t = old[j];
+
+			old[j] = old[j - 1];
+			old[j - 1] = t;
+		}
+
+	step = max / (uint128) target + ((max % (uint128) target) == (uint128) (target - 1) ? 1 : 0);
+	closing = palloc(sizeof(int32) * n);
+	for (i = 0; i < n; i++)
+		closing[i] = old[i].idx;
+	parent = palloc(sizeof(int32) * target);
+	adjacent = palloc(sizeof(int32) * target);
+	lo = palloc(sizeof(char *) * target);
+	hi = palloc(sizeof(char *) * target);
+	for (i = 0; i < target; i++)
+	{
+		uint128		l = step * (uint128) i;
+		uint128		h = (i == target - 1) ? max : step * (uint128) (i + 1) - 1;
+		int			first = -1;
+
+		for (j = 0; j < n; j++)
+			if (old[j].lo <= l && l <= old[j].hi)
+				first = j;
+		parent[i] = old[first].idx;
+		adjacent[i] = -1;
+		if (h > old[first].hi)
+		{
+			if (first + 1 >= n || h > old[first + 1].hi)
+				INVALID_ARGUMENT("the open shards of stream \"%s\" are too uneven for uniform scaling in one step: split or merge them first",
+								 st.stream_name);
+			adjacent[i] = old[first + 1].idx;
+		}
+		lo[i] = u128_text(l);
+		hi[i] = u128_text(h);
+	}
+	reshard(&st, closing, n, lo, hi, parent, adjacent, target);
+
+	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('StreamName', $1::pg_catalog.text,"
+							  " 'CurrentShardCount', $2::pg_catalog.int4, 'TargetShardCount', $3::pg_catalog.int4)",
+							  3, (Oid[]) {TEXTOID, INT4OID, INT4OID},
+							  (Datum[]) {CStringGetTextDatum(st.stream_name), Int32GetDatum(n),
+							  Int32GetDatum(target)},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not build the result");
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool) {false});
+	MemoryContextSwitchTo(call.cxt);
+	result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+	msgq_call_leave(&call);
+	PG_RETURN_DATUM(result);
+}

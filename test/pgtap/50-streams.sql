@@ -14,7 +14,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(57);
+SELECT plan(59);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -83,6 +83,9 @@ SELECT has_function('msgq', 'split_shard', ARRAY['text', 'text', 'text'],
 	'msgq.split_shard(text, text, text) exists');
 SELECT has_function('msgq', 'merge_shards', ARRAY['text', 'text', 'text'],
 	'msgq.merge_shards(text, text, text) exists');
+SELECT has_function('msgq', 'update_shard_count', ARRAY['text', 'integer', 'text'],
+	'msgq.update_shard_count(text, integer, text) exists');
+SELECT function_returns('msgq', 'update_shard_count', ARRAY['text', 'integer', 'text'], 'jsonb');
 SELECT has_function('msgq', 'increase_stream_retention_period', ARRAY['text', 'integer'],
 	'msgq.increase_stream_retention_period(text, integer) exists');
 SELECT has_function('msgq', 'decrease_stream_retention_period', ARRAY['text', 'integer'],

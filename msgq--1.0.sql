@@ -492,6 +492,8 @@ CREATE TABLE msgq.shard (
 	ending_hash numeric NOT NULL,
 	starting_seq bigint NOT NULL,
 	ending_seq bigint,			-- NULL while the shard is open
+	created_at timestamptz NOT NULL DEFAULT msgq.now(),
+	closed_at timestamptz,
 	PRIMARY KEY (stream_id, shard_index)
 );
 
@@ -565,7 +567,13 @@ RETURNS SETOF text
 AS 'MODULE_PATHNAME', 'msgq_list_streams'
 LANGUAGE C STABLE;
 
-CREATE FUNCTION msgq.list_shards(stream_name text)
+CREATE FUNCTION msgq.list_shards(
+	stream_name text,
+	exclusive_start_shard_id text DEFAULT NULL,
+	max_results integer DEFAULT NULL,
+	shard_filter_type text DEFAULT NULL,
+	shard_filter_shard_id text DEFAULT NULL,
+	shard_filter_timestamp timestamptz DEFAULT NULL)
 RETURNS TABLE (
 	shard_id text,
 	parent_shard_id text,

@@ -442,6 +442,33 @@ SELECT msgq.update_shard_count('st_us', 3) - 'StreamName' AS to_three;
 SELECT shard_id, parent_shard_id, adjacent_parent_shard_id
   FROM msgq.list_shards('st_us') WHERE ending_sequence_number IS NULL;
 SELECT count(*) AS shards_ever FROM msgq.list_shards('st_us');
+-- list_shards: paging and ShardFilter
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS at_latest
+  FROM msgq.list_shards('st_us', shard_filter_type => 'AT_LATEST');
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS page
+  FROM msgq.list_shards('st_us', exclusive_start_shard_id => 'shardId-000000000007', max_results => 2);
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS after_shard_8
+  FROM msgq.list_shards('st_us', shard_filter_type => 'AFTER_SHARD_ID', shard_filter_shard_id => '8');
+SELECT count(*) AS from_trim_horizon
+  FROM msgq.list_shards('st_us', shard_filter_type => 'FROM_TRIM_HORIZON');
+SET msgq.clock_offset = '1000s';
+SELECT msgq.create_stream('st_ts', 1);
+SET msgq.clock_offset = '1100s';
+SELECT msgq.split_shard('st_ts', '0', '170141183460469231731687303715884105728');
+SELECT f, string_agg(shard_id, ',' ORDER BY shard_id) AS shards
+  FROM (VALUES ('AT_TIMESTAMP', -50), ('AT_TIMESTAMP', 10), ('FROM_TIMESTAMP', -50), ('FROM_TIMESTAMP', 10)) v(f, secs),
+	   LATERAL msgq.list_shards('st_ts', shard_filter_type => f,
+									shard_filter_timestamp => msgq.now() + make_interval(secs => secs))
+ GROUP BY f, secs ORDER BY f, secs;
+RESET msgq.clock_offset;
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('bad filter', $$SELECT * FROM msgq.list_shards('st_us', shard_filter_type => 'NEWEST')$$),
+	('max 0', $$SELECT * FROM msgq.list_shards('st_us', max_results => 0)$$),
+	('bad start id', $$SELECT * FROM msgq.list_shards('st_us', exclusive_start_shard_id => 'shard-x')$$),
+	('AFTER_SHARD_ID without id', $$SELECT * FROM msgq.list_shards('st_us', shard_filter_type => 'AFTER_SHARD_ID')$$),
+	('AT_TIMESTAMP without time', $$SELECT * FROM msgq.list_shards('st_us', shard_filter_type => 'AT_TIMESTAMP')$$)
+	) AS t(f, s);
 SELECT f, msgq_test.err(s) AS result
   FROM (VALUES
 	('more than double', $$SELECT msgq.update_shard_count('st_us', 7)$$),

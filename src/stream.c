@@ -616,24 +616,83 @@ msgq_list_streams(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(msgq_list_shards);
+
+/*
+ * msgq.list_shards(stream_name, exclusive_start_shard_id, max_results,
+ *		shard_filter_type, shard_filter_shard_id, shard_filter_timestamp)
+ *
+ * Shards in index order, after exclusive_start_shard_id, at most
+ * max_results (1-10000).  Filters, as ListShards' ShardFilter:
+ * AFTER_SHARD_ID (shards after that one), AT_LATEST (open shards),
+ * AT_TRIM_HORIZON and FROM_TRIM_HORIZON (every shard: none expires yet),
+ * AT_TIMESTAMP (shards open at that time) and FROM_TIMESTAMP (shards open
+ * at or after it).
+ */
 Datum
 msgq_list_shards(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *after_text = msgq_text_arg(fcinfo, 1);
+	int32		max = PG_ARGISNULL(2) ? 10000 : PG_GETARG_INT32(2);
+	char	   *filter = msgq_text_arg(fcinfo, 3);
+	char	   *filter_shard = msgq_text_arg(fcinfo, 4);
 	MsgqCall	call;
 	MsgqStream	st;
 	uint64		i;
+	int32		after = -1;
+	int			mode = 0;		/* 0 all, 1 open, 2 at time, 3 from time */
+	Datum		ts = (Datum) 0;
+	char		tsnull = 'n';
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
 	stream_call_enter(&call, name, &st);
+	if (max < 1 || max > 10000)
+		INVALID_ARGUMENT("max results must be between 1 and 10000, not %d", max);
+	if (after_text != NULL && (after = shard_id_parse(after_text)) < 0)
+		INVALID_ARGUMENT("\"%s\" is not a shard id", after_text);
+	if (filter != NULL)
+	{
+		if (strcmp(filter, "AFTER_SHARD_ID") == 0)
+		{
+			int32		f = shard_id_parse(filter_shard);
+
+			if (f < 0)
+				INVALID_ARGUMENT("AFTER_SHARD_ID needs a shard id");
+			after = Max(after, f);
+		}
+		else if (strcmp(filter, "AT_LATEST") == 0)
+			mode = 1;
+		else if (strcmp(filter, "AT_TRIM_HORIZON") == 0 || strcmp(filter, "FROM_TRIM_HORIZON") == 0)
+			mode = 0;
+		else if (strcmp(filter, "AT_TIMESTAMP") == 0 || strcmp(filter, "FROM_TIMESTAMP") == 0)
+		{
+			if (PG_ARGISNULL(5))
+				INVALID_ARGUMENT("%s needs a timestamp", filter);
+			mode = filter[0] == 'A' ? 2 : 3;
+			ts = PG_GETARG_DATUM(5);
+			tsnull = ' ';
+		}
+		else
+			MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+					   "shard filter type must be AFTER_SHARD_ID, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP or FROM_TIMESTAMP, not \"%s\"",
+					   filter);
+	}
 	if (SPI_execute_with_args("SELECT shard_index, parent_index, adjacent_parent_index,"
 							  "       starting_hash, ending_hash, starting_seq, ending_seq"
 							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
-							  " ORDER BY shard_index",
-							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
-							  NULL, true, 0) != SPI_OK_SELECT)
+							  "   AND shard_index OPERATOR(pg_catalog.>) $2"
+							  "   AND ($3 OPERATOR(pg_catalog.<>) 1 OR ending_seq IS NULL)"
+							  "   AND ($3 OPERATOR(pg_catalog.<>) 2 OR (created_at OPERATOR(pg_catalog.<=) $4"
+							  "        AND (closed_at IS NULL OR closed_at OPERATOR(pg_catalog.>) $4)))"
+							  "   AND ($3 OPERATOR(pg_catalog.<>) 3 OR closed_at IS NULL"
+							  "        OR closed_at OPERATOR(pg_catalog.>) $4)"
+							  " ORDER BY shard_index LIMIT $5",
+							  5, (Oid[]) {INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT4OID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(after),
+							  Int32GetDatum(mode), ts, Int32GetDatum(max)},
+							  (char[]) {' ', ' ', ' ', tsnull, ' '}, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list shards");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -2134,7 +2193,7 @@ reshard(MsgqStream *st, int32 *closing, int nclosing, char **lo, char **hi,
 	int			i;
 
 	for (i = 0; i < nclosing; i++)
-		if (SPI_execute_with_args("UPDATE msgq.shard SET ending_seq = $3"
+		if (SPI_execute_with_args("UPDATE msgq.shard SET ending_seq = $3, closed_at = msgq.now()"
 								  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
 								  "   AND shard_index OPERATOR(pg_catalog.=) $2",
 								  3, (Oid[]) {INT4OID, INT4OID, INT8OID},

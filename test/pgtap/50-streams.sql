@@ -23,9 +23,11 @@ SELECT function_returns('msgq', 'create_stream', ARRAY['text', 'integer', 'text'
 SELECT has_function('msgq', 'delete_stream', ARRAY['text'], 'msgq.delete_stream(text) exists');
 SELECT has_function('msgq', 'list_streams', ARRAY[]::text[], 'msgq.list_streams() exists');
 SELECT function_returns('msgq', 'list_streams', ARRAY[]::text[], 'setof text');
-SELECT has_function('msgq', 'list_shards', ARRAY['text'], 'msgq.list_shards(text) exists');
+SELECT has_function('msgq', 'list_shards',
+	ARRAY['text', 'text', 'integer', 'text', 'text', 'timestamp with time zone'],
+	'msgq.list_shards(text, text, integer, text, text, timestamptz) exists');
 SELECT is(
-	(SELECT pg_catalog.pg_get_function_result('msgq.list_shards(text)'::regprocedure)),
+	(SELECT pg_catalog.pg_get_function_result('msgq.list_shards(text, text, integer, text, text, timestamptz)'::regprocedure)),
 	'TABLE(shard_id text, parent_shard_id text, adjacent_parent_shard_id text, '
 	'starting_hash_key numeric, ending_hash_key numeric, starting_sequence_number numeric, '
 	'ending_sequence_number numeric)',

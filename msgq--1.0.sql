@@ -478,6 +478,7 @@ CREATE TABLE msgq.stream (
 	-- records that arrived before this stay hidden: a shorter retention
 	-- hides older records at once, a longer one never brings them back
 	trimmed_before timestamptz,
+	mode_changes timestamptz[] NOT NULL DEFAULT '{}',	-- the last two, for the 24 h limit
 	next_shard_index integer NOT NULL,
 	created_at timestamptz NOT NULL
 );
@@ -707,4 +708,9 @@ CREATE FUNCTION msgq.update_shard_count(stream_name text, target_shard_count int
 	scaling_type text DEFAULT 'UNIFORM_SCALING')
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'msgq_update_shard_count'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.update_stream_mode(stream_name text, stream_mode text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_update_stream_mode'
 LANGUAGE C VOLATILE;

@@ -469,6 +469,23 @@ SELECT f, msgq_test.err(s) AS result
 	('AFTER_SHARD_ID without id', $$SELECT * FROM msgq.list_shards('st_us', shard_filter_type => 'AFTER_SHARD_ID')$$),
 	('AT_TIMESTAMP without time', $$SELECT * FROM msgq.list_shards('st_us', shard_filter_type => 'AT_TIMESTAMP')$$)
 	) AS t(f, s);
+-- update_stream_mode: at most twice in 24 hours
+SELECT msgq.create_stream('st_mode', 2);
+SELECT msgq.update_stream_mode('st_mode', 'ON_DEMAND');
+SELECT msgq.describe_stream_summary('st_mode')->'StreamModeDetails' AS mode,
+	   (SELECT count(*) FROM msgq.list_shards('st_mode')) AS shards;
+SELECT msgq_test.err($$SELECT msgq.split_shard('st_mode', '0', '5')$$) AS split_on_demand;
+SELECT msgq.update_stream_mode('st_mode', 'PROVISIONED');
+SELECT msgq_test.err($$SELECT msgq.update_stream_mode('st_mode', 'ON_DEMAND')$$) AS third_in_24h;
+SET msgq.clock_offset = '86401s';
+SELECT msgq.update_stream_mode('st_mode', 'ON_DEMAND');
+RESET msgq.clock_offset;
+SELECT f, msgq_test.err(s) AS result
+  FROM (VALUES
+	('same mode', $$SELECT msgq.update_stream_mode('st_mode', 'ON_DEMAND')$$),
+	('bad mode', $$SELECT msgq.update_stream_mode('st_mode', 'SERVERLESS')$$),
+	('NULL mode', $$SELECT msgq.update_stream_mode('st_mode', NULL)$$)
+	) AS t(f, s);
 SELECT f, msgq_test.err(s) AS result
   FROM (VALUES
 	('more than double', $$SELECT msgq.update_shard_count('st_us', 7)$$),

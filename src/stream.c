@@ -2471,3 +2471,47 @@ msgq_update_shard_count(PG_FUNCTION_ARGS)
 	msgq_call_leave(&call);
 	PG_RETURN_DATUM(result);
 }
+
+/*
+ * msgq.update_stream_mode(stream_name, stream_mode): PROVISIONED or
+ * ON_DEMAND; the shards stay as they are.  As in Kinesis, at most twice in
+ * 24 hours (msgq's clock).
+ */
+PG_FUNCTION_INFO_V1(msgq_update_stream_mode);
+Datum
+msgq_update_stream_mode(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	char	   *mode = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
+	MsgqStream	st;
+	TimestampTz now = msgq_now();
+
+	stream_call_enter(&call, name, &st);
+	if (mode == NULL || (strcmp(mode, "PROVISIONED") != 0 && strcmp(mode, "ON_DEMAND") != 0))
+		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "stream mode must be PROVISIONED or ON_DEMAND, not \"%s\"", mode ? mode : "");
+	if (strcmp(mode, st.mode) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_IN_USE),
+				 errmsg("stream \"%s\" is already %s", st.stream_name, mode),
+				 errdetail_internal("AWS error code: ResourceInUseException")));
+	/* two switches in 24 hours: keep the last two times */
+	if (SPI_execute_with_args("UPDATE msgq.stream"
+							  "   SET stream_mode = $2,"
+							  "       mode_changes = (pg_catalog.array_append(mode_changes, $3))[GREATEST(pg_catalog.cardinality(mode_changes), 1):]"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND (pg_catalog.cardinality(mode_changes) OPERATOR(pg_catalog.<) 2"
+							  "        OR mode_changes[1] OPERATOR(pg_catalog.<=) ($3 OPERATOR(pg_catalog.-) interval '24 hours'))",
+							  3, (Oid[]) {INT4OID, TEXTOID, TIMESTAMPTZOID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(mode),
+							  TimestampTzGetDatum(now)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not change the stream mode");
+	if (SPI_processed == 0)
+		MSGQ_ERROR("LimitExceededException", ERRCODE_MSGQ_INVALID_ARGUMENT,
+				   "the mode of stream \"%s\" can change at most twice in 24 hours", st.stream_name);
+	stream_cache_invalidate();
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}

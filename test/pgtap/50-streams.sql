@@ -14,7 +14,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(59);
+SELECT plan(60);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -85,6 +85,8 @@ SELECT has_function('msgq', 'split_shard', ARRAY['text', 'text', 'text'],
 	'msgq.split_shard(text, text, text) exists');
 SELECT has_function('msgq', 'merge_shards', ARRAY['text', 'text', 'text'],
 	'msgq.merge_shards(text, text, text) exists');
+SELECT has_function('msgq', 'update_stream_mode', ARRAY['text', 'text'],
+	'msgq.update_stream_mode(text, text) exists');
 SELECT has_function('msgq', 'update_shard_count', ARRAY['text', 'integer', 'text'],
 	'msgq.update_shard_count(text, integer, text) exists');
 SELECT function_returns('msgq', 'update_shard_count', ARRAY['text', 'integer', 'text'], 'jsonb');

@@ -184,17 +184,16 @@ stream_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+static Oid	stream_seq_relid(void);
+
 /* The sequence's last value + 1: no number below it is still to come. */
 static int64
 stream_seq_next_floor(void)
 {
-	Oid			seqid = get_relname_relid("stream_seq",
-										  get_namespace_oid(MSGQ_SCHEMA_NAME, false));
+	Oid			seqid = stream_seq_relid();
 	Datum		d;
 	LOCAL_FCINFO(fcinfo, 1);
 
-	if (!OidIsValid(seqid))
-		elog(ERROR, "msgq.stream_seq does not exist");
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = ObjectIdGetDatum(seqid);
 	fcinfo->args[0].isnull = false;
@@ -755,6 +754,7 @@ typedef struct StreamCacheEntry
 static HTAB *stream_cache = NULL;
 static MemoryContext stream_cache_cxt = NULL;
 static Oid	stream_table_relid = InvalidOid;
+static Oid	stream_seq_oid = InvalidOid;
 static bool stream_cache_registered = false;
 
 static void
@@ -766,6 +766,7 @@ stream_cache_reset(Datum arg, Oid relid)
 		MemoryContextReset(stream_cache_cxt);
 	stream_cache = NULL;
 	stream_table_relid = InvalidOid;
+	stream_seq_oid = InvalidOid;
 }
 
 static Oid
@@ -781,6 +782,21 @@ stream_relid(void)
 		stream_table_relid = get_relname_relid("stream",
 											   get_namespace_oid(MSGQ_SCHEMA_NAME, false));
 	return stream_table_relid;
+}
+
+/* msgq.stream_seq, looked up once (reset with the cache) */
+static Oid
+stream_seq_relid(void)
+{
+	(void) stream_relid();		/* registers the reset */
+	if (!OidIsValid(stream_seq_oid))
+	{
+		stream_seq_oid = get_relname_relid("stream_seq",
+										   get_namespace_oid(MSGQ_SCHEMA_NAME, false));
+		if (!OidIsValid(stream_seq_oid))
+			elog(ERROR, "msgq.stream_seq does not exist");
+	}
+	return stream_seq_oid;
 }
 
 /* every backend forgets what it knows of streams, at this commit */
@@ -2147,33 +2163,13 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+/* An open shard's hash range, for resharding. */
 typedef struct ShardRow
 {
 	int32		idx;
-	char	   *lo;				/* numeric text */
-	char	   *hi;
-	bool		open;
+	uint128		lo;
+	uint128		hi;
 } ShardRow;
-
-static bool
-shard_row(int32 stream_id, int32 idx, ShardRow *r)
-{
-	if (SPI_execute_with_args("SELECT starting_hash::pg_catalog.text, ending_hash::pg_catalog.text,"
-							  "       ending_seq IS NULL"
-							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
-							  "   AND shard_index OPERATOR(pg_catalog.=) $2",
-							  2, (Oid[]) {INT4OID, INT4OID},
-							  (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(idx)},
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read shard");
-	if (SPI_processed == 0)
-		return false;
-	r->idx = idx;
-	r->lo = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	r->hi = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	r->open = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "t") == 0;
-	return true;
-}
 
 /* Take the stream exclusively: wait for every open writer, hold new ones. */
 static void
@@ -2184,7 +2180,7 @@ stream_lock_for_reshard(int32 stream_id)
 
 /* Close shards and add children, numbered after everything allocated so far. */
 static void
-reshard(MsgqStream *st, int32 *closing, int nclosing, char **lo, char **hi,
+reshard(MsgqStream *st, int32 *closing, int nclosing, uint128 *lo, uint128 *hi,
 		int32 *parent, int32 *adjacent, int nchildren)
 {
 	int64		boundary = stream_seq_next_floor();
@@ -2218,8 +2214,8 @@ reshard(MsgqStream *st, int32 *closing, int nclosing, char **lo, char **hi,
 		v[2] = Int32GetDatum(parent[i]);
 		v[3] = Int32GetDatum(adjacent[i]);
 		nl[3] = adjacent[i] < 0 ? 'n' : ' ';
-		v[4] = DirectFunctionCall3(numeric_in, CStringGetDatum(lo[i]), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-		v[5] = DirectFunctionCall3(numeric_in, CStringGetDatum(hi[i]), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		v[4] = u128_numeric(lo[i]);
+		v[5] = u128_numeric(hi[i]);
 		v[6] = Int64GetDatum(boundary);
 		if (SPI_execute_with_args("INSERT INTO msgq.shard (stream_id, shard_index, parent_index,"
 								  "   adjacent_parent_index, starting_hash, ending_hash, starting_seq)"
@@ -2234,29 +2230,25 @@ reshard(MsgqStream *st, int32 *closing, int nclosing, char **lo, char **hi,
 static int32
 reshard_shard_arg(MsgqStream *st, const char *text, ShardRow *r)
 {
-	int32		idx = shard_id_parse(text);
+	ShardInfo	si;
+	int32		idx = shard_require(st, text, &si);
 
-	if (idx < 0 || !shard_row(st->stream_id, idx, r))
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
-				 errmsg("shard \"%s\" of stream \"%s\" does not exist",
-						text ? text : "", st->stream_name),
-				 errdetail_internal("AWS error code: ResourceNotFoundException")));
-	if (!r->open)
+	if (si.closed)
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_RESOURCE_IN_USE),
 				 errmsg("shard %s of stream \"%s\" is closed", shard_id_text(idx), st->stream_name),
 				 errdetail_internal("AWS error code: ResourceInUseException")));
+	if (SPI_execute_with_args("SELECT starting_hash::pg_catalog.text, ending_hash::pg_catalog.text"
+							  "  FROM msgq.shard WHERE stream_id OPERATOR(pg_catalog.=) $1"
+							  "   AND shard_index OPERATOR(pg_catalog.=) $2",
+							  2, (Oid[]) {INT4OID, INT4OID},
+							  (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(idx)},
+							  NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read shard");
+	r->idx = idx;
+	r->lo = u128_parse(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	r->hi = u128_parse(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	return idx;
-}
-
-/* numeric text comparison helper: a - b as -1, 0, 1 */
-static int
-numtext_cmp(const char *a, const char *b)
-{
-	return DatumGetInt32(DirectFunctionCall2(numeric_cmp,
-											 DirectFunctionCall3(numeric_in, CStringGetDatum(a), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-											 DirectFunctionCall3(numeric_in, CStringGetDatum(b), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))));
 }
 
 /*
@@ -2274,11 +2266,11 @@ msgq_split_shard(PG_FUNCTION_ARGS)
 	MsgqStream	st;
 	ShardRow	r;
 	int32		idx;
-	char	   *lo[2],
-			   *hi[2];
+	uint128		lo[2],
+				hi[2];
 	int32		parent[2],
 				adjacent[2] = {-1, -1};
-	char	   *key_text;
+	uint128		k;
 
 	stream_call_enter(&call, name, &st);
 	if (strcmp(st.mode, "ON_DEMAND") == 0)
@@ -2288,16 +2280,13 @@ msgq_split_shard(PG_FUNCTION_ARGS)
 	idx = reshard_shard_arg(&st, shard_text, &r);
 	if (key == NULL)
 		INVALID_ARGUMENT("a new starting hash key is required");
-	key_text = u128_text(stream_hash_u128("", key));	/* validates the number */
-	if (numtext_cmp(key_text, r.lo) <= 0 || numtext_cmp(key_text, r.hi) > 0)
+	k = stream_hash_u128("", key);	/* validates the number */
+	if (k <= r.lo || k > r.hi)
 		INVALID_ARGUMENT("the new starting hash key %s is not inside shard %s's range after its start",
-						 key_text, shard_id_text(idx));
+						 u128_text(k), shard_id_text(idx));
 	lo[0] = r.lo;
-	hi[0] = DatumGetCString(DirectFunctionCall1(numeric_out,
-												DirectFunctionCall2(numeric_sub,
-																	DirectFunctionCall3(numeric_in, CStringGetDatum(key_text), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-																	int64_numeric(1))));
-	lo[1] = key_text;
+	hi[0] = k - 1;
+	lo[1] = k;
 	hi[1] = r.hi;
 	parent[0] = parent[1] = idx;
 	reshard(&st, &idx, 1, lo, hi, parent, adjacent, 2);
@@ -2322,11 +2311,10 @@ msgq_merge_shards(PG_FUNCTION_ARGS)
 	ShardRow	a,
 				b;
 	int32		closing[2];
-	char	   *lo[1],
-			   *hi[1];
+	uint128		lo[1],
+				hi[1];
 	int32		parent[1],
 				adjacent[1];
-	char	   *after;
 
 	stream_call_enter(&call, name, &st);
 	if (strcmp(st.mode, "ON_DEMAND") == 0)
@@ -2338,27 +2326,19 @@ msgq_merge_shards(PG_FUNCTION_ARGS)
 	if (closing[0] == closing[1])
 		INVALID_ARGUMENT("a shard cannot be merged with itself");
 	/* adjacent: one range ends right before the other starts */
-	after = DatumGetCString(DirectFunctionCall1(numeric_out,
-												DirectFunctionCall2(numeric_add,
-																	DirectFunctionCall3(numeric_in, CStringGetDatum(a.hi), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-																	int64_numeric(1))));
-	if (numtext_cmp(after, b.lo) == 0)
+	if (a.hi != ~(uint128) 0 && a.hi + 1 == b.lo)
 	{
 		lo[0] = a.lo;
 		hi[0] = b.hi;
 	}
-	else
+	else if (b.hi != ~(uint128) 0 && b.hi + 1 == a.lo)
 	{
-		after = DatumGetCString(DirectFunctionCall1(numeric_out,
-													DirectFunctionCall2(numeric_add,
-																		DirectFunctionCall3(numeric_in, CStringGetDatum(b.hi), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-																		int64_numeric(1))));
-		if (numtext_cmp(after, a.lo) != 0)
-			INVALID_ARGUMENT("shards %s and %s are not adjacent", shard_id_text(closing[0]),
-							 shard_id_text(closing[1]));
 		lo[0] = b.lo;
 		hi[0] = a.hi;
 	}
+	else
+		INVALID_ARGUMENT("shards %s and %s are not adjacent", shard_id_text(closing[0]),
+						 shard_id_text(closing[1]));
 	parent[0] = closing[0];
 	adjacent[0] = closing[1];
 	reshard(&st, closing, 2, lo, hi, parent, adjacent, 1);
@@ -2393,8 +2373,8 @@ msgq_update_shard_count(PG_FUNCTION_ARGS)
 	int32	   *closing,
 			   *parent,
 			   *adjacent;
-	char	  **lo,
-			  **hi;
+	uint128    *lo,
+			   *hi;
 	Datum		result;
 
 	stream_call_enter(&call, name, &st);
@@ -2433,8 +2413,8 @@ msgq_update_shard_count(PG_FUNCTION_ARGS)
 		closing[i] = old[i].idx;
 	parent = palloc(sizeof(int32) * target);
 	adjacent = palloc(sizeof(int32) * target);
-	lo = palloc(sizeof(char *) * target);
-	hi = palloc(sizeof(char *) * target);
+	lo = palloc(sizeof(uint128) * target);
+	hi = palloc(sizeof(uint128) * target);
 	for (i = 0; i < target; i++)
 	{
 		uint128		l = step * (uint128) i;
@@ -2453,8 +2433,8 @@ msgq_update_shard_count(PG_FUNCTION_ARGS)
 								 st.stream_name);
 			adjacent[i] = old[first + 1].idx;
 		}
-		lo[i] = u128_text(l);
-		hi[i] = u128_text(h);
+		lo[i] = l;
+		hi[i] = h;
 	}
 	reshard(&st, closing, n, lo, hi, parent, adjacent, target);
 

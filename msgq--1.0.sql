@@ -498,18 +498,33 @@ CREATE TABLE msgq.shard (
 	PRIMARY KEY (stream_id, shard_index)
 );
 
--- Records, in sequence order per shard.  Sequence numbers come from one
--- sequence, so they are unique in the database and increase with
--- allocation; a reader never passes a shard's safe horizon (stream.c).
+-- Records live in time slices (slice.c): one table per slice,
+-- msgq.stream_slice_<slice_id>, made like this template, which holds no
+-- rows.  Sequence numbers come from one sequence, so they are unique in the
+-- database and increase with allocation; a reader never passes a shard's
+-- safe horizon (stream.c).
 CREATE TABLE msgq.stream_record (
-	stream_id integer NOT NULL,
 	shard_index integer NOT NULL,
 	seq bigint NOT NULL,
 	arrival timestamptz NOT NULL,
 	partition_key text NOT NULL,
 	data bytea NOT NULL,
-	PRIMARY KEY (stream_id, shard_index, seq)
+	PRIMARY KEY (shard_index, seq)
 );
+
+-- A stream's slices: the current one (end_seq NULL) takes every put; a
+-- sealed one holds the numbers start_seq .. end_seq, all arrived at or
+-- before sealed_at, and is dropped whole once that is past retention.
+CREATE TABLE msgq.stream_slice (
+	slice_id bigserial PRIMARY KEY,
+	stream_id integer NOT NULL REFERENCES msgq.stream ON DELETE CASCADE,
+	start_seq bigint NOT NULL,
+	end_seq bigint,
+	opened_at timestamptz NOT NULL,
+	sealed_at timestamptz
+);
+CREATE INDEX ON msgq.stream_slice (stream_id, start_seq);
+CREATE UNIQUE INDEX ON msgq.stream_slice (stream_id) WHERE end_seq IS NULL;
 CREATE SEQUENCE msgq.stream_seq AS bigint;
 
 -- Consumer groups' checkpoints, written in the consumer's own transaction.
@@ -540,16 +555,28 @@ CREATE TABLE msgq.stream_subscription (
 	FOREIGN KEY (stream_id, consumer_name) REFERENCES msgq.stream_consumer ON DELETE CASCADE
 );
 
-REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record, msgq.stream_checkpoint,
-	msgq.stream_consumer, msgq.stream_subscription FROM PUBLIC;
-REVOKE ALL ON SEQUENCE msgq.stream_seq, msgq.stream_stream_id_seq FROM PUBLIC;
+REVOKE ALL ON msgq.stream, msgq.shard, msgq.stream_record, msgq.stream_slice,
+	msgq.stream_checkpoint, msgq.stream_consumer, msgq.stream_subscription FROM PUBLIC;
+REVOKE ALL ON SEQUENCE msgq.stream_seq, msgq.stream_stream_id_seq,
+	msgq.stream_slice_slice_id_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_stream_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.shard', '');
-SELECT pg_catalog.pg_extension_config_dump('msgq.stream_record', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_slice', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_slice_slice_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_checkpoint', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_consumer', '');
+
+-- Each stream's time slices, their state and on-disk size.
+CREATE VIEW msgq.stream_slices AS
+SELECT s.stream_name, l.slice_id,
+	   pg_catalog.format('msgq.stream_slice_%s', l.slice_id) AS table_name,
+	   CASE WHEN l.end_seq IS NULL THEN 'current' ELSE 'sealed' END AS state,
+	   l.start_seq, l.end_seq, l.opened_at, l.sealed_at,
+	   pg_catalog.pg_total_relation_size(pg_catalog.to_regclass(pg_catalog.format('msgq.stream_slice_%s', l.slice_id))) AS bytes
+  FROM msgq.stream_slice l JOIN msgq.stream s USING (stream_id);
+REVOKE ALL ON msgq.stream_slices FROM PUBLIC;
 
 CREATE FUNCTION msgq.create_stream(stream_name text, shard_count integer DEFAULT NULL,
 	stream_mode text DEFAULT 'PROVISIONED')

@@ -22,7 +22,10 @@
  *	- after a restart, count each queue's messages once for the metrics
  *	  (metrics.c).
  *
- * Stream trimming joins the cycle when streams are built.
+ * Streams have their own part, msgq_maintenance_streams(): it seals
+ * current time slices and drops expired ones (slice.c).  The worker runs
+ * it in a transaction of its own, since sealing holds a stream's writers
+ * off until it commits; msgq.run_maintenance() runs both.
  *
  * IDENTIFICATION
  *	  src/maintenance.c
@@ -210,6 +213,21 @@ msgq_maintenance_cycle(void)
 	/* after a restart: may hold a SHARE lock on msgq.message until commit */
 	msgq_metrics_maintain();
 
+	SPI_finish();
+	msgq_restore_user(save_userid, save_sec_context);
+}
+
+/* The streams' part of a cycle (slice.c). */
+void
+msgq_maintenance_streams(void)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+
+	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	msgq_streams_maintain();
 	SPI_finish();
 	msgq_restore_user(save_userid, save_sec_context);
 }

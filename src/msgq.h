@@ -274,6 +274,39 @@ extern void msgq_queue_cache_prime(void);
  * msgq.worker_naptime; msgq.run_maintenance() calls it on demand.
  */
 extern void msgq_maintenance_cycle(void);
+extern void msgq_maintenance_streams(void);
+
+struct LOCKTAG;
+
+/* slice.c: a stream's time slices */
+typedef enum SlicePlan
+{
+	SLICE_PUT,
+	SLICE_PUT_MANY,
+	SLICE_READ,
+	SLICE_AT_TIME,
+	SLICE_TIP,
+	SLICE_EXISTS,
+	SLICE_ANY,
+	SLICE_NPLANS
+} SlicePlan;
+
+typedef struct MsgqSlice
+{
+	int64		slice_id;
+	int64		start_seq;
+	int64		end_seq;		/* PG_INT64_MAX for the current slice */
+	TimestampTz sealed_at;		/* 0 for the current slice */
+} MsgqSlice;
+
+extern struct _SPI_plan *msgq_slice_plan(int64 slice_id, SlicePlan which);
+extern bool msgq_slice_lock(int64 slice_id);
+extern MsgqSlice *msgq_slices_list(int32 stream_id, int64 from, int64 below,
+								   TimestampTz cutoff, bool descending, int *n);
+extern int64 msgq_slice_create(int32 stream_id, int64 start_seq);
+extern void msgq_slices_drop_stream(int32 stream_id);
+extern void msgq_slice_plans_stale(void);
+extern void msgq_streams_maintain(void);
 
 /* segment.c */
 extern int	msgq_segment_rotation_interval_ms;
@@ -285,10 +318,14 @@ extern Datum msgq_active_segment(PG_FUNCTION_ARGS);
 #define MSGQ_SEGMENTS			4
 extern void msgq_segments_maintain(void);
 extern bool msgq_lock_relation_timed(Oid relid, LOCKMODE mode);
+extern bool msgq_lock_tag_timed(const struct LOCKTAG *tag, LOCKMODE mode);
 extern Oid	msgq_message_relid(void);
 extern Oid	msgq_segment_relid(int seg);
 
 /* stream.c */
+extern Oid	msgq_stream_relid(void);
+extern int64 msgq_stream_seq_floor(void);
+extern void msgq_stream_cache_invalidate(void);
 extern void msgq_stream_shmem_size(Size *size);
 extern void msgq_stream_shmem_init(void);
 

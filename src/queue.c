@@ -2381,5 +2381,6 @@ msgq_run_maintenance(PG_FUNCTION_ARGS)
 {
 	msgq_check_preloaded();
 	msgq_maintenance_cycle();
+	msgq_maintenance_streams();
 	PG_RETURN_VOID();
 }

@@ -163,22 +163,26 @@ seg_blocks(int seg)
 }
 
 /*
- * Lock a relation, waiting at most msgq.segment_lock_timeout (0: not at
- * all); false if the lock was not granted.  The wait runs in a
- * subtransaction so that a lock timeout is caught instead of failing the
- * maintenance cycle.  While it waits, new lockers queue behind it, so the
- * timeout is kept short.
+ * Take a lock, waiting at most msgq.segment_lock_timeout (0: not at all);
+ * false if it was not granted.  The wait runs in a subtransaction so that
+ * a lock timeout is caught instead of failing the maintenance cycle.
+ * While it waits, new lockers queue behind it, so the timeout is kept
+ * short.  Invalidations are processed once the lock is held, as
+ * LockRelationOid() and LockDatabaseObject() do.
  */
 bool
-msgq_lock_relation_timed(Oid relid, LOCKMODE mode)
+msgq_lock_tag_timed(const LOCKTAG *tag, LOCKMODE mode)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool ok = true;
 	char		timeout[32];
 
-	if (ConditionalLockRelationOid(relid, mode))
+	if (LockAcquire(tag, mode, false, true) != LOCKACQUIRE_NOT_AVAIL)
+	{
+		AcceptInvalidationMessages();
 		return true;
+	}
 	if (msgq_segment_lock_timeout_ms <= 0)
 		return false;
 	snprintf(timeout, sizeof(timeout), "%d", msgq_segment_lock_timeout_ms);
@@ -192,7 +196,7 @@ msgq_lock_relation_timed(Oid relid, LOCKMODE mode)
 		(void) set_config_option("lock_timeout", timeout,
 								 PGC_SUSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
-		LockRelationOid(relid, mode);
+		(void) LockAcquire(tag, mode, false, false);
 		AtEOXact_GUC(true, nest);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -214,7 +218,19 @@ msgq_lock_relation_timed(Oid relid, LOCKMODE mode)
 		ok = false;
 	}
 	PG_END_TRY();
+	if (ok)
+		AcceptInvalidationMessages();
 	return ok;
+}
+
+/* msgq_lock_tag_timed() for a relation of this database */
+bool
+msgq_lock_relation_timed(Oid relid, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	return msgq_lock_tag_timed(&tag, mode);
 }
 
 /* msgq.message, the partitioned parent */

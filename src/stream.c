@@ -187,8 +187,8 @@ stream_xact_callback(XactEvent event, void *arg)
 static Oid	stream_seq_relid(void);
 
 /* The sequence's last value + 1: no number below it is still to come. */
-static int64
-stream_seq_next_floor(void)
+int64
+msgq_stream_seq_floor(void)
 {
 	Oid			seqid = stream_seq_relid();
 	Datum		d;
@@ -219,7 +219,7 @@ writer_publish(int32 stream_id, int32 shard)
 	}
 	if (!writer_active)
 	{
-		int64		bound = stream_seq_next_floor();
+		int64		bound = msgq_stream_seq_floor();
 
 		SpinLockAcquire(&s->mutex);
 		s->dboid = MyDatabaseId;
@@ -258,7 +258,7 @@ writer_publish(int32 stream_id, int32 shard)
 static int64
 stream_horizon(int32 stream_id, int32 shard)
 {
-	int64		h = stream_seq_next_floor();
+	int64		h = msgq_stream_seq_floor();
 	int			me = MSGQ_MY_BACKEND_ID - 1;
 	int			i,
 				j;
@@ -302,13 +302,10 @@ typedef struct MsgqStream
 
 static SPIPlanPtr stream_plan_lookup = NULL;
 static SPIPlanPtr stream_plan_lookup_id = NULL;
-static SPIPlanPtr stream_plan_put = NULL;
 static SPIPlanPtr stream_plan_shard = NULL;
-static SPIPlanPtr stream_plan_read = NULL;
-static SPIPlanPtr stream_plan_tip = NULL;
-static SPIPlanPtr stream_plan_at_time = NULL;
 
-static void stream_cache_invalidate(void);
+
+static void stream_lock_for_reshard(int32 stream_id);
 
 static void
 stream_not_found(const char *name)
@@ -541,7 +538,7 @@ msgq_create_stream(PG_FUNCTION_ARGS)
 
 	/* split the hash space evenly: step = floor(2^128 / count) */
 	step = max / (uint128) count + ((max % (uint128) count) == (uint128) (count - 1) ? 1 : 0);
-	start_seq = stream_seq_next_floor();
+	start_seq = msgq_stream_seq_floor();
 	for (i = 0; i < count; i++)
 	{
 		uint128		lo = step * (uint128) i;
@@ -556,7 +553,9 @@ msgq_create_stream(PG_FUNCTION_ARGS)
 								  NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create shard");
 	}
-	stream_cache_invalidate();
+	/* the first time slice, where the first records will go */
+	(void) msgq_slice_create(stream_id, start_seq);
+	msgq_stream_cache_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
@@ -570,14 +569,14 @@ msgq_delete_stream(PG_FUNCTION_ARGS)
 	MsgqStream	st;
 
 	stream_call_enter(&call, name, &st);
-	if (SPI_execute_with_args("DELETE FROM msgq.stream_record WHERE stream_id OPERATOR(pg_catalog.=) $1",
-							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
-							  NULL, false, 0) != SPI_OK_DELETE ||
-		SPI_execute_with_args("DELETE FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
+	/* like a reshard: wait for the open writers and hold new ones off */
+	stream_lock_for_reshard(st.stream_id);
+	msgq_slices_drop_stream(st.stream_id);
+	if (SPI_execute_with_args("DELETE FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
 							  NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete stream");
-	stream_cache_invalidate();
+	msgq_stream_cache_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }
@@ -747,6 +746,7 @@ typedef struct StreamCacheEntry
 {
 	char		name[STREAM_MAX_NAME + 1];
 	MsgqStream	st;
+	int64		slice_id;		/* the current time slice: puts go there */
 	int			nshards;
 	OpenShard  *shards;
 } StreamCacheEntry;
@@ -767,10 +767,12 @@ stream_cache_reset(Datum arg, Oid relid)
 	stream_cache = NULL;
 	stream_table_relid = InvalidOid;
 	stream_seq_oid = InvalidOid;
+	/* a slice may have been dropped */
+	msgq_slice_plans_stale();
 }
 
-static Oid
-stream_relid(void)
+Oid
+msgq_stream_relid(void)
 {
 	/* whoever caches the relid must hear when it goes */
 	if (!stream_cache_registered)
@@ -788,7 +790,7 @@ stream_relid(void)
 static Oid
 stream_seq_relid(void)
 {
-	(void) stream_relid();		/* registers the reset */
+	(void) msgq_stream_relid();		/* registers the reset */
 	if (!OidIsValid(stream_seq_oid))
 	{
 		stream_seq_oid = get_relname_relid("stream_seq",
@@ -800,10 +802,28 @@ stream_seq_relid(void)
 }
 
 /* every backend forgets what it knows of streams, at this commit */
-static void
-stream_cache_invalidate(void)
+void
+msgq_stream_cache_invalidate(void)
 {
-	CacheInvalidateRelcacheByRelid(stream_relid());
+	CacheInvalidateRelcacheByRelid(msgq_stream_relid());
+}
+
+/* The stream's current time slice (slice.c). */
+static int64
+stream_current_slice(int32 stream_id)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+
+	if (SPI_execute_plan(msgq_plan(&plan,
+								   "SELECT slice_id FROM msgq.stream_slice"
+								   " WHERE stream_id OPERATOR(pg_catalog.=) $1 AND end_seq IS NULL",
+								   1, (Oid[]) {INT4OID}),
+						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up the current slice of a stream");
+	if (SPI_processed == 0)
+		elog(ERROR, "stream %d has no current slice", stream_id);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /* The stream and its open shards, from the cache or loaded into it. */
@@ -816,13 +836,14 @@ stream_cached(const char *name)
 	MsgqStream	st;
 	OpenShard  *shards;
 	int			n;
+	int64		slice_id;
 
 	if (name == NULL || strlen(name) > STREAM_MAX_NAME)
 	{
 		stream_get(name, &st);	/* raises the error */
 		return NULL;
 	}
-	(void) stream_relid();
+	(void) msgq_stream_relid();
 	if (stream_cache_cxt == NULL)
 		stream_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "msgq stream cache",
 												 ALLOCSET_SMALL_SIZES);
@@ -843,12 +864,14 @@ stream_cached(const char *name)
 
 	stream_get(name, &st);
 	shards = stream_open_shards(st.stream_id, &n);
+	slice_id = stream_current_slice(st.stream_id);
 	/* the queries above may have reset the cache: look again */
 	if (stream_cache == NULL)
 		return stream_cached(name);
 	e = hash_search(stream_cache, name, HASH_ENTER, &found);
 	old = MemoryContextSwitchTo(stream_cache_cxt);
 	e->st = st;
+	e->slice_id = slice_id;
 	e->st.stream_name = pstrdup(st.stream_name);
 	e->st.mode = pstrdup(st.mode);
 	e->nshards = n;
@@ -872,10 +895,10 @@ stream_lock_for_put(int32 stream_id)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, stream_relid(), (uint32) stream_id, 0);
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, msgq_stream_relid(), (uint32) stream_id, 0);
 	if (LockHeldByMe(&tag, AccessShareLock))
 		return false;
-	LockDatabaseObject(stream_relid(), (Oid) stream_id, 0, AccessShareLock);
+	LockDatabaseObject(msgq_stream_relid(), (Oid) stream_id, 0, AccessShareLock);
 	AcceptInvalidationMessages();
 	return true;
 }
@@ -983,8 +1006,8 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	Datum		result[2];
 	bool		rnulls[2] = {false, false};
 	HeapTuple	tuple;
-	Oid			put_types[5] = {INT4OID, INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
-	Datum		put_values[5];
+	Datum		put_values[4];
+	int64		slice_id;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -994,6 +1017,7 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	if (stream_lock_for_put(ce->st.stream_id))
 		ce = stream_cached(name);
 	st = ce->st;
+	slice_id = ce->slice_id;
 	stream_check_access(&st, call.caller);
 
 	stream_check_record(pkey, data, "");
@@ -1005,17 +1029,11 @@ msgq_put_record(PG_FUNCTION_ARGS)
 
 	/* publish before the number is allocated (nextval in the INSERT) */
 	writer_publish(st.stream_id, shard);
-	put_values[0] = Int32GetDatum(st.stream_id);
-	put_values[1] = Int32GetDatum(shard);
-	put_values[2] = TimestampTzGetDatum(msgq_now());
-	put_values[3] = CStringGetTextDatum(pkey);
-	put_values[4] = PointerGetDatum(data);
-	if (SPI_execute_plan(msgq_plan(&stream_plan_put,
-								   "INSERT INTO msgq.stream_record (stream_id, shard_index, seq, arrival,"
-								   "   partition_key, data)"
-								   " VALUES ($1, $2, pg_catalog.nextval('msgq.stream_seq'), $3, $4, $5)"
-								   " RETURNING seq",
-								   5, put_types),
+	put_values[0] = Int32GetDatum(shard);
+	put_values[1] = TimestampTzGetDatum(msgq_now());
+	put_values[2] = CStringGetTextDatum(pkey);
+	put_values[3] = PointerGetDatum(data);
+	if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT),
 						 put_values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not put record");
 	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -1152,77 +1170,162 @@ stream_start(MsgqStream *st, int32 shard, ShardInfo *si, const char *type,
 	else if (strcmp(type, "AT_TIMESTAMP") == 0)
 	{
 		int64		h = stream_horizon(st->stream_id, shard);
+		TimestampTz at;
+		MsgqSlice  *sl;
+		int			nsl,
+					k;
 		bool		isnull;
 
 		if (PG_ARGISNULL(ts_arg))
 			INVALID_ARGUMENT("AT_TIMESTAMP needs a timestamp");
-		if (SPI_execute_plan(msgq_plan(&stream_plan_at_time,
-									   "SELECT pg_catalog.min(seq) FROM msgq.stream_record"
-									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-									   "   AND seq OPERATOR(pg_catalog.<) $3"
-									   "   AND arrival OPERATOR(pg_catalog.>=) $4",
-									   4, (Oid[]) {INT4OID, INT4OID, INT8OID, TIMESTAMPTZOID}),
-							 (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(shard),
-							 Int64GetDatum(h), PG_GETARG_DATUM(ts_arg)},
-							 NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not find records by time");
-		*start = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (isnull)
-			*start = h;
+		at = PG_GETARG_TIMESTAMPTZ(ts_arg);
+		*start = h;
+		/* the first slice, in order, with a record at or after the time */
+		sl = msgq_slices_list(st->stream_id, si->starting_seq, h,
+							  Max(stream_cutoff(st), at - 1), false, &nsl);
+		for (k = 0; k < nsl; k++)
+		{
+			Datum		d;
+
+			if (!msgq_slice_lock(sl[k].slice_id))
+				continue;
+			if (SPI_execute_plan(msgq_slice_plan(sl[k].slice_id, SLICE_AT_TIME),
+								 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(si->starting_seq),
+								 Int64GetDatum(h), TimestampTzGetDatum(at)},
+								 NULL, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not find records by time");
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+			{
+				*start = DatumGetInt64(d);
+				break;
+			}
+		}
 	}
 	else
 		return false;
 	return true;
 }
 
+/* Records read from a shard: (seq, arrival, key, data, size) rows. */
+typedef struct StreamRows
+{
+	TupleDesc	desc;
+	HeapTuple  *rows;
+	uint64		n;
+} StreamRows;
+
+static Datum
+row_value(StreamRows *r, uint64 i, int col)
+{
+	bool		isnull;
+
+	return SPI_getbinval(r->rows[i], r->desc, col, &isnull);
+}
+
+#define ROW_SEQ(r, i)		DatumGetInt64(row_value(r, i, 1))
+#define ROW_ARRIVAL(r, i)	DatumGetTimestampTz(row_value(r, i, 2))
+
 /*
  * Read a shard's records from start, below the horizon and after the
  * retention cutoff: at most limit records and 10 MiB, always at least one.
- * *tt gets the rows (seq, arrival, key, data, size); returns how many to
- * use.  *next is where the following read starts: after the last record
- * returned, or at the horizon when everything below it was read (nothing
- * more can appear there, whatever shard the numbers in between went to).
+ * The slices that may hold them are read in order until the limit is
+ * reached.  *next is where the following read starts: after the last
+ * record returned, or at the horizon when everything below it was read
+ * (nothing more can appear there, whatever shard the numbers in between
+ * went to).
  */
-static uint64
+static void
 stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
-			SPITupleTable **tt, int64 *next)
+			StreamRows *out, int64 *next)
 {
-	uint64		n,
-				kept;
+	TimestampTz cutoff = stream_cutoff(st);
+	MsgqSlice  *sl;
+	int			nsl,
+				k;
 	int64		bytes = 0;
+	bool		full = false;
 	bool		isnull;
 
-	if (SPI_execute_plan(msgq_plan(&stream_plan_read,
-								   "SELECT seq, arrival, partition_key, data,"
-								   "       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
-								   "       pg_catalog.octet_length(partition_key)"
-								   "  FROM msgq.stream_record"
-								   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-								   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-								   "   AND seq OPERATOR(pg_catalog.>=) $3"
-								   "   AND seq OPERATOR(pg_catalog.<) $4"
-								   "   AND arrival OPERATOR(pg_catalog.>) $5"
-								   " ORDER BY stream_id, shard_index, seq LIMIT $6",
-								   6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID}),
-						 (Datum[]) {Int32GetDatum(st->stream_id), Int32GetDatum(shard),
-						 Int64GetDatum(start), Int64GetDatum(horizon),
-						 TimestampTzGetDatum(stream_cutoff(st)), Int64GetDatum((int64) limit)},
-						 NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read records");
-	*tt = SPI_tuptable;
-	n = SPI_processed;
-	for (kept = 0; kept < n; kept++)
+	out->desc = NULL;
+	out->n = 0;
+	out->rows = palloc(sizeof(HeapTuple) * Max(limit, 1));
+	sl = msgq_slices_list(st->stream_id, start, horizon, cutoff, false, &nsl);
+	for (k = 0; k < nsl && !full; k++)
 	{
-		bytes += DatumGetInt32(SPI_getbinval((*tt)->vals[kept], (*tt)->tupdesc, 5, &isnull));
-		if (kept > 0 && bytes > STREAM_MAX_RESPONSE)
-			break;
+		uint64		i;
+
+		if (!msgq_slice_lock(sl[k].slice_id))
+			continue;
+		if (SPI_execute_plan(msgq_slice_plan(sl[k].slice_id, SLICE_READ),
+							 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(start),
+							 Int64GetDatum(horizon), TimestampTzGetDatum(cutoff),
+							 Int64GetDatum((int64) limit - (int64) out->n)},
+							 NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read records");
+		out->desc = SPI_tuptable->tupdesc;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bytes += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 5, &isnull));
+			if (out->n > 0 && bytes > STREAM_MAX_RESPONSE)
+			{
+				full = true;
+				break;
+			}
+			out->rows[out->n++] = SPI_tuptable->vals[i];
+		}
+		if (out->n >= (uint64) limit)
+			full = true;
 	}
-	if (kept < (uint64) limit && kept == n)
+	if (!full)
 		*next = Max(horizon, start);
 	else
-		*next = DatumGetInt64(SPI_getbinval((*tt)->vals[kept - 1], (*tt)->tupdesc, 1, &isnull)) + 1;
-	return kept;
+		*next = ROW_SEQ(out, out->n - 1) + 1;
+}
+
+/*
+ * The arrival time of the shard's newest record below the horizon (false
+ * when there is none): the tip that MillisBehindLatest is measured to.
+ */
+static bool
+stream_tip(MsgqStream *st, int32 shard, int64 horizon, TimestampTz *arrival)
+{
+	MsgqSlice  *sl;
+	int			nsl,
+				k;
+	bool		isnull;
+
+	sl = msgq_slices_list(st->stream_id, 0, horizon, stream_cutoff(st), true, &nsl);
+	for (k = 0; k < nsl; k++)
+	{
+		if (!msgq_slice_lock(sl[k].slice_id))
+			continue;
+		if (SPI_execute_plan(msgq_slice_plan(sl[k].slice_id, SLICE_TIP),
+							 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(horizon)},
+							 NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not find the newest record of a shard");
+		if (SPI_processed == 1)
+		{
+			*arrival = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 2, &isnull));
+			return true;
+		}
+	}
+	return false;
+}
+
+/* MillisBehindLatest after reading rows up to next (0 when caught up) */
+static int64
+stream_behind(MsgqStream *st, int32 shard, int64 horizon, StreamRows *rows, int64 next)
+{
+	TimestampTz tip;
+
+	if (rows->n == 0 || next >= horizon)
+		return 0;
+	if (!stream_tip(st, shard, horizon, &tip))
+		return 0;
+	return Max(0, (tip - ROW_ARRIVAL(rows, rows->n - 1)) / 1000);
 }
 
 PG_FUNCTION_INFO_V1(msgq_get_shard_iterator);
@@ -1301,13 +1404,12 @@ msgq_get_records(PG_FUNCTION_ARGS)
 				next;
 	uint64		i,
 				kept = 0;
-	SPITupleTable *tt;
+	StreamRows	rows;
 	Datum		next_it;
 	bool		next_null = false;
 	Datum		children = (Datum) 0;
 	bool		children_null = true;
 	int64		behind = 0;
-	bool		isnull;
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
@@ -1332,30 +1434,9 @@ msgq_get_records(PG_FUNCTION_ARGS)
 
 	/* the horizon first, then a fresh snapshot (read_only = false) */
 	horizon = stream_horizon(stream_id, shard);
-	kept = stream_read(&st, shard, start, horizon, limit, &tt, &next);
-
-	if (kept > 0 && next < horizon)
-	{
-		/* milliseconds between the last record returned and the shard's tip */
-		TimestampTz last = DatumGetTimestampTz(SPI_getbinval(tt->vals[kept - 1], tt->tupdesc, 2, &isnull));
-
-		if (SPI_execute_plan(msgq_plan(&stream_plan_tip,
-									   "SELECT arrival FROM msgq.stream_record"
-									   " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-									   "   AND shard_index OPERATOR(pg_catalog.=) $2"
-									   "   AND seq OPERATOR(pg_catalog.<) $3"
-									   " ORDER BY stream_id, shard_index, seq DESC LIMIT 1",
-									   3, (Oid[]) {INT4OID, INT4OID, INT8OID}),
-							 (Datum[]) {Int32GetDatum(stream_id), Int32GetDatum(shard),
-							 Int64GetDatum(horizon)},
-							 NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			TimestampTz tip = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-																SPI_tuptable->tupdesc, 1, &isnull));
-
-			behind = Max(0, (tip - last) / 1000);
-		}
-	}
+	stream_read(&st, shard, start, horizon, limit, &rows, &next);
+	kept = rows.n;
+	behind = stream_behind(&st, shard, horizon, &rows, next);
 
 	/* a closed shard read to its end has no next iterator, but children */
 	if (si.closed && next > si.ending_seq)
@@ -1400,10 +1481,10 @@ msgq_get_records(PG_FUNCTION_ARGS)
 		Datum		v[7];
 		bool		nl[7] = {false, false, false, false, next_null, false, children_null};
 
-		v[0] = int64_numeric(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
-		v[1] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
-		v[2] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
-		v[3] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+		v[0] = int64_numeric(ROW_SEQ(&rows, i));
+		v[1] = row_value(&rows, i, 2);
+		v[2] = row_value(&rows, i, 3);
+		v[3] = row_value(&rows, i, 4);
 		v[4] = next_it;
 		v[5] = Int64GetDatum(behind);
 		v[6] = children;
@@ -1476,9 +1557,11 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	uint64		r;
 	bool		isnull;
 	int64	   *seqs;
+	int64		slice_id;
 
 	if (stream_lock_for_put(st->stream_id))
 		ce = stream_cached(st->stream_name);
+	slice_id = ce->slice_id;
 	shard_d = palloc(sizeof(Datum) * n);
 	key_d = palloc(sizeof(Datum) * n);
 	data_d = palloc(sizeof(Datum) * n);
@@ -1495,19 +1578,12 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	for (i = 0; i < n; i++)
 		writer_publish(st->stream_id, route[i]);
 
-	if (SPI_execute_with_args("INSERT INTO msgq.stream_record (stream_id, shard_index, seq, arrival,"
-							  "   partition_key, data)"
-							  " SELECT $1, u.shard, pg_catalog.nextval('msgq.stream_seq'), $2, u.k, u.d"
-							  "   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-							  "        WITH ORDINALITY AS u(shard, k, d, ord)"
-							  "  ORDER BY u.ord"
-							  " RETURNING seq",
-							  5, (Oid[]) {INT4OID, TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID, BYTEAARRAYOID},
-							  (Datum[]) {Int32GetDatum(st->stream_id), TimestampTzGetDatum(msgq_now()),
-							  PointerGetDatum(construct_array(shard_d, n, INT4OID, 4, true, TYPALIGN_INT)),
-							  PointerGetDatum(construct_array(key_d, n, TEXTOID, -1, false, TYPALIGN_INT)),
-							  PointerGetDatum(construct_array(data_d, n, BYTEAOID, -1, false, TYPALIGN_INT))},
-							  NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
+	if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT_MANY),
+						 (Datum[]) {TimestampTzGetDatum(msgq_now()),
+						 PointerGetDatum(construct_array(shard_d, n, INT4OID, 4, true, TYPALIGN_INT)),
+						 PointerGetDatum(construct_array(key_d, n, TEXTOID, -1, false, TYPALIGN_INT)),
+						 PointerGetDatum(construct_array(data_d, n, BYTEAOID, -1, false, TYPALIGN_INT))},
+						 NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != (uint64) n)
 		elog(ERROR, "could not put records");
 	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
@@ -1745,6 +1821,37 @@ msgq_describe_stream_summary(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Is seq a record of the shard?  A number below every slice of the stream
+ * belonged to a slice dropped at the end of its retention: it is taken if
+ * it is in the shard's range, so a consumer that falls behind retention
+ * can still checkpoint what it read.
+ */
+static bool
+stream_record_exists(MsgqStream *st, int32 shard, ShardInfo *si, int64 seq)
+{
+	MsgqSlice  *sl;
+	int			nsl,
+				k;
+
+	if (seq < si->starting_seq || (si->closed && seq > si->ending_seq))
+		return false;
+	sl = msgq_slices_list(st->stream_id, seq, seq + 1, 0, false, &nsl);
+	for (k = 0; k < nsl; k++)
+	{
+		if (!msgq_slice_lock(sl[k].slice_id))
+			return true;		/* dropped meanwhile: expired */
+		if (SPI_execute_plan(msgq_slice_plan(sl[k].slice_id, SLICE_EXISTS),
+							 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(seq)},
+							 NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look up record");
+		return SPI_processed > 0;
+	}
+	/* no slice holds the number: below the oldest one, or not yet written */
+	sl = msgq_slices_list(st->stream_id, 0, PG_INT64_MAX, 0, false, &nsl);
+	return nsl > 0 && seq < sl[0].start_seq;
+}
+
+/*
  * msgq.checkpoint(stream_name, consumer_group, shard_id, sequence_number):
  * record, in the caller's transaction, that the group has processed the
  * shard up to that record.  Written with the consumer's own work, it makes
@@ -1775,16 +1882,7 @@ msgq_checkpoint(PG_FUNCTION_ARGS)
 		INVALID_ARGUMENT("a checkpoint needs a sequence number");
 	seq = numeric_seq(PG_GETARG_DATUM(3), "SequenceNumber");
 
-	if (SPI_execute_with_args("SELECT 1 FROM msgq.stream_record"
-							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-							  "   AND shard_index OPERATOR(pg_catalog.=) $2"
-							  "   AND seq OPERATOR(pg_catalog.=) $3",
-							  3, (Oid[]) {INT4OID, INT4OID, INT8OID},
-							  (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(shard),
-							  Int64GetDatum(seq)},
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up record");
-	if (SPI_processed == 0)
+	if (!stream_record_exists(&st, shard, &si, seq))
 		INVALID_ARGUMENT("sequence number %lld is not a record of shard %s",
 						 (long long) seq, shard_id_text(shard));
 
@@ -1852,7 +1950,7 @@ stream_set_retention(FunctionCallInfo fcinfo, bool increase)
 							  TimestampTzGetDatum(now - (TimestampTz) st.retention_hours * 3600 * USECS_PER_SEC)},
 							  NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not change the retention period");
-	stream_cache_invalidate();
+	msgq_stream_cache_invalidate();
 	msgq_call_leave(&call);
 }
 
@@ -2035,7 +2133,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	TimestampTz now = msgq_now();
 	TimestampTz deadline;
 	bool		isnull;
-	SPITupleTable *tt = NULL;
+	StreamRows	rows;
 	uint64		n = 0,
 				i;
 	int64		horizon;
@@ -2104,7 +2202,8 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		TimestampTz t;
 
 		horizon = stream_horizon(st.stream_id, shard);
-		n = stream_read(&st, shard, position, horizon, limit, &tt, &next);
+		stream_read(&st, shard, position, horizon, limit, &rows, &next);
+		n = rows.n;
 		t = msgq_now();
 		if (n > 0 || t >= deadline)
 			break;
@@ -2114,12 +2213,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	if (n > 0 && next < horizon)
-	{
-		TimestampTz last = DatumGetTimestampTz(SPI_getbinval(tt->vals[n - 1], tt->tupdesc, 2, &isnull));
-
-		behind = Max(0, (msgq_now() - last) / 1000);
-	}
+	behind = stream_behind(&st, shard, horizon, &rows, next);
 
 	/* output first: the update below replaces SPI's tuple table */
 	MemoryContextSwitchTo(call.cxt);
@@ -2135,10 +2229,10 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		Datum		v[6];
 		bool		nl[6] = {false, false, false, false, false, false};
 
-		v[0] = int64_numeric(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
-		v[1] = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull);
-		v[2] = SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull);
-		v[3] = SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+		v[0] = int64_numeric(ROW_SEQ(&rows, i));
+		v[1] = row_value(&rows, i, 2);
+		v[2] = row_value(&rows, i, 3);
+		v[3] = row_value(&rows, i, 4);
 		v[4] = int64_numeric(next);
 		v[5] = Int64GetDatum(behind);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
@@ -2175,7 +2269,7 @@ typedef struct ShardRow
 static void
 stream_lock_for_reshard(int32 stream_id)
 {
-	LockDatabaseObject(stream_relid(), (Oid) stream_id, 0, AccessExclusiveLock);
+	LockDatabaseObject(msgq_stream_relid(), (Oid) stream_id, 0, AccessExclusiveLock);
 }
 
 /* Close shards and add children, numbered after everything allocated so far. */
@@ -2183,7 +2277,7 @@ static void
 reshard(MsgqStream *st, int32 *closing, int nclosing, uint128 *lo, uint128 *hi,
 		int32 *parent, int32 *adjacent, int nchildren)
 {
-	int64		boundary = stream_seq_next_floor();
+	int64		boundary = msgq_stream_seq_floor();
 	int32		next_index;
 	bool		isnull;
 	int			i;
@@ -2224,7 +2318,7 @@ reshard(MsgqStream *st, int32 *closing, int nclosing, uint128 *lo, uint128 *hi,
 								  v, nl, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create shard");
 	}
-	stream_cache_invalidate();
+	msgq_stream_cache_invalidate();
 }
 
 static int32
@@ -2491,7 +2585,7 @@ msgq_update_stream_mode(PG_FUNCTION_ARGS)
 	if (SPI_processed == 0)
 		MSGQ_ERROR("LimitExceededException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "the mode of stream \"%s\" can change at most twice in 24 hours", st.stream_name);
-	stream_cache_invalidate();
+	msgq_stream_cache_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
 }

@@ -247,6 +247,17 @@ worker_run_cycle(void)
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	/* streams in a transaction of their own: sealing holds writers off */
+	if (installed)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		msgq_maintenance_streams();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 

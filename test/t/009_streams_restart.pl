@@ -10,6 +10,8 @@
 #     is in a WAL-logged table);
 #   - records put after the restart get higher sequence numbers than every
 #     record before it.
+# The records are spread over two time slices (a sealed one and the
+# current one), so both slice tables are recovered.
 
 use strict;
 use warnings;
@@ -24,17 +26,31 @@ $node->append_conf('postgresql.conf',
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION msgq');
 
+# 200 records in two time slices: the first is sealed an hour later (on
+# msgq's test clock) and the next 100 go to the second
 $node->safe_psql('postgres', q{
 	SELECT msgq.create_stream('rs', 2);
 	SELECT count(*) FROM msgq.put_records('rs',
-		ARRAY(SELECT 'key-' || g FROM generate_series(1, 200) g),
-		ARRAY(SELECT convert_to('data ' || g, 'UTF8') FROM generate_series(1, 200) g));
+		ARRAY(SELECT 'key-' || g FROM generate_series(1, 100) g),
+		ARRAY(SELECT convert_to('data ' || g, 'UTF8') FROM generate_series(1, 100) g));
+	SET msgq.clock_offset = '61min';
+	SELECT msgq.run_maintenance();
+	SELECT count(*) FROM msgq.put_records('rs',
+		ARRAY(SELECT 'key-' || g FROM generate_series(101, 200) g),
+		ARRAY(SELECT convert_to('data ' || g, 'UTF8') FROM generate_series(101, 200) g));
 });
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(state, ',' ORDER BY slice_id) FROM msgq.stream_slices}),
+	'sealed,current', 'the records are in two slices');
 
-my $listing = q{
+# every record, read from the slice tables directly
+my $records = '(' . join(' UNION ALL ',
+	map { "SELECT * FROM $_" } split(/\n/, $node->safe_psql('postgres',
+			'SELECT table_name FROM msgq.stream_slices ORDER BY slice_id'))) . ') r';
+my $listing = qq{
 	SELECT string_agg(shard_index || ':' || seq || ':' || convert_from(data, 'UTF8'), ','
 					  ORDER BY shard_index, seq)
-	  FROM msgq.stream_record};
+	  FROM $records};
 my $before = $node->safe_psql('postgres', $listing);
 
 # the group has processed shard 0 up to its 10th record
@@ -49,7 +65,7 @@ my $resume_before = $node->safe_psql('postgres', q{
 		'shardId-000000000000', 'AFTER_CHECKPOINT', consumer_group => 'g'), 1)});
 my $iterator = $node->safe_psql('postgres',
 	q{SELECT msgq.get_shard_iterator('rs', 'shardId-000000000001', 'TRIM_HORIZON')});
-my $max_before = $node->safe_psql('postgres', 'SELECT max(seq) FROM msgq.stream_record');
+my $max_before = $node->safe_psql('postgres', "SELECT max(seq) FROM $records");
 
 # a put left open when the server goes down
 my $open = $node->background_psql('postgres');
@@ -63,7 +79,7 @@ $node->start;
 is($node->safe_psql('postgres', $listing), $before,
 	'every committed record is back, in the same order per shard, with its data');
 is($node->safe_psql('postgres',
-		q{SELECT count(*) FROM msgq.stream_record WHERE partition_key = 'lost'}),
+		"SELECT count(*) FROM $records WHERE partition_key = 'lost'"),
 	'0', 'the uncommitted put is gone');
 is( $node->safe_psql('postgres', q{
 	SELECT sequence_number FROM msgq.get_records(msgq.get_shard_iterator('rs',
@@ -73,7 +89,7 @@ is( $node->safe_psql('postgres', q{
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM msgq.get_records('$iterator')"),
 	$node->safe_psql('postgres',
-		q{SELECT count(*) FROM msgq.stream_record WHERE shard_index = 1}),
+		"SELECT count(*) FROM $records WHERE shard_index = 1"),
 	'an iterator minted before the crash still reads its shard');
 my $new = $node->safe_psql('postgres',
 	q{SELECT sequence_number FROM msgq.put_record('rs', 'after', convert_to('after', 'UTF8'))});

@@ -1,0 +1,511 @@
+/*-------------------------------------------------------------------------
+ *
+ * slice.c
+ *	  Time slices: where a stream's records are stored.
+ *
+ * Each stream keeps its records in a chain of tables, msgq.stream_slice_N,
+ * one per time slice, recorded in msgq.stream_slice.  Exactly one slice of
+ * a stream is current (end_seq NULL): every put writes into it.  The
+ * others are sealed: they hold the records with sequence numbers in
+ * [start_seq, end_seq], and every record in them arrived at or before
+ * sealed_at.  The ranges of a stream's slices are contiguous and do not
+ * overlap, so a reader walks them in start_seq order.
+ *
+ * The maintenance cycle, per stream:
+ *
+ *	- seals the current slice once it is older than the slice width
+ *	  (retention / 24: one hour for the default 24 hours) and holds a
+ *	  record.  Under the stream's exclusive lock (the lock of resharding:
+ *	  every put holds it shared to the end of its transaction), taken with
+ *	  at most msgq.segment_lock_timeout of waiting, the sequence's last
+ *	  value L is read: no put of the stream is in progress, so every record
+ *	  in the slice is at most L and every later one is above it.  The slice
+ *	  gets end_seq = L, and a new current slice starts at L + 1;
+ *
+ *	- drops each sealed slice whose sealed_at is at or before the
+ *	  retention cutoff: every record in it has expired, and readers
+ *	  already hide them (the cutoff is applied to arrival times).  The
+ *	  DROP takes the slice's ACCESS EXCLUSIVE lock only when it is free
+ *	  (ConditionalLockRelationOid): a reader or writer still using the
+ *	  slice is never queued behind the worker, and the slice is dropped on
+ *	  a later cycle.  No record is ever deleted one by one.
+ *
+ * Readers lock each slice ACCESS SHARE before they read it and skip a
+ * slice that a drop removed meanwhile (it only held expired records).
+ *
+ * Each backend keeps its prepared statements per slice; they are dropped
+ * when the slice goes (checked whenever msgq.stream's relcache entry is
+ * invalidated, which every rotation and drop does).
+ *
+ * IDENTIFICATION
+ *	  src/slice.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "msgq.h"
+
+/* a slice is 1/24 of the retention period: 150 s per hour of retention */
+#define SLICE_SECS_PER_RETENTION_HOUR	150
+
+typedef struct SlicePlans
+{
+	int64		slice_id;		/* hash key */
+	Oid			relid;
+	SPIPlanPtr	plans[SLICE_NPLANS];
+} SlicePlans;
+
+static HTAB *slice_plans = NULL;
+static bool slice_plans_check = false;
+
+static const char *const slice_sql[SLICE_NPLANS] = {
+	/* SLICE_PUT: $1 shard, $2 arrival, $3 key, $4 data */
+	"INSERT INTO %s (shard_index, seq, arrival, partition_key, data)"
+	" VALUES ($1, pg_catalog.nextval('msgq.stream_seq'), $2, $3, $4)"
+	" RETURNING seq",
+	/* SLICE_PUT_MANY: $1 arrival, $2 shards, $3 keys, $4 data, in order */
+	"INSERT INTO %s (shard_index, seq, arrival, partition_key, data)"
+	" SELECT u.shard, pg_catalog.nextval('msgq.stream_seq'), $1, u.k, u.d"
+	"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+	"        WITH ORDINALITY AS u(shard, k, d, ord)"
+	"  ORDER BY u.ord"
+	" RETURNING seq",
+	/* SLICE_READ: $1 shard, $2 from, $3 below, $4 cutoff, $5 limit */
+	"SELECT seq, arrival, partition_key, data,"
+	"       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
+	"       pg_catalog.octet_length(partition_key)"
+	"  FROM %s"
+	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
+	"   AND seq OPERATOR(pg_catalog.>=) $2"
+	"   AND seq OPERATOR(pg_catalog.<) $3"
+	"   AND arrival OPERATOR(pg_catalog.>) $4"
+	" ORDER BY shard_index, seq LIMIT $5",
+	/* SLICE_AT_TIME: $1 shard, $2 from, $3 below, $4 time */
+	"SELECT pg_catalog.min(seq) FROM %s"
+	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
+	"   AND seq OPERATOR(pg_catalog.>=) $2"
+	"   AND seq OPERATOR(pg_catalog.<) $3"
+	"   AND arrival OPERATOR(pg_catalog.>=) $4",
+	/* SLICE_TIP: $1 shard, $2 below */
+	"SELECT seq, arrival FROM %s"
+	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
+	"   AND seq OPERATOR(pg_catalog.<) $2"
+	" ORDER BY shard_index DESC, seq DESC LIMIT 1",
+	/* SLICE_EXISTS: $1 shard, $2 seq */
+	"SELECT arrival FROM %s"
+	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
+	"   AND seq OPERATOR(pg_catalog.=) $2",
+	/* SLICE_ANY: a record at all? */
+	"SELECT 1 FROM %s LIMIT 1",
+};
+
+static const int slice_nargs[SLICE_NPLANS] = {4, 4, 5, 4, 2, 2, 0};
+static const Oid slice_argtypes[SLICE_NPLANS][5] = {
+	{INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID},
+	{TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID, BYTEAARRAYOID},
+	{INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID},
+	{INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID},
+	{INT4OID, INT8OID},
+	{INT4OID, INT8OID},
+	{0},
+};
+
+static void
+slice_relname(int64 slice_id, char *buf, size_t len)
+{
+	snprintf(buf, len, "stream_slice_" INT64_FORMAT, slice_id);
+}
+
+/* The slice's table, or InvalidOid when it has been dropped. */
+static Oid
+slice_relid(int64 slice_id)
+{
+	char		name[NAMEDATALEN];
+
+	slice_relname(slice_id, name, sizeof(name));
+	return get_relname_relid(name, get_namespace_oid(MSGQ_SCHEMA_NAME, false));
+}
+
+/* msgq.stream's relcache entry was invalidated: slices may be gone */
+void
+msgq_slice_plans_stale(void)
+{
+	slice_plans_check = true;
+}
+
+static void
+slice_plans_forget_dropped(void)
+{
+	HASH_SEQ_STATUS scan;
+	SlicePlans *e;
+	int			i;
+
+	slice_plans_check = false;
+	hash_seq_init(&scan, slice_plans);
+	while ((e = hash_seq_search(&scan)) != NULL)
+	{
+		if (slice_relid(e->slice_id) == e->relid)
+			continue;
+		for (i = 0; i < SLICE_NPLANS; i++)
+			if (e->plans[i] != NULL)
+				SPI_freeplan(e->plans[i]);
+		(void) hash_search(slice_plans, &e->slice_id, HASH_REMOVE, NULL);
+	}
+}
+
+/*
+ * The prepared statement `which` on a slice.  Table names are built from
+ * the slice number only: no user-supplied name is ever part of SQL text.
+ */
+SPIPlanPtr
+msgq_slice_plan(int64 slice_id, SlicePlan which)
+{
+	SlicePlans *e;
+	bool		found;
+
+	if (slice_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(SlicePlans);
+		ctl.hcxt = TopMemoryContext;
+		slice_plans = hash_create("msgq slice plans", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		slice_plans_check = false;
+	}
+	if (slice_plans_check)
+		slice_plans_forget_dropped();
+	e = hash_search(slice_plans, &slice_id, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(e->plans, 0, sizeof(e->plans));
+		e->relid = slice_relid(slice_id);
+	}
+	if (e->plans[which] == NULL)
+	{
+		char		name[NAMEDATALEN];
+		char		qualified[NAMEDATALEN + 16];
+		char	   *sql;
+
+		slice_relname(slice_id, name, sizeof(name));
+		snprintf(qualified, sizeof(qualified), "%s.%s", MSGQ_SCHEMA_NAME, name);
+		sql = psprintf(slice_sql[which], qualified);
+		(void) msgq_plan(&e->plans[which], sql, slice_nargs[which],
+						 (Oid *) slice_argtypes[which]);
+	}
+	return e->plans[which];
+}
+
+/*
+ * Lock a slice ACCESS SHARE for reading; false when a drop removed it
+ * (it held only expired records).  The lock is kept to the end of the
+ * transaction, so the slice cannot go while its rows are in use.
+ */
+bool
+msgq_slice_lock(int64 slice_id)
+{
+	Oid			relid = slice_relid(slice_id);
+
+	if (!OidIsValid(relid))
+		return false;
+	LockRelationOid(relid, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+	{
+		UnlockRelationOid(relid, AccessShareLock);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The stream's slices that may hold records with from <= seq < below
+ * arriving after cutoff, in sequence order (descending if asked).
+ */
+MsgqSlice *
+msgq_slices_list(int32 stream_id, int64 from, int64 below, TimestampTz cutoff,
+				 bool descending, int *n)
+{
+	static SPIPlanPtr asc = NULL;
+	static SPIPlanPtr desc = NULL;
+	MsgqSlice  *r;
+	uint64		i;
+	bool		isnull;
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[4];
+
+	values[0] = Int32GetDatum(stream_id);
+	values[1] = Int64GetDatum(from);
+	values[2] = Int64GetDatum(below);
+	values[3] = TimestampTzGetDatum(cutoff);
+#define SLICES_SQL(order) \
+	"SELECT slice_id, start_seq, end_seq, sealed_at FROM msgq.stream_slice" \
+	" WHERE stream_id OPERATOR(pg_catalog.=) $1" \
+	"   AND start_seq OPERATOR(pg_catalog.<) $3" \
+	"   AND (end_seq IS NULL OR end_seq OPERATOR(pg_catalog.>=) $2)" \
+	"   AND (sealed_at IS NULL OR sealed_at OPERATOR(pg_catalog.>) $4)" \
+	" ORDER BY stream_id, start_seq " order
+	if (SPI_execute_plan(descending ?
+						 msgq_plan(&desc, SLICES_SQL("DESC"), 4, types) :
+						 msgq_plan(&asc, SLICES_SQL("ASC"), 4, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the slices of a stream");
+#undef SLICES_SQL
+	*n = (int) SPI_processed;
+	r = palloc(sizeof(MsgqSlice) * Max(*n, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		r[i].slice_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		r[i].start_seq = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		r[i].end_seq = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		if (isnull)
+			r[i].end_seq = PG_INT64_MAX;
+		r[i].sealed_at = DatumGetTimestampTz(SPI_getbinval(t, d, 4, &isnull));
+		if (isnull)
+			r[i].sealed_at = 0;
+	}
+	return r;
+}
+
+/*
+ * Create a stream's new current slice starting at start_seq: its catalog
+ * row and its table, made like the template msgq.stream_record.  The
+ * table depends on the extension (automatically), so DROP EXTENSION takes
+ * it along.  Returns the slice number.
+ */
+int64
+msgq_slice_create(int32 stream_id, int64 start_seq)
+{
+	int64		slice_id;
+	bool		isnull;
+	char		name[NAMEDATALEN];
+	char		sql[256];
+	Oid			relid;
+	ObjectAddress table;
+	ObjectAddress ext;
+
+	if (SPI_execute_with_args("INSERT INTO msgq.stream_slice (stream_id, start_seq, opened_at)"
+							  " VALUES ($1, $2, $3) RETURNING slice_id",
+							  3, (Oid[]) {INT4OID, INT8OID, TIMESTAMPTZOID},
+							  (Datum[]) {Int32GetDatum(stream_id), Int64GetDatum(start_seq),
+							  TimestampTzGetDatum(msgq_now())},
+							  NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not record a stream slice");
+	slice_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	slice_relname(slice_id, name, sizeof(name));
+	snprintf(sql, sizeof(sql),
+			 "CREATE TABLE %s.%s (LIKE msgq.stream_record INCLUDING ALL)",
+			 MSGQ_SCHEMA_NAME, name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create stream slice %s", name);
+	snprintf(sql, sizeof(sql), "REVOKE ALL ON TABLE %s.%s FROM PUBLIC",
+			 MSGQ_SCHEMA_NAME, name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not revoke access to stream slice %s", name);
+
+	relid = slice_relid(slice_id);
+	if (!OidIsValid(relid))
+		elog(ERROR, "stream slice %s was not created", name);
+	ObjectAddressSet(table, RelationRelationId, relid);
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid(MSGQ_EXTENSION_NAME, false));
+	recordDependencyOn(&table, &ext, DEPENDENCY_AUTO);
+	return slice_id;
+}
+
+static void
+slice_drop(int64 slice_id)
+{
+	char		name[NAMEDATALEN];
+	char		sql[256];
+
+	slice_relname(slice_id, name, sizeof(name));
+	if (OidIsValid(slice_relid(slice_id)))
+	{
+		snprintf(sql, sizeof(sql), "DROP TABLE %s.%s", MSGQ_SCHEMA_NAME, name);
+		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not drop stream slice %s", name);
+	}
+	if (SPI_execute_with_args("DELETE FROM msgq.stream_slice"
+							  " WHERE slice_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(slice_id)},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget stream slice %s", name);
+}
+
+/* delete_stream: every slice of the stream goes (waiting for their users) */
+void
+msgq_slices_drop_stream(int32 stream_id)
+{
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT slice_id FROM msgq.stream_slice"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1 ORDER BY slice_id",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(stream_id)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the slices of a stream");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+		slice_drop(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+}
+
+/* slice width for a retention period */
+static TimestampTz
+slice_width(int32 retention_hours)
+{
+	return (TimestampTz) retention_hours * SLICE_SECS_PER_RETENTION_HOUR * USECS_PER_SEC;
+}
+
+/*
+ * Seal the stream's current slice and open the next one, if the stream's
+ * writers can be held off for at most msgq.segment_lock_timeout.  The
+ * exclusive stream lock is kept until the cycle commits.
+ */
+static bool
+slice_rotate(int32 stream_id, int64 current, TimestampTz now)
+{
+	LOCKTAG		tag;
+	int64		last;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, msgq_stream_relid(), (uint32) stream_id, 0);
+	if (!msgq_lock_tag_timed(&tag, AccessExclusiveLock))
+		return false;
+
+	/* no put of this stream is in progress: all its numbers are <= last */
+	last = msgq_stream_seq_floor() - 1;
+	if (SPI_execute_with_args("UPDATE msgq.stream_slice SET end_seq = $2, sealed_at = $3"
+							  " WHERE slice_id OPERATOR(pg_catalog.=) $1",
+							  3, (Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID},
+							  (Datum[]) {Int64GetDatum(current), Int64GetDatum(last),
+							  TimestampTzGetDatum(now)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not seal a stream slice");
+	(void) msgq_slice_create(stream_id, last + 1);
+	return true;
+}
+
+/*
+ * The streams' part of a maintenance cycle: drop the slices whose records
+ * have all expired, and seal the current slices that are due.
+ */
+void
+msgq_streams_maintain(void)
+{
+	SPITupleTable *streams;
+	uint64		nstreams,
+				i;
+	TimestampTz now = msgq_now();
+	bool		changed = false;
+
+	if (SPI_execute("SELECT s.stream_id, s.retention_hours, s.trimmed_before,"
+					"       c.slice_id, c.opened_at"
+					"  FROM msgq.stream s JOIN msgq.stream_slice c"
+					"    ON c.stream_id OPERATOR(pg_catalog.=) s.stream_id"
+					"   AND c.end_seq IS NULL"
+					" ORDER BY s.stream_id", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list streams");
+	streams = SPI_tuptable;
+	nstreams = SPI_processed;
+
+	for (i = 0; i < nstreams; i++)
+	{
+		HeapTuple	t = streams->vals[i];
+		TupleDesc	d = streams->tupdesc;
+		bool		isnull;
+		int32		stream_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		int32		retention = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+		bool		untrimmed;
+		TimestampTz trimmed = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &untrimmed));
+		int64		current = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		TimestampTz opened = DatumGetTimestampTz(SPI_getbinval(t, d, 5, &isnull));
+		TimestampTz cutoff = now - (TimestampTz) retention * USECS_PER_HOUR;
+		SPITupleTable *expired;
+		uint64		nexpired,
+					j;
+
+		if (!untrimmed)
+			cutoff = Max(cutoff, trimmed);
+
+		/* 1. drop expired slices whose lock is free right now */
+		if (SPI_execute_with_args("SELECT slice_id FROM msgq.stream_slice"
+								  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+								  "   AND end_seq IS NOT NULL"
+								  "   AND sealed_at OPERATOR(pg_catalog.<=) $2"
+								  " ORDER BY stream_id, start_seq",
+								  2, (Oid[]) {INT4OID, TIMESTAMPTZOID},
+								  (Datum[]) {Int32GetDatum(stream_id), TimestampTzGetDatum(cutoff)},
+								  NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not find expired stream slices");
+		expired = SPI_tuptable;
+		nexpired = SPI_processed;
+		for (j = 0; j < nexpired; j++)
+		{
+			int64		slice_id = DatumGetInt64(SPI_getbinval(expired->vals[j],
+															   expired->tupdesc, 1, &isnull));
+			Oid			relid = slice_relid(slice_id);
+
+			if (OidIsValid(relid) &&
+				!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+			{
+				elog(DEBUG1, "msgq: stream slice " INT64_FORMAT " is in use, dropped later",
+					 slice_id);
+				continue;
+			}
+			slice_drop(slice_id);
+			changed = true;
+		}
+
+		/* 2. seal the current slice when it is due and holds a record */
+		if (now - opened < slice_width(retention))
+			continue;
+		if (!msgq_slice_lock(current))
+			continue;
+		if (SPI_execute_plan(msgq_slice_plan(current, SLICE_ANY), NULL, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look into a stream slice");
+		if (SPI_processed == 0)
+		{
+			/* nothing arrived: the slice starts its width again */
+			if (SPI_execute_with_args("UPDATE msgq.stream_slice SET opened_at = $2"
+									  " WHERE slice_id OPERATOR(pg_catalog.=) $1",
+									  2, (Oid[]) {INT8OID, TIMESTAMPTZOID},
+									  (Datum[]) {Int64GetDatum(current), TimestampTzGetDatum(now)},
+									  NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not restart an empty stream slice");
+			continue;
+		}
+		if (slice_rotate(stream_id, current, now))
+			changed = true;
+		else
+			elog(DEBUG1, "msgq: stream %d has writers, its slice is sealed later", stream_id);
+	}
+	/* writers switch to the new slices, readers forget dropped ones */
+	if (changed)
+		msgq_stream_cache_invalidate();
+}

@@ -214,6 +214,12 @@ writer_publish(int32 stream_id, int32 shard)
 
 	if (!stream_callbacks_registered)
 	{
+		/*
+		 * Callbacks run newest first: registering wait.c's before this one
+		 * makes the slot clear before the put's wake-up is sent, so a
+		 * subscriber woken by the commit never finds the shard still held.
+		 */
+		msgq_xact_callbacks_register();
 		RegisterXactCallback(stream_xact_callback, NULL);
 		stream_callbacks_registered = true;
 	}

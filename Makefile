@@ -65,7 +65,8 @@ bench:
 bench-churn:
 	./bench/churn.sh
 
-# Streams: put_record(s) and get_records against plain SQL (bench/streams.sh).
+# Streams: put_record(s) and get_records against plain SQL, subscribe_to_shard's
+# wake-up latency against LISTEN/NOTIFY (bench/streams.sh).
 bench-streams:
 	./bench/streams.sh
 

@@ -18,6 +18,20 @@
  *     synchronous_commit = off, so its receive does not wait for its own WAL
  *     flush: this isolates the wake-up and the claim from the disk.
  *
+ *   stream mode, per event (a stream of one shard, with a registered
+ *   consumer; the name given is both the stream's and the consumer's):
+ *     waiter:  sends  SELECT ... FROM msgq.subscribe_to_shard(S, S,
+ *              'shardId-000000000000', wait_time_seconds => 20) in
+ *              autocommit, so that each call commits the subscription's new
+ *              position and the next call continues from it
+ *     sender:  polls pg_stat_activity until the waiter's backend sleeps on
+ *              the wake-up condition variable (wait event "Extension":
+ *              stream waits do not show in msgq.waiters), then BEGIN;
+ *              put_record; t_commit_sent; COMMIT ... t_commit_done
+ *     loop:    as in msgq mode; the call must return exactly the record put
+ *     Before the first event, calls with wait_time_seconds => 0 start the
+ *     subscription (at LATEST) or drain what an earlier run left.
+ *
  *   notify mode, per event: the waiter has run LISTEN once; the sender runs
  *     BEGIN; NOTIFY ch, payload; COMMIT; t_return = when the notification
  *     is read from the waiter's socket.
@@ -30,7 +44,7 @@
  * max in milliseconds.  The last line is machine-readable:
  *   RESULT mode=<m> events=<n> p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. sent_p50_ms=.. sent_p99_ms=..
  *
- * Usage: latency <conninfo> <msgq|msgq-async|notify> <events> [queue]
+ * Usage: latency <conninfo> <msgq|msgq-async|stream|notify> <events> [queue or stream]
  * Build: cc -O2 -o latency latency.c -I$(pg_config --includedir) -L$(pg_config --libdir) -lpq
  */
 #include <errno.h>
@@ -109,7 +123,7 @@ pct(const double *v, int n, double p)
  * Wait until the sender's COMMIT result and the waiter's event have both
  * arrived, recording when each did.  is_notify: the waiter's event is a
  * notification rather than a query result.  Returns the waiter's result
- * (msgq mode) or NULL.
+ * (msgq and stream modes) or NULL.
  */
 static PGresult *
 wait_both(PGconn *sender, PGconn *waiter, int is_notify,
@@ -190,7 +204,7 @@ wait_both(PGconn *sender, PGconn *waiter, int is_notify,
 						break;
 					}
 					if (PQresultStatus(r) != PGRES_TUPLES_OK)
-						die(waiter, "receive_message");
+						die(waiter, "the waiting call");
 					*t_return = now_ms();
 					if (wres)
 						PQclear(wres);
@@ -207,6 +221,34 @@ wait_both(PGconn *sender, PGconn *waiter, int is_notify,
 	return wres;
 }
 
+/*
+ * stream mode: start the consumer's subscription of the shard, or read
+ * past whatever an earlier run left in it, so that the first timed call
+ * has nothing to return until the sender's put commits.
+ */
+static void
+stream_drain(PGconn *waiter, const char *esc_stream)
+{
+	char		sql[512];
+	int			calls;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT count(sequence_number) FROM msgq.subscribe_to_shard(%s, %s, "
+			 "'shardId-000000000000', wait_time_seconds => 0)",
+			 esc_stream, esc_stream);
+	for (calls = 0; calls < 1000; calls++)
+	{
+		PGresult   *r = run(waiter, sql, PGRES_TUPLES_OK);
+		int			got = atoi(PQgetvalue(r, 0, 0));
+
+		PQclear(r);
+		if (got == 0)
+			return;
+	}
+	fprintf(stderr, "latency: the subscription still has records after 1000 calls\n");
+	exit(1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -220,14 +262,17 @@ main(int argc, char **argv)
 	double	   *lat_sent;
 	int			i;
 	int			is_notify;
+	int			is_stream;
 	char		sql[1024];
-	char		waiter_check[256];
+	char		wait_sql[512] = "";
+	char		waiter_check[512] = "";
 	char	   *esc_payload;
+	char	   *esc_queue = NULL;
 	int			ok = 0;
 
 	if (argc < 4)
 	{
-		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|notify> <events> [queue]\n");
+		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|stream|notify> <events> [queue or stream]\n");
 		return 2;
 	}
 	conninfo = argv[1];
@@ -235,9 +280,11 @@ main(int argc, char **argv)
 	events = atoi(argv[3]);
 	queue = argc > 4 ? argv[4] : "lat";
 	is_notify = strcmp(mode, "notify") == 0;
-	if (!is_notify && strcmp(mode, "msgq") != 0 && strcmp(mode, "msgq-async") != 0)
+	is_stream = strcmp(mode, "stream") == 0;
+	if (!is_notify && !is_stream &&
+		strcmp(mode, "msgq") != 0 && strcmp(mode, "msgq-async") != 0)
 	{
-		fprintf(stderr, "latency: mode must be msgq, msgq-async or notify\n");
+		fprintf(stderr, "latency: mode must be msgq, msgq-async, stream or notify\n");
 		return 2;
 	}
 	if (events < 1)
@@ -259,17 +306,41 @@ main(int argc, char **argv)
 		run_ok(waiter, "LISTEN msgq_latency");
 		snprintf(sql, sizeof(sql), "NOTIFY msgq_latency, %s", esc_payload);
 	}
+	else if (is_stream)
+	{
+		esc_queue = PQescapeLiteral(sender, queue, strlen(queue));
+		snprintf(sql, sizeof(sql),
+				 "SELECT sequence_number FROM msgq.put_record(%s, 'latency', convert_to(%s, 'UTF8'))",
+				 esc_queue, esc_payload);
+		snprintf(wait_sql, sizeof(wait_sql),
+				 "SELECT sequence_number FROM msgq.subscribe_to_shard(%s, %s, "
+				 "'shardId-000000000000', wait_time_seconds => 20)",
+				 esc_queue, esc_queue);
+
+		/*
+		 * A stream wait sleeps on the same condition variables as a queue's
+		 * but takes no msgq.waiters slot; the sleep is the only "Extension"
+		 * wait of subscribe_to_shard.
+		 */
+		snprintf(waiter_check, sizeof(waiter_check),
+				 "SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %d"
+				 " AND state = 'active' AND wait_event_type = 'Extension'"
+				 " AND wait_event = 'Extension'",
+				 PQbackendPID(waiter));
+		stream_drain(waiter, esc_queue);
+	}
 	else
 	{
-		char	   *esc_queue = PQescapeLiteral(sender, queue, strlen(queue));
-
+		esc_queue = PQescapeLiteral(sender, queue, strlen(queue));
 		if (strcmp(mode, "msgq-async") == 0)
 			run_ok(waiter, "SET synchronous_commit = off");
 
 		snprintf(sql, sizeof(sql), "SELECT msgq.send_message(%s, %s)", esc_queue, esc_payload);
+		snprintf(wait_sql, sizeof(wait_sql),
+				 "SELECT receipt_handle FROM msgq.receive_message(%s, wait_time_seconds => 20)",
+				 esc_queue);
 		snprintf(waiter_check, sizeof(waiter_check),
 				 "SELECT 1 FROM msgq.waiters WHERE pid = %d", PQbackendPID(waiter));
-		PQfreemem(esc_queue);
 	}
 
 	/* a few untimed rounds first, so plans and caches are warm */
@@ -279,20 +350,16 @@ main(int argc, char **argv)
 					t_commit_done = 0,
 					t_return = 0;
 		PGresult   *wres = NULL;
+		PGresult   *put;
+		char	   *put_seq = NULL;
 
 		if (!is_notify)
 		{
-			char		recv_sql[512];
-			char	   *esc_queue = PQescapeLiteral(waiter, queue, strlen(queue));
 			double		give_up = now_ms() + 10000.0;
 
-			snprintf(recv_sql, sizeof(recv_sql),
-					 "SELECT receipt_handle FROM msgq.receive_message(%s, wait_time_seconds => 20)",
-					 esc_queue);
-			PQfreemem(esc_queue);
-			if (!PQsendQuery(waiter, recv_sql))
-				die(waiter, "sending receive_message");
-			/* wait until the receive is registered as a waiter */
+			if (!PQsendQuery(waiter, wait_sql))
+				die(waiter, "sending the waiting call");
+			/* wait until the call really sleeps */
 			for (;;)
 			{
 				PGresult   *r = run(sender, waiter_check, PGRES_TUPLES_OK);
@@ -303,7 +370,8 @@ main(int argc, char **argv)
 					break;
 				if (now_ms() > give_up)
 				{
-					fprintf(stderr, "latency: the receive never showed in msgq.waiters\n");
+					fprintf(stderr, "latency: the waiting call was never seen asleep (%s)\n",
+							is_stream ? "pg_stat_activity" : "msgq.waiters");
 					return 1;
 				}
 				usleep(200);
@@ -311,17 +379,35 @@ main(int argc, char **argv)
 		}
 
 		run_ok(sender, "BEGIN");
-		PQclear(run(sender, sql, is_notify ? PGRES_COMMAND_OK : PGRES_TUPLES_OK));
+		put = run(sender, sql, is_notify ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
+		if (is_stream)
+			put_seq = strdup(PQgetvalue(put, 0, 0));
+		PQclear(put);
 		t_sent = now_ms();
 		if (!PQsendQuery(sender, "COMMIT"))
 			die(sender, "sending COMMIT");
 		wres = wait_both(sender, waiter, is_notify, &t_commit_done, &t_return);
 
-		if (!is_notify)
+		if (is_stream)
+		{
+			/* exactly the record put, not an empty answer at the deadline */
+			if (wres == NULL || PQntuples(wres) != 1 || PQgetisnull(wres, 0, 0) ||
+				strcmp(PQgetvalue(wres, 0, 0), put_seq) != 0)
+			{
+				fprintf(stderr, "latency: the subscription returned %d rows, first %s, for the put of %s\n",
+						wres ? PQntuples(wres) : -1,
+						wres && PQntuples(wres) > 0 && !PQgetisnull(wres, 0, 0) ?
+						PQgetvalue(wres, 0, 0) : "(none)",
+						put_seq);
+				return 1;
+			}
+			free(put_seq);
+			PQclear(wres);
+		}
+		else if (!is_notify)
 		{
 			char		del_sql[512];
 			char	   *esc_h;
-			char	   *esc_queue;
 
 			if (wres == NULL || PQntuples(wres) != 1)
 			{
@@ -331,12 +417,10 @@ main(int argc, char **argv)
 			}
 			esc_h = PQescapeLiteral(waiter, PQgetvalue(wres, 0, 0),
 									strlen(PQgetvalue(wres, 0, 0)));
-			esc_queue = PQescapeLiteral(waiter, queue, strlen(queue));
 			snprintf(del_sql, sizeof(del_sql), "SELECT msgq.delete_message(%s, %s)",
 					 esc_queue, esc_h);
 			PQclear(run(waiter, del_sql, PGRES_TUPLES_OK));
 			PQfreemem(esc_h);
-			PQfreemem(esc_queue);
 			PQclear(wres);
 		}
 
@@ -359,6 +443,8 @@ main(int argc, char **argv)
 		   mode, ok, pct(lat, ok, 50), pct(lat, ok, 90), pct(lat, ok, 99), lat[ok - 1],
 		   pct(lat_sent, ok, 50), pct(lat_sent, ok, 99));
 
+	if (esc_queue)
+		PQfreemem(esc_queue);
 	PQfreemem(esc_payload);
 	PQfinish(sender);
 	PQfinish(waiter);

@@ -8,11 +8,15 @@
 #                      500-row INSERT ... SELECT
 #   get_records        10,000 records of one shard per call, vs an indexed
 #                      range SELECT of the same rows
+#   latency            a waiting subscribe_to_shard(wait_time_seconds => 20)
+#                      woken by the commit of a put_record, vs LISTEN/NOTIFY
+#                      (bench/latency.c, modes stream and notify)
 #
 # The baseline table has msgq's layout (stream, shard, bigserial sequence,
 # arrival, key, data; primary key on the first three) and computes a shard
 # from hashtext() of the key, so both sides route, number and index every
-# record.  Reported in records per second.
+# record.  Reported in records per second; latency in ms from the writer's
+# COMMIT returning to the waiting call returning (p50 and p99).
 #
 # Environment:
 #   STREAMS_SECONDS   seconds per pgbench run (10)
@@ -20,7 +24,8 @@
 #   STREAMS_RUNS      runs per side (3); the median is reported
 #   STREAMS_PORT      port of the cluster (54333, private socket only)
 #   STREAMS_RECORD    1: append the table to bench/RESULTS.md (default 1)
-#   STREAMS_WORKLOADS any of "put puts get" (all)
+#   STREAMS_WORKLOADS any of "put puts get latency" (all)
+#   STREAMS_LAT_EVENTS wake-ups measured per latency mode (1000)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +37,7 @@ CLIENTS=${STREAMS_CLIENTS:-"1 4 16"}
 RUNS=${STREAMS_RUNS:-3}
 PORT=${STREAMS_PORT:-54333}
 RECORD=${STREAMS_RECORD:-1}
+LAT_EVENTS=${STREAMS_LAT_EVENTS:-1000}
 
 if is_root; then RUNNER=$TEST_USER; else RUNNER=$(id -un); fi
 build_and_install >/dev/null
@@ -131,7 +137,7 @@ measure() {
 		'BEGIN { printf "| %s | %d | %.0f | %.0f | %.2f |", l, c, m * p, b * p, (b > 0 ? m / b : 0) }')")
 }
 
-WORKLOADS=" ${STREAMS_WORKLOADS:-put puts get} "
+WORKLOADS=" ${STREAMS_WORKLOADS:-put puts get latency} "
 echo "streams: ${SECS}s per run, $RUNS runs per side, workloads:$WORKLOADS"
 if [[ $WORKLOADS == *" put "* ]]; then
 	for c in $CLIENTS; do measure "put_record, 100 B, vs one-row INSERT" put "$c" "$P100" 1; done
@@ -144,11 +150,55 @@ if [[ $WORKLOADS == *" get "* ]]; then
 	measure "get_records 10,000 x 100 B, rows returned, vs indexed range SELECT" get 1 "-" 10000
 fi
 
-table=$(
-	echo "| workload | clients | msgq records/s | baseline records/s | ratio msgq/baseline |"
-	echo "|---|---:|---:|---:|---:|"
-	printf '%s\n' "${rows[@]}"
-)
+# latency: bench/latency.c, built as scripts/bench.sh builds it; one stream of
+# one shard whose consumer has the stream's name
+lat=()
+if [[ $WORKLOADS == *" latency "* ]]; then
+	psqlx -c "SELECT msgq.create_stream('lat', 1)" -c "SELECT msgq.register_stream_consumer('lat', 'lat')" >/dev/null
+	cc -O2 -o "$WORK/latency" "$ROOT/bench/latency.c" -I"$("$PG_CONFIG" --includedir)" \
+		-L"$("$PG_CONFIG" --libdir)" -lpq
+	conninfo="host=$WORK port=$PORT dbname=postgres user=$RUNNER"
+	for mode in stream notify; do
+		if ! out=$(as_user "$RUNNER" "$WORK/latency" "$conninfo" "$mode" "$LAT_EVENTS" lat 2>&1); then
+			echo "latency $mode failed: $out" >&2
+			exit 1
+		fi
+		echo "  $(head -n 1 <<<"$out")" >&2
+		lat+=("$(grep '^RESULT' <<<"$out")")
+	done
+fi
+
+table=""
+if [ ${#rows[@]} -gt 0 ]; then
+	table=$(
+		echo "| workload | clients | msgq records/s | baseline records/s | ratio msgq/baseline |"
+		echo "|---|---:|---:|---:|---:|"
+		printf '%s\n' "${rows[@]}"
+	)
+fi
+# one row per percentile: subscribe_to_shard against LISTEN/NOTIFY, from the
+# writer's COMMIT returning and (upper bound, the commit included) from its sending
+if [ ${#lat[@]} -eq 2 ]; then
+	lat_table=$(
+		echo "| wake-up of a waiting call, put_record (1 shard) vs NOTIFY | events | msgq subscribe_to_shard ms | LISTEN/NOTIFY ms | ratio msgq/notify | from COMMIT sent: msgq ms | NOTIFY ms | ratio |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		printf '%s\n%s\n' "${lat[0]}" "${lat[1]}" | awk '
+			function ratio(m, n) { return n > 0 ? sprintf("%.2f", m / n) : "-" }
+			{ for (i = 2; i <= NF; i++) { split($i, kv, "="); f[NR, kv[1]] = kv[2] } }
+			END {
+				split("p50 p99 max", ps, " ")
+				for (j = 1; j <= 3; j++) {
+					p = ps[j]
+					m = f[1, p "_ms"]; n = f[2, p "_ms"]
+					sm = f[1, "sent_" p "_ms"]; sn = f[2, "sent_" p "_ms"]
+					printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", p, f[1, "events"], m, n, ratio(m, n),
+						(sm == "" ? "-" : sm), (sn == "" ? "-" : sn), (sm == "" ? "-" : ratio(sm, sn))
+				}
+			}'
+	)
+	if [ -n "$table" ]; then table+=$'\n\n'; fi
+	table+=$lat_table
+fi
 echo "$table"
 
 if [ "$RECORD" = 1 ]; then
@@ -156,9 +206,18 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown): streams"
 		echo
-		echo "Command: \`STREAMS_SECONDS=$SECS STREAMS_RUNS=$RUNS STREAMS_WORKLOADS=\"$(echo $WORKLOADS)\" bench/streams.sh\`; pgbench \`-M prepared -j 2\`," \
-			"medians of $RUNS alternating runs per side; baseline: a table with msgq's record layout and primary key," \
-			"shard from hashtext() of the key, bigserial numbers; shared_buffers 1GB."
+		printf 'Command: `STREAMS_SECONDS=%s STREAMS_RUNS=%s STREAMS_LAT_EVENTS=%s STREAMS_WORKLOADS="%s" bench/streams.sh`; shared_buffers 1GB.' \
+			"$SECS" "$RUNS" "$LAT_EVENTS" "$(echo $WORKLOADS)"
+		if [ ${#rows[@]} -gt 0 ]; then
+			printf ' Throughput: pgbench `-M prepared -j 2`, medians of %s alternating runs per side; baseline: a table with' "$RUNS"
+			printf " msgq's record layout and primary key, shard from hashtext() of the key, bigserial numbers."
+		fi
+		if [ ${#lat[@]} -gt 0 ]; then
+			printf ' Latency: bench/latency.c, %s events per mode after 5 untimed ones; the waiter calls' "$LAT_EVENTS"
+			printf " subscribe_to_shard in autocommit (each call commits the subscription's new position, synchronous_commit on)"
+			printf '; the writer runs `BEGIN; put_record; COMMIT`.'
+		fi
+		echo
 		echo
 		echo "$table"
 	} >>"$ROOT/bench/RESULTS.md"

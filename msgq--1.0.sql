@@ -395,6 +395,9 @@ LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION msgq._queue_metrics() FROM PUBLIC;
 REVOKE ALL ON FUNCTION msgq._metrics_known() FROM PUBLIC;
 REVOKE ALL ON FUNCTION msgq._metrics_reset() FROM PUBLIC;
+-- functions in a view are checked against the reader: msgq.queue_metrics's
+-- readers need them
+GRANT EXECUTE ON FUNCTION msgq._queue_metrics(), msgq._metrics_known() TO pg_monitor;
 -- a new installation has no messages: forget what an earlier one left
 SELECT msgq._metrics_reset();
 
@@ -479,6 +482,7 @@ CREATE TABLE msgq.stream (
 	-- hides older records at once, a longer one never brings them back
 	trimmed_before timestamptz,
 	mode_changes timestamptz[] NOT NULL DEFAULT '{}',	-- the last two, for the 24 h limit
+	enforce_shard_limits boolean NOT NULL DEFAULT false,	-- stream_metrics.c
 	next_shard_index integer NOT NULL,
 	created_at timestamptz NOT NULL
 );
@@ -741,3 +745,63 @@ CREATE FUNCTION msgq.update_stream_mode(stream_name text, stream_mode text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_update_stream_mode'
 LANGUAGE C VOLATILE;
+
+-------------------------------------------------------------------------------
+-- Stream metrics and shard limits (src/stream_metrics.c)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION msgq.enforce_shard_limits(stream_name text, enabled boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_enforce_shard_limits'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq._stream_shard_metrics(
+	OUT stream_id integer, OUT shard_index integer,
+	OUT incoming_records bigint, OUT incoming_bytes bigint, OUT write_throttled bigint,
+	OUT get_records_calls bigint, OUT outgoing_records bigint, OUT outgoing_bytes bigint,
+	OUT read_throttled bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_stream_shard_metrics'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq._stream_shard_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION msgq._stream_shard_metrics() TO pg_monitor;
+
+-- One row per shard of every stream: counters since the server started
+-- (0 for a shard not used since), named after Kinesis's shard-level metrics.
+CREATE VIEW msgq.stream_metrics AS
+SELECT s.stream_name,
+	   'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(h.shard_index::pg_catalog.text, 12, '0') AS shard_id,
+	   h.ending_seq IS NULL AS open,
+	   COALESCE(m.incoming_records, 0) AS incoming_records,
+	   COALESCE(m.incoming_bytes, 0) AS incoming_bytes,
+	   COALESCE(m.write_throttled, 0) AS write_provisioned_throughput_exceeded,
+	   COALESCE(m.get_records_calls, 0) AS get_records_calls,
+	   COALESCE(m.outgoing_records, 0) AS outgoing_records,
+	   COALESCE(m.outgoing_bytes, 0) AS outgoing_bytes,
+	   COALESCE(m.read_throttled, 0) AS read_provisioned_throughput_exceeded
+  FROM msgq.stream s
+  JOIN msgq.shard h ON h.stream_id OPERATOR(pg_catalog.=) s.stream_id
+  LEFT JOIN msgq._stream_shard_metrics() m
+	ON m.stream_id OPERATOR(pg_catalog.=) h.stream_id
+   AND m.shard_index OPERATOR(pg_catalog.=) h.shard_index;
+REVOKE ALL ON msgq.stream_metrics FROM PUBLIC;
+GRANT SELECT ON msgq.stream_metrics TO pg_monitor;
+
+CREATE FUNCTION msgq._consumer_group_lag(
+	OUT stream_name text, OUT consumer_group text, OUT shard_id text,
+	OUT checkpoint_sequence_number numeric, OUT checkpointed_at timestamptz,
+	OUT millis_behind_latest bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_consumer_group_lag'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq._consumer_group_lag() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION msgq._consumer_group_lag() TO pg_monitor;
+
+-- Each consumer group's position per shard and how far it is behind the
+-- shard's newest record, as MillisBehindLatest after reading up to the
+-- checkpoint: the newest record's arrival minus the checkpointed record's
+-- (or, once that has expired, the oldest later record's); 0 when caught up.
+CREATE VIEW msgq.consumer_group_lag AS
+SELECT * FROM msgq._consumer_group_lag();
+REVOKE ALL ON msgq.consumer_group_lag FROM PUBLIC;
+GRANT SELECT ON msgq.consumer_group_lag TO pg_monitor;

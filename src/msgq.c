@@ -132,6 +132,16 @@ _PG_init(void)
 								0,
 								NULL, NULL, NULL);
 
+		DefineCustomIntVariable("msgq.max_stream_shard_metrics",
+								"Number of stream shards whose counters and limits are kept in shared memory.",
+								"About 150 bytes each.  A shard beyond it is neither counted in "
+								"msgq.stream_metrics nor held to its stream's shard limits.",
+								&msgq_max_stream_shard_metrics,
+								4096, 16, 1024 * 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
 		DefineCustomIntVariable("msgq.max_queue_metrics",
 								"Number of queues whose metrics are kept in shared memory.",
 								"About 13 kB each.  Beyond it, msgq.queue_metrics shows NULL "

@@ -64,6 +64,7 @@
 #define ERRCODE_MSGQ_RESOURCE_IN_USE			MAKE_SQLSTATE('M','Q','0','2','0')
 #define ERRCODE_MSGQ_INVALID_ARGUMENT			MAKE_SQLSTATE('M','Q','0','2','1')
 #define ERRCODE_MSGQ_EXPIRED_ITERATOR			MAKE_SQLSTATE('M','Q','0','2','2')
+#define ERRCODE_MSGQ_THROUGHPUT_EXCEEDED		MAKE_SQLSTATE('M','Q','0','2','3')
 #define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
 
 /*
@@ -328,6 +329,21 @@ extern int64 msgq_stream_seq_floor(void);
 extern void msgq_stream_cache_invalidate(void);
 extern void msgq_stream_shmem_size(Size *size);
 extern void msgq_stream_shmem_init(void);
+
+/* stream_metrics.c: per-shard counters and limits (Kinesis's figures) */
+#define MSGQ_SHARD_WRITE_RECORDS	1000
+#define MSGQ_SHARD_WRITE_BYTES		1048576
+#define MSGQ_SHARD_READ_CALLS		5
+#define MSGQ_SHARD_READ_BYTES		(2 * 1048576)
+extern int	msgq_max_stream_shard_metrics;
+extern void msgq_stream_metrics_shmem_size(Size *size);
+extern void msgq_stream_metrics_shmem_init(void);
+extern bool msgq_stream_metrics_put(int32 stream_id, int32 shard, int64 records,
+									int64 bytes, bool enforce);
+extern bool msgq_stream_metrics_read_begin(int32 stream_id, int32 shard, bool enforce);
+extern void msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records,
+										 int64 bytes);
+extern void msgq_stream_metrics_drop(int32 stream_id);
 
 /* metrics.c */
 extern int	msgq_max_queue_metrics;

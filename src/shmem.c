@@ -6,7 +6,9 @@
  *
  * The parts are the long-poll wake-up buckets and the rolled-back receive
  * table (wait.c), and the launcher's per-database worker slots
- * (launcher.c), the per-queue metrics (metrics.c) and the stream writer slots (stream.c).  Each part documents its own locking.
+ * (launcher.c), the per-queue metrics (metrics.c), the stream writer
+ * slots (stream.c) and the per-shard stream counters (stream_metrics.c).
+ * Each part documents its own locking.
  *
  * IDENTIFICATION
  *	  src/shmem.c
@@ -37,8 +39,9 @@ shm_request(void)
 	size = add_size(size, msgq_bgw_shmem_size());
 	msgq_metrics_shmem_size(&size);
 	msgq_stream_shmem_size(&size);
+	msgq_stream_metrics_shmem_size(&size);
 	RequestAddinShmemSpace(size);
-	RequestNamedLWLockTranche("msgq", 3);
+	RequestNamedLWLockTranche("msgq", 4);
 }
 
 static void
@@ -52,6 +55,7 @@ shm_startup(void)
 	msgq_bgw_shmem_init();
 	msgq_metrics_shmem_init();
 	msgq_stream_shmem_init();
+	msgq_stream_metrics_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -304,6 +304,7 @@ typedef struct MsgqStream
 	char	   *mode;
 	int32		retention_hours;
 	TimestampTz trimmed_before; /* 0: none */
+	bool		enforce_limits; /* per-shard limits (stream_metrics.c) */
 } MsgqStream;
 
 static SPIPlanPtr stream_plan_lookup = NULL;
@@ -325,6 +326,17 @@ stream_not_found(const char *name)
 #define INVALID_ARGUMENT(...) \
 	MSGQ_ERROR("InvalidArgumentException", ERRCODE_MSGQ_INVALID_ARGUMENT, __VA_ARGS__)
 
+#define THROUGHPUT_MESSAGE "rate exceeded for shard %s in stream \"%s\""
+
+static void
+throughput_exceeded(MsgqStream *st, const char *shard_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_THROUGHPUT_EXCEEDED),
+			 errmsg(THROUGHPUT_MESSAGE, shard_id, st->stream_name),
+			 errdetail_internal("AWS error code: ProvisionedThroughputExceededException")));
+}
+
 static bool
 stream_from_tuple(MsgqStream *st)
 {
@@ -344,6 +356,7 @@ stream_from_tuple(MsgqStream *st)
 	st->trimmed_before = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
 	if (isnull)
 		st->trimmed_before = 0;
+	st->enforce_limits = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 	return true;
 }
 
@@ -359,7 +372,7 @@ stream_get(const char *name, MsgqStream *st)
 	values[0] = CStringGetTextDatum(name);
 	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup,
 								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
-								   "       trimmed_before"
+								   "       trimmed_before, enforce_shard_limits"
 								   "  FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
 								   1, argtypes),
 						 values, NULL, true, 1) != SPI_OK_SELECT)
@@ -578,6 +591,7 @@ msgq_delete_stream(PG_FUNCTION_ARGS)
 	/* like a reshard: wait for the open writers and hold new ones off */
 	stream_lock_for_reshard(st.stream_id);
 	msgq_slices_drop_stream(st.stream_id);
+	msgq_stream_metrics_drop(st.stream_id);
 	if (SPI_execute_with_args("DELETE FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
 							  NULL, false, 0) != SPI_OK_DELETE)
@@ -1032,6 +1046,10 @@ msgq_put_record(PG_FUNCTION_ARGS)
 
 	/* route: the open shard whose hash range holds the key */
 	shard = stream_route(ce, stream_hash_u128(pkey, explicit_key));
+	if (!msgq_stream_metrics_put(st.stream_id, shard, 1,
+								 (int64) VARSIZE_ANY_EXHDR(data) + (int64) strlen(pkey),
+								 st.enforce_limits))
+		throughput_exceeded(&st, shard_id_text(shard));
 
 	/* publish before the number is allocated (nextval in the INSERT) */
 	writer_publish(st.stream_id, shard);
@@ -1219,6 +1237,7 @@ typedef struct StreamRows
 	TupleDesc	desc;
 	HeapTuple  *rows;
 	uint64		n;
+	int64		bytes;			/* data and keys of the rows */
 } StreamRows;
 
 static Datum
@@ -1255,6 +1274,7 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 
 	out->desc = NULL;
 	out->n = 0;
+	out->bytes = 0;
 	out->rows = palloc(sizeof(HeapTuple) * Max(limit, 1));
 	sl = msgq_slices_list(st->stream_id, start, horizon, cutoff, false, &nsl);
 	for (k = 0; k < nsl && !full; k++)
@@ -1272,14 +1292,17 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 		out->desc = SPI_tuptable->tupdesc;
 		for (i = 0; i < SPI_processed; i++)
 		{
-			bytes += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-												 SPI_tuptable->tupdesc, 5, &isnull));
+			int64		size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 5, &isnull));
+
+			bytes += size;
 			if (out->n > 0 && bytes > STREAM_MAX_RESPONSE)
 			{
 				full = true;
 				break;
 			}
 			out->rows[out->n++] = SPI_tuptable->vals[i];
+			out->bytes += size;
 		}
 		if (out->n >= (uint64) limit)
 			full = true;
@@ -1426,7 +1449,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 
 	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
 								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
-								   "       trimmed_before"
+								   "       trimmed_before, enforce_shard_limits"
 								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
 								   1, (Oid[]) {INT4OID}),
 						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, false, 1) != SPI_OK_SELECT)
@@ -1437,11 +1460,14 @@ msgq_get_records(PG_FUNCTION_ARGS)
 				 errmsg("the stream or shard of this iterator no longer exists"),
 				 errdetail_internal("AWS error code: ResourceNotFoundException")));
 	stream_check_access(&st, call.caller);
+	if (!msgq_stream_metrics_read_begin(stream_id, shard, st.enforce_limits))
+		throughput_exceeded(&st, shard_id_text(shard));
 
 	/* the horizon first, then a fresh snapshot (read_only = false) */
 	horizon = stream_horizon(stream_id, shard);
 	stream_read(&st, shard, start, horizon, limit, &rows, &next);
 	kept = rows.n;
+	msgq_stream_metrics_read_end(stream_id, shard, (int64) rows.n, rows.bytes);
 	behind = stream_behind(&st, shard, horizon, &rows, next);
 
 	/* a closed shard read to its end has no next iterator, but children */
@@ -1564,58 +1590,88 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	bool		isnull;
 	int64	   *seqs;
 	int64		slice_id;
+	bool		enforce;
+	bool	   *ok;
+	int			m = 0;
 
 	if (stream_lock_for_put(st->stream_id))
 		ce = stream_cached(st->stream_name);
 	slice_id = ce->slice_id;
+	enforce = ce->st.enforce_limits;
 	shard_d = palloc(sizeof(Datum) * n);
 	key_d = palloc(sizeof(Datum) * n);
 	data_d = palloc(sizeof(Datum) * n);
 	route = palloc(sizeof(int32) * n);
+	ok = palloc(sizeof(bool) * n);
+
+	/* route, and count each entry against its shard's limits */
 	for (i = 0; i < n; i++)
 	{
 		route[i] = stream_route(ce, stream_hash_u128(keys[i],
 													 explicit_keys ? explicit_keys[i] : NULL));
-		shard_d[i] = Int32GetDatum(route[i]);
-		key_d[i] = CStringGetTextDatum(keys[i]);
-		data_d[i] = PointerGetDatum(datas[i]);
+		ok[i] = msgq_stream_metrics_put(st->stream_id, route[i], 1,
+										(int64) VARSIZE_ANY_EXHDR(datas[i]) + (int64) strlen(keys[i]),
+										enforce);
+		if (!ok[i])
+			continue;
+		shard_d[m] = Int32GetDatum(route[i]);
+		key_d[m] = CStringGetTextDatum(keys[i]);
+		data_d[m] = PointerGetDatum(datas[i]);
+		m++;
 	}
-	/* publish every shard before the numbers are allocated */
-	for (i = 0; i < n; i++)
-		writer_publish(st->stream_id, route[i]);
+	seqs = palloc(sizeof(int64) * Max(m, 1));
+	if (m > 0)
+	{
+		/* publish every shard before the numbers are allocated */
+		for (i = 0; i < n; i++)
+			if (ok[i])
+				writer_publish(st->stream_id, route[i]);
 
-	if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT_MANY),
-						 (Datum[]) {TimestampTzGetDatum(msgq_now()),
-						 PointerGetDatum(construct_array(shard_d, n, INT4OID, 4, true, TYPALIGN_INT)),
-						 PointerGetDatum(construct_array(key_d, n, TEXTOID, -1, false, TYPALIGN_INT)),
-						 PointerGetDatum(construct_array(data_d, n, BYTEAOID, -1, false, TYPALIGN_INT))},
-						 NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != (uint64) n)
-		elog(ERROR, "could not put records");
-	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
+		if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT_MANY),
+							 (Datum[]) {TimestampTzGetDatum(msgq_now()),
+							 PointerGetDatum(construct_array(shard_d, m, INT4OID, 4, true, TYPALIGN_INT)),
+							 PointerGetDatum(construct_array(key_d, m, TEXTOID, -1, false, TYPALIGN_INT)),
+							 PointerGetDatum(construct_array(data_d, m, BYTEAOID, -1, false, TYPALIGN_INT))},
+							 NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
+			SPI_processed != (uint64) m)
+			elog(ERROR, "could not put records");
+		msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
 
-	/* numbers were drawn in entry order: sorted, they follow the entries */
-	seqs = palloc(sizeof(int64) * n);
-	for (r = 0; r < SPI_processed; r++)
-		seqs[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && seqs[j - 1] > seqs[j]; j--)
-		{
-			int64		t = seqs[j];
+		/* numbers were drawn in entry order: sorted, they follow the entries */
+		for (r = 0; r < SPI_processed; r++)
+			seqs[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		for (i = 1; i < m; i++)
+			for (j = i; j > 0 && seqs[j - 1] > seqs[j]; j--)
+			{
+				int64		t = seqs[j];
 
-			seqs[j] = seqs[j - 1];
-			seqs[j - 1] = t;
-		}
+				seqs[j] = seqs[j - 1];
+				seqs[j - 1] = t;
+			}
+	}
 
 	MemoryContextSwitchTo(cxt);
-	for (i = 0; i < n; i++)
+	for (i = 0, j = 0; i < n; i++)
 	{
 		Datum		v[4];
 		bool		nl[4] = {false, false, true, true};
 
-		v[0] = CStringGetTextDatum(shard_id_text(route[i]));
-		v[1] = int64_numeric(seqs[i]);
-		v[2] = v[3] = (Datum) 0;
+		if (ok[i])
+		{
+			v[0] = CStringGetTextDatum(shard_id_text(route[i]));
+			v[1] = int64_numeric(seqs[j++]);
+			v[2] = v[3] = (Datum) 0;
+		}
+		else
+		{
+			/* as Kinesis: a throttled entry has an error and no shard */
+			nl[0] = nl[1] = true;
+			nl[2] = nl[3] = false;
+			v[0] = v[1] = (Datum) 0;
+			v[2] = CStringGetTextDatum("ProvisionedThroughputExceededException");
+			v[3] = CStringGetTextDatum(psprintf(THROUGHPUT_MESSAGE, shard_id_text(route[i]),
+												st->stream_name));
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
 }
@@ -1814,7 +1870,9 @@ msgq_describe_stream_summary(PG_FUNCTION_ARGS)
 							  "  'OpenShardCount', (SELECT pg_catalog.count(*) FROM msgq.shard h"
 							  "                      WHERE h.stream_id OPERATOR(pg_catalog.=) s.stream_id"
 							  "                        AND h.ending_seq IS NULL),"
-							  "  'ConsumerCount', 0)"
+							  "  'ConsumerCount', (SELECT pg_catalog.count(*) FROM msgq.stream_consumer c"
+							  "                     WHERE c.stream_id OPERATOR(pg_catalog.=) s.stream_id),"
+							  "  'EnforceShardLimits', s.enforce_shard_limits)"
 							  "  FROM msgq.stream s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
 							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -1824,6 +1882,28 @@ msgq_describe_stream_summary(PG_FUNCTION_ARGS)
 	d = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
 	msgq_call_leave(&call);
 	PG_RETURN_DATUM(d);
+}
+
+/* The arrival time of record seq of the shard, if it is still stored. */
+static bool
+stream_record_arrival(MsgqStream *st, int32 shard, int64 seq, TimestampTz *arrival)
+{
+	MsgqSlice  *sl;
+	int			nsl;
+	bool		isnull;
+
+	sl = msgq_slices_list(st->stream_id, seq, seq + 1, 0, false, &nsl);
+	if (nsl == 0 || !msgq_slice_lock(sl[0].slice_id))
+		return false;
+	if (SPI_execute_plan(msgq_slice_plan(sl[0].slice_id, SLICE_EXISTS),
+						 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(seq)},
+						 NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up record");
+	if (SPI_processed == 0)
+		return false;
+	*arrival = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
 }
 
 /*
@@ -2220,6 +2300,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	}
 
 	behind = stream_behind(&st, shard, horizon, &rows, next);
+	msgq_stream_metrics_read_end(st.stream_id, shard, (int64) rows.n, rows.bytes);
 
 	/* output first: the update below replaces SPI's tuple table */
 	MemoryContextSwitchTo(call.cxt);
@@ -2594,4 +2675,98 @@ msgq_update_stream_mode(PG_FUNCTION_ARGS)
 	msgq_stream_cache_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
+}
+
+/*
+ * msgq.enforce_shard_limits(stream_name, enabled): hold the stream's shards
+ * to Kinesis's per-shard limits (stream_metrics.c), or stop.
+ */
+PG_FUNCTION_INFO_V1(msgq_enforce_shard_limits);
+Datum
+msgq_enforce_shard_limits(PG_FUNCTION_ARGS)
+{
+	char	   *name = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	MsgqStream	st;
+
+	stream_call_enter(&call, name, &st);
+	if (PG_ARGISNULL(1))
+		INVALID_ARGUMENT("enabled must not be NULL");
+	if (SPI_execute_with_args("UPDATE msgq.stream SET enforce_shard_limits = $2"
+							  " WHERE stream_id OPERATOR(pg_catalog.=) $1",
+							  2, (Oid[]) {INT4OID, BOOLOID},
+							  (Datum[]) {Int32GetDatum(st.stream_id), PG_GETARG_DATUM(1)},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update stream");
+	msgq_stream_cache_invalidate();
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/*
+ * msgq._consumer_group_lag(): every consumer group's checkpoint per shard,
+ * with how far it is behind the shard's newest record (below the safe
+ * horizon): the newest record's arrival minus the arrival of the oldest
+ * record after the checkpoint, or 0 when there is none.
+ */
+PG_FUNCTION_INFO_V1(msgq_consumer_group_lag);
+Datum
+msgq_consumer_group_lag(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MsgqCall	call;
+	SPITupleTable *groups;
+	uint64		ngroups,
+				i;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	msgq_call_enter(&call);
+	if (SPI_execute("SELECT s.stream_name, c.consumer_group, c.shard_index, c.seq, c.updated_at"
+					"  FROM msgq.stream_checkpoint c JOIN msgq.stream s USING (stream_id)"
+					" ORDER BY s.stream_name, c.consumer_group, c.shard_index",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list checkpoints");
+	groups = SPI_tuptable;
+	ngroups = SPI_processed;
+	for (i = 0; i < ngroups; i++)
+	{
+		HeapTuple	t = groups->vals[i];
+		TupleDesc	d = groups->tupdesc;
+		bool		isnull;
+		char	   *name = TextDatumGetCString(SPI_getbinval(t, d, 1, &isnull));
+		int32		shard = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+		int64		seq = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		MsgqStream	st;
+		StreamRows	rows;
+		int64		horizon,
+					next,
+					behind = 0;
+		TimestampTz tip;
+		Datum		v[6];
+		bool		nl[6] = {0};
+
+		stream_get(name, &st);
+		horizon = stream_horizon(st.stream_id, shard);
+		stream_read(&st, shard, seq + 1, horizon, 1, &rows, &next);
+		if (rows.n > 0 && stream_tip(&st, shard, horizon, &tip))
+		{
+			TimestampTz last;
+
+			/* as MillisBehindLatest after reading up to the checkpoint */
+			if (!stream_record_arrival(&st, shard, seq, &last))
+				last = ROW_ARRIVAL(&rows, 0);
+			behind = Max(0, (tip - last) / 1000);
+		}
+
+		v[0] = SPI_getbinval(t, d, 1, &isnull);
+		v[1] = SPI_getbinval(t, d, 2, &isnull);
+		v[2] = CStringGetTextDatum(shard_id_text(shard));
+		v[3] = int64_numeric(seq);
+		v[4] = SPI_getbinval(t, d, 5, &isnull);
+		v[5] = Int64GetDatum(behind);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+	msgq_call_leave(&call);
+	return (Datum) 0;
 }

@@ -2,7 +2,9 @@
 -- who may call what, and the SQLSTATE of every stream error
 -- (ResourceNotFoundException MQ019, ResourceInUseException MQ020,
 -- InvalidArgumentException and ValidationException MQ021,
--- ExpiredIteratorException MQ022, AccessDeniedException 42501).
+-- ExpiredIteratorException MQ022, ProvisionedThroughputExceededException
+-- MQ023, AccessDeniedException 42501), and the views of time slices,
+-- shard metrics and consumer group lag.
 -- sql/streams.sql tests the behaviour, test/specs/stream-horizon.spec the
 -- ordering under concurrency.
 --
@@ -14,7 +16,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(60);
+SELECT plan(72);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -149,6 +151,39 @@ SELECT throws_ok($$SELECT * FROM msgq.get_records((SELECT it FROM tap_it))$$, 'M
 RESET msgq.clock_offset;
 SELECT lives_ok($$SELECT * FROM msgq.get_records((SELECT it FROM tap_it))$$,
 	'the same iterator works within 5 minutes');
+
+-- Shard limits, metrics and slices ------------------------------------------------
+SELECT has_function('msgq', 'enforce_shard_limits', ARRAY['text', 'boolean'],
+	'msgq.enforce_shard_limits(text, boolean) exists');
+SELECT function_returns('msgq', 'enforce_shard_limits', ARRAY['text', 'boolean'], 'void');
+SELECT lives_ok($$SELECT msgq.enforce_shard_limits('tap_s')$$, 'the owner enforces shard limits');
+SELECT throws_ok($$DO $do$ BEGIN FOR i IN 1 .. 6 LOOP
+		PERFORM * FROM msgq.get_records(msgq.get_shard_iterator('tap_s', '0', 'LATEST'));
+	END LOOP; END $do$ $$, 'MQ023', NULL,
+	'ProvisionedThroughputExceededException: a 6th get_records in one second');
+SELECT throws_ok($$SELECT * FROM msgq.put_record('tap_s', 'k', decode(repeat('00', 1048575), 'hex'), explicit_hash_key => '0'),
+		msgq.put_record('tap_s', 'k', '\x00', explicit_hash_key => '0') AS second$$, 'MQ023', NULL,
+	'ProvisionedThroughputExceededException: past 1 MiB in one second');
+SELECT lives_ok($$SELECT msgq.enforce_shard_limits('tap_s', false)$$, 'and stops enforcing them');
+SELECT columns_are('msgq', 'stream_metrics', ARRAY['stream_name', 'shard_id', 'open',
+	'incoming_records', 'incoming_bytes', 'write_provisioned_throughput_exceeded',
+	'get_records_calls', 'outgoing_records', 'outgoing_bytes',
+	'read_provisioned_throughput_exceeded'], 'msgq.stream_metrics columns');
+SELECT columns_are('msgq', 'consumer_group_lag', ARRAY['stream_name', 'consumer_group',
+	'shard_id', 'checkpoint_sequence_number', 'checkpointed_at', 'millis_behind_latest'],
+	'msgq.consumer_group_lag columns');
+SELECT columns_are('msgq', 'stream_slices', ARRAY['stream_name', 'slice_id', 'table_name',
+	'state', 'start_seq', 'end_seq', 'opened_at', 'sealed_at', 'bytes'],
+	'msgq.stream_slices columns');
+SELECT ok(has_table_privilege('pg_monitor', 'msgq.stream_metrics', 'SELECT')
+	  AND has_table_privilege('pg_monitor', 'msgq.consumer_group_lag', 'SELECT'),
+	'pg_monitor reads the stream metrics views');
+SELECT ok(NOT has_table_privilege('public', 'msgq.stream_slices', 'SELECT')
+	  AND NOT has_table_privilege('public', (SELECT table_name FROM msgq.stream_slices
+		WHERE stream_name = 'tap_s'), 'SELECT'),
+	'PUBLIC reads neither the slices view nor a slice table');
+SELECT is((SELECT state FROM msgq.stream_slices WHERE stream_name = 'tap_s'), 'current',
+	'a new stream has one current slice');
 
 -- AccessDenied -------------------------------------------------------------------
 CREATE ROLE tap_stream_user;

@@ -98,3 +98,33 @@ SELECT k AS partition_key, p.shard_id, p.sequence_number
 SELECT sequence_number, partition_key, convert_from(data, 'UTF8') AS data,
        left(next_shard_iterator, 12) || '...' AS next_shard_iterator
   FROM msgq.get_records(msgq.get_shard_iterator('clicks', 'shardId-000000000000', 'TRIM_HORIZON'));
+
+\echo
+\echo '=== 13. Exactly-once consumption: process and checkpoint in one transaction'
+BEGIN;
+SELECT sequence_number, convert_from(data, 'UTF8') AS data
+  FROM msgq.get_records(msgq.get_shard_iterator('clicks', 'shardId-000000000000', 'TRIM_HORIZON'), 1) \gset
+SELECT msgq.checkpoint('clicks', 'billing', 'shardId-000000000000', :sequence_number);
+COMMIT;
+SELECT consumer_group, shard_id, checkpoint_sequence_number, millis_behind_latest
+  FROM msgq.consumer_group_lag WHERE stream_name = 'clicks';
+
+\echo
+\echo '=== 14. Records live in time slices, one table each; the worker seals them and'
+\echo 'drops a slice whole once its records pass retention (no DELETE, no bloat)'
+SELECT stream_name, table_name, state, start_seq, end_seq, pg_size_pretty(bytes) AS size
+  FROM msgq.stream_slices WHERE stream_name = 'clicks';
+
+\echo
+\echo '=== 15. Opt-in shard limits: 1,000 records per shard and second, as in Kinesis'
+SELECT msgq.enforce_shard_limits('clicks');
+SELECT count(*) FILTER (WHERE error_code IS NULL) AS written,
+       count(*) FILTER (WHERE error_code IS NOT NULL) AS refused,
+       min(error_code) AS error_code
+  FROM generate_series(1, 3) g,
+       LATERAL msgq.put_records('clicks', ARRAY(SELECT 'user-1' || left(g::text, 0) FROM generate_series(1, 500)),
+                                ARRAY(SELECT '\x00'::bytea FROM generate_series(1, 500))) r;
+SELECT stream_name, shard_id, incoming_records, write_provisioned_throughput_exceeded AS refused_puts,
+       get_records_calls
+  FROM msgq.stream_metrics WHERE stream_name = 'clicks';
+SELECT msgq.enforce_shard_limits('clicks', false);

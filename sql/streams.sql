@@ -362,6 +362,7 @@ RESET msgq.clock_offset;
 SELECT msgq.create_stream('st_sub', 1);
 SELECT msgq.register_stream_consumer('st_sub', 'app') AS consumer_arn;
 SELECT consumer_name, consumer_arn, consumer_status FROM msgq.list_stream_consumers('st_sub');
+SELECT msgq.describe_stream_summary('st_sub')->'ConsumerCount' AS consumer_count;
 SELECT count(*) AS put FROM generate_series(1, 3) g,
 	LATERAL msgq.put_record('st_sub', 'k', convert_to('s' || g, 'UTF8'));
 CREATE FUNCTION pg_temp.sub(pos text DEFAULT 'TRIM_HORIZON', n int DEFAULT 10000) RETURNS text

@@ -142,6 +142,41 @@ SELECT msgq.enforce_shard_limits('sm_big', true);
 SET msgq.clock_offset = '700s';
 SELECT * FROM pg_temp.reads('sm_big', 2);
 
+-- a read beyond 2 MiB borrows from the next seconds: 3 MB read at 1000 s
+-- (3 MB at 2 MiB/s: 2 s) refuses reads at 1001 s; at 1002 s they work
+-- again (and borrow again).  One statement moves the clock itself, so that
+-- the seconds are exact.
+CREATE FUNCTION pg_temp.reads_at(stream text, offsets text[]) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	o text;
+	e text;
+	out text[] := '{}';
+BEGIN
+	FOREACH o IN ARRAY offsets LOOP
+		PERFORM set_config('msgq.clock_offset', o, true);
+		e := msgq_test.err(format('SELECT count(*) FROM msgq.get_records(msgq.get_shard_iterator(%L, ''0'', ''TRIM_HORIZON''))',
+								  stream));
+		out := out || (o || ': ' || CASE WHEN e = 'ok' THEN 'read' ELSE left(e, 5) END);
+	END LOOP;
+	RETURN array_to_string(out, ', ');
+END $$;
+SELECT pg_temp.reads_at('sm_big', '{1000s, 1001s, 1002s, 1003s}') AS big_reads;
+-- 5 get_shard_iterator calls per shard and second
+CREATE FUNCTION pg_temp.iterators(stream text, n int) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	i int;
+	out text[] := '{}';
+BEGIN
+	FOR i IN 1 .. n LOOP
+		out := out || left(msgq_test.err(format('SELECT msgq.get_shard_iterator(%L, ''0'', ''LATEST'')', stream)), 5);
+	END LOOP;
+	RETURN array_to_string(out, ',');
+END $$;
+SET msgq.clock_offset = '1100s';
+SELECT pg_temp.iterators('sm_one', 6) AS iterator_calls;
+
 SELECT stream_name, shard_id, incoming_records, write_provisioned_throughput_exceeded AS write_refused,
 	   get_records_calls, read_provisioned_throughput_exceeded AS read_refused
   FROM msgq.stream_metrics WHERE stream_name IN ('sm_lim', 'sm_one', 'sm_big')

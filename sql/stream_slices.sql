@@ -191,6 +191,24 @@ SELECT msgq.run_maintenance();
 SELECT n, state, records FROM pg_temp.slices('sl_week') AS dropped_after_decrease;
 
 --
+-- a closed shard expires with its records: list_shards leaves it out once
+-- its closing time is past retention (its records arrived before it closed)
+--
+RESET msgq.clock_offset;
+SELECT msgq.create_stream('sl_split', 1);
+SELECT pg_temp.put('sl_split', 'before split') IS NOT NULL AS put;
+SELECT msgq.split_shard('sl_split', '0', '170141183460469231731687303715884105728');
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS shards FROM msgq.list_shards('sl_split');
+SET msgq.clock_offset = '23h';
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS shards_at_23h FROM msgq.list_shards('sl_split');
+SET msgq.clock_offset = '1441min';
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS shards_at_24h FROM msgq.list_shards('sl_split');
+SELECT string_agg(shard_id, ',' ORDER BY shard_id) AS trim_horizon_at_24h
+  FROM msgq.list_shards('sl_split', shard_filter_type => 'AT_TRIM_HORIZON');
+SELECT msgq.delete_stream('sl_split');
+SET msgq.clock_offset = '3483min';
+
+--
 -- delete_stream drops every slice table
 --
 SELECT count(*) AS sl_a_tables FROM msgq.stream_slices WHERE stream_name = 'sl_a';

@@ -335,6 +335,7 @@ extern void msgq_stream_shmem_init(void);
 #define MSGQ_SHARD_WRITE_BYTES		1048576
 #define MSGQ_SHARD_READ_CALLS		5
 #define MSGQ_SHARD_READ_BYTES		(2 * 1048576)
+#define MSGQ_SHARD_ITERATOR_CALLS	5
 extern int	msgq_max_stream_shard_metrics;
 extern void msgq_stream_metrics_shmem_size(Size *size);
 extern void msgq_stream_metrics_shmem_init(void);
@@ -343,6 +344,7 @@ extern bool msgq_stream_metrics_put(int32 stream_id, int32 shard, int64 records,
 extern bool msgq_stream_metrics_read_begin(int32 stream_id, int32 shard, bool enforce);
 extern void msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records,
 										 int64 bytes);
+extern bool msgq_stream_metrics_iterator(int32 stream_id, int32 shard, bool enforce);
 extern void msgq_stream_metrics_drop(int32 stream_id);
 
 /* metrics.c */

@@ -313,6 +313,7 @@ static SPIPlanPtr stream_plan_shard = NULL;
 
 
 static void stream_lock_for_reshard(int32 stream_id);
+static TimestampTz stream_cutoff(MsgqStream *st);
 
 static void
 stream_not_found(const char *name)
@@ -642,9 +643,11 @@ PG_FUNCTION_INFO_V1(msgq_list_shards);
  * Shards in index order, after exclusive_start_shard_id, at most
  * max_results (1-10000).  Filters, as ListShards' ShardFilter:
  * AFTER_SHARD_ID (shards after that one), AT_LATEST (open shards),
- * AT_TRIM_HORIZON and FROM_TRIM_HORIZON (every shard: none expires yet),
+ * AT_TRIM_HORIZON and FROM_TRIM_HORIZON (every shard not expired),
  * AT_TIMESTAMP (shards open at that time) and FROM_TIMESTAMP (shards open
- * at or after it).
+ * at or after it).  A closed shard expires, and is never listed, once its
+ * closing time is past the retention cutoff: every record it holds arrived
+ * before it closed, so all of them have expired.
  */
 Datum
 msgq_list_shards(PG_FUNCTION_ARGS)
@@ -706,11 +709,13 @@ msgq_list_shards(PG_FUNCTION_ARGS)
 							  "        AND (closed_at IS NULL OR closed_at OPERATOR(pg_catalog.>) $4)))"
 							  "   AND ($3 OPERATOR(pg_catalog.<>) 3 OR closed_at IS NULL"
 							  "        OR closed_at OPERATOR(pg_catalog.>) $4)"
+							  "   AND (closed_at IS NULL OR closed_at OPERATOR(pg_catalog.>) $6)"
 							  " ORDER BY shard_index LIMIT $5",
-							  5, (Oid[]) {INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT4OID},
+							  6, (Oid[]) {INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID},
 							  (Datum[]) {Int32GetDatum(st.stream_id), Int32GetDatum(after),
-							  Int32GetDatum(mode), ts, Int32GetDatum(max)},
-							  (char[]) {' ', ' ', ' ', tsnull, ' '}, true, 0) != SPI_OK_SELECT)
+							  Int32GetDatum(mode), ts, Int32GetDatum(max),
+							  TimestampTzGetDatum(stream_cutoff(&st))},
+							  (char[]) {' ', ' ', ' ', tsnull, ' ', ' '}, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list shards");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -1374,6 +1379,8 @@ msgq_get_shard_iterator(PG_FUNCTION_ARGS)
 
 	stream_call_enter(&call, name, &st);
 	shard = shard_require(&st, shard_text, &si);
+	if (!msgq_stream_metrics_iterator(st.stream_id, shard, st.enforce_limits))
+		throughput_exceeded(&st, shard_id_text(shard));
 	if (type == NULL)
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "a shard iterator type is required");

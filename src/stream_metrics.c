@@ -16,7 +16,9 @@
  * that would take a shard past 1,000 records or 1 MiB of data and keys in
  * the current second is refused (ProvisionedThroughputExceededException:
  * put_record raises it, put_records reports it per entry), and so is a
- * get_records call past 5 calls or 2 MiB returned in the second.  Kinesis
+ * get_records call past 5 calls or 2 MiB returned in the second (a read
+ * beyond that borrows from the following seconds, whose reads are then
+ * refused), and a get_shard_iterator call past 5 in the second.  Kinesis
  * counts requests when they are made, and so does msgq: a put counts even
  * if its transaction later rolls back.
  *
@@ -74,6 +76,9 @@ typedef struct ShardStats
 	int64		win_bytes;
 	int64		win_reads;
 	int64		win_bytes_out;
+	int64		win_iterators;
+	/* reads are refused up to this second: bytes read beyond 2 MiB/s */
+	int64		read_blocked_until;
 } ShardStats;
 
 static HTAB *shard_stats = NULL;
@@ -157,6 +162,7 @@ stats_window(ShardStats *e, int64 sec)
 		e->win_bytes = 0;
 		e->win_reads = 0;
 		e->win_bytes_out = 0;
+		e->win_iterators = 0;
 	}
 }
 
@@ -225,7 +231,8 @@ msgq_stream_metrics_read_begin(int32 stream_id, int32 shard, bool enforce)
 	stats_window(e, sec);
 	if (enforce &&
 		(e->win_reads >= MSGQ_SHARD_READ_CALLS ||
-		 e->win_bytes_out >= MSGQ_SHARD_READ_BYTES))
+		 e->win_bytes_out >= MSGQ_SHARD_READ_BYTES ||
+		 sec <= e->read_blocked_until))
 	{
 		e->read_throttled++;
 		ok = false;
@@ -253,7 +260,46 @@ msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records, int64 
 	e->win_bytes_out += bytes;
 	e->outgoing_records += records;
 	e->outgoing_bytes += bytes;
+
+	/*
+	 * A read beyond 2 MiB in its second borrows from the next seconds: the
+	 * shard's reads are refused until they are paid for (10 MiB at once:
+	 * this second and the next 4, as Kinesis throttles for 5 s).
+	 */
+	if (e->win_bytes_out > MSGQ_SHARD_READ_BYTES)
+		e->read_blocked_until = Max(e->read_blocked_until,
+									sec + (e->win_bytes_out + MSGQ_SHARD_READ_BYTES - 1) /
+									MSGQ_SHARD_READ_BYTES - 1);
 	SpinLockRelease(&e->mutex);
+}
+
+/*
+ * A get_shard_iterator call on a shard: false (counted as a refused read)
+ * if the stream enforces limits and the shard has had 5 in this second.
+ */
+bool
+msgq_stream_metrics_iterator(int32 stream_id, int32 shard, bool enforce)
+{
+	ShardStats *e;
+	int64		sec = now_second();
+	bool		ok = true;
+
+	if (!enforce)
+		return true;
+	e = stats_entry(stream_id, shard);
+	if (e == NULL)
+		return true;
+	SpinLockAcquire(&e->mutex);
+	stats_window(e, sec);
+	if (e->win_iterators >= MSGQ_SHARD_ITERATOR_CALLS)
+	{
+		e->read_throttled++;
+		ok = false;
+	}
+	else
+		e->win_iterators++;
+	SpinLockRelease(&e->mutex);
+	return ok;
 }
 
 /* delete_stream: its shards' entries go */

@@ -376,13 +376,6 @@ msgq_slices_drop_stream(int32 stream_id)
 		slice_drop(DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
 }
 
-/* slice width for a retention period */
-static TimestampTz
-slice_width(int32 retention_hours)
-{
-	return (TimestampTz) retention_hours * SLICE_SECS_PER_RETENTION_HOUR * USECS_PER_SEC;
-}
-
 /*
  * Seal the stream's current slice and open the next one, if the stream's
  * writers can be held off for at most msgq.segment_lock_timeout.  The
@@ -413,78 +406,83 @@ slice_rotate(int32 stream_id, int64 current, TimestampTz now)
 
 /*
  * The streams' part of a maintenance cycle: drop the slices whose records
- * have all expired, and seal the current slices that are due.
+ * have all expired, and seal the current slices that are due.  Two
+ * queries find the work for every stream at once, so an idle cycle costs
+ * the same however many streams there are.
  */
 void
 msgq_streams_maintain(void)
 {
-	SPITupleTable *streams;
-	uint64		nstreams,
+	static SPIPlanPtr expired_plan = NULL;
+	static SPIPlanPtr due_plan = NULL;
+	SPITupleTable *tt;
+	uint64		n,
 				i;
 	TimestampTz now = msgq_now();
 	bool		changed = false;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
 
-	if (SPI_execute("SELECT s.stream_id, s.retention_hours, s.trimmed_before,"
-					"       c.slice_id, c.opened_at"
-					"  FROM msgq.stream s JOIN msgq.stream_slice c"
-					"    ON c.stream_id OPERATOR(pg_catalog.=) s.stream_id"
-					"   AND c.end_seq IS NULL"
-					" ORDER BY s.stream_id", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list streams");
-	streams = SPI_tuptable;
-	nstreams = SPI_processed;
+	values[0] = TimestampTzGetDatum(now);
 
-	for (i = 0; i < nstreams; i++)
+	/*
+	 * 1. Drop the sealed slices sealed at or before their stream's cutoff
+	 * (every record in them has expired), when their lock is free right now.
+	 */
+	if (SPI_execute_plan(msgq_plan(&expired_plan,
+								   "SELECT l.slice_id FROM msgq.stream_slice l"
+								   "  JOIN msgq.stream s ON s.stream_id OPERATOR(pg_catalog.=) l.stream_id"
+								   " WHERE l.end_seq IS NOT NULL"
+								   "   AND l.sealed_at OPERATOR(pg_catalog.<=) GREATEST("
+								   "       $1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(hours => s.retention_hours),"
+								   "       s.trimmed_before)"
+								   " ORDER BY l.stream_id, l.start_seq",
+								   1, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not find expired stream slices");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
 	{
-		HeapTuple	t = streams->vals[i];
-		TupleDesc	d = streams->tupdesc;
 		bool		isnull;
-		int32		stream_id = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
-		int32		retention = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
-		bool		untrimmed;
-		TimestampTz trimmed = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &untrimmed));
-		int64		current = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		TimestampTz opened = DatumGetTimestampTz(SPI_getbinval(t, d, 5, &isnull));
-		TimestampTz cutoff = now - (TimestampTz) retention * USECS_PER_HOUR;
-		SPITupleTable *expired;
-		uint64		nexpired,
-					j;
+		int64		slice_id = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		Oid			relid = slice_relid(slice_id);
 
-		if (!untrimmed)
-			cutoff = Max(cutoff, trimmed);
-
-		/* 1. drop expired slices whose lock is free right now */
-		if (SPI_execute_with_args("SELECT slice_id FROM msgq.stream_slice"
-								  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
-								  "   AND end_seq IS NOT NULL"
-								  "   AND sealed_at OPERATOR(pg_catalog.<=) $2"
-								  " ORDER BY stream_id, start_seq",
-								  2, (Oid[]) {INT4OID, TIMESTAMPTZOID},
-								  (Datum[]) {Int32GetDatum(stream_id), TimestampTzGetDatum(cutoff)},
-								  NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not find expired stream slices");
-		expired = SPI_tuptable;
-		nexpired = SPI_processed;
-		for (j = 0; j < nexpired; j++)
+		if (OidIsValid(relid) &&
+			!ConditionalLockRelationOid(relid, AccessExclusiveLock))
 		{
-			int64		slice_id = DatumGetInt64(SPI_getbinval(expired->vals[j],
-															   expired->tupdesc, 1, &isnull));
-			Oid			relid = slice_relid(slice_id);
-
-			if (OidIsValid(relid) &&
-				!ConditionalLockRelationOid(relid, AccessExclusiveLock))
-			{
-				elog(DEBUG1, "msgq: stream slice " INT64_FORMAT " is in use, dropped later",
-					 slice_id);
-				continue;
-			}
-			slice_drop(slice_id);
-			changed = true;
-		}
-
-		/* 2. seal the current slice when it is due and holds a record */
-		if (now - opened < slice_width(retention))
+			elog(DEBUG1, "msgq: stream slice " INT64_FORMAT " is in use, dropped later",
+				 slice_id);
 			continue;
+		}
+		slice_drop(slice_id);
+		changed = true;
+	}
+
+	/*
+	 * 2. Seal the current slices older than their width (1/24 of their
+	 * stream's retention) that hold a record; an empty one starts its width
+	 * again.
+	 */
+	if (SPI_execute_plan(msgq_plan(&due_plan,
+								   "SELECT l.stream_id, l.slice_id FROM msgq.stream_slice l"
+								   "  JOIN msgq.stream s ON s.stream_id OPERATOR(pg_catalog.=) l.stream_id"
+								   " WHERE l.end_seq IS NULL"
+								   "   AND l.opened_at OPERATOR(pg_catalog.<=)"
+								   "       ($1 OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs =>"
+								   "         s.retention_hours OPERATOR(pg_catalog.*) " CppAsString2(SLICE_SECS_PER_RETENTION_HOUR) "))"
+								   " ORDER BY l.stream_id",
+								   1, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not find stream slices to seal");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int32		stream_id = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		int64		current = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+
 		if (!msgq_slice_lock(current))
 			continue;
 		if (SPI_execute_plan(msgq_slice_plan(current, SLICE_ANY), NULL, NULL, false, 1) != SPI_OK_SELECT)

@@ -278,13 +278,13 @@ extern void msgq_maintenance_cycle(void);
 extern void msgq_maintenance_streams(void);
 
 struct LOCKTAG;
+struct SnapshotData;
 
 /* slice.c: a stream's time slices */
 typedef enum SlicePlan
 {
 	SLICE_PUT,
 	SLICE_PUT_MANY,
-	SLICE_READ,
 	SLICE_AT_TIME,
 	SLICE_TIP,
 	SLICE_EXISTS,
@@ -300,7 +300,13 @@ typedef struct MsgqSlice
 	TimestampTz sealed_at;		/* 0 for the current slice */
 } MsgqSlice;
 
+typedef bool (*MsgqSliceRowFn) (void *arg, int64 seq, TimestampTz arrival,
+								Datum key, Datum data);
+
 extern struct _SPI_plan *msgq_slice_plan(int64 slice_id, SlicePlan which);
+extern bool msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below,
+							TimestampTz cutoff, struct SnapshotData *snap,
+							MsgqSliceRowFn fn, void *arg);
 extern bool msgq_slice_lock(int64 slice_id);
 extern MsgqSlice *msgq_slices_list(int32 stream_id, int64 from, int64 below,
 								   TimestampTz cutoff, bool descending, int *n);

@@ -44,6 +44,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
@@ -52,13 +57,18 @@
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -89,16 +99,6 @@ static const char *const slice_sql[SLICE_NPLANS] = {
 	"        WITH ORDINALITY AS u(shard, k, d, ord)"
 	"  ORDER BY u.ord"
 	" RETURNING seq",
-	/* SLICE_READ: $1 shard, $2 from, $3 below, $4 cutoff, $5 limit */
-	"SELECT seq, arrival, partition_key, data,"
-	"       pg_catalog.octet_length(data) OPERATOR(pg_catalog.+)"
-	"       pg_catalog.octet_length(partition_key)"
-	"  FROM %s"
-	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
-	"   AND seq OPERATOR(pg_catalog.>=) $2"
-	"   AND seq OPERATOR(pg_catalog.<) $3"
-	"   AND arrival OPERATOR(pg_catalog.>) $4"
-	" ORDER BY shard_index, seq LIMIT $5",
 	/* SLICE_AT_TIME: $1 shard, $2 from, $3 below, $4 time */
 	"SELECT pg_catalog.min(seq) FROM %s"
 	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
@@ -118,11 +118,10 @@ static const char *const slice_sql[SLICE_NPLANS] = {
 	"SELECT 1 FROM %s LIMIT 1",
 };
 
-static const int slice_nargs[SLICE_NPLANS] = {4, 4, 5, 4, 2, 2, 0};
-static const Oid slice_argtypes[SLICE_NPLANS][5] = {
+static const int slice_nargs[SLICE_NPLANS] = {4, 4, 4, 2, 2, 0};
+static const Oid slice_argtypes[SLICE_NPLANS][4] = {
 	{INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID},
 	{TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID, BYTEAARRAYOID},
-	{INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID},
 	{INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID},
 	{INT4OID, INT8OID},
 	{INT4OID, INT8OID},
@@ -236,6 +235,59 @@ msgq_slice_lock(int64 slice_id)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Scan a slice, locked by msgq_slice_lock(), for the shard's records with
+ * from <= seq < below that arrived after cutoff, in sequence order, as of
+ * snap: a direct scan of its primary key, with no executor and no copy.
+ * fn gets each record's values (key and data may still be toasted; they
+ * are valid until fn returns) and returns false to stop.  Returns false
+ * when fn stopped the scan.
+ */
+bool
+msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below, TimestampTz cutoff,
+				Snapshot snap, MsgqSliceRowFn fn, void *arg)
+{
+	Relation	heap;
+	Relation	index;
+	List	   *indexes;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[3];
+	bool		more = true;
+
+	heap = table_open(slice_relid(slice_id), NoLock);
+	indexes = RelationGetIndexList(heap);
+	if (list_length(indexes) != 1)
+		elog(ERROR, "stream slice " INT64_FORMAT " must have exactly its primary key", slice_id);
+	index = index_open(linitial_oid(indexes), AccessShareLock);
+
+	/* (shard_index, seq): shard_index = shard AND seq >= from AND seq < below */
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(shard));
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
+	ScanKeyInit(&keys[2], 2, BTLessStrategyNumber, F_INT8LT, Int64GetDatum(below));
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, index, snap, 3, 0);
+	index_rescan(scan, keys, 3, NULL, 0);
+	while (more && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TimestampTz arrival;
+
+		/* columns as in msgq.stream_record: shard, seq, arrival, key, data */
+		slot_getallattrs(slot);
+		arrival = DatumGetTimestampTz(slot->tts_values[2]);
+		if (arrival > cutoff)
+			more = fn(arg, DatumGetInt64(slot->tts_values[1]), arrival,
+					  slot->tts_values[3], slot->tts_values[4]);
+		CHECK_FOR_INTERRUPTS();
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	list_free(indexes);
+	return more;
 }
 
 /*

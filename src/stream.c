@@ -38,6 +38,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -64,6 +65,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -1236,86 +1238,182 @@ stream_start(MsgqStream *st, int32 shard, ShardInfo *si, const char *type,
 	return true;
 }
 
-/* Records read from a shard: (seq, arrival, key, data, size) rows. */
+/*
+ * A read of a shard's records, in two passes over the same snapshot: the
+ * first decides which records are returned (and so the next position,
+ * which every returned row carries), the second writes them straight into
+ * the caller's tuplestore.  Nothing is copied in between.
+ */
 typedef struct StreamRows
 {
-	TupleDesc	desc;
-	HeapTuple  *rows;
-	uint64		n;
-	int64		bytes;			/* data and keys of the rows */
+	/* the read */
+	int32		shard;
+	int64		start;
+	int64		horizon;
+	int32		limit;
+	TimestampTz cutoff;
+	Snapshot	snap;
+	MsgqSlice  *sl;				/* slice_id -1: dropped meanwhile */
+	int			nsl;
+	/* pass 1 */
+	uint64		n;				/* records returned */
+	int64		bytes;			/* their data and keys */
+	int64		last_seq;
+	TimestampTz first_arrival;
+	TimestampTz last_arrival;
+	int64		next;			/* where the next read starts */
+	bool		full;
+	/* pass 2 */
+	ReturnSetInfo *rsinfo;
+	Datum	   *extra;			/* trailing columns, the same on every row */
+	bool	   *extra_null;
+	int			nextra;
+	uint64		emitted;
+	MemoryContext rowcxt;
 } StreamRows;
 
-static Datum
-row_value(StreamRows *r, uint64 i, int col)
+/* data and key bytes of a record, as stored before compression */
+static int64
+record_size(Datum key, Datum data)
 {
-	bool		isnull;
-
-	return SPI_getbinval(r->rows[i], r->desc, col, &isnull);
+	return (int64) toast_raw_datum_size(key) + (int64) toast_raw_datum_size(data) - 2 * VARHDRSZ;
 }
 
-#define ROW_SEQ(r, i)		DatumGetInt64(row_value(r, i, 1))
-#define ROW_ARRIVAL(r, i)	DatumGetTimestampTz(row_value(r, i, 2))
+static bool
+read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
+{
+	StreamRows *r = (StreamRows *) arg;
+	int64		size = record_size(key, data);
+
+	/* at most 10 MiB, but always at least one record */
+	if (r->n > 0 && r->bytes + size > STREAM_MAX_RESPONSE)
+	{
+		r->full = true;
+		return false;
+	}
+	if (r->n == 0)
+		r->first_arrival = arrival;
+	r->n++;
+	r->bytes += size;
+	r->last_seq = seq;
+	r->last_arrival = arrival;
+	if (r->n >= (uint64) r->limit)
+	{
+		r->full = true;
+		return false;
+	}
+	return true;
+}
+
+static bool
+read_emit(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
+{
+	StreamRows *r = (StreamRows *) arg;
+	MemoryContext old;
+	Datum		v[8];
+	bool		nl[8] = {0};
+	int			i;
+
+	if (r->emitted >= r->n)
+		return false;
+	old = MemoryContextSwitchTo(r->rowcxt);
+	v[0] = int64_numeric(seq);
+	v[1] = TimestampTzGetDatum(arrival);
+	v[2] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(key)));
+	v[3] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(data)));
+	for (i = 0; i < r->nextra; i++)
+	{
+		v[4 + i] = r->extra[i];
+		nl[4 + i] = r->extra_null[i];
+	}
+	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, v, nl);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->rowcxt);
+	r->emitted++;
+	return r->emitted < r->n;
+}
 
 /*
- * Read a shard's records from start, below the horizon and after the
- * retention cutoff: at most limit records and 10 MiB, always at least one.
- * The slices that may hold them are read in order until the limit is
- * reached.  *next is where the following read starts: after the last
- * record returned, or at the horizon when everything below it was read
- * (nothing more can appear there, whatever shard the numbers in between
- * went to).
+ * Pass 1: which of the shard's records from start, below the horizon and
+ * after the retention cutoff, are returned: at most limit records and
+ * 10 MiB, always at least one.  The slices that may hold them are read in
+ * order until the limit is reached.  r->next is where the following read
+ * starts: after the last record returned, or at the horizon when
+ * everything below it was read (nothing more can appear there, whatever
+ * shard the numbers in between went to).
+ *
+ * The snapshot is taken here, after the caller computed the horizon, as
+ * the safe horizon's proof needs; it sees this transaction's own earlier
+ * writes.  stream_read_end() releases it.
  */
 static void
 stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
-			StreamRows *out, int64 *next)
+			StreamRows *r)
 {
-	TimestampTz cutoff = stream_cutoff(st);
-	MsgqSlice  *sl;
-	int			nsl,
-				k;
-	int64		bytes = 0;
-	bool		full = false;
-	bool		isnull;
+	int			k;
 
-	out->desc = NULL;
-	out->n = 0;
-	out->bytes = 0;
-	out->rows = palloc(sizeof(HeapTuple) * Max(limit, 1));
-	sl = msgq_slices_list(st->stream_id, start, horizon, cutoff, false, &nsl);
-	for (k = 0; k < nsl && !full; k++)
+	memset(r, 0, sizeof(*r));
+	r->shard = shard;
+	r->start = start;
+	r->horizon = horizon;
+	r->limit = limit;
+	r->cutoff = stream_cutoff(st);
+	r->sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &r->nsl);
+
+	CommandCounterIncrement();
+	r->snap = RegisterSnapshot(GetTransactionSnapshot());
+	r->snap->curcid = GetCurrentCommandId(false);
+
+	for (k = 0; k < r->nsl && !r->full; k++)
 	{
-		uint64		i;
-
-		if (!msgq_slice_lock(sl[k].slice_id))
-			continue;
-		if (SPI_execute_plan(msgq_slice_plan(sl[k].slice_id, SLICE_READ),
-							 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(start),
-							 Int64GetDatum(horizon), TimestampTzGetDatum(cutoff),
-							 Int64GetDatum((int64) limit - (int64) out->n)},
-							 NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read records");
-		out->desc = SPI_tuptable->tupdesc;
-		for (i = 0; i < SPI_processed; i++)
+		if (!msgq_slice_lock(r->sl[k].slice_id))
 		{
-			int64		size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-														   SPI_tuptable->tupdesc, 5, &isnull));
-
-			bytes += size;
-			if (out->n > 0 && bytes > STREAM_MAX_RESPONSE)
-			{
-				full = true;
-				break;
-			}
-			out->rows[out->n++] = SPI_tuptable->vals[i];
-			out->bytes += size;
+			r->sl[k].slice_id = -1;
+			continue;
 		}
-		if (out->n >= (uint64) limit)
-			full = true;
+		(void) msgq_slice_scan(r->sl[k].slice_id, shard, start, horizon, r->cutoff,
+							   r->snap, read_count, r);
 	}
-	if (!full)
-		*next = Max(horizon, start);
-	else
-		*next = ROW_SEQ(out, out->n - 1) + 1;
+	r->next = r->full ? r->last_seq + 1 : Max(horizon, start);
+}
+
+/*
+ * Pass 2: put the records pass 1 chose into rsinfo's tuplestore, each as
+ * (sequence_number, arrival, key, data) followed by the nextra columns.
+ */
+static void
+stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra_null,
+				 int nextra)
+{
+	int			k;
+
+	Assert(nextra <= 4);
+	r->rsinfo = rsinfo;
+	r->extra = extra;
+	r->extra_null = extra_null;
+	r->nextra = nextra;
+	r->emitted = 0;
+	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "msgq record",
+									  ALLOCSET_SMALL_SIZES);
+	for (k = 0; k < r->nsl && r->emitted < r->n; k++)
+	{
+		if (r->sl[k].slice_id < 0)
+			continue;
+		(void) msgq_slice_scan(r->sl[k].slice_id, r->shard, r->start, r->horizon,
+							   r->cutoff, r->snap, read_emit, r);
+	}
+	if (r->emitted != r->n)
+		elog(ERROR, "a second pass over a shard found " UINT64_FORMAT " records, not " UINT64_FORMAT,
+			 r->emitted, r->n);
+	MemoryContextDelete(r->rowcxt);
+}
+
+static void
+stream_read_end(StreamRows *r)
+{
+	if (r->snap != NULL)
+		UnregisterSnapshot(r->snap);
+	r->snap = NULL;
 }
 
 /*
@@ -1349,17 +1447,17 @@ stream_tip(MsgqStream *st, int32 shard, int64 horizon, TimestampTz *arrival)
 	return false;
 }
 
-/* MillisBehindLatest after reading rows up to next (0 when caught up) */
+/* MillisBehindLatest after a read (0 when caught up) */
 static int64
-stream_behind(MsgqStream *st, int32 shard, int64 horizon, StreamRows *rows, int64 next)
+stream_behind(MsgqStream *st, StreamRows *r)
 {
 	TimestampTz tip;
 
-	if (rows->n == 0 || next >= horizon)
+	if (r->n == 0 || r->next >= r->horizon)
 		return 0;
-	if (!stream_tip(st, shard, horizon, &tip))
+	if (!stream_tip(st, r->shard, r->horizon, &tip))
 		return 0;
-	return Max(0, (tip - ROW_ARRIVAL(rows, rows->n - 1)) / 1000);
+	return Max(0, (tip - r->last_arrival) / 1000);
 }
 
 PG_FUNCTION_INFO_V1(msgq_get_shard_iterator);
@@ -1438,8 +1536,6 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	int64		start,
 				horizon,
 				next;
-	uint64		i,
-				kept = 0;
 	StreamRows	rows;
 	Datum		next_it;
 	bool		next_null = false;
@@ -1472,10 +1568,10 @@ msgq_get_records(PG_FUNCTION_ARGS)
 
 	/* the horizon first, then a fresh snapshot (read_only = false) */
 	horizon = stream_horizon(stream_id, shard);
-	stream_read(&st, shard, start, horizon, limit, &rows, &next);
-	kept = rows.n;
+	stream_read(&st, shard, start, horizon, limit, &rows);
+	next = rows.next;
 	msgq_stream_metrics_read_end(stream_id, shard, (int64) rows.n, rows.bytes);
-	behind = stream_behind(&st, shard, horizon, &rows, next);
+	behind = stream_behind(&st, &rows);
 
 	/* a closed shard read to its end has no next iterator, but children */
 	if (si.closed && next > si.ending_seq)
@@ -1508,27 +1604,21 @@ msgq_get_records(PG_FUNCTION_ARGS)
 		CStringGetTextDatum(iterator_encode(stream_id, shard, next));
 	if (!children_null)
 		children = PointerGetDatum(PG_DETOAST_DATUM_COPY(children));
-	if (kept == 0)
+	if (rows.n == 0)
 	{
 		Datum		v[7] = {0, 0, 0, 0, next_it, Int64GetDatum(0), children};
 		bool		nl[7] = {true, true, true, true, next_null, false, children_null};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
-	for (i = 0; i < kept; i++)
+	else
 	{
-		Datum		v[7];
-		bool		nl[7] = {false, false, false, false, next_null, false, children_null};
+		Datum		extra[3] = {next_it, Int64GetDatum(behind), children};
+		bool		extra_null[3] = {next_null, false, children_null};
 
-		v[0] = int64_numeric(ROW_SEQ(&rows, i));
-		v[1] = row_value(&rows, i, 2);
-		v[2] = row_value(&rows, i, 3);
-		v[3] = row_value(&rows, i, 4);
-		v[4] = next_it;
-		v[5] = Int64GetDatum(behind);
-		v[6] = children;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+		stream_read_emit(&rows, rsinfo, extra, extra_null, 3);
 	}
+	stream_read_end(&rows);
 	msgq_call_leave(&call);
 	return (Datum) 0;
 }
@@ -2227,8 +2317,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	bool		isnull;
 	StreamRows	rows;
-	uint64		n = 0,
-				i;
+	uint64		n = 0;
 	int64		horizon;
 	int64		next;
 	int64		behind = 0;
@@ -2295,18 +2384,20 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		TimestampTz t;
 
 		horizon = stream_horizon(st.stream_id, shard);
-		stream_read(&st, shard, position, horizon, limit, &rows, &next);
+		stream_read(&st, shard, position, horizon, limit, &rows);
+		next = rows.next;
 		n = rows.n;
 		t = msgq_now();
 		if (n > 0 || t >= deadline)
 			break;
+		stream_read_end(&rows);
 		msgq_wait_sleep(STREAM_WAIT_KEY(st.stream_id), seen,
 						(long) Min((deadline - t + 999) / 1000,
 								   (TimestampTz) msgq_wait_recheck_interval_ms));
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	behind = stream_behind(&st, shard, horizon, &rows, next);
+	behind = stream_behind(&st, &rows);
 	msgq_stream_metrics_read_end(st.stream_id, shard, (int64) rows.n, rows.bytes);
 
 	/* output first: the update below replaces SPI's tuple table */
@@ -2318,19 +2409,14 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
-	for (i = 0; i < n; i++)
+	else
 	{
-		Datum		v[6];
-		bool		nl[6] = {false, false, false, false, false, false};
+		Datum		extra[2] = {int64_numeric(next), Int64GetDatum(behind)};
+		bool		extra_null[2] = {false, false};
 
-		v[0] = int64_numeric(ROW_SEQ(&rows, i));
-		v[1] = row_value(&rows, i, 2);
-		v[2] = row_value(&rows, i, 3);
-		v[3] = row_value(&rows, i, 4);
-		v[4] = int64_numeric(next);
-		v[5] = Int64GetDatum(behind);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+		stream_read_emit(&rows, rsinfo, extra, extra_null, 2);
 	}
+	stream_read_end(&rows);
 
 	/* advance the subscription in the caller's transaction */
 	if (SPI_execute_with_args("UPDATE msgq.stream_subscription SET position = $4"
@@ -2747,7 +2833,6 @@ msgq_consumer_group_lag(PG_FUNCTION_ARGS)
 		MsgqStream	st;
 		StreamRows	rows;
 		int64		horizon,
-					next,
 					behind = 0;
 		TimestampTz tip;
 		Datum		v[6];
@@ -2755,14 +2840,15 @@ msgq_consumer_group_lag(PG_FUNCTION_ARGS)
 
 		stream_get(name, &st);
 		horizon = stream_horizon(st.stream_id, shard);
-		stream_read(&st, shard, seq + 1, horizon, 1, &rows, &next);
+		stream_read(&st, shard, seq + 1, horizon, 1, &rows);
+		stream_read_end(&rows);
 		if (rows.n > 0 && stream_tip(&st, shard, horizon, &tip))
 		{
 			TimestampTz last;
 
 			/* as MillisBehindLatest after reading up to the checkpoint */
 			if (!stream_record_arrival(&st, shard, seq, &last))
-				last = ROW_ARRIVAL(&rows, 0);
+				last = rows.first_arrival;
 			behind = Max(0, (tip - last) / 1000);
 		}
 

@@ -131,6 +131,17 @@ BEGIN
 	RETURN got;
 END $$;
 SELECT pg_temp.paged('sl_a', 1) AS by_one, pg_temp.paged('sl_a', 2) AS by_two;
+-- a transaction reads its own puts, in READ COMMITTED and REPEATABLE READ,
+-- and in the same statement
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT pg_temp.all_records('sl_a') AS rr_before;
+SELECT pg_temp.put('sl_a', 'own') IS NOT NULL AS put;
+SELECT pg_temp.all_records('sl_a') AS rr_own_put;
+ROLLBACK;
+BEGIN;
+SELECT pg_temp.put('sl_a', 'own') IS NOT NULL AS put, pg_temp.all_records('sl_a') AS rc_own_put_same_statement;
+ROLLBACK;
+SELECT pg_temp.all_records('sl_a') AS after_rollback;
 -- AT_TIMESTAMP finds the first record at or after the time (b1, put at
 -- 1 h 1 min), in a later slice
 SELECT string_agg(convert_from(data, 'UTF8'), ',' ORDER BY sequence_number) AS from_1h

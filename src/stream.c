@@ -1360,9 +1360,12 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 	r->cutoff = stream_cutoff(st);
 	r->sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &r->nsl);
 
+	/* as SPI does for a query: a private copy with the current command id */
 	CommandCounterIncrement();
-	r->snap = RegisterSnapshot(GetTransactionSnapshot());
-	r->snap->curcid = GetCurrentCommandId(false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	r->snap = RegisterSnapshot(GetActiveSnapshot());
+	PopActiveSnapshot();
 
 	for (k = 0; k < r->nsl && !r->full; k++)
 	{

@@ -342,6 +342,18 @@ msgq_slices_list(int32 stream_id, int64 from, int64 below, TimestampTz cutoff,
 	return r;
 }
 
+/* the slice table goes with DROP EXTENSION */
+static void
+slice_depend_on_extension(Oid relid)
+{
+	ObjectAddress table;
+	ObjectAddress ext;
+
+	ObjectAddressSet(table, RelationRelationId, relid);
+	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid(MSGQ_EXTENSION_NAME, false));
+	recordDependencyOn(&table, &ext, DEPENDENCY_AUTO);
+}
+
 /*
  * Create a stream's new current slice starting at start_seq: its catalog
  * row and its table, made like the template msgq.stream_record.  The
@@ -356,8 +368,6 @@ msgq_slice_create(int32 stream_id, int64 start_seq)
 	char		name[NAMEDATALEN];
 	char		sql[256];
 	Oid			relid;
-	ObjectAddress table;
-	ObjectAddress ext;
 
 	if (SPI_execute_with_args("INSERT INTO msgq.stream_slice (stream_id, start_seq, opened_at)"
 							  " VALUES ($1, $2, $3) RETURNING slice_id",
@@ -382,10 +392,63 @@ msgq_slice_create(int32 stream_id, int64 start_seq)
 	relid = slice_relid(slice_id);
 	if (!OidIsValid(relid))
 		elog(ERROR, "stream slice %s was not created", name);
-	ObjectAddressSet(table, RelationRelationId, relid);
-	ObjectAddressSet(ext, ExtensionRelationId, get_extension_oid(MSGQ_EXTENSION_NAME, false));
-	recordDependencyOn(&table, &ext, DEPENDENCY_AUTO);
+	slice_depend_on_extension(relid);
 	return slice_id;
+}
+
+/*
+ * After a restore from pg_dump the slice tables are plain tables: give
+ * each the automatic dependency on the extension again, so that DROP
+ * EXTENSION takes them along.  Cheap when nothing is missing: it compares
+ * two counts.
+ */
+static void
+slices_repair_dependencies(void)
+{
+	static SPIPlanPtr count_plan = NULL;
+	static SPIPlanPtr missing_plan = NULL;
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	bool		isnull;
+	uint64		i;
+	SPITupleTable *tt;
+	uint64		n;
+
+	values[0] = ObjectIdGetDatum(get_extension_oid(MSGQ_EXTENSION_NAME, false));
+	if (SPI_execute_plan(msgq_plan(&count_plan,
+								   "SELECT (SELECT pg_catalog.count(*) FROM msgq.stream_slice)"
+								   "     OPERATOR(pg_catalog.=)"
+								   "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_depend d"
+								   "         WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+								   "           AND d.refobjid OPERATOR(pg_catalog.=) $1"
+								   "           AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+								   "           AND d.deptype OPERATOR(pg_catalog.=) 'a')",
+								   1, types),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count stream slice dependencies");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+
+	if (SPI_execute_plan(msgq_plan(&missing_plan,
+								   "SELECT c.oid FROM msgq.stream_slice l"
+								   "  JOIN pg_catalog.pg_class c"
+								   "    ON c.relnamespace OPERATOR(pg_catalog.=) 'msgq'::pg_catalog.regnamespace"
+								   "   AND c.relname OPERATOR(pg_catalog.=)"
+								   "       ('stream_slice_' OPERATOR(pg_catalog.||) l.slice_id::pg_catalog.text)"
+								   " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+								   "         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+								   "           AND d.objid OPERATOR(pg_catalog.=) c.oid"
+								   "           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+								   "           AND d.refobjid OPERATOR(pg_catalog.=) $1)",
+								   1, types),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not find stream slices without their dependency");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+		slice_depend_on_extension(DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)));
+	if (n > 0)
+		elog(LOG, "msgq: " UINT64_FORMAT " stream slice tables depend on the extension again", n);
 }
 
 static void
@@ -476,6 +539,7 @@ msgq_streams_maintain(void)
 	Datum		values[1];
 
 	values[0] = TimestampTzGetDatum(now);
+	slices_repair_dependencies();
 
 	/*
 	 * 1. Drop the sealed slices sealed at or before their stream's cutoff

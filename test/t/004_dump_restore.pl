@@ -1,7 +1,8 @@
 
 # Copyright (c) msgq contributors
 #
-# pg_dump and pg_restore bring queues back with their messages.
+# pg_dump and pg_restore bring queues back with their messages, and streams
+# with their time slices, records and checkpoints.
 #
 # msgq's catalog and message tables are extension configuration tables
 # (pg_extension_config_dump), so a dump carries their rows.  The restore
@@ -103,6 +104,41 @@ my $max_seq_before =
   $node1->safe_psql('src', 'SELECT max(msg_seq) FROM msgq.message');
 my $max_queue_before =
   $node1->safe_psql('src', 'SELECT max(queue_id) FROM msgq.queue');
+
+# A stream whose records are in two time slices (the first sealed an hour
+# later on msgq's test clock), and a consumer group's checkpoint.
+$node1->safe_psql(
+	'src', q{
+	GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO regress_owner;
+	SET ROLE regress_owner;
+	SELECT msgq.create_stream('ds', 2);
+	SELECT count(*) FROM msgq.put_records('ds', ARRAY(SELECT 'k' || g FROM generate_series(1, 20) g),
+		ARRAY(SELECT convert_to('first ' || g, 'UTF8') FROM generate_series(1, 20) g));
+	RESET ROLE;
+	SET msgq.clock_offset = '61min';
+	SELECT msgq.run_maintenance();
+	SET ROLE regress_owner;
+	SELECT count(*) FROM msgq.put_records('ds', ARRAY(SELECT 'k' || g FROM generate_series(1, 20) g),
+		ARRAY(SELECT convert_to('second ' || g, 'UTF8') FROM generate_series(1, 20) g));
+	SELECT msgq.checkpoint('ds', 'g', 'shardId-000000000000',
+		(SELECT max(sequence_number) FROM msgq.get_records(msgq.get_shard_iterator('ds',
+			'shardId-000000000000', 'TRIM_HORIZON'), 3)));});
+my $stream_records_sql = q{SET ROLE regress_owner;
+	SELECT string_agg(convert_from(r.data, 'UTF8') || '@' || r.sequence_number, ',' ORDER BY s, r.sequence_number)
+	  FROM unnest(ARRAY['shardId-000000000000', 'shardId-000000000001']) s,
+	  LATERAL msgq.get_records(msgq.get_shard_iterator('ds', s, 'TRIM_HORIZON')) r};
+my $after_checkpoint_sql = q{SET ROLE regress_owner;
+	SELECT string_agg(convert_from(data, 'UTF8'), ',' ORDER BY sequence_number)
+	  FROM msgq.get_records(msgq.get_shard_iterator('ds', 'shardId-000000000000',
+		'AFTER_CHECKPOINT', consumer_group => 'g'))};
+my $slices_sql = q{SELECT string_agg(table_name || ':' || state, ',' ORDER BY slice_id)
+	FROM msgq.stream_slices WHERE stream_name = 'ds'};
+my $stream_records_before = last_line($node1->safe_psql('src', $stream_records_sql));
+my $after_checkpoint_before = last_line($node1->safe_psql('src', $after_checkpoint_sql));
+my $slices_before = $node1->safe_psql('src', $slices_sql);
+is($slices_before =~ tr/,//, 1, 'the stream has two slices');
+my $max_stream_seq_before = $node1->safe_psql('src',
+	q{SELECT max(end_seq) FROM msgq.stream_slice});
 
 $node1->command_ok(
 	[ 'pg_dump', '-Fc', '-f', $dumpfile, '-d', $node1->connstr('src') ],
@@ -245,6 +281,42 @@ cmp_ok(
 	'>',
 	$max_queue_before,
 	'a queue created after the restore gets a new queue id');
+
+# ---------------------------------------------------------------------------
+# Streams
+# ---------------------------------------------------------------------------
+is($node2->safe_psql('restored', $slices_sql), $slices_before,
+	'the stream comes back with the same time slices');
+is(last_line($node2->safe_psql('restored', $stream_records_sql)), $stream_records_before,
+	'every record is back in both shards, in order, with its sequence number');
+is(last_line($node2->safe_psql('restored', $after_checkpoint_sql)), $after_checkpoint_before,
+	'the consumer group resumes after its checkpoint');
+cmp_ok(
+	last_line(
+		$node2->safe_psql(
+			'restored', q{
+			SET ROLE regress_owner;
+			SELECT sequence_number FROM msgq.put_record('ds', 'k1', '\x00');})),
+	'>',
+	$max_stream_seq_before,
+	'a record put after the restore gets a higher sequence number');
+# the restored slice tables are plain tables until a maintenance cycle
+# makes them depend on the extension again; then DROP EXTENSION takes them
+$node2->safe_psql('restored', 'SELECT msgq.run_maintenance()');
+is( $node2->safe_psql(
+		'restored', q{
+		SELECT count(*) FROM msgq.stream_slice l
+		 WHERE NOT EXISTS (SELECT 1 FROM pg_depend d
+			WHERE d.objid = format('msgq.stream_slice_%s', l.slice_id)::regclass
+			  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'msgq')
+			  AND d.deptype = 'a')}),
+	'0',
+	'every restored slice depends on the extension again');
+$node2->safe_psql('restored', 'DROP EXTENSION msgq');
+is( $node2->safe_psql(
+		'restored', q{SELECT count(*) FROM pg_class WHERE relname ~ '^stream_slice_[0-9]+$'}),
+	'0',
+	'DROP EXTENSION takes the restored slices along');
 
 $node1->stop;
 $node2->stop;

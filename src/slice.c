@@ -11,7 +11,7 @@
  * sealed_at.  The ranges of a stream's slices are contiguous and do not
  * overlap, so a reader walks them in start_seq order.
  *
- * The maintenance cycle, per stream:
+ * The maintenance cycle (two queries find the work of every stream):
  *
  *	- seals the current slice once it is older than the slice width
  *	  (retention / 24: one hour for the default 24 hours) and holds a
@@ -30,8 +30,13 @@
  *	  slice is never queued behind the worker, and the slice is dropped on
  *	  a later cycle.  No record is ever deleted one by one.
  *
+ * It also gives restored slice tables (after pg_dump and pg_restore) their
+ * automatic dependency on the extension back.
+ *
  * Readers lock each slice ACCESS SHARE before they read it and skip a
  * slice that a drop removed meanwhile (it only held expired records).
+ * get_records and subscribe_to_shard scan a slice's primary key directly
+ * (msgq_slice_scan); the other lookups use prepared statements.
  *
  * Each backend keeps its prepared statements per slice; they are dropped
  * when the slice goes (checked whenever msgq.stream's relcache entry is

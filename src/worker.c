@@ -54,6 +54,7 @@
 #include "storage/lwlock.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -228,6 +229,54 @@ worker_shmem_exit(int code, Datum arg)
 }
 
 /*
+ * The streams' part of a cycle, in a transaction of its own.  It gives way
+ * to DDL: every lock it waits for is bounded by WORKER_STREAMS_LOCK_TIMEOUT,
+ * well under deadlock_timeout, so a DROP EXTENSION that locks msgq's
+ * tables in another order never deadlocks with it (the worker's wait times
+ * out first and its transaction is rolled back; a later cycle does the
+ * work).  Any other error ends the worker, as in the rest of the cycle.
+ */
+#define WORKER_STREAMS_LOCK_TIMEOUT "100ms"
+
+static void
+worker_run_streams(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		/* DROP EXTENSION may have committed since the queues' part */
+		if (OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true)))
+		{
+			(void) set_config_option("lock_timeout", WORKER_STREAMS_LOCK_TIMEOUT,
+									 PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
+			msgq_maintenance_streams();
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		elog(DEBUG1, "msgq: streams maintenance gave way to a lock: %s", edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * One maintenance cycle, in the transaction bracket of a background
  * worker.  Returns false, having run nothing, if msgq is not installed.
  */
@@ -250,14 +299,7 @@ worker_run_cycle(void)
 
 	/* streams in a transaction of their own: sealing holds writers off */
 	if (installed)
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		msgq_maintenance_streams();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
+		worker_run_streams();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 

@@ -1693,6 +1693,10 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	bool		enforce;
 	bool	   *ok;
 	int			m = 0;
+	int32	   *dshard;			/* the shards written to, once each */
+	int64	   *drecords;
+	int64	   *dbytes;
+	int			nd = 0;
 
 	if (stream_lock_for_put(st->stream_id))
 		ce = stream_cached(st->stream_name);
@@ -1704,28 +1708,45 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	route = palloc(sizeof(int32) * n);
 	ok = palloc(sizeof(bool) * n);
 
-	/* route, and count each entry against its shard's limits */
+	dshard = palloc(sizeof(int32) * n);
+	drecords = palloc0(sizeof(int64) * n);
+	dbytes = palloc0(sizeof(int64) * n);
+
+	/*
+	 * Route, and count each entry against its shard's limits: entry by
+	 * entry when they are enforced (each entry is let through or refused),
+	 * else once per shard with the sums.  Each shard is kept once in
+	 * dshard, with what it was sent.
+	 */
 	for (i = 0; i < n; i++)
 	{
+		int64		size = (int64) VARSIZE_ANY_EXHDR(datas[i]) + (int64) strlen(keys[i]);
+
 		route[i] = stream_route(ce, stream_hash_u128(keys[i],
 													 explicit_keys ? explicit_keys[i] : NULL));
-		ok[i] = msgq_stream_metrics_put(st->stream_id, route[i], 1,
-										(int64) VARSIZE_ANY_EXHDR(datas[i]) + (int64) strlen(keys[i]),
-										enforce);
+		ok[i] = !enforce || msgq_stream_metrics_put(st->stream_id, route[i], 1, size, true);
 		if (!ok[i])
 			continue;
+		for (j = 0; j < nd && dshard[j] != route[i]; j++)
+			;
+		if (j == nd)
+			dshard[nd++] = route[i];
+		drecords[j]++;
+		dbytes[j] += size;
 		shard_d[m] = Int32GetDatum(route[i]);
 		key_d[m] = CStringGetTextDatum(keys[i]);
 		data_d[m] = PointerGetDatum(datas[i]);
 		m++;
 	}
+	if (!enforce)
+		for (j = 0; j < nd; j++)
+			(void) msgq_stream_metrics_put(st->stream_id, dshard[j], drecords[j], dbytes[j], false);
 	seqs = palloc(sizeof(int64) * Max(m, 1));
 	if (m > 0)
 	{
 		/* publish every shard before the numbers are allocated */
-		for (i = 0; i < n; i++)
-			if (ok[i])
-				writer_publish(st->stream_id, route[i]);
+		for (j = 0; j < nd; j++)
+			writer_publish(st->stream_id, dshard[j]);
 
 		if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT_MANY),
 							 (Datum[]) {TimestampTzGetDatum(msgq_now()),
@@ -1984,26 +2005,37 @@ msgq_describe_stream_summary(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(d);
 }
 
-/* The arrival time of record seq of the shard, if it is still stored. */
-static bool
-stream_record_arrival(MsgqStream *st, int32 shard, int64 seq, TimestampTz *arrival)
+/* Where record seq of a shard stands (stream_record_lookup). */
+typedef enum RecordLookup
+{
+	RECORD_FOUND,				/* stored; *arrival is set */
+	RECORD_ABSENT,				/* its slice is there, the record is not */
+	RECORD_NO_SLICE,			/* no slice holds the number */
+	RECORD_DROPPED				/* its slice was dropped while we looked */
+} RecordLookup;
+
+static RecordLookup
+stream_record_lookup(MsgqStream *st, int32 shard, int64 seq, TimestampTz *arrival)
 {
 	MsgqSlice  *sl;
 	int			nsl;
 	bool		isnull;
 
+	/* slices do not overlap: at most one holds the number */
 	sl = msgq_slices_list(st->stream_id, seq, seq + 1, 0, false, &nsl);
-	if (nsl == 0 || !msgq_slice_lock(sl[0].slice_id))
-		return false;
+	if (nsl == 0)
+		return RECORD_NO_SLICE;
+	if (!msgq_slice_lock(sl[0].slice_id))
+		return RECORD_DROPPED;
 	if (SPI_execute_plan(msgq_slice_plan(sl[0].slice_id, SLICE_EXISTS),
 						 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(seq)},
 						 NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up record");
 	if (SPI_processed == 0)
-		return false;
+		return RECORD_ABSENT;
 	*arrival = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
-	return true;
+	return RECORD_FOUND;
 }
 
 /*
@@ -2016,21 +2048,20 @@ static bool
 stream_record_exists(MsgqStream *st, int32 shard, ShardInfo *si, int64 seq)
 {
 	MsgqSlice  *sl;
-	int			nsl,
-				k;
+	int			nsl;
+	TimestampTz arrival;
 
 	if (seq < si->starting_seq || (si->closed && seq > si->ending_seq))
 		return false;
-	sl = msgq_slices_list(st->stream_id, seq, seq + 1, 0, false, &nsl);
-	for (k = 0; k < nsl; k++)
+	switch (stream_record_lookup(st, shard, seq, &arrival))
 	{
-		if (!msgq_slice_lock(sl[k].slice_id))
-			return true;		/* dropped meanwhile: expired */
-		if (SPI_execute_plan(msgq_slice_plan(sl[k].slice_id, SLICE_EXISTS),
-							 (Datum[]) {Int32GetDatum(shard), Int64GetDatum(seq)},
-							 NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not look up record");
-		return SPI_processed > 0;
+		case RECORD_FOUND:
+		case RECORD_DROPPED:	/* dropped meanwhile: expired */
+			return true;
+		case RECORD_ABSENT:
+			return false;
+		case RECORD_NO_SLICE:
+			break;
 	}
 	/* no slice holds the number: below the oldest one, or not yet written */
 	sl = msgq_slices_list(st->stream_id, 0, PG_INT64_MAX, 0, false, &nsl);
@@ -2850,7 +2881,7 @@ msgq_consumer_group_lag(PG_FUNCTION_ARGS)
 			TimestampTz last;
 
 			/* as MillisBehindLatest after reading up to the checkpoint */
-			if (!stream_record_arrival(&st, shard, seq, &last))
+			if (stream_record_lookup(&st, shard, seq, &last) != RECORD_FOUND)
 				last = rows.first_arrival;
 			behind = Max(0, (tip - last) / 1000);
 		}

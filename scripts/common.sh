@@ -3,7 +3,13 @@
 
 MSGQ_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=15
-PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# The server's binaries: those of PG_CONFIG when it is given (a relocated or
+# self-built server), else Debian's.
+if [ -n "${PG_CONFIG:-}" ] && [ -x "$PG_CONFIG" ]; then
+	PGBIN=$("$PG_CONFIG" --bindir)
+else
+	PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+fi
 export PATH="$PGBIN:$PATH"
 
 # The pg_config of the server we build against; PG_CONFIG may override it.

@@ -12,6 +12,7 @@ OBJS = \
 	src/attributes.o \
 	src/handle.o \
 	src/queue.o \
+	src/lease.o \
 	src/queue_admin.o \
 	src/wait.o \
 	src/maintenance.o \

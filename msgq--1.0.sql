@@ -365,6 +365,21 @@ AS 'MODULE_PATHNAME', 'msgq_run_maintenance'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION msgq.run_maintenance() FROM PUBLIC;
 
+-- Receive leases in shared memory (src/lease.c): when a message's lease
+-- ends (NULL without one), and the table's use.
+CREATE FUNCTION msgq.lease_until(queue_id int, msg_seq bigint, message_id uuid)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'msgq_lease_until'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+REVOKE ALL ON FUNCTION msgq.lease_until(int, bigint, uuid) FROM PUBLIC;
+
+CREATE FUNCTION msgq.lease_table(OUT leases bigint, OUT max_leases bigint,
+								 OUT full_claims bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'msgq_lease_table'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq.lease_table() FROM PUBLIC;
+
 -- The storage segments, their state and on-disk size (tables and indexes).
 CREATE VIEW msgq.segments AS
 SELECT s.seg, s.state, s.since,

@@ -68,6 +68,7 @@ typedef struct BatchEntry
 	int64		msg_seq;
 	int64		nonce;
 	int32		visibility;
+	bool		leased;			/* changed in the lease table */
 } BatchEntry;
 
 static JsonbValue *
@@ -556,42 +557,90 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 	{
 		Datum	   *seqs = palloc(sizeof(Datum) * ngood);
 		Datum	   *nonces = palloc(sizeof(Datum) * ngood);
+		Datum	   *modes = palloc(sizeof(Datum) * ngood);
+		int64	   *leased = palloc(sizeof(int64) * ngood);
+		TimestampTz *lease_deadlines = palloc(sizeof(TimestampTz) * ngood);
+		int			nleased = 0;
 		int			k = 0;
-		Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID};
-		Datum		values[3];
+		Oid			argtypes[5] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+		TIMESTAMPTZOID};
+		Datum		values[5];
+		TimestampTz now = msgq_now();
 
+		/*
+		 * As delete_message: mode 2 deletes (the latest receive's lease),
+		 * 1 deletes a message no durable receive holds (a lease handle
+		 * without a lease), 0 needs the row's nonce.  A superseded lease
+		 * handle deletes nothing and is left out.
+		 */
 		for (i = 0; i < n; i++)
 		{
+			TimestampTz deadline;
+			TimestampTz received_at;
+			MsgqLeaseState state;
+
 			if (e[i].failed)
+				continue;
+			state = msgq_lease_check(queue->queue_id, e[i].msg_seq, e[i].nonce,
+									 &deadline, &received_at);
+			if (state == MSGQ_LEASE_STALE)
 				continue;
 			seqs[k] = Int64GetDatum(e[i].msg_seq);
 			nonces[k] = Int64GetDatum(e[i].nonce);
+			if (state == MSGQ_LEASE_MATCH)
+			{
+				modes[k] = Int32GetDatum(2);
+				leased[nleased] = e[i].msg_seq;
+				lease_deadlines[nleased++] = deadline;
+			}
+			else
+				modes[k] = Int32GetDatum(msgq_nonce_is_lease(e[i].nonce) ? 1 : 0);
 			k++;
 		}
-		values[0] = Int32GetDatum(queue->queue_id);
-		values[1] = PointerGetDatum(construct_array(seqs, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[2] = PointerGetDatum(construct_array(nonces, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_plan(msgq_plan(&batch_plan_delete,
-									   "DELETE FROM msgq.message m"
-									   " USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(seq, nonce)"
-									   " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
-									   "   AND m.msg_seq OPERATOR(pg_catalog.=) u.seq"
-									   "   AND m.receipt_nonce OPERATOR(pg_catalog.=) u.nonce"
-									   " RETURNING m.visible_at",
-									   3, argtypes),
-							 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-			elog(ERROR, "could not delete messages");
+		if (k > 0)
 		{
 			uint64		r;
 			bool		isnull;
-			TimestampTz now = msgq_now();
+
+			values[0] = Int32GetDatum(queue->queue_id);
+			values[1] = PointerGetDatum(construct_array(seqs, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			values[2] = PointerGetDatum(construct_array(nonces, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			values[3] = PointerGetDatum(construct_array(modes, k, INT4OID, 4, true, TYPALIGN_INT));
+			values[4] = TimestampTzGetDatum(now);
+			if (SPI_execute_plan(msgq_plan(&batch_plan_delete,
+										   "DELETE FROM msgq.message m"
+										   " USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+										   "                  pg_catalog.unnest($4)) AS u(seq, nonce, mode)"
+										   " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+										   "   AND m.msg_seq OPERATOR(pg_catalog.=) u.seq"
+										   "   AND (u.mode OPERATOR(pg_catalog.=) 2"
+										   "        OR m.receipt_nonce OPERATOR(pg_catalog.=) u.nonce"
+										   "        OR (u.mode OPERATOR(pg_catalog.=) 1"
+										   "            AND m.visible_at OPERATOR(pg_catalog.<=) $5))"
+										   " RETURNING m.msg_seq, m.visible_at",
+										   5, argtypes),
+								 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+				elog(ERROR, "could not delete messages");
 
 			for (r = 0; r < SPI_processed; r++)
-				msgq_metrics_deleted(queue->queue_id, 1, now,
-									 DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r],
-																	   SPI_tuptable->tupdesc,
-																	   1, &isnull)),
-									 true);
+			{
+				int64		seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+															  SPI_tuptable->tupdesc,
+															  1, &isnull));
+				TimestampTz visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r],
+																		   SPI_tuptable->tupdesc,
+																		   2, &isnull));
+				int			j;
+
+				for (j = 0; j < nleased; j++)
+					if (leased[j] == seq)
+					{
+						msgq_lease_forget_at_commit(queue->queue_id, seq);
+						visible_at = Max(visible_at, lease_deadlines[j]);
+						break;
+					}
+				msgq_metrics_deleted(queue->queue_id, 1, now, visible_at, true);
+			}
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -603,6 +652,22 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 	}
 	msgq_call_leave(&call);
 	return (Datum) 0;
+}
+
+/* An entry whose handle is not the latest receive's, as msgq_lease_stale_error. */
+static void
+batch_stale_entry(BatchEntry *e, bool visible)
+{
+	if (visible)
+	{
+		e->error_code = "MessageNotInflight";
+		e->error_message = "message is not in flight";
+	}
+	else
+	{
+		e->error_code = "InvalidParameterValue";
+		e->error_message = "message does not exist or is not available for visibility timeout change";
+	}
 }
 
 /*
@@ -659,6 +724,57 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 	}
 
 	now = msgq_now();
+
+	/*
+	 * Entries whose message has a lease in shared memory are judged and
+	 * changed there; the others against their rows, as before.
+	 */
+	for (i = 0; i < n; i++)
+	{
+		TimestampTz deadline;
+		TimestampTz received_at;
+		TimestampTz until;
+
+		if (e[i].failed)
+			continue;
+		switch (msgq_lease_check(queue->queue_id, e[i].msg_seq, e[i].nonce,
+								 &deadline, &received_at))
+		{
+			case MSGQ_LEASE_NONE:
+				continue;
+			case MSGQ_LEASE_MATCH:
+				until = now + (TimestampTz) e[i].visibility * USECS_PER_SEC;
+				if (!msgq_message_exists(queue->queue_id, e[i].msg_seq))
+				{
+					e[i].error_code = "InvalidParameterValue";
+					e[i].error_message = "message does not exist or is not available for visibility timeout change";
+				}
+				else if ((now - received_at) / USECS_PER_SEC + e[i].visibility > MSGQ_MAX_VISIBILITY_TIMEOUT)
+				{
+					e[i].error_code = "InvalidParameterValue";
+					e[i].error_message = psprintf("value %d for parameter VisibilityTimeout is invalid: total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
+												  e[i].visibility);
+				}
+				else if (msgq_lease_set_deadline(queue->queue_id, e[i].msg_seq,
+												 e[i].nonce, until, &deadline))
+				{
+					msgq_metrics_visibility(queue->queue_id, now, deadline, until);
+					msgq_wakeup_at_commit(queue->queue_id, false);
+					e[i].leased = true;
+					ngood--;
+					continue;
+				}
+				else
+					batch_stale_entry(&e[i], deadline <= now);
+				break;
+			case MSGQ_LEASE_STALE:
+				batch_stale_entry(&e[i], deadline <= now);
+				break;
+		}
+		e[i].failed = true;
+		ngood--;
+	}
+
 	if (ngood > 0)
 	{
 		Datum	   *seqs = palloc(sizeof(Datum) * ngood);
@@ -669,7 +785,7 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 		uint64		r;
 
 		for (i = 0; i < n; i++)
-			if (!e[i].failed)
+			if (!e[i].failed && !e[i].leased)
 				seqs[k++] = Int64GetDatum(e[i].msg_seq);
 		values[0] = Int32GetDatum(queue->queue_id);
 		values[1] = PointerGetDatum(construct_array(seqs, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -688,7 +804,7 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 		{
 			bool		found = false;
 
-			if (e[i].failed)
+			if (e[i].failed || e[i].leased)
 				continue;
 			for (r = 0; r < SPI_processed; r++)
 			{
@@ -738,7 +854,7 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 		k = 0;
 		for (i = 0; i < n; i++)
 		{
-			if (e[i].failed)
+			if (e[i].failed || e[i].leased)
 				continue;
 			seqs[k] = Int64GetDatum(e[i].msg_seq);
 			until[k] = TimestampTzGetDatum(now + (TimestampTz) e[i].visibility * USECS_PER_SEC);

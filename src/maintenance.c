@@ -146,7 +146,9 @@ maint_enforce_retention(void)
 								  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 								  "     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
 								  "     AND m.seg OPERATOR(pg_catalog.=) c.seg"
-								  "  RETURNING m.visible_at, m.receive_count)"
+								  "  RETURNING GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) AS visible_at,"
+								  "            m.receive_count OPERATOR(pg_catalog.+)"
+								  "            (msgq.lease_until(m.queue_id, m.msg_seq, m.message_id) IS NOT NULL)::int AS receive_count)"
 								  MSGQ_REMOVED_SQL,
 								  3, dtypes, dvalues, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not enforce message retention");
@@ -208,6 +210,7 @@ msgq_maintenance_cycle(void)
 	msgq_move_tasks_run();
 	maint_remove_strays();
 	maint_prune_aborted();
+	(void) msgq_lease_persist();
 	/* last: it may lock a storage segment until the cycle commits */
 	msgq_segments_maintain();
 	/* after a restart: may hold a SHARE lock on msgq.message until commit */

@@ -652,11 +652,14 @@ msgq_metrics_maintain(void)
 	if (SPI_execute_with_args("SELECT queue_id, pg_catalog.count(*), NULL::timestamptz, NULL::bool"
 							  "  FROM msgq.message GROUP BY queue_id"
 							  " UNION ALL "
-							  "SELECT queue_id, pg_catalog.count(*), pg_catalog.max(visible_at),"
-							  "       receive_count OPERATOR(pg_catalog.>) 0"
-							  "  FROM msgq.message WHERE visible_at OPERATOR(pg_catalog.>) $1"
-							  " GROUP BY queue_id, pg_catalog.date_trunc('second', visible_at),"
-							  "          receive_count OPERATOR(pg_catalog.>) 0",
+							  "SELECT queue_id, pg_catalog.count(*), pg_catalog.max(v),"
+							  "       received"
+							  "  FROM (SELECT queue_id, GREATEST(visible_at, l) AS v,"
+							  "               receive_count OPERATOR(pg_catalog.>) 0 OR l IS NOT NULL AS received"
+							  "          FROM msgq.message,"
+							  "               LATERAL msgq.lease_until(queue_id, msg_seq, message_id) AS l) m"
+							  " WHERE v OPERATOR(pg_catalog.>) $1"
+							  " GROUP BY queue_id, pg_catalog.date_trunc('second', v), received",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not count the messages of each queue");
 	tt = SPI_tuptable;

@@ -426,7 +426,7 @@ msgq_move_tasks_run(void)
 			if (SPI_execute_with_args("WITH c AS ("
 									  "  SELECT m.msg_seq, m.seg FROM msgq.message m"
 									  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
-									  "     AND m.visible_at OPERATOR(pg_catalog.<=) $3"
+									  "     AND GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) OPERATOR(pg_catalog.<=) $3"
 									  "     AND COALESCE($2, m.source_queue_id) IN (SELECT queue_id FROM msgq.queue)"
 									  "   ORDER BY m.queue_id, m.msg_seq LIMIT $4"
 									  "   FOR UPDATE SKIP LOCKED),"
@@ -470,10 +470,10 @@ msgq_move_tasks_run(void)
 				 * Nothing more to move now: done, unless messages are in
 				 * flight.  Not read-only, so the count sees the move above.
 				 */
-				if (SPI_execute_with_args("SELECT pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.>) $3),"
-										  "       pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.<=) $3"
+				if (SPI_execute_with_args("SELECT pg_catalog.count(*) FILTER (WHERE GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) OPERATOR(pg_catalog.>) $3),"
+										  "       pg_catalog.count(*) FILTER (WHERE GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) OPERATOR(pg_catalog.<=) $3"
 										  "           AND COALESCE($2, m.source_queue_id) IN (SELECT queue_id FROM msgq.queue)),"
-										  "       pg_catalog.count(*) FILTER (WHERE m.visible_at OPERATOR(pg_catalog.<=) $3"
+										  "       pg_catalog.count(*) FILTER (WHERE GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) OPERATOR(pg_catalog.<=) $3"
 										  "           AND COALESCE($2, m.source_queue_id) NOT IN (SELECT queue_id FROM msgq.queue)"
 										  "            OR m.source_queue_id IS NULL AND $2 IS NULL),"
 										  "       EXISTS (SELECT 1 FROM msgq.queue q WHERE q.queue_id OPERATOR(pg_catalog.=) $1),"

@@ -132,6 +132,16 @@ _PG_init(void)
 								0,
 								NULL, NULL, NULL);
 
+		DefineCustomIntVariable("msgq.max_leases",
+								"Number of receive leases kept in shared memory.",
+								"About 100 bytes each.  A receive that finds the table full "
+								"takes the durable path: it writes the lease into the message's row.",
+								&msgq_max_leases,
+								65536, 16, 16 * 1024 * 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
 		DefineCustomIntVariable("msgq.max_stream_shard_metrics",
 								"Number of stream shards whose counters and limits are kept in shared memory.",
 								"About 150 bytes each.  A shard beyond it is neither counted in "

@@ -16,6 +16,7 @@
 
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "storage/itemptr.h"
 #include "storage/lockdefs.h"
 #include "fmgr.h"
 #include "utils/acl.h"
@@ -82,6 +83,7 @@
 extern int	msgq_clock_offset_ms;
 extern int	msgq_wait_buckets;
 extern int	msgq_max_aborted_receives;
+extern int	msgq_max_leases;
 extern int	msgq_wait_recheck_interval_ms;
 extern int	msgq_outbox_fixup_after_ms;
 extern int	msgq_max_receive_bytes;
@@ -154,6 +156,54 @@ extern void msgq_handle_decode(const char *handle, int32 queue_id,
 extern char *msgq_token_encode(int32 id, int64 a, int64 b);
 extern bool msgq_token_decode(const char *token, int32 *id, int64 *a, int64 *b);
 extern int64 msgq_random_nonce(void);
+
+/*
+ * Receive leases in shared memory (lease.c).
+ */
+typedef enum MsgqClaim
+{
+	MSGQ_CLAIM_OK,				/* claimed */
+	MSGQ_CLAIM_HELD,			/* another receive holds it */
+	MSGQ_CLAIM_LIMIT,			/* at maxReceiveCount: dead-letter it */
+	MSGQ_CLAIM_FULL				/* no room: use the durable path */
+} MsgqClaim;
+
+typedef enum MsgqLeaseState
+{
+	MSGQ_LEASE_NONE,			/* no lease in shared memory */
+	MSGQ_LEASE_MATCH,			/* the handle is the latest receive's */
+	MSGQ_LEASE_STALE			/* received again since */
+} MsgqLeaseState;
+
+extern void msgq_lease_shmem_size(Size *size);
+extern void msgq_lease_shmem_init(void);
+extern int64 msgq_lease_nonce(void);
+extern int64 msgq_durable_nonce(void);
+extern bool msgq_nonce_is_lease(int64 nonce);
+extern int64 msgq_lease_horizon(void);
+extern void msgq_lease_forget_database(void);
+extern MsgqClaim msgq_lease_claim(int32 queue_id, int64 msg_seq,
+								  const pg_uuid_t *message_id,
+								  TimestampTz now, TimestampTz deadline,
+								  int64 nonce, int32 row_count,
+								  bool row_first_null, int32 max_count,
+								  bool durable, int32 *total,
+								  TimestampTz *first, TimestampTz *held_until);
+extern void msgq_lease_unclaim(void);
+extern bool msgq_lease_row_free(Oid relid, ItemPointer tid);
+extern MsgqLeaseState msgq_lease_check(int32 queue_id, int64 msg_seq,
+									   int64 nonce, TimestampTz *deadline,
+									   TimestampTz *received_at);
+extern bool msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
+									TimestampTz deadline,
+									TimestampTz *old_deadline);
+extern void msgq_lease_forget_at_commit(int32 queue_id, int64 msg_seq);
+extern int	msgq_lease_persist(void);
+extern void msgq_lease_stats(int64 *entries, int64 *limit, int64 *full_claims);
+extern void msgq_lease_stale_error(bool visible) pg_attribute_noreturn();
+extern bool msgq_message_exists(int32 queue_id, int64 msg_seq);
+extern void msgq_check_visibility_total(TimestampTz now, TimestampTz received_at,
+										int32 vt);
 extern void msgq_handle_prepare(void);
 extern void msgq_handle_cache_reset(void);
 
@@ -253,6 +303,9 @@ typedef struct MsgqCall
 struct _SPI_plan;
 extern struct _SPI_plan *msgq_plan(struct _SPI_plan **slot, const char *sql,
 								   int nargs, Oid *argtypes);
+extern struct _SPI_plan *msgq_plan_cursor(struct _SPI_plan **slot, const char *sql,
+										  int nargs, Oid *argtypes,
+										  int cursor_options);
 extern void msgq_call_enter(MsgqCall *call);
 extern void msgq_call_leave(MsgqCall *call);
 extern char *msgq_text_arg(FunctionCallInfo fcinfo, int n);

@@ -98,6 +98,9 @@ typedef enum QueuePlan
 	QP_OUTBOX_FIXUP,
 	QP_LIST,
 	QP_ADD_COUNT,
+	QP_DURABLE_LOCK,
+	QP_EXISTS,
+	QP_DURABLE_CLAIM,
 	QP_NEXT_VISIBLE,
 	QP_DELETE_MESSAGE,
 	QP_LEASE,
@@ -109,8 +112,7 @@ typedef enum QueuePlan
 } QueuePlan;
 
 static SPIPlanPtr queue_plans[QP_COUNT];
-static SPIPlanPtr queue_receive_plans[MSGQ_MAX_RECEIVE_MESSAGES + 1];
-static SPIPlanPtr queue_move_plans[MSGQ_MAX_RECEIVE_MESSAGES + 1];
+static SPIPlanPtr queue_scan_plan = NULL;
 static SPIPlanPtr queue_send_plans[MSGQ_SEGMENTS];
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
@@ -124,6 +126,14 @@ static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 SPIPlanPtr
 msgq_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
+	return msgq_plan_cursor(slot, sql, nargs, argtypes, 0);
+}
+
+/* msgq_plan for a plan run through a cursor, with its cursor options */
+SPIPlanPtr
+msgq_plan_cursor(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes,
+				 int cursor_options)
+{
 	SPIPlanPtr	plan;
 	int			nest;
 
@@ -134,7 +144,7 @@ msgq_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	plan = SPI_prepare(sql, nargs, argtypes);
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
 			 SPI_result_code_string(SPI_result));
@@ -1500,7 +1510,7 @@ msgq_send_message(PG_FUNCTION_ARGS)
 /* Build the "attributes" jsonb of a received message. */
 static Datum
 queue_system_attributes(HeapTuple tup, TupleDesc desc, int32 receive_count,
-						Datum *sel, int nsel)
+						TimestampTz first_received, Datum *sel, int nsel)
 {
 	StringInfoData buf;
 	bool		isnull;
@@ -1527,9 +1537,8 @@ queue_system_attributes(HeapTuple tup, TupleDesc desc, int32 receive_count,
 		appendStringInfo(&buf, "\"%d\"", receive_count);
 	if (SYSATTR("ApproximateFirstReceiveTimestamp"))
 	{
-		d = SPI_getbinval(tup, desc, 9, &isnull);
 		appendStringInfo(&buf, "\"%lld\"", (long long)
-						 ((DatumGetTimestampTz(d) / 1000) +
+						 ((first_received / 1000) +
 						  ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000LL)));
 	}
 	d = SPI_getbinval(tup, desc, 10, &isnull);
@@ -1581,83 +1590,39 @@ queue_select_message_attributes(Jsonb *stored, Datum *sel, int nsel, bool *isnul
 }
 
 /*
- * Move up to max visible messages of queue whose receive count reached
- * maxReceiveCount to the dead-letter queue, atomically in the caller's
- * transaction: the same statement deletes them from the source and inserts
- * them into the dead-letter queue, keeping message id, body, attributes,
- * sent time and receive count.  A message is never in both queues nor in
- * neither; two receivers cannot move the same message (SKIP LOCKED).
+ * Move one message whose receive count reached maxReceiveCount to the
+ * dead-letter queue, with receive_count as its count, in the receiver's
+ * transaction.  Returns 0 when another transaction moved or deleted it.
  */
 static uint64
-queue_move_to_dead_letter(MsgqQueue *queue, MsgqQueue *dlq, TimestampTz now,
-						  TimestampTz cutoff, int max)
+queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
+							  TimestampTz now, int32 receive_count,
+							  TimestampTz first_received)
 {
-	Oid			argtypes[6] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID,
+	Oid			argtypes[6] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID,
 	TIMESTAMPTZOID};
 	Datum		values[6];
-
-	values[0] = Int32GetDatum(queue->queue_id);
-	values[1] = TimestampTzGetDatum(now);
-	values[2] = Int32GetDatum(queue->max_receive_count);
-	values[3] = Int32GetDatum(max);
-	values[4] = Int32GetDatum(dlq->queue_id);
-	values[5] = TimestampTzGetDatum(cutoff);
-	if (SPI_execute_plan(msgq_plan(&queue_move_plans[max],
-								   psprintf(
-									"WITH c AS ("
-									"  SELECT msg_seq, seg FROM msgq.message"
-									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
-									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
-									"     AND sent_at OPERATOR(pg_catalog.>) $6"
-									"     AND receive_count OPERATOR(pg_catalog.>=) $3"
-									"   ORDER BY queue_id, msg_seq LIMIT %d"
-									"   FOR UPDATE SKIP LOCKED),"
-									" d AS ("
-									"  DELETE FROM msgq.message m USING c"
-									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
-									"     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
-									"     AND m.seg OPERATOR(pg_catalog.=) c.seg"
-									"  RETURNING m.*)"
-									" INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
-									"   message_attributes, md5_of_body, md5_of_message_attributes,"
-									"   sender, message_group_id, message_deduplication_id, sent_at,"
-									"   visible_at, receive_count, first_received_at, received_at,"
-									"   source_queue_id)"
-									" SELECT $5, pg_catalog.nextval('msgq.message_seq'), message_id, body,"
-									"   message_attributes, md5_of_body, md5_of_message_attributes,"
-									"   sender, message_group_id, message_deduplication_id, sent_at,"
-									"   $2, receive_count, first_received_at, received_at, $1"
-									"   FROM d ORDER BY msg_seq", max),
-								   6, argtypes),
-						 values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not move messages to the dead-letter queue");
-	if (SPI_processed > 0)
-		msgq_wakeup_at_commit(dlq->queue_id, false);
-	return SPI_processed;
-}
-
-/*
- * Move one message, just claimed by this receive, to the dead-letter queue,
- * with receive_count as its count (the receive itself does not count).
- */
-static void
-queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
-							  TimestampTz now, int32 receive_count)
-{
-	Oid			argtypes[5] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID};
-	Datum		values[5];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = Int64GetDatum(msg_seq);
 	values[2] = Int32GetDatum(dlq_id);
 	values[3] = TimestampTzGetDatum(now);
 	values[4] = Int32GetDatum(receive_count);
+	values[5] = TimestampTzGetDatum(first_received);
+	nulls[5] = first_received == 0 ? 'n' : ' ';
 	if (SPI_execute_plan(queue_plan(QP_MOVE_ONE_DLQ,
-									"WITH d AS ("
-									"  DELETE FROM msgq.message"
+									"WITH c AS ("
+									"  SELECT seg FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"     AND msg_seq OPERATOR(pg_catalog.=) $2"
-									"  RETURNING *)"
+									"   FOR UPDATE SKIP LOCKED),"
+									" d AS ("
+									"  DELETE FROM msgq.message m USING c"
+									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+									"     AND m.msg_seq OPERATOR(pg_catalog.=) $2"
+									"     AND m.seg OPERATOR(pg_catalog.=) c.seg"
+									"  RETURNING m.*)"
 									" INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
 									"   message_attributes, md5_of_body, md5_of_message_attributes,"
 									"   sender, message_group_id, message_deduplication_id, sent_at,"
@@ -1666,40 +1631,139 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 									" SELECT $3, pg_catalog.nextval('msgq.message_seq'), message_id, body,"
 									"   message_attributes, md5_of_body, md5_of_message_attributes,"
 									"   sender, message_group_id, message_deduplication_id, sent_at,"
-									"   $4, $5, first_received_at, received_at, $1"
+									"   $4, $5, COALESCE(first_received_at, $6), received_at, $1"
 									"   FROM d",
-									5, argtypes),
-						 values, NULL, false, 0) != SPI_OK_INSERT)
+									6, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not move a message to the dead-letter queue");
-	msgq_wakeup_at_commit(dlq_id, false);
+	if (SPI_processed > 0)
+		msgq_wakeup_at_commit(dlq_id, false);
+	return SPI_processed;
+}
+
+/*
+ * The durable path of a receive, for a message that found the lease table
+ * full: lock the row, make sure no lease appeared meanwhile, and write the
+ * lease into the row (visible_at, receipt_nonce, receive_count), as the
+ * first design did.  Returns false when the message is taken.
+ */
+static bool
+queue_claim_durable(MsgqQueue *queue, int64 msg_seq, const pg_uuid_t *message_id,
+					TimestampTz now, TimestampTz deadline, int64 nonce,
+					int32 *count, TimestampTz *first)
+{
+	Oid			argtypes[6] = {INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT8OID, INT4OID};
+	Datum		values[6];
+	TimestampTz lease_deadline;
+	TimestampTz lease_received;
+	int32		extra = 0;
+	bool		isnull;
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = Int64GetDatum(msg_seq);
+	values[2] = TimestampTzGetDatum(now);
+	if (SPI_execute_plan(queue_plan(QP_DURABLE_LOCK,
+									"SELECT 1 FROM msgq.message"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
+									"   AND visible_at OPERATOR(pg_catalog.<=) $3"
+									" FOR UPDATE SKIP LOCKED",
+									3, argtypes),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock a message");
+	if (SPI_processed == 0)
+		return false;
+	/* locked first, leases second: a claimer checks the row after its claim */
+	if (msgq_lease_check(queue->queue_id, msg_seq, 0, &lease_deadline,
+						 &lease_received) != MSGQ_LEASE_NONE &&
+		lease_deadline > now)
+		return false;
+
+	if (msgq_aborted_receives_pending())
+		extra = msgq_take_aborted_receives(message_id);
+	/* remembered first, so that a failure below still gives the count back */
+	msgq_remember_receive(queue->queue_id, msg_seq, message_id, extra);
+
+	values[3] = TimestampTzGetDatum(deadline);
+	values[4] = Int64GetDatum(nonce);
+	values[5] = Int32GetDatum(1 + extra);
+	if (SPI_execute_plan(queue_plan(QP_DURABLE_CLAIM,
+									"UPDATE msgq.message"
+									"   SET visible_at = $4,"
+									"       receive_count = receive_count OPERATOR(pg_catalog.+) $6,"
+									"       first_received_at = COALESCE(first_received_at, $3),"
+									"       received_at = $3,"
+									"       receipt_nonce = $5"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
+									" RETURNING receive_count, first_received_at",
+									6, argtypes),
+						 values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not receive a message");
+	*count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*first = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return true;
+}
+
+/*
+ * Add n receives to a row's receive_count in this transaction (inherited
+ * messages, rolled-back receives of the durable path).
+ */
+static void
+queue_add_count(int32 queue_id, int64 msg_seq, int32 n, TimestampTz now)
+{
+	Oid			at[4] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
+	Datum		av[4];
+
+	av[0] = Int32GetDatum(queue_id);
+	av[1] = Int64GetDatum(msg_seq);
+	av[2] = Int32GetDatum(n);
+	av[3] = TimestampTzGetDatum(now);
+	if (SPI_execute_plan(queue_plan(QP_ADD_COUNT,
+									"UPDATE msgq.message"
+									"   SET receive_count = receive_count OPERATOR(pg_catalog.+) $3,"
+									"       first_received_at = COALESCE(first_received_at, $4)"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2",
+									4, at),
+						 av, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update receive count");
 }
 
 /*
  * Claim up to max visible messages of a queue and put one output row per
  * message into the tuplestore, in delivery order.  Returns the number
  * returned.
+ *
+ * A cursor reads the queue's visible rows in order; each is claimed in the
+ * lease table (lease.c), which writes nothing durable.  A message held by
+ * another receive is skipped (its deadline goes to *held_next, for a
+ * waiter's next wake-up), one at maxReceiveCount moves to the dead-letter
+ * queue, and one that finds the table full takes the durable path.
  */
 static int
 queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				   Datum *attr_sel, int nattr_sel,
 				   Datum *sys_sel, int nsys_sel,
-				   ReturnSetInfo *rsinfo, bool *wrote)
+				   ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next)
 {
-	Oid			argtypes[8] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID, INT8OID,
-	INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int64		nonce = msgq_random_nonce();
+	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	int64		nonce = msgq_lease_nonce();
+	int64		durable_nonce = 0;
 	TimestampTz now = msgq_now();
+	TimestampTz deadline = now + (TimestampTz) visibility * USECS_PER_SEC;
 	TimestampTz cutoff = now - (TimestampTz) queue->retention_period * USECS_PER_SEC;
-	uint64		i,
-				n;
-	SPITupleTable *tuptable;
-	bool		pending;
-	bool		redrive = false;
+	int64		horizon = msgq_lease_horizon();
 	int32		dlq_id = 0;
+	int32		max_count = 0;
 	int			emitted = 0;
+	int64		bytes = 0;
 	int64		room;
+	bool		done = false;
+	Portal		portal;
 
 	/*
 	 * Dead-letter queue: a message whose receive count has reached
@@ -1712,16 +1776,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 		if (msgq_queue_lookup(queue->dlq_name, &dlq) && !dlq.fifo)
 		{
-			uint64		moved = queue_move_to_dead_letter(queue, &dlq, now, cutoff, max);
-
-			if (moved > 0)
-			{
-				*wrote = true;
-				msgq_metrics_stored(queue->queue_id, -(int64) moved);
-				msgq_metrics_stored(dlq.queue_id, (int64) moved);
-			}
-			redrive = true;
 			dlq_id = dlq.queue_id;
+			max_count = queue->max_receive_count;
 		}
 	}
 
@@ -1738,138 +1794,143 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = TimestampTzGetDatum(now);
-	values[2] = Int32GetDatum(max);
-	values[3] = Int32GetDatum(visibility);
-	values[4] = Int64GetDatum(nonce);
-	values[5] = Int32GetDatum(redrive ? queue->max_receive_count : 0);
-	nulls[5] = redrive ? ' ' : 'n';
-	values[6] = TimestampTzGetDatum(cutoff);
-	values[7] = Int64GetDatum((int64) msgq_max_receive_bytes);
+	values[2] = TimestampTzGetDatum(cutoff);
+	portal = SPI_cursor_open(NULL,
+							 msgq_plan_cursor(&queue_scan_plan,
+											  "SELECT msg_seq, message_id, body, md5_of_body,"
+											  "       message_attributes, sender, sent_at,"
+											  "       receive_count, first_received_at,"
+											  "       message_group_id, tableoid, ctid,"
+											  "       pg_catalog.octet_length(body)"
+											  "  FROM msgq.message"
+											  " WHERE queue_id OPERATOR(pg_catalog.=) $1"
+											  "   AND visible_at OPERATOR(pg_catalog.<=) $2"
+											  "   AND sent_at OPERATOR(pg_catalog.>) $3"
+											  " ORDER BY queue_id, msg_seq",
+											  3, argtypes,
+											  CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN),
+							 values, NULL, false);
 
-	/*
-	 * One plan per message count: with "LIMIT $n" the generic plan would
-	 * assume a tenth of the table and scan it all, so the plan cache would
-	 * plan every call anew.  Claim up to max messages, then keep those whose bodies fit in
-	 * msgq.max_receive_bytes ($8), always at least one.  Claimed rows beyond
-	 * the cap stay row-locked, so others skip them, until this transaction
-	 * ends; they are not received and stay visible.
-	 */
-	if (SPI_execute_plan(msgq_plan(&queue_receive_plans[max],
-								   psprintf(
-									"WITH c0 AS ("
-									"  SELECT msg_seq, seg, pg_catalog.octet_length(body) AS len FROM msgq.message"
-									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
-									"     AND visible_at OPERATOR(pg_catalog.<=) $2"
-									"     AND sent_at OPERATOR(pg_catalog.>) $7"
-									"     AND ($6 IS NULL OR receive_count OPERATOR(pg_catalog.<) $6)"
-									"   ORDER BY queue_id, msg_seq LIMIT %d"
-									"   FOR UPDATE SKIP LOCKED),"
-									" c AS (%s),"
-									" u AS ("
-									"  UPDATE msgq.message m"
-									"     SET visible_at = $2 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $4),"
-									"         receive_count = m.receive_count OPERATOR(pg_catalog.+) 1,"
-									"         first_received_at = COALESCE(m.first_received_at, $2),"
-									"         received_at = $2,"
-									"         receipt_nonce = $5"
-									"    FROM c"
-									"   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
-									"     AND m.msg_seq OPERATOR(pg_catalog.=) c.msg_seq"
-									"     AND m.seg OPERATOR(pg_catalog.=) c.seg"
-									"  RETURNING m.msg_seq, m.message_id, m.body, m.md5_of_body,"
-									"            m.message_attributes, m.sender, m.sent_at,"
-									"            m.receive_count, m.first_received_at,"
-									"            m.message_group_id)"
-									" SELECT * FROM u ORDER BY msg_seq", max,
-									/* one message is always returned: no running sum */
-									max == 1 ? "SELECT msg_seq, seg FROM c0 WHERE $8 IS NOT NULL" :
-									"SELECT x.msg_seq, x.seg FROM ("
-									"  SELECT msg_seq, seg,"
-									"         pg_catalog.sum(len) OVER (ORDER BY msg_seq) AS run,"
-									"         pg_catalog.row_number() OVER (ORDER BY msg_seq) AS rn"
-									"    FROM c0) x"
-									" WHERE x.rn OPERATOR(pg_catalog.=) 1"
-									"    OR x.run OPERATOR(pg_catalog.<=) $8"),
-								   8, argtypes),
-						 values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not receive messages");
-
-	n = SPI_processed;
-	tuptable = SPI_tuptable;
-	if (n > 0)
-		*wrote = true;
-	pending = (n > 0 && msgq_aborted_receives_pending());
-
-	for (i = 0; i < n; i++)
+	while (!done)
 	{
-		HeapTuple	tup = tuptable->vals[i];
-		TupleDesc	desc = tuptable->tupdesc;
-		bool		isnull;
-		int64		msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		int32		count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-		pg_uuid_t  *message_id = DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
-		int32		extra = 0;
-		Datum		out[6];
-		bool		outnull[6] = {false, false, false, false, false, false};
-		Datum		d;
+		SPITupleTable *tuptable;
+		uint64		n,
+					i;
 
-		if (pending)
+		/* a few more than needed: the head may hold messages in flight */
+		SPI_cursor_fetch(portal, true, (max - emitted) + 4);
+		n = SPI_processed;
+		tuptable = SPI_tuptable;
+		if (n == 0)
+			break;
+		for (i = 0; i < n && !done; i++)
 		{
-			extra = msgq_take_aborted_receives(message_id);
-			if (extra > 0)
+			HeapTuple	tup = tuptable->vals[i];
+			TupleDesc	desc = tuptable->tupdesc;
+			bool		isnull;
+			bool		first_null;
+			int64		msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			pg_uuid_t  *message_id = DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+			int32		row_count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+			Datum		row_first = SPI_getbinval(tup, desc, 9, &first_null);
+			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
+			int32		len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+			bool		inherited = msg_seq <= horizon;
+			int32		count;
+			TimestampTz first = 0;
+			TimestampTz held_until = 0;
+			int64		used_nonce = nonce;
+			Datum		out[6];
+			bool		outnull[6] = {false, false, false, false, false, false};
+			Datum		d;
+
+			/* msgq.max_receive_bytes caps a receive, which gets at least one */
+			if (emitted > 0 && bytes + len > msgq_max_receive_bytes)
 			{
-				Oid			at[3] = {INT4OID, INT8OID, INT4OID};
-				Datum		av[3];
-
-				av[0] = Int32GetDatum(queue->queue_id);
-				av[1] = Int64GetDatum(msg_seq);
-				av[2] = Int32GetDatum(extra);
-				/* remember first, so a failure below still returns the count */
-				msgq_remember_receive(queue->queue_id, msg_seq, message_id, extra);
-				if (SPI_execute_plan(queue_plan(QP_ADD_COUNT,
-												"UPDATE msgq.message"
-												"   SET receive_count = receive_count OPERATOR(pg_catalog.+) $3"
-												" WHERE queue_id OPERATOR(pg_catalog.=) $1"
-												"   AND msg_seq OPERATOR(pg_catalog.=) $2",
-												3, at),
-									 av, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not update receive count");
-				count += extra;
-
-				/*
-				 * With the rolled-back receives counted, this receive may be
-				 * the one that exceeds maxReceiveCount: move the message
-				 * instead of returning it.
-				 */
-				if (redrive && count - 1 >= queue->max_receive_count)
-				{
-					queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now,
-												  count - 1);
-					msgq_metrics_stored(queue->queue_id, -1);
-					msgq_metrics_stored(dlq_id, 1);
-					continue;
-				}
+				done = true;
+				break;
 			}
-			else
-				msgq_remember_receive(queue->queue_id, msg_seq, message_id, 0);
-		}
-		else
-			msgq_remember_receive(queue->queue_id, msg_seq, message_id, 0);
 
-		out[0] = SPI_getbinval(tup, desc, 2, &isnull);
-		out[1] = CStringGetTextDatum(msgq_handle_encode(queue->queue_id, msg_seq, nonce));
-		out[2] = SPI_getbinval(tup, desc, 3, &isnull);
-		out[3] = SPI_getbinval(tup, desc, 4, &isnull);
-		out[4] = queue_system_attributes(tup, desc, count, sys_sel, nsys_sel);
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		out[5] = queue_select_message_attributes(isnull ? NULL : DatumGetJsonbP(d),
-												 attr_sel, nattr_sel, &outnull[5]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
-		emitted++;
+			switch (msgq_lease_claim(queue->queue_id, msg_seq, message_id, now,
+									 deadline, nonce, row_count, first_null,
+									 max_count, inherited, &count, &first,
+									 &held_until))
+			{
+				case MSGQ_CLAIM_HELD:
+					if (*held_next == 0 || held_until < *held_next)
+						*held_next = held_until;
+					continue;
+				case MSGQ_CLAIM_LIMIT:
+					/* another transaction is moving or deleting it */
+					if (!msgq_lease_row_free(relid, tid))
+						continue;
+					if (queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now,
+													  count,
+													  first_null ? first :
+													  DatumGetTimestampTz(row_first)) > 0)
+					{
+						*wrote = true;
+						msgq_lease_forget_at_commit(queue->queue_id, msg_seq);
+						msgq_metrics_stored(queue->queue_id, -1);
+						msgq_metrics_stored(dlq_id, 1);
+					}
+					continue;
+				case MSGQ_CLAIM_FULL:
+					if (durable_nonce == 0)
+						durable_nonce = msgq_durable_nonce();
+					if (!queue_claim_durable(queue, msg_seq, message_id, now,
+											 deadline, durable_nonce, &count,
+											 &first))
+						continue;
+					*wrote = true;
+					used_nonce = durable_nonce;
+					break;
+				case MSGQ_CLAIM_OK:
+					if (!msgq_lease_row_free(relid, tid))
+					{
+						msgq_lease_unclaim();
+						continue;
+					}
+					if (!first_null)
+						first = DatumGetTimestampTz(row_first);
+					{
+						int32		extra = 0;
+
+						if (msgq_aborted_receives_pending())
+							extra = msgq_take_aborted_receives(message_id);
+						if (inherited || extra > 0)
+						{
+							queue_add_count(queue->queue_id, msg_seq,
+											(inherited ? 1 : 0) + extra, now);
+							count += extra;
+							*wrote = true;
+						}
+					}
+					break;
+			}
+
+			out[0] = SPI_getbinval(tup, desc, 2, &isnull);
+			out[1] = CStringGetTextDatum(msgq_handle_encode(queue->queue_id, msg_seq,
+															used_nonce));
+			out[2] = SPI_getbinval(tup, desc, 3, &isnull);
+			out[3] = SPI_getbinval(tup, desc, 4, &isnull);
+			out[4] = queue_system_attributes(tup, desc, count, first, sys_sel, nsys_sel);
+			d = SPI_getbinval(tup, desc, 5, &isnull);
+			out[5] = queue_select_message_attributes(isnull ? NULL : DatumGetJsonbP(d),
+													 attr_sel, nattr_sel, &outnull[5]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+			bytes += len;
+			emitted++;
+			if (emitted == max)
+				done = true;
+		}
+		SPI_freetuptable(tuptable);
 	}
+	SPI_cursor_close(portal);
+
 	if (emitted > 0)
-		msgq_metrics_received(queue->queue_id, emitted, now,
-							  now + (TimestampTz) visibility * USECS_PER_SEC);
+		msgq_metrics_received(queue->queue_id, emitted, now, deadline);
 	return emitted;
 }
 
@@ -1959,6 +2020,9 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	int			got = 0;
 
 	msgq_check_preloaded();
+	/* a receive writes leases: never on a standby, never read-only */
+	PreventCommandIfReadOnly("receive_message");
+	PreventCommandDuringRecovery("receive_message");
 	InitMaterializedSRF(fcinfo, 0);
 
 	msgq_call_enter(&call);
@@ -2014,6 +2078,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 		TimestampTz next;
 		bool		wrote = false;
 		bool		has_next;
+		TimestampTz held_next = 0;
 		MemoryContext oldcxt = CurrentMemoryContext;
 		ResourceOwner oldowner = CurrentResourceOwner;
 
@@ -2030,7 +2095,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(oldcxt);
 		}
 		got = queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
-								 sys_sel, nsys_sel, rsinfo, &wrote);
+								 sys_sel, nsys_sel, rsinfo, &wrote, &held_next);
 		if (got > 0)
 		{
 			if (wait > 0)
@@ -2060,6 +2125,9 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 		wake = deadline;
 		if (has_next && next < wake)
 			wake = next;
+		/* a lease held by another receive ends */
+		if (held_next != 0 && held_next < wake)
+			wake = held_next;
 		if (wake > now + (TimestampTz) msgq_wait_recheck_interval_ms * 1000)
 			wake = now + (TimestampTz) msgq_wait_recheck_interval_ms * 1000;
 
@@ -2099,8 +2167,13 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 	MsgqQueue  *queue;
 	int64		msg_seq,
 				nonce;
-	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
-	Datum		values[3];
+	Oid			argtypes[6] = {INT4OID, INT8OID, INT8OID, BOOLOID, BOOLOID,
+	TIMESTAMPTZOID};
+	Datum		values[6];
+	MsgqLeaseState state;
+	TimestampTz lease_deadline;
+	TimestampTz lease_received;
+	TimestampTz now;
 
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
@@ -2110,31 +2183,100 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 				   "the request must contain the parameter ReceiptHandle");
 	msgq_handle_decode(handle, queue->queue_id, &msg_seq, &nonce);
 
-	values[0] = Int32GetDatum(queue->queue_id);
-	values[1] = Int64GetDatum(msg_seq);
-	values[2] = Int64GetDatum(nonce);
-	if (SPI_execute_plan(queue_plan(QP_DELETE_MESSAGE,
-									"DELETE FROM msgq.message"
-									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
-									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
-									"   AND receipt_nonce OPERATOR(pg_catalog.=) $3"
-									" RETURNING visible_at",
-									3, argtypes),
-						 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not delete message");
-	if (SPI_processed == 1)
+	/*
+	 * The latest receive's handle deletes.  A handle superseded by a later
+	 * receive deletes nothing.  Without a lease in shared memory (after a
+	 * restart, or one that ended and was forgotten), a lease handle deletes
+	 * a message no durable receive holds, and a durable handle needs the
+	 * row's nonce.
+	 */
+	now = msgq_now();
+	state = msgq_lease_check(queue->queue_id, msg_seq, nonce, &lease_deadline,
+							 &lease_received);
+	if (state != MSGQ_LEASE_STALE)
 	{
-		bool		isnull;
+		values[0] = Int32GetDatum(queue->queue_id);
+		values[1] = Int64GetDatum(msg_seq);
+		values[2] = Int64GetDatum(nonce);
+		values[3] = BoolGetDatum(state == MSGQ_LEASE_MATCH);
+		values[4] = BoolGetDatum(msgq_nonce_is_lease(nonce));
+		values[5] = TimestampTzGetDatum(now);
+		if (SPI_execute_plan(queue_plan(QP_DELETE_MESSAGE,
+										"DELETE FROM msgq.message"
+										" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+										"   AND msg_seq OPERATOR(pg_catalog.=) $2"
+										"   AND ($4 OR receipt_nonce OPERATOR(pg_catalog.=) $3"
+										"        OR ($5 AND visible_at OPERATOR(pg_catalog.<=) $6))"
+										" RETURNING visible_at",
+										6, argtypes),
+							 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "could not delete message");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			TimestampTz visible_at;
 
-		msgq_metrics_deleted(queue->queue_id, 1, msgq_now(),
-							 DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-															   SPI_tuptable->tupdesc,
-															   1, &isnull)),
-							 true);
+			visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   1, &isnull));
+			if (state == MSGQ_LEASE_MATCH)
+			{
+				msgq_lease_forget_at_commit(queue->queue_id, msg_seq);
+				visible_at = Max(visible_at, lease_deadline);
+			}
+			msgq_metrics_deleted(queue->queue_id, 1, now, visible_at, true);
+		}
 	}
 
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
+}
+
+/* Does the message still exist (not deleted, purged or expired)? */
+bool
+msgq_message_exists(int32 queue_id, int64 msg_seq)
+{
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(queue_id);
+	values[1] = Int64GetDatum(msg_seq);
+	if (SPI_execute_plan(queue_plan(QP_EXISTS,
+									"SELECT 1 FROM msgq.message"
+									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.=) $2",
+									2, argtypes),
+						 values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a message");
+	return SPI_processed > 0;
+}
+
+/*
+ * A visibility change with a handle that is not the latest receive's:
+ * MessageNotInflight when the message is visible, else InvalidParameterValue.
+ */
+void
+msgq_lease_stale_error(bool visible)
+{
+	if (visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_MESSAGE_NOT_INFLIGHT),
+				 errmsg("message is not in flight"),
+				 errdetail_internal("AWS error code: MessageNotInflight")));
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("message does not exist or is not available for visibility timeout change"),
+			 errdetail_internal("AWS error code: InvalidParameterValue"),
+			 errhint("The message was received again; use the latest receipt handle.")));
+}
+
+/* A lease lasts at most 12 hours from its receive, in whole seconds as AWS counts. */
+void
+msgq_check_visibility_total(TimestampTz now, TimestampTz received_at, int32 vt)
+{
+	if ((now - received_at) / USECS_PER_SEC + vt > MSGQ_MAX_VISIBILITY_TIMEOUT)
+		msgq_invalid_value("VisibilityTimeout", vt,
+							"Total VisibilityTimeout for the message is beyond the limit [43200 seconds].");
 }
 
 /*
@@ -2161,6 +2303,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	bool		isnull;
 	int64		row_nonce;
+	bool		nonce_null;
 	TimestampTz received_at;
 	TimestampTz visible_at;
 	TimestampTz now;
@@ -2181,6 +2324,38 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 							"Must be >= 0 and <= 43200.");
 	msgq_handle_decode(handle, queue->queue_id, &msg_seq, &nonce);
 
+	/* a lease in shared memory: change it there, no write at all */
+	now = msgq_now();
+	switch (msgq_lease_check(queue->queue_id, msg_seq, nonce, &visible_at,
+							 &received_at))
+	{
+		case MSGQ_LEASE_MATCH:
+			if (!msgq_message_exists(queue->queue_id, msg_seq))
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+						 errmsg("message does not exist or is not available for visibility timeout change"),
+						 errdetail_internal("AWS error code: InvalidParameterValue")));
+			msgq_check_visibility_total(now, received_at, vt);
+			if (msgq_lease_set_deadline(queue->queue_id, msg_seq, nonce,
+										now + (TimestampTz) vt * USECS_PER_SEC,
+										&visible_at))
+			{
+				msgq_metrics_visibility(queue->queue_id, now, visible_at,
+										now + (TimestampTz) vt * USECS_PER_SEC);
+				msgq_wakeup_at_commit(queue->queue_id, false);
+				msgq_call_leave(&call);
+				PG_RETURN_VOID();
+			}
+			/* received again just now */
+			msgq_lease_stale_error(visible_at <= now);
+			break;
+		case MSGQ_LEASE_STALE:
+			msgq_lease_stale_error(visible_at <= now);
+			break;
+		case MSGQ_LEASE_NONE:
+			break;
+	}
+
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = Int64GetDatum(msg_seq);
 	if (SPI_execute_plan(queue_plan(QP_LEASE,
@@ -2199,28 +2374,13 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	row_nonce = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	row_nonce = DatumGetInt64(SPI_getbinval(tup, desc, 1, &nonce_null));
 	received_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
 	visible_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-	now = msgq_now();
 
-	if (row_nonce != nonce)
-	{
-		if (visible_at <= now)
-			ereport(ERROR,
-					(errcode(ERRCODE_MSGQ_MESSAGE_NOT_INFLIGHT),
-					 errmsg("message is not in flight"),
-					 errdetail_internal("AWS error code: MessageNotInflight")));
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-				 errmsg("message does not exist or is not available for visibility timeout change"),
-				 errdetail_internal("AWS error code: InvalidParameterValue"),
-				 errhint("The message was received again; use the latest receipt handle.")));
-	}
-	/* whole seconds since the receive, as AWS counts them */
-	if ((now - received_at) / USECS_PER_SEC + vt > MSGQ_MAX_VISIBILITY_TIMEOUT)
-		msgq_invalid_value("VisibilityTimeout", vt,
-							"Total VisibilityTimeout for the message is beyond the limit [43200 seconds].");
+	if (nonce_null || row_nonce != nonce)
+		msgq_lease_stale_error(visible_at <= now);
+	msgq_check_visibility_total(now, received_at, vt);
 
 	values[2] = TimestampTzGetDatum(now + (TimestampTz) vt * USECS_PER_SEC);
 	if (SPI_execute_plan(queue_plan(QP_SET_VISIBLE,

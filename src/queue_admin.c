@@ -211,14 +211,17 @@ msgq_get_queue_attributes(PG_FUNCTION_ARGS)
 		values[1] = TimestampTzGetDatum(now);
 		values[2] = TimestampTzGetDatum(now - (TimestampTz) queue->retention_period * USECS_PER_SEC);
 		if (SPI_execute_plan(msgq_plan(&admin_plan_counts,
-									   "SELECT pg_catalog.count(*) FILTER (WHERE visible_at OPERATOR(pg_catalog.<=) $2),"
-									   "       pg_catalog.count(*) FILTER (WHERE visible_at OPERATOR(pg_catalog.>) $2"
-									   "                                     AND first_received_at IS NOT NULL),"
-									   "       pg_catalog.count(*) FILTER (WHERE visible_at OPERATOR(pg_catalog.>) $2"
-									   "                                     AND first_received_at IS NULL)"
-									   "  FROM msgq.message"
-									   " WHERE queue_id OPERATOR(pg_catalog.=) $1"
-									   "   AND sent_at OPERATOR(pg_catalog.>) $3",
+									   "SELECT pg_catalog.count(*) FILTER (WHERE v OPERATOR(pg_catalog.<=) $2),"
+									   "       pg_catalog.count(*) FILTER (WHERE v OPERATOR(pg_catalog.>) $2"
+									   "                                     AND received),"
+									   "       pg_catalog.count(*) FILTER (WHERE v OPERATOR(pg_catalog.>) $2"
+									   "                                     AND NOT received)"
+									   "  FROM (SELECT GREATEST(visible_at, l) AS v,"
+									   "               first_received_at IS NOT NULL OR l IS NOT NULL AS received"
+									   "          FROM msgq.message,"
+									   "               LATERAL msgq.lease_until(queue_id, msg_seq, message_id) AS l"
+									   "         WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									   "           AND sent_at OPERATOR(pg_catalog.>) $3) m",
 									   3, argtypes),
 							 values, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not count messages");
@@ -384,7 +387,9 @@ msgq_purge_queue(PG_FUNCTION_ARGS)
 	if (SPI_execute_plan(msgq_plan(&admin_plan_purge,
 								   "WITH d AS ("
 								   "  DELETE FROM msgq.message WHERE queue_id OPERATOR(pg_catalog.=) $1"
-								   "  RETURNING visible_at, receive_count)"
+								   "  RETURNING GREATEST(visible_at, msgq.lease_until(queue_id, msg_seq, message_id)) AS visible_at,"
+								   "            receive_count OPERATOR(pg_catalog.+)"
+								   "            (msgq.lease_until(queue_id, msg_seq, message_id) IS NOT NULL)::int AS receive_count)"
 								   MSGQ_REMOVED_SQL,
 								   2, argtypes),
 						 values, NULL, false, 0) != SPI_OK_SELECT)

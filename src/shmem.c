@@ -7,7 +7,8 @@
  * The parts are the long-poll wake-up buckets and the rolled-back receive
  * table (wait.c), and the launcher's per-database worker slots
  * (launcher.c), the per-queue metrics (metrics.c), the stream writer
- * slots (stream.c) and the per-shard stream counters (stream_metrics.c).
+ * slots (stream.c), the per-shard stream counters (stream_metrics.c) and
+ * the receive leases (lease.c).
  * Each part documents its own locking.
  *
  * IDENTIFICATION
@@ -40,8 +41,10 @@ shm_request(void)
 	msgq_metrics_shmem_size(&size);
 	msgq_stream_shmem_size(&size);
 	msgq_stream_metrics_shmem_size(&size);
+	msgq_lease_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
+	RequestNamedLWLockTranche("msgq_lease", 16);
 }
 
 static void
@@ -56,6 +59,7 @@ shm_startup(void)
 	msgq_metrics_shmem_init();
 	msgq_stream_shmem_init();
 	msgq_stream_metrics_shmem_init();
+	msgq_lease_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

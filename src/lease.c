@@ -1,0 +1,1081 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease.c
+ *	  Receive leases in shared memory: a receive claims a message here and
+ *	  writes nothing durable; a delete is the one durable write.
+ *
+ * A lease is keyed by (database, queue_id, msg_seq) and holds the
+ * visibility deadline, the receipt nonce of the latest receive, the time of
+ * that receive and the receives not yet added to the row's receive_count.
+ * The table is a partitioned shared hash with msgq.max_leases entries; each
+ * partition has its own LWLock, held for a few instructions.
+ *
+ * Two receivers never hold one message: the claim is made under the
+ * partition lock, and after claiming, the receiver checks the row's heap
+ * tuple under its buffer lock (msgq_lease_row_free): a row that another
+ * transaction is deleting, updating or has locked (the durable receive
+ * path, a dead-letter move) is given back.  A durable claimer locks the row
+ * first and looks at the lease table second, so one of the two always sees
+ * the other.
+ *
+ * What a transaction does to leases is undone if it rolls back: each claim,
+ * visibility change and delete is remembered in a backend-local list tagged
+ * with the subtransaction, and the abort callbacks restore the previous
+ * lease (a rolled-back receive keeps its count, as SQS counts it).  The
+ * commit callback removes the leases of deleted messages.
+ *
+ * Receive counts reach the rows lazily: every maintenance cycle adds the
+ * pending counts to msgq.message in one statement (msgq_lease_persist) and
+ * forgets expired leases with nothing pending.  Messages that existed when
+ * shared memory was initialized (msg_seq up to the sequence's value when
+ * the database first received after start) are "inherited": their receives
+ * add to receive_count durably in the receiver's transaction, so a message
+ * that crashes its consumer's backend every time still reaches its
+ * dead-letter queue.  doc/design.md states the bounds.
+ *
+ * IDENTIFICATION
+ *	  src/lease.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/multixact.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/bufmgr.h"
+#include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/array.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "msgq.h"
+
+#define LEASE_PARTITIONS	16
+#define LEASE_DATABASES		64
+#define LEASE_PERSIST_BATCH	4096
+
+typedef struct LeaseKey
+{
+	Oid			dboid;
+	int32		queue_id;
+	int64		msg_seq;
+} LeaseKey;
+
+typedef struct LeaseEntry
+{
+	LeaseKey	key;
+	pg_uuid_t	message_id;		/* a reused (queue_id, msg_seq) is not ours */
+	TimestampTz deadline;		/* visible again from then on */
+	TimestampTz received_at;	/* of the latest receive */
+	TimestampTz first_received_at;	/* when the row has none yet */
+	int64		nonce;			/* of the latest receive's handle */
+	int32		count;			/* receives not in the row's receive_count */
+	bool		first_pending;	/* first_received_at not in the row yet */
+} LeaseEntry;
+
+typedef struct LeaseDatabase
+{
+	Oid			dboid;
+	int64		horizon;		/* messages up to here are inherited */
+	TransactionId persist_xid;	/* writing receive counts, or invalid */
+} LeaseDatabase;
+
+typedef struct LeaseShared
+{
+	pg_atomic_uint32 entries;
+	pg_atomic_uint64 full_claims;	/* claims that found the table full */
+	slock_t		mutex;			/* protects databases */
+	LeaseDatabase databases[LEASE_DATABASES];
+} LeaseShared;
+
+/* What a transaction did to one lease, to undo at abort or finish at commit */
+typedef enum LeaseActionKind
+{
+	LEASE_ACT_CLAIM,
+	LEASE_ACT_VISIBILITY,		/* a longer lease, applied at once */
+	LEASE_ACT_SHORTEN,			/* a shorter lease, applied at commit */
+	LEASE_ACT_FORGET
+} LeaseActionKind;
+
+typedef struct LeaseAction
+{
+	LeaseActionKind kind;
+	LeaseKey	key;
+	int64		nonce;			/* ours: undo only while it is still ours */
+	bool		was_new;		/* the claim created the entry */
+	bool		durable;		/* the claim added to receive_count durably */
+	LeaseEntry	prev;			/* the entry before the action */
+	TimestampTz target;			/* LEASE_ACT_SHORTEN: the new deadline */
+	SubTransactionId subid;
+} LeaseAction;
+
+/* A persisted count, subtracted from its lease when the cycle commits */
+typedef struct LeasePersisted
+{
+	LeaseKey	key;
+	int32		count;
+	bool		first;
+} LeasePersisted;
+
+int			msgq_max_leases = 65536;
+
+static LeaseShared *lease_shared = NULL;
+static HTAB *lease_hash = NULL;
+static LWLockPadded *lease_locks = NULL;
+
+static LeaseAction *lease_actions = NULL;
+static int	lease_nactions = 0;
+static int	lease_maxactions = 0;
+static LeasePersisted *lease_persisted = NULL;
+static int	lease_npersisted = 0;
+static bool lease_persist_applied = false;
+static bool lease_persisting = false;	/* this transaction holds the slot */
+static bool lease_callbacks_registered = false;
+static int64 lease_horizon = -1;	/* this backend's copy */
+
+static void lease_register_callbacks(void);
+
+void
+msgq_lease_shmem_size(Size *size)
+{
+	*size = add_size(*size, MAXALIGN(sizeof(LeaseShared)));
+	*size = add_size(*size, hash_estimate_size(msgq_max_leases, sizeof(LeaseEntry)));
+}
+
+void
+msgq_lease_shmem_init(void)
+{
+	HASHCTL		info;
+	bool		found;
+
+	lease_shared = ShmemInitStruct("msgq leases", sizeof(LeaseShared), &found);
+	if (!found)
+	{
+		pg_atomic_init_u32(&lease_shared->entries, 0);
+		pg_atomic_init_u64(&lease_shared->full_claims, 0);
+		SpinLockInit(&lease_shared->mutex);
+		memset(lease_shared->databases, 0, sizeof(lease_shared->databases));
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(LeaseKey);
+	info.entrysize = sizeof(LeaseEntry);
+	info.num_partitions = LEASE_PARTITIONS;
+	lease_hash = ShmemInitHash("msgq lease table", msgq_max_leases, msgq_max_leases,
+							   &info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+	lease_locks = GetNamedLWLockTranche("msgq_lease");
+}
+
+static void
+lease_key(LeaseKey *key, int32 queue_id, int64 msg_seq)
+{
+	memset(key, 0, sizeof(*key));
+	key->dboid = MyDatabaseId;
+	key->queue_id = queue_id;
+	key->msg_seq = msg_seq;
+}
+
+static LWLock *
+lease_lock(uint32 hashcode)
+{
+	return &lease_locks[hashcode % LEASE_PARTITIONS].lock;
+}
+
+/* Shared-memory nonces have the top bit set, durable ones have it clear. */
+int64
+msgq_lease_nonce(void)
+{
+	return (int64) ((uint64) msgq_random_nonce() | UINT64CONST(0x8000000000000000));
+}
+
+int64
+msgq_durable_nonce(void)
+{
+	return (int64) ((uint64) msgq_random_nonce() & ~UINT64CONST(0x8000000000000000));
+}
+
+bool
+msgq_nonce_is_lease(int64 nonce)
+{
+	return ((uint64) nonce & UINT64CONST(0x8000000000000000)) != 0;
+}
+
+/*
+ * The inherited horizon of this database: messages with msg_seq up to it
+ * existed (or may have) when shared memory was initialized, and their
+ * counts are kept durably.  The first backend to ask after start reads the
+ * sequence; it runs inside a msgq call (SPI connected, as the owner).
+ */
+int64
+msgq_lease_horizon(void)
+{
+	int			i,
+				slot = -1;
+	int64		h = -1;
+
+	if (lease_horizon >= 0)
+		return lease_horizon;
+
+	SpinLockAcquire(&lease_shared->mutex);
+	for (i = 0; i < LEASE_DATABASES; i++)
+		if (lease_shared->databases[i].dboid == MyDatabaseId)
+		{
+			h = lease_shared->databases[i].horizon;
+			break;
+		}
+	SpinLockRelease(&lease_shared->mutex);
+	if (h >= 0)
+	{
+		lease_horizon = h;
+		return h;
+	}
+
+	if (SPI_execute("SELECT last_value FROM msgq.message_seq", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read msgq.message_seq");
+	{
+		bool		isnull;
+
+		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										1, &isnull));
+	}
+
+	SpinLockAcquire(&lease_shared->mutex);
+	for (i = 0; i < LEASE_DATABASES; i++)
+	{
+		if (lease_shared->databases[i].dboid == MyDatabaseId)
+		{
+			h = lease_shared->databases[i].horizon;
+			slot = i;
+			break;
+		}
+		if (slot < 0 && lease_shared->databases[i].dboid == InvalidOid)
+			slot = i;
+	}
+	if (slot >= 0 && lease_shared->databases[slot].dboid == InvalidOid)
+	{
+		lease_shared->databases[slot].dboid = MyDatabaseId;
+		lease_shared->databases[slot].horizon = h;
+	}
+	SpinLockRelease(&lease_shared->mutex);
+
+	/* no slot left: every message counts durably in this database */
+	if (slot < 0)
+		h = PG_INT64_MAX;
+	lease_horizon = h;
+	return h;
+}
+
+/*
+ * The transaction writing this database's receive counts (msgq_lease_persist).
+ * Its row versions are as good as the ones it replaces: it changes only
+ * receive_count and first_received_at, under a row lock that keeps every
+ * other writer away until it ends.
+ */
+static TransactionId
+lease_persist_xid(void)
+{
+	TransactionId xid = InvalidTransactionId;
+	int			i;
+
+	SpinLockAcquire(&lease_shared->mutex);
+	for (i = 0; i < LEASE_DATABASES; i++)
+		if (lease_shared->databases[i].dboid == MyDatabaseId)
+		{
+			xid = lease_shared->databases[i].persist_xid;
+			break;
+		}
+	SpinLockRelease(&lease_shared->mutex);
+	return xid;
+}
+
+/* Claim (xid valid) or release (invalid) the persister slot; false if taken. */
+static bool
+lease_set_persist_xid(TransactionId xid)
+{
+	bool		ok = false;
+	int			i;
+
+	SpinLockAcquire(&lease_shared->mutex);
+	for (i = 0; i < LEASE_DATABASES; i++)
+		if (lease_shared->databases[i].dboid == MyDatabaseId)
+		{
+			LeaseDatabase *d = &lease_shared->databases[i];
+
+			if (!TransactionIdIsValid(xid) || !TransactionIdIsValid(d->persist_xid))
+			{
+				d->persist_xid = xid;
+				ok = true;
+			}
+			break;
+		}
+	SpinLockRelease(&lease_shared->mutex);
+	return ok;
+}
+
+/* Forget a database's horizon when its extension is dropped or created. */
+void
+msgq_lease_forget_database(void)
+{
+	int			i;
+
+	SpinLockAcquire(&lease_shared->mutex);
+	for (i = 0; i < LEASE_DATABASES; i++)
+		if (lease_shared->databases[i].dboid == MyDatabaseId)
+			lease_shared->databases[i].dboid = InvalidOid;
+	SpinLockRelease(&lease_shared->mutex);
+	lease_horizon = -1;
+}
+
+static LeaseAction *
+lease_action_add(LeaseActionKind kind, const LeaseKey *key, int64 nonce)
+{
+	LeaseAction *a;
+
+	lease_register_callbacks();
+	if (lease_nactions == lease_maxactions)
+	{
+		int			newmax = Max(64, lease_maxactions * 2);
+
+		if (lease_actions == NULL)
+			lease_actions = MemoryContextAlloc(TopMemoryContext,
+											   newmax * sizeof(LeaseAction));
+		else
+			lease_actions = repalloc(lease_actions, newmax * sizeof(LeaseAction));
+		lease_maxactions = newmax;
+	}
+	a = &lease_actions[lease_nactions++];
+	memset(a, 0, sizeof(*a));
+	a->kind = kind;
+	a->key = *key;
+	a->nonce = nonce;
+	a->subid = GetCurrentSubTransactionId();
+	return a;
+}
+
+/*
+ * Claim a message for a receive until deadline.  row_count and row_first
+ * are the row's receive_count and whether its first_received_at is NULL;
+ * max_count is the queue's maxReceiveCount (0: none).  Sets *total to the
+ * receive count including this receive (or, for MSGQ_CLAIM_LIMIT, the count
+ * so far), *first to the first receive time and *held_until to the
+ * deadline of a lease held by another receive.
+ *
+ * Room for the undo record is made before the table is touched, so that
+ * nothing can fail between the claim and its record.
+ */
+MsgqClaim
+msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
+				 TimestampTz now, TimestampTz deadline, int64 nonce,
+				 int32 row_count, bool row_first_null, int32 max_count,
+				 bool durable, int32 *total, TimestampTz *first,
+				 TimestampTz *held_until)
+{
+	LeaseKey	key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	LeaseEntry *e;
+	LeaseEntry	prev;
+	bool		found;
+	LeaseAction *a;
+
+	lease_key(&key, queue_id, msg_seq);
+	a = lease_action_add(LEASE_ACT_CLAIM, &key, nonce);
+	lease_nactions--;			/* kept only if the claim succeeds */
+
+	hashcode = get_hash_value(lease_hash, &key);
+	lock = lease_lock(hashcode);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL && memcmp(&e->message_id, message_id, sizeof(pg_uuid_t)) != 0)
+	{
+		/* left over from a message that had this key before: start anew */
+		e->deadline = 0;
+		e->count = 0;
+		e->nonce = 0;
+		e->first_pending = false;
+		e->first_received_at = 0;
+		e->message_id = *message_id;
+	}
+	if (e != NULL && e->deadline > now)
+	{
+		*held_until = e->deadline;
+		LWLockRelease(lock);
+		return MSGQ_CLAIM_HELD;
+	}
+	if (e != NULL && max_count > 0 && row_count + e->count >= max_count)
+	{
+		*total = row_count + e->count;
+		*first = e->first_received_at;
+		LWLockRelease(lock);
+		return MSGQ_CLAIM_LIMIT;
+	}
+	if (e == NULL)
+	{
+		if (max_count > 0 && row_count >= max_count)
+		{
+			*total = row_count;
+			LWLockRelease(lock);
+			return MSGQ_CLAIM_LIMIT;
+		}
+		if (pg_atomic_read_u32(&lease_shared->entries) >= (uint32) msgq_max_leases)
+			e = NULL;
+		else
+			e = hash_search_with_hash_value(lease_hash, &key, hashcode,
+											HASH_ENTER_NULL, &found);
+		if (e == NULL)
+		{
+			LWLockRelease(lock);
+			pg_atomic_fetch_add_u64(&lease_shared->full_claims, 1);
+			return MSGQ_CLAIM_FULL;
+		}
+		pg_atomic_fetch_add_u32(&lease_shared->entries, 1);
+		e->message_id = *message_id;
+		e->deadline = 0;
+		e->received_at = 0;
+		e->first_received_at = 0;
+		e->nonce = 0;
+		e->count = 0;
+		e->first_pending = false;
+		a->was_new = true;
+	}
+	prev = *e;
+	e->deadline = deadline;
+	e->received_at = now;
+	e->nonce = nonce;
+	if (!durable)
+		e->count++;
+	if (row_first_null && e->first_received_at == 0)
+	{
+		e->first_received_at = now;
+		e->first_pending = !durable;
+	}
+	*total = row_count + e->count + (durable ? 1 : 0);
+	*first = row_first_null ? e->first_received_at : 0;
+	LWLockRelease(lock);
+
+	lease_nactions++;
+	a->prev = prev;
+	a->durable = durable;
+	return MSGQ_CLAIM_OK;
+}
+
+/*
+ * Restore one lease after an action that is undone.  keep_count: the
+ * action was a receive that rolled back, which still counts.
+ */
+static void
+lease_restore(LeaseAction *a, bool keep_count)
+{
+	uint32		hashcode = get_hash_value(lease_hash, &a->key);
+	LWLock	   *lock = lease_lock(hashcode);
+	LeaseEntry *e;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(lease_hash, &a->key, hashcode, HASH_FIND, NULL);
+	if (e != NULL && e->nonce == a->nonce)
+	{
+		if (a->kind == LEASE_ACT_VISIBILITY)
+			e->deadline = a->prev.deadline;
+		else if (!keep_count && a->was_new)
+		{
+			hash_search_with_hash_value(lease_hash, &a->key, hashcode,
+										HASH_REMOVE, NULL);
+			pg_atomic_fetch_sub_u32(&lease_shared->entries, 1);
+		}
+		else
+		{
+			int32		count = e->count;
+
+			e->deadline = a->prev.deadline;
+			e->nonce = a->prev.nonce;
+			e->received_at = a->prev.received_at;
+			if (!keep_count)
+			{
+				e->count = a->prev.count;
+				e->first_received_at = a->prev.first_received_at;
+				e->first_pending = a->prev.first_pending;
+			}
+			else if (a->durable)
+				e->count = count + 1;	/* its durable count rolled back */
+		}
+	}
+	LWLockRelease(lock);
+}
+
+/* Give back the claim just made: the row turned out to be taken. */
+void
+msgq_lease_unclaim(void)
+{
+	Assert(lease_nactions > 0 &&
+		   lease_actions[lease_nactions - 1].kind == LEASE_ACT_CLAIM);
+	lease_restore(&lease_actions[lease_nactions - 1], false);
+	lease_nactions--;
+}
+
+/*
+ * Is the row version at (relid, tid) free to deliver?  Not when another
+ * transaction is deleting, updating or locking it, or did so and committed
+ * after our snapshot.  The caller's scan holds a lock on the relation.
+ */
+bool
+msgq_lease_row_free(Oid relid, ItemPointer tid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	Buffer		buf;
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool		free_ = false;
+
+	buf = ReadBuffer(rel, ItemPointerGetBlockNumber(tid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
+	{
+		ItemId		lp = PageGetItemId(page, off);
+
+		if (ItemIdIsNormal(lp))
+		{
+			HeapTupleHeader htup = (HeapTupleHeader) PageGetItem(page, lp);
+			uint16		infomask = htup->t_infomask;
+			TransactionId xmax = HeapTupleHeaderGetRawXmax(htup);
+
+			if (infomask & HEAP_XMAX_INVALID)
+				free_ = true;
+			else if (infomask & HEAP_XMAX_IS_MULTI)
+			{
+				if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
+					free_ = !MultiXactIdIsRunning(xmax, true);
+				else
+				{
+					TransactionId upd = HeapTupleGetUpdateXid(htup);
+
+					free_ = !TransactionIdIsCurrentTransactionId(upd) &&
+						!TransactionIdIsInProgress(upd) &&
+						!TransactionIdDidCommit(upd);
+				}
+			}
+			else if (TransactionIdIsCurrentTransactionId(xmax))
+				free_ = false;
+			else if (TransactionIdIsInProgress(xmax))
+				free_ = (xmax == lease_persist_xid());
+			else if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
+				free_ = true;
+			else
+				free_ = !TransactionIdDidCommit(xmax);
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	relation_close(rel, NoLock);
+	return free_;
+}
+
+/*
+ * The lease of a message as a handle with the given nonce sees it: NONE
+ * when there is no lease, MATCH when the handle is the latest receive's,
+ * STALE when the message was received again since.  With MATCH or STALE,
+ * *deadline and *received_at are the lease's.
+ */
+MsgqLeaseState
+msgq_lease_check(int32 queue_id, int64 msg_seq, int64 nonce,
+				 TimestampTz *deadline, TimestampTz *received_at)
+{
+	LeaseKey	key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	LeaseEntry *e;
+	MsgqLeaseState st = MSGQ_LEASE_NONE;
+
+	lease_key(&key, queue_id, msg_seq);
+	hashcode = get_hash_value(lease_hash, &key);
+	lock = lease_lock(hashcode);
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL && e->nonce != 0)
+	{
+		st = (e->nonce == nonce) ? MSGQ_LEASE_MATCH : MSGQ_LEASE_STALE;
+		*deadline = e->deadline;
+		*received_at = e->received_at;
+	}
+	LWLockRelease(lock);
+	return st;
+}
+
+/*
+ * Move the deadline of the lease that nonce names.  Returns false when
+ * the lease is no longer that receive's.  A longer lease applies at once
+ * and is undone at abort; a shorter one applies when the transaction
+ * commits, so that no other receive takes the message before.
+ */
+bool
+msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
+						TimestampTz deadline, TimestampTz *old_deadline)
+{
+	LeaseKey	key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	LeaseEntry *e;
+	LeaseAction *a;
+	bool		ok = false;
+
+	lease_key(&key, queue_id, msg_seq);
+	a = lease_action_add(LEASE_ACT_VISIBILITY, &key, nonce);
+	hashcode = get_hash_value(lease_hash, &key);
+	lock = lease_lock(hashcode);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL && e->nonce == nonce)
+	{
+		a->prev = *e;
+		*old_deadline = e->deadline;
+		if (deadline >= e->deadline)
+			e->deadline = deadline;
+		else
+		{
+			/* others may take the message only once this commits */
+			a->kind = LEASE_ACT_SHORTEN;
+			a->target = deadline;
+		}
+		ok = true;
+	}
+	LWLockRelease(lock);
+	if (!ok)
+		lease_nactions--;
+	return ok;
+}
+
+/* Apply a shortened lease, if it is still that receive's. */
+static void
+lease_shorten(LeaseAction *a)
+{
+	uint32		hashcode = get_hash_value(lease_hash, &a->key);
+	LWLock	   *lock = lease_lock(hashcode);
+	LeaseEntry *e;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(lease_hash, &a->key, hashcode, HASH_FIND, NULL);
+	if (e != NULL && e->nonce == a->nonce)
+		e->deadline = a->target;
+	LWLockRelease(lock);
+}
+
+/* Remove a message's lease when this transaction commits (its delete). */
+void
+msgq_lease_forget_at_commit(int32 queue_id, int64 msg_seq)
+{
+	LeaseKey	key;
+
+	lease_key(&key, queue_id, msg_seq);
+	(void) lease_action_add(LEASE_ACT_FORGET, &key, 0);
+}
+
+static void
+lease_forget(const LeaseKey *key)
+{
+	uint32		hashcode = get_hash_value(lease_hash, key);
+	LWLock	   *lock = lease_lock(hashcode);
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	if (hash_search_with_hash_value(lease_hash, key, hashcode, HASH_REMOVE, NULL) != NULL)
+		pg_atomic_fetch_sub_u32(&lease_shared->entries, 1);
+	LWLockRelease(lock);
+}
+
+/* Undo the actions of a (sub)transaction from index from on, newest first. */
+static void
+lease_undo(int from)
+{
+	int			i;
+
+	for (i = lease_nactions - 1; i >= from; i--)
+	{
+		LeaseAction *a = &lease_actions[i];
+
+		if (a->kind == LEASE_ACT_FORGET || a->kind == LEASE_ACT_SHORTEN)
+			continue;
+		lease_restore(a, a->kind == LEASE_ACT_CLAIM);
+		if (a->kind == LEASE_ACT_CLAIM)
+			msgq_wakeup_now(a->key.queue_id, false);
+	}
+}
+
+static void
+lease_persisted_apply(int sign)
+{
+	int			i;
+
+	for (i = 0; i < lease_npersisted; i++)
+	{
+		LeasePersisted *p = &lease_persisted[i];
+		uint32		hashcode = get_hash_value(lease_hash, &p->key);
+		LWLock	   *lock = lease_lock(hashcode);
+		LeaseEntry *e;
+
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		e = hash_search_with_hash_value(lease_hash, &p->key, hashcode, HASH_FIND, NULL);
+		if (e != NULL)
+		{
+			e->count -= sign * p->count;
+			if (p->first)
+				e->first_pending = (sign < 0);
+		}
+		LWLockRelease(lock);
+	}
+}
+
+static void
+lease_xact_callback(XactEvent event, void *arg)
+{
+	int			i;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+
+			/*
+			 * Shortened leases end before the commit's wake-ups run (wait.c
+			 * wakes at XACT_EVENT_COMMIT), so a woken waiter finds them.
+			 * Nothing durable depends on them.
+			 */
+			for (i = 0; i < lease_nactions; i++)
+				if (lease_actions[i].kind == LEASE_ACT_SHORTEN)
+					lease_shorten(&lease_actions[i]);
+			/* counts the cycle wrote leave the leases before the commit */
+			if (lease_npersisted > 0)
+			{
+				lease_persisted_apply(1);
+				lease_persist_applied = true;
+			}
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			for (i = 0; i < lease_nactions; i++)
+				if (lease_actions[i].kind == LEASE_ACT_FORGET)
+					lease_forget(&lease_actions[i].key);
+			lease_nactions = 0;
+			lease_npersisted = 0;
+			lease_persist_applied = false;
+			if (lease_persisting)
+				(void) lease_set_persist_xid(InvalidTransactionId);
+			lease_persisting = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			lease_undo(0);
+			lease_nactions = 0;
+			if (lease_persist_applied)
+				lease_persisted_apply(-1);
+			lease_npersisted = 0;
+			lease_persist_applied = false;
+			if (lease_persisting)
+				(void) lease_set_persist_xid(InvalidTransactionId);
+			lease_persisting = false;
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (lease_nactions > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has sent or received msgq messages")));
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+lease_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			i,
+				from;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (i = 0; i < lease_nactions; i++)
+				if (lease_actions[i].subid == mySubid)
+					lease_actions[i].subid = parentSubid;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			/*
+			 * A subtransaction's actions are the newest ones: its committed
+			 * children's were given its id, aborted ones are gone.
+			 */
+			from = lease_nactions;
+			while (from > 0 && lease_actions[from - 1].subid >= mySubid)
+				from--;
+			lease_undo(from);
+			lease_nactions = from;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+lease_register_callbacks(void)
+{
+	if (lease_callbacks_registered)
+		return;
+	RegisterXactCallback(lease_xact_callback, NULL);
+	RegisterSubXactCallback(lease_subxact_callback, NULL);
+	lease_callbacks_registered = true;
+}
+
+/*
+ * One maintenance step: add the pending receive counts of this database's
+ * leases to their rows, in one statement per batch, and forget leases that
+ * ended with nothing pending or whose message is gone.  Rows locked by a
+ * transaction are skipped and tried again next cycle.  Returns the number
+ * of counts written.
+ */
+int
+msgq_lease_persist(void)
+{
+	HASH_SEQ_STATUS status;
+	LeaseEntry *e;
+	/* a test clock ahead of real time must not end leases early */
+	TimestampTz now = Min(msgq_now(), GetCurrentTimestamp());
+	Datum	   *qd,
+			   *sd,
+			   *cd,
+			   *fd;
+	Datum	   *idd;
+	bool	   *fnull;
+	LeaseKey   *keys;
+	int			n = 0,
+				i,
+				written = 0;
+	int			lo;
+
+	if (pg_atomic_read_u32(&lease_shared->entries) == 0 || lease_npersisted > 0)
+		return 0;
+
+	qd = palloc(sizeof(Datum) * LEASE_PERSIST_BATCH);
+	sd = palloc(sizeof(Datum) * LEASE_PERSIST_BATCH);
+	cd = palloc(sizeof(Datum) * LEASE_PERSIST_BATCH);
+	fd = palloc(sizeof(Datum) * LEASE_PERSIST_BATCH);
+	idd = palloc(sizeof(Datum) * LEASE_PERSIST_BATCH);
+	fnull = palloc(sizeof(bool) * LEASE_PERSIST_BATCH);
+	keys = palloc(sizeof(LeaseKey) * LEASE_PERSIST_BATCH);
+
+	/*
+	 * Collect under each partition's lock in turn (hash_seq_search over a
+	 * partitioned table needs every partition locked).
+	 */
+	for (lo = 0; lo < LEASE_PARTITIONS; lo++)
+		LWLockAcquire(&lease_locks[lo].lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, lease_hash);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dboid != MyDatabaseId)
+			continue;
+		if (e->count == 0 && !e->first_pending)
+		{
+			if (e->deadline <= now)
+			{
+				LeaseKey	k = e->key;
+
+				hash_search(lease_hash, &k, HASH_REMOVE, NULL);
+				pg_atomic_fetch_sub_u32(&lease_shared->entries, 1);
+			}
+			continue;
+		}
+		if (n == LEASE_PERSIST_BATCH)
+			continue;
+		keys[n] = e->key;
+		qd[n] = Int32GetDatum(e->key.queue_id);
+		sd[n] = Int64GetDatum(e->key.msg_seq);
+		idd[n] = UUIDPGetDatum(palloc_object(pg_uuid_t));
+		memcpy(DatumGetUUIDP(idd[n]), &e->message_id, sizeof(pg_uuid_t));
+		cd[n] = Int32GetDatum(e->count);
+		fd[n] = TimestampTzGetDatum(e->first_received_at);
+		fnull[n] = !e->first_pending;
+		n++;
+	}
+	for (lo = LEASE_PARTITIONS - 1; lo >= 0; lo--)
+		LWLockRelease(&lease_locks[lo].lock);
+
+	/*
+	 * One writer per database: the slot names this transaction, so that
+	 * receivers do not take its row locks for another receive's.
+	 */
+	if (n > 0)
+	{
+		(void) msgq_lease_horizon();	/* makes sure the database has a slot */
+		lease_register_callbacks();
+		if (!lease_set_persist_xid(GetCurrentTransactionId()))
+			n = 0;
+		else
+			lease_persisting = true;
+	}
+	if (n > 0)
+	{
+		Oid			argtypes[5] = {INT4ARRAYOID, INT8ARRAYOID, UUIDARRAYOID,
+		INT4ARRAYOID, TIMESTAMPTZARRAYOID};
+		Datum		values[5];
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+		uint64		r;
+
+		values[0] = PointerGetDatum(construct_array(qd, n, INT4OID, 4, true, TYPALIGN_INT));
+		values[1] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(construct_array(idd, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		values[3] = PointerGetDatum(construct_array(cd, n, INT4OID, 4, true, TYPALIGN_INT));
+		values[4] = PointerGetDatum(construct_md_array(fd, fnull, 1, dims, lbs,
+													   TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+													   TYPALIGN_DOUBLE));
+		if (SPI_execute_with_args("WITH k AS ("
+								  "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+								  "    pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+								  "    AS k(q, s, id, c, f)),"
+								  " l AS ("
+								  "  SELECT m.queue_id, m.msg_seq, m.seg, k.c, k.f"
+								  "    FROM msgq.message m JOIN k"
+								  "      ON m.queue_id OPERATOR(pg_catalog.=) k.q"
+								  "     AND m.msg_seq OPERATOR(pg_catalog.=) k.s"
+								  "     AND m.message_id OPERATOR(pg_catalog.=) k.id"
+								  "   FOR UPDATE OF m SKIP LOCKED),"
+								  " u AS ("
+								  "  UPDATE msgq.message m"
+								  "     SET receive_count = m.receive_count OPERATOR(pg_catalog.+) l.c,"
+								  "         first_received_at = COALESCE(m.first_received_at, l.f)"
+								  "    FROM l"
+								  "   WHERE m.queue_id OPERATOR(pg_catalog.=) l.queue_id"
+								  "     AND m.msg_seq OPERATOR(pg_catalog.=) l.msg_seq"
+								  "     AND m.seg OPERATOR(pg_catalog.=) l.seg"
+								  "  RETURNING m.queue_id, m.msg_seq)"
+								  " SELECT k.q, k.s,"
+								  "        EXISTS (SELECT 1 FROM u WHERE u.queue_id OPERATOR(pg_catalog.=) k.q"
+								  "                  AND u.msg_seq OPERATOR(pg_catalog.=) k.s),"
+								  "        EXISTS (SELECT 1 FROM msgq.message m"
+								  "                 WHERE m.queue_id OPERATOR(pg_catalog.=) k.q"
+								  "                   AND m.msg_seq OPERATOR(pg_catalog.=) k.s"
+								  "                   AND m.message_id OPERATOR(pg_catalog.=) k.id)"
+								  "   FROM k",
+								  5, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not write receive counts");
+
+		for (r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int32		q = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+			int64		s = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			bool		done = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+			bool		exists = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+
+			for (i = 0; i < n; i++)
+				if (keys[i].queue_id == q && keys[i].msg_seq == s)
+					break;
+			if (i == n)
+				continue;
+			if (done)
+			{
+				if (lease_persisted == NULL)
+					lease_persisted = MemoryContextAlloc(TopMemoryContext,
+														 LEASE_PERSIST_BATCH * sizeof(LeasePersisted));
+				lease_register_callbacks();
+				lease_persisted[lease_npersisted].key = keys[i];
+				lease_persisted[lease_npersisted].count = DatumGetInt32(cd[i]);
+				lease_persisted[lease_npersisted].first = !fnull[i];
+				lease_npersisted++;
+				written += DatumGetInt32(cd[i]);
+			}
+			else if (!exists)
+				lease_forget(&keys[i]);
+		}
+	}
+	return written;
+}
+
+/* For msgq.lease_stats(): entries in use, the limit, full claims so far. */
+void
+msgq_lease_stats(int64 *entries, int64 *limit, int64 *full_claims)
+{
+	*entries = pg_atomic_read_u32(&lease_shared->entries);
+	*limit = msgq_max_leases;
+	*full_claims = (int64) pg_atomic_read_u64(&lease_shared->full_claims);
+}
+
+PG_FUNCTION_INFO_V1(msgq_lease_until);
+
+/*
+ * msgq.lease_until(queue_id int, msg_seq bigint, message_id uuid)
+ * returns timestamptz
+ *
+ * The deadline of a message's lease in shared memory, or NULL: counts and
+ * removals use GREATEST(visible_at, lease_until(...)) as when a message is
+ * visible again.
+ */
+Datum
+msgq_lease_until(PG_FUNCTION_ARGS)
+{
+	LeaseKey	key;
+	uint32		hashcode;
+	LWLock	   *lock;
+	LeaseEntry *e;
+	TimestampTz deadline = 0;
+	bool		found = false;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) ||
+		pg_atomic_read_u32(&lease_shared->entries) == 0)
+		PG_RETURN_NULL();
+	lease_key(&key, PG_GETARG_INT32(0), PG_GETARG_INT64(1));
+	hashcode = get_hash_value(lease_hash, &key);
+	lock = lease_lock(hashcode);
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	if (e != NULL && e->nonce != 0 &&
+		memcmp(&e->message_id, PG_GETARG_UUID_P(2), sizeof(pg_uuid_t)) == 0)
+	{
+		deadline = e->deadline;
+		found = true;
+	}
+	LWLockRelease(lock);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(deadline);
+}
+
+PG_FUNCTION_INFO_V1(msgq_lease_table);
+
+/*
+ * msgq.lease_table(OUT leases bigint, OUT max_leases bigint,
+ *		OUT full_claims bigint)
+ *
+ * The lease table's use: entries, its size (msgq.max_leases) and the
+ * receives since start that found it full and took the durable path.
+ */
+Datum
+msgq_lease_table(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int64		entries,
+				limit,
+				full;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	msgq_lease_stats(&entries, &limit, &full);
+	values[0] = Int64GetDatum(entries);
+	values[1] = Int64GetDatum(limit);
+	values[2] = Int64GetDatum(full);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}

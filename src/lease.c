@@ -26,12 +26,11 @@
  *
  * Receive counts reach the rows lazily: every maintenance cycle adds the
  * pending counts to msgq.message in one statement (msgq_lease_persist) and
- * forgets expired leases with nothing pending.  Messages that existed when
- * shared memory was initialized (msg_seq up to the sequence's value when
- * the database first received after start) are "inherited": their receives
- * add to receive_count durably in the receiver's transaction, so a message
- * that crashes its consumer's backend every time still reaches its
- * dead-letter queue.  doc/design.md states the bounds.
+ * forgets expired leases with nothing pending.  Messages sent before the
+ * table was initialized (server start, crash, promotion) are "inherited":
+ * their receives add to receive_count durably in the receiver's
+ * transaction, so a message that crashes its consumer's backend every time
+ * still reaches its dead-letter queue.  doc/design.md states the bounds.
  *
  * IDENTIFICATION
  *	  src/lease.c
@@ -44,6 +43,7 @@
 #include "access/htup_details.h"
 #include "access/multixact.h"
 #include "access/transam.h"
+#include "access/xlogrecovery.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -52,6 +52,7 @@
 #include "port/atomics.h"
 #include "storage/bufmgr.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -85,12 +86,13 @@ typedef struct LeaseEntry
 	int64		nonce;			/* of the latest receive's handle */
 	int32		count;			/* receives not in the row's receive_count */
 	bool		first_pending;	/* first_received_at not in the row yet */
+	int			pending_proc;	/* a backend shortening the lease, or -1 */
+	TimestampTz pending_deadline;	/* its deadline, for that backend only */
 } LeaseEntry;
 
 typedef struct LeaseDatabase
 {
 	Oid			dboid;
-	int64		horizon;		/* messages up to here are inherited */
 	TransactionId persist_xid;	/* writing receive counts, or invalid */
 } LeaseDatabase;
 
@@ -98,6 +100,7 @@ typedef struct LeaseShared
 {
 	pg_atomic_uint32 entries;
 	pg_atomic_uint64 full_claims;	/* claims that found the table full */
+	TimestampTz started;		/* when the table was initialized */
 	slock_t		mutex;			/* protects databases */
 	LeaseDatabase databases[LEASE_DATABASES];
 } LeaseShared;
@@ -145,7 +148,6 @@ static int	lease_npersisted = 0;
 static bool lease_persist_applied = false;
 static bool lease_persisting = false;	/* this transaction holds the slot */
 static bool lease_callbacks_registered = false;
-static int64 lease_horizon = -1;	/* this backend's copy */
 
 static void lease_register_callbacks(void);
 
@@ -168,6 +170,7 @@ msgq_lease_shmem_init(void)
 		pg_atomic_init_u32(&lease_shared->entries, 0);
 		pg_atomic_init_u64(&lease_shared->full_claims, 0);
 		SpinLockInit(&lease_shared->mutex);
+		lease_shared->started = GetCurrentTimestamp();
 		memset(lease_shared->databases, 0, sizeof(lease_shared->databases));
 	}
 	memset(&info, 0, sizeof(info));
@@ -214,69 +217,43 @@ msgq_nonce_is_lease(int64 nonce)
 }
 
 /*
- * The inherited horizon of this database: messages with msg_seq up to it
- * existed (or may have) when shared memory was initialized, and their
- * counts are kept durably.  The first backend to ask after start reads the
- * sequence; it runs inside a msgq call (SPI connected, as the owner).
+ * Messages sent before this time are "inherited": their receives also add
+ * to the row's receive_count in the receiver's transaction, because a
+ * crash or a failover may have taken their leases' counts with it.  It is
+ * when the lease table was initialized (server start, or the
+ * reinitialization after a crash), or, after a promotion, the commit time
+ * of the last transaction the standby replayed.  Receives only run once
+ * recovery has ended, when neither changes any more.
  */
-int64
-msgq_lease_horizon(void)
+TimestampTz
+msgq_lease_epoch(void)
 {
-	int			i,
-				slot = -1;
-	int64		h = -1;
+	static TimestampTz epoch = 0;
 
-	if (lease_horizon >= 0)
-		return lease_horizon;
+	if (epoch == 0)
+		epoch = Max(lease_shared->started, GetLatestXTime());
+	return epoch;
+}
 
-	SpinLockAcquire(&lease_shared->mutex);
+/* This database's slot (made on first use), or NULL when all are taken. */
+static LeaseDatabase *
+lease_database(void)
+{
+	LeaseDatabase *d = NULL;
+	int			i;
+
 	for (i = 0; i < LEASE_DATABASES; i++)
 		if (lease_shared->databases[i].dboid == MyDatabaseId)
-		{
-			h = lease_shared->databases[i].horizon;
-			break;
-		}
-	SpinLockRelease(&lease_shared->mutex);
-	if (h >= 0)
-	{
-		lease_horizon = h;
-		return h;
-	}
-
-	if (SPI_execute("SELECT last_value FROM msgq.message_seq", true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read msgq.message_seq");
-	{
-		bool		isnull;
-
-		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										1, &isnull));
-	}
-
-	SpinLockAcquire(&lease_shared->mutex);
+			return &lease_shared->databases[i];
 	for (i = 0; i < LEASE_DATABASES; i++)
-	{
-		if (lease_shared->databases[i].dboid == MyDatabaseId)
+		if (lease_shared->databases[i].dboid == InvalidOid)
 		{
-			h = lease_shared->databases[i].horizon;
-			slot = i;
+			d = &lease_shared->databases[i];
+			d->dboid = MyDatabaseId;
+			d->persist_xid = InvalidTransactionId;
 			break;
 		}
-		if (slot < 0 && lease_shared->databases[i].dboid == InvalidOid)
-			slot = i;
-	}
-	if (slot >= 0 && lease_shared->databases[slot].dboid == InvalidOid)
-	{
-		lease_shared->databases[slot].dboid = MyDatabaseId;
-		lease_shared->databases[slot].horizon = h;
-	}
-	SpinLockRelease(&lease_shared->mutex);
-
-	/* no slot left: every message counts durably in this database */
-	if (slot < 0)
-		h = PG_INT64_MAX;
-	lease_horizon = h;
-	return h;
+	return d;
 }
 
 /*
@@ -289,15 +266,12 @@ static TransactionId
 lease_persist_xid(void)
 {
 	TransactionId xid = InvalidTransactionId;
-	int			i;
+	LeaseDatabase *d;
 
 	SpinLockAcquire(&lease_shared->mutex);
-	for (i = 0; i < LEASE_DATABASES; i++)
-		if (lease_shared->databases[i].dboid == MyDatabaseId)
-		{
-			xid = lease_shared->databases[i].persist_xid;
-			break;
-		}
+	d = lease_database();
+	if (d != NULL)
+		xid = d->persist_xid;
 	SpinLockRelease(&lease_shared->mutex);
 	return xid;
 }
@@ -307,37 +281,18 @@ static bool
 lease_set_persist_xid(TransactionId xid)
 {
 	bool		ok = false;
-	int			i;
+	LeaseDatabase *d;
 
 	SpinLockAcquire(&lease_shared->mutex);
-	for (i = 0; i < LEASE_DATABASES; i++)
-		if (lease_shared->databases[i].dboid == MyDatabaseId)
-		{
-			LeaseDatabase *d = &lease_shared->databases[i];
-
-			if (!TransactionIdIsValid(xid) || !TransactionIdIsValid(d->persist_xid))
-			{
-				d->persist_xid = xid;
-				ok = true;
-			}
-			break;
-		}
+	d = lease_database();
+	if (d != NULL &&
+		(!TransactionIdIsValid(xid) || !TransactionIdIsValid(d->persist_xid)))
+	{
+		d->persist_xid = xid;
+		ok = true;
+	}
 	SpinLockRelease(&lease_shared->mutex);
 	return ok;
-}
-
-/* Forget a database's horizon when its extension is dropped or created. */
-void
-msgq_lease_forget_database(void)
-{
-	int			i;
-
-	SpinLockAcquire(&lease_shared->mutex);
-	for (i = 0; i < LEASE_DATABASES; i++)
-		if (lease_shared->databases[i].dboid == MyDatabaseId)
-			lease_shared->databases[i].dboid = InvalidOid;
-	SpinLockRelease(&lease_shared->mutex);
-	lease_horizon = -1;
 }
 
 static LeaseAction *
@@ -407,10 +362,12 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 		e->count = 0;
 		e->nonce = 0;
 		e->first_pending = false;
+		e->pending_proc = -1;
 		e->first_received_at = 0;
 		e->message_id = *message_id;
 	}
-	if (e != NULL && e->deadline > now)
+	if (e != NULL &&
+		(e->pending_proc == MyProc->pgprocno ? e->pending_deadline : e->deadline) > now)
 	{
 		*held_until = e->deadline;
 		LWLockRelease(lock);
@@ -450,9 +407,11 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 		e->nonce = 0;
 		e->count = 0;
 		e->first_pending = false;
+		e->pending_proc = -1;
 		a->was_new = true;
 	}
 	prev = *e;
+	e->pending_proc = -1;
 	e->deadline = deadline;
 	e->received_at = now;
 	e->nonce = nonce;
@@ -645,9 +604,14 @@ msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
 			e->deadline = deadline;
 		else
 		{
-			/* others may take the message only once this commits */
+			/*
+			 * Others may take the message only once this commits; this
+			 * backend's own receives see the change at once.
+			 */
 			a->kind = LEASE_ACT_SHORTEN;
 			a->target = deadline;
+			e->pending_proc = MyProc->pgprocno;
+			e->pending_deadline = deadline;
 		}
 		ok = true;
 	}
@@ -657,9 +621,9 @@ msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
 	return ok;
 }
 
-/* Apply a shortened lease, if it is still that receive's. */
+/* Apply (commit) or drop (abort) a shortened lease, if still that receive's. */
 static void
-lease_shorten(LeaseAction *a)
+lease_shorten(LeaseAction *a, bool apply)
 {
 	uint32		hashcode = get_hash_value(lease_hash, &a->key);
 	LWLock	   *lock = lease_lock(hashcode);
@@ -668,7 +632,12 @@ lease_shorten(LeaseAction *a)
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	e = hash_search_with_hash_value(lease_hash, &a->key, hashcode, HASH_FIND, NULL);
 	if (e != NULL && e->nonce == a->nonce)
-		e->deadline = a->target;
+	{
+		if (apply)
+			e->deadline = a->target;
+		if (e->pending_proc == MyProc->pgprocno)
+			e->pending_proc = -1;
+	}
 	LWLockRelease(lock);
 }
 
@@ -704,8 +673,13 @@ lease_undo(int from)
 	{
 		LeaseAction *a = &lease_actions[i];
 
-		if (a->kind == LEASE_ACT_FORGET || a->kind == LEASE_ACT_SHORTEN)
+		if (a->kind == LEASE_ACT_FORGET)
 			continue;
+		if (a->kind == LEASE_ACT_SHORTEN)
+		{
+			lease_shorten(a, false);
+			continue;
+		}
 		lease_restore(a, a->kind == LEASE_ACT_CLAIM);
 		if (a->kind == LEASE_ACT_CLAIM)
 			msgq_wakeup_now(a->key.queue_id, false);
@@ -752,7 +726,7 @@ lease_xact_callback(XactEvent event, void *arg)
 			 */
 			for (i = 0; i < lease_nactions; i++)
 				if (lease_actions[i].kind == LEASE_ACT_SHORTEN)
-					lease_shorten(&lease_actions[i]);
+					lease_shorten(&lease_actions[i], true);
 			/* counts the cycle wrote leave the leases before the commit */
 			if (lease_npersisted > 0)
 			{
@@ -915,7 +889,6 @@ msgq_lease_persist(void)
 	 */
 	if (n > 0)
 	{
-		(void) msgq_lease_horizon();	/* makes sure the database has a slot */
 		lease_register_callbacks();
 		if (!lease_set_persist_xid(GetCurrentTransactionId()))
 			n = 0;

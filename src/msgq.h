@@ -180,8 +180,7 @@ extern void msgq_lease_shmem_init(void);
 extern int64 msgq_lease_nonce(void);
 extern int64 msgq_durable_nonce(void);
 extern bool msgq_nonce_is_lease(int64 nonce);
-extern int64 msgq_lease_horizon(void);
-extern void msgq_lease_forget_database(void);
+extern TimestampTz msgq_lease_epoch(void);
 extern MsgqClaim msgq_lease_claim(int32 queue_id, int64 msg_seq,
 								  const pg_uuid_t *message_id,
 								  TimestampTz now, TimestampTz deadline,

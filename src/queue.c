@@ -1756,7 +1756,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	TimestampTz now = msgq_now();
 	TimestampTz deadline = now + (TimestampTz) visibility * USECS_PER_SEC;
 	TimestampTz cutoff = now - (TimestampTz) queue->retention_period * USECS_PER_SEC;
-	int64		horizon = msgq_lease_horizon();
+	TimestampTz epoch = msgq_lease_epoch();
 	int32		dlq_id = 0;
 	int32		max_count = 0;
 	int			emitted = 0;
@@ -1836,7 +1836,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
 			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
 			int32		len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
-			bool		inherited = msg_seq <= horizon;
+			bool		inherited = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) < epoch;
 			int32		count;
 			TimestampTz first = 0;
 			TimestampTz held_until = 0;

@@ -16,6 +16,7 @@ OBJS = \
 	src/wait.o \
 	src/maintenance.o \
 	src/segment.o \
+	src/msgstore.o \
 	src/metrics.o \
 	src/stream.o \
 	src/slice.o \

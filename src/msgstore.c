@@ -337,6 +337,13 @@ store_open_indexes(Relation rel, Relation **indexes, IndexInfo ***infos)
 	return n;
 }
 
+/* set column col of the message being formed (value is not evaluated if isnull) */
+#define SET_COLUMN(col, isnull, value) \
+	do { \
+		nulls[s->attnum[col] - 1] = (isnull); \
+		values[s->attnum[col] - 1] = (isnull) ? (Datum) 0 : (value); \
+	} while (0)
+
 /*
  * Insert n messages, in order, into the active segment's partition and
  * set msg_seqs[i] to each one's msg_seq.  The caller runs as the extension
@@ -395,12 +402,6 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 
 		msg_seq = nextval_internal(seqid, true);
 
-#define SET_COLUMN(col, isnull, value) \
-		do { \
-			nulls[s->attnum[col] - 1] = (isnull); \
-			values[s->attnum[col] - 1] = (isnull) ? (Datum) 0 : (value); \
-		} while (0)
-
 		SET_COLUMN(SC_QUEUE_ID, false, Int32GetDatum(m->queue_id));
 		SET_COLUMN(SC_MSG_SEQ, false, Int64GetDatum(msg_seq));
 		SET_COLUMN(SC_MESSAGE_ID, false, m->message_id);
@@ -418,7 +419,6 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 		SET_COLUMN(SC_VISIBLE_AT, false, TimestampTzGetDatum(m->visible_at));
 		SET_COLUMN(SC_RECEIVE_COUNT, false, Int32GetDatum(0));
 		SET_COLUMN(SC_SEG, false, Int16GetDatum((int16) seg));
-#undef SET_COLUMN
 
 		/* NOT NULL constraints, as ExecConstraints() checks them */
 		for (j = 0; j < desc->natts; j++)
@@ -444,7 +444,7 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 
 			for (j = 0; j < info->ii_NumIndexAttrs; j++)
 			{
-				AttrNumber attno = info->ii_IndexAttrNumbers[j];
+				AttrNumber	attno = info->ii_IndexAttrNumbers[j];
 
 				Assert(attno > 0 && attno <= desc->natts);
 				ivalues[j] = values[attno - 1];

@@ -47,7 +47,6 @@ PG_FUNCTION_INFO_V1(msgq_change_message_visibility_batch);
 #define BATCH_MAX_ENTRIES	10
 #define BATCH_MAX_BYTES		1048576
 
-static SPIPlanPtr batch_plan_send[MSGQ_SEGMENTS];
 static SPIPlanPtr batch_plan_delete = NULL;
 static SPIPlanPtr batch_plan_leases = NULL;
 static SPIPlanPtr batch_plan_set_visible = NULL;
@@ -394,87 +393,35 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			ngood++;
 	if (ngood > 0)
 	{
-		Datum	   *ids = palloc(sizeof(Datum) * ngood);
-		Datum	   *bodies = palloc(sizeof(Datum) * ngood);
-		Datum	   *attrs = palloc(sizeof(Datum) * ngood);
-		bool	   *attr_nulls = palloc(sizeof(bool) * ngood);
-		Datum	   *md5b = palloc(sizeof(Datum) * ngood);
-		Datum	   *md5a = palloc(sizeof(Datum) * ngood);
-		bool	   *md5a_nulls = palloc(sizeof(bool) * ngood);
-		Datum	   *groups = palloc(sizeof(Datum) * ngood);
-		bool	   *group_nulls = palloc(sizeof(bool) * ngood);
-		Datum	   *delays = palloc(sizeof(Datum) * ngood);
-		int			seg;
-		int			dims[1] = {ngood};
-		int			lbs[1] = {1};
+		MsgqStoreMessage *msgs = palloc(sizeof(MsgqStoreMessage) * ngood);
+		int64	   *seqs = palloc(sizeof(int64) * ngood);
+		char	   *sender = GetUserNameFromId(call.caller, false);
+		TimestampTz now = msgq_now();
 		int			k = 0;
-		Oid			argtypes[10] = {INT4OID, TEXTOID, TIMESTAMPTZOID, UUIDARRAYOID,
-			TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		INT4ARRAYOID};
-		Datum		values[10];
 
 		for (i = 0; i < n; i++)
 		{
 			if (e[i].failed)
 				continue;
-			ids[k] = e[i].msg.message_id;
-			bodies[k] = PointerGetDatum(e[i].body);
-			attr_nulls[k] = (e[i].attrs == NULL || e[i].msg.md5_attrs == NULL);
-			attrs[k] = attr_nulls[k] ? (Datum) 0 : JsonbPGetDatum(e[i].attrs);
-			md5b[k] = CStringGetTextDatum(e[i].msg.md5_body);
-			md5a_nulls[k] = (e[i].msg.md5_attrs == NULL);
-			md5a[k] = md5a_nulls[k] ? (Datum) 0 : CStringGetTextDatum(e[i].msg.md5_attrs);
-			group_nulls[k] = (e[i].group_id == NULL);
-			groups[k] = group_nulls[k] ? (Datum) 0 : CStringGetTextDatum(e[i].group_id);
-			delays[k] = Int32GetDatum(e[i].msg.delay);
+			msgs[k].queue_id = queue->queue_id;
+			msgs[k].message_id = e[i].msg.message_id;
+			msgs[k].body = e[i].body;
+			msgs[k].attributes = e[i].msg.md5_attrs ? e[i].attrs : NULL;
+			msgs[k].md5_body = e[i].msg.md5_body;
+			msgs[k].md5_attrs = e[i].msg.md5_attrs;
+			msgs[k].sender = sender;
+			msgs[k].group_id = e[i].group_id;
+			msgs[k].sent_at = now;
+			msgs[k].visible_at = now + (TimestampTz) e[i].msg.delay * USECS_PER_SEC;
 			k++;
 		}
-		values[0] = Int32GetDatum(queue->queue_id);
-		values[1] = CStringGetTextDatum(GetUserNameFromId(call.caller, false));
-		values[2] = TimestampTzGetDatum(msgq_now());
-		values[3] = PointerGetDatum(construct_array(ids, ngood, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-		values[4] = PointerGetDatum(construct_array(bodies, ngood, TEXTOID, -1, false, TYPALIGN_INT));
-		values[5] = PointerGetDatum(construct_md_array(attrs, attr_nulls, 1, dims, lbs,
-													   JSONBOID, -1, false, TYPALIGN_INT));
-		values[6] = PointerGetDatum(construct_array(md5b, ngood, TEXTOID, -1, false, TYPALIGN_INT));
-		values[7] = PointerGetDatum(construct_md_array(md5a, md5a_nulls, 1, dims, lbs,
-													   TEXTOID, -1, false, TYPALIGN_INT));
-		values[8] = PointerGetDatum(construct_md_array(groups, group_nulls, 1, dims, lbs,
-													   TEXTOID, -1, false, TYPALIGN_INT));
-		values[9] = PointerGetDatum(construct_array(delays, ngood, INT4OID, 4, true, TYPALIGN_INT));
-
-		seg = msgq_segment_active();
-
-		/* straight into the active segment's partition: no tuple routing */
-		if (SPI_execute_plan(msgq_plan(&batch_plan_send[seg],
-									   psprintf("INSERT INTO msgq.message_%d (queue_id, msg_seq, message_id, body,"
-												" message_attributes, md5_of_body, md5_of_message_attributes,"
-												" sender, message_group_id, sent_at, visible_at, seg)"
-												" SELECT $1, pg_catalog.nextval('msgq.message_seq'), u.id, u.body,"
-												"   u.attrs, u.md5b, u.md5a, $2, u.grp, $3,"
-												"   $3 OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => u.delay), %d"
-												" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), pg_catalog.unnest($10))"
-												"      WITH ORDINALITY AS u(id, body, attrs, md5b, md5a, grp, delay, ord)"
-												" ORDER BY u.ord"
-												" RETURNING msg_seq", seg, seg),
-									   10, argtypes),
-							 values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "could not insert messages");
-		{
-			uint64		r;
-			bool		isnull;
-
-			for (r = 0; r < SPI_processed; r++)
-				msgq_remember_send(queue->queue_id,
-								   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
-															   SPI_tuptable->tupdesc, 1, &isnull)),
-								   DatumGetTimestampTz(values[2]));
-		}
+		msgq_store_insert(msgs, ngood, seqs);
+		for (k = 0; k < ngood; k++)
+			msgq_remember_send(queue->queue_id, seqs[k], now);
 		for (i = 0; i < n; i++)
 			if (!e[i].failed)
-				msgq_metrics_sent(queue->queue_id, 1, DatumGetTimestampTz(values[2]),
-								  DatumGetTimestampTz(values[2]) +
-								  (TimestampTz) e[i].msg.delay * USECS_PER_SEC);
+				msgq_metrics_sent(queue->queue_id, 1, now,
+								  now + (TimestampTz) e[i].msg.delay * USECS_PER_SEC);
 		msgq_wakeup_at_commit(queue->queue_id, false);
 	}
 

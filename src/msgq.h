@@ -381,6 +381,23 @@ extern bool msgq_lock_tag_timed(const struct LOCKTAG *tag, LOCKMODE mode);
 extern Oid	msgq_message_relid(void);
 extern Oid	msgq_segment_relid(int seg);
 
+/* msgstore.c: the send path's inserts into the active segment */
+typedef struct MsgqStoreMessage
+{
+	int32		queue_id;
+	Datum		message_id;		/* uuid */
+	text	   *body;
+	Jsonb	   *attributes;		/* NULL: none */
+	const char *md5_body;
+	const char *md5_attrs;		/* NULL without attributes */
+	const char *sender;
+	const char *group_id;		/* NULL: none */
+	TimestampTz sent_at;
+	TimestampTz visible_at;
+} MsgqStoreMessage;
+
+extern void msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs);
+
 /* stream.c */
 extern Oid	msgq_stream_relid(void);
 extern int64 msgq_stream_seq_floor(void);

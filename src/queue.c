@@ -113,7 +113,6 @@ typedef enum QueuePlan
 
 static SPIPlanPtr queue_plans[QP_COUNT];
 static SPIPlanPtr queue_scan_plan = NULL;
-static SPIPlanPtr queue_send_plans[MSGQ_SEGMENTS];
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
@@ -1428,12 +1427,8 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	Datum		result[4];
 	bool		rnulls[4] = {false, false, false, true};
 	Datum		message_id;
-	char	   *sender;
-	Oid			argtypes[10] = {INT4OID, UUIDOID, TEXTOID, JSONBOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', 'n', ' ', ' '};
-	int			seg;
+	MsgqStoreMessage msg;
+	int64		msg_seq;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1454,42 +1449,19 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	md5_body = prep.md5_body;
 	message_id = prep.message_id;
 	now = msgq_now();
-	sender = GetUserNameFromId(call.caller, false);
 
-	values[0] = Int32GetDatum(queue->queue_id);
-	values[1] = message_id;
-	values[2] = PointerGetDatum(body_t);
-	values[3] = mattrs && md5_attrs ? JsonbPGetDatum(mattrs) : (Datum) 0;
-	nulls[3] = mattrs && md5_attrs ? ' ' : 'n';
-	values[4] = CStringGetTextDatum(md5_body);
-	values[5] = md5_attrs ? CStringGetTextDatum(md5_attrs) : (Datum) 0;
-	nulls[5] = md5_attrs ? ' ' : 'n';
-	values[6] = CStringGetTextDatum(sender);
-	values[7] = group_id ? CStringGetTextDatum(group_id) : (Datum) 0;
-	nulls[7] = group_id ? ' ' : 'n';
-	values[8] = TimestampTzGetDatum(now);
-	values[9] = TimestampTzGetDatum(now + (TimestampTz) delay * USECS_PER_SEC);
-
-	/* straight into the active segment's partition: no tuple routing */
-	seg = msgq_segment_active();
-	if (SPI_execute_plan(msgq_plan(&queue_send_plans[seg],
-								   psprintf("INSERT INTO msgq.message_%d (queue_id, msg_seq, message_id, body,"
-											" message_attributes, md5_of_body, md5_of_message_attributes,"
-											" sender, message_group_id, sent_at, visible_at, seg)"
-											" VALUES ($1, pg_catalog.nextval('msgq.message_seq'), $2, $3, $4,"
-											" $5, $6, $7, $8, $9, $10, %d)"
-											" RETURNING msg_seq", seg, seg),
-								   10, argtypes),
-						 values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert message");
-	{
-		bool		isnull;
-
-		msgq_remember_send(queue->queue_id,
-						   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc, 1, &isnull)),
-						   now);
-	}
+	msg.queue_id = queue->queue_id;
+	msg.message_id = message_id;
+	msg.body = body_t;
+	msg.attributes = md5_attrs ? mattrs : NULL;
+	msg.md5_body = md5_body;
+	msg.md5_attrs = md5_attrs;
+	msg.sender = GetUserNameFromId(call.caller, false);
+	msg.group_id = group_id;
+	msg.sent_at = now;
+	msg.visible_at = now + (TimestampTz) delay * USECS_PER_SEC;
+	msgq_store_insert(&msg, 1, &msg_seq);
+	msgq_remember_send(queue->queue_id, msg_seq, now);
 
 	msgq_metrics_sent(queue->queue_id, 1, now, now + (TimestampTz) delay * USECS_PER_SEC);
 	msgq_wakeup_at_commit(queue->queue_id, false);

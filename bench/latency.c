@@ -18,6 +18,11 @@
  *     synchronous_commit = off, so its receive does not wait for its own WAL
  *     flush: this isolates the wake-up and the claim from the disk.
  *
+ *   msgq-cold mode: as msgq, but every event's waiting call is the first
+ *     call of a new connection (the waiter reconnects before each event, and
+ *     there are no untimed warm-up rounds): what a backend prepares lazily
+ *     shows here.
+ *
  *   stream mode, per event (a stream of one shard, with a registered
  *   consumer; the name given is both the stream's and the consumer's):
  *     waiter:  sends  SELECT ... FROM msgq.subscribe_to_shard(S, S,
@@ -44,7 +49,7 @@
  * max in milliseconds.  The last line is machine-readable:
  *   RESULT mode=<m> events=<n> p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. sent_p50_ms=.. sent_p99_ms=..
  *
- * Usage: latency <conninfo> <msgq|msgq-async|stream|notify> <events> [queue or stream]
+ * Usage: latency <conninfo> <msgq|msgq-async|msgq-cold|stream|notify> <events> [queue or stream]
  * Build: cc -O2 -o latency latency.c -I$(pg_config --includedir) -L$(pg_config --libdir) -lpq
  */
 #include <errno.h>
@@ -263,6 +268,7 @@ main(int argc, char **argv)
 	int			i;
 	int			is_notify;
 	int			is_stream;
+	int			is_cold;
 	char		sql[1024];
 	char		wait_sql[512] = "";
 	char		waiter_check[512] = "";
@@ -272,7 +278,7 @@ main(int argc, char **argv)
 
 	if (argc < 4)
 	{
-		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|stream|notify> <events> [queue or stream]\n");
+		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|msgq-cold|stream|notify> <events> [queue or stream]\n");
 		return 2;
 	}
 	conninfo = argv[1];
@@ -281,10 +287,11 @@ main(int argc, char **argv)
 	queue = argc > 4 ? argv[4] : "lat";
 	is_notify = strcmp(mode, "notify") == 0;
 	is_stream = strcmp(mode, "stream") == 0;
-	if (!is_notify && !is_stream &&
+	is_cold = strcmp(mode, "msgq-cold") == 0;
+	if (!is_notify && !is_stream && !is_cold &&
 		strcmp(mode, "msgq") != 0 && strcmp(mode, "msgq-async") != 0)
 	{
-		fprintf(stderr, "latency: mode must be msgq, msgq-async, stream or notify\n");
+		fprintf(stderr, "latency: mode must be msgq, msgq-async, msgq-cold, stream or notify\n");
 		return 2;
 	}
 	if (events < 1)
@@ -344,7 +351,7 @@ main(int argc, char **argv)
 	}
 
 	/* a few untimed rounds first, so plans and caches are warm */
-	for (i = -5; i < events; i++)
+	for (i = is_cold ? 0 : -5; i < events; i++)
 	{
 		double		t_sent,
 					t_commit_done = 0,
@@ -353,6 +360,16 @@ main(int argc, char **argv)
 		PGresult   *put;
 		char	   *put_seq = NULL;
 
+		if (is_cold)
+		{
+			/* a new connection: its first call waits */
+			PQfinish(waiter);
+			waiter = PQconnectdb(conninfo);
+			if (PQstatus(waiter) != CONNECTION_OK)
+				die(waiter, "connecting the waiter");
+			snprintf(waiter_check, sizeof(waiter_check),
+					 "SELECT 1 FROM msgq.waiters WHERE pid = %d", PQbackendPID(waiter));
+		}
 		if (!is_notify)
 		{
 			double		give_up = now_ms() + 10000.0;

@@ -130,6 +130,7 @@ typedef struct LeaseAction
 typedef struct LeasePersisted
 {
 	LeaseKey	key;
+	pg_uuid_t	message_id;		/* the entry may have been reused since */
 	int32		count;
 	bool		first;
 } LeasePersisted;
@@ -651,15 +652,28 @@ msgq_lease_forget_at_commit(int32 queue_id, int64 msg_seq)
 	(void) lease_action_add(LEASE_ACT_FORGET, &key, 0);
 }
 
+/*
+ * Remove a lease; with message_id, only if it is still that message's and
+ * ended by ended_by (a lease on a row that a still open transaction
+ * inserted is not seen by others, and must not be taken for a gone one).
+ */
 static void
-lease_forget(const LeaseKey *key)
+lease_forget(const LeaseKey *key, const pg_uuid_t *message_id, TimestampTz ended_by)
 {
 	uint32		hashcode = get_hash_value(lease_hash, key);
 	LWLock	   *lock = lease_lock(hashcode);
+	LeaseEntry *e;
 
 	LWLockAcquire(lock, LW_EXCLUSIVE);
-	if (hash_search_with_hash_value(lease_hash, key, hashcode, HASH_REMOVE, NULL) != NULL)
+	e = hash_search_with_hash_value(lease_hash, key, hashcode, HASH_FIND, NULL);
+	if (e != NULL &&
+		(message_id == NULL ||
+		 (memcmp(&e->message_id, message_id, sizeof(pg_uuid_t)) == 0 &&
+		  e->deadline <= ended_by)))
+	{
+		hash_search_with_hash_value(lease_hash, key, hashcode, HASH_REMOVE, NULL);
 		pg_atomic_fetch_sub_u32(&lease_shared->entries, 1);
+	}
 	LWLockRelease(lock);
 }
 
@@ -700,7 +714,7 @@ lease_persisted_apply(int sign)
 
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = hash_search_with_hash_value(lease_hash, &p->key, hashcode, HASH_FIND, NULL);
-		if (e != NULL)
+		if (e != NULL && memcmp(&e->message_id, &p->message_id, sizeof(pg_uuid_t)) == 0)
 		{
 			e->count -= sign * p->count;
 			if (p->first)
@@ -738,7 +752,7 @@ lease_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			for (i = 0; i < lease_nactions; i++)
 				if (lease_actions[i].kind == LEASE_ACT_FORGET)
-					lease_forget(&lease_actions[i].key);
+					lease_forget(&lease_actions[i].key, NULL, 0);
 			lease_nactions = 0;
 			lease_npersisted = 0;
 			lease_persist_applied = false;
@@ -964,13 +978,14 @@ msgq_lease_persist(void)
 														 LEASE_PERSIST_BATCH * sizeof(LeasePersisted));
 				lease_register_callbacks();
 				lease_persisted[lease_npersisted].key = keys[i];
+				lease_persisted[lease_npersisted].message_id = *DatumGetUUIDP(idd[i]);
 				lease_persisted[lease_npersisted].count = DatumGetInt32(cd[i]);
 				lease_persisted[lease_npersisted].first = !fnull[i];
 				lease_npersisted++;
 				written += DatumGetInt32(cd[i]);
 			}
 			else if (!exists)
-				lease_forget(&keys[i]);
+				lease_forget(&keys[i], DatumGetUUIDP(idd[i]), now);
 		}
 	}
 	return written;

@@ -2105,6 +2105,13 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 
 		if (!waiting)
 		{
+			/*
+			 * Warm what the receive after a wake-up needs and this backend
+			 * may not have yet (the receipt-handle key), so that the first
+			 * wake-up of a new connection is as fast as later ones.  The
+			 * scan's plan was made by the check above.
+			 */
+			msgq_handle_prepare();
 			msgq_waiter_begin(queue->queue_id, deadline);
 			waiting = true;
 		}

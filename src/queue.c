@@ -1767,6 +1767,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = TimestampTzGetDatum(cutoff);
+
+	/*
+	 * One generic plan, made by a backend's first check: a long poll's
+	 * wake-up never plans, not even the first one of a new connection.
+	 */
 	portal = SPI_cursor_open(NULL,
 							 msgq_plan_cursor(&queue_scan_plan,
 											  "SELECT msg_seq, message_id, body, md5_of_body,"
@@ -1780,7 +1785,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 											  "   AND sent_at OPERATOR(pg_catalog.>) $3"
 											  " ORDER BY queue_id, msg_seq",
 											  3, argtypes,
-											  CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN),
+											  CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN |
+											  CURSOR_OPT_GENERIC_PLAN),
 							 values, NULL, false);
 
 	while (!done)

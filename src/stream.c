@@ -309,6 +309,13 @@ typedef struct MsgqStream
 	bool		enforce_limits; /* per-shard limits (stream_metrics.c) */
 } MsgqStream;
 
+/* room for an int64 as numeric: header and five base-10000 digits */
+typedef union SeqNumeric
+{
+	char		bytes[VARHDRSZ + sizeof(uint16) + 5 * sizeof(int16)];
+	int32		align;
+} SeqNumeric;
+
 static SPIPlanPtr stream_plan_lookup = NULL;
 static SPIPlanPtr stream_plan_lookup_id = NULL;
 static SPIPlanPtr stream_plan_shard = NULL;
@@ -430,6 +437,78 @@ static Datum
 int64_numeric(int64 v)
 {
 	return DirectFunctionCall1(int8_numeric, Int64GetDatum(v));
+}
+
+/*
+ * Sequence numbers as numeric, built without numeric.c's arithmetic and
+ * allocations, for the rows of reads and puts.  A non-negative integer is
+ * numeric's short form: a 16-bit header (NUMERIC_SHORT, scale 0, the
+ * weight: base-10000 digits before the point, less one) and its base-10000
+ * digits, most significant first and without trailing zero digits.  That
+ * is numeric's on-disk format, which cannot change; still, the first use
+ * compares the encoding with int64_to_numeric()'s for a set of values, and
+ * if any differs every number goes through numeric.c instead.
+ */
+#define SEQ_NUMERIC_SHORT		0x8000
+#define SEQ_NUMERIC_WEIGHT_MASK 0x003F
+
+static Size
+seq_numeric_encode(int64 v, SeqNumeric *out)
+{
+	uint64		u = (uint64) v;
+	int16		digits[5];		/* least significant first */
+	int			n = 0;
+	int			low = 0;
+	int			i;
+	uint16		header;
+	Size		len;
+
+	Assert(v >= 0);
+	while (u > 0)
+	{
+		digits[n++] = (int16) (u % 10000);
+		u /= 10000;
+	}
+	while (low < n && digits[low] == 0)
+		low++;
+	header = SEQ_NUMERIC_SHORT | (uint16) ((n > 0 ? n - 1 : 0) & SEQ_NUMERIC_WEIGHT_MASK);
+	len = VARHDRSZ + sizeof(uint16) + (n - low) * sizeof(int16);
+	SET_VARSIZE(out->bytes, len);
+	memcpy(out->bytes + VARHDRSZ, &header, sizeof(uint16));
+	for (i = n - 1; i >= low; i--)
+		memcpy(out->bytes + VARHDRSZ + sizeof(uint16) + (n - 1 - i) * sizeof(int16),
+			   &digits[i], sizeof(int16));
+	return len;
+}
+
+static Datum
+seq_numeric(int64 v, SeqNumeric *buf)
+{
+	static int	fast = -1;		/* unknown yet */
+
+	if (fast < 0)
+	{
+		static const int64 probes[] = {0, 1, 9, 10, 9999, 10000, 10001, 99990000,
+			100000000, 123456789012, 1000000000000000000, PG_INT64_MAX};
+		int			i;
+
+		fast = 1;
+		for (i = 0; i < lengthof(probes) && fast; i++)
+		{
+			Numeric		ref = int64_to_numeric(probes[i]);
+			Size		len = seq_numeric_encode(probes[i], buf);
+
+			if (VARSIZE(ref) != len || memcmp(ref, buf->bytes, len) != 0)
+				fast = 0;
+			pfree(ref);
+		}
+		if (!fast)
+			elog(LOG, "msgq: sequence numbers are converted to numeric by numeric.c");
+	}
+	if (!fast || v < 0)
+		return int64_numeric(v);
+	(void) seq_numeric_encode(v, buf);
+	return PointerGetDatum(buf->bytes);
 }
 
 /* A sequence number argument as int64; InvalidArgumentException if it is not one. */
@@ -1239,11 +1318,100 @@ stream_start(MsgqStream *st, int32 shard, ShardInfo *si, const char *type,
 }
 
 /*
- * A read of a shard's records, in two passes over the same snapshot: the
- * first decides which records are returned (and so the next position,
- * which every returned row carries), the second writes them straight into
- * the caller's tuplestore.  Nothing is copied in between.
+ * The result store of get_records and subscribe_to_shard.
+ *
+ * InitMaterializedSRF() would put up to 10,000 rows into fresh memory of
+ * the query on every call: that memory comes from malloc and goes back at
+ * the end of the query, so each call pays a page fault per page of its
+ * rows, the largest cost of a read.  These stores live instead in one
+ * context of the backend's, where the rows freed by tuplestore_end() are
+ * reused by the next call.
+ *
+ * A store belongs to its query: a reset callback on the query's memory
+ * counts the stores still in use.  A query that failed never ended its
+ * store, so when none is in use and the context holds more than twice
+ * work_mem (about the most a store keeps in memory), it is emptied.
  */
+static MemoryContext rows_cxt = NULL;
+static int	rows_in_use = 0;
+
+static void
+rows_store_done(void *arg)
+{
+	rows_in_use--;
+}
+
+static void
+stream_rows_begin(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext per_query;
+	MemoryContext old;
+	MemoryContextCallback *done;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("materialize mode required, but it is not allowed in this context")));
+
+	if (rows_cxt == NULL)
+		rows_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream rows",
+										 ALLOCSET_DEFAULT_SIZES);
+	else if (rows_in_use == 0 &&
+			 MemoryContextMemAllocated(rows_cxt, false) > (Size) work_mem * 1024 * 2)
+		MemoryContextReset(rows_cxt);
+
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(per_query);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	done = palloc(sizeof(MemoryContextCallback));
+	done->func = rows_store_done;
+	done->arg = NULL;
+	MemoryContextRegisterResetCallback(per_query, done);
+	rows_in_use++;
+
+	MemoryContextSwitchTo(rows_cxt);
+	store = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+								  false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+}
+
+/*
+ * A read of a shard's records, in one pass over the slices: the records
+ * returned are copied (their key and data, detoasted) into a buffer of the
+ * backend's, and only then, once the next position that every returned
+ * row carries is known, written into the caller's tuplestore.
+ *
+ * The buffer and its record array are kept from one read to the next, so
+ * that a read reuses memory already mapped; one that grew past twice
+ * work_mem is freed after its read.  Reads do not nest, so one buffer
+ * serves them all.
+ */
+typedef struct ReadRecord
+{
+	int64		seq;
+	TimestampTz arrival;
+	Size		key;			/* offsets in read_buf */
+	Size		data;
+} ReadRecord;
+
+static MemoryContext read_cxt = NULL;
+static char *read_buf = NULL;
+static Size read_buf_size = 0;
+static Size read_buf_used = 0;
+static ReadRecord *read_recs = NULL;
+static int	read_recs_size = 0;
+
 typedef struct StreamRows
 {
 	/* the read */
@@ -1252,24 +1420,14 @@ typedef struct StreamRows
 	int64		horizon;
 	int32		limit;
 	TimestampTz cutoff;
-	Snapshot	snap;
-	MsgqSlice  *sl;				/* slice_id -1: dropped meanwhile */
-	int			nsl;
-	/* pass 1 */
-	uint64		n;				/* records returned */
+	/* what it found */
+	uint64		n;				/* records returned, in read_recs */
 	int64		bytes;			/* their data and keys */
 	int64		last_seq;
 	TimestampTz first_arrival;
 	TimestampTz last_arrival;
 	int64		next;			/* where the next read starts */
 	bool		full;
-	/* pass 2 */
-	ReturnSetInfo *rsinfo;
-	Datum	   *extra;			/* trailing columns, the same on every row */
-	bool	   *extra_null;
-	int			nextra;
-	uint64		emitted;
-	MemoryContext rowcxt;
 } StreamRows;
 
 /* data and key bytes of a record, as stored before compression */
@@ -1279,11 +1437,38 @@ record_size(Datum key, Datum data)
 	return (int64) toast_raw_datum_size(key) + (int64) toast_raw_datum_size(data) - 2 * VARHDRSZ;
 }
 
+/* Copy a key or data value, detoasted, into read_buf; its offset. */
+static Size
+read_copy(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	struct varlena *flat = pg_detoast_datum_packed(v);
+	Size		len = VARSIZE_ANY(flat);
+	Size		off = VARATT_IS_SHORT(flat) ? read_buf_used : INTALIGN(read_buf_used);
+
+	if (off + len > read_buf_size)
+	{
+		Size		size = Max(read_buf_size, 64 * 1024);
+
+		while (off + len > size)
+			size *= 2;
+		read_buf = read_buf == NULL ? MemoryContextAlloc(read_cxt, size) :
+			repalloc(read_buf, size);
+		read_buf_size = size;
+	}
+	memcpy(read_buf + off, flat, len);
+	read_buf_used = off + len;
+	if (flat != v)
+		pfree(flat);
+	return off;
+}
+
 static bool
-read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
+read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 {
 	StreamRows *r = (StreamRows *) arg;
 	int64		size = record_size(key, data);
+	ReadRecord *rec;
 
 	/* at most 10 MiB, but always at least one record */
 	if (r->n > 0 && r->bytes + size > STREAM_MAX_RESPONSE)
@@ -1293,6 +1478,12 @@ read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 	}
 	if (r->n == 0)
 		r->first_arrival = arrival;
+	Assert(r->n < (uint64) read_recs_size);
+	rec = &read_recs[r->n];
+	rec->seq = seq;
+	rec->arrival = arrival;
+	rec->key = read_copy(key);
+	rec->data = read_copy(data);
 	r->n++;
 	r->bytes += size;
 	r->last_seq = seq;
@@ -1305,52 +1496,27 @@ read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 	return true;
 }
 
-static bool
-read_emit(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
-{
-	StreamRows *r = (StreamRows *) arg;
-	MemoryContext old;
-	Datum		v[8];
-	bool		nl[8] = {0};
-	int			i;
-
-	if (r->emitted >= r->n)
-		return false;
-	old = MemoryContextSwitchTo(r->rowcxt);
-	v[0] = int64_numeric(seq);
-	v[1] = TimestampTzGetDatum(arrival);
-	v[2] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(key)));
-	v[3] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(data)));
-	for (i = 0; i < r->nextra; i++)
-	{
-		v[4 + i] = r->extra[i];
-		nl[4 + i] = r->extra_null[i];
-	}
-	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, v, nl);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(r->rowcxt);
-	r->emitted++;
-	return r->emitted < r->n;
-}
-
 /*
- * Pass 1: which of the shard's records from start, below the horizon and
- * after the retention cutoff, are returned: at most limit records and
- * 10 MiB, always at least one.  The slices that may hold them are read in
- * order until the limit is reached.  r->next is where the following read
- * starts: after the last record returned, or at the horizon when
- * everything below it was read (nothing more can appear there, whatever
- * shard the numbers in between went to).
+ * Which of the shard's records from start, below the horizon and after
+ * the retention cutoff, are returned: at most limit records and 10 MiB,
+ * always at least one.  The slices that may hold them are scanned in
+ * order until the limit is reached, and the records kept in read_recs.
+ * r->next is where the following read starts: after the last record
+ * returned, or at the horizon when everything below it was read (nothing
+ * more can appear there, whatever shard the numbers in between went to).
  *
  * The snapshot is taken here, after the caller computed the horizon, as
  * the safe horizon's proof needs; it sees this transaction's own earlier
- * writes.  stream_read_end() releases it.
+ * writes.
  */
 static void
 stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
 			StreamRows *r)
 {
+	MsgqSlice  *sl;
+	int			nsl;
 	int			k;
+	Snapshot	snap;
 
 	memset(r, 0, sizeof(*r));
 	r->shard = shard;
@@ -1358,65 +1524,89 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 	r->horizon = horizon;
 	r->limit = limit;
 	r->cutoff = stream_cutoff(st);
-	r->sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &r->nsl);
+	sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &nsl);
+
+	if (read_cxt == NULL)
+		read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
+										 ALLOCSET_DEFAULT_SIZES);
+	if (read_recs_size < limit)
+	{
+		if (read_recs != NULL)
+			pfree(read_recs);
+		read_recs = MemoryContextAlloc(read_cxt, sizeof(ReadRecord) * limit);
+		read_recs_size = limit;
+	}
+	read_buf_used = 0;
 
 	/* as SPI does for a query: a private copy with the current command id */
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
-	r->snap = RegisterSnapshot(GetActiveSnapshot());
+	snap = RegisterSnapshot(GetActiveSnapshot());
 	PopActiveSnapshot();
 
-	for (k = 0; k < r->nsl && !r->full; k++)
+	for (k = 0; k < nsl && !r->full; k++)
 	{
-		if (!msgq_slice_lock(r->sl[k].slice_id))
-		{
-			r->sl[k].slice_id = -1;
+		if (!msgq_slice_lock(sl[k].slice_id))
 			continue;
-		}
-		(void) msgq_slice_scan(r->sl[k].slice_id, shard, start, horizon, r->cutoff,
-							   r->snap, read_count, r);
+		(void) msgq_slice_scan(sl[k].slice_id, shard, start, horizon, r->cutoff,
+							   snap, read_record, r);
 	}
+	UnregisterSnapshot(snap);
 	r->next = r->full ? r->last_seq + 1 : Max(horizon, start);
 }
 
 /*
- * Pass 2: put the records pass 1 chose into rsinfo's tuplestore, each as
+ * Put the records of the read into rsinfo's tuplestore, each as
  * (sequence_number, arrival, key, data) followed by the nextra columns.
  */
 static void
 stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra_null,
 				 int nextra)
 {
-	int			k;
+	Datum		v[8];
+	bool		nl[8] = {0};
+	SeqNumeric	num;
+	uint64		i;
+	int			j;
 
 	Assert(nextra <= 4);
-	r->rsinfo = rsinfo;
-	r->extra = extra;
-	r->extra_null = extra_null;
-	r->nextra = nextra;
-	r->emitted = 0;
-	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "msgq record",
-									  ALLOCSET_SMALL_SIZES);
-	for (k = 0; k < r->nsl && r->emitted < r->n; k++)
+	for (j = 0; j < nextra; j++)
 	{
-		if (r->sl[k].slice_id < 0)
-			continue;
-		(void) msgq_slice_scan(r->sl[k].slice_id, r->shard, r->start, r->horizon,
-							   r->cutoff, r->snap, read_emit, r);
+		v[4 + j] = extra[j];
+		nl[4 + j] = extra_null[j];
 	}
-	if (r->emitted != r->n)
-		elog(ERROR, "a second pass over a shard found " UINT64_FORMAT " records, not " UINT64_FORMAT,
-			 r->emitted, r->n);
-	MemoryContextDelete(r->rowcxt);
+	for (i = 0; i < r->n; i++)
+	{
+		ReadRecord *rec = &read_recs[i];
+
+		v[0] = seq_numeric(rec->seq, &num);
+		v[1] = TimestampTzGetDatum(rec->arrival);
+		v[2] = PointerGetDatum(read_buf + rec->key);
+		v[3] = PointerGetDatum(read_buf + rec->data);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
 }
 
+/* The read's records are no longer needed: give back a large buffer. */
 static void
 stream_read_end(StreamRows *r)
 {
-	if (r->snap != NULL)
-		UnregisterSnapshot(r->snap);
-	r->snap = NULL;
+	Size		keep = (Size) work_mem * 1024 * 2;
+
+	if (read_buf != NULL && read_buf_size > keep)
+	{
+		pfree(read_buf);
+		read_buf = NULL;
+		read_buf_size = 0;
+	}
+	if (read_recs != NULL && read_recs_size * sizeof(ReadRecord) > keep)
+	{
+		pfree(read_recs);
+		read_recs = NULL;
+		read_recs_size = 0;
+	}
+	read_buf_used = 0;
 }
 
 /*
@@ -1547,7 +1737,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	int64		behind = 0;
 
 	msgq_check_preloaded();
-	InitMaterializedSRF(fcinfo, 0);
+	stream_rows_begin(fcinfo);
 	msgq_call_enter(&call);
 	if (limit < 1 || limit > STREAM_MAX_LIMIT)
 		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
@@ -2357,7 +2547,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	int64		behind = 0;
 
 	msgq_check_preloaded();
-	InitMaterializedSRF(fcinfo, 0);
+	stream_rows_begin(fcinfo);
 	stream_call_enter(&call, name, &st);
 	if (wait < 0 || wait > STREAM_MAX_WAIT_SECS)
 		INVALID_ARGUMENT("wait time must be between 0 and %d seconds, not %d",

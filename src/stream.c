@@ -186,13 +186,12 @@ stream_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-static Oid	stream_seq_relid(void);
 
 /* The sequence's last value + 1: no number below it is still to come. */
 int64
 msgq_stream_seq_floor(void)
 {
-	Oid			seqid = stream_seq_relid();
+	Oid			seqid = msgq_stream_seq_relid();
 	Datum		d;
 	LOCAL_FCINFO(fcinfo, 1);
 
@@ -893,8 +892,8 @@ msgq_stream_relid(void)
 }
 
 /* msgq.stream_seq, looked up once (reset with the cache) */
-static Oid
-stream_seq_relid(void)
+Oid
+msgq_stream_seq_relid(void)
 {
 	(void) msgq_stream_relid();		/* registers the reset */
 	if (!OidIsValid(stream_seq_oid))
@@ -1094,6 +1093,31 @@ stream_check_record(const char *pkey, bytea *data, const char *where)
 				   (long long) VARSIZE_ANY_EXHDR(data) + (long long) strlen(pkey));
 }
 
+/*
+ * put_record's result row type (shard_id text, sequence_number numeric),
+ * blessed once per backend: its OUT parameters would otherwise be read
+ * from pg_proc and the record type looked up again on every call.
+ */
+static TupleDesc
+put_record_desc(FunctionCallInfo fcinfo)
+{
+	static TupleDesc desc = NULL;
+
+	if (desc == NULL)
+	{
+		TupleDesc	d;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &d) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		d = CreateTupleDescCopy(d);
+		MemoryContextSwitchTo(old);
+		desc = BlessTupleDesc(d);
+	}
+	return desc;
+}
+
 PG_FUNCTION_INFO_V1(msgq_put_record);
 Datum
 msgq_put_record(PG_FUNCTION_ARGS)
@@ -1108,16 +1132,13 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	int32		shard;
 	int64		seq;
-	bool		isnull;
 	Datum		result[2];
 	bool		rnulls[2] = {false, false};
 	HeapTuple	tuple;
-	Datum		put_values[4];
+	Datum		key;
 	int64		slice_id;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
+	tupdesc = put_record_desc(fcinfo);
 	msgq_call_enter(&call);
 	ce = stream_cached(name);
 	if (stream_lock_for_put(ce->st.stream_id))
@@ -1139,21 +1160,14 @@ msgq_put_record(PG_FUNCTION_ARGS)
 
 	/* publish before the number is allocated (nextval in the INSERT) */
 	writer_publish(st.stream_id, shard);
-	put_values[0] = Int32GetDatum(shard);
-	put_values[1] = TimestampTzGetDatum(msgq_now());
-	put_values[2] = CStringGetTextDatum(pkey);
-	put_values[3] = PointerGetDatum(data);
-	if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT),
-						 put_values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not put record");
-	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	key = CStringGetTextDatum(pkey);
+	msgq_slice_put(slice_id, msgq_now(), 1, &shard, &key, (Datum[]) {PointerGetDatum(data)}, &seq);
 	/* subscribers sleep on the stream's wake-up key */
 	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st.stream_id), false);
 
 	MemoryContextSwitchTo(call.cxt);
 	result[0] = CStringGetTextDatum(shard_id_text(shard));
 	result[1] = int64_numeric(seq);
-	tupdesc = BlessTupleDesc(tupdesc);
 	tuple = heap_form_tuple(tupdesc, result, rnulls);
 	msgq_call_leave(&call);
 	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
@@ -1862,25 +1876,24 @@ stream_open_shards(int32 stream_id, int *n)
 }
 
 /*
- * Put n checked records with one INSERT, all or none, in entry order, and
- * return one row per entry.
+ * Put n checked records into the current slice, all or none, numbered in
+ * entry order, and return one row per entry.
  */
 static void
 stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas, int n,
 				ReturnSetInfo *rsinfo, MemoryContext cxt)
 {
 	StreamCacheEntry *ce = stream_cached(st->stream_name);
-	Datum	   *shard_d;
+	int32	   *put_shards;
 	Datum	   *key_d;
 	Datum	   *data_d;
 	int32	   *route;
 	int			i,
 				j;
-	uint64		r;
-	bool		isnull;
 	int64	   *seqs;
 	int64		slice_id;
 	bool		enforce;
+	SeqNumeric	num;
 	bool	   *ok;
 	int			m = 0;
 	int32	   *dshard;			/* the shards written to, once each */
@@ -1892,7 +1905,7 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 		ce = stream_cached(st->stream_name);
 	slice_id = ce->slice_id;
 	enforce = ce->st.enforce_limits;
-	shard_d = palloc(sizeof(Datum) * n);
+	put_shards = palloc(sizeof(int32) * n);
 	key_d = palloc(sizeof(Datum) * n);
 	data_d = palloc(sizeof(Datum) * n);
 	route = palloc(sizeof(int32) * n);
@@ -1923,7 +1936,7 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 			dshard[nd++] = route[i];
 		drecords[j]++;
 		dbytes[j] += size;
-		shard_d[m] = Int32GetDatum(route[i]);
+		put_shards[m] = route[i];
 		key_d[m] = CStringGetTextDatum(keys[i]);
 		data_d[m] = PointerGetDatum(datas[i]);
 		m++;
@@ -1938,27 +1951,8 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 		for (j = 0; j < nd; j++)
 			writer_publish(st->stream_id, dshard[j]);
 
-		if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT_MANY),
-							 (Datum[]) {TimestampTzGetDatum(msgq_now()),
-							 PointerGetDatum(construct_array(shard_d, m, INT4OID, 4, true, TYPALIGN_INT)),
-							 PointerGetDatum(construct_array(key_d, m, TEXTOID, -1, false, TYPALIGN_INT)),
-							 PointerGetDatum(construct_array(data_d, m, BYTEAOID, -1, false, TYPALIGN_INT))},
-							 NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
-			SPI_processed != (uint64) m)
-			elog(ERROR, "could not put records");
+		msgq_slice_put(slice_id, msgq_now(), m, put_shards, key_d, data_d, seqs);
 		msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
-
-		/* numbers were drawn in entry order: sorted, they follow the entries */
-		for (r = 0; r < SPI_processed; r++)
-			seqs[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		for (i = 1; i < m; i++)
-			for (j = i; j > 0 && seqs[j - 1] > seqs[j]; j--)
-			{
-				int64		t = seqs[j];
-
-				seqs[j] = seqs[j - 1];
-				seqs[j - 1] = t;
-			}
 	}
 
 	MemoryContextSwitchTo(cxt);
@@ -1970,7 +1964,7 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 		if (ok[i])
 		{
 			v[0] = CStringGetTextDatum(shard_id_text(route[i]));
-			v[1] = int64_numeric(seqs[j++]);
+			v[1] = seq_numeric(seqs[j++], &num);
 			v[2] = v[3] = (Datum) 0;
 		}
 		else

@@ -87,6 +87,9 @@
 /* a slice is 1/24 of the retention period: 150 s per hour of retention */
 #define SLICE_SECS_PER_RETENTION_HOUR	150
 
+/* rows inserted together by a put of several records */
+#define SLICE_PUT_BATCH			64
+
 typedef struct SlicePlans
 {
 	int64		slice_id;		/* hash key */
@@ -294,11 +297,11 @@ slice_check_columns(Relation heap, int64 slice_id)
  *
  * The rows go straight into the table and its primary key, as an INSERT
  * would put them (the table access method, TOAST, WAL, the unique check)
- * but without planning or the executor; several rows are inserted in one
- * multi-insert, as COPY inserts them.  The slice is locked ROW
- * EXCLUSIVE to the end of the transaction, as an INSERT locks it.  The
- * command counter is incremented afterwards, as SPI does after an INSERT,
- * so the rest of the statement sees the records.
+ * but without planning or the executor; several rows are inserted in
+ * multi-inserts of up to SLICE_PUT_BATCH rows, as COPY inserts them.  The
+ * slice is locked ROW EXCLUSIVE to the end of the transaction, as an
+ * INSERT locks it.  The command counter is incremented afterwards, as SPI
+ * does after an INSERT, so the rest of the statement sees the records.
  */
 void
 msgq_slice_put(int64 slice_id, TimestampTz arrival, int n, const int32 *shards,
@@ -311,6 +314,9 @@ msgq_slice_put(int64 slice_id, TimestampTz arrival, int n, const int32 *shards,
 	Oid			seqid = msgq_stream_seq_relid();
 	Oid			relid = slice_entry(slice_id)->relid;
 	CommandId	cid = GetCurrentCommandId(true);
+	int			nslots;
+	int			done;
+	int			batch = 0;
 	int			i;
 
 	if (!OidIsValid(relid))
@@ -320,40 +326,51 @@ msgq_slice_put(int64 slice_id, TimestampTz arrival, int n, const int32 *shards,
 	index = slice_open_key(heap, slice_id, RowExclusiveLock);
 	info = BuildIndexInfo(index);
 
-	slots = palloc(sizeof(TupleTableSlot *) * n);
-	for (i = 0; i < n; i++)
+	/*
+	 * Several rows go in together, a batch at a time: one WAL record per
+	 * page, as COPY does.  The batch's slots are reused, so a put's memory
+	 * stays that of one batch however many records it has.
+	 */
+	nslots = Min(n, SLICE_PUT_BATCH);
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (i = 0; i < nslots; i++)
+		slots[i] = table_slot_create(heap, NULL);
+	for (done = 0; done < n; done += batch)
 	{
-		TupleTableSlot *slot = table_slot_create(heap, NULL);
+		batch = Min(n - done, nslots);
+		for (i = 0; i < batch; i++)
+		{
+			TupleTableSlot *slot = slots[i];
+			int			r = done + i;
 
-		seqs[i] = nextval_internal(seqid, false);
-		slot->tts_values[0] = Int32GetDatum(shards[i]);
-		slot->tts_values[1] = Int64GetDatum(seqs[i]);
-		slot->tts_values[2] = TimestampTzGetDatum(arrival);
-		slot->tts_values[3] = keys[i];
-		slot->tts_values[4] = datas[i];
-		memset(slot->tts_isnull, 0, sizeof(bool) * 5);
-		ExecStoreVirtualTuple(slot);
-		slots[i] = slot;
-	}
+			ExecClearTuple(slot);
+			seqs[r] = nextval_internal(seqid, false);
+			slot->tts_values[0] = Int32GetDatum(shards[r]);
+			slot->tts_values[1] = Int64GetDatum(seqs[r]);
+			slot->tts_values[2] = TimestampTzGetDatum(arrival);
+			slot->tts_values[3] = keys[r];
+			slot->tts_values[4] = datas[r];
+			memset(slot->tts_isnull, 0, sizeof(bool) * 5);
+			ExecStoreVirtualTuple(slot);
+		}
+		if (batch == 1)
+			table_tuple_insert(heap, slots[0], cid, 0, NULL);
+		else
+			table_multi_insert(heap, slots, batch, cid, 0, NULL);
 
-	/* several rows go in together: one WAL record per page, as COPY does */
-	if (n == 1)
-		table_tuple_insert(heap, slots[0], cid, 0, NULL);
-	else
-		table_multi_insert(heap, slots, n, cid, 0, NULL);
+		for (i = 0; i < batch && info->ii_ReadyForInserts; i++)
+		{
+			Datum		key_values[2];
+			bool		key_nulls[2] = {false, false};
 
-	for (i = 0; i < n; i++)
-	{
-		Datum		key_values[2];
-		bool		key_nulls[2] = {false, false};
-
-		key_values[0] = Int32GetDatum(shards[i]);
-		key_values[1] = Int64GetDatum(seqs[i]);
-		if (info->ii_ReadyForInserts)
+			key_values[0] = Int32GetDatum(shards[done + i]);
+			key_values[1] = Int64GetDatum(seqs[done + i]);
 			(void) index_insert(index, key_values, key_nulls, &slots[i]->tts_tid, heap,
 								UNIQUE_CHECK_YES, false, info);
-		ExecDropSingleTupleTableSlot(slots[i]);
+		}
 	}
+	for (i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
 	pfree(slots);
 
 	index_close(index, NoLock);

@@ -1877,11 +1877,12 @@ stream_open_shards(int32 stream_id, int *n)
 
 /*
  * Put n checked records into the current slice, all or none, numbered in
- * entry order, and return one row per entry.
+ * entry order, and return one row per entry.  key_texts, when not NULL,
+ * has the keys as text already.
  */
 static void
-stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas, int n,
-				ReturnSetInfo *rsinfo, MemoryContext cxt)
+stream_put_many(MsgqStream *st, char **keys, Datum *key_texts, char **explicit_keys,
+				bytea **datas, int n, ReturnSetInfo *rsinfo, MemoryContext cxt)
 {
 	StreamCacheEntry *ce = stream_cached(st->stream_name);
 	int32	   *put_shards;
@@ -1897,6 +1898,8 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	bool	   *ok;
 	int			m = 0;
 	int32	   *dshard;			/* the shards written to, once each */
+	int		   *dindex;			/* each entry's shard in dshard */
+	Datum	   *dtext;			/* their shard ids */
 	int64	   *drecords;
 	int64	   *dbytes;
 	int			nd = 0;
@@ -1912,6 +1915,7 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	ok = palloc(sizeof(bool) * n);
 
 	dshard = palloc(sizeof(int32) * n);
+	dindex = palloc(sizeof(int) * n);
 	drecords = palloc0(sizeof(int64) * n);
 	dbytes = palloc0(sizeof(int64) * n);
 
@@ -1934,10 +1938,11 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 			;
 		if (j == nd)
 			dshard[nd++] = route[i];
+		dindex[i] = j;
 		drecords[j]++;
 		dbytes[j] += size;
 		put_shards[m] = route[i];
-		key_d[m] = CStringGetTextDatum(keys[i]);
+		key_d[m] = key_texts ? key_texts[i] : CStringGetTextDatum(keys[i]);
 		data_d[m] = PointerGetDatum(datas[i]);
 		m++;
 	}
@@ -1956,6 +1961,9 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 	}
 
 	MemoryContextSwitchTo(cxt);
+	dtext = palloc(sizeof(Datum) * Max(nd, 1));
+	for (j = 0; j < nd; j++)
+		dtext[j] = CStringGetTextDatum(shard_id_text(dshard[j]));
 	for (i = 0, j = 0; i < n; i++)
 	{
 		Datum		v[4];
@@ -1963,7 +1971,7 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 
 		if (ok[i])
 		{
-			v[0] = CStringGetTextDatum(shard_id_text(route[i]));
+			v[0] = dtext[dindex[i]];
 			v[1] = seq_numeric(seqs[j++], &num);
 			v[2] = v[3] = (Datum) 0;
 		}
@@ -2089,7 +2097,7 @@ msgq_put_records(PG_FUNCTION_ARGS)
 		i++;
 	}
 	put_records_check_total(total);
-	stream_put_many(&st, keys, explicit_keys, datas, n, rsinfo, call.cxt);
+	stream_put_many(&st, keys, NULL, explicit_keys, datas, n, rsinfo, call.cxt);
 	msgq_call_leave(&call);
 	return (Datum) 0;
 }
@@ -2139,7 +2147,7 @@ msgq_put_records_array(PG_FUNCTION_ARGS)
 		total += VARSIZE_ANY_EXHDR(datas[i]) + strlen(keys[i]);
 	}
 	put_records_check_total(total);
-	stream_put_many(&st, keys, NULL, datas, nk, rsinfo, call.cxt);
+	stream_put_many(&st, keys, kd, NULL, datas, nk, rsinfo, call.cxt);
 	msgq_call_leave(&call);
 	return (Datum) 0;
 }

@@ -39,6 +39,8 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/tupmacs.h"
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -48,6 +50,7 @@
 #include "common/base64.h"
 #include "common/md5.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -185,7 +188,6 @@ stream_xact_callback(XactEvent event, void *arg)
 			break;
 	}
 }
-
 
 /* The sequence's last value + 1: no number below it is still to come. */
 int64
@@ -1094,9 +1096,10 @@ stream_check_record(const char *pkey, bytea *data, const char *where)
 }
 
 /*
- * put_record's result row type (shard_id text, sequence_number numeric),
- * blessed once per backend: its OUT parameters would otherwise be read
- * from pg_proc and the record type looked up again on every call.
+ * put_record's result row type (shard_id text, sequence_number numeric,
+ * as msgq--1.0.sql declares it), blessed once per backend: its OUT
+ * parameters would otherwise be read from pg_proc and the record type
+ * looked up again on every call.
  */
 static TupleDesc
 put_record_desc(FunctionCallInfo fcinfo)
@@ -1158,7 +1161,7 @@ msgq_put_record(PG_FUNCTION_ARGS)
 								 st.enforce_limits))
 		throughput_exceeded(&st, shard_id_text(shard));
 
-	/* publish before the number is allocated (nextval in the INSERT) */
+	/* publish before the number is allocated (msgq_slice_put draws it) */
 	writer_publish(st.stream_id, shard);
 	key = CStringGetTextDatum(pkey);
 	msgq_slice_put(slice_id, msgq_now(), 1, &shard, &key, (Datum[]) {PointerGetDatum(data)}, &seq);
@@ -1571,6 +1574,232 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 }
 
 /*
+ * Rows as minimal tuples, built straight into a buffer of the backend's and
+ * copied once into the tuplestore, instead of heap_form_minimal_tuple()'s
+ * size pass, zeroed allocation and fill pass for every row.  The layout is
+ * heap_fill_tuple()'s: a null bitmap when a column is null, each varlena
+ * as is when short, given a short header when it fits one (and its column
+ * may be packed), else aligned with its 4-byte header; fixed-width columns
+ * by value, aligned.  Each shape of row (which columns are null, short,
+ * made short or long) is compared once per backend with
+ * heap_form_minimal_tuple()'s tuple; if one ever differs, every row goes
+ * through tuplestore_putvalues() instead.
+ */
+#define ROW_MAX_ATTS	8
+#define ROW_MAX_SHAPES	64
+
+static char *row_buf = NULL;
+static Size row_buf_size = 0;
+static int	row_fast = 1;
+static uint32 row_shapes[ROW_MAX_SHAPES];
+static int	row_nshapes = 0;
+
+/* can rows of this descriptor be built here? */
+static bool
+row_desc_ok(TupleDesc desc)
+{
+	int			i;
+
+	if (desc->natts > ROW_MAX_ATTS)
+		return false;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped ||
+			!(att->attlen == -1 || (att->attbyval && att->attlen > 0)))
+			return false;
+	}
+	return true;
+}
+
+/* The row as a minimal tuple in row_buf; NULL when it cannot be built here. */
+static MinimalTuple
+row_build(TupleDesc desc, Datum *values, bool *nulls, uint32 *shape)
+{
+	int			natts = desc->natts;
+	bool		hasnull = false;
+	Size		data_len = 0;
+	Size		hoff;
+	Size		len;
+	Size		off;
+	MinimalTuple tup;
+	char	   *data;
+	uint16		infomask = 0;
+	int			i;
+
+	*shape = 0;
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		uint32		kind;
+
+		if (nulls[i])
+		{
+			hasnull = true;
+			kind = 0;
+		}
+		else if (att->attlen == -1)
+		{
+			Pointer		p = DatumGetPointer(values[i]);
+
+			if (VARATT_IS_EXTERNAL(p))
+				return NULL;
+			if (VARATT_IS_SHORT(p))
+			{
+				kind = 1;
+				data_len += VARSIZE_SHORT(p);
+			}
+			else if (att->attstorage != TYPSTORAGE_PLAIN && VARATT_CAN_MAKE_SHORT(p))
+			{
+				kind = 2;
+				data_len += VARATT_CONVERTED_SHORT_SIZE(p);
+			}
+			else
+			{
+				kind = 3;
+				data_len = att_align_nominal(data_len, att->attalign) + VARSIZE(p);
+			}
+		}
+		else
+		{
+			kind = 4;
+			data_len = att_align_nominal(data_len, att->attalign) + att->attlen;
+		}
+		*shape |= kind << (3 * i);
+	}
+
+	hoff = MAXALIGN(SizeofMinimalTupleHeader + (hasnull ? BITMAPLEN(natts) : 0));
+	len = hoff + data_len;
+	if (len > row_buf_size)
+	{
+		Size		size = Max(len, 1024);
+
+		if (read_cxt == NULL)
+			read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
+											 ALLOCSET_DEFAULT_SIZES);
+		if (row_buf != NULL)
+			pfree(row_buf);
+		row_buf = MemoryContextAlloc(read_cxt, size);
+		row_buf_size = size;
+	}
+	tup = (MinimalTuple) row_buf;
+	memset(row_buf, 0, hoff);
+	tup->t_len = len;
+	HeapTupleHeaderSetNatts(tup, natts);
+	tup->t_hoff = hoff + MINIMAL_TUPLE_OFFSET;
+	if (hasnull)
+		infomask |= HEAP_HASNULL;
+
+	data = row_buf + hoff;
+	off = 0;
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		uint32		kind = (*shape >> (3 * i)) & 7;
+		Pointer		p = DatumGetPointer(values[i]);
+		Size		at;
+
+		if (kind == 0)
+			continue;
+		if (hasnull)
+			tup->t_bits[i >> 3] |= (bits8) (1 << (i & 7));
+		switch (kind)
+		{
+			case 1:
+				memcpy(data + off, p, VARSIZE_SHORT(p));
+				off += VARSIZE_SHORT(p);
+				break;
+			case 2:
+				{
+					Size		sz = VARATT_CONVERTED_SHORT_SIZE(p);
+
+					SET_VARSIZE_SHORT(data + off, sz);
+					memcpy(data + off + 1, VARDATA(p), sz - 1);
+					off += sz;
+				}
+				break;
+			case 3:
+				at = att_align_nominal(off, att->attalign);
+				memset(data + off, 0, at - off);
+				memcpy(data + at, p, VARSIZE(p));
+				off = at + VARSIZE(p);
+				break;
+			default:
+				at = att_align_nominal(off, att->attalign);
+				memset(data + off, 0, at - off);
+				store_att_byval(data + at, values[i], att->attlen);
+				off = at + att->attlen;
+				break;
+		}
+		if (att->attlen == -1)
+			infomask |= HEAP_HASVARWIDTH;
+	}
+	Assert(off == data_len);
+	tup->t_infomask = infomask;
+	return tup;
+}
+
+/* Has a row of this shape been compared already?  Always no with asserts. */
+static bool
+row_shape_known(uint32 shape)
+{
+#ifndef USE_ASSERT_CHECKING
+	int			k;
+
+	for (k = 0; k < row_nshapes; k++)
+		if (row_shapes[k] == shape)
+			return true;
+#endif
+	return false;
+}
+
+static void
+row_shape_remember(uint32 shape)
+{
+	int			k;
+
+	for (k = 0; k < row_nshapes; k++)
+		if (row_shapes[k] == shape)
+			return;
+	if (row_nshapes < ROW_MAX_SHAPES)
+		row_shapes[row_nshapes++] = shape;
+}
+
+/* Add a row to the store: built here once its shape is known to be right. */
+static void
+row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
+{
+	MinimalTuple tup = NULL;
+	uint32		shape;
+
+	if (row_fast)
+		tup = row_build(rsinfo->setDesc, values, nulls, &shape);
+	if (tup != NULL && !row_shape_known(shape))
+	{
+		MinimalTuple ref = heap_form_minimal_tuple(rsinfo->setDesc, values, nulls);
+
+		if (ref->t_len == tup->t_len && memcmp(ref, tup, tup->t_len) == 0)
+			row_shape_remember(shape);
+		else
+		{
+			elog(LOG, "msgq: stream rows are formed by heap_form_minimal_tuple()");
+			row_fast = 0;
+			tup = NULL;
+		}
+		pfree(ref);
+	}
+	if (tup == NULL)
+	{
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		return;
+	}
+	ExecStoreMinimalTuple(tup, slot, false);
+	tuplestore_puttupleslot(rsinfo->setResult, slot);
+	ExecClearTuple(slot);
+}
+
+/*
  * Put the records of the read into rsinfo's tuplestore, each as
  * (sequence_number, arrival, key, data) followed by the nextra columns.
  */
@@ -1578,13 +1807,17 @@ static void
 stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra_null,
 				 int nextra)
 {
-	Datum		v[8];
-	bool		nl[8] = {0};
+	Datum		v[ROW_MAX_ATTS];
+	bool		nl[ROW_MAX_ATTS] = {0};
 	SeqNumeric	num;
+	TupleTableSlot *slot;
 	uint64		i;
 	int			j;
 
-	Assert(nextra <= 4);
+	Assert(4 + nextra <= ROW_MAX_ATTS && rsinfo->setDesc->natts == 4 + nextra);
+	if (row_fast && !row_desc_ok(rsinfo->setDesc))
+		row_fast = 0;
+	slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
 	for (j = 0; j < nextra; j++)
 	{
 		v[4 + j] = extra[j];
@@ -1598,8 +1831,9 @@ stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra
 		v[1] = TimestampTzGetDatum(rec->arrival);
 		v[2] = PointerGetDatum(read_buf + rec->key);
 		v[3] = PointerGetDatum(read_buf + rec->data);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+		row_put(rsinfo, slot, v, nl);
 	}
+	ExecDropSingleTupleTableSlot(slot);
 }
 
 /* The read's records are no longer needed: give back a large buffer. */

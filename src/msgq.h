@@ -335,8 +335,6 @@ struct SnapshotData;
 /* slice.c: a stream's time slices */
 typedef enum SlicePlan
 {
-	SLICE_PUT,
-	SLICE_PUT_MANY,
 	SLICE_AT_TIME,
 	SLICE_TIP,
 	SLICE_EXISTS,
@@ -360,12 +358,16 @@ extern bool msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below
 							TimestampTz cutoff, struct SnapshotData *snap,
 							MsgqSliceRowFn fn, void *arg);
 extern bool msgq_slice_lock(int64 slice_id);
+extern void msgq_slice_put(int64 slice_id, TimestampTz arrival, int n,
+						   const int32 *shards, const Datum *keys, const Datum *datas,
+						   int64 *seqs);
 extern MsgqSlice *msgq_slices_list(int32 stream_id, int64 from, int64 below,
 								   TimestampTz cutoff, bool descending, int *n);
 extern int64 msgq_slice_create(int32 stream_id, int64 start_seq);
 extern void msgq_slices_drop_stream(int32 stream_id);
 extern void msgq_slice_plans_stale(void);
 extern void msgq_streams_maintain(void);
+extern Oid	msgq_stream_seq_relid(void);
 
 /* segment.c */
 extern int	msgq_segment_rotation_interval_ms;

@@ -36,7 +36,8 @@
  * Readers lock each slice ACCESS SHARE before they read it and skip a
  * slice that a drop removed meanwhile (it only held expired records).
  * get_records and subscribe_to_shard scan a slice's primary key directly
- * (msgq_slice_scan); the other lookups use prepared statements.
+ * (msgq_slice_scan), and puts write its table and primary key directly
+ * (msgq_slice_put); the other lookups use prepared statements.
  *
  * Each backend keeps its prepared statements per slice; they are dropped
  * when the slice goes (checked whenever msgq.stream's relcache entry is
@@ -50,17 +51,21 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/dependency.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -82,6 +87,9 @@
 /* a slice is 1/24 of the retention period: 150 s per hour of retention */
 #define SLICE_SECS_PER_RETENTION_HOUR	150
 
+/* rows inserted together by a put of several records */
+#define SLICE_PUT_BATCH			64
+
 typedef struct SlicePlans
 {
 	int64		slice_id;		/* hash key */
@@ -93,17 +101,6 @@ static HTAB *slice_plans = NULL;
 static bool slice_plans_check = false;
 
 static const char *const slice_sql[SLICE_NPLANS] = {
-	/* SLICE_PUT: $1 shard, $2 arrival, $3 key, $4 data */
-	"INSERT INTO %s (shard_index, seq, arrival, partition_key, data)"
-	" VALUES ($1, pg_catalog.nextval('msgq.stream_seq'), $2, $3, $4)"
-	" RETURNING seq",
-	/* SLICE_PUT_MANY: $1 arrival, $2 shards, $3 keys, $4 data, in order */
-	"INSERT INTO %s (shard_index, seq, arrival, partition_key, data)"
-	" SELECT u.shard, pg_catalog.nextval('msgq.stream_seq'), $1, u.k, u.d"
-	"   FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
-	"        WITH ORDINALITY AS u(shard, k, d, ord)"
-	"  ORDER BY u.ord"
-	" RETURNING seq",
 	/* SLICE_AT_TIME: $1 shard, $2 from, $3 below, $4 time */
 	"SELECT pg_catalog.min(seq) FROM %s"
 	" WHERE shard_index OPERATOR(pg_catalog.=) $1"
@@ -123,10 +120,8 @@ static const char *const slice_sql[SLICE_NPLANS] = {
 	"SELECT 1 FROM %s LIMIT 1",
 };
 
-static const int slice_nargs[SLICE_NPLANS] = {4, 4, 4, 2, 2, 0};
+static const int slice_nargs[SLICE_NPLANS] = {4, 2, 2, 0};
 static const Oid slice_argtypes[SLICE_NPLANS][4] = {
-	{INT4OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID},
-	{TIMESTAMPTZOID, INT4ARRAYOID, TEXTARRAYOID, BYTEAARRAYOID},
 	{INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID},
 	{INT4OID, INT8OID},
 	{INT4OID, INT8OID},
@@ -176,12 +171,9 @@ slice_plans_forget_dropped(void)
 	}
 }
 
-/*
- * The prepared statement `which` on a slice.  Table names are built from
- * the slice number only: no user-supplied name is ever part of SQL text.
- */
-SPIPlanPtr
-msgq_slice_plan(int64 slice_id, SlicePlan which)
+/* The backend's entry of a slice: its table and prepared statements. */
+static SlicePlans *
+slice_entry(int64 slice_id)
 {
 	SlicePlans *e;
 	bool		found;
@@ -206,6 +198,18 @@ msgq_slice_plan(int64 slice_id, SlicePlan which)
 		memset(e->plans, 0, sizeof(e->plans));
 		e->relid = slice_relid(slice_id);
 	}
+	return e;
+}
+
+/*
+ * The prepared statement `which` on a slice.  Table names are built from
+ * the slice number only: no user-supplied name is ever part of SQL text.
+ */
+SPIPlanPtr
+msgq_slice_plan(int64 slice_id, SlicePlan which)
+{
+	SlicePlans *e = slice_entry(slice_id);
+
 	if (e->plans[which] == NULL)
 	{
 		char		name[NAMEDATALEN];
@@ -240,6 +244,138 @@ msgq_slice_lock(int64 slice_id)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * The slice's primary key (shard_index, seq): its only index, checked to
+ * be on those two columns.  The table must have msgq.stream_record's
+ * columns, in its order.
+ */
+static Relation
+slice_open_key(Relation heap, int64 slice_id, LOCKMODE mode)
+{
+	List	   *indexes = RelationGetIndexList(heap);
+	Relation	index;
+	Form_pg_index key;
+
+	if (list_length(indexes) != 1)
+		elog(ERROR, "stream slice " INT64_FORMAT " must have exactly its primary key", slice_id);
+	index = index_open(linitial_oid(indexes), mode);
+	list_free(indexes);
+	key = index->rd_index;
+	if (key->indnatts != 2 || key->indkey.values[0] != 1 || key->indkey.values[1] != 2 ||
+		!key->indisunique || !key->indimmediate ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
+		elog(ERROR, "the index of stream slice " INT64_FORMAT " is not its primary key (shard_index, seq)",
+			 slice_id);
+	return index;
+}
+
+static void
+slice_check_columns(Relation heap, int64 slice_id)
+{
+	static const Oid types[5] = {INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
+	TupleDesc	desc = RelationGetDescr(heap);
+	int			i;
+
+	if (desc->natts != lengthof(types))
+		elog(ERROR, "stream slice " INT64_FORMAT " does not have the columns of msgq.stream_record",
+			 slice_id);
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attisdropped || TupleDescAttr(desc, i)->atttypid != types[i])
+			elog(ERROR, "stream slice " INT64_FORMAT " does not have the columns of msgq.stream_record",
+				 slice_id);
+}
+
+/*
+ * Put n records into a slice, the stream's current one: record i is
+ * (shards[i], the next number of msgq.stream_seq, arrival, keys[i] as
+ * text, datas[i] as bytea), and seqs[i] gets its number, so the numbers
+ * follow the records' order.  The caller has published its writer slot
+ * (stream.c) before this draws the numbers.
+ *
+ * The rows go straight into the table and its primary key, as an INSERT
+ * would put them (the table access method, TOAST, WAL, the unique check)
+ * but without planning or the executor; several rows are inserted in
+ * multi-inserts of up to SLICE_PUT_BATCH rows, as COPY inserts them.  The
+ * slice is locked ROW EXCLUSIVE to the end of the transaction, as an
+ * INSERT locks it.  The command counter is incremented afterwards, as SPI
+ * does after an INSERT, so the rest of the statement sees the records.
+ */
+void
+msgq_slice_put(int64 slice_id, TimestampTz arrival, int n, const int32 *shards,
+			   const Datum *keys, const Datum *datas, int64 *seqs)
+{
+	Relation	heap;
+	Relation	index;
+	IndexInfo  *info;
+	TupleTableSlot **slots;
+	Oid			seqid = msgq_stream_seq_relid();
+	Oid			relid = slice_entry(slice_id)->relid;
+	CommandId	cid = GetCurrentCommandId(true);
+	int			nslots;
+	int			done;
+	int			batch = 0;
+	int			i;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "stream slice " INT64_FORMAT " does not exist", slice_id);
+	heap = table_open(relid, RowExclusiveLock);
+	slice_check_columns(heap, slice_id);
+	index = slice_open_key(heap, slice_id, RowExclusiveLock);
+	info = BuildIndexInfo(index);
+
+	/*
+	 * Several rows go in together, a batch at a time: one WAL record per
+	 * page, as COPY does.  The batch's slots are reused, so a put's memory
+	 * stays that of one batch however many records it has.
+	 */
+	nslots = Min(n, SLICE_PUT_BATCH);
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (i = 0; i < nslots; i++)
+		slots[i] = table_slot_create(heap, NULL);
+	for (done = 0; done < n; done += batch)
+	{
+		batch = Min(n - done, nslots);
+		for (i = 0; i < batch; i++)
+		{
+			TupleTableSlot *slot = slots[i];
+			int			r = done + i;
+
+			ExecClearTuple(slot);
+			seqs[r] = nextval_internal(seqid, false);
+			slot->tts_values[0] = Int32GetDatum(shards[r]);
+			slot->tts_values[1] = Int64GetDatum(seqs[r]);
+			slot->tts_values[2] = TimestampTzGetDatum(arrival);
+			slot->tts_values[3] = keys[r];
+			slot->tts_values[4] = datas[r];
+			memset(slot->tts_isnull, 0, sizeof(bool) * 5);
+			ExecStoreVirtualTuple(slot);
+		}
+		if (batch == 1)
+			table_tuple_insert(heap, slots[0], cid, 0, NULL);
+		else
+			table_multi_insert(heap, slots, batch, cid, 0, NULL);
+
+		for (i = 0; i < batch && info->ii_ReadyForInserts; i++)
+		{
+			Datum		key_values[2];
+			bool		key_nulls[2] = {false, false};
+
+			key_values[0] = Int32GetDatum(shards[done + i]);
+			key_values[1] = Int64GetDatum(seqs[done + i]);
+			(void) index_insert(index, key_values, key_nulls, &slots[i]->tts_tid, heap,
+								UNIQUE_CHECK_YES, false, info);
+		}
+	}
+	for (i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	pfree(slots);
+
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	CommandCounterIncrement();
 }
 
 /*

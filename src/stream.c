@@ -39,6 +39,8 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/tupmacs.h"
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -48,6 +50,7 @@
 #include "common/base64.h"
 #include "common/md5.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -186,13 +189,11 @@ stream_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-static Oid	stream_seq_relid(void);
-
 /* The sequence's last value + 1: no number below it is still to come. */
 int64
 msgq_stream_seq_floor(void)
 {
-	Oid			seqid = stream_seq_relid();
+	Oid			seqid = msgq_stream_seq_relid();
 	Datum		d;
 	LOCAL_FCINFO(fcinfo, 1);
 
@@ -308,6 +309,13 @@ typedef struct MsgqStream
 	TimestampTz trimmed_before; /* 0: none */
 	bool		enforce_limits; /* per-shard limits (stream_metrics.c) */
 } MsgqStream;
+
+/* room for an int64 as numeric: header and five base-10000 digits */
+typedef union SeqNumeric
+{
+	char		bytes[VARHDRSZ + sizeof(uint16) + 5 * sizeof(int16)];
+	int32		align;
+} SeqNumeric;
 
 static SPIPlanPtr stream_plan_lookup = NULL;
 static SPIPlanPtr stream_plan_lookup_id = NULL;
@@ -430,6 +438,78 @@ static Datum
 int64_numeric(int64 v)
 {
 	return DirectFunctionCall1(int8_numeric, Int64GetDatum(v));
+}
+
+/*
+ * Sequence numbers as numeric, built without numeric.c's arithmetic and
+ * allocations, for the rows of reads and puts.  A non-negative integer is
+ * numeric's short form: a 16-bit header (NUMERIC_SHORT, scale 0, the
+ * weight: base-10000 digits before the point, less one) and its base-10000
+ * digits, most significant first and without trailing zero digits.  That
+ * is numeric's on-disk format, which cannot change; still, the first use
+ * compares the encoding with int64_to_numeric()'s for a set of values, and
+ * if any differs every number goes through numeric.c instead.
+ */
+#define SEQ_NUMERIC_SHORT		0x8000
+#define SEQ_NUMERIC_WEIGHT_MASK 0x003F
+
+static Size
+seq_numeric_encode(int64 v, SeqNumeric *out)
+{
+	uint64		u = (uint64) v;
+	int16		digits[5];		/* least significant first */
+	int			n = 0;
+	int			low = 0;
+	int			i;
+	uint16		header;
+	Size		len;
+
+	Assert(v >= 0);
+	while (u > 0)
+	{
+		digits[n++] = (int16) (u % 10000);
+		u /= 10000;
+	}
+	while (low < n && digits[low] == 0)
+		low++;
+	header = SEQ_NUMERIC_SHORT | (uint16) ((n > 0 ? n - 1 : 0) & SEQ_NUMERIC_WEIGHT_MASK);
+	len = VARHDRSZ + sizeof(uint16) + (n - low) * sizeof(int16);
+	SET_VARSIZE(out->bytes, len);
+	memcpy(out->bytes + VARHDRSZ, &header, sizeof(uint16));
+	for (i = n - 1; i >= low; i--)
+		memcpy(out->bytes + VARHDRSZ + sizeof(uint16) + (n - 1 - i) * sizeof(int16),
+			   &digits[i], sizeof(int16));
+	return len;
+}
+
+static Datum
+seq_numeric(int64 v, SeqNumeric *buf)
+{
+	static int	fast = -1;		/* unknown yet */
+
+	if (fast < 0)
+	{
+		static const int64 probes[] = {0, 1, 9, 10, 9999, 10000, 10001, 99990000,
+			100000000, 123456789012, 1000000000000000000, PG_INT64_MAX};
+		int			i;
+
+		fast = 1;
+		for (i = 0; i < lengthof(probes) && fast; i++)
+		{
+			Numeric		ref = int64_to_numeric(probes[i]);
+			Size		len = seq_numeric_encode(probes[i], buf);
+
+			if (VARSIZE(ref) != len || memcmp(ref, buf->bytes, len) != 0)
+				fast = 0;
+			pfree(ref);
+		}
+		if (!fast)
+			elog(LOG, "msgq: sequence numbers are converted to numeric by numeric.c");
+	}
+	if (!fast || v < 0)
+		return int64_numeric(v);
+	(void) seq_numeric_encode(v, buf);
+	return PointerGetDatum(buf->bytes);
 }
 
 /* A sequence number argument as int64; InvalidArgumentException if it is not one. */
@@ -814,8 +894,8 @@ msgq_stream_relid(void)
 }
 
 /* msgq.stream_seq, looked up once (reset with the cache) */
-static Oid
-stream_seq_relid(void)
+Oid
+msgq_stream_seq_relid(void)
 {
 	(void) msgq_stream_relid();		/* registers the reset */
 	if (!OidIsValid(stream_seq_oid))
@@ -1015,6 +1095,32 @@ stream_check_record(const char *pkey, bytea *data, const char *where)
 				   (long long) VARSIZE_ANY_EXHDR(data) + (long long) strlen(pkey));
 }
 
+/*
+ * put_record's result row type (shard_id text, sequence_number numeric,
+ * as msgq--1.0.sql declares it), blessed once per backend: its OUT
+ * parameters would otherwise be read from pg_proc and the record type
+ * looked up again on every call.
+ */
+static TupleDesc
+put_record_desc(FunctionCallInfo fcinfo)
+{
+	static TupleDesc desc = NULL;
+
+	if (desc == NULL)
+	{
+		TupleDesc	d;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &d) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		d = CreateTupleDescCopy(d);
+		MemoryContextSwitchTo(old);
+		desc = BlessTupleDesc(d);
+	}
+	return desc;
+}
+
 PG_FUNCTION_INFO_V1(msgq_put_record);
 Datum
 msgq_put_record(PG_FUNCTION_ARGS)
@@ -1029,16 +1135,13 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	int32		shard;
 	int64		seq;
-	bool		isnull;
 	Datum		result[2];
 	bool		rnulls[2] = {false, false};
 	HeapTuple	tuple;
-	Datum		put_values[4];
+	Datum		key;
 	int64		slice_id;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
+	tupdesc = put_record_desc(fcinfo);
 	msgq_call_enter(&call);
 	ce = stream_cached(name);
 	if (stream_lock_for_put(ce->st.stream_id))
@@ -1058,23 +1161,16 @@ msgq_put_record(PG_FUNCTION_ARGS)
 								 st.enforce_limits))
 		throughput_exceeded(&st, shard_id_text(shard));
 
-	/* publish before the number is allocated (nextval in the INSERT) */
+	/* publish before the number is allocated (msgq_slice_put draws it) */
 	writer_publish(st.stream_id, shard);
-	put_values[0] = Int32GetDatum(shard);
-	put_values[1] = TimestampTzGetDatum(msgq_now());
-	put_values[2] = CStringGetTextDatum(pkey);
-	put_values[3] = PointerGetDatum(data);
-	if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT),
-						 put_values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not put record");
-	seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	key = CStringGetTextDatum(pkey);
+	msgq_slice_put(slice_id, msgq_now(), 1, &shard, &key, (Datum[]) {PointerGetDatum(data)}, &seq);
 	/* subscribers sleep on the stream's wake-up key */
 	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st.stream_id), false);
 
 	MemoryContextSwitchTo(call.cxt);
 	result[0] = CStringGetTextDatum(shard_id_text(shard));
 	result[1] = int64_numeric(seq);
-	tupdesc = BlessTupleDesc(tupdesc);
 	tuple = heap_form_tuple(tupdesc, result, rnulls);
 	msgq_call_leave(&call);
 	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
@@ -1239,11 +1335,100 @@ stream_start(MsgqStream *st, int32 shard, ShardInfo *si, const char *type,
 }
 
 /*
- * A read of a shard's records, in two passes over the same snapshot: the
- * first decides which records are returned (and so the next position,
- * which every returned row carries), the second writes them straight into
- * the caller's tuplestore.  Nothing is copied in between.
+ * The result store of get_records and subscribe_to_shard.
+ *
+ * InitMaterializedSRF() would put up to 10,000 rows into fresh memory of
+ * the query on every call: that memory comes from malloc and goes back at
+ * the end of the query, so each call pays a page fault per page of its
+ * rows, the largest cost of a read.  These stores live instead in one
+ * context of the backend's, where the rows freed by tuplestore_end() are
+ * reused by the next call.
+ *
+ * A store belongs to its query: a reset callback on the query's memory
+ * counts the stores still in use.  A query that failed never ended its
+ * store, so when none is in use and the context holds more than twice
+ * work_mem (about the most a store keeps in memory), it is emptied.
  */
+static MemoryContext rows_cxt = NULL;
+static int	rows_in_use = 0;
+
+static void
+rows_store_done(void *arg)
+{
+	rows_in_use--;
+}
+
+static void
+stream_rows_begin(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext per_query;
+	MemoryContext old;
+	MemoryContextCallback *done;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("materialize mode required, but it is not allowed in this context")));
+
+	if (rows_cxt == NULL)
+		rows_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream rows",
+										 ALLOCSET_DEFAULT_SIZES);
+	else if (rows_in_use == 0 &&
+			 MemoryContextMemAllocated(rows_cxt, false) > (Size) work_mem * 1024 * 2)
+		MemoryContextReset(rows_cxt);
+
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(per_query);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	done = palloc(sizeof(MemoryContextCallback));
+	done->func = rows_store_done;
+	done->arg = NULL;
+	MemoryContextRegisterResetCallback(per_query, done);
+	rows_in_use++;
+
+	MemoryContextSwitchTo(rows_cxt);
+	store = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+								  false, work_mem);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+}
+
+/*
+ * A read of a shard's records, in one pass over the slices: the records
+ * returned are copied (their key and data, detoasted) into a buffer of the
+ * backend's, and only then, once the next position that every returned
+ * row carries is known, written into the caller's tuplestore.
+ *
+ * The buffer and its record array are kept from one read to the next, so
+ * that a read reuses memory already mapped; one that grew past twice
+ * work_mem is freed after its read.  Reads do not nest, so one buffer
+ * serves them all.
+ */
+typedef struct ReadRecord
+{
+	int64		seq;
+	TimestampTz arrival;
+	Size		key;			/* offsets in read_buf */
+	Size		data;
+} ReadRecord;
+
+static MemoryContext read_cxt = NULL;
+static char *read_buf = NULL;
+static Size read_buf_size = 0;
+static Size read_buf_used = 0;
+static ReadRecord *read_recs = NULL;
+static int	read_recs_size = 0;
+
 typedef struct StreamRows
 {
 	/* the read */
@@ -1252,24 +1437,14 @@ typedef struct StreamRows
 	int64		horizon;
 	int32		limit;
 	TimestampTz cutoff;
-	Snapshot	snap;
-	MsgqSlice  *sl;				/* slice_id -1: dropped meanwhile */
-	int			nsl;
-	/* pass 1 */
-	uint64		n;				/* records returned */
+	/* what it found */
+	uint64		n;				/* records returned, in read_recs */
 	int64		bytes;			/* their data and keys */
 	int64		last_seq;
 	TimestampTz first_arrival;
 	TimestampTz last_arrival;
 	int64		next;			/* where the next read starts */
 	bool		full;
-	/* pass 2 */
-	ReturnSetInfo *rsinfo;
-	Datum	   *extra;			/* trailing columns, the same on every row */
-	bool	   *extra_null;
-	int			nextra;
-	uint64		emitted;
-	MemoryContext rowcxt;
 } StreamRows;
 
 /* data and key bytes of a record, as stored before compression */
@@ -1279,11 +1454,38 @@ record_size(Datum key, Datum data)
 	return (int64) toast_raw_datum_size(key) + (int64) toast_raw_datum_size(data) - 2 * VARHDRSZ;
 }
 
+/* Copy a key or data value, detoasted, into read_buf; its offset. */
+static Size
+read_copy(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	struct varlena *flat = pg_detoast_datum_packed(v);
+	Size		len = VARSIZE_ANY(flat);
+	Size		off = VARATT_IS_SHORT(flat) ? read_buf_used : INTALIGN(read_buf_used);
+
+	if (off + len > read_buf_size)
+	{
+		Size		size = Max(read_buf_size, 64 * 1024);
+
+		while (off + len > size)
+			size *= 2;
+		read_buf = read_buf == NULL ? MemoryContextAlloc(read_cxt, size) :
+			repalloc(read_buf, size);
+		read_buf_size = size;
+	}
+	memcpy(read_buf + off, flat, len);
+	read_buf_used = off + len;
+	if (flat != v)
+		pfree(flat);
+	return off;
+}
+
 static bool
-read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
+read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 {
 	StreamRows *r = (StreamRows *) arg;
 	int64		size = record_size(key, data);
+	ReadRecord *rec;
 
 	/* at most 10 MiB, but always at least one record */
 	if (r->n > 0 && r->bytes + size > STREAM_MAX_RESPONSE)
@@ -1293,6 +1495,12 @@ read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 	}
 	if (r->n == 0)
 		r->first_arrival = arrival;
+	Assert(r->n < (uint64) read_recs_size);
+	rec = &read_recs[r->n];
+	rec->seq = seq;
+	rec->arrival = arrival;
+	rec->key = read_copy(key);
+	rec->data = read_copy(data);
 	r->n++;
 	r->bytes += size;
 	r->last_seq = seq;
@@ -1305,52 +1513,27 @@ read_count(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 	return true;
 }
 
-static bool
-read_emit(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
-{
-	StreamRows *r = (StreamRows *) arg;
-	MemoryContext old;
-	Datum		v[8];
-	bool		nl[8] = {0};
-	int			i;
-
-	if (r->emitted >= r->n)
-		return false;
-	old = MemoryContextSwitchTo(r->rowcxt);
-	v[0] = int64_numeric(seq);
-	v[1] = TimestampTzGetDatum(arrival);
-	v[2] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(key)));
-	v[3] = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(data)));
-	for (i = 0; i < r->nextra; i++)
-	{
-		v[4 + i] = r->extra[i];
-		nl[4 + i] = r->extra_null[i];
-	}
-	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, v, nl);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(r->rowcxt);
-	r->emitted++;
-	return r->emitted < r->n;
-}
-
 /*
- * Pass 1: which of the shard's records from start, below the horizon and
- * after the retention cutoff, are returned: at most limit records and
- * 10 MiB, always at least one.  The slices that may hold them are read in
- * order until the limit is reached.  r->next is where the following read
- * starts: after the last record returned, or at the horizon when
- * everything below it was read (nothing more can appear there, whatever
- * shard the numbers in between went to).
+ * Which of the shard's records from start, below the horizon and after
+ * the retention cutoff, are returned: at most limit records and 10 MiB,
+ * always at least one.  The slices that may hold them are scanned in
+ * order until the limit is reached, and the records kept in read_recs.
+ * r->next is where the following read starts: after the last record
+ * returned, or at the horizon when everything below it was read (nothing
+ * more can appear there, whatever shard the numbers in between went to).
  *
  * The snapshot is taken here, after the caller computed the horizon, as
  * the safe horizon's proof needs; it sees this transaction's own earlier
- * writes.  stream_read_end() releases it.
+ * writes.
  */
 static void
 stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
 			StreamRows *r)
 {
+	MsgqSlice  *sl;
+	int			nsl;
 	int			k;
+	Snapshot	snap;
 
 	memset(r, 0, sizeof(*r));
 	r->shard = shard;
@@ -1358,65 +1541,320 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 	r->horizon = horizon;
 	r->limit = limit;
 	r->cutoff = stream_cutoff(st);
-	r->sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &r->nsl);
+	sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &nsl);
+
+	if (read_cxt == NULL)
+		read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
+										 ALLOCSET_DEFAULT_SIZES);
+	if (read_recs_size < limit)
+	{
+		if (read_recs != NULL)
+			pfree(read_recs);
+		read_recs = MemoryContextAlloc(read_cxt, sizeof(ReadRecord) * limit);
+		read_recs_size = limit;
+	}
+	read_buf_used = 0;
 
 	/* as SPI does for a query: a private copy with the current command id */
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
-	r->snap = RegisterSnapshot(GetActiveSnapshot());
+	snap = RegisterSnapshot(GetActiveSnapshot());
 	PopActiveSnapshot();
 
-	for (k = 0; k < r->nsl && !r->full; k++)
+	for (k = 0; k < nsl && !r->full; k++)
 	{
-		if (!msgq_slice_lock(r->sl[k].slice_id))
-		{
-			r->sl[k].slice_id = -1;
+		if (!msgq_slice_lock(sl[k].slice_id))
 			continue;
-		}
-		(void) msgq_slice_scan(r->sl[k].slice_id, shard, start, horizon, r->cutoff,
-							   r->snap, read_count, r);
+		(void) msgq_slice_scan(sl[k].slice_id, shard, start, horizon, r->cutoff,
+							   snap, read_record, r);
 	}
+	UnregisterSnapshot(snap);
 	r->next = r->full ? r->last_seq + 1 : Max(horizon, start);
 }
 
 /*
- * Pass 2: put the records pass 1 chose into rsinfo's tuplestore, each as
+ * Rows as minimal tuples, built straight into a buffer of the backend's and
+ * copied once into the tuplestore, instead of heap_form_minimal_tuple()'s
+ * size pass, zeroed allocation and fill pass for every row.  The layout is
+ * heap_fill_tuple()'s: a null bitmap when a column is null, each varlena
+ * as is when short, given a short header when it fits one (and its column
+ * may be packed), else aligned with its 4-byte header; fixed-width columns
+ * by value, aligned.  Each shape of row (which columns are null, short,
+ * made short or long) is compared once per backend with
+ * heap_form_minimal_tuple()'s tuple; if one ever differs, every row goes
+ * through tuplestore_putvalues() instead.
+ */
+#define ROW_MAX_ATTS	8
+#define ROW_MAX_SHAPES	64
+
+static char *row_buf = NULL;
+static Size row_buf_size = 0;
+static int	row_fast = 1;
+static uint32 row_shapes[ROW_MAX_SHAPES];
+static int	row_nshapes = 0;
+
+/* can rows of this descriptor be built here? */
+static bool
+row_desc_ok(TupleDesc desc)
+{
+	int			i;
+
+	if (desc->natts > ROW_MAX_ATTS)
+		return false;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped ||
+			!(att->attlen == -1 || (att->attbyval && att->attlen > 0)))
+			return false;
+	}
+	return true;
+}
+
+/* The row as a minimal tuple in row_buf; NULL when it cannot be built here. */
+static MinimalTuple
+row_build(TupleDesc desc, Datum *values, bool *nulls, uint32 *shape)
+{
+	int			natts = desc->natts;
+	bool		hasnull = false;
+	Size		data_len = 0;
+	Size		hoff;
+	Size		len;
+	Size		off;
+	MinimalTuple tup;
+	char	   *data;
+	uint16		infomask = 0;
+	int			i;
+
+	*shape = 0;
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		uint32		kind;
+
+		if (nulls[i])
+		{
+			hasnull = true;
+			kind = 0;
+		}
+		else if (att->attlen == -1)
+		{
+			Pointer		p = DatumGetPointer(values[i]);
+
+			if (VARATT_IS_EXTERNAL(p))
+				return NULL;
+			if (VARATT_IS_SHORT(p))
+			{
+				kind = 1;
+				data_len += VARSIZE_SHORT(p);
+			}
+			else if (att->attstorage != TYPSTORAGE_PLAIN && VARATT_CAN_MAKE_SHORT(p))
+			{
+				kind = 2;
+				data_len += VARATT_CONVERTED_SHORT_SIZE(p);
+			}
+			else
+			{
+				kind = 3;
+				data_len = att_align_nominal(data_len, att->attalign) + VARSIZE(p);
+			}
+		}
+		else
+		{
+			kind = 4;
+			data_len = att_align_nominal(data_len, att->attalign) + att->attlen;
+		}
+		*shape |= kind << (3 * i);
+	}
+
+	hoff = MAXALIGN(SizeofMinimalTupleHeader + (hasnull ? BITMAPLEN(natts) : 0));
+	len = hoff + data_len;
+	if (len > row_buf_size)
+	{
+		Size		size = Max(len, 1024);
+
+		if (read_cxt == NULL)
+			read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
+											 ALLOCSET_DEFAULT_SIZES);
+		if (row_buf != NULL)
+			pfree(row_buf);
+		row_buf = MemoryContextAlloc(read_cxt, size);
+		row_buf_size = size;
+	}
+	tup = (MinimalTuple) row_buf;
+	memset(row_buf, 0, hoff);
+	tup->t_len = len;
+	HeapTupleHeaderSetNatts(tup, natts);
+	tup->t_hoff = hoff + MINIMAL_TUPLE_OFFSET;
+	if (hasnull)
+		infomask |= HEAP_HASNULL;
+
+	data = row_buf + hoff;
+	off = 0;
+	for (i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		uint32		kind = (*shape >> (3 * i)) & 7;
+		Pointer		p = DatumGetPointer(values[i]);
+		Size		at;
+
+		if (kind == 0)
+			continue;
+		if (hasnull)
+			tup->t_bits[i >> 3] |= (bits8) (1 << (i & 7));
+		switch (kind)
+		{
+			case 1:
+				memcpy(data + off, p, VARSIZE_SHORT(p));
+				off += VARSIZE_SHORT(p);
+				break;
+			case 2:
+				{
+					Size		sz = VARATT_CONVERTED_SHORT_SIZE(p);
+
+					SET_VARSIZE_SHORT(data + off, sz);
+					memcpy(data + off + 1, VARDATA(p), sz - 1);
+					off += sz;
+				}
+				break;
+			case 3:
+				at = att_align_nominal(off, att->attalign);
+				memset(data + off, 0, at - off);
+				memcpy(data + at, p, VARSIZE(p));
+				off = at + VARSIZE(p);
+				break;
+			default:
+				at = att_align_nominal(off, att->attalign);
+				memset(data + off, 0, at - off);
+				store_att_byval(data + at, values[i], att->attlen);
+				off = at + att->attlen;
+				break;
+		}
+		if (att->attlen == -1)
+			infomask |= HEAP_HASVARWIDTH;
+	}
+	Assert(off == data_len);
+	tup->t_infomask = infomask;
+	return tup;
+}
+
+/* Has a row of this shape been compared already?  Always no with asserts. */
+static bool
+row_shape_known(uint32 shape)
+{
+#ifndef USE_ASSERT_CHECKING
+	int			k;
+
+	for (k = 0; k < row_nshapes; k++)
+		if (row_shapes[k] == shape)
+			return true;
+#endif
+	return false;
+}
+
+static void
+row_shape_remember(uint32 shape)
+{
+	int			k;
+
+	for (k = 0; k < row_nshapes; k++)
+		if (row_shapes[k] == shape)
+			return;
+	if (row_nshapes < ROW_MAX_SHAPES)
+		row_shapes[row_nshapes++] = shape;
+}
+
+/* Add a row to the store: built here once its shape is known to be right. */
+static void
+row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
+{
+	MinimalTuple tup = NULL;
+	uint32		shape;
+
+	if (row_fast)
+		tup = row_build(rsinfo->setDesc, values, nulls, &shape);
+	if (tup != NULL && !row_shape_known(shape))
+	{
+		MinimalTuple ref = heap_form_minimal_tuple(rsinfo->setDesc, values, nulls);
+
+		if (ref->t_len == tup->t_len && memcmp(ref, tup, tup->t_len) == 0)
+			row_shape_remember(shape);
+		else
+		{
+			elog(LOG, "msgq: stream rows are formed by heap_form_minimal_tuple()");
+			row_fast = 0;
+			tup = NULL;
+		}
+		pfree(ref);
+	}
+	if (tup == NULL)
+	{
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		return;
+	}
+	ExecStoreMinimalTuple(tup, slot, false);
+	tuplestore_puttupleslot(rsinfo->setResult, slot);
+	ExecClearTuple(slot);
+}
+
+/*
+ * Put the records of the read into rsinfo's tuplestore, each as
  * (sequence_number, arrival, key, data) followed by the nextra columns.
  */
 static void
 stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra_null,
 				 int nextra)
 {
-	int			k;
+	Datum		v[ROW_MAX_ATTS];
+	bool		nl[ROW_MAX_ATTS] = {0};
+	SeqNumeric	num;
+	TupleTableSlot *slot;
+	uint64		i;
+	int			j;
 
-	Assert(nextra <= 4);
-	r->rsinfo = rsinfo;
-	r->extra = extra;
-	r->extra_null = extra_null;
-	r->nextra = nextra;
-	r->emitted = 0;
-	r->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "msgq record",
-									  ALLOCSET_SMALL_SIZES);
-	for (k = 0; k < r->nsl && r->emitted < r->n; k++)
+	Assert(4 + nextra <= ROW_MAX_ATTS && rsinfo->setDesc->natts == 4 + nextra);
+	if (row_fast && !row_desc_ok(rsinfo->setDesc))
+		row_fast = 0;
+	slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
+	for (j = 0; j < nextra; j++)
 	{
-		if (r->sl[k].slice_id < 0)
-			continue;
-		(void) msgq_slice_scan(r->sl[k].slice_id, r->shard, r->start, r->horizon,
-							   r->cutoff, r->snap, read_emit, r);
+		v[4 + j] = extra[j];
+		nl[4 + j] = extra_null[j];
 	}
-	if (r->emitted != r->n)
-		elog(ERROR, "a second pass over a shard found " UINT64_FORMAT " records, not " UINT64_FORMAT,
-			 r->emitted, r->n);
-	MemoryContextDelete(r->rowcxt);
+	for (i = 0; i < r->n; i++)
+	{
+		ReadRecord *rec = &read_recs[i];
+
+		v[0] = seq_numeric(rec->seq, &num);
+		v[1] = TimestampTzGetDatum(rec->arrival);
+		v[2] = PointerGetDatum(read_buf + rec->key);
+		v[3] = PointerGetDatum(read_buf + rec->data);
+		row_put(rsinfo, slot, v, nl);
+	}
+	ExecDropSingleTupleTableSlot(slot);
 }
 
+/* The read's records are no longer needed: give back a large buffer. */
 static void
 stream_read_end(StreamRows *r)
 {
-	if (r->snap != NULL)
-		UnregisterSnapshot(r->snap);
-	r->snap = NULL;
+	Size		keep = (Size) work_mem * 1024 * 2;
+
+	if (read_buf != NULL && read_buf_size > keep)
+	{
+		pfree(read_buf);
+		read_buf = NULL;
+		read_buf_size = 0;
+	}
+	if (read_recs != NULL && read_recs_size * sizeof(ReadRecord) > keep)
+	{
+		pfree(read_recs);
+		read_recs = NULL;
+		read_recs_size = 0;
+	}
+	read_buf_used = 0;
 }
 
 /*
@@ -1547,7 +1985,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	int64		behind = 0;
 
 	msgq_check_preloaded();
-	InitMaterializedSRF(fcinfo, 0);
+	stream_rows_begin(fcinfo);
 	msgq_call_enter(&call);
 	if (limit < 1 || limit > STREAM_MAX_LIMIT)
 		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
@@ -1672,28 +2110,30 @@ stream_open_shards(int32 stream_id, int *n)
 }
 
 /*
- * Put n checked records with one INSERT, all or none, in entry order, and
- * return one row per entry.
+ * Put n checked records into the current slice, all or none, numbered in
+ * entry order, and return one row per entry.  key_texts, when not NULL,
+ * has the keys as text already.
  */
 static void
-stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas, int n,
-				ReturnSetInfo *rsinfo, MemoryContext cxt)
+stream_put_many(MsgqStream *st, char **keys, Datum *key_texts, char **explicit_keys,
+				bytea **datas, int n, ReturnSetInfo *rsinfo, MemoryContext cxt)
 {
 	StreamCacheEntry *ce = stream_cached(st->stream_name);
-	Datum	   *shard_d;
+	int32	   *put_shards;
 	Datum	   *key_d;
 	Datum	   *data_d;
 	int32	   *route;
 	int			i,
 				j;
-	uint64		r;
-	bool		isnull;
 	int64	   *seqs;
 	int64		slice_id;
 	bool		enforce;
+	SeqNumeric	num;
 	bool	   *ok;
 	int			m = 0;
 	int32	   *dshard;			/* the shards written to, once each */
+	int		   *dindex;			/* each entry's shard in dshard */
+	Datum	   *dtext;			/* their shard ids */
 	int64	   *drecords;
 	int64	   *dbytes;
 	int			nd = 0;
@@ -1702,13 +2142,14 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 		ce = stream_cached(st->stream_name);
 	slice_id = ce->slice_id;
 	enforce = ce->st.enforce_limits;
-	shard_d = palloc(sizeof(Datum) * n);
+	put_shards = palloc(sizeof(int32) * n);
 	key_d = palloc(sizeof(Datum) * n);
 	data_d = palloc(sizeof(Datum) * n);
 	route = palloc(sizeof(int32) * n);
 	ok = palloc(sizeof(bool) * n);
 
 	dshard = palloc(sizeof(int32) * n);
+	dindex = palloc(sizeof(int) * n);
 	drecords = palloc0(sizeof(int64) * n);
 	dbytes = palloc0(sizeof(int64) * n);
 
@@ -1731,10 +2172,11 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 			;
 		if (j == nd)
 			dshard[nd++] = route[i];
+		dindex[i] = j;
 		drecords[j]++;
 		dbytes[j] += size;
-		shard_d[m] = Int32GetDatum(route[i]);
-		key_d[m] = CStringGetTextDatum(keys[i]);
+		put_shards[m] = route[i];
+		key_d[m] = key_texts ? key_texts[i] : CStringGetTextDatum(keys[i]);
 		data_d[m] = PointerGetDatum(datas[i]);
 		m++;
 	}
@@ -1748,30 +2190,14 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 		for (j = 0; j < nd; j++)
 			writer_publish(st->stream_id, dshard[j]);
 
-		if (SPI_execute_plan(msgq_slice_plan(slice_id, SLICE_PUT_MANY),
-							 (Datum[]) {TimestampTzGetDatum(msgq_now()),
-							 PointerGetDatum(construct_array(shard_d, m, INT4OID, 4, true, TYPALIGN_INT)),
-							 PointerGetDatum(construct_array(key_d, m, TEXTOID, -1, false, TYPALIGN_INT)),
-							 PointerGetDatum(construct_array(data_d, m, BYTEAOID, -1, false, TYPALIGN_INT))},
-							 NULL, false, 0) != SPI_OK_INSERT_RETURNING ||
-			SPI_processed != (uint64) m)
-			elog(ERROR, "could not put records");
+		msgq_slice_put(slice_id, msgq_now(), m, put_shards, key_d, data_d, seqs);
 		msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
-
-		/* numbers were drawn in entry order: sorted, they follow the entries */
-		for (r = 0; r < SPI_processed; r++)
-			seqs[r] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		for (i = 1; i < m; i++)
-			for (j = i; j > 0 && seqs[j - 1] > seqs[j]; j--)
-			{
-				int64		t = seqs[j];
-
-				seqs[j] = seqs[j - 1];
-				seqs[j - 1] = t;
-			}
 	}
 
 	MemoryContextSwitchTo(cxt);
+	dtext = palloc(sizeof(Datum) * Max(nd, 1));
+	for (j = 0; j < nd; j++)
+		dtext[j] = CStringGetTextDatum(shard_id_text(dshard[j]));
 	for (i = 0, j = 0; i < n; i++)
 	{
 		Datum		v[4];
@@ -1779,8 +2205,8 @@ stream_put_many(MsgqStream *st, char **keys, char **explicit_keys, bytea **datas
 
 		if (ok[i])
 		{
-			v[0] = CStringGetTextDatum(shard_id_text(route[i]));
-			v[1] = int64_numeric(seqs[j++]);
+			v[0] = dtext[dindex[i]];
+			v[1] = seq_numeric(seqs[j++], &num);
 			v[2] = v[3] = (Datum) 0;
 		}
 		else
@@ -1905,7 +2331,7 @@ msgq_put_records(PG_FUNCTION_ARGS)
 		i++;
 	}
 	put_records_check_total(total);
-	stream_put_many(&st, keys, explicit_keys, datas, n, rsinfo, call.cxt);
+	stream_put_many(&st, keys, NULL, explicit_keys, datas, n, rsinfo, call.cxt);
 	msgq_call_leave(&call);
 	return (Datum) 0;
 }
@@ -1955,7 +2381,7 @@ msgq_put_records_array(PG_FUNCTION_ARGS)
 		total += VARSIZE_ANY_EXHDR(datas[i]) + strlen(keys[i]);
 	}
 	put_records_check_total(total);
-	stream_put_many(&st, keys, NULL, datas, nk, rsinfo, call.cxt);
+	stream_put_many(&st, keys, kd, NULL, datas, nk, rsinfo, call.cxt);
 	msgq_call_leave(&call);
 	return (Datum) 0;
 }
@@ -2357,7 +2783,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	int64		behind = 0;
 
 	msgq_check_preloaded();
-	InitMaterializedSRF(fcinfo, 0);
+	stream_rows_begin(fcinfo);
 	stream_call_enter(&call, name, &st);
 	if (wait < 0 || wait > STREAM_MAX_WAIT_SECS)
 		INVALID_ARGUMENT("wait time must be between 0 and %d seconds, not %d",

@@ -63,6 +63,17 @@ SELECT body, attributes ->> 'ApproximateReceiveCount' AS receive_count
   FROM msgq.receive_message('orders', visibility_timeout => 60);
 
 \echo
+\echo '=== 7b. A receive writes no WAL: its lease lives in shared memory, and the'
+\echo 'delete is the one durable write (WAL of other sessions, if any, counts too)'
+SELECT msgq.send_message('orders-wait', 'wal check') IS NOT NULL AS sent;
+SELECT pg_current_wal_insert_lsn() AS lsn0 \gset
+SELECT receipt_handle AS wal_handle FROM msgq.receive_message('orders-wait') \gset
+SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0') AS receive_wal_bytes;
+SELECT msgq.delete_message('orders-wait', :'wal_handle');
+SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'lsn0') AS receive_and_delete_wal_bytes;
+SELECT * FROM msgq.lease_table();
+
+\echo
 \echo '=== 8. The queues'
 SELECT q AS queue_name FROM msgq.list_queues() AS q ORDER BY q;
 

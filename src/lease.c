@@ -198,6 +198,23 @@ lease_lock(uint32 hashcode)
 	return &lease_locks[hashcode % LEASE_PARTITIONS].lock;
 }
 
+/*
+ * Find a lease with its partition's lock taken in mode; the caller
+ * releases *lock.  *hashcode (if wanted) is the key's, for HASH_ENTER or
+ * HASH_REMOVE under the same lock.
+ */
+static LeaseEntry *
+lease_find(const LeaseKey *key, LWLockMode mode, LWLock **lock, uint32 *hashcode)
+{
+	uint32		h = get_hash_value(lease_hash, key);
+
+	*lock = lease_lock(h);
+	LWLockAcquire(*lock, mode);
+	if (hashcode)
+		*hashcode = h;
+	return hash_search_with_hash_value(lease_hash, key, h, HASH_FIND, NULL);
+}
+
 /* Shared-memory nonces have the top bit set, durable ones have it clear. */
 int64
 msgq_lease_nonce(void)
@@ -352,10 +369,7 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 	a = lease_action_add(LEASE_ACT_CLAIM, &key, nonce);
 	lease_nactions--;			/* kept only if the claim succeeds */
 
-	hashcode = get_hash_value(lease_hash, &key);
-	lock = lease_lock(hashcode);
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	e = lease_find(&key, LW_EXCLUSIVE, &lock, &hashcode);
 	if (e != NULL && memcmp(&e->message_id, message_id, sizeof(pg_uuid_t)) != 0)
 	{
 		/* left over from a message that had this key before: start anew */
@@ -440,12 +454,10 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 static void
 lease_restore(LeaseAction *a, bool keep_count)
 {
-	uint32		hashcode = get_hash_value(lease_hash, &a->key);
-	LWLock	   *lock = lease_lock(hashcode);
-	LeaseEntry *e;
+	uint32		hashcode;
+	LWLock	   *lock;
+	LeaseEntry *e = lease_find(&a->key, LW_EXCLUSIVE, &lock, &hashcode);
 
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(lease_hash, &a->key, hashcode, HASH_FIND, NULL);
 	if (e != NULL && e->nonce == a->nonce)
 	{
 		if (a->kind == LEASE_ACT_VISIBILITY)
@@ -554,16 +566,12 @@ msgq_lease_check(int32 queue_id, int64 msg_seq, int64 nonce,
 				 TimestampTz *deadline, TimestampTz *received_at)
 {
 	LeaseKey	key;
-	uint32		hashcode;
 	LWLock	   *lock;
 	LeaseEntry *e;
 	MsgqLeaseState st = MSGQ_LEASE_NONE;
 
 	lease_key(&key, queue_id, msg_seq);
-	hashcode = get_hash_value(lease_hash, &key);
-	lock = lease_lock(hashcode);
-	LWLockAcquire(lock, LW_SHARED);
-	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	e = lease_find(&key, LW_SHARED, &lock, NULL);
 	if (e != NULL && e->nonce != 0)
 	{
 		st = (e->nonce == nonce) ? MSGQ_LEASE_MATCH : MSGQ_LEASE_STALE;
@@ -585,7 +593,6 @@ msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
 						TimestampTz deadline, TimestampTz *old_deadline)
 {
 	LeaseKey	key;
-	uint32		hashcode;
 	LWLock	   *lock;
 	LeaseEntry *e;
 	LeaseAction *a;
@@ -593,10 +600,7 @@ msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
 
 	lease_key(&key, queue_id, msg_seq);
 	a = lease_action_add(LEASE_ACT_VISIBILITY, &key, nonce);
-	hashcode = get_hash_value(lease_hash, &key);
-	lock = lease_lock(hashcode);
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	e = lease_find(&key, LW_EXCLUSIVE, &lock, NULL);
 	if (e != NULL && e->nonce == nonce)
 	{
 		a->prev = *e;
@@ -626,12 +630,9 @@ msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
 static void
 lease_shorten(LeaseAction *a, bool apply)
 {
-	uint32		hashcode = get_hash_value(lease_hash, &a->key);
-	LWLock	   *lock = lease_lock(hashcode);
-	LeaseEntry *e;
+	LWLock	   *lock;
+	LeaseEntry *e = lease_find(&a->key, LW_EXCLUSIVE, &lock, NULL);
 
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(lease_hash, &a->key, hashcode, HASH_FIND, NULL);
 	if (e != NULL && e->nonce == a->nonce)
 	{
 		if (apply)
@@ -660,12 +661,10 @@ msgq_lease_forget_at_commit(int32 queue_id, int64 msg_seq)
 static void
 lease_forget(const LeaseKey *key, const pg_uuid_t *message_id, TimestampTz ended_by)
 {
-	uint32		hashcode = get_hash_value(lease_hash, key);
-	LWLock	   *lock = lease_lock(hashcode);
-	LeaseEntry *e;
+	uint32		hashcode;
+	LWLock	   *lock;
+	LeaseEntry *e = lease_find(key, LW_EXCLUSIVE, &lock, &hashcode);
 
-	LWLockAcquire(lock, LW_EXCLUSIVE);
-	e = hash_search_with_hash_value(lease_hash, key, hashcode, HASH_FIND, NULL);
 	if (e != NULL &&
 		(message_id == NULL ||
 		 (memcmp(&e->message_id, message_id, sizeof(pg_uuid_t)) == 0 &&
@@ -708,12 +707,9 @@ lease_persisted_apply(int sign)
 	for (i = 0; i < lease_npersisted; i++)
 	{
 		LeasePersisted *p = &lease_persisted[i];
-		uint32		hashcode = get_hash_value(lease_hash, &p->key);
-		LWLock	   *lock = lease_lock(hashcode);
-		LeaseEntry *e;
+		LWLock	   *lock;
+		LeaseEntry *e = lease_find(&p->key, LW_EXCLUSIVE, &lock, NULL);
 
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-		e = hash_search_with_hash_value(lease_hash, &p->key, hashcode, HASH_FIND, NULL);
 		if (e != NULL && memcmp(&e->message_id, &p->message_id, sizeof(pg_uuid_t)) == 0)
 		{
 			e->count -= sign * p->count;
@@ -1014,7 +1010,6 @@ Datum
 msgq_lease_until(PG_FUNCTION_ARGS)
 {
 	LeaseKey	key;
-	uint32		hashcode;
 	LWLock	   *lock;
 	LeaseEntry *e;
 	TimestampTz deadline = 0;
@@ -1024,10 +1019,7 @@ msgq_lease_until(PG_FUNCTION_ARGS)
 		pg_atomic_read_u32(&lease_shared->entries) == 0)
 		PG_RETURN_NULL();
 	lease_key(&key, PG_GETARG_INT32(0), PG_GETARG_INT64(1));
-	hashcode = get_hash_value(lease_hash, &key);
-	lock = lease_lock(hashcode);
-	LWLockAcquire(lock, LW_SHARED);
-	e = hash_search_with_hash_value(lease_hash, &key, hashcode, HASH_FIND, NULL);
+	e = lease_find(&key, LW_SHARED, &lock, NULL);
 	if (e != NULL && e->nonce != 0 &&
 		memcmp(&e->message_id, PG_GETARG_UUID_P(2), sizeof(pg_uuid_t)) == 0)
 	{

@@ -1479,46 +1479,77 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
-/* Build the "attributes" jsonb of a received message. */
+/* Add one string member to a jsonb object being built. */
+static void
+queue_jsonb_member(JsonbParseState **state, const char *key, char *val, int len)
+{
+	JsonbValue	k;
+	JsonbValue	v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v.type = jbvString;
+	v.val.string.val = val;
+	v.val.string.len = len;
+	pushJsonbValue(state, WJB_KEY, &k);
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/* Milliseconds since the Unix epoch, as AWS writes timestamps. */
+static void
+queue_jsonb_epoch_ms(JsonbParseState **state, const char *key, TimestampTz t)
+{
+	char	   *buf = palloc(32);
+	int			len;
+
+	len = snprintf(buf, 32, "%lld", (long long)
+				   ((t / 1000) +
+					((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000LL)));
+	queue_jsonb_member(state, key, buf, len);
+}
+
+/*
+ * Build the "attributes" jsonb of a received message, as JsonbValues (no
+ * text round trip: this runs for every message received).
+ */
 static Datum
 queue_system_attributes(HeapTuple tup, TupleDesc desc, int32 receive_count,
 						TimestampTz first_received, Datum *sel, int nsel)
 {
-	StringInfoData buf;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
 	bool		isnull;
-	bool		first = true;
 	Datum		d;
 
-#define SYSATTR(name) \
-	(msgq_name_selected(name, sel, nsel) && \
-	 (appendStringInfoString(&buf, first ? "\"" name "\": " : ", \"" name "\": "), \
-	  first = false, true))
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (msgq_name_selected("SenderId", sel, nsel))
+	{
+		text	   *t = DatumGetTextPP(SPI_getbinval(tup, desc, 6, &isnull));
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	if (SYSATTR("SenderId"))
-		escape_json(&buf, TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull)));
-	if (SYSATTR("SentTimestamp"))
-	{
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		appendStringInfo(&buf, "\"%lld\"", (long long)
-						 ((DatumGetTimestampTz(d) / 1000) +
-						  ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000LL)));
+		queue_jsonb_member(&state, "SenderId", VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
-	if (SYSATTR("ApproximateReceiveCount"))
-		appendStringInfo(&buf, "\"%d\"", receive_count);
-	if (SYSATTR("ApproximateFirstReceiveTimestamp"))
+	if (msgq_name_selected("SentTimestamp", sel, nsel))
+		queue_jsonb_epoch_ms(&state, "SentTimestamp",
+							 DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)));
+	if (msgq_name_selected("ApproximateReceiveCount", sel, nsel))
 	{
-		appendStringInfo(&buf, "\"%lld\"", (long long)
-						 ((first_received / 1000) +
-						  ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000LL)));
+		char	   *buf = palloc(16);
+		int			len = snprintf(buf, 16, "%d", receive_count);
+
+		queue_jsonb_member(&state, "ApproximateReceiveCount", buf, len);
 	}
+	if (msgq_name_selected("ApproximateFirstReceiveTimestamp", sel, nsel))
+		queue_jsonb_epoch_ms(&state, "ApproximateFirstReceiveTimestamp", first_received);
 	d = SPI_getbinval(tup, desc, 10, &isnull);
-	if (!isnull && SYSATTR("MessageGroupId"))
-		escape_json(&buf, TextDatumGetCString(d));
-	appendStringInfoChar(&buf, '}');
-#undef SYSATTR
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	if (!isnull && msgq_name_selected("MessageGroupId", sel, nsel))
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		queue_jsonb_member(&state, "MessageGroupId", VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 /* Select the requested message attributes; NULL when none is left. */

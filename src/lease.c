@@ -68,6 +68,7 @@
 #define LEASE_PARTITIONS	16
 #define LEASE_DATABASES		64
 #define LEASE_PERSIST_BATCH	4096
+#define LEASE_PERSIST_RING	32
 
 typedef struct LeaseKey
 {
@@ -101,6 +102,8 @@ typedef struct LeaseShared
 	pg_atomic_uint32 entries;
 	pg_atomic_uint64 full_claims;	/* claims that found the table full */
 	TimestampTz started;		/* when the table was initialized */
+	TransactionId persist_ring[LEASE_PERSIST_RING];	/* recent count writers */
+	int			persist_ring_next;
 	slock_t		mutex;			/* protects databases */
 	LeaseDatabase databases[LEASE_DATABASES];
 } LeaseShared;
@@ -171,6 +174,8 @@ msgq_lease_shmem_init(void)
 		pg_atomic_init_u32(&lease_shared->entries, 0);
 		pg_atomic_init_u64(&lease_shared->full_claims, 0);
 		SpinLockInit(&lease_shared->mutex);
+		memset(lease_shared->persist_ring, 0, sizeof(lease_shared->persist_ring));
+		lease_shared->persist_ring_next = 0;
 		lease_shared->started = GetCurrentTimestamp();
 		memset(lease_shared->databases, 0, sizeof(lease_shared->databases));
 	}
@@ -280,18 +285,23 @@ lease_database(void)
  * receive_count and first_received_at, under a row lock that keeps every
  * other writer away until it ends.
  */
-static TransactionId
-lease_persist_xid(void)
+static bool
+lease_is_persist_xid(TransactionId xid)
 {
-	TransactionId xid = InvalidTransactionId;
-	LeaseDatabase *d;
+	bool		found = false;
+	int			i;
 
+	if (!TransactionIdIsValid(xid))
+		return false;
 	SpinLockAcquire(&lease_shared->mutex);
-	d = lease_database();
-	if (d != NULL)
-		xid = d->persist_xid;
+	for (i = 0; i < LEASE_PERSIST_RING; i++)
+		if (TransactionIdEquals(lease_shared->persist_ring[i], xid))
+		{
+			found = true;
+			break;
+		}
 	SpinLockRelease(&lease_shared->mutex);
-	return xid;
+	return found;
 }
 
 /* Claim (xid valid) or release (invalid) the persister slot; false if taken. */
@@ -307,6 +317,12 @@ lease_set_persist_xid(TransactionId xid)
 		(!TransactionIdIsValid(xid) || !TransactionIdIsValid(d->persist_xid)))
 	{
 		d->persist_xid = xid;
+		if (TransactionIdIsValid(xid))
+		{
+			lease_shared->persist_ring[lease_shared->persist_ring_next] = xid;
+			lease_shared->persist_ring_next =
+				(lease_shared->persist_ring_next + 1) % LEASE_PERSIST_RING;
+		}
 		ok = true;
 	}
 	SpinLockRelease(&lease_shared->mutex);
@@ -507,50 +523,91 @@ bool
 msgq_lease_row_free(Oid relid, ItemPointer tid)
 {
 	Relation	rel = relation_open(relid, NoLock);
-	Buffer		buf;
-	Page		page;
-	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	ItemPointerData cur = *tid;
+	TransactionId prev_xmax = InvalidTransactionId;
 	bool		free_ = false;
+	int			hop;
 
-	buf = ReadBuffer(rel, ItemPointerGetBlockNumber(tid));
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
+	/*
+	 * A version replaced by the count writer is followed to its successor
+	 * (a few hops at most): the writer changed only the receive count, so
+	 * the successor decides.
+	 */
+	for (hop = 0; hop < 4; hop++)
 	{
-		ItemId		lp = PageGetItemId(page, off);
+		Buffer		buf;
+		Page		page;
+		OffsetNumber off = ItemPointerGetOffsetNumber(&cur);
+		bool		follow = false;
 
-		if (ItemIdIsNormal(lp))
+		buf = ReadBuffer(rel, ItemPointerGetBlockNumber(&cur));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		free_ = false;
+		if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
 		{
-			HeapTupleHeader htup = (HeapTupleHeader) PageGetItem(page, lp);
-			uint16		infomask = htup->t_infomask;
-			TransactionId xmax = HeapTupleHeaderGetRawXmax(htup);
+			ItemId		lp = PageGetItemId(page, off);
 
-			if (infomask & HEAP_XMAX_INVALID)
-				free_ = true;
-			else if (infomask & HEAP_XMAX_IS_MULTI)
+			if (ItemIdIsRedirected(lp) && hop > 0)
 			{
-				if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
-					free_ = !MultiXactIdIsRunning(xmax, true);
-				else
-				{
-					TransactionId upd = HeapTupleGetUpdateXid(htup);
-
-					free_ = !TransactionIdIsCurrentTransactionId(upd) &&
-						!TransactionIdIsInProgress(upd) &&
-						!TransactionIdDidCommit(upd);
-				}
+				/* a pruned HOT chain: its live member is further on */
+				ItemPointerSetOffsetNumber(&cur, ItemIdGetRedirect(lp));
+				UnlockReleaseBuffer(buf);
+				continue;
 			}
-			else if (TransactionIdIsCurrentTransactionId(xmax))
-				free_ = false;
-			else if (TransactionIdIsInProgress(xmax))
-				free_ = (xmax == lease_persist_xid());
-			else if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
-				free_ = true;
-			else
-				free_ = !TransactionIdDidCommit(xmax);
+			if (ItemIdIsNormal(lp))
+			{
+				HeapTupleHeader htup = (HeapTupleHeader) PageGetItem(page, lp);
+				uint16		infomask = htup->t_infomask;
+				TransactionId xmax = HeapTupleHeaderGetRawXmax(htup);
+
+				if (hop > 0 &&
+					!TransactionIdEquals(HeapTupleHeaderGetXmin(htup), prev_xmax))
+					free_ = false;	/* not the successor: the slot was reused */
+				else if (infomask & HEAP_XMAX_INVALID)
+					free_ = true;
+				else if (infomask & HEAP_XMAX_IS_MULTI)
+				{
+					if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
+						free_ = !MultiXactIdIsRunning(xmax, true);
+					else
+					{
+						TransactionId upd = HeapTupleGetUpdateXid(htup);
+
+						free_ = !TransactionIdIsCurrentTransactionId(upd) &&
+							!TransactionIdIsInProgress(upd) &&
+							!TransactionIdDidCommit(upd);
+					}
+				}
+				else if (TransactionIdIsCurrentTransactionId(xmax))
+					free_ = false;
+				else if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
+				{
+					/* the count writer's own lock carries over to its new version */
+					free_ = !TransactionIdIsInProgress(xmax) ||
+						lease_is_persist_xid(xmax);
+				}
+				else if (lease_is_persist_xid(xmax))
+				{
+					if (TransactionIdIsInProgress(xmax) || !TransactionIdDidCommit(xmax))
+						free_ = true;	/* as good as its successor-to-be */
+					else
+					{
+						follow = true;
+						prev_xmax = xmax;
+						cur = htup->t_ctid;
+					}
+				}
+				else if (TransactionIdIsInProgress(xmax))
+					free_ = false;
+				else
+					free_ = !TransactionIdDidCommit(xmax);
+			}
 		}
+		UnlockReleaseBuffer(buf);
+		if (!follow)
+			break;
 	}
-	UnlockReleaseBuffer(buf);
 	relation_close(rel, NoLock);
 	return free_;
 }

@@ -112,7 +112,21 @@ typedef enum QueuePlan
 } QueuePlan;
 
 static SPIPlanPtr queue_plans[QP_COUNT];
-static SPIPlanPtr queue_scan_plan = NULL;
+static SPIPlanPtr queue_scan_plans[2];
+
+/* A page of a queue's visible rows after msg_seq $4, for receive_message */
+#define QUEUE_SCAN_SQL(limit) \
+	"SELECT msg_seq, message_id, body, md5_of_body," \
+	"       message_attributes, sender, sent_at," \
+	"       receive_count, first_received_at," \
+	"       message_group_id, tableoid, ctid," \
+	"       pg_catalog.octet_length(body)" \
+	"  FROM msgq.message" \
+	" WHERE queue_id OPERATOR(pg_catalog.=) $1" \
+	"   AND msg_seq OPERATOR(pg_catalog.>) $4" \
+	"   AND visible_at OPERATOR(pg_catalog.<=) $2" \
+	"   AND sent_at OPERATOR(pg_catalog.>) $3" \
+	" ORDER BY queue_id, msg_seq LIMIT " limit
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
@@ -1752,8 +1766,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				   Datum *sys_sel, int nsys_sel,
 				   ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next)
 {
-	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[3];
+	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[4];
+	int64		last_seq = -1;
+	bool		last_null;
+	int			page = 0;
 	int64		nonce = msgq_lease_nonce();
 	int64		durable_nonce = 0;
 	TimestampTz now = msgq_now();
@@ -1766,7 +1783,6 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	int64		bytes = 0;
 	int64		room;
 	bool		done = false;
-	Portal		portal;
 
 	/*
 	 * Dead-letter queue: a message whose receive count has reached
@@ -1800,34 +1816,29 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	values[2] = TimestampTzGetDatum(cutoff);
 
 	/*
-	 * One generic plan, made by a backend's first check: a long poll's
-	 * wake-up never plans, not even the first one of a new connection.
+	 * The visible rows are read in pages, in delivery order, each page
+	 * after the last row of the one before: a first page of 16 rows (room
+	 * for 10 and a few in flight), then pages of 256.  The pages' LIMITs are
+	 * constants, so the plans (generic, made once per backend) are index
+	 * scans however large the queue is: without a known row count the
+	 * planner may prefer sorting the whole queue.
 	 */
-	portal = SPI_cursor_open(NULL,
-							 msgq_plan_cursor(&queue_scan_plan,
-											  "SELECT msg_seq, message_id, body, md5_of_body,"
-											  "       message_attributes, sender, sent_at,"
-											  "       receive_count, first_received_at,"
-											  "       message_group_id, tableoid, ctid,"
-											  "       pg_catalog.octet_length(body)"
-											  "  FROM msgq.message"
-											  " WHERE queue_id OPERATOR(pg_catalog.=) $1"
-											  "   AND visible_at OPERATOR(pg_catalog.<=) $2"
-											  "   AND sent_at OPERATOR(pg_catalog.>) $3"
-											  " ORDER BY queue_id, msg_seq",
-											  3, argtypes,
-											  CURSOR_OPT_NO_SCROLL | CURSOR_OPT_FAST_PLAN |
-											  CURSOR_OPT_GENERIC_PLAN),
-							 values, NULL, false);
-
 	while (!done)
 	{
 		SPITupleTable *tuptable;
 		uint64		n,
 					i;
+		int			page_rows = (page == 0) ? 16 : 256;
 
-		/* a few more than needed: the head may hold messages in flight */
-		SPI_cursor_fetch(portal, true, (max - emitted) + 4);
+		values[3] = Int64GetDatum(last_seq);
+		if (SPI_execute_plan(page == 0 ?
+							 msgq_plan_cursor(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
+											  4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+							 msgq_plan_cursor(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
+											  4, argtypes, CURSOR_OPT_GENERIC_PLAN),
+							 values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read messages");
+		page++;
 		n = SPI_processed;
 		tuptable = SPI_tuptable;
 		if (n == 0)
@@ -1934,9 +1945,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			if (emitted == max)
 				done = true;
 		}
+		last_seq = DatumGetInt64(SPI_getbinval(tuptable->vals[n - 1], tuptable->tupdesc, 1, &last_null));
+		if (n < (uint64) page_rows)
+			done = true;
 		SPI_freetuptable(tuptable);
 	}
-	SPI_cursor_close(portal);
 
 	if (emitted > 0)
 		msgq_metrics_received(queue->queue_id, emitted, now, deadline);

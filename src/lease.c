@@ -89,6 +89,8 @@ typedef struct LeaseEntry
 	bool		first_pending;	/* first_received_at not in the row yet */
 	int			pending_proc;	/* a backend shortening the lease, or -1 */
 	TimestampTz pending_deadline;	/* its deadline, for that backend only */
+	TransactionId persist_xid;	/* the count writer adding "persisting" */
+	int32		persisting;		/* part of count in its row version */
 } LeaseEntry;
 
 typedef struct LeaseDatabase
@@ -149,8 +151,9 @@ static int	lease_nactions = 0;
 static int	lease_maxactions = 0;
 static LeasePersisted *lease_persisted = NULL;
 static int	lease_npersisted = 0;
-static bool lease_persist_applied = false;
 static bool lease_persisting = false;	/* this transaction holds the slot */
+static TransactionId lease_mark_xid = InvalidTransactionId;
+static SubTransactionId lease_mark_subid = InvalidSubTransactionId;
 static bool lease_callbacks_registered = false;
 
 static void lease_register_callbacks(void);
@@ -369,7 +372,8 @@ lease_action_add(LeaseActionKind kind, const LeaseKey *key, int64 nonce)
 MsgqClaim
 msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 				 TimestampTz now, TimestampTz deadline, int64 nonce,
-				 int32 row_count, bool row_first_null, int32 max_count,
+				 int32 row_count, TransactionId row_xmin,
+				 bool row_first_null, int32 max_count,
 				 bool durable, int32 *total, TimestampTz *first,
 				 TimestampTz *held_until)
 {
@@ -394,6 +398,8 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 		e->nonce = 0;
 		e->first_pending = false;
 		e->pending_proc = -1;
+		e->persist_xid = InvalidTransactionId;
+		e->persisting = 0;
 		e->first_received_at = 0;
 		e->message_id = *message_id;
 	}
@@ -404,6 +410,10 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 		LWLockRelease(lock);
 		return MSGQ_CLAIM_HELD;
 	}
+	/* the row version the count writer made already holds "persisting" */
+	if (e != NULL && TransactionIdIsValid(e->persist_xid) &&
+		TransactionIdEquals(row_xmin, e->persist_xid))
+		row_count -= e->persisting;
 	if (e != NULL && max_count > 0 && row_count + e->count >= max_count)
 	{
 		*total = row_count + e->count;
@@ -439,6 +449,8 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 		e->count = 0;
 		e->first_pending = false;
 		e->pending_proc = -1;
+		e->persist_xid = InvalidTransactionId;
+		e->persisting = 0;
 		a->was_new = true;
 	}
 	prev = *e;
@@ -756,11 +768,33 @@ lease_undo(int from)
 	}
 }
 
+/*
+ * The counts this transaction wrote into rows: mark them in their leases
+ * (MARK, right after the statement), take them out of the leases once the
+ * commit is visible (FINISH), or forget the mark (DROP, at abort).  While
+ * marked, a receive that reads the written row version (its xmin is the
+ * writer's) does not count them twice.
+ */
+typedef enum
+{
+	PERSIST_MARK,
+	PERSIST_FINISH,
+	PERSIST_DROP
+} PersistStep;
+
 static void
-lease_persisted_apply(int sign)
+lease_persisted_apply(PersistStep step)
 {
 	int			i;
+	TransactionId xid;
 
+	if (step == PERSIST_MARK)
+	{
+		/* the (sub)transaction that wrote the rows: their xmin */
+		lease_mark_xid = GetCurrentTransactionIdIfAny();
+		lease_mark_subid = GetCurrentSubTransactionId();
+	}
+	xid = lease_mark_xid;
 	for (i = 0; i < lease_npersisted; i++)
 	{
 		LeasePersisted *p = &lease_persisted[i];
@@ -769,9 +803,22 @@ lease_persisted_apply(int sign)
 
 		if (e != NULL && memcmp(&e->message_id, &p->message_id, sizeof(pg_uuid_t)) == 0)
 		{
-			e->count -= sign * p->count;
-			if (p->first)
-				e->first_pending = (sign < 0);
+			if (step == PERSIST_MARK)
+			{
+				e->persist_xid = xid;
+				e->persisting = p->count;
+			}
+			else if (TransactionIdEquals(e->persist_xid, xid))
+			{
+				if (step == PERSIST_FINISH)
+				{
+					e->count -= e->persisting;
+					if (p->first)
+						e->first_pending = false;
+				}
+				e->persist_xid = InvalidTransactionId;
+				e->persisting = 0;
+			}
 		}
 		LWLockRelease(lock);
 	}
@@ -794,12 +841,6 @@ lease_xact_callback(XactEvent event, void *arg)
 			for (i = 0; i < lease_nactions; i++)
 				if (lease_actions[i].kind == LEASE_ACT_SHORTEN)
 					lease_shorten(&lease_actions[i], true);
-			/* counts the cycle wrote leave the leases before the commit */
-			if (lease_npersisted > 0)
-			{
-				lease_persisted_apply(1);
-				lease_persist_applied = true;
-			}
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -807,8 +848,9 @@ lease_xact_callback(XactEvent event, void *arg)
 				if (lease_actions[i].kind == LEASE_ACT_FORGET)
 					lease_forget(&lease_actions[i].key, NULL, 0);
 			lease_nactions = 0;
+			if (lease_npersisted > 0)
+				lease_persisted_apply(PERSIST_FINISH);
 			lease_npersisted = 0;
-			lease_persist_applied = false;
 			if (lease_persisting)
 				(void) lease_set_persist_xid(InvalidTransactionId);
 			lease_persisting = false;
@@ -817,10 +859,9 @@ lease_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			lease_undo(0);
 			lease_nactions = 0;
-			if (lease_persist_applied)
-				lease_persisted_apply(-1);
+			if (lease_npersisted > 0)
+				lease_persisted_apply(PERSIST_DROP);
 			lease_npersisted = 0;
-			lease_persist_applied = false;
 			if (lease_persisting)
 				(void) lease_set_persist_xid(InvalidTransactionId);
 			lease_persisting = false;
@@ -849,8 +890,17 @@ lease_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			for (i = 0; i < lease_nactions; i++)
 				if (lease_actions[i].subid == mySubid)
 					lease_actions[i].subid = parentSubid;
+			if (lease_mark_subid == mySubid)
+				lease_mark_subid = parentSubid;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
+			/* counts written in the aborted subtransaction were not written */
+			if (lease_npersisted > 0 && lease_mark_subid >= mySubid)
+			{
+				lease_persisted_apply(PERSIST_DROP);
+				lease_npersisted = 0;
+			}
+
 			/*
 			 * A subtransaction's actions are the newest ones: its committed
 			 * children's were given its id, aborted ones are gone.
@@ -1040,6 +1090,7 @@ msgq_lease_persist(void)
 			else if (!exists)
 				lease_forget(&keys[i], DatumGetUUIDP(idd[i]), now);
 		}
+		lease_persisted_apply(PERSIST_MARK);
 	}
 	return written;
 }

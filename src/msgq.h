@@ -185,6 +185,7 @@ extern MsgqClaim msgq_lease_claim(int32 queue_id, int64 msg_seq,
 								  const pg_uuid_t *message_id,
 								  TimestampTz now, TimestampTz deadline,
 								  int64 nonce, int32 row_count,
+								  TransactionId row_xmin,
 								  bool row_first_null, int32 max_count,
 								  bool durable, int32 *total,
 								  TimestampTz *first, TimestampTz *held_until);

@@ -120,7 +120,7 @@ static SPIPlanPtr queue_scan_plans[2];
 	"       message_attributes, sender, sent_at," \
 	"       receive_count, first_received_at," \
 	"       message_group_id, tableoid, ctid," \
-	"       pg_catalog.octet_length(body)" \
+	"       pg_catalog.octet_length(body), xmin" \
 	"  FROM msgq.message" \
 	" WHERE queue_id OPERATOR(pg_catalog.=) $1" \
 	"   AND msg_seq OPERATOR(pg_catalog.>) $4" \
@@ -1856,6 +1856,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
 			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
 			int32		len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+			TransactionId row_xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 14, &isnull));
 			bool		inherited = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) < epoch;
 			int32		count;
 			TimestampTz first = 0;
@@ -1873,7 +1874,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			}
 
 			switch (msgq_lease_claim(queue->queue_id, msg_seq, message_id, now,
-									 deadline, nonce, row_count, first_null,
+									 deadline, nonce, row_count, row_xmin, first_null,
 									 max_count, inherited, &count, &first,
 									 &held_until))
 			{

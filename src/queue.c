@@ -1819,9 +1819,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	 * The visible rows are read in pages, in delivery order, each page
 	 * after the last row of the one before: a first page of 16 rows (room
 	 * for 10 and a few in flight), then pages of 256.  The pages' LIMITs are
-	 * constants, so the plans (generic, made once per backend) are index
-	 * scans however large the queue is: without a known row count the
-	 * planner may prefer sorting the whole queue.
+	 * constants, so the planner knows how few rows it needs: without a
+	 * known row count it may prefer sorting the whole queue.  The plan
+	 * cache decides between custom and generic plans: a forced generic plan
+	 * cannot see the queue id, and with a partition's statistics out of
+	 * date it chose to sort all of a 200,000-message queue per receive.
 	 */
 	while (!done)
 	{
@@ -1832,10 +1834,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 
 		values[3] = Int64GetDatum(last_seq);
 		if (SPI_execute_plan(page == 0 ?
-							 msgq_plan_cursor(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
-											  4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-							 msgq_plan_cursor(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
-											  4, argtypes, CURSOR_OPT_GENERIC_PLAN),
+							 msgq_plan(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"), 4, argtypes) :
+							 msgq_plan(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"), 4, argtypes),
 							 values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read messages");
 		page++;

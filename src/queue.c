@@ -1819,11 +1819,13 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	 * The visible rows are read in pages, in delivery order, each page
 	 * after the last row of the one before: a first page of 16 rows (room
 	 * for 10 and a few in flight), then pages of 256.  The pages' LIMITs are
-	 * constants, so the planner knows how few rows it needs: without a
-	 * known row count it may prefer sorting the whole queue.  The plan
-	 * cache decides between custom and generic plans: a forced generic plan
-	 * cannot see the queue id, and with a partition's statistics out of
-	 * date it chose to sort all of a 200,000-message queue per receive.
+	 * constants, so the planner knows how few rows it needs.  The plans are
+	 * generic (planned once per backend, by its first check, so that no
+	 * wake-up plans) and made with enable_sort off: the only plan left is a
+	 * merge of the partitions' primary keys in delivery order.  A generic
+	 * plan cannot see the queue id, and with a partition's statistics out
+	 * of date it otherwise chose to sort all of a 200,000-message queue per
+	 * receive.
 	 */
 	while (!done)
 	{
@@ -1831,12 +1833,22 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		uint64		n,
 					i;
 		int			page_rows = (page == 0) ? 16 : 256;
+		int			nest;
+		int			rc;
 
 		values[3] = Int64GetDatum(last_seq);
-		if (SPI_execute_plan(page == 0 ?
-							 msgq_plan(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"), 4, argtypes) :
-							 msgq_plan(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"), 4, argtypes),
-							 values, NULL, false, 0) != SPI_OK_SELECT)
+		/* planned, when the plan cache plans, with sorts ruled out */
+		nest = NewGUCNestLevel();
+		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		rc = SPI_execute_plan(page == 0 ?
+							  msgq_plan_cursor(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
+											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+							  msgq_plan_cursor(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
+											   4, argtypes, CURSOR_OPT_GENERIC_PLAN),
+							  values, NULL, false, 0);
+		AtEOXact_GUC(true, nest);
+		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read messages");
 		page++;
 		n = SPI_processed;

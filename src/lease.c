@@ -824,6 +824,18 @@ lease_persisted_apply(PersistStep step)
 	}
 }
 
+/* The end of a transaction that wrote receive counts: finish or drop them. */
+static void
+lease_persist_end(PersistStep step)
+{
+	if (lease_npersisted > 0)
+		lease_persisted_apply(step);
+	lease_npersisted = 0;
+	if (lease_persisting)
+		(void) lease_set_persist_xid(InvalidTransactionId);
+	lease_persisting = false;
+}
+
 static void
 lease_xact_callback(XactEvent event, void *arg)
 {
@@ -848,23 +860,13 @@ lease_xact_callback(XactEvent event, void *arg)
 				if (lease_actions[i].kind == LEASE_ACT_FORGET)
 					lease_forget(&lease_actions[i].key, NULL, 0);
 			lease_nactions = 0;
-			if (lease_npersisted > 0)
-				lease_persisted_apply(PERSIST_FINISH);
-			lease_npersisted = 0;
-			if (lease_persisting)
-				(void) lease_set_persist_xid(InvalidTransactionId);
-			lease_persisting = false;
+			lease_persist_end(PERSIST_FINISH);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			lease_undo(0);
 			lease_nactions = 0;
-			if (lease_npersisted > 0)
-				lease_persisted_apply(PERSIST_DROP);
-			lease_npersisted = 0;
-			if (lease_persisting)
-				(void) lease_set_persist_xid(InvalidTransactionId);
-			lease_persisting = false;
+			lease_persist_end(PERSIST_DROP);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (lease_nactions > 0)
@@ -1095,15 +1097,6 @@ msgq_lease_persist(void)
 	return written;
 }
 
-/* For msgq.lease_stats(): entries in use, the limit, full claims so far. */
-void
-msgq_lease_stats(int64 *entries, int64 *limit, int64 *full_claims)
-{
-	*entries = pg_atomic_read_u32(&lease_shared->entries);
-	*limit = msgq_max_leases;
-	*full_claims = (int64) pg_atomic_read_u64(&lease_shared->full_claims);
-}
-
 PG_FUNCTION_INFO_V1(msgq_lease_until);
 
 /*
@@ -1155,15 +1148,11 @@ msgq_lease_table(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
-	int64		entries,
-				limit,
-				full;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	msgq_lease_stats(&entries, &limit, &full);
-	values[0] = Int64GetDatum(entries);
-	values[1] = Int64GetDatum(limit);
-	values[2] = Int64GetDatum(full);
+	values[0] = Int64GetDatum(pg_atomic_read_u32(&lease_shared->entries));
+	values[1] = Int64GetDatum(msgq_max_leases);
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&lease_shared->full_claims));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

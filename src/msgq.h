@@ -199,7 +199,6 @@ extern bool msgq_lease_set_deadline(int32 queue_id, int64 msg_seq, int64 nonce,
 									TimestampTz *old_deadline);
 extern void msgq_lease_forget_at_commit(int32 queue_id, int64 msg_seq);
 extern int	msgq_lease_persist(void);
-extern void msgq_lease_stats(int64 *entries, int64 *limit, int64 *full_claims);
 extern void msgq_lease_stale_error(bool visible) pg_attribute_noreturn();
 extern bool msgq_message_exists(int32 queue_id, int64 msg_seq);
 extern void msgq_check_visibility_total(TimestampTz now, TimestampTz received_at,
@@ -303,9 +302,9 @@ typedef struct MsgqCall
 struct _SPI_plan;
 extern struct _SPI_plan *msgq_plan(struct _SPI_plan **slot, const char *sql,
 								   int nargs, Oid *argtypes);
-extern struct _SPI_plan *msgq_plan_cursor(struct _SPI_plan **slot, const char *sql,
-										  int nargs, Oid *argtypes,
-										  int cursor_options);
+extern struct _SPI_plan *msgq_plan_opts(struct _SPI_plan **slot, const char *sql,
+										int nargs, Oid *argtypes,
+										int cursor_options);
 extern void msgq_call_enter(MsgqCall *call);
 extern void msgq_call_leave(MsgqCall *call);
 extern char *msgq_text_arg(FunctionCallInfo fcinfo, int n);

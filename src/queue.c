@@ -139,12 +139,12 @@ static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 SPIPlanPtr
 msgq_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
-	return msgq_plan_cursor(slot, sql, nargs, argtypes, 0);
+	return msgq_plan_opts(slot, sql, nargs, argtypes, 0);
 }
 
-/* msgq_plan for a plan run through a cursor, with its cursor options */
+/* msgq_plan with planner options (CURSOR_OPT_*, e.g. a generic plan) */
 SPIPlanPtr
-msgq_plan_cursor(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes,
+msgq_plan_opts(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes,
 				 int cursor_options)
 {
 	SPIPlanPtr	plan;
@@ -1842,9 +1842,9 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		rc = SPI_execute_plan(page == 0 ?
-							  msgq_plan_cursor(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
+							  msgq_plan_opts(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-							  msgq_plan_cursor(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
+							  msgq_plan_opts(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN),
 							  values, NULL, false, 0);
 		AtEOXact_GUC(true, nest);

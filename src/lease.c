@@ -6,7 +6,7 @@
  *
  * A lease is keyed by (database, queue_id, msg_seq) and holds the
  * visibility deadline, the receipt nonce of the latest receive, the time of
- * that receive and the receives not yet added to the row's receive_count.
+ * that receive and the message's receive count.
  * The table is a partitioned shared hash with msgq.max_leases entries; each
  * partition has its own LWLock, held for a few instructions.
  *
@@ -24,9 +24,13 @@
  * lease (a rolled-back receive keeps its count, as SQS counts it).  The
  * commit callback removes the leases of deleted messages.
  *
- * Receive counts reach the rows lazily: every maintenance cycle adds the
- * pending counts to msgq.message in one statement (msgq_lease_persist) and
- * forgets expired leases with nothing pending.  Messages sent before the
+ * Receive counts reach the rows lazily.  A lease holds the message's whole
+ * receive count ("total": the larger of the row's count and its own, plus
+ * one per receive), never a difference, so a row version read through any
+ * snapshot can only make it larger.  Every maintenance cycle writes
+ * GREATEST(receive_count, total) into the rows in one statement
+ * (msgq_lease_persist); a lease with nothing left to write is forgotten
+ * once it has ended and every snapshot sees the write.  Messages sent before the
  * table was initialized (server start, crash, promotion) are "inherited":
  * their receives add to receive_count durably in the receiver's
  * transaction, so a message that crashes its consumer's backend every time
@@ -85,12 +89,11 @@ typedef struct LeaseEntry
 	TimestampTz received_at;	/* of the latest receive */
 	TimestampTz first_received_at;	/* when the row has none yet */
 	int64		nonce;			/* of the latest receive's handle */
-	int32		count;			/* receives not in the row's receive_count */
-	bool		first_pending;	/* first_received_at not in the row yet */
+	int32		total;			/* the message's receive count */
+	int32		persisted;		/* the count its row holds for certain */
+	TransactionId persist_xid;	/* the transaction that wrote it, or invalid */
 	int			pending_proc;	/* a backend shortening the lease, or -1 */
 	TimestampTz pending_deadline;	/* its deadline, for that backend only */
-	TransactionId persist_xid;	/* the count writer adding "persisting" */
-	int32		persisting;		/* part of count in its row version */
 } LeaseEntry;
 
 typedef struct LeaseDatabase
@@ -125,19 +128,19 @@ typedef struct LeaseAction
 	LeaseKey	key;
 	int64		nonce;			/* ours: undo only while it is still ours */
 	bool		was_new;		/* the claim created the entry */
-	bool		durable;		/* the claim added to receive_count durably */
+	TransactionId written_xid;	/* wrote total into the row (inherited) */
+	int32		total;			/* the claim's receive count */
 	LeaseEntry	prev;			/* the entry before the action */
 	TimestampTz target;			/* LEASE_ACT_SHORTEN: the new deadline */
 	SubTransactionId subid;
 } LeaseAction;
 
-/* A persisted count, subtracted from its lease when the cycle commits */
+/* A count written into a row, recorded in its lease when the cycle commits */
 typedef struct LeasePersisted
 {
 	LeaseKey	key;
 	pg_uuid_t	message_id;		/* the entry may have been reused since */
-	int32		count;
-	bool		first;
+	int32		total;
 } LeasePersisted;
 
 int			msgq_max_leases = 65536;
@@ -152,8 +155,8 @@ static int	lease_maxactions = 0;
 static LeasePersisted *lease_persisted = NULL;
 static int	lease_npersisted = 0;
 static bool lease_persisting = false;	/* this transaction holds the slot */
-static TransactionId lease_mark_xid = InvalidTransactionId;
-static SubTransactionId lease_mark_subid = InvalidSubTransactionId;
+static TransactionId lease_write_xid = InvalidTransactionId;
+static SubTransactionId lease_write_subid = InvalidSubTransactionId;
 static bool lease_callbacks_registered = false;
 
 static void lease_register_callbacks(void);
@@ -358,13 +361,33 @@ lease_action_add(LeaseActionKind kind, const LeaseKey *key, int64 nonce)
 	return a;
 }
 
+/* A new or reused entry for message_id, whose row holds row_count. */
+static void
+lease_entry_reset(LeaseEntry *e, const pg_uuid_t *message_id, int32 row_count)
+{
+	e->message_id = *message_id;
+	e->deadline = 0;
+	e->received_at = 0;
+	e->first_received_at = 0;
+	e->nonce = 0;
+	e->total = row_count;
+	e->persisted = row_count;
+	e->persist_xid = InvalidTransactionId;
+	e->pending_proc = -1;
+}
+
 /*
  * Claim a message for a receive until deadline.  row_count and row_first
- * are the row's receive_count and whether its first_received_at is NULL;
- * max_count is the queue's maxReceiveCount (0: none).  Sets *total to the
- * receive count including this receive (or, for MSGQ_CLAIM_LIMIT, the count
- * so far), *first to the first receive time and *held_until to the
- * deadline of a lease held by another receive.
+ * are the row's receive_count and whether its first_received_at is NULL,
+ * as the receive's snapshot sees them; max_count is the queue's
+ * maxReceiveCount (0: none).  Sets *total to the receive count including
+ * this receive (or, for MSGQ_CLAIM_LIMIT, the count so far), *first to the
+ * first receive time and *held_until to the deadline of a lease held by
+ * another receive.
+ *
+ * The count is the larger of the row's and the lease's: a snapshot older
+ * than the count writer's commit sees a smaller row count, never a larger
+ * one, and the lease outlives every such snapshot (msgq_lease_persist).
  *
  * Room for the undo record is made before the table is touched, so that
  * nothing can fail between the claim and its record.
@@ -372,10 +395,8 @@ lease_action_add(LeaseActionKind kind, const LeaseKey *key, int64 nonce)
 MsgqClaim
 msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 				 TimestampTz now, TimestampTz deadline, int64 nonce,
-				 int32 row_count, TransactionId row_xmin,
-				 bool row_first_null, int32 max_count,
-				 bool durable, int32 *total, TimestampTz *first,
-				 TimestampTz *held_until)
+				 int32 row_count, bool row_first_null, int32 max_count,
+				 int32 *total, TimestampTz *first, TimestampTz *held_until)
 {
 	LeaseKey	key;
 	uint32		hashcode;
@@ -391,18 +412,7 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 
 	e = lease_find(&key, LW_EXCLUSIVE, &lock, &hashcode);
 	if (e != NULL && memcmp(&e->message_id, message_id, sizeof(pg_uuid_t)) != 0)
-	{
-		/* left over from a message that had this key before: start anew */
-		e->deadline = 0;
-		e->count = 0;
-		e->nonce = 0;
-		e->first_pending = false;
-		e->pending_proc = -1;
-		e->persist_xid = InvalidTransactionId;
-		e->persisting = 0;
-		e->first_received_at = 0;
-		e->message_id = *message_id;
-	}
+		lease_entry_reset(e, message_id, row_count);	/* left over: start anew */
 	if (e != NULL &&
 		(e->pending_proc == MyProc->pgprocno ? e->pending_deadline : e->deadline) > now)
 	{
@@ -410,25 +420,17 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 		LWLockRelease(lock);
 		return MSGQ_CLAIM_HELD;
 	}
-	/* the row version the count writer made already holds "persisting" */
-	if (e != NULL && TransactionIdIsValid(e->persist_xid) &&
-		TransactionIdEquals(row_xmin, e->persist_xid))
-		row_count -= e->persisting;
-	if (e != NULL && max_count > 0 && row_count + e->count >= max_count)
+	if (e != NULL)
+		row_count = Max(row_count, e->total);
+	if (max_count > 0 && row_count >= max_count)
 	{
-		*total = row_count + e->count;
-		*first = e->first_received_at;
+		*total = row_count;
+		*first = e != NULL ? e->first_received_at : 0;
 		LWLockRelease(lock);
 		return MSGQ_CLAIM_LIMIT;
 	}
 	if (e == NULL)
 	{
-		if (max_count > 0 && row_count >= max_count)
-		{
-			*total = row_count;
-			LWLockRelease(lock);
-			return MSGQ_CLAIM_LIMIT;
-		}
 		if (pg_atomic_read_u32(&lease_shared->entries) >= (uint32) msgq_max_leases)
 			e = NULL;
 		else
@@ -441,16 +443,7 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 			return MSGQ_CLAIM_FULL;
 		}
 		pg_atomic_fetch_add_u32(&lease_shared->entries, 1);
-		e->message_id = *message_id;
-		e->deadline = 0;
-		e->received_at = 0;
-		e->first_received_at = 0;
-		e->nonce = 0;
-		e->count = 0;
-		e->first_pending = false;
-		e->pending_proc = -1;
-		e->persist_xid = InvalidTransactionId;
-		e->persisting = 0;
+		lease_entry_reset(e, message_id, row_count);
 		a->was_new = true;
 	}
 	prev = *e;
@@ -458,21 +451,49 @@ msgq_lease_claim(int32 queue_id, int64 msg_seq, const pg_uuid_t *message_id,
 	e->deadline = deadline;
 	e->received_at = now;
 	e->nonce = nonce;
-	if (!durable)
-		e->count++;
+	e->total = row_count + 1;
 	if (row_first_null && e->first_received_at == 0)
-	{
 		e->first_received_at = now;
-		e->first_pending = !durable;
-	}
-	*total = row_count + e->count + (durable ? 1 : 0);
+	*total = e->total;
 	*first = row_first_null ? e->first_received_at : 0;
 	LWLockRelease(lock);
 
 	lease_nactions++;
 	a->prev = prev;
-	a->durable = durable;
+	a->total = *total;
 	return MSGQ_CLAIM_OK;
+}
+
+/*
+ * The claim just made wrote its count into the row in this transaction
+ * (an inherited message): its lease need not be written again once this
+ * commits.
+ */
+void
+msgq_lease_claim_written(void)
+{
+	Assert(lease_nactions > 0 &&
+		   lease_actions[lease_nactions - 1].kind == LEASE_ACT_CLAIM);
+	lease_actions[lease_nactions - 1].written_xid = GetCurrentTransactionId();
+}
+
+/* Record that the row of a lease holds total, written by xid. */
+static void
+lease_set_persisted(const LeaseKey *key, const pg_uuid_t *message_id,
+					int32 total, TransactionId xid)
+{
+	LWLock	   *lock;
+	LeaseEntry *e = lease_find(key, LW_EXCLUSIVE, &lock, NULL);
+
+	if (e != NULL &&
+		(message_id == NULL ||
+		 memcmp(&e->message_id, message_id, sizeof(pg_uuid_t)) == 0) &&
+		total >= e->persisted)
+	{
+		e->persisted = total;
+		e->persist_xid = xid;
+	}
+	LWLockRelease(lock);
 }
 
 /*
@@ -498,19 +519,14 @@ lease_restore(LeaseAction *a, bool keep_count)
 		}
 		else
 		{
-			int32		count = e->count;
-
 			e->deadline = a->prev.deadline;
 			e->nonce = a->prev.nonce;
 			e->received_at = a->prev.received_at;
 			if (!keep_count)
 			{
-				e->count = a->prev.count;
+				e->total = Max(a->prev.total, e->persisted);
 				e->first_received_at = a->prev.first_received_at;
-				e->first_pending = a->prev.first_pending;
 			}
-			else if (a->durable)
-				e->count = count + 1;	/* its durable count rolled back */
 		}
 	}
 	LWLockRelease(lock);
@@ -769,67 +785,20 @@ lease_undo(int from)
 }
 
 /*
- * The counts this transaction wrote into rows: mark them in their leases
- * (MARK, right after the statement), take them out of the leases once the
- * commit is visible (FINISH), or forget the mark (DROP, at abort).  While
- * marked, a receive that reads the written row version (its xmin is the
- * writer's) does not count them twice.
+ * The end of a transaction that wrote receive counts: at commit, record in
+ * each lease the count its row now holds and the writer's xid, so that the
+ * lease is kept until every snapshot sees that write.
  */
-typedef enum
-{
-	PERSIST_MARK,
-	PERSIST_FINISH,
-	PERSIST_DROP
-} PersistStep;
-
 static void
-lease_persisted_apply(PersistStep step)
+lease_persist_end(bool commit)
 {
 	int			i;
-	TransactionId xid;
 
-	if (step == PERSIST_MARK)
-	{
-		/* the (sub)transaction that wrote the rows: their xmin */
-		lease_mark_xid = GetCurrentTransactionIdIfAny();
-		lease_mark_subid = GetCurrentSubTransactionId();
-	}
-	xid = lease_mark_xid;
-	for (i = 0; i < lease_npersisted; i++)
-	{
-		LeasePersisted *p = &lease_persisted[i];
-		LWLock	   *lock;
-		LeaseEntry *e = lease_find(&p->key, LW_EXCLUSIVE, &lock, NULL);
-
-		if (e != NULL && memcmp(&e->message_id, &p->message_id, sizeof(pg_uuid_t)) == 0)
-		{
-			if (step == PERSIST_MARK)
-			{
-				e->persist_xid = xid;
-				e->persisting = p->count;
-			}
-			else if (TransactionIdEquals(e->persist_xid, xid))
-			{
-				if (step == PERSIST_FINISH)
-				{
-					e->count -= e->persisting;
-					if (p->first)
-						e->first_pending = false;
-				}
-				e->persist_xid = InvalidTransactionId;
-				e->persisting = 0;
-			}
-		}
-		LWLockRelease(lock);
-	}
-}
-
-/* The end of a transaction that wrote receive counts: finish or drop them. */
-static void
-lease_persist_end(PersistStep step)
-{
-	if (lease_npersisted > 0)
-		lease_persisted_apply(step);
+	if (commit)
+		for (i = 0; i < lease_npersisted; i++)
+			lease_set_persisted(&lease_persisted[i].key,
+								&lease_persisted[i].message_id,
+								lease_persisted[i].total, lease_write_xid);
 	lease_npersisted = 0;
 	if (lease_persisting)
 		(void) lease_set_persist_xid(InvalidTransactionId);
@@ -857,16 +826,23 @@ lease_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			for (i = 0; i < lease_nactions; i++)
-				if (lease_actions[i].kind == LEASE_ACT_FORGET)
-					lease_forget(&lease_actions[i].key, NULL, 0);
+			{
+				LeaseAction *a = &lease_actions[i];
+
+				if (a->kind == LEASE_ACT_FORGET)
+					lease_forget(&a->key, NULL, 0);
+				else if (a->kind == LEASE_ACT_CLAIM &&
+						 TransactionIdIsValid(a->written_xid))
+					lease_set_persisted(&a->key, NULL, a->total, a->written_xid);
+			}
 			lease_nactions = 0;
-			lease_persist_end(PERSIST_FINISH);
+			lease_persist_end(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			lease_undo(0);
 			lease_nactions = 0;
-			lease_persist_end(PERSIST_DROP);
+			lease_persist_end(false);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (lease_nactions > 0)
@@ -892,16 +868,13 @@ lease_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			for (i = 0; i < lease_nactions; i++)
 				if (lease_actions[i].subid == mySubid)
 					lease_actions[i].subid = parentSubid;
-			if (lease_mark_subid == mySubid)
-				lease_mark_subid = parentSubid;
+			if (lease_write_subid == mySubid)
+				lease_write_subid = parentSubid;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			/* counts written in the aborted subtransaction were not written */
-			if (lease_npersisted > 0 && lease_mark_subid >= mySubid)
-			{
-				lease_persisted_apply(PERSIST_DROP);
+			if (lease_npersisted > 0 && lease_write_subid >= mySubid)
 				lease_npersisted = 0;
-			}
 
 			/*
 			 * A subtransaction's actions are the newest ones: its committed
@@ -929,11 +902,12 @@ lease_register_callbacks(void)
 }
 
 /*
- * One maintenance step: add the pending receive counts of this database's
- * leases to their rows, in one statement per batch, and forget leases that
- * ended with nothing pending or whose message is gone.  Rows locked by a
- * transaction are skipped and tried again next cycle.  Returns the number
- * of counts written.
+ * One maintenance step: write the receive counts of this database's leases
+ * into their rows, in one statement per batch, and forget leases that ended
+ * with nothing left to write (once no snapshot can read a row version older
+ * than the write) or whose message is gone.  Rows locked by a transaction
+ * are skipped and tried again next cycle.  Returns the number of rows
+ * written.
  */
 int
 msgq_lease_persist(void)
@@ -953,6 +927,7 @@ msgq_lease_persist(void)
 				i,
 				written = 0;
 	int			lo;
+	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
 
 	if (pg_atomic_read_u32(&lease_shared->entries) == 0 || lease_npersisted > 0)
 		return 0;
@@ -976,9 +951,11 @@ msgq_lease_persist(void)
 	{
 		if (e->key.dboid != MyDatabaseId)
 			continue;
-		if (e->count == 0 && !e->first_pending)
+		if (e->total <= e->persisted)
 		{
-			if (e->deadline <= now)
+			if (e->deadline <= now &&
+				(!TransactionIdIsValid(e->persist_xid) ||
+				 TransactionIdPrecedes(e->persist_xid, horizon)))
 			{
 				LeaseKey	k = e->key;
 
@@ -994,9 +971,9 @@ msgq_lease_persist(void)
 		sd[n] = Int64GetDatum(e->key.msg_seq);
 		idd[n] = UUIDPGetDatum(palloc_object(pg_uuid_t));
 		memcpy(DatumGetUUIDP(idd[n]), &e->message_id, sizeof(pg_uuid_t));
-		cd[n] = Int32GetDatum(e->count);
+		cd[n] = Int32GetDatum(e->total);
 		fd[n] = TimestampTzGetDatum(e->first_received_at);
-		fnull[n] = !e->first_pending;
+		fnull[n] = e->first_received_at == 0;
 		n++;
 	}
 	for (lo = LEASE_PARTITIONS - 1; lo >= 0; lo--)
@@ -1043,7 +1020,7 @@ msgq_lease_persist(void)
 								  "   FOR UPDATE OF m SKIP LOCKED),"
 								  " u AS ("
 								  "  UPDATE msgq.message m"
-								  "     SET receive_count = m.receive_count OPERATOR(pg_catalog.+) l.c,"
+								  "     SET receive_count = GREATEST(m.receive_count, l.c),"
 								  "         first_received_at = COALESCE(m.first_received_at, l.f)"
 								  "    FROM l"
 								  "   WHERE m.queue_id OPERATOR(pg_catalog.=) l.queue_id"
@@ -1084,15 +1061,15 @@ msgq_lease_persist(void)
 				lease_register_callbacks();
 				lease_persisted[lease_npersisted].key = keys[i];
 				lease_persisted[lease_npersisted].message_id = *DatumGetUUIDP(idd[i]);
-				lease_persisted[lease_npersisted].count = DatumGetInt32(cd[i]);
-				lease_persisted[lease_npersisted].first = !fnull[i];
+				lease_persisted[lease_npersisted].total = DatumGetInt32(cd[i]);
 				lease_npersisted++;
-				written += DatumGetInt32(cd[i]);
+				written++;
 			}
 			else if (!exists)
 				lease_forget(&keys[i], DatumGetUUIDP(idd[i]), now);
 		}
-		lease_persisted_apply(PERSIST_MARK);
+		lease_write_xid = GetCurrentTransactionIdIfAny();
+		lease_write_subid = GetCurrentSubTransactionId();
 	}
 	return written;
 }

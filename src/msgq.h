@@ -185,10 +185,10 @@ extern MsgqClaim msgq_lease_claim(int32 queue_id, int64 msg_seq,
 								  const pg_uuid_t *message_id,
 								  TimestampTz now, TimestampTz deadline,
 								  int64 nonce, int32 row_count,
-								  TransactionId row_xmin,
 								  bool row_first_null, int32 max_count,
-								  bool durable, int32 *total,
-								  TimestampTz *first, TimestampTz *held_until);
+								  int32 *total, TimestampTz *first,
+								  TimestampTz *held_until);
+extern void msgq_lease_claim_written(void);
 extern void msgq_lease_unclaim(void);
 extern bool msgq_lease_row_free(Oid relid, ItemPointer tid);
 extern MsgqLeaseState msgq_lease_check(int32 queue_id, int64 msg_seq,

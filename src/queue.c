@@ -120,7 +120,7 @@ static SPIPlanPtr queue_scan_plans[2];
 	"       message_attributes, sender, sent_at," \
 	"       receive_count, first_received_at," \
 	"       message_group_id, tableoid, ctid," \
-	"       pg_catalog.octet_length(body), xmin" \
+	"       pg_catalog.octet_length(body)" \
 	"  FROM msgq.message" \
 	" WHERE queue_id OPERATOR(pg_catalog.=) $1" \
 	"   AND msg_seq OPERATOR(pg_catalog.>) $4" \
@@ -1726,25 +1726,28 @@ queue_claim_durable(MsgqQueue *queue, int64 msg_seq, const pg_uuid_t *message_id
 
 /*
  * Add n receives to a row's receive_count in this transaction (inherited
- * messages, rolled-back receives of the durable path).
+ * messages, rolled-back receives of the durable path); the row then holds
+ * at least total, the receive's count.
  */
 static void
-queue_add_count(int32 queue_id, int64 msg_seq, int32 n, TimestampTz now)
+queue_add_count(int32 queue_id, int64 msg_seq, int32 n, int32 total,
+				TimestampTz now)
 {
-	Oid			at[4] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID};
-	Datum		av[4];
+	Oid			at[5] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID};
+	Datum		av[5];
 
 	av[0] = Int32GetDatum(queue_id);
 	av[1] = Int64GetDatum(msg_seq);
 	av[2] = Int32GetDatum(n);
 	av[3] = TimestampTzGetDatum(now);
+	av[4] = Int32GetDatum(total);
 	if (SPI_execute_plan(queue_plan(QP_ADD_COUNT,
 									"UPDATE msgq.message"
-									"   SET receive_count = receive_count OPERATOR(pg_catalog.+) $3,"
+									"   SET receive_count = GREATEST(receive_count OPERATOR(pg_catalog.+) $3, $5),"
 									"       first_received_at = COALESCE(first_received_at, $4)"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND msg_seq OPERATOR(pg_catalog.=) $2",
-									4, at),
+									5, at),
 						 av, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update receive count");
 }
@@ -1868,7 +1871,6 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
 			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
 			int32		len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
-			TransactionId row_xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 14, &isnull));
 			bool		inherited = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) < epoch;
 			int32		count;
 			TimestampTz first = 0;
@@ -1886,9 +1888,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			}
 
 			switch (msgq_lease_claim(queue->queue_id, msg_seq, message_id, now,
-									 deadline, nonce, row_count, row_xmin, first_null,
-									 max_count, inherited, &count, &first,
-									 &held_until))
+									 deadline, nonce, row_count, first_null,
+									 max_count, &count, &first, &held_until))
 			{
 				case MSGQ_CLAIM_HELD:
 					if (*held_next == 0 || held_until < *held_next)
@@ -1934,9 +1935,10 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 							extra = msgq_take_aborted_receives(message_id);
 						if (inherited || extra > 0)
 						{
-							queue_add_count(queue->queue_id, msg_seq,
-											(inherited ? 1 : 0) + extra, now);
 							count += extra;
+							queue_add_count(queue->queue_id, msg_seq,
+											(inherited ? 1 : 0) + extra, count, now);
+							msgq_lease_claim_written();
 							*wrote = true;
 						}
 					}

@@ -695,6 +695,31 @@ SELECT msgq_test.err($$SELECT msgq.receive_message('r_poll', wait_time_seconds =
 COMMIT;
 
 --
+-- Receipt handles carry HMAC-SHA256 (RFC 2104) over the database oid and
+-- their first 20 bytes, keyed with msgq.secret (handle.c computes it with
+-- precomputed key states): check it against SQL's sha256()
+--
+CREATE FUNCTION msgq_test.hmac_sha256(k bytea, m bytea) RETURNS bytea
+LANGUAGE sql AS $$
+  WITH p AS (SELECT k || decode(repeat('00', 64 - length(k)), 'hex') AS kp)
+  SELECT sha256(decode(string_agg(lpad(to_hex(get_byte(kp, i) # 92), 2, '0'), '' ORDER BY i), 'hex')
+         || sha256(decode(string_agg(lpad(to_hex(get_byte(kp, i) # 54), 2, '0'), '' ORDER BY i), 'hex') || m))
+    FROM p, generate_series(0, 63) i $$;
+-- RFC 4231, test case 2
+SELECT encode(msgq_test.hmac_sha256('Jefe', 'what do ya want for nothing?'), 'hex') AS rfc4231_2;
+SELECT msgq.create_queue('r_mac') IS NOT NULL AS created;
+SELECT count(*) AS sent FROM generate_series(1, 20) i, msgq.send_message('r_mac', 'm' || i);
+WITH r AS (SELECT decode(translate(receipt_handle, '-_', '+/'), 'base64') AS raw
+             FROM generate_series(1, 2), msgq.receive_message('r_mac', 10))
+SELECT count(*) AS handles,
+       count(*) FILTER (WHERE substr(raw, 21, 16) = substr(msgq_test.hmac_sha256(
+           (SELECT receipt_key FROM msgq.secret),
+           int4send((SELECT oid FROM pg_database WHERE datname = current_database())::int)
+           || substr(raw, 1, 20)), 1, 16)) AS macs_ok
+  FROM r;
+DROP FUNCTION msgq_test.hmac_sha256;
+
+--
 -- Maintenance runs
 --
 SELECT msgq.run_maintenance();

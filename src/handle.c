@@ -28,8 +28,6 @@
  */
 #include "postgres.h"
 
-#include "common/hmac.h"
-#include "common/sha2.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
@@ -45,6 +43,136 @@
 
 static uint8 handle_key[HANDLE_KEY_MAX];
 static int	handle_key_len = 0;		/* 0: not loaded */
+
+/*
+ * HMAC-SHA256 with one fixed key: the SHA-256 states after the key's inner
+ * and outer pad blocks are computed once, when the key is loaded, so a mac
+ * costs two compressions (its message and the inner digest each fit in one
+ * block).  A general-purpose HMAC context would redo the key blocks, and
+ * allocate and look up its digest, on every handle.
+ */
+static uint32 handle_inner[8];
+static uint32 handle_outer[8];
+
+static const uint32 sha256_k[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
+};
+
+static const uint32 sha256_init[8] = {
+	0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
+};
+
+#define ROTR32(x, n)	(((x) >> (n)) | ((x) << (32 - (n))))
+
+/* The SHA-256 compression function (FIPS 180-4, 6.2.2) on one block. */
+static void
+sha256_block(uint32 *state, const uint8 *block)
+{
+	uint32		w[64];
+	uint32		a, b, c, d, e, f, g, h;
+	int			t;
+
+	for (t = 0; t < 16; t++)
+		w[t] = ((uint32) block[4 * t] << 24) | ((uint32) block[4 * t + 1] << 16) |
+			((uint32) block[4 * t + 2] << 8) | (uint32) block[4 * t + 3];
+	for (t = 16; t < 64; t++)
+	{
+		uint32		s0 = ROTR32(w[t - 15], 7) ^ ROTR32(w[t - 15], 18) ^ (w[t - 15] >> 3);
+		uint32		s1 = ROTR32(w[t - 2], 17) ^ ROTR32(w[t - 2], 19) ^ (w[t - 2] >> 10);
+
+		w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+	}
+	a = state[0];
+	b = state[1];
+	c = state[2];
+	d = state[3];
+	e = state[4];
+	f = state[5];
+	g = state[6];
+	h = state[7];
+	for (t = 0; t < 64; t++)
+	{
+		uint32		t1 = h + (ROTR32(e, 6) ^ ROTR32(e, 11) ^ ROTR32(e, 25)) +
+			((e & f) ^ (~e & g)) + sha256_k[t] + w[t];
+		uint32		t2 = (ROTR32(a, 2) ^ ROTR32(a, 13) ^ ROTR32(a, 22)) +
+			((a & b) ^ (a & c) ^ (b & c));
+
+		h = g;
+		g = f;
+		f = e;
+		e = d + t1;
+		d = c;
+		c = b;
+		b = a;
+		a = t1 + t2;
+	}
+	state[0] += a;
+	state[1] += b;
+	state[2] += c;
+	state[3] += d;
+	state[4] += e;
+	state[5] += f;
+	state[6] += g;
+	state[7] += h;
+}
+
+/*
+ * Finish a hash whose state has absorbed one 64-byte block, with the last
+ * len (< 56) bytes of data: digest is the 32-byte result.
+ */
+static void
+sha256_final_after_block(const uint32 *state, const uint8 *data, int len,
+						 uint8 *digest)
+{
+	uint32		st[8];
+	uint8		block[64];
+	uint64		bits = (uint64) (64 + len) * 8;
+	int			i;
+
+	Assert(len < 56);
+	memcpy(st, state, sizeof(st));
+	memset(block, 0, sizeof(block));
+	memcpy(block, data, len);
+	block[len] = 0x80;
+	for (i = 0; i < 8; i++)
+		block[63 - i] = (uint8) (bits >> (8 * i));
+	sha256_block(st, block);
+	for (i = 0; i < 8; i++)
+	{
+		digest[4 * i] = (uint8) (st[i] >> 24);
+		digest[4 * i + 1] = (uint8) (st[i] >> 16);
+		digest[4 * i + 2] = (uint8) (st[i] >> 8);
+		digest[4 * i + 3] = (uint8) st[i];
+	}
+}
+
+/* The states after HMAC's inner and outer key blocks (RFC 2104). */
+static void
+handle_key_states(void)
+{
+	uint8		pad[64];
+	int			i;
+
+	for (i = 0; i < 64; i++)
+		pad[i] = (i < handle_key_len ? handle_key[i] : 0) ^ 0x36;
+	memcpy(handle_inner, sha256_init, sizeof(handle_inner));
+	sha256_block(handle_inner, pad);
+	for (i = 0; i < 64; i++)
+		pad[i] = (i < handle_key_len ? handle_key[i] : 0) ^ 0x5c;
+	memcpy(handle_outer, sha256_init, sizeof(handle_outer));
+	sha256_block(handle_outer, pad);
+}
 
 static const char handle_alphabet[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -75,6 +203,7 @@ handle_load_key(void)
 		elog(ERROR, "msgq.secret holds an invalid key");
 	memcpy(handle_key, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	handle_key_len = VARSIZE_ANY_EXHDR(key);
+	handle_key_states();
 }
 
 void
@@ -93,25 +222,20 @@ msgq_handle_prepare(void)
 	handle_load_key();
 }
 
+/* mac = the first HANDLE_MAC_LEN bytes of HMAC-SHA256(key, db oid | payload) */
 static void
 handle_mac(const uint8 *payload, uint8 *mac)
 {
-	pg_hmac_ctx *ctx;
-	uint8		full[PG_SHA256_DIGEST_LENGTH];
+	uint8		msg[4 + HANDLE_PAYLOAD_LEN];
+	uint8		inner[32];
+	uint8		full[32];
 	uint32		db = pg_hton32((uint32) MyDatabaseId);
 
 	handle_load_key();
-	ctx = pg_hmac_create(PG_SHA256);
-	if (ctx == NULL ||
-		pg_hmac_init(ctx, handle_key, handle_key_len) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) &db, sizeof(db)) < 0 ||
-		pg_hmac_update(ctx, payload, HANDLE_PAYLOAD_LEN) < 0 ||
-		pg_hmac_final(ctx, full, sizeof(full)) < 0)
-	{
-		pg_hmac_free(ctx);
-		elog(ERROR, "could not compute receipt handle authentication code");
-	}
-	pg_hmac_free(ctx);
+	memcpy(msg, &db, sizeof(db));
+	memcpy(msg + sizeof(db), payload, HANDLE_PAYLOAD_LEN);
+	sha256_final_after_block(handle_inner, msg, sizeof(msg), inner);
+	sha256_final_after_block(handle_outer, inner, sizeof(inner), full);
 	memcpy(mac, full, HANDLE_MAC_LEN);
 }
 

@@ -335,6 +335,24 @@ lease_set_persist_xid(TransactionId xid)
 	return ok;
 }
 
+/*
+ * Make now what this backend's first claim would otherwise make (the
+ * transaction callbacks, the undo list, the epoch), for a receive about to
+ * sleep: its first wake-up is then as fast as later ones.
+ */
+void
+msgq_lease_prepare(void)
+{
+	lease_register_callbacks();
+	if (lease_actions == NULL)
+	{
+		lease_maxactions = 64;
+		lease_actions = MemoryContextAlloc(TopMemoryContext,
+										   lease_maxactions * sizeof(LeaseAction));
+	}
+	(void) msgq_lease_epoch();
+}
+
 static LeaseAction *
 lease_action_add(LeaseActionKind kind, const LeaseKey *key, int64 nonce)
 {

@@ -189,6 +189,7 @@ extern MsgqClaim msgq_lease_claim(int32 queue_id, int64 msg_seq,
 								  int32 *total, TimestampTz *first,
 								  TimestampTz *held_until);
 extern void msgq_lease_claim_written(void);
+extern void msgq_lease_prepare(void);
 extern void msgq_lease_unclaim(void);
 extern bool msgq_lease_row_free(Oid relid, ItemPointer tid);
 extern MsgqLeaseState msgq_lease_check(int32 queue_id, int64 msg_seq,

@@ -2172,11 +2172,13 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 		{
 			/*
 			 * Warm what the receive after a wake-up needs and this backend
-			 * may not have yet (the receipt-handle key), so that the first
-			 * wake-up of a new connection is as fast as later ones.  The
-			 * scan's plan was made by the check above.
+			 * may not have yet (the receipt-handle key, the lease undo
+			 * list), so that the first wake-up of a new connection is as
+			 * fast as later ones.  The scan's plan was made by the check
+			 * above.
 			 */
 			msgq_handle_prepare();
+			msgq_lease_prepare();
 			msgq_waiter_begin(queue->queue_id, deadline);
 			waiting = true;
 		}

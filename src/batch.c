@@ -554,7 +554,7 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 			values[2] = PointerGetDatum(construct_array(nonces, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 			values[3] = PointerGetDatum(construct_array(modes, k, INT4OID, 4, true, TYPALIGN_INT));
 			values[4] = TimestampTzGetDatum(now);
-			if (SPI_execute_plan(msgq_plan(&batch_plan_delete,
+			if (msgq_execute_keyed(msgq_plan(&batch_plan_delete,
 										   "DELETE FROM msgq.message m"
 										   " USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 										   "                  pg_catalog.unnest($4)) AS u(seq, nonce, mode)"
@@ -736,7 +736,7 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 				seqs[k++] = Int64GetDatum(e[i].msg_seq);
 		values[0] = Int32GetDatum(queue->queue_id);
 		values[1] = PointerGetDatum(construct_array(seqs, ngood, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_plan(msgq_plan(&batch_plan_leases,
+		if (msgq_execute_keyed(msgq_plan(&batch_plan_leases,
 									   "SELECT msg_seq, receipt_nonce, received_at, visible_at"
 									   "  FROM msgq.message"
 									   " WHERE queue_id OPERATOR(pg_catalog.=) $1"
@@ -815,7 +815,7 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 			uvalues[0] = Int32GetDatum(queue->queue_id);
 			uvalues[1] = PointerGetDatum(construct_array(seqs, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 			uvalues[2] = PointerGetDatum(construct_array(until, k, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			if (SPI_execute_plan(msgq_plan(&batch_plan_set_visible,
+			if (msgq_execute_keyed(msgq_plan(&batch_plan_set_visible,
 										   "UPDATE msgq.message m SET visible_at = u.until"
 										   "  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(seq, until)"
 										   " WHERE m.queue_id OPERATOR(pg_catalog.=) $1"

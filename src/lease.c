@@ -1014,6 +1014,7 @@ msgq_lease_persist(void)
 		Oid			argtypes[5] = {INT4ARRAYOID, INT8ARRAYOID, UUIDARRAYOID,
 		INT4ARRAYOID, TIMESTAMPTZARRAYOID};
 		Datum		values[5];
+		SPIPlanPtr	plan;
 		int			dims[1] = {n};
 		int			lbs[1] = {1};
 		uint64		r;
@@ -1025,7 +1026,7 @@ msgq_lease_persist(void)
 		values[4] = PointerGetDatum(construct_md_array(fd, fnull, 1, dims, lbs,
 													   TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
 													   TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args("WITH k AS ("
+		plan = SPI_prepare("WITH k AS ("
 								  "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 								  "    pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
 								  "    AS k(q, s, id, c, f)),"
@@ -1053,8 +1054,11 @@ msgq_lease_persist(void)
 								  "                   AND m.msg_seq OPERATOR(pg_catalog.=) k.s"
 								  "                   AND m.message_id OPERATOR(pg_catalog.=) k.id)"
 								  "   FROM k",
-								  5, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+								  5, argtypes);
+		if (plan == NULL ||
+			msgq_execute_keyed(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not write receive counts");
+		SPI_freeplan(plan);
 
 		for (r = 0; r < SPI_processed; r++)
 		{

@@ -303,6 +303,8 @@ typedef struct MsgqCall
 struct _SPI_plan;
 extern struct _SPI_plan *msgq_plan(struct _SPI_plan **slot, const char *sql,
 								   int nargs, Oid *argtypes);
+extern int	msgq_execute_keyed(struct _SPI_plan *plan, Datum *values,
+							   const char *nulls, bool read_only, long tcount);
 extern struct _SPI_plan *msgq_plan_opts(struct _SPI_plan **slot, const char *sql,
 										int nargs, Oid *argtypes,
 										int cursor_options);

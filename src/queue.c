@@ -168,6 +168,31 @@ msgq_plan_opts(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes,
 	return plan;
 }
 
+/*
+ * Execute a plan that finds messages by key (or in key order), planned,
+ * when the plan cache plans it, with sequential scans and sorts ruled out.
+ * A free segment is an empty partition: planned as a sequential scan, it
+ * would stay one in the cached plan while it fills as the active segment
+ * (until an ANALYZE invalidates the plan), and every lookup would read it
+ * whole; even empty, a rescanned sequential scan asks the kernel for the
+ * file's size every time.  An index scan of an empty index costs nothing.
+ */
+int
+msgq_execute_keyed(SPIPlanPtr plan, Datum *values, const char *nulls,
+				   bool read_only, long tcount)
+{
+	int			nest = NewGUCNestLevel();
+	int			rc;
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_plan(plan, values, nulls, read_only, tcount);
+	AtEOXact_GUC(true, nest);
+	return rc;
+}
+
 #define queue_plan(which, sql, nargs, ...) \
 	msgq_plan(&queue_plans[which], sql, nargs, __VA_ARGS__)
 
@@ -1628,7 +1653,7 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 	values[4] = Int32GetDatum(receive_count);
 	values[5] = TimestampTzGetDatum(first_received);
 	nulls[5] = first_received == 0 ? 'n' : ' ';
-	if (SPI_execute_plan(queue_plan(QP_MOVE_ONE_DLQ,
+	if (msgq_execute_keyed(queue_plan(QP_MOVE_ONE_DLQ,
 									"WITH c AS ("
 									"  SELECT seg FROM msgq.message"
 									"   WHERE queue_id OPERATOR(pg_catalog.=) $1"
@@ -1680,7 +1705,7 @@ queue_claim_durable(MsgqQueue *queue, int64 msg_seq, const pg_uuid_t *message_id
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = Int64GetDatum(msg_seq);
 	values[2] = TimestampTzGetDatum(now);
-	if (SPI_execute_plan(queue_plan(QP_DURABLE_LOCK,
+	if (msgq_execute_keyed(queue_plan(QP_DURABLE_LOCK,
 									"SELECT 1 FROM msgq.message"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
@@ -1705,7 +1730,7 @@ queue_claim_durable(MsgqQueue *queue, int64 msg_seq, const pg_uuid_t *message_id
 	values[3] = TimestampTzGetDatum(deadline);
 	values[4] = Int64GetDatum(nonce);
 	values[5] = Int32GetDatum(1 + extra);
-	if (SPI_execute_plan(queue_plan(QP_DURABLE_CLAIM,
+	if (msgq_execute_keyed(queue_plan(QP_DURABLE_CLAIM,
 									"UPDATE msgq.message"
 									"   SET visible_at = $4,"
 									"       receive_count = receive_count OPERATOR(pg_catalog.+) $6,"
@@ -1741,7 +1766,7 @@ queue_add_count(int32 queue_id, int64 msg_seq, int32 n, int32 total,
 	av[2] = Int32GetDatum(n);
 	av[3] = TimestampTzGetDatum(now);
 	av[4] = Int32GetDatum(total);
-	if (SPI_execute_plan(queue_plan(QP_ADD_COUNT,
+	if (msgq_execute_keyed(queue_plan(QP_ADD_COUNT,
 									"UPDATE msgq.message"
 									"   SET receive_count = GREATEST(receive_count OPERATOR(pg_catalog.+) $3, $5),"
 									"       first_received_at = COALESCE(first_received_at, $4)"
@@ -1836,21 +1861,15 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		uint64		n,
 					i;
 		int			page_rows = (page == 0) ? 16 : 256;
-		int			nest;
 		int			rc;
 
 		values[3] = Int64GetDatum(last_seq);
-		/* planned, when the plan cache plans, with sorts ruled out */
-		nest = NewGUCNestLevel();
-		(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		rc = SPI_execute_plan(page == 0 ?
+		rc = msgq_execute_keyed(page == 0 ?
 							  msgq_plan_opts(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
 							  msgq_plan_opts(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN),
 							  values, NULL, false, 0);
-		AtEOXact_GUC(true, nest);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read messages");
 		page++;
@@ -2247,7 +2266,7 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 		values[3] = BoolGetDatum(state == MSGQ_LEASE_MATCH);
 		values[4] = BoolGetDatum(msgq_nonce_is_lease(nonce));
 		values[5] = TimestampTzGetDatum(now);
-		if (SPI_execute_plan(queue_plan(QP_DELETE_MESSAGE,
+		if (msgq_execute_keyed(queue_plan(QP_DELETE_MESSAGE,
 										"DELETE FROM msgq.message"
 										" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 										"   AND msg_seq OPERATOR(pg_catalog.=) $2"
@@ -2287,7 +2306,7 @@ msgq_message_exists(int32 queue_id, int64 msg_seq)
 
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_seq);
-	if (SPI_execute_plan(queue_plan(QP_EXISTS,
+	if (msgq_execute_keyed(queue_plan(QP_EXISTS,
 									"SELECT 1 FROM msgq.message"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND msg_seq OPERATOR(pg_catalog.=) $2",
@@ -2404,7 +2423,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = Int64GetDatum(msg_seq);
-	if (SPI_execute_plan(queue_plan(QP_LEASE,
+	if (msgq_execute_keyed(queue_plan(QP_LEASE,
 									"SELECT receipt_nonce, received_at, visible_at FROM msgq.message"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND msg_seq OPERATOR(pg_catalog.=) $2"
@@ -2429,7 +2448,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 	msgq_check_visibility_total(now, received_at, vt);
 
 	values[2] = TimestampTzGetDatum(now + (TimestampTz) vt * USECS_PER_SEC);
-	if (SPI_execute_plan(queue_plan(QP_SET_VISIBLE,
+	if (msgq_execute_keyed(queue_plan(QP_SET_VISIBLE,
 									"UPDATE msgq.message SET visible_at = $3"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 									"   AND msg_seq OPERATOR(pg_catalog.=) $2",

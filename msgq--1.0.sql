@@ -118,6 +118,21 @@ CREATE TABLE msgq.message_2 PARTITION OF msgq.message FOR VALUES IN (2) WITH (fi
 CREATE TABLE msgq.message_3 PARTITION OF msgq.message FOR VALUES IN (3) WITH (fillfactor = 60);
 CREATE SEQUENCE msgq.message_seq AS bigint;
 
+-- FIFO deduplication ids seen in the last five minutes (src/fifo.c): scope
+-- is '' (DeduplicationScope queue) or the MessageGroupId (messageGroup).
+-- Receiving or deleting the message keeps its row; purge_queue and
+-- delete_queue remove a queue's rows, the maintenance cycle expired ones.
+CREATE TABLE msgq.fifo_dedup (
+	queue_id integer NOT NULL,
+	scope text NOT NULL,
+	dedup_id text NOT NULL,
+	message_id uuid NOT NULL,
+	sequence_number bigint NOT NULL,
+	sent_at timestamptz NOT NULL,
+	PRIMARY KEY (queue_id, scope, dedup_id)
+);
+CREATE INDEX fifo_dedup_sent_at_idx ON msgq.fifo_dedup (sent_at);
+
 -- Recently deleted queues.  Their names cannot be used again for 60 s
 -- (QueueDeletedRecently), and a send that raced with delete_queue may still
 -- commit a message for a deleted queue: the maintenance cycle removes such
@@ -169,6 +184,7 @@ SELECT pg_catalog.pg_extension_config_dump('msgq.message_2', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message_3', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.message_move_task', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.fifo_dedup', '');
 
 -- msgq's tables are written only by msgq's functions, which run as the
 -- extension owner.

@@ -108,7 +108,8 @@ SELECT msgq_test.err($$SELECT msgq.create_queue(NULL)$$);
 SELECT msgq_test.err($$SELECT msgq.create_queue('')$$);
 -- a URL is not a queue name
 SELECT msgq_test.err($$SELECT msgq.create_queue('msgq://contrib_regression/q_url')$$);
--- FIFO names are not supported yet; the name is still checked first
+-- a FIFO name needs FifoQueue true (and only FIFO names may have it); the
+-- name is checked first (sql/fifo.sql has the FIFO rules)
 SELECT msgq_test.err($$SELECT msgq.create_queue('q.fifo')$$);
 SELECT msgq_test.err($$SELECT msgq.create_queue('q.fifo', '{"FifoQueue": "true"}')$$);
 SELECT msgq_test.err($$SELECT msgq.create_queue(repeat('f', 76) || '.fifo')$$);
@@ -121,7 +122,7 @@ SELECT msgq.create_queue('q_fifo_false', '{"FifoQueue": false}');
 -- names are case-sensitive
 SELECT msgq.create_queue('Q_BASIC');
 SELECT msgq.get_queue_url('q_basic'), msgq.get_queue_url('Q_BASIC');
--- none of the failures above created anything
+-- none of the failures above created anything (q.fifo is a FIFO queue)
 SELECT queue_name, fifo FROM msgq.queue ORDER BY queue_name COLLATE "C";
 
 --

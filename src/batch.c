@@ -68,7 +68,14 @@ typedef struct BatchEntry
 	int64		nonce;
 	int32		visibility;
 	bool		leased;			/* changed in the lease table */
+	bool		duplicate;		/* FIFO: a send the deduplication id repeats */
 } BatchEntry;
+
+static int
+batch_cmp_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
 
 static JsonbValue *
 batch_get(JsonbContainer *obj, const char *key)
@@ -393,15 +400,47 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			ngood++;
 	if (ngood > 0)
 	{
-		MsgqStoreMessage *msgs = palloc(sizeof(MsgqStoreMessage) * ngood);
+		MsgqStoreMessage *msgs = palloc0(sizeof(MsgqStoreMessage) * ngood);
 		int64	   *seqs = palloc(sizeof(int64) * ngood);
 		char	   *sender = GetUserNameFromId(call.caller, false);
 		TimestampTz now = msgq_now();
 		int			k = 0;
 
+		if (queue->fifo)
+		{
+			/*
+			 * Lock the entries' groups in name order (two batches never
+			 * wait for each other in a cycle), then number and deduplicate
+			 * the entries in entry order (fifo.c).
+			 */
+			char	  **groups = palloc(sizeof(char *) * ngood);
+			int			ng = 0;
+
+			for (i = 0; i < n; i++)
+				if (!e[i].failed)
+					groups[ng++] = e[i].group_id;
+			qsort(groups, ng, sizeof(char *), batch_cmp_strings);
+			for (i = 0; i < ng; i++)
+				if (i == 0 || strcmp(groups[i], groups[i - 1]) != 0)
+					msgq_fifo_lock_group(queue->queue_id, groups[i]);
+			for (i = 0; i < n; i++)
+			{
+				int64		seq;
+
+				if (e[i].failed)
+					continue;
+				seq = msgq_store_next_seq();
+				e[i].duplicate = !msgq_fifo_dedup(queue, e[i].group_id, e[i].msg.dedup_id,
+												  e[i].msg.message_id, seq, now,
+												  &e[i].msg.message_id, &e[i].msg_seq);
+				if (!e[i].duplicate)
+					e[i].msg_seq = seq;
+			}
+		}
+
 		for (i = 0; i < n; i++)
 		{
-			if (e[i].failed)
+			if (e[i].failed || e[i].duplicate)
 				continue;
 			msgs[k].queue_id = queue->queue_id;
 			msgs[k].message_id = e[i].msg.message_id;
@@ -411,18 +450,23 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			msgs[k].md5_attrs = e[i].msg.md5_attrs;
 			msgs[k].sender = sender;
 			msgs[k].group_id = e[i].group_id;
+			msgs[k].dedup_id = e[i].msg.dedup_id;
+			msgs[k].msg_seq = queue->fifo ? e[i].msg_seq : 0;
 			msgs[k].sent_at = now;
 			msgs[k].visible_at = now + (TimestampTz) e[i].msg.delay * USECS_PER_SEC;
 			k++;
 		}
-		msgq_store_insert(msgs, ngood, seqs);
-		for (k = 0; k < ngood; k++)
-			msgq_remember_send(queue->queue_id, seqs[k], now);
-		for (i = 0; i < n; i++)
-			if (!e[i].failed)
-				msgq_metrics_sent(queue->queue_id, 1, now,
-								  now + (TimestampTz) e[i].msg.delay * USECS_PER_SEC);
-		msgq_wakeup_at_commit(queue->queue_id, false);
+		if (k > 0)
+		{
+			msgq_store_insert(msgs, k, seqs);
+			for (i = 0; i < k; i++)
+				msgq_remember_send(queue->queue_id, seqs[i], now);
+			for (i = 0; i < n; i++)
+				if (!e[i].failed && !e[i].duplicate)
+					msgq_metrics_sent(queue->queue_id, 1, now,
+									  now + (TimestampTz) e[i].msg.delay * USECS_PER_SEC);
+			msgq_wakeup_at_commit(queue->queue_id, false);
+		}
 	}
 
 	/* the tuplestore copies the rows; SPI's memory goes at msgq_call_leave */
@@ -437,11 +481,31 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			values[2] = CStringGetTextDatum(e[i].msg.md5_body);
 			nulls[3] = (e[i].msg.md5_attrs == NULL);
 			values[3] = nulls[3] ? (Datum) 0 : CStringGetTextDatum(e[i].msg.md5_attrs);
+			if (queue->fifo)
+			{
+				values[4] = DirectFunctionCall1(int8_numeric, Int64GetDatum(e[i].msg_seq));
+				nulls[4] = false;
+			}
 		}
 		batch_emit(rsinfo, &e[i], values, nulls, 8);
 	}
 	msgq_call_leave(&call);
 	return (Datum) 0;
+}
+
+/* A FIFO entry whose handle expired fails with AWS's error. */
+static void
+batch_entry_expired(BatchEntry *e, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		msgq_fifo_handle_expired(batch_get_string(e, "ReceiptHandle"));
+	}
+	PG_CATCH();
+	{
+		batch_entry_failed(e, cxt);
+	}
+	PG_END_TRY();
 }
 
 /* Decode an entry's receipt handle; raises the handle's AWS error. */
@@ -530,6 +594,13 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 				continue;
 			state = msgq_lease_check(queue->queue_id, e[i].msg_seq, e[i].nonce,
 									 &deadline, &received_at);
+			if (queue->fifo &&
+				(state == MSGQ_LEASE_STALE ||
+				 (state == MSGQ_LEASE_MATCH && deadline <= now)))
+			{
+				batch_entry_expired(&e[i], cxt);
+				continue;
+			}
 			if (state == MSGQ_LEASE_STALE)
 				continue;
 			seqs[k] = Int64GetDatum(e[i].msg_seq);

@@ -35,6 +35,7 @@
 #define MSGQ_MAX_DELAY_SECONDS			900
 #define MSGQ_MAX_WAIT_TIME_SECONDS		20
 #define MSGQ_MAX_RECEIVE_MESSAGES		10
+#define MSGQ_MAX_ID_LEN					128	/* group, deduplication ids */
 #define MSGQ_MAX_MESSAGE_ATTRIBUTES		10
 #define MSGQ_MAX_EXTENDED_MESSAGE_SIZE	(256 * 1024 * 1024)
 
@@ -190,6 +191,26 @@ extern MsgqClaim msgq_lease_claim(int32 queue_id, int64 msg_seq,
 								  TimestampTz *held_until);
 extern void msgq_lease_claim_written(void);
 extern void msgq_lease_prepare(void);
+
+/* fifo.c */
+struct MsgqQueue;
+extern void msgq_fifo_shmem_size(Size *size);
+extern void msgq_fifo_shmem_init(void);
+extern void msgq_fifo_lock_group(int32 queue_id, const char *group_id);
+extern char *msgq_fifo_content_dedup_id(text *body);
+extern bool msgq_fifo_dedup(struct MsgqQueue *queue, const char *group_id,
+							const char *dedup_id, Datum message_id, int64 seq,
+							TimestampTz now, Datum *orig_message_id,
+							int64 *orig_seq);
+extern void msgq_fifo_dedup_clear(int32 queue_id);
+extern void msgq_fifo_dedup_expire(void);
+extern bool msgq_fifo_group_blocked(int32 queue_id, const char *group_id,
+									TimestampTz now);
+extern bool msgq_fifo_group_add(int32 queue_id, const char *group_id,
+								int64 seq, int64 nonce, bool first);
+extern void msgq_fifo_groups_prune(void);
+extern void msgq_fifo_handle_expired(const char *handle);
+extern Oid	msgq_queue_table_relid(void);
 extern void msgq_lease_unclaim(void);
 extern bool msgq_lease_row_free(Oid relid, ItemPointer tid);
 extern MsgqLeaseState msgq_lease_check(int32 queue_id, int64 msg_seq,
@@ -240,6 +261,10 @@ typedef struct MsgqQueue
 	int			nsources;
 	char	   *sources[MSGQ_MAX_REDRIVE_SOURCES];
 	int32		extended_maximum_message_size;	/* 0 when not set */
+	/* FIFO queues only */
+	bool		content_dedup;	/* ContentBasedDeduplication */
+	bool		dedup_per_group;	/* DeduplicationScope = messageGroup */
+	bool		throughput_per_group;	/* FifoThroughputLimit = perMessageGroupId */
 } MsgqQueue;
 
 /* Validated queue attributes (queue.c) */
@@ -255,6 +280,10 @@ typedef struct MsgqQueueAttrs
 	char	   *redrive_permission;
 	int			nsources;
 	char	   *sources[MSGQ_MAX_REDRIVE_SOURCES];
+	bool		fifo;
+	bool		content_dedup;
+	bool		dedup_per_group;
+	bool		throughput_per_group;
 	Jsonb	   *normalized;		/* the full attribute set, as stored */
 } MsgqQueueAttrs;
 
@@ -272,6 +301,7 @@ typedef struct MsgqPreparedMessage
 	char	   *md5_body;
 	char	   *md5_attrs;		/* NULL without attributes */
 	Datum		message_id;		/* uuid */
+	char	   *dedup_id;		/* FIFO: given or content-based; else NULL */
 } MsgqPreparedMessage;
 
 extern void msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay,
@@ -397,11 +427,14 @@ typedef struct MsgqStoreMessage
 	const char *md5_attrs;		/* NULL without attributes */
 	const char *sender;
 	const char *group_id;		/* NULL: none */
+	const char *dedup_id;		/* FIFO: the deduplication id, else NULL */
+	int64		msg_seq;		/* taken already (FIFO), or 0 */
 	TimestampTz sent_at;
 	TimestampTz visible_at;
 } MsgqStoreMessage;
 
 extern void msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs);
+extern int64 msgq_store_next_seq(void);
 
 /* stream.c */
 extern Oid	msgq_stream_relid(void);

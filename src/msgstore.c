@@ -108,7 +108,7 @@ static const StoreColumnDef store_columns[SC_NCOLUMNS] = {
 	{"md5_of_message_attributes", TEXTOID, true},
 	{"sender", TEXTOID, true},
 	{"message_group_id", TEXTOID, true},
-	{"message_deduplication_id", TEXTOID, false},
+	{"message_deduplication_id", TEXTOID, true},
 	{"sent_at", TIMESTAMPTZOID, true},
 	{"visible_at", TIMESTAMPTZOID, true},
 	{"receive_count", INT4OID, true},
@@ -300,6 +300,13 @@ store_seq(void)
 	return store_seq_relid;
 }
 
+/* A number from msgq.message_seq, for a send that takes it early (FIFO). */
+int64
+msgq_store_next_seq(void)
+{
+	return nextval_internal(store_seq(), true);
+}
+
 /*
  * The indexes of the partition that take inserts, opened and locked as
  * ExecOpenIndices() would.  Returns how many.
@@ -400,7 +407,8 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 			nulls[j] = true;
 		}
 
-		msg_seq = nextval_internal(seqid, true);
+		/* a FIFO send took its number under its group's lock (fifo.c) */
+		msg_seq = m->msg_seq != 0 ? m->msg_seq : nextval_internal(seqid, true);
 
 		SET_COLUMN(SC_QUEUE_ID, false, Int32GetDatum(m->queue_id));
 		SET_COLUMN(SC_MSG_SEQ, false, Int64GetDatum(msg_seq));
@@ -415,6 +423,8 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 		SET_COLUMN(SC_SENDER, false, CStringGetTextDatum(m->sender));
 		SET_COLUMN(SC_MESSAGE_GROUP_ID, m->group_id == NULL,
 				   CStringGetTextDatum(m->group_id));
+		SET_COLUMN(SC_MESSAGE_DEDUPLICATION_ID, m->dedup_id == NULL,
+				   CStringGetTextDatum(m->dedup_id));
 		SET_COLUMN(SC_SENT_AT, false, TimestampTzGetDatum(m->sent_at));
 		SET_COLUMN(SC_VISIBLE_AT, false, TimestampTzGetDatum(m->visible_at));
 		SET_COLUMN(SC_RECEIVE_COUNT, false, Int32GetDatum(0));

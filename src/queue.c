@@ -128,6 +128,25 @@ static SPIPlanPtr queue_scan_plans[2];
 	"   AND sent_at OPERATOR(pg_catalog.>) $3" \
 	" ORDER BY queue_id, msg_seq LIMIT " limit
 
+/*
+ * A page of a FIFO queue's rows after msg_seq $4, visible or not: a row
+ * that is not visible blocks its group, so the receive must see it ($2 is
+ * not used).
+ */
+#define QUEUE_FIFO_SCAN_SQL(limit) \
+	"SELECT msg_seq, message_id, body, md5_of_body," \
+	"       message_attributes, sender, sent_at," \
+	"       receive_count, first_received_at," \
+	"       message_group_id, tableoid, ctid," \
+	"       pg_catalog.octet_length(body), visible_at, message_deduplication_id" \
+	"  FROM msgq.message" \
+	" WHERE queue_id OPERATOR(pg_catalog.=) $1" \
+	"   AND msg_seq OPERATOR(pg_catalog.>) $4" \
+	"   AND sent_at OPERATOR(pg_catalog.>) $3" \
+	" ORDER BY queue_id, msg_seq LIMIT " limit
+
+static SPIPlanPtr queue_fifo_scan_plans[2];
+
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
 /*
@@ -297,6 +316,15 @@ queue_cache_reset(Datum arg, Oid relid)
 	msgq_segment_cache_reset();
 }
 
+static Oid queue_table_relid(void);
+
+/* msgq.queue's oid: new with every CREATE EXTENSION (fifo.c keys use it) */
+Oid
+msgq_queue_table_relid(void)
+{
+	return queue_table_relid();
+}
+
 static Oid
 queue_table_relid(void)
 {
@@ -425,7 +453,10 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 									" message_retention_period, delay_seconds,"
 									" receive_wait_time_seconds, maximum_message_size, acl,"
 									" dead_letter_queue, max_receive_count, redrive_permission,"
-									" redrive_sources, extended_maximum_message_size"
+									" redrive_sources, extended_maximum_message_size,"
+									" attributes OPERATOR(pg_catalog.->>) 'ContentBasedDeduplication',"
+									" attributes OPERATOR(pg_catalog.->>) 'DeduplicationScope',"
+									" attributes OPERATOR(pg_catalog.->>) 'FifoThroughputLimit'"
 									" FROM msgq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
 									1, argtypes),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -465,6 +496,15 @@ queue_lookup_uncached(const char *name, MsgqQueue *queue)
 			queue->sources[queue->nsources++] = TextDatumGetCString(elems[i]);
 	}
 	queue->extended_maximum_message_size = queue_get_int(tup, desc, 14);
+	if (queue->fifo)
+	{
+		d = SPI_getbinval(tup, desc, 15, &isnull);
+		queue->content_dedup = !isnull && strcmp(TextDatumGetCString(d), "true") == 0;
+		d = SPI_getbinval(tup, desc, 16, &isnull);
+		queue->dedup_per_group = !isnull && strcmp(TextDatumGetCString(d), "messageGroup") == 0;
+		d = SPI_getbinval(tup, desc, 17, &isnull);
+		queue->throughput_per_group = !isnull && strcmp(TextDatumGetCString(d), "perMessageGroupId") == 0;
+	}
 	return true;
 }
 
@@ -571,6 +611,23 @@ queue_attr_bool(JsonbValue *v, const char *name)
 	}
 	queue_attr_invalid(name);
 	return NULL;
+}
+
+static char *queue_attr_string(JsonbValue *v, const char *name);
+
+/* An attribute with two values: true for yes, false for no, else an error. */
+static bool
+queue_attr_choice(JsonbValue *v, const char *name, const char *yes, const char *no)
+{
+	char	   *val = queue_attr_string(v, name);
+
+	if (strcmp(val, yes) != 0 && strcmp(val, no) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for the parameter %s", name),
+				 errdetail_internal("AWS error code: InvalidAttributeValue"),
+				 errhint("%s is %s or %s.", name, yes, no)));
+	return strcmp(val, yes) == 0;
 }
 
 static char *
@@ -761,6 +818,7 @@ msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 	char	   *policy = NULL;
 	char	   *kms_key = NULL;
 	char	   *sse = NULL;
+	char	   *fifo_given = NULL;
 	bool		have_kms_reuse = false;
 	StringInfoData buf;
 	int			i;
@@ -814,14 +872,15 @@ msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 				queue_parse_redrive_policy(&v, out);
 			else if (strcmp(key, "RedriveAllowPolicy") == 0)
 				queue_parse_redrive_allow_policy(&v, out);
-			else if (strcmp(key, "FifoQueue") == 0 && !for_set)
-			{
-				if (strcmp(queue_attr_bool(&v, key), "true") == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_MSGQ_UNSUPPORTED_OPERATION),
-							 errmsg("FIFO queues are not supported yet"),
-							 errdetail_internal("AWS error code: UnsupportedOperation")));
-			}
+			else if (strcmp(key, "FifoQueue") == 0)
+				fifo_given = queue_attr_bool(&v, key);
+			else if (is_fifo_name && strcmp(key, "ContentBasedDeduplication") == 0)
+				out->content_dedup = strcmp(queue_attr_bool(&v, key), "true") == 0;
+			else if (is_fifo_name && strcmp(key, "DeduplicationScope") == 0)
+				out->dedup_per_group = queue_attr_choice(&v, key, "messageGroup", "queue");
+			else if (is_fifo_name && strcmp(key, "FifoThroughputLimit") == 0)
+				out->throughput_per_group = queue_attr_choice(&v, key, "perMessageGroupId",
+															   "perQueue");
 			else
 			{
 				for (j = 0; queue_fifo_only_attrs[j]; j++)
@@ -829,7 +888,9 @@ msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 						ereport(ERROR,
 								(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_NAME),
 								 errmsg("attribute %s is only valid for FIFO queues", key),
-								 errdetail_internal("AWS error code: InvalidAttributeName")));
+								 errdetail_internal("AWS error code: InvalidAttributeName"),
+								 strcmp(key, "DeduplicationScope") == 0 ?
+								 errhint("You can specify the DeduplicationScope only when FifoQueue is set to true.") : 0));
 				ereport(ERROR,
 						(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_NAME),
 						 errmsg("unrecognized queue attribute: \"%s\"", key),
@@ -838,12 +899,25 @@ msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 		}
 	}
 
-	if (is_fifo_name)
+	/* only FIFO names are FIFO queues, and a FIFO name must say so */
+	if (fifo_given != NULL && strcmp(fifo_given, "true") == 0 && !is_fifo_name)
 		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_UNSUPPORTED_OPERATION),
-				 errmsg("FIFO queues are not supported yet"),
-				 errdetail_internal("AWS error code: UnsupportedOperation"),
-				 errhint("Queue names ending in \".fifo\" are reserved for FIFO queues.")));
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("a FIFO queue's name must end with \".fifo\""),
+				 errdetail_internal("AWS error code: InvalidParameterValue"),
+				 errhint("The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length.")));
+	if (is_fifo_name && (fifo_given == NULL || strcmp(fifo_given, "true") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("a queue whose name ends with \".fifo\" must be created with FifoQueue set to true"),
+				 errdetail_internal("AWS error code: InvalidParameterValue"),
+				 errhint("Only FIFO queues may have names ending in \".fifo\".")));
+	out->fifo = is_fifo_name;
+	if (out->throughput_per_group && !out->dedup_per_group)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("FifoThroughputLimit perMessageGroupId requires DeduplicationScope messageGroup"),
+				 errdetail_internal("AWS error code: InvalidAttributeValue")));
 
 	if (kms_key != NULL && kms_key[0] == '\0')
 		kms_key = NULL;
@@ -878,6 +952,12 @@ msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 					 sse ? sse : (kms_key ? "false" : "true"));
 	if (out->ints[6] != 0)
 		appendStringInfo(&buf, ", \"ExtendedMaximumMessageSize\": \"%d\"", out->ints[6]);
+	if (out->fifo)
+		appendStringInfo(&buf, ", \"FifoQueue\": \"true\", \"ContentBasedDeduplication\": \"%s\","
+						 " \"DeduplicationScope\": \"%s\", \"FifoThroughputLimit\": \"%s\"",
+						 out->content_dedup ? "true" : "false",
+						 out->dedup_per_group ? "messageGroup" : "queue",
+						 out->throughput_per_group ? "perMessageGroupId" : "perQueue");
 	if (policy != NULL)
 	{
 		appendStringInfoString(&buf, ", \"Policy\": ");
@@ -939,8 +1019,10 @@ msgq_queue_check_dead_letter_target(const char *self, MsgqQueueAttrs *a, Oid cal
 		queue_policy_invalid("RedrivePolicy", "A queue cannot be its own dead-letter queue.");
 	if (!msgq_queue_lookup(a->dlq_name, &dlq))
 		queue_policy_invalid("RedrivePolicy", "Dead letter target does not exist.");
-	if (dlq.fifo)
+	if (dlq.fifo != a->fifo)
 		queue_policy_invalid("RedrivePolicy",
+							 a->fifo ?
+							 "The dead-letter queue of a FIFO queue must also be a FIFO queue." :
 							 "The dead-letter queue of a standard queue must also be a standard queue.");
 	msgq_check_queue_action(&dlq, caller, MSGQ_ACT_SEND, "SendMessage");
 
@@ -1031,11 +1113,11 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 	 */
 	if (!msgq_queue_lookup(name, &existing))
 	{
-		Oid			argtypes[14] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
+		Oid			argtypes[15] = {TEXTOID, OIDOID, INT4OID, INT4OID, INT4OID,
 			INT4OID, INT4OID, JSONBOID, TIMESTAMPTZOID, TEXTOID, INT4OID, TEXTOID,
-		TEXTARRAYOID, INT4OID};
-		Datum		values[14];
-		char		nulls[14];
+		TEXTARRAYOID, INT4OID, BOOLOID};
+		Datum		values[15];
+		char		nulls[15];
 		Oid			rtypes[2] = {TEXTOID, TIMESTAMPTZOID};
 		Datum		rvalues[2];
 		TimestampTz now = msgq_now();
@@ -1071,18 +1153,19 @@ msgq_create_queue(PG_FUNCTION_ARGS)
 		values[8] = TimestampTzGetDatum(now);
 		msgq_queue_redrive_datums(&attrs, values + 9, nulls + 9);
 		values[13] = Int32GetDatum(attrs.ints[6]);
+		values[14] = BoolGetDatum(attrs.fifo);
 		if (SPI_execute_plan(queue_plan(QP_INSERT_QUEUE,
 										"INSERT INTO msgq.queue (queue_id, queue_name, owner,"
 										" visibility_timeout, message_retention_period, delay_seconds,"
 										" receive_wait_time_seconds, maximum_message_size, attributes,"
 										" created_at, last_modified_at, dead_letter_queue,"
 										" max_receive_count, redrive_permission, redrive_sources,"
-										" extended_maximum_message_size)"
+										" extended_maximum_message_size, fifo)"
 										" VALUES (pg_catalog.nextval('msgq.queue_id_seq'), $1,"
 										" $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9, $9,"
-										" $10, $11, $12, $13, $14)"
+										" $10, $11, $12, $13, $14, $15)"
 										" ON CONFLICT (queue_name) DO NOTHING",
-										14, argtypes),
+										15, argtypes),
 							 values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert queue");
 		inserted = (SPI_processed == 1);
@@ -1181,6 +1264,8 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 									1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete messages");
+	if (queue->fifo)
+		msgq_fifo_dedup_clear(queue->queue_id);
 	if (SPI_execute_plan(queue_plan(QP_DELETE_QUEUE,
 									"DELETE FROM msgq.queue WHERE queue_id OPERATOR(pg_catalog.=) $1",
 									1, argtypes),
@@ -1348,17 +1433,34 @@ msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay, int32 delay,
 		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
 				   "the request must contain the parameter MessageBody");
 
-	if (!has_delay)
+	if (queue->fifo && has_delay && delay != 0)
+		msgq_invalid_value("DelaySeconds", delay,
+							"The request include parameter that is not valid for this queue type.");
+	if (!has_delay || queue->fifo)
 		delay = queue->delay_seconds;
 	else if (delay < 0 || delay > MSGQ_MAX_DELAY_SECONDS)
 		msgq_invalid_value("DelaySeconds", delay, "Must be >= 0 and <= 900.");
 
 	if (group_id != NULL)
 		msgq_check_id_chars("MessageGroupId", group_id);
-	if (dedup_id != NULL)
+	else if (queue->fifo)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter MessageGroupId");
+	out->dedup_id = NULL;
+	if (dedup_id != NULL && !queue->fifo)
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
 				 errmsg("parameter MessageDeduplicationId is valid only for FIFO queues"),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	if (dedup_id != NULL)
+	{
+		msgq_check_id_chars("MessageDeduplicationId", dedup_id);
+		out->dedup_id = pstrdup(dedup_id);
+	}
+	else if (queue->fifo && !queue->content_dedup)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("the queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly"),
 				 errdetail_internal("AWS error code: InvalidParameterValue")));
 
 	msgq_check_body(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
@@ -1372,6 +1474,8 @@ msgq_message_prepare(MsgqQueue *queue, text *body, bool has_delay, int32 delay,
 	out->delay = delay;
 	out->md5_body = msgq_md5_hex(VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
 	out->message_id = msgq_new_uuid();
+	if (queue->fifo && out->dedup_id == NULL)
+		out->dedup_id = msgq_fifo_content_dedup_id(body);
 }
 
 /*
@@ -1467,7 +1571,8 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	bool		rnulls[4] = {false, false, false, true};
 	Datum		message_id;
 	MsgqStoreMessage msg;
-	int64		msg_seq;
+	int64		msg_seq = 0;
+	bool		enqueue = true;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -1497,13 +1602,28 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	msg.md5_attrs = md5_attrs;
 	msg.sender = GetUserNameFromId(call.caller, false);
 	msg.group_id = group_id;
+	msg.dedup_id = prep.dedup_id;
+	msg.msg_seq = 0;
 	msg.sent_at = now;
 	msg.visible_at = now + (TimestampTz) delay * USECS_PER_SEC;
-	msgq_store_insert(&msg, 1, &msg_seq);
-	msgq_remember_send(queue->queue_id, msg_seq, now);
-
-	msgq_metrics_sent(queue->queue_id, 1, now, now + (TimestampTz) delay * USECS_PER_SEC);
-	msgq_wakeup_at_commit(queue->queue_id, false);
+	if (queue->fifo)
+	{
+		/* the group's lock first: numbers then follow commits (fifo.c) */
+		msgq_fifo_lock_group(queue->queue_id, group_id);
+		msg.msg_seq = msgq_store_next_seq();
+		enqueue = msgq_fifo_dedup(queue, group_id, prep.dedup_id, message_id,
+								  msg.msg_seq, now, &message_id, &msg_seq);
+		/* a duplicate returns the id and number of the send it repeats */
+		if (enqueue)
+			msg_seq = msg.msg_seq;
+	}
+	if (enqueue)
+	{
+		msgq_store_insert(&msg, 1, &msg_seq);
+		msgq_remember_send(queue->queue_id, msg_seq, now);
+		msgq_metrics_sent(queue->queue_id, 1, now, now + (TimestampTz) delay * USECS_PER_SEC);
+		msgq_wakeup_at_commit(queue->queue_id, false);
+	}
 
 	/* build the result in the caller's context before SPI's is freed */
 	MemoryContextSwitchTo(call.cxt);
@@ -1511,7 +1631,8 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	result[1] = CStringGetTextDatum(md5_body);
 	result[2] = md5_attrs ? CStringGetTextDatum(md5_attrs) : (Datum) 0;
 	rnulls[2] = (md5_attrs == NULL);
-	result[3] = (Datum) 0;
+	result[3] = queue->fifo ? DirectFunctionCall1(int8_numeric, Int64GetDatum(msg_seq)) : (Datum) 0;
+	rnulls[3] = !queue->fifo;
 	tupdesc = BlessTupleDesc(tupdesc);
 	tuple = heap_form_tuple(tupdesc, result, rnulls);
 	msgq_call_leave(&call);
@@ -1554,7 +1675,8 @@ queue_jsonb_epoch_ms(JsonbParseState **state, const char *key, TimestampTz t)
  */
 static Datum
 queue_system_attributes(HeapTuple tup, TupleDesc desc, int32 receive_count,
-						TimestampTz first_received, Datum *sel, int nsel)
+						TimestampTz first_received, Datum *sel, int nsel,
+						bool fifo)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
@@ -1586,6 +1708,25 @@ queue_system_attributes(HeapTuple tup, TupleDesc desc, int32 receive_count,
 		text	   *t = DatumGetTextPP(d);
 
 		queue_jsonb_member(&state, "MessageGroupId", VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	if (fifo)
+	{
+		/* FIFO scans have the deduplication id as column 15 */
+		d = SPI_getbinval(tup, desc, 15, &isnull);
+		if (!isnull && msgq_name_selected("MessageDeduplicationId", sel, nsel))
+		{
+			text	   *t = DatumGetTextPP(d);
+
+			queue_jsonb_member(&state, "MessageDeduplicationId", VARDATA_ANY(t),
+							   VARSIZE_ANY_EXHDR(t));
+		}
+		if (msgq_name_selected("SequenceNumber", sel, nsel))
+		{
+			char	   *buf = psprintf(INT64_FORMAT,
+									   DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
+
+			queue_jsonb_member(&state, "SequenceNumber", buf, strlen(buf));
+		}
 	}
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
@@ -1641,10 +1782,10 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 							  TimestampTz now, int32 receive_count,
 							  TimestampTz first_received)
 {
-	Oid			argtypes[6] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID,
-	TIMESTAMPTZOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[7] = {INT4OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID,
+	TIMESTAMPTZOID, BOOLOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = Int64GetDatum(msg_seq);
@@ -1653,6 +1794,7 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 	values[4] = Int32GetDatum(receive_count);
 	values[5] = TimestampTzGetDatum(first_received);
 	nulls[5] = first_received == 0 ? 'n' : ' ';
+	values[6] = BoolGetDatum(queue->fifo);
 	if (msgq_execute_keyed(queue_plan(QP_MOVE_ONE_DLQ,
 									"WITH c AS ("
 									"  SELECT seg FROM msgq.message"
@@ -1672,10 +1814,13 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 									"   source_queue_id)"
 									" SELECT $3, pg_catalog.nextval('msgq.message_seq'), message_id, body,"
 									"   message_attributes, md5_of_body, md5_of_message_attributes,"
-									"   sender, message_group_id, message_deduplication_id, sent_at,"
+									"   sender, message_group_id,"
+									"   CASE WHEN $7 THEN message_id::pg_catalog.text"
+									"        ELSE message_deduplication_id END,"
+									"   CASE WHEN $7 THEN $4 ELSE sent_at END,"
 									"   $4, $5, COALESCE(first_received_at, $6), received_at, $1"
 									"   FROM d",
-									6, argtypes),
+									7, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not move a message to the dead-letter queue");
 	if (SPI_processed > 0)
@@ -1778,6 +1923,74 @@ queue_add_count(int32 queue_id, int64 msg_seq, int32 n, int32 total,
 }
 
 /*
+ * Dead-letter queue: a message whose receive count has reached
+ * maxReceiveCount moves to the dead-letter queue (of the queue's own type)
+ * on the receive that would exceed it, instead of being returned.
+ */
+static void
+queue_dead_letter_target(MsgqQueue *queue, int32 *dlq_id, int32 *max_count)
+{
+	MsgqQueue	dlq;
+
+	*dlq_id = 0;
+	*max_count = 0;
+	if (queue->dlq_name != NULL && msgq_queue_lookup(queue->dlq_name, &dlq) &&
+		dlq.fifo == queue->fifo)
+	{
+		*dlq_id = dlq.queue_id;
+		*max_count = queue->max_receive_count;
+	}
+}
+
+/*
+ * After a claim: an inherited message (sent before the lease table began)
+ * and receives of the durable path that rolled back add to the row's
+ * receive_count in this transaction.  Returns the receive's count.
+ */
+static int32
+queue_count_durably(MsgqQueue *queue, int64 msg_seq, const pg_uuid_t *message_id,
+					bool inherited, int32 count, TimestampTz now, bool *wrote)
+{
+	int32		extra = 0;
+
+	if (msgq_aborted_receives_pending())
+		extra = msgq_take_aborted_receives(message_id);
+	if (inherited || extra > 0)
+	{
+		count += extra;
+		queue_add_count(queue->queue_id, msg_seq, (inherited ? 1 : 0) + extra,
+						count, now);
+		msgq_lease_claim_written();
+		*wrote = true;
+	}
+	return count;
+}
+
+/* Put one received message into the result. */
+static void
+queue_emit(MsgqQueue *queue, HeapTuple tup, TupleDesc desc, int64 msg_seq,
+		   int64 nonce, int32 count, TimestampTz first,
+		   Datum *attr_sel, int nattr_sel, Datum *sys_sel, int nsys_sel,
+		   ReturnSetInfo *rsinfo)
+{
+	Datum		out[6];
+	bool		outnull[6] = {false, false, false, false, false, false};
+	bool		isnull;
+	Datum		d;
+
+	out[0] = SPI_getbinval(tup, desc, 2, &isnull);
+	out[1] = CStringGetTextDatum(msgq_handle_encode(queue->queue_id, msg_seq, nonce));
+	out[2] = SPI_getbinval(tup, desc, 3, &isnull);
+	out[3] = SPI_getbinval(tup, desc, 4, &isnull);
+	out[4] = queue_system_attributes(tup, desc, count, first, sys_sel, nsys_sel,
+									 queue->fifo);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	out[5] = queue_select_message_attributes(isnull ? NULL : DatumGetJsonbP(d),
+											 attr_sel, nattr_sel, &outnull[5]);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+}
+
+/*
  * Claim up to max visible messages of a queue and put one output row per
  * message into the tuplestore, in delivery order.  Returns the number
  * returned.
@@ -1812,21 +2025,7 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	int64		room;
 	bool		done = false;
 
-	/*
-	 * Dead-letter queue: a message whose receive count has reached
-	 * maxReceiveCount moves to the dead-letter queue on the receive that
-	 * would exceed it, instead of being returned.
-	 */
-	if (queue->dlq_name != NULL)
-	{
-		MsgqQueue	dlq;
-
-		if (msgq_queue_lookup(queue->dlq_name, &dlq) && !dlq.fifo)
-		{
-			dlq_id = dlq.queue_id;
-			max_count = queue->max_receive_count;
-		}
-	}
+	queue_dead_letter_target(queue, &dlq_id, &max_count);
 
 	room = msgq_metrics_inflight_room(queue->queue_id);
 	if (room < max)
@@ -1895,9 +2094,6 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			TimestampTz first = 0;
 			TimestampTz held_until = 0;
 			int64		used_nonce = nonce;
-			Datum		out[6];
-			bool		outnull[6] = {false, false, false, false, false, false};
-			Datum		d;
 
 			/* msgq.max_receive_bytes caps a receive, which gets at least one */
 			if (emitted > 0 && bytes + len > msgq_max_receive_bytes)
@@ -1947,39 +2143,250 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 					}
 					if (!first_null)
 						first = DatumGetTimestampTz(row_first);
-					{
-						int32		extra = 0;
-
-						if (msgq_aborted_receives_pending())
-							extra = msgq_take_aborted_receives(message_id);
-						if (inherited || extra > 0)
-						{
-							count += extra;
-							queue_add_count(queue->queue_id, msg_seq,
-											(inherited ? 1 : 0) + extra, count, now);
-							msgq_lease_claim_written();
-							*wrote = true;
-						}
-					}
+					count = queue_count_durably(queue, msg_seq, message_id, inherited,
+												count, now, wrote);
 					break;
 			}
 
-			out[0] = SPI_getbinval(tup, desc, 2, &isnull);
-			out[1] = CStringGetTextDatum(msgq_handle_encode(queue->queue_id, msg_seq,
-															used_nonce));
-			out[2] = SPI_getbinval(tup, desc, 3, &isnull);
-			out[3] = SPI_getbinval(tup, desc, 4, &isnull);
-			out[4] = queue_system_attributes(tup, desc, count, first, sys_sel, nsys_sel);
-			d = SPI_getbinval(tup, desc, 5, &isnull);
-			out[5] = queue_select_message_attributes(isnull ? NULL : DatumGetJsonbP(d),
-													 attr_sel, nattr_sel, &outnull[5]);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+			queue_emit(queue, tup, desc, msg_seq, used_nonce, count, first,
+					   attr_sel, nattr_sel, sys_sel, nsys_sel, rsinfo);
 			bytes += len;
 			emitted++;
 			if (emitted == max)
 				done = true;
 		}
 		last_seq = DatumGetInt64(SPI_getbinval(tuptable->vals[n - 1], tuptable->tupdesc, 1, &last_null));
+		if (n < (uint64) page_rows)
+			done = true;
+		SPI_freetuptable(tuptable);
+	}
+
+	if (emitted > 0)
+		msgq_metrics_received(queue->queue_id, emitted, now, deadline);
+	return emitted;
+}
+
+/* A message group met by a FIFO receive */
+typedef struct FifoScanGroup
+{
+	char		group_id[MSGQ_MAX_ID_LEN + 1];	/* hash key */
+	bool		blocked;		/* nothing more of it in this receive */
+	bool		taking;			/* this receive took some of it */
+	int			page;			/* the last page it appeared on */
+} FifoScanGroup;
+
+/*
+ * A FIFO queue's receive (fifo.c has the rules): the rows are read in
+ * msg_seq order, visible or not, and taken group by group, in the order in
+ * which the groups first appear: all of a group's messages in the page
+ * first, then the next group's.  A group is skipped for the rest of the
+ * receive at the first of its messages that cannot be taken (not visible,
+ * held by another receive, being deleted), so a receive never returns a
+ * message while an earlier one of its group is still waiting; a group with
+ * a message in flight (msgq_fifo_group_blocked) is skipped entirely.
+ */
+static int
+queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
+						Datum *attr_sel, int nattr_sel,
+						Datum *sys_sel, int nsys_sel,
+						ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next)
+{
+	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[4];
+	int64		last_seq = -1;
+	int			page = 0;
+	int64		nonce = msgq_lease_nonce();
+	TimestampTz now = msgq_now();
+	TimestampTz deadline = now + (TimestampTz) visibility * USECS_PER_SEC;
+	TimestampTz cutoff = now - (TimestampTz) queue->retention_period * USECS_PER_SEC;
+	TimestampTz epoch = msgq_lease_epoch();
+	int32		dlq_id = 0;
+	int32		max_count = 0;
+	int			emitted = 0;
+	int64		bytes = 0;
+	int64		room;
+	bool		done = false;
+	HASHCTL		ctl;
+	HTAB	   *groups;
+
+	queue_dead_letter_target(queue, &dlq_id, &max_count);
+
+	/* AWS's FIFO in-flight limit returns no messages, and no error */
+	room = msgq_metrics_inflight_room(queue->queue_id);
+	if (room < max)
+		max = (int) Max(room, 0);
+	if (max == 0)
+		return 0;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = MSGQ_MAX_ID_LEN + 1;
+	ctl.entrysize = sizeof(FifoScanGroup);
+	ctl.hcxt = CurrentMemoryContext;
+	groups = hash_create("msgq FIFO receive groups", 64, &ctl,
+						 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = TimestampTzGetDatum(cutoff);
+
+	while (!done)
+	{
+		SPITupleTable *tuptable;
+		TupleDesc	desc;
+		uint64		n,
+					i;
+		int			page_rows = (page == 0) ? 16 : 256;
+		FifoScanGroup **row_group;
+		FifoScanGroup **order;
+		int			norder = 0,
+					o;
+		bool		isnull;
+
+		values[3] = Int64GetDatum(last_seq);
+		if (msgq_execute_keyed(page == 0 ?
+							   msgq_plan_opts(&queue_fifo_scan_plans[0], QUEUE_FIFO_SCAN_SQL("16"),
+											  4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+							   msgq_plan_opts(&queue_fifo_scan_plans[1], QUEUE_FIFO_SCAN_SQL("256"),
+											  4, argtypes, CURSOR_OPT_GENERIC_PLAN),
+							   values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read messages");
+		page++;
+		n = SPI_processed;
+		tuptable = SPI_tuptable;
+		desc = tuptable->tupdesc;
+		if (n == 0)
+			break;
+
+		/* the page's groups, in the order in which they first appear */
+		row_group = palloc(sizeof(FifoScanGroup *) * n);
+		order = palloc(sizeof(FifoScanGroup *) * n);
+		for (i = 0; i < n; i++)
+		{
+			char	   *g = TextDatumGetCString(SPI_getbinval(tuptable->vals[i], desc, 10, &isnull));
+			bool		found;
+			FifoScanGroup *sg;
+
+			sg = hash_search(groups, g, HASH_ENTER, &found);
+			if (!found)
+			{
+				sg->blocked = false;
+				sg->taking = false;
+				sg->page = 0;
+			}
+			if (sg->page != page)
+			{
+				sg->page = page;
+				order[norder++] = sg;
+			}
+			row_group[i] = sg;
+		}
+
+		for (o = 0; o < norder && !done; o++)
+		{
+			FifoScanGroup *sg = order[o];
+
+			if (sg->blocked)
+				continue;
+			if (!sg->taking &&
+				msgq_fifo_group_blocked(queue->queue_id, sg->group_id, now))
+			{
+				sg->blocked = true;
+				continue;
+			}
+			for (i = 0; i < n && !done && !sg->blocked; i++)
+			{
+				HeapTuple	tup = tuptable->vals[i];
+				int64		msg_seq;
+				pg_uuid_t  *message_id;
+				int32		row_count;
+				bool		first_null;
+				Datum		row_first;
+				Oid			relid;
+				ItemPointer tid;
+				int32		len;
+				TimestampTz visible_at;
+				int32		count;
+				TimestampTz first = 0;
+				TimestampTz held_until = 0;
+
+				if (row_group[i] != sg)
+					continue;
+				msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+				message_id = DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+				row_count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+				row_first = SPI_getbinval(tup, desc, 9, &first_null);
+				relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+				tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
+				len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+				visible_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
+
+				if (emitted > 0 && bytes + len > msgq_max_receive_bytes)
+				{
+					done = true;
+					break;
+				}
+				if (visible_at > now)
+				{
+					/* delayed, or held by the durable path: the group waits */
+					sg->blocked = true;
+					if (*held_next == 0 || visible_at < *held_next)
+						*held_next = visible_at;
+					break;
+				}
+				switch (msgq_lease_claim(queue->queue_id, msg_seq, message_id, now,
+										 deadline, nonce, row_count, first_null,
+										 max_count, &count, &first, &held_until))
+				{
+					case MSGQ_CLAIM_HELD:
+						if (*held_next == 0 || held_until < *held_next)
+							*held_next = held_until;
+						sg->blocked = true;
+						continue;
+					case MSGQ_CLAIM_FULL:
+						/* no durable path for FIFO: the group waits for room */
+						sg->blocked = true;
+						continue;
+					case MSGQ_CLAIM_LIMIT:
+						if (!msgq_lease_row_free(relid, tid) ||
+							queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now, count,
+														  first_null ? first :
+														  DatumGetTimestampTz(row_first)) == 0)
+						{
+							sg->blocked = true;
+							continue;
+						}
+						*wrote = true;
+						msgq_lease_forget_at_commit(queue->queue_id, msg_seq);
+						msgq_metrics_stored(queue->queue_id, -1);
+						msgq_metrics_stored(dlq_id, 1);
+						/* the group goes on with its next message */
+						continue;
+					case MSGQ_CLAIM_OK:
+						if (!msgq_lease_row_free(relid, tid) ||
+							!msgq_fifo_group_add(queue->queue_id, sg->group_id, msg_seq,
+												 nonce, !sg->taking))
+						{
+							msgq_lease_unclaim();
+							sg->blocked = true;
+							continue;
+						}
+						break;
+				}
+				sg->taking = true;
+				if (!first_null)
+					first = DatumGetTimestampTz(row_first);
+				count = queue_count_durably(queue, msg_seq, message_id,
+											DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) < epoch,
+											count, now, wrote);
+				queue_emit(queue, tup, desc, msg_seq, nonce, count, first,
+						   attr_sel, nattr_sel, sys_sel, nsys_sel, rsinfo);
+				bytes += len;
+				emitted++;
+				if (emitted == max)
+					done = true;
+			}
+		}
+		last_seq = DatumGetInt64(SPI_getbinval(tuptable->vals[n - 1], desc, 1, &isnull));
 		if (n < (uint64) page_rows)
 			done = true;
 		SPI_freetuptable(tuptable);
@@ -2150,8 +2557,12 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 			BeginInternalSubTransaction(NULL);
 			MemoryContextSwitchTo(oldcxt);
 		}
-		got = queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
-								 sys_sel, nsys_sel, rsinfo, &wrote, &held_next);
+		if (queue->fifo)
+			got = queue_receive_fifo_once(queue, max, visibility, attr_sel, nattr_sel,
+										  sys_sel, nsys_sel, rsinfo, &wrote, &held_next);
+		else
+			got = queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
+									 sys_sel, nsys_sel, rsinfo, &wrote, &held_next);
 		if (got > 0)
 		{
 			if (wait > 0)
@@ -2258,6 +2669,11 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 	now = msgq_now();
 	state = msgq_lease_check(queue->queue_id, msg_seq, nonce, &lease_deadline,
 							 &lease_received);
+	/* FIFO: a handle whose visibility timeout passed deletes nothing */
+	if (queue->fifo &&
+		(state == MSGQ_LEASE_STALE ||
+		 (state == MSGQ_LEASE_MATCH && lease_deadline <= now)))
+		msgq_fifo_handle_expired(handle);
 	if (state != MSGQ_LEASE_STALE)
 	{
 		values[0] = Int32GetDatum(queue->queue_id);
@@ -2295,6 +2711,17 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
+}
+
+/* AWS's error for a FIFO receipt handle whose visibility timeout passed */
+void
+msgq_fifo_handle_expired(const char *handle)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("the receipt handle has expired"),
+			 errdetail_internal("AWS error code: InvalidParameterValue. Value %s for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.",
+								handle)));
 }
 
 /* Does the message still exist (not deleted, purged or expired)? */

@@ -290,10 +290,17 @@ msgq_set_queue_attributes(PG_FUNCTION_ARGS)
 		k.val.string.val = "FifoQueue";
 		k.val.string.len = 9;
 		if (findJsonbValueFromContainer(&given->root, JB_FOBJECT, &k) != NULL)
+		{
+			if (queue->fifo)
+				ereport(ERROR,
+						(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("attribute FifoQueue can only be set when the queue is created"),
+						 errdetail_internal("AWS error code: InvalidAttributeValue. Reason: Modifying queue type is not supported.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_MSGQ_INVALID_ATTRIBUTE_NAME),
 					 errmsg("attribute FifoQueue can only be set when the queue is created"),
-					 errdetail_internal("AWS error code: InvalidAttributeName")));
+					 errdetail_internal("AWS error code: InvalidAttributeName. Unknown Attribute FifoQueue.")));
+		}
 	}
 
 	/* lock the row: concurrent changes merge one after the other */
@@ -301,7 +308,7 @@ msgq_set_queue_attributes(PG_FUNCTION_ARGS)
 	merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
 												JsonbPGetDatum(current),
 												JsonbPGetDatum(given)));
-	msgq_queue_build_attributes(merged, false, true, &attrs);
+	msgq_queue_build_attributes(merged, queue->fifo, true, &attrs);
 	{
 		JsonbValue	k;
 
@@ -395,6 +402,9 @@ msgq_purge_queue(PG_FUNCTION_ARGS)
 						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not purge queue");
 	msgq_metrics_removed(queue->queue_id, SPI_tuptable, SPI_processed, now);
+	/* AWS: a purge clears the FIFO deduplication history */
+	if (queue->fifo)
+		msgq_fifo_dedup_clear(queue->queue_id);
 
 	msgq_wakeup_at_commit(queue->queue_id, true);
 	msgq_call_leave(&call);

@@ -42,9 +42,11 @@ shm_request(void)
 	msgq_stream_shmem_size(&size);
 	msgq_stream_metrics_shmem_size(&size);
 	msgq_lease_shmem_size(&size);
+	msgq_fifo_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
 	RequestNamedLWLockTranche("msgq_lease", 16);
+	RequestNamedLWLockTranche("msgq_fifo", 1);
 }
 
 static void
@@ -60,6 +62,7 @@ shm_startup(void)
 	msgq_stream_shmem_init();
 	msgq_stream_metrics_shmem_init();
 	msgq_lease_shmem_init();
+	msgq_fifo_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

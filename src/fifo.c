@@ -1,0 +1,375 @@
+/*-------------------------------------------------------------------------
+ *
+ * fifo.c
+ *	  FIFO queues: order within a message group, deduplication, and the
+ *	  blocking of a group while any of its messages is in flight.
+ *
+ * Order.  A send to a FIFO queue takes a transaction-level lock on its
+ * message group (an advisory lock tag of msgq's own: database, queue id,
+ * hash of the group id, 3) before it takes its sequence number from
+ * msgq.message_seq.  The lock is held until the sender commits or aborts,
+ * so the sends of one group are serialized: a later send of the group
+ * waits for the earlier one's end, and its number is larger.  Numbers
+ * therefore increase within a group in commit order, and a receive that
+ * reads the queue in msg_seq order meets a group's messages in the order
+ * they were sent.  A receive never sees a later message of a group while
+ * an earlier one is still uncommitted.  The message's SequenceNumber is its
+ * msg_seq.
+ *
+ * Deduplication.  msgq.fifo_dedup has one row per deduplication id (per
+ * queue, or per group with DeduplicationScope messageGroup) seen in the last
+ * five minutes, with the message it enqueued.  The send inserts it with
+ * ON CONFLICT: a concurrent duplicate waits for the first sender's end and
+ * is then a duplicate (or, if the first aborted, the first); a row older than
+ * five minutes is taken over.  Deleting the message does not remove the row;
+ * purge_queue and delete_queue do; the maintenance cycle removes expired
+ * rows.
+ *
+ * Group blocking.  A shared hash keyed by (database, queue id, hash of the
+ * group id, and msgq.queue's oid, which a new CREATE EXTENSION changes
+ * while queue ids and msg_seq start again) lists the messages of the group
+ * that the latest receive of it
+ * took (at most ten: a group is blocked after a receive, so a second receive
+ * of it waits until the first one's messages are all deleted or visible
+ * again).  A group is blocked while any listed message still has a live
+ * lease of that receive (lease.c); deletes, expiries, visibility changes and
+ * rolled-back receives end leases, so nothing here needs undoing.  When the
+ * table is full, groups that are not in it yet are not received (AWS's FIFO
+ * in-flight limit returns no messages either).
+ *
+ * IDENTIFICATION
+ *	  src/fifo.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "msgq.h"
+
+#define FIFO_LOCK_FIELD4	3	/* advisory tags of pg_advisory_lock use 1 and 2 */
+#define FIFO_DEDUP_WINDOW	(5 * 60 * USECS_PER_SEC)
+
+typedef struct FifoGroupKey
+{
+	Oid			dboid;
+	Oid			incarnation;	/* msgq.queue's oid: queue ids and msg_seq
+								 * start again after DROP EXTENSION */
+	int32		queue_id;
+	uint64		group_hash;
+} FifoGroupKey;
+
+typedef struct FifoGroupEntry
+{
+	FifoGroupKey key;
+	int			n;
+	int64		seqs[MSGQ_MAX_RECEIVE_MESSAGES];
+	int64		nonces[MSGQ_MAX_RECEIVE_MESSAGES];
+} FifoGroupEntry;
+
+static HTAB *fifo_groups = NULL;
+static LWLock *fifo_lock = NULL;
+static SPIPlanPtr fifo_plan_dedup = NULL;
+static SPIPlanPtr fifo_plan_dedup_get = NULL;
+static SPIPlanPtr fifo_plan_dedup_clear = NULL;
+static SPIPlanPtr fifo_plan_dedup_expire = NULL;
+
+static long
+fifo_max_groups(void)
+{
+	return Max(1024, msgq_max_leases / 4);
+}
+
+void
+msgq_fifo_shmem_size(Size *size)
+{
+	*size = add_size(*size, hash_estimate_size(fifo_max_groups(), sizeof(FifoGroupEntry)));
+}
+
+void
+msgq_fifo_shmem_init(void)
+{
+	HASHCTL		info;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(FifoGroupKey);
+	info.entrysize = sizeof(FifoGroupEntry);
+	fifo_groups = ShmemInitHash("msgq fifo groups", fifo_max_groups(), fifo_max_groups(),
+								&info, HASH_ELEM | HASH_BLOBS);
+	fifo_lock = &(GetNamedLWLockTranche("msgq_fifo"))[0].lock;
+}
+
+static uint64
+fifo_group_hash(const char *group_id)
+{
+	return hash_bytes_extended((const unsigned char *) group_id,
+							   strlen(group_id), 0);
+}
+
+static void
+fifo_group_key(FifoGroupKey *key, int32 queue_id, const char *group_id)
+{
+	memset(key, 0, sizeof(*key));
+	key->dboid = MyDatabaseId;
+	key->incarnation = msgq_queue_table_relid();
+	key->queue_id = queue_id;
+	key->group_hash = fifo_group_hash(group_id);
+}
+
+/*
+ * Lock a message group of a FIFO queue until the end of the transaction:
+ * sends to one group are serialized, so their sequence numbers follow
+ * their commits.  A deadlock between two transactions that send to two
+ * groups in opposite orders is detected and one of them fails.
+ */
+void
+msgq_fifo_lock_group(int32 queue_id, const char *group_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) queue_id,
+						 (uint32) fifo_group_hash(group_id), FIFO_LOCK_FIELD4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* The content-based deduplication id: hex SHA-256 of the body. */
+char *
+msgq_fifo_content_dedup_id(text *body)
+{
+	bytea	   *digest = DatumGetByteaPP(DirectFunctionCall1(sha256_bytea,
+															PointerGetDatum(body)));
+	const unsigned char *d = (const unsigned char *) VARDATA_ANY(digest);
+	char	   *hex = palloc(2 * 32 + 1);
+	int			i;
+
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	return hex;
+}
+
+/*
+ * Record a send's deduplication id.  Returns true when the send enqueues
+ * (the id is new, or its row expired); false for a duplicate, with the
+ * message id and sequence number of the send that the id names.  Must run
+ * after the group's lock is taken.  Caller is in a msgq call (SPI).
+ */
+bool
+msgq_fifo_dedup(MsgqQueue *queue, const char *group_id, const char *dedup_id,
+				Datum message_id, int64 seq, TimestampTz now,
+				Datum *orig_message_id, int64 *orig_seq)
+{
+	Oid			argtypes[7] = {INT4OID, TEXTOID, TEXTOID, UUIDOID, INT8OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[7];
+	bool		isnull;
+
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = CStringGetTextDatum(queue->dedup_per_group ? group_id : "");
+	values[2] = CStringGetTextDatum(dedup_id);
+	values[3] = message_id;
+	values[4] = Int64GetDatum(seq);
+	values[5] = TimestampTzGetDatum(now);
+	values[6] = TimestampTzGetDatum(now - FIFO_DEDUP_WINDOW);
+	if (SPI_execute_plan(msgq_plan(&fifo_plan_dedup,
+								   "INSERT INTO msgq.fifo_dedup AS d"
+								   " (queue_id, scope, dedup_id, message_id, sequence_number, sent_at)"
+								   " VALUES ($1, $2, $3, $4, $5, $6)"
+								   " ON CONFLICT (queue_id, scope, dedup_id) DO UPDATE"
+								   "   SET message_id = EXCLUDED.message_id,"
+								   "       sequence_number = EXCLUDED.sequence_number,"
+								   "       sent_at = EXCLUDED.sent_at"
+								   "   WHERE d.sent_at OPERATOR(pg_catalog.<=) $7",
+								   7, argtypes),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a deduplication id");
+	if (SPI_processed == 1)
+		return true;
+
+	if (SPI_execute_plan(msgq_plan(&fifo_plan_dedup_get,
+								   "SELECT message_id, sequence_number FROM msgq.fifo_dedup"
+								   " WHERE queue_id OPERATOR(pg_catalog.=) $1"
+								   "   AND scope OPERATOR(pg_catalog.=) $2"
+								   "   AND dedup_id OPERATOR(pg_catalog.=) $3",
+								   3, argtypes),
+						 values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read a deduplication id");
+	*orig_message_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*orig_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return false;
+}
+
+/* Forget a queue's deduplication ids (purge_queue, delete_queue). */
+void
+msgq_fifo_dedup_clear(int32 queue_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+
+	values[0] = Int32GetDatum(queue_id);
+	if (SPI_execute_plan(msgq_plan(&fifo_plan_dedup_clear,
+								   "DELETE FROM msgq.fifo_dedup"
+								   " WHERE queue_id OPERATOR(pg_catalog.=) $1",
+								   1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear deduplication ids");
+}
+
+/* Remove expired deduplication ids (the maintenance cycle). */
+void
+msgq_fifo_dedup_expire(void)
+{
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+
+	values[0] = TimestampTzGetDatum(msgq_now() - FIFO_DEDUP_WINDOW);
+	if (msgq_execute_keyed(msgq_plan(&fifo_plan_dedup_expire,
+									 "DELETE FROM msgq.fifo_dedup"
+									 " WHERE sent_at OPERATOR(pg_catalog.<=) $1",
+									 1, argtypes),
+						   values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not remove expired deduplication ids");
+}
+
+/* Is a listed message still in flight for the receive that took it? */
+static bool
+fifo_in_flight(int32 queue_id, int64 seq, int64 nonce, TimestampTz now)
+{
+	TimestampTz deadline;
+	TimestampTz received_at;
+
+	return msgq_lease_check(queue_id, seq, nonce, &deadline, &received_at) ==
+		MSGQ_LEASE_MATCH && deadline > now;
+}
+
+/*
+ * Is a group blocked: does a message the group's latest receive took still
+ * have that receive's lease?
+ */
+bool
+msgq_fifo_group_blocked(int32 queue_id, const char *group_id, TimestampTz now)
+{
+	FifoGroupKey key;
+	FifoGroupEntry *e;
+	int64		seqs[MSGQ_MAX_RECEIVE_MESSAGES];
+	int64		nonces[MSGQ_MAX_RECEIVE_MESSAGES];
+	int			n = 0;
+	int			i;
+
+	fifo_group_key(&key, queue_id, group_id);
+	LWLockAcquire(fifo_lock, LW_SHARED);
+	e = hash_search(fifo_groups, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		n = e->n;
+		memcpy(seqs, e->seqs, sizeof(int64) * n);
+		memcpy(nonces, e->nonces, sizeof(int64) * n);
+	}
+	LWLockRelease(fifo_lock);
+
+	/* lease partitions are taken after the group lock is released */
+	for (i = 0; i < n; i++)
+		if (fifo_in_flight(queue_id, seqs[i], nonces[i], now))
+			return true;
+	return false;
+}
+
+/*
+ * Add a message just claimed (seq, with the receive's nonce) to its group's
+ * list.  first: it is the first message of the group this receive takes,
+ * which replaces the list (the group was found not blocked).  Returns false
+ * when the table has no room for a new group.
+ */
+bool
+msgq_fifo_group_add(int32 queue_id, const char *group_id, int64 seq,
+					int64 nonce, bool first)
+{
+	FifoGroupKey key;
+	FifoGroupEntry *e;
+	bool		found;
+
+	fifo_group_key(&key, queue_id, group_id);
+	LWLockAcquire(fifo_lock, LW_EXCLUSIVE);
+	e = hash_search(fifo_groups, &key, HASH_ENTER_NULL, &found);
+	if (e == NULL)
+	{
+		LWLockRelease(fifo_lock);
+		return false;
+	}
+	if (!found || first)
+		e->n = 0;
+	if (e->n < MSGQ_MAX_RECEIVE_MESSAGES)
+	{
+		e->seqs[e->n] = seq;
+		e->nonces[e->n] = nonce;
+		e->n++;
+	}
+	LWLockRelease(fifo_lock);
+	return true;
+}
+
+/*
+ * Forget the groups of this database whose messages are all out of flight
+ * (the maintenance cycle), so that the table holds only blocked groups.
+ */
+void
+msgq_fifo_groups_prune(void)
+{
+	HASH_SEQ_STATUS status;
+	FifoGroupEntry *e;
+	FifoGroupKey *keys;
+	FifoGroupEntry *copies;
+	int			n = 0,
+				max = 4096,
+				i,
+				j;
+	TimestampTz now = Min(msgq_now(), GetCurrentTimestamp());
+
+	keys = palloc(sizeof(FifoGroupKey) * max);
+	copies = palloc(sizeof(FifoGroupEntry) * max);
+	LWLockAcquire(fifo_lock, LW_SHARED);
+	hash_seq_init(&status, fifo_groups);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->key.dboid != MyDatabaseId)
+			continue;
+		if (n == max)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		copies[n] = *e;
+		keys[n++] = e->key;
+	}
+	LWLockRelease(fifo_lock);
+
+	for (i = 0; i < n; i++)
+	{
+		bool		live = false;
+
+		for (j = 0; j < copies[i].n && !live; j++)
+			live = fifo_in_flight(keys[i].queue_id, copies[i].seqs[j],
+								  copies[i].nonces[j], now);
+		if (live)
+			continue;
+		LWLockAcquire(fifo_lock, LW_EXCLUSIVE);
+		e = hash_search(fifo_groups, &keys[i], HASH_FIND, NULL);
+		/* unchanged since: a receive that took the group since replaced the list */
+		if (e != NULL && e->n == copies[i].n &&
+			memcmp(e->nonces, copies[i].nonces, sizeof(int64) * e->n) == 0)
+			hash_search(fifo_groups, &keys[i], HASH_REMOVE, NULL);
+		LWLockRelease(fifo_lock);
+	}
+}

@@ -139,3 +139,21 @@ SELECT stream_name, shard_id, incoming_records, write_provisioned_throughput_exc
        get_records_calls
   FROM msgq.stream_metrics WHERE stream_name = 'clicks';
 SELECT msgq.enforce_shard_limits('clicks', false);
+
+\echo
+\echo '=== 16. FIFO queues: a message group is delivered in commit order, one receive at a time'
+SELECT msgq.create_queue('payments.fifo', '{"FifoQueue": "true", "ContentBasedDeduplication": "true"}');
+SELECT s.message_id, s.sequence_number
+  FROM (VALUES ('{"order": 1, "step": "authorized"}', 'order-1'),
+               ('{"order": 2, "step": "authorized"}', 'order-2'),
+               ('{"order": 1, "step": "captured"}', 'order-1')) v(body, grp),
+       LATERAL msgq.send_message('payments.fifo', v.body, message_group_id => v.grp) s;
+\echo 'The same body again within five minutes is a duplicate: the first send''s id, nothing enqueued:'
+SELECT message_id, sequence_number
+  FROM msgq.send_message('payments.fifo', '{"order": 1, "step": "authorized"}', message_group_id => 'order-1');
+\echo 'A receive takes one group''s messages first, in order:'
+SELECT body, attributes->>'MessageGroupId' AS grp, attributes->>'SequenceNumber' AS sequence_number
+  FROM msgq.receive_message('payments.fifo', 2, message_system_attribute_names => ARRAY['All']);
+\echo 'order-1 is now in flight, so the next receive gets only order-2:'
+SELECT body, attributes->>'MessageGroupId' AS grp
+  FROM msgq.receive_message('payments.fifo', 10, message_system_attribute_names => ARRAY['All']);

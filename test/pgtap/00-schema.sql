@@ -10,7 +10,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(87);
+SELECT plan(88);
 
 -- Schema, tables, sequences, view -------------------------------------------
 SELECT has_schema('msgq');
@@ -20,6 +20,7 @@ SELECT has_table('msgq', 'queue_permission', 'msgq.queue_permission exists');
 SELECT has_table('msgq', 'secret', 'msgq.secret exists');
 SELECT has_table('msgq', 'deleted_queue', 'msgq.deleted_queue exists');
 SELECT has_table('msgq', 'message_move_task', 'msgq.message_move_task exists');
+SELECT has_table('msgq', 'fifo_dedup', 'msgq.fifo_dedup exists');
 SELECT has_sequence('msgq', 'queue_id_seq', 'msgq.queue_id_seq exists');
 SELECT has_sequence('msgq', 'message_seq', 'msgq.message_seq exists');
 SELECT has_view('msgq', 'waiters', 'msgq.waiters view exists');

@@ -22,7 +22,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(205);
+SELECT plan(214);
 
 -------------------------------------------------------------------------------
 -- create_queue: happy paths
@@ -165,16 +165,46 @@ SELECT throws_ok(
 	'InvalidAttributeValue: SSE-SQS and SSE-KMS together');
 
 -------------------------------------------------------------------------------
--- create_queue: UnsupportedOperation MQ013 (FIFO queues come later)
+-- FIFO queues: creation rules, sends, handles
 -------------------------------------------------------------------------------
 SELECT throws_ok($$SELECT msgq.create_queue('tap_x.fifo')$$,
-	'MQ013', 'FIFO queues are not supported yet',
-	'UnsupportedOperation: a name ending in .fifo');
+	'MQ006', 'a queue whose name ends with ".fifo" must be created with FifoQueue set to true',
+	'InvalidParameterValue: a name ending in .fifo without FifoQueue');
 SELECT throws_ok($$SELECT msgq.create_queue('tap_x', '{"FifoQueue": "true"}')$$,
-	'MQ013', 'FIFO queues are not supported yet',
-	'UnsupportedOperation: FifoQueue true');
+	'MQ006', 'a FIFO queue''s name must end with ".fifo"',
+	'InvalidParameterValue: FifoQueue true without .fifo');
+SELECT throws_ok($$SELECT msgq.create_queue('tap_x.fifo', '{"FifoQueue": "true", "DeduplicationScope": "all"}')$$,
+	'MQ009', 'invalid value for the parameter DeduplicationScope',
+	'InvalidAttributeValue: DeduplicationScope');
+SELECT throws_ok($$SELECT msgq.create_queue('tap_x.fifo', '{"FifoQueue": "true", "FifoThroughputLimit": "perMessageGroupId"}')$$,
+	'MQ009', 'FifoThroughputLimit perMessageGroupId requires DeduplicationScope messageGroup',
+	'InvalidAttributeValue: perMessageGroupId without messageGroup scope');
+SELECT throws_ok($$SELECT msgq.create_queue('tap_x', '{"ContentBasedDeduplication": "true"}')$$,
+	'MQ008', 'attribute ContentBasedDeduplication is only valid for FIFO queues',
+	'InvalidAttributeName: a FIFO attribute on a standard queue');
 SELECT is_empty($$SELECT 1 FROM msgq.queue WHERE queue_name LIKE 'tap\_x%'$$,
 	'no failed create_queue left a queue behind');
+SELECT lives_ok($$SELECT msgq.create_queue('tapfifo.fifo', '{"FifoQueue": "true"}')$$,
+	'a FIFO queue');
+SELECT throws_ok($$SELECT msgq.send_message('tapfifo.fifo', 'x', message_deduplication_id => 'd')$$,
+	'MQ007', 'the request must contain the parameter MessageGroupId',
+	'MissingParameter: MessageGroupId on a FIFO queue');
+SELECT throws_ok($$SELECT msgq.send_message('tapfifo.fifo', 'x', message_group_id => 'g')$$,
+	'MQ006', 'the queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly',
+	'InvalidParameterValue: no deduplication id');
+SELECT throws_ok($$SELECT msgq.send_message('tapfifo.fifo', 'x', 1, message_group_id => 'g', message_deduplication_id => 'd')$$,
+	'MQ006', 'value 1 for parameter DelaySeconds is invalid',
+	'InvalidParameterValue: per-message delay on a FIFO queue');
+SELECT results_eq($$SELECT (msgq.send_message('tapfifo.fifo', 'x', message_group_id => 'g', message_deduplication_id => 'd')).sequence_number
+					 = (msgq.send_message('tapfifo.fifo', 'y', message_group_id => 'g', message_deduplication_id => 'd')).sequence_number$$,
+	ARRAY[true], 'a duplicate returns the first send''s sequence number');
+CREATE TEMP TABLE tap_fh AS
+SELECT receipt_handle FROM msgq.receive_message('tapfifo.fifo', visibility_timeout => 1);
+SET msgq.clock_offset = '5s';
+SELECT throws_ok($$SELECT msgq.delete_message('tapfifo.fifo', (SELECT receipt_handle FROM tap_fh))$$,
+	'MQ006', 'the receipt handle has expired',
+	'InvalidParameterValue: a FIFO handle whose visibility timeout passed');
+RESET msgq.clock_offset;
 
 -------------------------------------------------------------------------------
 -- QueueDoesNotExist MQ001, for every function that names a queue

@@ -213,6 +213,43 @@ SELECT body, attributes->>'MessageDeduplicationId' = message_id::text AS dedup_i
   FROM msgq.receive_message('f_dlq.fifo', 10, message_system_attribute_names => ARRAY['All']);
 RESET msgq.clock_offset;
 
+--
+-- ReceiveRequestAttemptId: a retry within five minutes returns the same
+-- messages and handles while none was deleted or changed
+--
+SELECT msgq.create_queue('f_att.fifo', '{"FifoQueue": "true", "ContentBasedDeduplication": "true"}') IS NOT NULL AS created;
+SELECT count(msgq_test.fsend('f_att.fifo', b, g)) AS sent
+  FROM (VALUES ('t1', 'T'), ('t2', 'T'), ('u1', 'U')) v(b, g);
+CREATE TABLE msgq_test.fatt (try int, body text, receipt_handle text, count text);
+INSERT INTO msgq_test.fatt
+SELECT 1, body, receipt_handle, attributes->>'ApproximateReceiveCount'
+  FROM msgq.receive_message('f_att.fifo', 2, visibility_timeout => 30,
+							message_system_attribute_names => ARRAY['All'],
+							receive_request_attempt_id => 'attempt-1');
+-- the retry: same messages, same handles, same counts
+INSERT INTO msgq_test.fatt
+SELECT 2, body, receipt_handle, attributes->>'ApproximateReceiveCount'
+  FROM msgq.receive_message('f_att.fifo', 2, visibility_timeout => 30,
+							message_system_attribute_names => ARRAY['All'],
+							receive_request_attempt_id => 'attempt-1');
+SELECT a.body, a.receipt_handle = b.receipt_handle AS same_handle, a.count, b.count
+  FROM msgq_test.fatt a JOIN msgq_test.fatt b ON a.body = b.body AND a.try = 1 AND b.try = 2
+ ORDER BY a.body;
+-- the retry reset the visibility timeout: at 45 s the messages are still in flight
+SET msgq.clock_offset = '20s';
+SELECT count(*) AS again FROM msgq.receive_message('f_att.fifo', 2, visibility_timeout => 30,
+												   receive_request_attempt_id => 'attempt-1');
+SET msgq.clock_offset = '45s';
+SELECT body FROM msgq.receive_message('f_att.fifo', 10);
+-- another attempt id is another receive
+SELECT body FROM msgq.receive_message('f_att.fifo', 10, receive_request_attempt_id => 'attempt-2');
+-- once one of the messages is deleted, the attempt id receives anew
+SELECT msgq.delete_message('f_att.fifo', receipt_handle) FROM msgq_test.fatt WHERE try = 1 AND body = 't1';
+SET msgq.clock_offset = '90s';
+SELECT body FROM msgq.receive_message('f_att.fifo', 2, receive_request_attempt_id => 'attempt-1');
+RESET msgq.clock_offset;
+DROP TABLE msgq_test.fatt;
+
 -- clean up
 SELECT count(*) AS deleted FROM msgq.list_queues('f_') AS q, LATERAL msgq.delete_queue(q);
 SELECT count(*) AS dedup_rows FROM msgq.fifo_dedup;

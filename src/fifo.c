@@ -79,7 +79,28 @@ typedef struct FifoGroupEntry
 	int64		nonces[MSGQ_MAX_RECEIVE_MESSAGES];
 } FifoGroupEntry;
 
+/* A FIFO receive named by its ReceiveRequestAttemptId */
+typedef struct FifoAttemptKey
+{
+	Oid			dboid;
+	Oid			incarnation;
+	int32		queue_id;
+	uint64		attempt_hash;
+} FifoAttemptKey;
+
+typedef struct FifoAttemptEntry
+{
+	FifoAttemptKey key;
+	char		attempt_id[MSGQ_MAX_ID_LEN + 1];
+	TimestampTz received_at;
+	int			n;
+	MsgqFifoTaken taken[MSGQ_MAX_RECEIVE_MESSAGES];
+} FifoAttemptEntry;
+
+#define FIFO_MAX_ATTEMPTS	4096
+
 static HTAB *fifo_groups = NULL;
+static HTAB *fifo_attempts = NULL;
 static LWLock *fifo_lock = NULL;
 static SPIPlanPtr fifo_plan_dedup = NULL;
 static SPIPlanPtr fifo_plan_dedup_get = NULL;
@@ -96,6 +117,7 @@ void
 msgq_fifo_shmem_size(Size *size)
 {
 	*size = add_size(*size, hash_estimate_size(fifo_max_groups(), sizeof(FifoGroupEntry)));
+	*size = add_size(*size, hash_estimate_size(FIFO_MAX_ATTEMPTS, sizeof(FifoAttemptEntry)));
 }
 
 void
@@ -108,6 +130,11 @@ msgq_fifo_shmem_init(void)
 	info.entrysize = sizeof(FifoGroupEntry);
 	fifo_groups = ShmemInitHash("msgq fifo groups", fifo_max_groups(), fifo_max_groups(),
 								&info, HASH_ELEM | HASH_BLOBS);
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(FifoAttemptKey);
+	info.entrysize = sizeof(FifoAttemptEntry);
+	fifo_attempts = ShmemInitHash("msgq fifo receive attempts", FIFO_MAX_ATTEMPTS,
+								  FIFO_MAX_ATTEMPTS, &info, HASH_ELEM | HASH_BLOBS);
 	fifo_lock = &(GetNamedLWLockTranche("msgq_fifo"))[0].lock;
 }
 
@@ -372,4 +399,100 @@ msgq_fifo_groups_prune(void)
 			hash_search(fifo_groups, &keys[i], HASH_REMOVE, NULL);
 		LWLockRelease(fifo_lock);
 	}
+}
+
+/*
+ * ReceiveRequestAttemptId.  A FIFO receive that names an attempt id is
+ * remembered for five minutes in a shared table (FIFO_MAX_ATTEMPTS
+ * entries; when it is full a receive is not remembered): the messages it
+ * returned, with their receive's nonce, deadline and count.  A receive
+ * with the same id finds them again while every one still has that
+ * receive's lease with the same deadline (none was deleted, none had its
+ * visibility changed, none was received again, its transaction did not roll
+ * back), and then returns them again with the same handles, their
+ * visibility timeout reset.
+ */
+static void
+fifo_attempt_key(FifoAttemptKey *key, int32 queue_id, const char *attempt_id)
+{
+	memset(key, 0, sizeof(*key));
+	key->dboid = MyDatabaseId;
+	key->incarnation = msgq_queue_table_relid();
+	key->queue_id = queue_id;
+	key->attempt_hash = fifo_group_hash(attempt_id);
+}
+
+/*
+ * The messages of an earlier receive with this attempt id, if it may be
+ * repeated: fills taken and returns how many (0: receive anew).
+ */
+int
+msgq_fifo_attempt_find(int32 queue_id, const char *attempt_id, TimestampTz now,
+					   MsgqFifoTaken *taken)
+{
+	FifoAttemptKey key;
+	FifoAttemptEntry *e;
+	int			n = 0;
+	int			i;
+
+	fifo_attempt_key(&key, queue_id, attempt_id);
+	LWLockAcquire(fifo_lock, LW_SHARED);
+	e = hash_search(fifo_attempts, &key, HASH_FIND, NULL);
+	if (e != NULL && strcmp(e->attempt_id, attempt_id) == 0 &&
+		e->received_at > now - FIFO_DEDUP_WINDOW)
+	{
+		n = e->n;
+		memcpy(taken, e->taken, sizeof(MsgqFifoTaken) * n);
+	}
+	LWLockRelease(fifo_lock);
+
+	for (i = 0; i < n; i++)
+	{
+		TimestampTz deadline;
+		TimestampTz received_at;
+
+		if (msgq_lease_check(queue_id, taken[i].msg_seq, taken[i].nonce, &deadline,
+							 &received_at) != MSGQ_LEASE_MATCH ||
+			deadline != taken[i].deadline || deadline <= now)
+			return 0;
+	}
+	return n;
+}
+
+/* Remember a receive under its attempt id (replacing an earlier one). */
+void
+msgq_fifo_attempt_remember(int32 queue_id, const char *attempt_id, TimestampTz now,
+						   const MsgqFifoTaken *taken, int n)
+{
+	FifoAttemptKey key;
+	FifoAttemptEntry *e;
+	bool		found;
+
+	fifo_attempt_key(&key, queue_id, attempt_id);
+	LWLockAcquire(fifo_lock, LW_EXCLUSIVE);
+	e = hash_search(fifo_attempts, &key, HASH_ENTER_NULL, &found);
+	if (e != NULL)
+	{
+		strlcpy(e->attempt_id, attempt_id, sizeof(e->attempt_id));
+		e->received_at = now;
+		e->n = Min(n, MSGQ_MAX_RECEIVE_MESSAGES);
+		memcpy(e->taken, taken, sizeof(MsgqFifoTaken) * e->n);
+	}
+	LWLockRelease(fifo_lock);
+}
+
+/* Forget this database's attempts older than five minutes (maintenance). */
+void
+msgq_fifo_attempts_prune(void)
+{
+	HASH_SEQ_STATUS status;
+	FifoAttemptEntry *e;
+	TimestampTz cutoff = Min(msgq_now(), GetCurrentTimestamp()) - FIFO_DEDUP_WINDOW;
+
+	LWLockAcquire(fifo_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, fifo_attempts);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (e->key.dboid == MyDatabaseId && e->received_at <= cutoff)
+			hash_search(fifo_attempts, &e->key, HASH_REMOVE, NULL);
+	LWLockRelease(fifo_lock);
 }

@@ -213,6 +213,7 @@ msgq_maintenance_cycle(void)
 	(void) msgq_lease_persist();
 	msgq_fifo_dedup_expire();
 	msgq_fifo_groups_prune();
+	msgq_fifo_attempts_prune();
 	/* last: it may lock a storage segment until the cycle commits */
 	msgq_segments_maintain();
 	/* after a restart: may hold a SHARE lock on msgq.message until commit */

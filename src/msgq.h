@@ -194,6 +194,17 @@ extern void msgq_lease_prepare(void);
 
 /* fifo.c */
 struct MsgqQueue;
+
+/* A message a FIFO receive returned, as ReceiveRequestAttemptId repeats it */
+typedef struct MsgqFifoTaken
+{
+	int64		msg_seq;
+	int64		nonce;
+	TimestampTz deadline;
+	int32		count;			/* its ApproximateReceiveCount */
+	TimestampTz first;			/* its ApproximateFirstReceiveTimestamp */
+} MsgqFifoTaken;
+
 extern void msgq_fifo_shmem_size(Size *size);
 extern void msgq_fifo_shmem_init(void);
 extern void msgq_fifo_lock_group(int32 queue_id, const char *group_id);
@@ -209,6 +220,12 @@ extern bool msgq_fifo_group_blocked(int32 queue_id, const char *group_id,
 extern bool msgq_fifo_group_add(int32 queue_id, const char *group_id,
 								int64 seq, int64 nonce, bool first);
 extern void msgq_fifo_groups_prune(void);
+extern int	msgq_fifo_attempt_find(int32 queue_id, const char *attempt_id,
+								   TimestampTz now, MsgqFifoTaken *taken);
+extern void msgq_fifo_attempt_remember(int32 queue_id, const char *attempt_id,
+									   TimestampTz now, const MsgqFifoTaken *taken,
+									   int n);
+extern void msgq_fifo_attempts_prune(void);
 extern void msgq_fifo_handle_expired(const char *handle);
 extern Oid	msgq_queue_table_relid(void);
 extern void msgq_lease_unclaim(void);

@@ -108,6 +108,7 @@ typedef enum QueuePlan
 	QP_PERM_INSERT,
 	QP_PERM_DELETE,
 	QP_ACL_RECOMPUTE,
+	QP_FIFO_REPEAT,
 	QP_COUNT
 } QueuePlan;
 
@@ -2189,7 +2190,8 @@ static int
 queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 						Datum *attr_sel, int nattr_sel,
 						Datum *sys_sel, int nsys_sel,
-						ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next)
+						ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next,
+						MsgqFifoTaken *taken)
 {
 	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[4];
@@ -2380,6 +2382,11 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 											count, now, wrote);
 				queue_emit(queue, tup, desc, msg_seq, nonce, count, first,
 						   attr_sel, nattr_sel, sys_sel, nsys_sel, rsinfo);
+				taken[emitted].msg_seq = msg_seq;
+				taken[emitted].nonce = nonce;
+				taken[emitted].deadline = deadline;
+				taken[emitted].count = count;
+				taken[emitted].first = first;
 				bytes += len;
 				emitted++;
 				if (emitted == max)
@@ -2394,6 +2401,71 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 
 	if (emitted > 0)
 		msgq_metrics_received(queue->queue_id, emitted, now, deadline);
+	return emitted;
+}
+
+/*
+ * Return again the messages of an earlier FIFO receive with the same
+ * ReceiveRequestAttemptId (msgq_fifo_attempt_find checked that they are
+ * still that receive's), with the same receipt handles; their visibility
+ * timeout starts again.  Returns how many were returned.
+ */
+static int
+queue_receive_fifo_repeat(MsgqQueue *queue, MsgqFifoTaken *taken, int n,
+						  int32 visibility, Datum *attr_sel, int nattr_sel,
+						  Datum *sys_sel, int nsys_sel, ReturnSetInfo *rsinfo)
+{
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *seqs = palloc(sizeof(Datum) * n);
+	TimestampTz now = msgq_now();
+	TimestampTz deadline = now + (TimestampTz) visibility * USECS_PER_SEC;
+	int			emitted = 0;
+	int			i;
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+	{
+		TimestampTz old;
+
+		if (!msgq_lease_set_deadline(queue->queue_id, taken[i].msg_seq,
+									 taken[i].nonce, deadline, &old))
+			return 0;
+		taken[i].deadline = deadline;
+		seqs[i] = Int64GetDatum(taken[i].msg_seq);
+	}
+	values[0] = Int32GetDatum(queue->queue_id);
+	values[1] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	if (msgq_execute_keyed(queue_plan(QP_FIFO_REPEAT,
+									  "SELECT msg_seq, message_id, body, md5_of_body,"
+									  "       message_attributes, sender, sent_at,"
+									  "       receive_count, first_received_at,"
+									  "       message_group_id, tableoid, ctid,"
+									  "       pg_catalog.octet_length(body), visible_at,"
+									  "       message_deduplication_id"
+									  "  FROM msgq.message"
+									  " WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									  "   AND msg_seq OPERATOR(pg_catalog.=) ANY ($2)",
+									  2, argtypes),
+						   values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read messages");
+	/* in the order of the first receive */
+	for (i = 0; i < n; i++)
+		for (r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			bool		isnull;
+
+			if (DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)) !=
+				taken[i].msg_seq)
+				continue;
+			queue_emit(queue, tup, SPI_tuptable->tupdesc, taken[i].msg_seq,
+					   taken[i].nonce, taken[i].count, taken[i].first,
+					   attr_sel, nattr_sel, sys_sel, nsys_sel, rsinfo);
+			emitted++;
+			break;
+		}
 	return emitted;
 }
 
@@ -2481,6 +2553,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	uint64		ends_seen;
 	bool		waiting = false;
 	int			got = 0;
+	MsgqFifoTaken taken[MSGQ_MAX_RECEIVE_MESSAGES];
 
 	msgq_check_preloaded();
 	/* a receive writes leases: never on a standby, never read-only */
@@ -2533,6 +2606,29 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 	}
 	ends_seen = msgq_wait_end_counter(queue->queue_id);
 
+	/* FIFO: a retry of a receive with the same attempt id gets its messages */
+	if (queue->fifo && attempt_id != NULL)
+	{
+		int			n = msgq_fifo_attempt_find(queue->queue_id, attempt_id,
+											   msgq_now(), taken);
+
+		if (n > 0)
+		{
+			got = queue_receive_fifo_repeat(queue, taken, n, visibility, attr_sel,
+											nattr_sel, sys_sel, nsys_sel, rsinfo);
+			if (got == n)
+			{
+				msgq_fifo_attempt_remember(queue->queue_id, attempt_id, msgq_now(),
+										   taken, n);
+				msgq_call_leave(&call);
+				return (Datum) 0;
+			}
+			/* a message went meanwhile: receive anew */
+			tuplestore_clear(rsinfo->setResult);
+			got = 0;
+		}
+	}
+
 	for (;;)
 	{
 		uint64		seen = msgq_wait_counter(queue->queue_id);
@@ -2558,8 +2654,14 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(oldcxt);
 		}
 		if (queue->fifo)
+		{
 			got = queue_receive_fifo_once(queue, max, visibility, attr_sel, nattr_sel,
-										  sys_sel, nsys_sel, rsinfo, &wrote, &held_next);
+										  sys_sel, nsys_sel, rsinfo, &wrote, &held_next,
+										  taken);
+			if (got > 0 && attempt_id != NULL)
+				msgq_fifo_attempt_remember(queue->queue_id, attempt_id, msgq_now(),
+										   taken, got);
+		}
 		else
 			got = queue_receive_once(queue, max, visibility, attr_sel, nattr_sel,
 									 sys_sel, nsys_sel, rsinfo, &wrote, &held_next);

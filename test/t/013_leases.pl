@@ -23,6 +23,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use MsgqTest;
 
 my $node = PostgreSQL::Test::Cluster->new('leases');
 $node->init(allows_streaming => 1, extra => [ '--encoding=UTF8', '--locale=C' ]);
@@ -36,20 +39,7 @@ EOF
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION msgq');
 
-# Kill a backend with SIGKILL and wait until the server accepts queries
-# again after its crash cycle.
-sub crash
-{
-	my ($session) = @_;
-	my $pid = $session->query_safe('SELECT pg_backend_pid()');
-	my $offset = -s $node->logfile;
-
-	kill 'KILL', $pid;
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-	eval { $session->{run}->kill_kill; };
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die 'the server did not come back after the crash';
-}
+sub crash { crash_backend($node, $_[0]); }
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

@@ -21,6 +21,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use MsgqTest;
 
 my $node = PostgreSQL::Test::Cluster->new('fifo');
 $node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
@@ -35,18 +38,7 @@ $node->safe_psql('postgres', 'CREATE EXTENSION msgq');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-sub crash
-{
-	my ($session) = @_;
-	my $pid = $session->query_safe('SELECT pg_backend_pid()');
-	my $offset = -s $node->logfile;
-
-	kill 'KILL', $pid;
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-	eval { $session->{run}->kill_kill; };
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die 'the server did not come back after the crash';
-}
+sub crash { crash_backend($node, $_[0]); }
 
 # send one message; returns "message_id|sequence_number"
 sub send_fifo

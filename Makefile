@@ -51,7 +51,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench bench-churn bench-streams pgtap
+.PHONY: deps demo test bench bench-churn bench-streams bench-fifo pgtap
 
 deps:
 	./scripts/deps.sh
@@ -73,6 +73,12 @@ bench-churn:
 # wake-up latency against LISTEN/NOTIFY (bench/streams.sh).
 bench-streams:
 	./bench/streams.sh
+
+# FIFO queues against standard queues: sends over 1 to 1000 groups, content-based
+# deduplication, receive + delete, and receive cost with 100,000 groups vs 10
+# (bench/fifo.sh).
+bench-fifo:
+	./bench/fifo.sh
 
 # ---------------------------------------------------------------------------
 # One target per test suite, used by scripts/test.sh (make test) so that every

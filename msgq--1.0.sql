@@ -133,6 +133,12 @@ CREATE TABLE msgq.fifo_dedup (
 );
 CREATE INDEX fifo_dedup_sent_at_idx ON msgq.fifo_dedup (sent_at);
 
+-- Messages by group (src/fifo.c): a FIFO receive walks the groups in name
+-- order from where the last receive stopped, reading each group's first
+-- messages, so a blocked group costs one probe whatever its backlog.
+CREATE INDEX message_group_idx ON msgq.message (queue_id, message_group_id, msg_seq)
+	WHERE message_group_id IS NOT NULL;
+
 -- Recently deleted queues.  Their names cannot be used again for 60 s
 -- (QueueDeletedRecently), and a send that raced with delete_queue may still
 -- commit a message for a deleted queue: the maintenance cycle removes such

@@ -99,8 +99,25 @@ typedef struct FifoAttemptEntry
 
 #define FIFO_MAX_ATTEMPTS	4096
 
+/* Where the last receive of a FIFO queue stopped: the group it took from */
+typedef struct FifoCursorKey
+{
+	Oid			dboid;
+	Oid			incarnation;
+	int32		queue_id;
+} FifoCursorKey;
+
+typedef struct FifoCursorEntry
+{
+	FifoCursorKey key;
+	char		group_id[MSGQ_MAX_ID_LEN + 1];
+} FifoCursorEntry;
+
+#define FIFO_MAX_CURSORS	1024
+
 static HTAB *fifo_groups = NULL;
 static HTAB *fifo_attempts = NULL;
+static HTAB *fifo_cursors = NULL;
 static LWLock *fifo_lock = NULL;
 static SPIPlanPtr fifo_plan_dedup = NULL;
 static SPIPlanPtr fifo_plan_dedup_get = NULL;
@@ -118,6 +135,7 @@ msgq_fifo_shmem_size(Size *size)
 {
 	*size = add_size(*size, hash_estimate_size(fifo_max_groups(), sizeof(FifoGroupEntry)));
 	*size = add_size(*size, hash_estimate_size(FIFO_MAX_ATTEMPTS, sizeof(FifoAttemptEntry)));
+	*size = add_size(*size, hash_estimate_size(FIFO_MAX_CURSORS, sizeof(FifoCursorEntry)));
 }
 
 void
@@ -135,6 +153,11 @@ msgq_fifo_shmem_init(void)
 	info.entrysize = sizeof(FifoAttemptEntry);
 	fifo_attempts = ShmemInitHash("msgq fifo receive attempts", FIFO_MAX_ATTEMPTS,
 								  FIFO_MAX_ATTEMPTS, &info, HASH_ELEM | HASH_BLOBS);
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(FifoCursorKey);
+	info.entrysize = sizeof(FifoCursorEntry);
+	fifo_cursors = ShmemInitHash("msgq fifo cursors", FIFO_MAX_CURSORS, FIFO_MAX_CURSORS,
+								 &info, HASH_ELEM | HASH_BLOBS);
 	fifo_lock = &(GetNamedLWLockTranche("msgq_fifo"))[0].lock;
 }
 
@@ -494,5 +517,61 @@ msgq_fifo_attempts_prune(void)
 	while ((e = hash_seq_search(&status)) != NULL)
 		if (e->key.dboid == MyDatabaseId && e->received_at <= cutoff)
 			hash_search(fifo_attempts, &e->key, HASH_REMOVE, NULL);
+	LWLockRelease(fifo_lock);
+}
+
+/*
+ * The receive cursor of a FIFO queue: the group its last receive took
+ * messages from ("" when none is known, or the table is full).  Receives
+ * start after it, so they go round the groups; it is a hint only.
+ */
+static void
+fifo_cursor_key(FifoCursorKey *key, int32 queue_id)
+{
+	memset(key, 0, sizeof(*key));
+	key->dboid = MyDatabaseId;
+	key->incarnation = msgq_queue_table_relid();
+	key->queue_id = queue_id;
+}
+
+void
+msgq_fifo_cursor_get(int32 queue_id, char *group_id)
+{
+	FifoCursorKey key;
+	FifoCursorEntry *e;
+
+	fifo_cursor_key(&key, queue_id);
+	group_id[0] = '\0';
+	LWLockAcquire(fifo_lock, LW_SHARED);
+	e = hash_search(fifo_cursors, &key, HASH_FIND, NULL);
+	if (e != NULL)
+		strlcpy(group_id, e->group_id, MSGQ_MAX_ID_LEN + 1);
+	LWLockRelease(fifo_lock);
+}
+
+void
+msgq_fifo_cursor_set(int32 queue_id, const char *group_id)
+{
+	FifoCursorKey key;
+	FifoCursorEntry *e;
+	bool		found;
+
+	fifo_cursor_key(&key, queue_id);
+	LWLockAcquire(fifo_lock, LW_EXCLUSIVE);
+	e = hash_search(fifo_cursors, &key, HASH_ENTER_NULL, &found);
+	if (e != NULL)
+		strlcpy(e->group_id, group_id, sizeof(e->group_id));
+	LWLockRelease(fifo_lock);
+}
+
+/* Forget a deleted queue's cursor. */
+void
+msgq_fifo_cursor_forget(int32 queue_id)
+{
+	FifoCursorKey key;
+
+	fifo_cursor_key(&key, queue_id);
+	LWLockAcquire(fifo_lock, LW_EXCLUSIVE);
+	hash_search(fifo_cursors, &key, HASH_REMOVE, NULL);
 	LWLockRelease(fifo_lock);
 }

@@ -226,6 +226,9 @@ extern void msgq_fifo_attempt_remember(int32 queue_id, const char *attempt_id,
 									   TimestampTz now, const MsgqFifoTaken *taken,
 									   int n);
 extern void msgq_fifo_attempts_prune(void);
+extern void msgq_fifo_cursor_get(int32 queue_id, char *group_id);
+extern void msgq_fifo_cursor_set(int32 queue_id, const char *group_id);
+extern void msgq_fifo_cursor_forget(int32 queue_id);
 extern void msgq_fifo_handle_expired(const char *handle);
 extern Oid	msgq_queue_table_relid(void);
 extern void msgq_lease_unclaim(void);

@@ -308,6 +308,25 @@ msgq_store_next_seq(void)
 }
 
 /*
+ * The one kind of partial index a send supports: "WHERE column IS NOT
+ * NULL" (the message group index).  Returns the column's number, or 0.
+ */
+static AttrNumber
+store_not_null_predicate(IndexInfo *info)
+{
+	NullTest   *nt;
+
+	if (list_length(info->ii_Predicate) != 1 ||
+		!IsA(linitial(info->ii_Predicate), NullTest))
+		return 0;
+	nt = (NullTest *) linitial(info->ii_Predicate);
+	if (nt->nulltesttype != IS_NOT_NULL || nt->argisrow || !IsA(nt->arg, Var) ||
+		((Var *) nt->arg)->varattno <= 0)
+		return 0;
+	return ((Var *) nt->arg)->varattno;
+}
+
+/*
  * The indexes of the partition that take inserts, opened and locked as
  * ExecOpenIndices() would.  Returns how many.
  */
@@ -330,7 +349,8 @@ store_open_indexes(Relation rel, Relation **indexes, IndexInfo ***infos)
 			index_close(index, RowExclusiveLock);
 			continue;
 		}
-		if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
+		if (info->ii_Expressions != NIL ||
+			(info->ii_Predicate != NIL && store_not_null_predicate(info) == 0))
 			store_unsupported(rel, "an index on expressions or a partial index");
 		if (info->ii_ExclusionOps != NULL)
 			store_unsupported(rel, "an exclusion constraint");
@@ -451,6 +471,11 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 			IndexInfo  *info = infos[k];
 			Datum		ivalues[INDEX_MAX_KEYS];
 			bool		inulls[INDEX_MAX_KEYS];
+
+			/* a partial index: only rows whose column is not NULL */
+			if (info->ii_Predicate != NIL &&
+				nulls[store_not_null_predicate(info) - 1])
+				continue;
 
 			for (j = 0; j < info->ii_NumIndexAttrs; j++)
 			{

@@ -130,11 +130,12 @@ static SPIPlanPtr queue_scan_plans[2];
 	" ORDER BY queue_id, msg_seq LIMIT " limit
 
 /*
- * A page of a FIFO queue's rows after msg_seq $4, visible or not: a row
- * that is not visible blocks its group, so the receive must see it ($2 is
- * not used).
+ * A FIFO queue's messages in group order after ($2, $6) (group, msg_seq):
+ * the groups after group $2, or with $4 only up to group $5, through
+ * message_group_idx.  Rows of any visibility: a row that is not visible
+ * blocks its group.
  */
-#define QUEUE_FIFO_SCAN_SQL(limit) \
+#define QUEUE_FIFO_SCAN_SQL \
 	"SELECT msg_seq, message_id, body, md5_of_body," \
 	"       message_attributes, sender, sent_at," \
 	"       receive_count, first_received_at," \
@@ -142,11 +143,13 @@ static SPIPlanPtr queue_scan_plans[2];
 	"       pg_catalog.octet_length(body), visible_at, message_deduplication_id" \
 	"  FROM msgq.message" \
 	" WHERE queue_id OPERATOR(pg_catalog.=) $1" \
-	"   AND msg_seq OPERATOR(pg_catalog.>) $4" \
+	"   AND message_group_id OPERATOR(pg_catalog.>=) $2" \
+	"   AND (message_group_id, msg_seq) OPERATOR(pg_catalog.>) ($2, $6)" \
+	"   AND (NOT $4 OR message_group_id OPERATOR(pg_catalog.<=) $5)" \
 	"   AND sent_at OPERATOR(pg_catalog.>) $3" \
-	" ORDER BY queue_id, msg_seq LIMIT " limit
+	" ORDER BY queue_id, message_group_id, msg_seq LIMIT 10"
 
-static SPIPlanPtr queue_fifo_scan_plans[2];
+static SPIPlanPtr queue_fifo_scan_plan;
 
 static bool queue_lookup_uncached(const char *name, MsgqQueue *queue);
 
@@ -1266,7 +1269,10 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete messages");
 	if (queue->fifo)
+	{
 		msgq_fifo_dedup_clear(queue->queue_id);
+		msgq_fifo_cursor_forget(queue->queue_id);
+	}
 	if (SPI_execute_plan(queue_plan(QP_DELETE_QUEUE,
 									"DELETE FROM msgq.queue WHERE queue_id OPERATOR(pg_catalog.=) $1",
 									1, argtypes),
@@ -2167,24 +2173,18 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	return emitted;
 }
 
-/* A message group met by a FIFO receive */
-typedef struct FifoScanGroup
-{
-	char		group_id[MSGQ_MAX_ID_LEN + 1];	/* hash key */
-	bool		blocked;		/* nothing more of it in this receive */
-	bool		taking;			/* this receive took some of it */
-	int			page;			/* the last page it appeared on */
-} FifoScanGroup;
-
 /*
- * A FIFO queue's receive (fifo.c has the rules): the rows are read in
- * msg_seq order, visible or not, and taken group by group, in the order in
- * which the groups first appear: all of a group's messages in the page
- * first, then the next group's.  A group is skipped for the rest of the
- * receive at the first of its messages that cannot be taken (not visible,
- * held by another receive, being deleted), so a receive never returns a
- * message while an earlier one of its group is still waiting; a group with
- * a message in flight (msgq_fifo_group_blocked) is skipped entirely.
+ * A FIFO queue's receive (fifo.c has the rules).  The groups are visited in
+ * name order through message_group_idx, starting after the group that the
+ * queue's last receive took from and wrapping around (so receives go round
+ * the groups), each group's messages in msg_seq order: all that can be taken
+ * of one group first, then the next group's.  A group stops at the first of
+ * its messages that cannot be taken (not visible, held by another receive,
+ * being deleted or moved), so a receive never returns a message while an
+ * earlier one of its group is still waiting.  A group with a message in
+ * flight (msgq_fifo_group_blocked) is skipped after one probe of the index,
+ * whatever its backlog: a receive's cost grows with the number of blocked
+ * groups, never with the number of messages.
  */
 static int
 queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
@@ -2193,10 +2193,8 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 						ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next,
 						MsgqFifoTaken *taken)
 {
-	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[4];
-	int64		last_seq = -1;
-	int			page = 0;
+	Oid			argtypes[6] = {INT4OID, TEXTOID, TIMESTAMPTZOID, BOOLOID, TEXTOID, INT8OID};
+	Datum		values[6];
 	int64		nonce = msgq_lease_nonce();
 	TimestampTz now = msgq_now();
 	TimestampTz deadline = now + (TimestampTz) visibility * USECS_PER_SEC;
@@ -2208,8 +2206,11 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 	int64		bytes = 0;
 	int64		room;
 	bool		done = false;
-	HASHCTL		ctl;
-	HTAB	   *groups;
+	char		start[MSGQ_MAX_ID_LEN + 1];
+	char		after_group[MSGQ_MAX_ID_LEN + 1];
+	char		last_taken[MSGQ_MAX_ID_LEN + 1] = "";
+	int64		after_seq = PG_INT64_MAX;
+	bool		wrapped;
 
 	queue_dead_letter_target(queue, &dlq_id, &max_count);
 
@@ -2220,16 +2221,14 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 	if (max == 0)
 		return 0;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = MSGQ_MAX_ID_LEN + 1;
-	ctl.entrysize = sizeof(FifoScanGroup);
-	ctl.hcxt = CurrentMemoryContext;
-	groups = hash_create("msgq FIFO receive groups", 64, &ctl,
-						 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	msgq_fifo_cursor_get(queue->queue_id, start);
+	strlcpy(after_group, start, sizeof(after_group));
+	/* without a cursor, one pass over every group */
+	wrapped = (start[0] == '\0');
 
 	values[0] = Int32GetDatum(queue->queue_id);
-	values[1] = TimestampTzGetDatum(now);
 	values[2] = TimestampTzGetDatum(cutoff);
+	values[4] = CStringGetTextDatum(start);
 
 	while (!done)
 	{
@@ -2237,168 +2236,152 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 		TupleDesc	desc;
 		uint64		n,
 					i;
-		int			page_rows = (page == 0) ? 16 : 256;
-		FifoScanGroup **row_group;
-		FifoScanGroup **order;
-		int			norder = 0,
-					o;
+		char		group[MSGQ_MAX_ID_LEN + 1] = "";
+		bool		blocked = false;
+		bool		taking = false;
+		int64		last_seq = 0;
 		bool		isnull;
 
-		values[3] = Int64GetDatum(last_seq);
-		if (msgq_execute_keyed(page == 0 ?
-							   msgq_plan_opts(&queue_fifo_scan_plans[0], QUEUE_FIFO_SCAN_SQL("16"),
-											  4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-							   msgq_plan_opts(&queue_fifo_scan_plans[1], QUEUE_FIFO_SCAN_SQL("256"),
-											  4, argtypes, CURSOR_OPT_GENERIC_PLAN),
+		values[1] = CStringGetTextDatum(after_group);
+		values[3] = BoolGetDatum(wrapped && start[0] != '\0');
+		values[5] = Int64GetDatum(after_seq);
+		if (msgq_execute_keyed(msgq_plan_opts(&queue_fifo_scan_plan, QUEUE_FIFO_SCAN_SQL,
+											  6, argtypes, CURSOR_OPT_GENERIC_PLAN),
 							   values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read messages");
-		page++;
 		n = SPI_processed;
 		tuptable = SPI_tuptable;
 		desc = tuptable->tupdesc;
 		if (n == 0)
-			break;
-
-		/* the page's groups, in the order in which they first appear */
-		row_group = palloc(sizeof(FifoScanGroup *) * n);
-		order = palloc(sizeof(FifoScanGroup *) * n);
-		for (i = 0; i < n; i++)
 		{
-			char	   *g = TextDatumGetCString(SPI_getbinval(tuptable->vals[i], desc, 10, &isnull));
-			bool		found;
-			FifoScanGroup *sg;
-
-			sg = hash_search(groups, g, HASH_ENTER, &found);
-			if (!found)
-			{
-				sg->blocked = false;
-				sg->taking = false;
-				sg->page = 0;
-			}
-			if (sg->page != page)
-			{
-				sg->page = page;
-				order[norder++] = sg;
-			}
-			row_group[i] = sg;
+			if (wrapped)
+				break;
+			/* past the last group: go round to the first ones, up to the start */
+			wrapped = true;
+			after_group[0] = '\0';
+			after_seq = PG_INT64_MAX;
+			SPI_freetuptable(tuptable);
+			continue;
 		}
 
-		for (o = 0; o < norder && !done; o++)
+		for (i = 0; i < n && !done; i++)
 		{
-			FifoScanGroup *sg = order[o];
+			HeapTuple	tup = tuptable->vals[i];
+			char	   *g = TextDatumGetCString(SPI_getbinval(tup, desc, 10, &isnull));
+			int64		msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			pg_uuid_t  *message_id;
+			int32		row_count;
+			bool		first_null;
+			Datum		row_first;
+			Oid			relid;
+			ItemPointer tid;
+			int32		len;
+			TimestampTz visible_at;
+			int32		count;
+			TimestampTz first = 0;
+			TimestampTz held_until = 0;
 
-			if (sg->blocked)
-				continue;
-			if (!sg->taking &&
-				msgq_fifo_group_blocked(queue->queue_id, sg->group_id, now))
+			if (strcmp(g, group) != 0)
 			{
-				sg->blocked = true;
+				/* the next group */
+				strlcpy(group, g, sizeof(group));
+				taking = false;
+				blocked = msgq_fifo_group_blocked(queue->queue_id, group, now);
+			}
+			last_seq = msg_seq;
+			if (blocked)
+				continue;
+
+			message_id = DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+			row_count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+			row_first = SPI_getbinval(tup, desc, 9, &first_null);
+			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
+			tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
+			len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+			visible_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
+
+			if (emitted > 0 && bytes + len > msgq_max_receive_bytes)
+			{
+				done = true;
+				break;
+			}
+			if (visible_at > now)
+			{
+				/* delayed, or held by the durable path: the group waits */
+				blocked = true;
+				if (*held_next == 0 || visible_at < *held_next)
+					*held_next = visible_at;
 				continue;
 			}
-			for (i = 0; i < n && !done && !sg->blocked; i++)
+			switch (msgq_lease_claim(queue->queue_id, msg_seq, message_id, now,
+									 deadline, nonce, row_count, first_null,
+									 max_count, &count, &first, &held_until))
 			{
-				HeapTuple	tup = tuptable->vals[i];
-				int64		msg_seq;
-				pg_uuid_t  *message_id;
-				int32		row_count;
-				bool		first_null;
-				Datum		row_first;
-				Oid			relid;
-				ItemPointer tid;
-				int32		len;
-				TimestampTz visible_at;
-				int32		count;
-				TimestampTz first = 0;
-				TimestampTz held_until = 0;
-
-				if (row_group[i] != sg)
+				case MSGQ_CLAIM_HELD:
+					if (*held_next == 0 || held_until < *held_next)
+						*held_next = held_until;
+					blocked = true;
 					continue;
-				msg_seq = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-				message_id = DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
-				row_count = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-				row_first = SPI_getbinval(tup, desc, 9, &first_null);
-				relid = DatumGetObjectId(SPI_getbinval(tup, desc, 11, &isnull));
-				tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 12, &isnull));
-				len = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
-				visible_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
-
-				if (emitted > 0 && bytes + len > msgq_max_receive_bytes)
-				{
-					done = true;
+				case MSGQ_CLAIM_FULL:
+					/* no durable path for FIFO: the group waits for room */
+					blocked = true;
+					continue;
+				case MSGQ_CLAIM_LIMIT:
+					if (!msgq_lease_row_free(relid, tid) ||
+						queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now, count,
+													  first_null ? first :
+													  DatumGetTimestampTz(row_first)) == 0)
+					{
+						blocked = true;
+						continue;
+					}
+					*wrote = true;
+					msgq_lease_forget_at_commit(queue->queue_id, msg_seq);
+					msgq_metrics_stored(queue->queue_id, -1);
+					msgq_metrics_stored(dlq_id, 1);
+					/* the group goes on with its next message */
+					continue;
+				case MSGQ_CLAIM_OK:
+					if (!msgq_lease_row_free(relid, tid) ||
+						!msgq_fifo_group_add(queue->queue_id, group, msg_seq, nonce,
+											 !taking))
+					{
+						msgq_lease_unclaim();
+						blocked = true;
+						continue;
+					}
 					break;
-				}
-				if (visible_at > now)
-				{
-					/* delayed, or held by the durable path: the group waits */
-					sg->blocked = true;
-					if (*held_next == 0 || visible_at < *held_next)
-						*held_next = visible_at;
-					break;
-				}
-				switch (msgq_lease_claim(queue->queue_id, msg_seq, message_id, now,
-										 deadline, nonce, row_count, first_null,
-										 max_count, &count, &first, &held_until))
-				{
-					case MSGQ_CLAIM_HELD:
-						if (*held_next == 0 || held_until < *held_next)
-							*held_next = held_until;
-						sg->blocked = true;
-						continue;
-					case MSGQ_CLAIM_FULL:
-						/* no durable path for FIFO: the group waits for room */
-						sg->blocked = true;
-						continue;
-					case MSGQ_CLAIM_LIMIT:
-						if (!msgq_lease_row_free(relid, tid) ||
-							queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now, count,
-														  first_null ? first :
-														  DatumGetTimestampTz(row_first)) == 0)
-						{
-							sg->blocked = true;
-							continue;
-						}
-						*wrote = true;
-						msgq_lease_forget_at_commit(queue->queue_id, msg_seq);
-						msgq_metrics_stored(queue->queue_id, -1);
-						msgq_metrics_stored(dlq_id, 1);
-						/* the group goes on with its next message */
-						continue;
-					case MSGQ_CLAIM_OK:
-						if (!msgq_lease_row_free(relid, tid) ||
-							!msgq_fifo_group_add(queue->queue_id, sg->group_id, msg_seq,
-												 nonce, !sg->taking))
-						{
-							msgq_lease_unclaim();
-							sg->blocked = true;
-							continue;
-						}
-						break;
-				}
-				sg->taking = true;
-				if (!first_null)
-					first = DatumGetTimestampTz(row_first);
-				count = queue_count_durably(queue, msg_seq, message_id,
-											DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) < epoch,
-											count, now, wrote);
-				queue_emit(queue, tup, desc, msg_seq, nonce, count, first,
-						   attr_sel, nattr_sel, sys_sel, nsys_sel, rsinfo);
-				taken[emitted].msg_seq = msg_seq;
-				taken[emitted].nonce = nonce;
-				taken[emitted].deadline = deadline;
-				taken[emitted].count = count;
-				taken[emitted].first = first;
-				bytes += len;
-				emitted++;
-				if (emitted == max)
-					done = true;
 			}
+			taking = true;
+			if (!first_null)
+				first = DatumGetTimestampTz(row_first);
+			count = queue_count_durably(queue, msg_seq, message_id,
+										DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) < epoch,
+										count, now, wrote);
+			queue_emit(queue, tup, desc, msg_seq, nonce, count, first,
+					   attr_sel, nattr_sel, sys_sel, nsys_sel, rsinfo);
+			taken[emitted].msg_seq = msg_seq;
+			taken[emitted].nonce = nonce;
+			taken[emitted].deadline = deadline;
+			taken[emitted].count = count;
+			taken[emitted].first = first;
+			strlcpy(last_taken, group, sizeof(last_taken));
+			bytes += len;
+			emitted++;
+			if (emitted == max)
+				done = true;
 		}
-		last_seq = DatumGetInt64(SPI_getbinval(tuptable->vals[n - 1], desc, 1, &isnull));
-		if (n < (uint64) page_rows)
-			done = true;
+		/*
+		 * The next page: the rest of the page's last group while this
+		 * receive is taking it, else the groups after it.
+		 */
+		strlcpy(after_group, group, sizeof(after_group));
+		after_seq = (taking && !blocked) ? last_seq : PG_INT64_MAX;
 		SPI_freetuptable(tuptable);
 	}
 
+	if (last_taken[0] != '\0')
+		msgq_fifo_cursor_set(queue->queue_id, last_taken);
 	if (emitted > 0)
 		msgq_metrics_received(queue->queue_id, emitted, now, deadline);
 	return emitted;

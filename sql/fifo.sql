@@ -214,6 +214,21 @@ SELECT body, attributes->>'MessageDeduplicationId' = message_id::text AS dedup_i
 RESET msgq.clock_offset;
 
 --
+-- Receives go round the groups from the last group taken; a group whose
+-- messages run on past a page of the group index is taken on, and a blocked
+-- group in front costs nothing
+--
+SELECT msgq.create_queue('f_round.fifo', '{"FifoQueue": "true", "ContentBasedDeduplication": "true"}') IS NOT NULL AS created;
+SELECT count(msgq_test.fsend('f_round.fifo', 'A' || i, 'A')) AS sent FROM generate_series(1, 8) i;
+SELECT msgq_test.fsend('f_round.fifo', 'Z1', 'Z') IS NOT NULL AS sent;
+SELECT * FROM msgq_test.frecv('o1', 'f_round.fifo', 1);
+SELECT * FROM msgq_test.frecv('o2', 'f_round.fifo', 1);
+SELECT msgq.delete_message('f_round.fifo', msgq_test.fh('o2', 'Z1'));
+SELECT count(msgq_test.fsend('f_round.fifo', 'B' || i, 'B')) AS sent FROM generate_series(1, 12) i;
+-- after Z, round to A (blocked: A1 is in flight) and B, ten of B's twelve
+SELECT string_agg(body, ' ' ORDER BY ord) AS bodies FROM msgq_test.frecv('o3', 'f_round.fifo', 10);
+
+--
 -- ReceiveRequestAttemptId: a retry within five minutes returns the same
 -- messages and handles while none was deleted or changed
 --

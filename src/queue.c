@@ -2211,6 +2211,10 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 	char		last_taken[MSGQ_MAX_ID_LEN + 1] = "";
 	int64		after_seq = PG_INT64_MAX;
 	bool		wrapped;
+	/* the group being read: a page may end inside it */
+	char		group[MSGQ_MAX_ID_LEN + 1] = "";
+	bool		blocked = false;
+	bool		taking = false;
 
 	queue_dead_letter_target(queue, &dlq_id, &max_count);
 
@@ -2236,9 +2240,6 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 		TupleDesc	desc;
 		uint64		n,
 					i;
-		char		group[MSGQ_MAX_ID_LEN + 1] = "";
-		bool		blocked = false;
-		bool		taking = false;
 		int64		last_seq = 0;
 		bool		isnull;
 
@@ -2260,6 +2261,7 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 			wrapped = true;
 			after_group[0] = '\0';
 			after_seq = PG_INT64_MAX;
+			group[0] = '\0';
 			SPI_freetuptable(tuptable);
 			continue;
 		}

@@ -658,6 +658,9 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 						break;
 					}
 				msgq_metrics_deleted(queue->queue_id, 1, now, visible_at, true);
+				/* FIFO: the delete may unblock its group for a waiting receive */
+				if (queue->fifo)
+					msgq_wakeup_at_commit(queue->queue_id, false);
 			}
 		}
 	}

@@ -295,21 +295,23 @@ msgq_fifo_dedup_expire(void)
 
 /* Is a listed message still in flight for the receive that took it? */
 static bool
-fifo_in_flight(int32 queue_id, int64 seq, int64 nonce, TimestampTz now)
+fifo_in_flight(int32 queue_id, int64 seq, int64 nonce, TimestampTz now,
+			   TimestampTz *deadline)
 {
-	TimestampTz deadline;
 	TimestampTz received_at;
 
-	return msgq_lease_check(queue_id, seq, nonce, &deadline, &received_at) ==
-		MSGQ_LEASE_MATCH && deadline > now;
+	return msgq_lease_check(queue_id, seq, nonce, deadline, &received_at) ==
+		MSGQ_LEASE_MATCH && *deadline > now;
 }
 
 /*
  * Is a group blocked: does a message the group's latest receive took still
- * have that receive's lease?
+ * have that receive's lease?  *until is then when the last of those leases
+ * ends, as now known.
  */
 bool
-msgq_fifo_group_blocked(int32 queue_id, const char *group_id, TimestampTz now)
+msgq_fifo_group_blocked(int32 queue_id, const char *group_id, TimestampTz now,
+						TimestampTz *until)
 {
 	FifoGroupKey key;
 	FifoGroupEntry *e;
@@ -330,10 +332,15 @@ msgq_fifo_group_blocked(int32 queue_id, const char *group_id, TimestampTz now)
 	LWLockRelease(fifo_lock);
 
 	/* lease partitions are taken after the group lock is released */
+	*until = 0;
 	for (i = 0; i < n; i++)
-		if (fifo_in_flight(queue_id, seqs[i], nonces[i], now))
-			return true;
-	return false;
+	{
+		TimestampTz deadline;
+
+		if (fifo_in_flight(queue_id, seqs[i], nonces[i], now, &deadline))
+			*until = Max(*until, deadline);
+	}
+	return *until != 0;
 }
 
 /*
@@ -410,8 +417,12 @@ msgq_fifo_groups_prune(void)
 		bool		live = false;
 
 		for (j = 0; j < copies[i].n && !live; j++)
+		{
+			TimestampTz deadline;
+
 			live = fifo_in_flight(keys[i].queue_id, copies[i].seqs[j],
-								  copies[i].nonces[j], now);
+								  copies[i].nonces[j], now, &deadline);
+		}
 		if (live)
 			continue;
 		LWLockAcquire(fifo_lock, LW_EXCLUSIVE);

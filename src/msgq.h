@@ -216,7 +216,7 @@ extern bool msgq_fifo_dedup(struct MsgqQueue *queue, const char *group_id,
 extern void msgq_fifo_dedup_clear(int32 queue_id);
 extern void msgq_fifo_dedup_expire(void);
 extern bool msgq_fifo_group_blocked(int32 queue_id, const char *group_id,
-									TimestampTz now);
+									TimestampTz now, TimestampTz *until);
 extern bool msgq_fifo_group_add(int32 queue_id, const char *group_id,
 								int64 seq, int64 nonce, bool first);
 extern void msgq_fifo_groups_prune(void);

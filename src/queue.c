@@ -2288,7 +2288,10 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 				/* the next group */
 				strlcpy(group, g, sizeof(group));
 				taking = false;
-				blocked = msgq_fifo_group_blocked(queue->queue_id, group, now);
+				blocked = msgq_fifo_group_blocked(queue->queue_id, group, now, &held_until);
+				/* a waiter checks again when the group's leases end */
+				if (blocked && (*held_next == 0 || held_until < *held_next))
+					*held_next = held_until;
 			}
 			last_seq = msg_seq;
 			if (blocked)
@@ -2793,6 +2796,9 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 				visible_at = Max(visible_at, lease_deadline);
 			}
 			msgq_metrics_deleted(queue->queue_id, 1, now, visible_at, true);
+			/* FIFO: the delete may unblock its group for a waiting receive */
+			if (queue->fifo)
+				msgq_wakeup_at_commit(queue->queue_id, false);
 		}
 	}
 

@@ -25,6 +25,14 @@
  * purge_queue and delete_queue do; the maintenance cycle removes expired
  * rows.
  *
+ * Receive order.  A receive walks msgq.message's partial index on
+ * (queue_id, message_group_id, msg_seq) (queue.c): the groups in name order
+ * from a shared per-queue cursor (the group the last receive took from),
+ * wrapping around, each group's messages in order.  A blocked group costs one
+ * probe of the index whatever its backlog.  A delete wakes the queue's
+ * waiters, since it may unblock a group; a waiter that found groups blocked
+ * also wakes when their leases end.
+ *
  * Group blocking.  A shared hash keyed by (database, queue id, hash of the
  * group id, and msgq.queue's oid, which a new CREATE EXTENSION changes
  * while queue ids and msg_seq start again) lists the messages of the group

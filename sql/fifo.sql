@@ -211,6 +211,14 @@ SELECT * FROM msgq_test.frecv('d2', 'f_src.fifo', 1, 0);
 SELECT body, attributes->>'MessageDeduplicationId' = message_id::text AS dedup_is_message_id,
 	   (attributes->>'SentTimestamp')::bigint >= floor(extract(epoch FROM msgq.now()) * 1000) - 1000 AS enqueue_time_reset
   FROM msgq.receive_message('f_dlq.fifo', 10, message_system_attribute_names => ARRAY['All']);
+-- a move task takes it back to its FIFO source queue, in its group
+SET msgq.clock_offset = '45s';
+SELECT msgq.start_message_move_task('f_dlq.fifo') IS NOT NULL AS started;
+SELECT msgq.run_maintenance();
+SELECT status, approximate_number_of_messages_moved AS moved
+  FROM msgq.list_message_move_tasks('f_dlq.fifo');
+-- m2 is at maxReceiveCount and moves to the DLQ on this receive; m1 follows it
+SELECT * FROM msgq_test.frecv('d3', 'f_src.fifo', 10);
 RESET msgq.clock_offset;
 
 --

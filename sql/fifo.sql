@@ -219,6 +219,9 @@ SELECT status, approximate_number_of_messages_moved AS moved
   FROM msgq.list_message_move_tasks('f_dlq.fifo');
 -- m2 is at maxReceiveCount and moves to the DLQ on this receive; m1 follows it
 SELECT * FROM msgq_test.frecv('d3', 'f_src.fifo', 10);
+-- a moved message is a new one: its deduplication id is its new message id
+SELECT (attributes->>'MessageDeduplicationId')::uuid IS NOT NULL AS dedup_is_message_id
+  FROM msgq_test.fgot WHERE tag = 'd3';
 RESET msgq.clock_offset;
 
 --

@@ -202,6 +202,21 @@ msgq_fifo_lock_group(int32 queue_id, const char *group_id)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+/*
+ * Lock a message group if nobody holds it, without waiting (the maintenance
+ * cycle's move tasks: they skip a group a sender holds, and so never
+ * deadlock with a transaction that sends to several groups).
+ */
+bool
+msgq_fifo_try_lock_group(int32 queue_id, const char *group_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) queue_id,
+						 (uint32) fifo_group_hash(group_id), FIFO_LOCK_FIELD4);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
 /* The content-based deduplication id: hex SHA-256 of the body. */
 char *
 msgq_fifo_content_dedup_id(text *body)

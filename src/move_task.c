@@ -346,6 +346,50 @@ msgq_list_message_move_tasks(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Before a move: lock the message groups (of FIFO destinations, and of
+ * standard ones: harmless) of the messages it may take, as a FIFO send
+ * does, so that a moved message is not numbered before a send of its group
+ * that is still open.  A group a sender holds is skipped (no waiting, so no
+ * deadlock with a sender of several groups) and tried again next cycle.
+ * Sets the move's parameters $5 and $6 to the (queue, group) pairs locked:
+ * the move takes only messages of those groups or of none.  $1-$4 are the
+ * move's.
+ */
+static void
+move_lock_groups(Datum *values, char *nulls, Oid *types)
+{
+	Datum	   *qs;
+	Datum	   *gs;
+	uint64		i;
+	int			n = 0;
+
+	if (SPI_execute_with_args("SELECT DISTINCT COALESCE($2, m.source_queue_id), m.message_group_id"
+							  "  FROM (SELECT m.source_queue_id, m.message_group_id FROM msgq.message m"
+							  "         WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
+							  "           AND GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) OPERATOR(pg_catalog.<=) $3"
+							  "           AND COALESCE($2, m.source_queue_id) IN (SELECT queue_id FROM msgq.queue)"
+							  "         ORDER BY m.queue_id, m.msg_seq LIMIT $4) m"
+							  " WHERE m.message_group_id IS NOT NULL"
+							  " ORDER BY 1, 2",
+							  4, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the groups of messages to move");
+	qs = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	gs = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		qs[n] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		gs[n] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		if (msgq_fifo_try_lock_group(DatumGetInt32(qs[n]), TextDatumGetCString(gs[n])))
+			n++;
+	}
+	values[4] = PointerGetDatum(construct_array(qs, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_array(gs, n, TEXTOID, -1, false, TYPALIGN_INT));
+	nulls[4] = nulls[5] = ' ';
+}
+
+/*
  * The maintenance cycle's part: advance every running task.  Caller is
  * connected to SPI as the extension owner, in a transaction.
  */
@@ -388,9 +432,10 @@ msgq_move_tasks_run(void)
 		int64		limit;
 		int64		moved;
 		int64		unmovable;
-		Oid			mtypes[4] = {INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID};
-		Datum		mvalues[4];
-		char		mnulls[4] = {' ', ' ', ' ', ' '};
+		Oid			mtypes[6] = {INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID,
+		INT4ARRAYOID, TEXTARRAYOID};
+		Datum		mvalues[6];
+		char		mnulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 		Oid			utypes[6] = {UUIDOID, TIMESTAMPTZOID, INT8OID, FLOAT8OID, TEXTOID, TEXTOID};
 		Datum		uvalues[6];
 		char		unulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
@@ -423,11 +468,15 @@ msgq_move_tasks_run(void)
 			mnulls[1] = dest_null ? 'n' : ' ';
 			mvalues[2] = TimestampTzGetDatum(now);
 			mvalues[3] = Int64GetDatum(limit);
+			move_lock_groups(mvalues, mnulls, mtypes);
 			if (SPI_execute_with_args("WITH c AS ("
 									  "  SELECT m.msg_seq, m.seg FROM msgq.message m"
 									  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"
 									  "     AND GREATEST(m.visible_at, msgq.lease_until(m.queue_id, m.msg_seq, m.message_id)) OPERATOR(pg_catalog.<=) $3"
 									  "     AND COALESCE($2, m.source_queue_id) IN (SELECT queue_id FROM msgq.queue)"
+									  "     AND (m.message_group_id IS NULL"
+									  "          OR (COALESCE($2, m.source_queue_id), m.message_group_id) IN"
+									  "             (SELECT * FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6))))"
 									  "   ORDER BY m.queue_id, m.msg_seq LIMIT $4"
 									  "   FOR UPDATE SKIP LOCKED),"
 									  " d AS ("
@@ -438,14 +487,17 @@ msgq_move_tasks_run(void)
 									  "  RETURNING m.*)"
 									  " INSERT INTO msgq.message (queue_id, msg_seq, message_id, body,"
 									  "   message_attributes, md5_of_body, md5_of_message_attributes,"
-									  "   sender, message_group_id, sent_at, visible_at)"
-									  " SELECT COALESCE($2, d.source_queue_id), pg_catalog.nextval('msgq.message_seq'),"
-									  "   pg_catalog.gen_random_uuid(), d.body, d.message_attributes,"
+									  "   sender, message_group_id, message_deduplication_id, sent_at, visible_at)"
+									  " SELECT q.queue_id, pg_catalog.nextval('msgq.message_seq'),"
+									  "   u.id, d.body, d.message_attributes,"
 									  "   d.md5_of_body, d.md5_of_message_attributes, d.sender,"
-									  "   d.message_group_id, $3, $3"
-									  "   FROM d ORDER BY d.msg_seq"
+									  "   d.message_group_id, CASE WHEN q.fifo THEN u.id::pg_catalog.text END, $3, $3"
+									  "   FROM d JOIN msgq.queue q"
+									  "          ON q.queue_id OPERATOR(pg_catalog.=) COALESCE($2, d.source_queue_id)"
+									  "        CROSS JOIN LATERAL (SELECT pg_catalog.gen_random_uuid() AS id) u"
+									  "  ORDER BY d.msg_seq"
 									  " RETURNING queue_id",
-									  4, mtypes, mvalues, mnulls, false, 0) != SPI_OK_INSERT_RETURNING)
+									  6, mtypes, mvalues, mnulls, false, 0) != SPI_OK_INSERT_RETURNING)
 				elog(ERROR, "could not move messages");
 			moved = SPI_processed;
 			{

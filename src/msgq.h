@@ -208,6 +208,7 @@ typedef struct MsgqFifoTaken
 extern void msgq_fifo_shmem_size(Size *size);
 extern void msgq_fifo_shmem_init(void);
 extern void msgq_fifo_lock_group(int32 queue_id, const char *group_id);
+extern bool msgq_fifo_try_lock_group(int32 queue_id, const char *group_id);
 extern char *msgq_fifo_content_dedup_id(text *body);
 extern bool msgq_fifo_dedup(struct MsgqQueue *queue, const char *group_id,
 							const char *dedup_id, Datum message_id, int64 seq,

@@ -113,7 +113,7 @@ typedef enum QueuePlan
 } QueuePlan;
 
 static SPIPlanPtr queue_plans[QP_COUNT];
-static SPIPlanPtr queue_scan_plans[2];
+static SPIPlanPtr queue_scan_plans[3];
 
 /* A page of a queue's visible rows after msg_seq $4, for receive_message */
 #define QUEUE_SCAN_SQL(limit) \
@@ -2052,7 +2052,10 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 	/*
 	 * The visible rows are read in pages, in delivery order, each page
 	 * after the last row of the one before: a first page of 16 rows (room
-	 * for 10 and a few in flight), then pages of 256.  The pages' LIMITs are
+	 * for 10 and a few in flight), then one of 64 (other receivers' messages
+	 * in flight: with 4 receivers of 10, the second page almost always ends
+	 * the receive, where one of 256 read three times the rows it needed),
+	 * then pages of 256.  The pages' LIMITs are
 	 * constants, so the planner knows how few rows it needs.  The plans are
 	 * generic (planned once per backend, by its first check, so that no
 	 * wake-up plans) and made with enable_sort off: the only plan left is a
@@ -2066,14 +2069,17 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		SPITupleTable *tuptable;
 		uint64		n,
 					i;
-		int			page_rows = (page == 0) ? 16 : 256;
+		int			page_rows = (page == 0) ? 16 : (page == 1) ? 64 : 256;
 		int			rc;
 
 		values[3] = Int64GetDatum(last_seq);
 		rc = msgq_execute_keyed(page == 0 ?
 							  msgq_plan_opts(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-							  msgq_plan_opts(&queue_scan_plans[1], QUEUE_SCAN_SQL("256"),
+							  page == 1 ?
+							  msgq_plan_opts(&queue_scan_plans[1], QUEUE_SCAN_SQL("64"),
+											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
+							  msgq_plan_opts(&queue_scan_plans[2], QUEUE_SCAN_SQL("256"),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN),
 							  values, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)

@@ -2338,7 +2338,13 @@ queue_receive_fifo_once(MsgqQueue *queue, int max, int32 visibility,
 					blocked = true;
 					continue;
 				case MSGQ_CLAIM_LIMIT:
+					/*
+					 * The dead-letter queue's group is locked as a send to it
+					 * would lock it, without waiting: a group a sender holds
+					 * waits for a later receive.
+					 */
 					if (!msgq_lease_row_free(relid, tid) ||
+						!msgq_fifo_try_lock_group(dlq_id, group) ||
 						queue_move_one_to_dead_letter(queue, dlq_id, msg_seq, now, count,
 													  first_null ? first :
 													  DatumGetTimestampTz(row_first)) == 0)

@@ -55,14 +55,10 @@ RETURNS TABLE (ord bigint, body text, grp text, receive_count int)
 LANGUAGE plpgsql AS $$
 BEGIN
 	FOR i IN 1 .. 100 LOOP
-		PERFORM msgq_test.frecv(p_tag, p_queue, p_max, p_vt);
-		EXIT WHEN EXISTS (SELECT 1 FROM msgq_test.fgot g WHERE g.tag = p_tag);
+		RETURN QUERY SELECT * FROM msgq_test.frecv(p_tag, p_queue, p_max, p_vt);
+		EXIT WHEN FOUND;
 		PERFORM pg_sleep(0.02);
 	END LOOP;
-	RETURN QUERY
-	SELECT g.ord, g.body, g.attributes->>'MessageGroupId',
-		   (g.attributes->>'ApproximateReceiveCount')::int
-	  FROM msgq_test.fgot g WHERE g.tag = p_tag ORDER BY g.ord;
 END
 $$;
 CREATE FUNCTION msgq_test.fh(p_tag text, p_body text) RETURNS text

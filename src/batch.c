@@ -71,11 +71,6 @@ typedef struct BatchEntry
 	bool		duplicate;		/* FIFO: a send the deduplication id repeats */
 } BatchEntry;
 
-static int
-batch_cmp_strings(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
 
 static JsonbValue *
 batch_get(JsonbContainer *obj, const char *key)
@@ -419,7 +414,7 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 			for (i = 0; i < n; i++)
 				if (!e[i].failed)
 					groups[ng++] = e[i].group_id;
-			qsort(groups, ng, sizeof(char *), batch_cmp_strings);
+			qsort(groups, ng, sizeof(char *), pg_qsort_strcmp);
 			for (i = 0; i < ng; i++)
 				if (i == 0 || strcmp(groups[i], groups[i - 1]) != 0)
 					msgq_fifo_lock_group(queue->queue_id, groups[i]);

@@ -223,12 +223,9 @@ msgq_fifo_content_dedup_id(text *body)
 {
 	bytea	   *digest = DatumGetByteaPP(DirectFunctionCall1(sha256_bytea,
 															PointerGetDatum(body)));
-	const unsigned char *d = (const unsigned char *) VARDATA_ANY(digest);
-	char	   *hex = palloc(2 * 32 + 1);
-	int			i;
+	char	   *hex = palloc(2 * VARSIZE_ANY_EXHDR(digest) + 1);
 
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	hex[hex_encode(VARDATA_ANY(digest), VARSIZE_ANY_EXHDR(digest), hex)] = '\0';
 	return hex;
 }
 
@@ -282,6 +279,17 @@ msgq_fifo_dedup(MsgqQueue *queue, const char *group_id, const char *dedup_id,
 	*orig_message_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	*orig_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	return false;
+}
+
+/* AWS's error for a FIFO receipt handle whose visibility timeout passed */
+void
+msgq_fifo_handle_expired(const char *handle)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+			 errmsg("the receipt handle has expired"),
+			 errdetail_internal("AWS error code: InvalidParameterValue. Value %s for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.",
+								handle)));
 }
 
 /* Forget a queue's deduplication ids (purge_queue, delete_queue). */

@@ -231,7 +231,6 @@ extern void msgq_fifo_cursor_get(int32 queue_id, char *group_id);
 extern void msgq_fifo_cursor_set(int32 queue_id, const char *group_id);
 extern void msgq_fifo_cursor_forget(int32 queue_id);
 extern void msgq_fifo_handle_expired(const char *handle);
-extern Oid	msgq_queue_table_relid(void);
 extern void msgq_lease_unclaim(void);
 extern bool msgq_lease_row_free(Oid relid, ItemPointer tid);
 extern MsgqLeaseState msgq_lease_check(int32 queue_id, int64 msg_seq,
@@ -308,6 +307,7 @@ typedef struct MsgqQueueAttrs
 	Jsonb	   *normalized;		/* the full attribute set, as stored */
 } MsgqQueueAttrs;
 
+extern Oid	msgq_queue_table_relid(void);
 extern void msgq_queue_build_attributes(Jsonb *given, bool is_fifo_name, bool for_set,
 										MsgqQueueAttrs *out);
 extern void msgq_queue_check_dead_letter_target(const char *self, MsgqQueueAttrs *a,

@@ -328,10 +328,12 @@ store_not_null_predicate(IndexInfo *info)
 
 /*
  * The indexes of the partition that take inserts, opened and locked as
- * ExecOpenIndices() would.  Returns how many.
+ * ExecOpenIndices() would, and for each the column a partial index needs
+ * not NULL (0: not partial).  Returns how many.
  */
 static int
-store_open_indexes(Relation rel, Relation **indexes, IndexInfo ***infos)
+store_open_indexes(Relation rel, Relation **indexes, IndexInfo ***infos,
+				   AttrNumber **notnull)
 {
 	List	   *oids = RelationGetIndexList(rel);
 	ListCell   *lc;
@@ -339,18 +341,21 @@ store_open_indexes(Relation rel, Relation **indexes, IndexInfo ***infos)
 
 	*indexes = palloc(sizeof(Relation) * Max(list_length(oids), 1));
 	*infos = palloc(sizeof(IndexInfo *) * Max(list_length(oids), 1));
+	*notnull = palloc(sizeof(AttrNumber) * Max(list_length(oids), 1));
 	foreach(lc, oids)
 	{
 		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
 		IndexInfo  *info = BuildIndexInfo(index);
+		AttrNumber	col = 0;
 
 		if (!info->ii_ReadyForInserts)
 		{
 			index_close(index, RowExclusiveLock);
 			continue;
 		}
-		if (info->ii_Expressions != NIL ||
-			(info->ii_Predicate != NIL && store_not_null_predicate(info) == 0))
+		if (info->ii_Predicate != NIL)
+			col = store_not_null_predicate(info);
+		if (info->ii_Expressions != NIL || (info->ii_Predicate != NIL && col == 0))
 			store_unsupported(rel, "an index on expressions or a partial index");
 		if (info->ii_ExclusionOps != NULL)
 			store_unsupported(rel, "an exclusion constraint");
@@ -358,6 +363,7 @@ store_open_indexes(Relation rel, Relation **indexes, IndexInfo ***infos)
 			store_unsupported(rel, "a deferrable unique constraint");
 		(*indexes)[n] = index;
 		(*infos)[n] = info;
+		(*notnull)[n] = col;
 		n++;
 	}
 	list_free(oids);
@@ -385,6 +391,7 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 	TupleDesc	desc;
 	Relation   *indexes;
 	IndexInfo **infos;
+	AttrNumber *notnull;
 	int			nindexes;
 	Oid			seqid;
 	Datum	   *values;
@@ -408,7 +415,7 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(rel));
 	seqid = store_seq();
-	nindexes = store_open_indexes(rel, &indexes, &infos);
+	nindexes = store_open_indexes(rel, &indexes, &infos, &notnull);
 
 	desc = RelationGetDescr(rel);
 	values = palloc(sizeof(Datum) * desc->natts);
@@ -473,8 +480,7 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 			bool		inulls[INDEX_MAX_KEYS];
 
 			/* a partial index: only rows whose column is not NULL */
-			if (info->ii_Predicate != NIL &&
-				nulls[store_not_null_predicate(info) - 1])
+			if (notnull[k] != 0 && nulls[notnull[k] - 1])
 				continue;
 
 			for (j = 0; j < info->ii_NumIndexAttrs; j++)

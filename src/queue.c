@@ -2818,17 +2818,6 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* AWS's error for a FIFO receipt handle whose visibility timeout passed */
-void
-msgq_fifo_handle_expired(const char *handle)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-			 errmsg("the receipt handle has expired"),
-			 errdetail_internal("AWS error code: InvalidParameterValue. Value %s for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.",
-								handle)));
-}
-
 /* Does the message still exist (not deleted, purged or expired)? */
 bool
 msgq_message_exists(int32 queue_id, int64 msg_seq)

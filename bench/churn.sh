@@ -33,32 +33,9 @@ RECORD=${CHURN_RECORD:-1}
 FIFO_GROUPS=${CHURN_FIFO_GROUPS:-0}
 PAYLOAD='{"order_id": 123456789, "customer": "c-000123", "status": "paid", "items": [{"sku": "A-1001", "qty": 2, "price": 12.5}, {"sku": "B-2002", "qty": 1, "price": 17.5}], "total": 42.5, "currency": "EUR"}'
 
-if is_root; then RUNNER=$TEST_USER; else RUNNER=$(id -un); fi
 [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_and_install >/dev/null
-
-WORK=$(mktemp -d /tmp/msgq-churn.XXXXXX)
-chmod 755 "$WORK"
-is_root && chown "$RUNNER" "$WORK"
-cleanup() {
-	as_user "$RUNNER" pg_ctl -D "$WORK/data" stop -m immediate >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-as_user "$RUNNER" initdb -D "$WORK/data" -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'msgq'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-autovacuum_naptime = 10s
-EOF
-as_user "$RUNNER" pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
+bench_cluster churn 'autovacuum_naptime = 10s'
 export PGHOST=$WORK PGPORT=$PORT PGDATABASE=postgres
-psqlx() { as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
 
 psqlx -c "CREATE EXTENSION msgq" \
 	-c "CREATE TABLE q (id bigserial PRIMARY KEY, vt timestamptz NOT NULL DEFAULT now(), read_ct int NOT NULL DEFAULT 0, payload jsonb)" \

@@ -44,31 +44,8 @@ PORT=${FIFO_PORT:-54334}
 RECORD=${FIFO_RECORD:-1}
 WORKLOADS=" ${FIFO_WORKLOADS:-send dedup cycle scale} "
 
-if is_root; then RUNNER=$TEST_USER; else RUNNER=$(id -un); fi
 [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_and_install >/dev/null
-
-WORK=$(mktemp -d /tmp/msgq-fifo.XXXXXX)
-chmod 755 "$WORK"
-is_root && chown "$RUNNER" "$WORK"
-cleanup() {
-	as_user "$RUNNER" pg_ctl -D "$WORK/data" stop -m immediate >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-as_user "$RUNNER" initdb -D "$WORK/data" -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'msgq'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-max_locks_per_transaction = 1024
-EOF
-as_user "$RUNNER" pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-psqlx() { as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+bench_cluster fifo 'max_locks_per_transaction = 1024'
 
 psqlx -c "CREATE EXTENSION msgq" -c "SELECT msgq.create_queue('std')" \
 	-c "SELECT msgq.create_queue('f.fifo', '{\"FifoQueue\": \"true\"}')" \

@@ -39,30 +39,8 @@ PORT=${STREAMS_PORT:-54333}
 RECORD=${STREAMS_RECORD:-1}
 LAT_EVENTS=${STREAMS_LAT_EVENTS:-1000}
 
-if is_root; then RUNNER=$TEST_USER; else RUNNER=$(id -un); fi
 build_and_install >/dev/null
-
-WORK=$(mktemp -d /tmp/msgq-streams.XXXXXX)
-chmod 755 "$WORK"
-is_root && chown "$RUNNER" "$WORK"
-cleanup() {
-	as_user "$RUNNER" pg_ctl -D "$WORK/data" stop -m immediate >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-as_user "$RUNNER" initdb -D "$WORK/data" -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'msgq'
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-EOF
-as_user "$RUNNER" pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
-psqlx() { as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+bench_cluster streams
 
 psqlx -c "CREATE EXTENSION msgq" \
 	-c "SELECT msgq.create_stream('bench', 4)" \

@@ -63,3 +63,37 @@ build_and_install() {
 	as_root make -C "$MSGQ_ROOT" --no-print-directory \
 		PG_CONFIG="$PG_CONFIG" with_llvm=no install || return 1
 }
+
+# bench_cluster NAME [postgresql.conf line ...]: the throwaway cluster of a
+# benchmark script (bench/streams.sh, bench/churn.sh, bench/fifo.sh) on port
+# $PORT, private socket only: RUNNER owns it (TEST_USER when run as root), it
+# lives in WORK (/tmp/msgq-NAME.*, removed at exit), preloads msgq and has the
+# settings these benchmarks share, plus the lines given.  psqlx runs psql on it.
+bench_cluster() {
+	local name=$1 line
+	shift
+	if is_root; then RUNNER=$TEST_USER; else RUNNER=$(id -un); fi
+	WORK=$(mktemp -d "/tmp/msgq-$name.XXXXXX")
+	chmod 755 "$WORK"
+	is_root && chown "$RUNNER" "$WORK"
+	trap bench_cluster_stop EXIT
+	as_user "$RUNNER" initdb -D "$WORK/data" -E UTF8 --locale=C.UTF-8 >/dev/null
+	{
+		cat <<-CONF
+			port = $PORT
+			listen_addresses = ''
+			unix_socket_directories = '$WORK'
+			shared_preload_libraries = 'msgq'
+			shared_buffers = 1GB
+			max_wal_size = 8GB
+			checkpoint_timeout = 30min
+		CONF
+		for line in "$@"; do echo "$line"; done
+	} >>"$WORK/data/postgresql.conf"
+	as_user "$RUNNER" pg_ctl -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
+}
+bench_cluster_stop() {
+	as_user "$RUNNER" pg_ctl -D "$WORK/data" stop -m immediate >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+psqlx() { as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }

@@ -842,3 +842,186 @@ CREATE VIEW msgq.consumer_group_lag AS
 SELECT * FROM msgq._consumer_group_lag();
 REVOKE ALL ON msgq.consumer_group_lag FROM PUBLIC;
 GRANT SELECT ON msgq.consumer_group_lag TO pg_monitor;
+
+-------------------------------------------------------------------------------
+-- Topics (src/topic.c, doc/design.md "Topics")
+-------------------------------------------------------------------------------
+
+-- One row per topic.  "attributes" keeps the settable attributes as given
+-- (DisplayName, Policy, DeliveryPolicy, ...), for get_topic_attributes.
+CREATE TABLE msgq.topic (
+	topic_id integer NOT NULL PRIMARY KEY,
+	topic_name text NOT NULL UNIQUE,
+	owner regrole NOT NULL,
+	fifo boolean NOT NULL DEFAULT false,
+	content_dedup boolean NOT NULL DEFAULT false,
+	dedup_per_group boolean NOT NULL DEFAULT false,	-- FifoThroughputScope MessageGroup
+	attributes jsonb NOT NULL DEFAULT '{}',
+	acl aclitem[],
+	created_at timestamptz NOT NULL
+);
+CREATE SEQUENCE msgq.topic_id_seq AS integer OWNED BY msgq.topic.topic_id;
+
+-- Permissions added with add_permission(topic ARN, ...), one row per label;
+-- topic.acl is their concatenation.
+CREATE TABLE msgq.topic_permission (
+	topic_id integer NOT NULL REFERENCES msgq.topic ON DELETE CASCADE,
+	label text NOT NULL,
+	acl aclitem[] NOT NULL,
+	PRIMARY KEY (topic_id, label)
+);
+
+-- One row per subscription.  The endpoint is kept as given (a queue or
+-- stream name, a channel name); filter_scope is NULL while no policy is set.
+CREATE TABLE msgq.subscription (
+	subscription_id uuid NOT NULL PRIMARY KEY,
+	topic_id integer NOT NULL REFERENCES msgq.topic ON DELETE CASCADE,
+	protocol text NOT NULL,
+	endpoint text NOT NULL,
+	owner regrole NOT NULL,
+	raw_delivery boolean NOT NULL DEFAULT false,
+	filter_policy text,
+	filter_scope text CHECK (filter_scope IN ('MessageAttributes', 'MessageBody')),
+	dead_letter_queue text,		-- RedrivePolicy deadLetterTargetArn, as a queue name
+	attributes jsonb NOT NULL DEFAULT '{}',
+	created_at timestamptz NOT NULL,
+	UNIQUE (topic_id, protocol, endpoint)
+);
+
+-- FIFO topics' deduplication ids of the last five minutes; scope is '' or
+-- the MessageGroupId (FifoThroughputScope MessageGroup).
+CREATE TABLE msgq.topic_dedup (
+	topic_id integer NOT NULL,
+	scope text NOT NULL,
+	dedup_id text NOT NULL,
+	message_id uuid NOT NULL,
+	sequence_number bigint NOT NULL,
+	published_at timestamptz NOT NULL,
+	PRIMARY KEY (topic_id, scope, dedup_id)
+);
+CREATE INDEX topic_dedup_published_at_idx ON msgq.topic_dedup (published_at);
+CREATE SEQUENCE msgq.topic_message_seq AS bigint;
+
+REVOKE ALL ON msgq.topic, msgq.topic_permission, msgq.subscription, msgq.topic_dedup FROM PUBLIC;
+REVOKE ALL ON SEQUENCE msgq.topic_id_seq, msgq.topic_message_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_permission', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_dedup', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_message_seq', '');
+
+CREATE FUNCTION msgq.create_topic(name text, attributes jsonb DEFAULT '{}')
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_create_topic'
+LANGUAGE C VOLATILE;
+-- Creating topics is a privilege granted with GRANT EXECUTE on this function.
+REVOKE ALL ON FUNCTION msgq.create_topic(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION msgq.delete_topic(topic_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_topic'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_topics()
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_topics'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.get_topic_attributes(topic_name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_get_topic_attributes'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.set_topic_attributes(topic_name text, attribute_name text,
+										  attribute_value text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_set_topic_attributes'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.subscribe(topic_name text, protocol text, endpoint text,
+							   attributes jsonb DEFAULT '{}')
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_subscribe'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.unsubscribe(subscription text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_unsubscribe'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.confirm_subscription(topic_name text, token text,
+										  authenticate_on_unsubscribe boolean DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_confirm_subscription'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_subscriptions()
+RETURNS TABLE (subscription_arn text, owner text, protocol text, endpoint text,
+			   topic_arn text)
+AS 'MODULE_PATHNAME', 'msgq_list_subscriptions'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.list_subscriptions_by_topic(topic_name text)
+RETURNS TABLE (subscription_arn text, owner text, protocol text, endpoint text,
+			   topic_arn text)
+AS 'MODULE_PATHNAME', 'msgq_list_subscriptions_by_topic'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.get_subscription_attributes(subscription text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_get_subscription_attributes'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.set_subscription_attributes(subscription text, attribute_name text,
+												 attribute_value text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_set_subscription_attributes'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.publish(
+	topic_name text,
+	message text,
+	subject text DEFAULT NULL,
+	message_attributes jsonb DEFAULT NULL,
+	message_group_id text DEFAULT NULL,
+	message_deduplication_id text DEFAULT NULL,
+	message_structure text DEFAULT NULL)
+RETURNS TABLE (message_id uuid, sequence_number text)
+AS 'MODULE_PATHNAME', 'msgq_publish'
+LANGUAGE C VOLATILE ROWS 1;
+
+CREATE FUNCTION msgq.publish_batch(topic_name text, entries jsonb)
+RETURNS TABLE (
+	id text,
+	message_id uuid,
+	sequence_number text,
+	error_code text,
+	error_message text,
+	sender_fault boolean)
+AS 'MODULE_PATHNAME', 'msgq_publish_batch'
+LANGUAGE C VOLATILE ROWS 10;
+
+-- Checks a notification's Signature (doc/design.md "Topics"): true when the
+-- envelope was signed by this database's msgq.
+CREATE FUNCTION msgq.verify_notification(notification jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'msgq_verify_notification'
+LANGUAGE C STABLE;
+
+-- ---------------------------------------------------------------------------
+-- SNS filter policies (src/filter.c)
+
+-- Validates policy as set_subscription_attributes would (raising the same
+-- InvalidParameter error) and evaluates it against one message given as
+-- publish takes it: message_attributes in the send_message shape
+-- ({"name": {"DataType": "String", "StringValue": "x"}}), body the message.
+-- scope is 'MessageAttributes' (NULL: the default) or 'MessageBody'.
+CREATE FUNCTION msgq.filter_policy_matches(
+	policy text,
+	scope text DEFAULT NULL,
+	message_attributes jsonb DEFAULT NULL,
+	body text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'msgq_filter_policy_matches'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;

@@ -267,6 +267,24 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 																 SPI_tuptable->tupdesc,
 																 1, &isnull))),
 					 errhint("Delete its queues and remove its permissions with msgq.remove_permission() first.")));
+		if (SPI_execute_with_args("SELECT t.topic_name FROM msgq.topic t"
+								  " WHERE t.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+								  "    OR EXISTS (SELECT 1 FROM msgq.subscription s"
+								  "                WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id"
+								  "                  AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1)"
+								  " ORDER BY t.topic_name LIMIT 1",
+								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look for topics of a role");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("role \"%s\" cannot be dropped because msgq topics depend on it",
+							spec->rolename),
+					 errdetail("The role owns topic \"%s\" or one of its subscriptions.",
+							   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc,
+																 1, &isnull))),
+					 errhint("Delete its topics with msgq.delete_topic() and its subscriptions with msgq.unsubscribe() first.")));
 		if (SPI_execute_with_args("SELECT s.stream_name FROM msgq.stream s"
 								  " WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
 								  " ORDER BY s.stream_name LIMIT 1",

@@ -242,27 +242,20 @@ batch_parse(Jsonb *entries, int *nentries)
 }
 
 /*
- * Record the error being handled as the entry's outcome.  Called in a
- * PG_CATCH block; the caller's memory context is restored first.
+ * Take the error being handled as a batch entry's outcome: its AWS error
+ * name and message.  Called in a PG_CATCH block; the caller's memory
+ * context is restored first.  Errors that are not AWS errors are rethrown.
  */
-static void
-batch_entry_failed(BatchEntry *e, MemoryContext cxt)
+void
+msgq_batch_error(MemoryContext cxt, char **code, char **message)
 {
 	ErrorData  *edata;
-	const char *code;
 
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
 	FlushErrorState();
 
-	if (edata->detail && strncmp(edata->detail, "AWS error code: ", 16) == 0)
-	{
-		const char *start = edata->detail + 16;
-		size_t		len = strcspn(start, ". ");
-
-		code = pnstrdup(start, len);
-	}
-	else
+	if (edata->detail == NULL || strncmp(edata->detail, "AWS error code: ", 16) != 0)
 	{
 		/*
 		 * Not a validation error (out of memory, cancel, a bug): the entry
@@ -270,10 +263,37 @@ batch_entry_failed(BatchEntry *e, MemoryContext cxt)
 		 */
 		ReThrowError(edata);
 	}
-	e->failed = true;
-	e->error_code = pstrdup(code);
-	e->error_message = pstrdup(edata->message);
+	*code = pnstrdup(edata->detail + 16, strcspn(edata->detail + 16, ". "));
+	*message = pstrdup(edata->message);
 	FreeErrorData(edata);
+}
+
+static void
+batch_entry_failed(BatchEntry *e, MemoryContext cxt)
+{
+	e->failed = true;
+	msgq_batch_error(cxt, &e->error_code, &e->error_message);
+}
+
+/*
+ * A batch request's entries and their ids, the request as a whole checked
+ * as SendMessageBatch checks it (publish_batch, src/topic.c).
+ */
+int
+msgq_batch_entries(Jsonb *entries, char ***ids, JsonbContainer ***objs)
+{
+	int			n;
+	int			i;
+	BatchEntry *e = batch_parse(entries, &n);
+
+	*ids = palloc(sizeof(char *) * n);
+	*objs = palloc(sizeof(JsonbContainer *) * n);
+	for (i = 0; i < n; i++)
+	{
+		(*ids)[i] = e[i].id;
+		(*objs)[i] = e[i].obj;
+	}
+	return n;
 }
 
 static void

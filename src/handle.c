@@ -28,6 +28,8 @@
  */
 #include "postgres.h"
 
+#include "common/hmac.h"
+#include "common/sha2.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
@@ -237,6 +239,27 @@ handle_mac(const uint8 *payload, uint8 *mac)
 	sha256_final_after_block(handle_inner, msg, sizeof(msg), inner);
 	sha256_final_after_block(handle_outer, inner, sizeof(inner), full);
 	memcpy(mac, full, HANDLE_MAC_LEN);
+}
+
+/*
+ * Sign data with the database's key, for a purpose named by label (topic
+ * notifications' Signature): HMAC-SHA256(key, label | 0 | data).  The
+ * label keeps signatures of one kind from standing for another.
+ */
+void
+msgq_sign(const char *label, const char *data, size_t len, uint8 *out)
+{
+	pg_hmac_ctx *ctx;
+
+	handle_load_key();
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, handle_key, handle_key_len) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) label, strlen(label) + 1) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_hmac_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute a signature");
+	pg_hmac_free(ctx);
 }
 
 int64

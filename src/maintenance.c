@@ -212,6 +212,7 @@ msgq_maintenance_cycle(void)
 	maint_prune_aborted();
 	(void) msgq_lease_persist();
 	msgq_fifo_dedup_expire();
+	msgq_topic_dedup_expire();
 	msgq_fifo_groups_prune();
 	msgq_fifo_attempts_prune();
 	/* last: it may lock a storage segment until the cycle commits */

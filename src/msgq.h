@@ -67,6 +67,13 @@
 #define ERRCODE_MSGQ_INVALID_ARGUMENT			MAKE_SQLSTATE('M','Q','0','2','1')
 #define ERRCODE_MSGQ_EXPIRED_ITERATOR			MAKE_SQLSTATE('M','Q','0','2','2')
 #define ERRCODE_MSGQ_THROUGHPUT_EXCEEDED		MAKE_SQLSTATE('M','Q','0','2','3')
+/* SNS (topics, subscriptions, filter policies) */
+#define ERRCODE_MSGQ_INVALID_PARAMETER			MAKE_SQLSTATE('M','Q','0','2','4')
+#define ERRCODE_MSGQ_NOT_FOUND					MAKE_SQLSTATE('M','Q','0','2','5')
+#define ERRCODE_MSGQ_FILTER_POLICY_LIMIT_EXCEEDED	MAKE_SQLSTATE('M','Q','0','2','6')
+#define ERRCODE_MSGQ_PARAMETER_VALUE_INVALID	MAKE_SQLSTATE('M','Q','0','2','7')
+#define ERRCODE_MSGQ_SUBSCRIPTION_LIMIT_EXCEEDED	MAKE_SQLSTATE('M','Q','0','2','8')
+#define ERRCODE_MSGQ_TOPIC_LIMIT_EXCEEDED		MAKE_SQLSTATE('M','Q','0','2','9')
 #define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
 
 /*
@@ -79,6 +86,15 @@
 			(errcode(code), \
 			 errmsg(__VA_ARGS__), \
 			 errdetail_internal("AWS error code: %s", awsname)))
+
+/*
+ * msgq_aws_error(AwsName, ERRCODE, fmt, ...): raise an error whose AWS
+ * message text matters to clients (SNS's "Invalid parameter: ..." texts).
+ * The primary message is that text with its first letter in lower case;
+ * the detail carries the AWS error name and the exact text.
+ */
+extern void msgq_aws_error(const char *awsname, int sqlerrcode, const char *fmt,...)
+			pg_attribute_printf(3, 4) pg_attribute_noreturn();
 
 /* Settings (msgq.c) */
 extern int	msgq_clock_offset_ms;
@@ -150,6 +166,10 @@ extern void msgq_json_duplicates(text *json, char **dups, int ndups);
 extern Jsonb *msgq_json_to_jsonb_unique(text *json);
 extern bool msgq_name_selected(const char *name, Datum *sel, int nsel);
 
+/* Batch requests (batch.c) */
+extern int	msgq_batch_entries(Jsonb *entries, char ***ids, JsonbContainer ***objs);
+extern void msgq_batch_error(MemoryContext cxt, char **code, char **message);
+
 /* Receipt handles (handle.c) */
 extern char *msgq_handle_encode(int32 queue_id, int64 msg_seq, int64 nonce);
 extern void msgq_handle_decode(const char *handle, int32 queue_id,
@@ -157,6 +177,7 @@ extern void msgq_handle_decode(const char *handle, int32 queue_id,
 extern char *msgq_token_encode(int32 id, int64 a, int64 b);
 extern bool msgq_token_decode(const char *token, int32 *id, int64 *a, int64 *b);
 extern int64 msgq_random_nonce(void);
+extern void msgq_sign(const char *label, const char *data, size_t len, uint8 *out);
 
 /*
  * Receive leases in shared memory (lease.c).
@@ -455,12 +476,16 @@ typedef struct MsgqStoreMessage
 } MsgqStoreMessage;
 
 extern void msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs);
+extern bool msgq_queue_deliver(MsgqQueue *queue, MsgqStoreMessage *msg);
 extern int64 msgq_store_next_seq(void);
 
 /* stream.c */
 extern Oid	msgq_stream_relid(void);
 extern int64 msgq_stream_seq_floor(void);
 extern void msgq_stream_cache_invalidate(void);
+extern bool msgq_stream_deliver(const char *stream_ref, Oid role, const char *pkey,
+								bytea *data);
+extern void msgq_stream_check_endpoint(const char *stream_ref, Oid role);
 extern void msgq_stream_shmem_size(Size *size);
 extern void msgq_stream_shmem_init(void);
 
@@ -514,6 +539,9 @@ extern void msgq_metrics_removed(int32 queue_id, SPITupleTable *tt, uint64 n,
 	"  GROUP BY pg_catalog.date_trunc('second', visible_at), receive_count OPERATOR(pg_catalog.>) 0"
 extern void msgq_metrics_maintain(void);
 extern int64 msgq_metrics_inflight_room(int32 queue_id);
+
+/* Topics (topic.c) */
+extern void msgq_topic_dedup_expire(void);
 
 /* Dead-letter redrive tasks (move_task.c), advanced by the maintenance cycle */
 extern void msgq_move_tasks_run(void);

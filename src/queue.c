@@ -1646,6 +1646,36 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
+/*
+ * Enqueue one message validated by its caller (a topic's delivery, in the
+ * publisher's transaction).  msg->visible_at and the rest are set; a FIFO
+ * queue locks the message's group, numbers it and checks its deduplication
+ * id.  Returns false, enqueueing nothing, for a duplicate.
+ */
+bool
+msgq_queue_deliver(MsgqQueue *queue, MsgqStoreMessage *msg)
+{
+	int64		seq = 0;
+	Datum		orig_id;
+	int64		orig_seq;
+
+	msg->queue_id = queue->queue_id;
+	msg->msg_seq = 0;
+	if (queue->fifo)
+	{
+		msgq_fifo_lock_group(queue->queue_id, msg->group_id);
+		msg->msg_seq = msgq_store_next_seq();
+		if (!msgq_fifo_dedup(queue, msg->group_id, msg->dedup_id, msg->message_id,
+							 msg->msg_seq, msg->sent_at, &orig_id, &orig_seq))
+			return false;
+	}
+	msgq_store_insert(msg, 1, &seq);
+	msgq_remember_send(queue->queue_id, seq, msg->sent_at);
+	msgq_metrics_sent(queue->queue_id, 1, msg->sent_at, msg->visible_at);
+	msgq_wakeup_at_commit(queue->queue_id, false);
+	return true;
+}
+
 /* Add one string member to a jsonb object being built. */
 static void
 queue_jsonb_member(JsonbParseState **state, const char *key, char *val, int len)

@@ -1176,6 +1176,76 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
 
+/*
+ * A topic's delivery to a stream (src/topic.c): put one record in the
+ * publisher's transaction.  Returns false, writing nothing, when the stream
+ * does not exist, when role may not write to it, or when its enforced shard
+ * limit refuses the record; the caller counts that delivery as failed.
+ */
+bool
+msgq_stream_deliver(const char *stream_ref, Oid role, const char *pkey, bytea *data)
+{
+	const char *name = stream_ref;
+	const char *p;
+	StreamCacheEntry *ce;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	MsgqStream	st;
+	int32		shard;
+	int64		seq;
+	Datum		key;
+
+	if (strncmp(name, "arn:", 4) == 0 && (p = strrchr(name, '/')) != NULL)
+		name = p + 1;
+	if (strlen(name) > STREAM_MAX_NAME)
+		return false;
+	/* only existing streams reach the cache, which would raise otherwise */
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup,
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+								   "       trimmed_before, enforce_shard_limits"
+								   "  FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
+								   1, argtypes),
+						 values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	if (!stream_from_tuple(&st))
+		return false;
+	if (!superuser_arg(role) && !has_privs_of_role(role, st.owner))
+		return false;
+
+	ce = stream_cached(name);
+	if (stream_lock_for_put(ce->st.stream_id))
+		ce = stream_cached(name);
+	shard = stream_route(ce, stream_hash_u128(pkey, NULL));
+	if (!msgq_stream_metrics_put(ce->st.stream_id, shard, 1,
+								 (int64) VARSIZE_ANY_EXHDR(data) + (int64) strlen(pkey),
+								 ce->st.enforce_limits))
+		return false;
+	writer_publish(ce->st.stream_id, shard);
+	key = CStringGetTextDatum(pkey);
+	msgq_slice_put(ce->slice_id, msgq_now(), 1, &shard, &key,
+				   (Datum[]) {PointerGetDatum(data)}, &seq);
+	msgq_wakeup_at_commit(STREAM_WAIT_KEY(ce->st.stream_id), false);
+	return true;
+}
+
+/*
+ * Can role subscribe a topic to the stream? (subscribe's check of a
+ * kinesis endpoint; raises the stream's own errors.)
+ */
+void
+msgq_stream_check_endpoint(const char *stream_ref, Oid role)
+{
+	const char *name = stream_ref;
+	const char *p;
+	MsgqStream	st;
+
+	if (strncmp(name, "arn:", 4) == 0 && (p = strrchr(name, '/')) != NULL)
+		name = p + 1;
+	stream_get(name, &st);
+	stream_check_access(&st, role);
+}
+
 /* ------------------------------------------------------------------------
  * Iterators
  * ------------------------------------------------------------------------

@@ -27,6 +27,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/timestamp.h"
@@ -51,6 +52,35 @@ Datum
 msgq_now_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TIMESTAMPTZ(msgq_now());
+}
+
+void
+msgq_aws_error(const char *awsname, int sqlerrcode, const char *fmt,...)
+{
+	StringInfoData buf;
+	char	   *lower;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	lower = pstrdup(buf.data);
+	if (lower[0] >= 'A' && lower[0] <= 'Z')
+		lower[0] += 'a' - 'A';
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", lower),
+			 errdetail_internal("AWS error code: %s. Message: %s", awsname, buf.data)));
+	pg_unreachable();
 }
 
 /*

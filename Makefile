@@ -36,7 +36,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store fifo topics stream_rows
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

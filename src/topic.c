@@ -309,6 +309,8 @@ topic_lookup(const char *ref)
 	if (name == NULL || strlen(name) > TOPIC_MAX_NAME)
 		return NULL;
 	(void) topic_table_relid();
+	/* changes committed since this backend's last statement count now */
+	AcceptInvalidationMessages();
 	if (topic_cache_stale)
 	{
 		if (topic_cache_cxt != NULL)

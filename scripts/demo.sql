@@ -157,3 +157,27 @@ SELECT body, attributes->>'MessageGroupId' AS grp, attributes->>'SequenceNumber'
 \echo 'order-1 is now in flight, so the next receive gets only order-2:'
 SELECT body, attributes->>'MessageGroupId' AS grp
   FROM msgq.receive_message('payments.fifo', 10, message_system_attribute_names => ARRAY['All']);
+
+\echo
+\echo '=== 17. Topics: one publish fans out in the publisher''s transaction, each subscription filtered'
+SELECT msgq.create_topic('order-events');
+SELECT msgq.create_queue('invoicing');
+SELECT msgq.create_queue('large-orders');
+SELECT msgq.subscribe('order-events', 'sqs', 'invoicing', '{"RawMessageDelivery": "true"}') IS NOT NULL AS invoicing_subscribed;
+SELECT msgq.subscribe('order-events', 'sqs', 'large-orders',
+       '{"FilterPolicyScope": "MessageBody", "FilterPolicy": {"total": [{"numeric": [">=", 1000]}]}}') IS NOT NULL AS large_orders_subscribed;
+SELECT msgq.subscribe('order-events', 'kinesis', 'clicks', '{"RawMessageDelivery": "true"}') IS NOT NULL AS stream_subscribed;
+BEGIN;
+SELECT message_id FROM msgq.publish('order-events', '{"order": 7, "total": 25}');
+SELECT message_id FROM msgq.publish('order-events', '{"order": 8, "total": 1250}', subject => 'Large order');
+\echo 'Before the commit, no subscriber sees anything outside this transaction; now COMMIT:'
+COMMIT;
+\echo 'invoicing (raw delivery) got both:'
+SELECT body FROM msgq.receive_message('invoicing', 10);
+\echo 'large-orders (filtered, SNS notification document) got only the large one:'
+SELECT body::jsonb->>'Subject' AS subject, body::jsonb->>'Message' AS message,
+       msgq.verify_notification(body::jsonb) AS signature_ok
+  FROM msgq.receive_message('large-orders', 10);
+\echo 'A policy can be tried on its own:'
+SELECT msgq.filter_policy_matches('{"total": [{"numeric": [">=", 1000]}]}', 'MessageBody', NULL,
+                                  '{"order": 9, "total": 999.5}') AS matches;

@@ -857,9 +857,19 @@ CREATE TABLE msgq.topic (
 	content_dedup boolean NOT NULL DEFAULT false,
 	dedup_per_group boolean NOT NULL DEFAULT false,	-- FifoThroughputScope MessageGroup
 	attributes jsonb NOT NULL DEFAULT '{}',
+	acl aclitem[],
 	created_at timestamptz NOT NULL
 );
 CREATE SEQUENCE msgq.topic_id_seq AS integer OWNED BY msgq.topic.topic_id;
+
+-- Permissions added with add_permission(topic ARN, ...), one row per label;
+-- topic.acl is their concatenation (as for queues).
+CREATE TABLE msgq.topic_permission (
+	topic_id integer NOT NULL REFERENCES msgq.topic ON DELETE CASCADE,
+	label text NOT NULL,
+	acl aclitem[] NOT NULL,
+	PRIMARY KEY (topic_id, label)
+);
 
 -- One row per subscription.  The endpoint is kept as given (a queue or
 -- stream name, a channel name); filter_scope is NULL while no policy is set.
@@ -892,10 +902,11 @@ CREATE TABLE msgq.topic_dedup (
 CREATE INDEX topic_dedup_published_at_idx ON msgq.topic_dedup (published_at);
 CREATE SEQUENCE msgq.topic_message_seq AS bigint;
 
-REVOKE ALL ON msgq.topic, msgq.subscription, msgq.topic_dedup FROM PUBLIC;
+REVOKE ALL ON msgq.topic, msgq.topic_permission, msgq.subscription, msgq.topic_dedup FROM PUBLIC;
 REVOKE ALL ON SEQUENCE msgq.topic_id_seq, msgq.topic_message_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_permission', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.subscription', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_dedup', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_message_seq', '');

@@ -279,6 +279,27 @@ SELECT w, msgq_test.err(s) FROM (VALUES
 	('their queue', $$SELECT msgq.subscribe('t_theirs', 'sqs', 't_q1')$$)) AS v(w, s);
 SELECT count(*) AS visible_topics FROM msgq.list_topics();
 RESET ROLE;
+-- add_permission with a topic ARN grants SNS actions on it
+SELECT msgq.create_topic('t_orders') AS t_arn \gset
+SELECT msgq.add_permission(:'t_arn', 'pub', '{regress_msgq_t_other}', '{Publish,SNS:GetTopicAttributes}');
+SELECT msgq_test.err(format('SELECT msgq.add_permission(%L, %L, %L, %L)', :'t_arn', l, r, a)) FROM (VALUES
+	('pub', '{regress_msgq_t_other}', '{Publish}'), ('x', '{regress_msgq_t_other}', '{SendMessage}'),
+	('y', '{regress_msgq_t_nobody}', '{Publish}')) AS v(l, r, a);
+SET ROLE regress_msgq_t_other;
+SELECT w, msgq_test.err(s) FROM (VALUES
+	('publish', $$SELECT msgq.publish('t_orders', 'x')$$),
+	('attributes', $$SELECT msgq.get_topic_attributes('t_orders') IS NOT NULL$$),
+	('subscribe', $$SELECT msgq.subscribe('t_orders', 'notify', 'c')$$),
+	('set attributes', $$SELECT msgq.set_topic_attributes('t_orders', 'DisplayName', 'x')$$),
+	('grant onward', format('SELECT msgq.add_permission(%L, %L, %L, %L)', :'t_arn', 'z', '{public}', '{Publish}'))) AS v(w, s);
+SELECT count(*) AS visible_topics FROM msgq.list_topics();
+RESET ROLE;
+SELECT body FROM msgq_test.drain('t_q1');
+SELECT msgq.remove_permission(:'t_arn', 'pub');
+SELECT msgq_test.err(format('SELECT msgq.remove_permission(%L, %L)', :'t_arn', 'pub'));
+SET ROLE regress_msgq_t_other;
+SELECT msgq_test.err($$SELECT msgq.publish('t_orders', 'x')$$) AS after_remove;
+RESET ROLE;
 -- a role that owns a topic cannot be dropped
 SELECT msgq_test.err('DROP ROLE regress_msgq_t_other');
 SELECT msgq.delete_topic('t_theirs');

@@ -70,6 +70,18 @@ static const AclActionName acl_actions[] = {
 	{NULL, 0}
 };
 
+/* Topics' actions (add_permission with a topic ARN) borrow the same bits */
+static const AclActionName acl_topic_actions[] = {
+	{"Publish", MSGQ_TOPIC_PUBLISH},
+	{"Subscribe", MSGQ_TOPIC_SUBSCRIBE},
+	{"ListSubscriptionsByTopic", MSGQ_TOPIC_LIST_SUBSCRIPTIONS},
+	{"GetTopicAttributes", MSGQ_TOPIC_GET_ATTRS},
+	{"SetTopicAttributes", MSGQ_TOPIC_SET_ATTRS},
+	{"DeleteTopic", MSGQ_TOPIC_DELETE},
+	{"*", MSGQ_TOPIC_ALL},
+	{NULL, 0}
+};
+
 /*
  * Does roleid hold action on a queue owned by owner with the given acl?
  */
@@ -113,8 +125,9 @@ msgq_check_queue_owner(MsgqQueue *queue, Oid roleid)
 /*
  * Turn an array of AWS action names into privilege bits.
  */
-AclMode
-msgq_parse_actions(ArrayType *actions)
+static AclMode
+acl_parse_actions(ArrayType *actions, const AclActionName *table, const char *service,
+				  const char *kind, const char *valid)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -140,21 +153,35 @@ msgq_parse_actions(ArrayType *actions)
 			MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
 					   "action names must not be null");
 		name = TextDatumGetCString(elems[i]);
-		/* AWS also accepts the "SQS:" service prefix */
-		if (pg_strncasecmp(name, "SQS:", 4) == 0)
+		/* AWS also accepts the service prefix ("SQS:", "SNS:") */
+		if (pg_strncasecmp(name, service, 4) == 0)
 			name += 4;
-		for (a = acl_actions; a->name; a++)
+		for (a = table; a->name; a++)
 			if (strcmp(a->name, name) == 0)
 				break;
 		if (a->name == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-					 errmsg("unrecognized queue action: \"%s\"", name),
+					 errmsg("unrecognized %s action: \"%s\"", kind, name),
 					 errdetail_internal("AWS error code: InvalidParameterValue"),
-					 errhint("Valid actions are SendMessage, ReceiveMessage, DeleteMessage, ChangeMessageVisibility, PurgeQueue, GetQueueAttributes, GetQueueUrl, SetQueueAttributes, DeleteQueue and *.")));
+					 errhint("Valid actions are %s.", valid)));
 		mode |= a->mode;
 	}
 	return mode;
+}
+
+AclMode
+msgq_parse_actions(ArrayType *actions)
+{
+	return acl_parse_actions(actions, acl_actions, "SQS:", "queue",
+							 "SendMessage, ReceiveMessage, DeleteMessage, ChangeMessageVisibility, PurgeQueue, GetQueueAttributes, GetQueueUrl, SetQueueAttributes, DeleteQueue and *");
+}
+
+AclMode
+msgq_parse_topic_actions(ArrayType *actions)
+{
+	return acl_parse_actions(actions, acl_topic_actions, "SNS:", "topic",
+							 "Publish, Subscribe, ListSubscriptionsByTopic, GetTopicAttributes, SetTopicAttributes, DeleteTopic and *");
 }
 
 /*
@@ -269,6 +296,8 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 					 errhint("Delete its queues and remove its permissions with msgq.remove_permission() first.")));
 		if (SPI_execute_with_args("SELECT t.topic_name FROM msgq.topic t"
 								  " WHERE t.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
+								  "    OR EXISTS (SELECT 1 FROM pg_catalog.aclexplode(t.acl) a"
+								  "                WHERE a.grantee OPERATOR(pg_catalog.=) $1)"
 								  "    OR EXISTS (SELECT 1 FROM msgq.subscription s"
 								  "                WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id"
 								  "                  AND s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1)"
@@ -280,7 +309,7 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("role \"%s\" cannot be dropped because msgq topics depend on it",
 							spec->rolename),
-					 errdetail("The role owns topic \"%s\" or one of its subscriptions.",
+					 errdetail("The role owns topic \"%s\", one of its subscriptions, or holds permissions on it.",
 							   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 																 SPI_tuptable->tupdesc,
 																 1, &isnull))),

@@ -281,6 +281,20 @@ extern void msgq_handle_cache_reset(void);
 #define MSGQ_ACT_ALL			(ACL_INSERT | ACL_SELECT | ACL_DELETE | ACL_UPDATE | \
 								 ACL_TRUNCATE | ACL_REFERENCES | ACL_TRIGGER | ACL_EXECUTE)
 
+/* Topics' actions (acl.c, topic.c), on the same bits */
+#define MSGQ_TOPIC_PUBLISH				ACL_INSERT
+#define MSGQ_TOPIC_SUBSCRIBE			ACL_SELECT
+#define MSGQ_TOPIC_LIST_SUBSCRIPTIONS	ACL_UPDATE
+#define MSGQ_TOPIC_GET_ATTRS			ACL_REFERENCES
+#define MSGQ_TOPIC_SET_ATTRS			ACL_TRIGGER
+#define MSGQ_TOPIC_DELETE				ACL_EXECUTE
+#define MSGQ_TOPIC_ALL	(ACL_INSERT | ACL_SELECT | ACL_UPDATE | ACL_REFERENCES | \
+						 ACL_TRIGGER | ACL_EXECUTE)
+extern AclMode msgq_parse_topic_actions(ArrayType *actions);
+extern Datum msgq_topic_add_permission(FunctionCallInfo fcinfo);
+extern Datum msgq_topic_remove_permission(FunctionCallInfo fcinfo);
+extern void msgq_check_label(const char *label);
+
 /* A queue as the functions see it (queue.c) */
 #define MSGQ_MAX_REDRIVE_SOURCES	10
 

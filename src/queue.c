@@ -3037,6 +3037,12 @@ queue_check_label(const char *label)
 					   "invalid label \"%s\"", label);
 }
 
+void
+msgq_check_label(const char *label)
+{
+	queue_check_label(label);
+}
+
 static void
 queue_recompute_acl(int32 queue_id)
 {
@@ -3075,6 +3081,9 @@ msgq_add_permission(PG_FUNCTION_ARGS)
 	Oid			argtypes[3] = {INT4OID, TEXTOID, ACLITEMARRAYOID};
 	Datum		values[3];
 
+	/* a topic ARN names a topic (src/topic.c) */
+	if (name != NULL && strncmp(name, "arn:aws:sns:", 12) == 0)
+		return msgq_topic_add_permission(fcinfo);
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_owner(queue, call.caller);
@@ -3121,6 +3130,8 @@ msgq_remove_permission(PG_FUNCTION_ARGS)
 	Oid			argtypes[2] = {INT4OID, TEXTOID};
 	Datum		values[2];
 
+	if (name != NULL && strncmp(name, "arn:aws:sns:", 12) == 0)
+		return msgq_topic_remove_permission(fcinfo);
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_owner(queue, call.caller);

@@ -22,8 +22,10 @@
  * cached topics (the queue cache's scheme, src/queue.c).
  *
  * Rights: a topic's owner (the role that created it, and roles with its
- * privileges) and superusers may do everything with it; creating topics
- * needs EXECUTE on msgq.create_topic().  Subscribing a queue needs the
+ * privileges) and superusers may do everything with it; other roles need
+ * the SNS action granted with add_permission() on the topic's ARN (stored
+ * as for queues, in msgq.topic_permission and topic.acl, src/acl.c);
+ * creating topics needs EXECUTE on msgq.create_topic().  Subscribing a queue needs the
  * right to send to it, a stream the right to write to it; deliveries are
  * made with the subscription owner's rights, checked at each delivery.
  *
@@ -57,6 +59,7 @@
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/acl.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -129,6 +132,7 @@ typedef struct Topic
 	bool		content_dedup;
 	bool		dedup_per_group;
 	char	   *signature_version;
+	Acl		   *acl;			/* NULL when no permission was added */
 	bool		subs_loaded;
 	int			nsubs;
 	TopicSub   *subs;
@@ -270,7 +274,7 @@ topic_load(const char *name, MemoryContext cxt)
 	if (SPI_execute_plan(msgq_plan(&plan_lookup,
 								   "SELECT topic_id, owner::pg_catalog.oid, fifo, content_dedup,"
 								   "       dedup_per_group,"
-								   "       attributes OPERATOR(pg_catalog.->>) 'SignatureVersion'"
+								   "       attributes OPERATOR(pg_catalog.->>) 'SignatureVersion', acl"
 								   "  FROM msgq.topic WHERE topic_name OPERATOR(pg_catalog.=) $1",
 								   1, argtypes),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
@@ -289,6 +293,8 @@ topic_load(const char *name, MemoryContext cxt)
 	t->dedup_per_group = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 	d = SPI_getbinval(tup, desc, 6, &isnull);
 	t->signature_version = isnull ? "1" : TextDatumGetCString(d);
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	t->acl = isnull ? NULL : DatumGetAclPCopy(d);
 	MemoryContextSwitchTo(old);
 	return t;
 }
@@ -372,6 +378,19 @@ topic_check_owner(Topic *t, Oid roleid)
 				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
 				 errmsg("permission denied for topic \"%s\"", t->name),
 				 errdetail_internal("AWS error code: AuthorizationError")));
+}
+
+/* Raise AuthorizationError unless roleid may perform action on t */
+static void
+topic_check_action(Topic *t, Oid roleid, AclMode action, const char *action_name)
+{
+	if (!msgq_queue_action_allowed(roleid, t->owner, t->acl, action))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("permission denied for topic \"%s\"", t->name),
+				 errdetail_internal("AWS error code: AuthorizationError"),
+				 errhint("The action %s must be granted with msgq.add_permission() on the topic's ARN.",
+						 action_name)));
 }
 
 /* Load a cached topic's subscriptions and compile their filter policies. */
@@ -719,7 +738,7 @@ msgq_delete_topic(PG_FUNCTION_ARGS)
 	t = topic_lookup(ref);
 	if (t != NULL)
 	{
-		topic_check_owner(t, call.caller);
+		topic_check_action(t, call.caller, MSGQ_TOPIC_DELETE, "DeleteTopic");
 		values[0] = Int32GetDatum(t->topic_id);
 		if (SPI_execute_with_args("DELETE FROM msgq.topic_dedup WHERE topic_id OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE ||
@@ -743,7 +762,7 @@ msgq_list_topics(PG_FUNCTION_ARGS)
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	msgq_call_enter(&call);
-	if (SPI_execute("SELECT topic_name, owner::pg_catalog.oid FROM msgq.topic"
+	if (SPI_execute("SELECT topic_name, owner::pg_catalog.oid, acl FROM msgq.topic"
 					" ORDER BY topic_name COLLATE \"C\"", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list topics");
 	for (i = 0; i < SPI_processed; i++)
@@ -751,10 +770,12 @@ msgq_list_topics(PG_FUNCTION_ARGS)
 		bool		isnull;
 		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 														   SPI_tuptable->tupdesc, 2, &isnull));
+		Datum		acl_d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
 		Datum		out[1];
 		bool		outnull[1] = {false};
 
-		if (!superuser_arg(call.caller) && !has_privs_of_role(call.caller, owner))
+		if (!msgq_queue_action_allowed(call.caller, owner, isnull ? NULL : DatumGetAclP(acl_d),
+									   MSGQ_TOPIC_ALL))
 			continue;
 		out[0] = CStringGetTextDatum(topic_arn(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
 																				 SPI_tuptable->tupdesc,
@@ -779,7 +800,7 @@ msgq_get_topic_attributes(PG_FUNCTION_ARGS)
 
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_GET_ATTRS, "GetTopicAttributes");
 	values[0] = Int32GetDatum(t->topic_id);
 	values[1] = CStringGetTextDatum(topic_arn(t->name));
 	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object("
@@ -827,7 +848,7 @@ msgq_set_topic_attributes(PG_FUNCTION_ARGS)
 		INVALID_PARAMETER("Invalid parameter: AttributeName");
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_SET_ATTRS, "SetTopicAttributes");
 	value = topic_attr_check(name, value, t->fifo, true, "Invalid parameter: ");
 	values[0] = Int32GetDatum(t->topic_id);
 	values[1] = CStringGetTextDatum(name);
@@ -1174,7 +1195,7 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_SUBSCRIBE, "Subscribe");
 
 	/* the endpoint, and the subscriber's right to it */
 	stored_endpoint = endpoint;
@@ -1316,7 +1337,7 @@ msgq_confirm_subscription(PG_FUNCTION_ARGS)
 		INVALID_PARAMETER("Invalid parameter: Token");
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_SUBSCRIBE, "ConfirmSubscription");
 	INVALID_PARAMETER("Invalid parameter: Token");
 	msgq_call_leave(&call);
 	PG_RETURN_NULL();
@@ -1334,7 +1355,7 @@ list_subscriptions(FunctionCallInfo fcinfo, Topic *t, Oid caller)
 	values[0] = t ? Int32GetDatum(t->topic_id) : (Datum) 0;
 	nulls[0] = t ? ' ' : 'n';
 	if (SPI_execute_with_args("SELECT s.subscription_id, s.owner::pg_catalog.oid, s.protocol, s.endpoint,"
-							  "       t.topic_name, t.owner::pg_catalog.oid"
+							  "       t.topic_name, t.owner::pg_catalog.oid, t.acl"
 							  "  FROM msgq.subscription s JOIN msgq.topic t USING (topic_id)"
 							  " WHERE $1 IS NULL OR s.topic_id OPERATOR(pg_catalog.=) $1"
 							  " ORDER BY t.topic_name COLLATE \"C\", s.created_at, s.subscription_id",
@@ -1351,8 +1372,11 @@ list_subscriptions(FunctionCallInfo fcinfo, Topic *t, Oid caller)
 		Datum		out[5];
 		bool		outnull[5] = {false, false, false, false, false};
 
-		if (!superuser_arg(caller) && !has_privs_of_role(caller, owner) &&
-			!has_privs_of_role(caller, towner))
+		Datum		acl_d = SPI_getbinval(tup, desc, 7, &isnull);
+
+		if (!has_privs_of_role(caller, owner) &&
+			!msgq_queue_action_allowed(caller, towner, isnull ? NULL : DatumGetAclP(acl_d),
+									   MSGQ_TOPIC_LIST_SUBSCRIPTIONS))
 			continue;
 		out[0] = CStringGetTextDatum(sub_arn(tname, DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull))));
 		out[1] = CStringGetTextDatum(GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "");
@@ -1389,7 +1413,7 @@ msgq_list_subscriptions_by_topic(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_LIST_SUBSCRIPTIONS, "ListSubscriptionsByTopic");
 	list_subscriptions(fcinfo, t, call.caller);
 	msgq_call_leave(&call);
 	return (Datum) 0;
@@ -2128,7 +2152,7 @@ msgq_publish(PG_FUNCTION_ARGS)
 
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_PUBLISH, "Publish");
 	pub_validate(t, &m, structure);
 	(void) pub_publish(t, &m, call.caller);
 
@@ -2190,7 +2214,7 @@ msgq_publish_batch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	msgq_call_enter(&call);
 	t = topic_get(ref);
-	topic_check_owner(t, call.caller);
+	topic_check_action(t, call.caller, MSGQ_TOPIC_PUBLISH, "Publish");
 	n = msgq_batch_entries(entries, &ids, &objs);
 	msgs = palloc0(sizeof(PubMessage) * n);
 	codes = palloc0(sizeof(char *) * n);
@@ -2313,6 +2337,93 @@ msgq_verify_notification(PG_FUNCTION_ARGS)
 		diff |= expected[i] ^ sig[i];
 	msgq_call_leave(&call);
 	PG_RETURN_BOOL(ok && diff == 0);
+}
+
+/* topic.acl = the concatenation of the topic's labels' grants */
+static void
+topic_recompute_acl(int32 topic_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(topic_id)};
+
+	if (SPI_execute_with_args("UPDATE msgq.topic SET acl ="
+							  " (SELECT pg_catalog.array_agg(a ORDER BY p.label, a.ord)"
+							  "    FROM msgq.topic_permission p,"
+							  "         pg_catalog.unnest(p.acl) WITH ORDINALITY a(a, ord)"
+							  "   WHERE p.topic_id OPERATOR(pg_catalog.=) $1)"
+							  " WHERE topic_id OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update topic privileges");
+	topic_invalidate();
+}
+
+/*
+ * msgq.add_permission(topic ARN, label, roles, actions): SNS's
+ * AddPermission, reached through the queue function when its first
+ * argument is a topic ARN.  Only the topic's owner (or a superuser) may.
+ */
+Datum
+msgq_topic_add_permission(FunctionCallInfo fcinfo)
+{
+	char	   *ref = msgq_text_arg(fcinfo, 0);
+	char	   *label = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
+	Topic	   *t;
+	AclMode		mode;
+	Acl		   *acl;
+	Oid			argtypes[3] = {INT4OID, TEXTOID, ACLITEMARRAYOID};
+	Datum		values[3];
+
+	msgq_call_enter(&call);
+	t = topic_get(ref);
+	topic_check_owner(t, call.caller);
+	msgq_check_label(label);
+	if (PG_ARGISNULL(2))
+		INVALID_PARAMETER("Invalid parameter: AWSAccountId");
+	if (PG_ARGISNULL(3))
+		INVALID_PARAMETER("Invalid parameter: ActionName");
+	mode = msgq_parse_topic_actions(PG_GETARG_ARRAYTYPE_P(3));
+	acl = msgq_build_acl(PG_GETARG_ARRAYTYPE_P(2), mode, t->owner);
+	values[0] = Int32GetDatum(t->topic_id);
+	values[1] = CStringGetTextDatum(label);
+	values[2] = PointerGetDatum(acl);
+	if (SPI_execute_with_args("INSERT INTO msgq.topic_permission (topic_id, label, acl)"
+							  " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+							  3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not add permission");
+	if (SPI_processed == 0)
+		INVALID_PARAMETER("Invalid parameter: Label Reason: Already exists");
+	topic_recompute_acl(t->topic_id);
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/* msgq.remove_permission(topic ARN, label) */
+Datum
+msgq_topic_remove_permission(FunctionCallInfo fcinfo)
+{
+	char	   *ref = msgq_text_arg(fcinfo, 0);
+	char	   *label = msgq_text_arg(fcinfo, 1);
+	MsgqCall	call;
+	Topic	   *t;
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	msgq_call_enter(&call);
+	t = topic_get(ref);
+	topic_check_owner(t, call.caller);
+	msgq_check_label(label);
+	values[0] = Int32GetDatum(t->topic_id);
+	values[1] = CStringGetTextDatum(label);
+	if (SPI_execute_with_args("DELETE FROM msgq.topic_permission"
+							  " WHERE topic_id OPERATOR(pg_catalog.=) $1 AND label OPERATOR(pg_catalog.=) $2",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not remove permission");
+	if (SPI_processed == 0)
+		INVALID_PARAMETER("Invalid parameter: Label Reason: does not exist");
+	topic_recompute_acl(t->topic_id);
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
 }
 
 /* The maintenance cycle: forget deduplication ids older than five minutes */

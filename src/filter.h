@@ -42,15 +42,24 @@ extern MsgqFilter *msgq_filter_compile(const char *policy, int len,
 									   MsgqFilterScope scope,
 									   const char *errprefix);
 
-/* attributes: the send_message/publish shape, or NULL; body: or NULL */
+/*
+ * attributes: the send_message/publish shape, or NULL; body: or NULL.
+ * Raises ParameterValueInvalid for malformed attributes.  The message and
+ * everything matching adds to it live in CurrentMemoryContext; body is not
+ * copied (it is parsed on first use by a MessageBody policy) and must stay
+ * valid while the message is matched.
+ */
 extern MsgqFilterMessage *msgq_filter_message(Jsonb *attributes,
 											  const char *body, int bodylen);
 extern bool msgq_filter_matches(const MsgqFilter *filter, MsgqFilterMessage *msg);
 
 /*
  * A set of n policies; filters[i] NULL accepts every message.  Built in
- * cxt.  msgq_filter_set_match sets matched[i] for every policy the message
- * satisfies and returns how many did.
+ * cxt; it points into the filters, which must outlive it, and keeps scratch
+ * space for matching, so one backend uses it at a time.
+ * msgq_filter_set_match sets matched[i] (n entries) for every policy the
+ * message satisfies, clears the others, and returns how many matched; the
+ * answers are those of msgq_filter_matches on each policy.
  */
 extern MsgqFilterSet *msgq_filter_set_build(MsgqFilter **filters, int n,
 											MemoryContext cxt);

@@ -27,13 +27,17 @@ OBJS = \
 	src/stream_metrics.o \
 	src/move_task.o \
 	src/launcher.o \
-	src/worker.o
+	src/worker.o \
+	src/delivery.o \
+	src/http.o \
+	src/topic_metrics.o
 
 DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lcurl
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store fifo filter filter_fuzz topics stream_rows
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store fifo filter filter_fuzz topics topic_delivery stream_rows
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
 ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout

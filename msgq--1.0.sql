@@ -884,9 +884,31 @@ CREATE TABLE msgq.subscription (
 	filter_scope text CHECK (filter_scope IN ('MessageAttributes', 'MessageBody')),
 	dead_letter_queue text,		-- RedrivePolicy deadLetterTargetArn, as a queue name
 	attributes jsonb NOT NULL DEFAULT '{}',
+	pending boolean NOT NULL DEFAULT false,	-- http/https: not confirmed yet
+	confirm_token text,			-- the token its SubscriptionConfirmation carried
 	created_at timestamptz NOT NULL,
 	UNIQUE (topic_id, protocol, endpoint)
 );
+
+-- Deliveries made after commit by the worker (src/delivery.c): one row per
+-- message and function, http or https subscription, written in the
+-- publisher's transaction with the exact text to deliver; deleted when
+-- delivered or given up.  attempts and next_attempt_at carry the retry
+-- schedule across restarts.  No foreign key: an unsubscribed
+-- subscription's rows are dropped by the worker when they fall due.
+CREATE TABLE msgq.topic_delivery (
+	delivery_id bigint NOT NULL PRIMARY KEY,
+	subscription_id uuid NOT NULL,
+	message_id uuid NOT NULL,
+	kind text NOT NULL CHECK (kind IN ('Notification', 'SubscriptionConfirmation')),
+	payload text NOT NULL,
+	attempts integer NOT NULL,
+	next_attempt_at timestamptz NOT NULL,
+	created_at timestamptz NOT NULL,
+	last_error text
+);
+CREATE INDEX topic_delivery_next_idx ON msgq.topic_delivery (next_attempt_at);
+CREATE SEQUENCE msgq.topic_delivery_seq AS bigint OWNED BY msgq.topic_delivery.delivery_id;
 
 -- FIFO topics' deduplication ids of the last five minutes; scope is '' or
 -- the MessageGroupId (FifoThroughputScope MessageGroup).
@@ -902,8 +924,11 @@ CREATE TABLE msgq.topic_dedup (
 CREATE INDEX topic_dedup_published_at_idx ON msgq.topic_dedup (published_at);
 CREATE SEQUENCE msgq.topic_message_seq AS bigint;
 
-REVOKE ALL ON msgq.topic, msgq.topic_permission, msgq.subscription, msgq.topic_dedup FROM PUBLIC;
-REVOKE ALL ON SEQUENCE msgq.topic_id_seq, msgq.topic_message_seq FROM PUBLIC;
+REVOKE ALL ON msgq.topic, msgq.topic_permission, msgq.subscription, msgq.topic_dedup,
+	msgq.topic_delivery FROM PUBLIC;
+REVOKE ALL ON SEQUENCE msgq.topic_id_seq, msgq.topic_message_seq, msgq.topic_delivery_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_delivery', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_delivery_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_permission', '');
@@ -1008,6 +1033,69 @@ CREATE FUNCTION msgq.verify_notification(notification jsonb)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'msgq_verify_notification'
 LANGUAGE C STABLE;
+
+-- Counters of topics and subscriptions since the server started
+-- (src/topic_metrics.c): committed work only.
+CREATE FUNCTION msgq._topic_metrics(
+	OUT topic_id integer,
+	OUT subscription_id uuid,
+	OUT matched bigint,
+	OUT delivered bigint,
+	OUT retried bigint,
+	OUT failed bigint,
+	OUT dead_lettered bigint,
+	OUT published bigint,
+	OUT filtered_out bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_topic_metrics_raw'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq._topic_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION msgq._topic_metrics() TO pg_monitor;
+
+-- One row per subscription: its counters, and its deliveries after commit
+-- still pending (in_retry: those that failed at least once).
+CREATE VIEW msgq.subscription_metrics AS
+WITH m AS (SELECT * FROM msgq._topic_metrics() WHERE subscription_id IS NOT NULL),
+	 d AS (SELECT subscription_id, pg_catalog.count(*) AS pending,
+				  pg_catalog.count(*) FILTER (WHERE attempts OPERATOR(pg_catalog.>) 0) AS in_retry
+			 FROM msgq.topic_delivery WHERE kind OPERATOR(pg_catalog.=) 'Notification'
+			GROUP BY subscription_id)
+SELECT s.subscription_id, t.topic_name, s.protocol, s.endpoint,
+	   COALESCE(m.matched, 0) AS matched,
+	   COALESCE(m.delivered, 0) AS delivered,
+	   COALESCE(m.retried, 0) AS retried,
+	   COALESCE(m.failed, 0) AS failed,
+	   COALESCE(m.dead_lettered, 0) AS dead_lettered,
+	   COALESCE(d.in_retry, 0) AS in_retry,
+	   COALESCE(d.pending, 0) AS pending
+  FROM msgq.subscription s
+  JOIN msgq.topic t USING (topic_id)
+  LEFT JOIN m ON m.subscription_id OPERATOR(pg_catalog.=) s.subscription_id
+  LEFT JOIN d ON d.subscription_id OPERATOR(pg_catalog.=) s.subscription_id;
+REVOKE ALL ON msgq.subscription_metrics FROM PUBLIC;
+GRANT SELECT ON msgq.subscription_metrics TO pg_monitor;
+
+-- One row per topic: its publishes, the subscriptions they did not match,
+-- and its subscriptions' delivery counters summed.
+CREATE VIEW msgq.topic_metrics AS
+SELECT t.topic_name,
+	   COALESCE(m.published, 0) AS published,
+	   COALESCE(m.filtered_out, 0) AS filtered_out,
+	   COALESCE(s.delivered, 0) AS delivered,
+	   COALESCE(s.failed, 0) AS failed,
+	   COALESCE(s.dead_lettered, 0) AS dead_lettered,
+	   COALESCE(s.pending, 0) AS pending,
+	   COALESCE(s.subscriptions, 0) AS subscriptions
+  FROM msgq.topic t
+  LEFT JOIN msgq._topic_metrics() m ON m.topic_id OPERATOR(pg_catalog.=) t.topic_id
+  LEFT JOIN (SELECT topic_name, pg_catalog.sum(delivered)::bigint AS delivered,
+					pg_catalog.sum(failed)::bigint AS failed,
+					pg_catalog.sum(dead_lettered)::bigint AS dead_lettered,
+					pg_catalog.sum(pending)::bigint AS pending,
+					pg_catalog.count(*) AS subscriptions
+			   FROM msgq.subscription_metrics GROUP BY topic_name) s USING (topic_name);
+REVOKE ALL ON msgq.topic_metrics FROM PUBLIC;
+GRANT SELECT ON msgq.topic_metrics TO pg_monitor;
 
 -- ---------------------------------------------------------------------------
 -- SNS filter policies (src/filter.c)

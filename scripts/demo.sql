@@ -181,3 +181,18 @@ SELECT body::jsonb->>'Subject' AS subject, body::jsonb->>'Message' AS message,
 \echo 'A policy can be tried on its own:'
 SELECT msgq.filter_policy_matches('{"total": [{"numeric": [">=", 1000]}]}', 'MessageBody', NULL,
                                   '{"order": 9, "total": 999.5}') AS matches;
+
+\echo
+\echo '=== 18. Topics: a SQL function subscriber, called by the worker after commit, as its owner'
+CREATE TABLE order_audit (seen_at timestamptz DEFAULT now(), message text);
+CREATE FUNCTION audit_order(event jsonb) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO order_audit (message) SELECT event #>> '{Records,0,Sns,Message}' $$;
+SELECT msgq.subscribe('order-events', 'function', 'audit_order(jsonb)') IS NOT NULL AS function_subscribed;
+SELECT message_id IS NOT NULL AS published FROM msgq.publish('order-events', '{"order": 10, "total": 40}');
+\echo 'The publish wrote one pending delivery; the worker, woken at commit, calls the function:'
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP EXIT WHEN EXISTS (SELECT 1 FROM order_audit); PERFORM pg_sleep(0.05); END LOOP;
+END $$;
+SELECT message FROM order_audit;
+SELECT protocol, matched, delivered, pending FROM msgq.subscription_metrics
+ WHERE topic_name = 'order-events' ORDER BY protocol;

@@ -56,6 +56,7 @@ typedef struct MsgqWorkerSlot
 	bool		stop_requested; /* a SIGTERM was sent on purpose */
 	bool		enabled;		/* the worker's view of msgq.worker_enabled */
 	bool		installed;		/* the worker has found msgq installed */
+	bool		delivery_requested; /* deliveries committed since the worker looked */
 	MsgqExitReason exit_reason;
 	TimestampTz registered_at;
 	TimestampTz started_at;

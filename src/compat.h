@@ -58,4 +58,11 @@
 	makeJsonLexContextCstringLen((json), (len), GetDatabaseEncoding(), true)
 #endif
 
+/* Wait event sets belong to a resource owner from PostgreSQL 17 on. */
+#if PG_VERSION_NUM >= 170000
+#define msgq_create_wait_event_set(n)	CreateWaitEventSet(NULL, (n))
+#else
+#define msgq_create_wait_event_set(n)	CreateWaitEventSet(CurrentMemoryContext, (n))
+#endif
+
 #endif							/* MSGQ_COMPAT_H */

@@ -368,6 +368,36 @@ msgq_bgw_wake_launcher(void)
 
 
 /*
+ * msgq_bgw_wake_worker
+ *
+ * Wake the worker of a database for its deliveries (delivery.c), from a
+ * transaction that has just committed some.  The flag tells the worker
+ * that the wake-up needs no maintenance cycle.
+ */
+void
+msgq_bgw_wake_worker(Oid dboid)
+{
+	int			i;
+
+	if (msgq_bgw_shared == NULL)
+		return;
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	for (i = 0; i < msgq_bgw_shared->nslots; i++)
+	{
+		MsgqWorkerSlot *slot = &msgq_bgw_shared->slots[i];
+
+		if (slot->state == MSGQ_SLOT_RUNNING && slot->dboid == dboid)
+		{
+			slot->delivery_requested = true;
+			if (slot->latch != NULL)
+				SetLatch(slot->latch);
+			break;
+		}
+	}
+	LWLockRelease(msgq_bgw_lock());
+}
+
+/*
  * The launcher process
  */
 
@@ -1069,6 +1099,7 @@ launcher_start_worker(LauncherDb *db, TimestampTz now, bool *no_slot)
 	slot->stop_requested = false;
 	slot->enabled = msgq_worker_enabled;
 	slot->installed = false;
+	slot->delivery_requested = false;
 	slot->exit_reason = MSGQ_EXIT_NONE;
 	slot->registered_at = now;
 	slot->started_at = 0;

@@ -42,6 +42,7 @@
 #include "utils/uuid.h"
 
 #include "msgq.h"
+#include "delivery.h"
 
 #define MAINT_PRUNE_BATCH	1024
 
@@ -220,6 +221,25 @@ msgq_maintenance_cycle(void)
 	/* after a restart: may hold a SHARE lock on msgq.message until commit */
 	msgq_metrics_maintain();
 
+	SPI_finish();
+	msgq_restore_user(save_userid, save_sec_context);
+}
+
+/*
+ * The function deliveries that are due, in the calling backend
+ * (msgq.run_maintenance(); the worker runs them between its waits).
+ */
+void
+msgq_maintenance_deliveries(void)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+
+	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	while (msgq_delivery_run_functions(100, false) == 100)
+		;
 	SPI_finish();
 	msgq_restore_user(save_userid, save_sec_context);
 }

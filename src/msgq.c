@@ -161,6 +161,16 @@ _PG_init(void)
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("msgq.max_topic_metrics",
+								"Number of topics and subscriptions whose counters are kept in shared memory.",
+								"About 100 bytes each.  Beyond it, new topics and subscriptions "
+								"are not counted in msgq.topic_metrics and msgq.subscription_metrics.",
+								&msgq_max_topic_metrics,
+								4096, 16, 1024 * 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 	}
 
 	DefineCustomIntVariable("msgq.max_inflight_messages",
@@ -173,6 +183,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	msgq_bgw_define_gucs();
+	msgq_delivery_define_gucs();
 
 	MarkGUCPrefixReserved("msgq");
 

@@ -556,12 +556,40 @@ extern int64 msgq_metrics_inflight_room(int32 queue_id);
 
 /* Topics (topic.c) */
 extern void msgq_topic_dedup_expire(void);
+extern void msgq_maintenance_deliveries(void);
+extern char *msgq_topic_arn(const char *topic_name);
+extern char *msgq_subscription_arn(const char *topic_name, const pg_uuid_t *sub_id);
+
+/*
+ * Topic and subscription counters (topic_metrics.c), in shared memory.
+ * Counts are collected per transaction and applied when it commits.
+ */
+typedef enum MsgqTopicCount
+{
+	MSGQ_TOPIC_COUNT_MATCHED,	/* a publish matched the subscription */
+	MSGQ_TOPIC_COUNT_DELIVERED, /* delivered (in the publisher's transaction or after) */
+	MSGQ_TOPIC_COUNT_RETRIED,	/* an attempt failed and will be retried */
+	MSGQ_TOPIC_COUNT_FAILED,	/* given up and dropped (no dead-letter queue) */
+	MSGQ_TOPIC_COUNT_DLQ,		/* given up and moved to the dead-letter queue */
+	MSGQ_TOPIC_COUNT_KINDS
+} MsgqTopicCount;
+
+extern int	msgq_max_topic_metrics;
+extern void msgq_topic_metrics_shmem_size(Size *size);
+extern void msgq_topic_metrics_shmem_init(void);
+/* one publish to a topic: nsubs subscriptions, nmatched of them matched */
+extern void msgq_topic_count_published(int32 topic_id, int nsubs, int nmatched);
+extern void msgq_topic_count(const pg_uuid_t *sub_id, MsgqTopicCount what);
+extern void msgq_topic_metrics_drop_topic(int32 topic_id);
+extern void msgq_topic_metrics_drop_subscription(const pg_uuid_t *sub_id);
 
 /* Dead-letter redrive tasks (move_task.c), advanced by the maintenance cycle */
 extern void msgq_move_tasks_run(void);
 
 /* Background workers (launcher.c, worker.c) */
 extern void msgq_bgw_define_gucs(void);
+extern void msgq_bgw_wake_worker(Oid dboid);
+extern void msgq_delivery_define_gucs(void);
 extern Size msgq_bgw_shmem_size(void);
 extern void msgq_bgw_shmem_init(void);
 extern void msgq_bgw_register_launcher(void);

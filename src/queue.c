@@ -3169,5 +3169,6 @@ msgq_run_maintenance(PG_FUNCTION_ARGS)
 	msgq_check_preloaded();
 	msgq_maintenance_cycle();
 	msgq_maintenance_streams();
+	msgq_maintenance_deliveries();
 	PG_RETURN_VOID();
 }

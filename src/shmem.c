@@ -43,10 +43,12 @@ shm_request(void)
 	msgq_stream_metrics_shmem_size(&size);
 	msgq_lease_shmem_size(&size);
 	msgq_fifo_shmem_size(&size);
+	msgq_topic_metrics_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
 	RequestNamedLWLockTranche("msgq_lease", 16);
 	RequestNamedLWLockTranche("msgq_fifo", 1);
+	RequestNamedLWLockTranche("msgq_topic", 1);
 }
 
 static void
@@ -63,6 +65,7 @@ shm_startup(void)
 	msgq_stream_metrics_shmem_init();
 	msgq_lease_shmem_init();
 	msgq_fifo_shmem_init();
+	msgq_topic_metrics_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

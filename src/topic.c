@@ -63,12 +63,14 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "msgq.h"
 #include "filter.h"
+#include "delivery.h"
 
 PG_FUNCTION_INFO_V1(msgq_create_topic);
 PG_FUNCTION_INFO_V1(msgq_delete_topic);
@@ -93,6 +95,7 @@ PG_FUNCTION_INFO_V1(msgq_verify_notification);
 #define TOPIC_MAX_RAW_ATTRS		10
 #define TOPIC_LOCK_FIELD4		4	/* advisory lock tags of topic groups */
 #define TOPIC_DEDUP_WINDOW		((TimestampTz) 5 * 60 * USECS_PER_SEC)
+#define TOPIC_PENDING_LIFETIME	((TimestampTz) 3 * SECS_PER_DAY * USECS_PER_SEC)
 /* NOTIFY's payload limit (commands/async.c) */
 #define TOPIC_NOTIFY_MAX		(BLCKSZ - NAMEDATALEN - 128)
 #define TOPIC_SIGN_LABEL		"msgq topic notification"
@@ -106,10 +109,17 @@ typedef enum TopicProtocol
 {
 	PROTO_SQS,
 	PROTO_NOTIFY,
-	PROTO_KINESIS
+	PROTO_KINESIS,
+	PROTO_FUNCTION,
+	PROTO_HTTP,
+	PROTO_HTTPS
 } TopicProtocol;
 
-static const char *const protocol_names[] = {"sqs", "notify", "kinesis"};
+static const char *const protocol_names[] = {"sqs", "notify", "kinesis", "function", "http", "https"};
+
+/* Delivered after commit by the worker (delivery.c) */
+#define PROTO_IS_ASYNC(p)	((p) == PROTO_FUNCTION || (p) == PROTO_HTTP || (p) == PROTO_HTTPS)
+#define PROTO_IS_HTTP(p)	((p) == PROTO_HTTP || (p) == PROTO_HTTPS)
 
 typedef struct TopicSub
 {
@@ -158,6 +168,10 @@ static SPIPlanPtr plan_dedup = NULL;
 static SPIPlanPtr plan_dedup_get = NULL;
 static SPIPlanPtr plan_seq = NULL;
 
+static char *iso_timestamp(TimestampTz t);
+static char *notification_signature(const char *canonical);
+static void json_member(StringInfo b, const char *key, const char *value, bool first);
+
 /* ------------------------------------------------------------------------
  * Names, ARNs and the cache
  * ------------------------------------------------------------------------
@@ -174,6 +188,18 @@ sub_arn(const char *topic_name, const pg_uuid_t *id)
 {
 	return psprintf("%s:%s", topic_arn(topic_name),
 					DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id))));
+}
+
+char *
+msgq_topic_arn(const char *topic_name)
+{
+	return topic_arn(topic_name);
+}
+
+char *
+msgq_subscription_arn(const char *topic_name, const pg_uuid_t *sub_id)
+{
+	return sub_arn(topic_name, sub_id);
 }
 
 /* A topic named by its name or ARN: the part after the last ":" */
@@ -411,6 +437,7 @@ topic_load_subs(Topic *t)
 								   "       raw_delivery, filter_policy, filter_scope, dead_letter_queue,"
 								   "       attributes OPERATOR(pg_catalog.->>) 'PartitionKeyAttribute'"
 								   "  FROM msgq.subscription WHERE topic_id OPERATOR(pg_catalog.=) $1"
+								   "   AND NOT pending"
 								   " ORDER BY created_at, subscription_id",
 								   1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_SELECT)
@@ -529,6 +556,8 @@ topic_attr_check(const char *name, const char *value, bool fifo, bool for_set,
 	{
 		if (value[0] != '\0' && !is_json_object(value))
 			INVALID_PARAMETER("%s%s: failed to parse JSON", prefix, name);
+		if (strcmp(name, "DeliveryPolicy") == 0)
+			msgq_delivery_policy_check(value, true, prefix);
 		if (strcmp(name, "ArchivePolicy") == 0 && !fifo)
 			INVALID_PARAMETER("%sArchivePolicy: the archive policy can only be set for FIFO topics", prefix);
 		return pstrdup(value);
@@ -738,8 +767,24 @@ msgq_delete_topic(PG_FUNCTION_ARGS)
 	t = topic_lookup(ref);
 	if (t != NULL)
 	{
+		uint64		i;
+
 		topic_check_action(t, call.caller, MSGQ_TOPIC_DELETE, "DeleteTopic");
 		values[0] = Int32GetDatum(t->topic_id);
+		/* the counters of the topic and its subscriptions go with them */
+		if (SPI_execute_with_args("SELECT subscription_id FROM msgq.subscription"
+								  " WHERE topic_id OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not delete topic");
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			msgq_topic_metrics_drop_subscription(DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i],
+																			 SPI_tuptable->tupdesc,
+																			 1, &isnull)));
+		}
+		msgq_topic_metrics_drop_topic(t->topic_id);
 		if (SPI_execute_with_args("DELETE FROM msgq.topic_dedup WHERE topic_id OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE ||
 			SPI_execute_with_args("DELETE FROM msgq.topic WHERE topic_id OPERATOR(pg_catalog.=) $1",
@@ -807,8 +852,10 @@ msgq_get_topic_attributes(PG_FUNCTION_ARGS)
 							  "  'TopicArn', $2, 'Owner', t.owner::pg_catalog.text,"
 							  "  'DisplayName', '',"
 							  "  'SubscriptionsConfirmed', (SELECT pg_catalog.count(*) FROM msgq.subscription s"
-							  "      WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id)::pg_catalog.text,"
-							  "  'SubscriptionsPending', '0', 'SubscriptionsDeleted', '0',"
+							  "      WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id AND NOT s.pending)::pg_catalog.text,"
+							  "  'SubscriptionsPending', (SELECT pg_catalog.count(*) FROM msgq.subscription s"
+							  "      WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id AND s.pending)::pg_catalog.text,"
+							  "  'SubscriptionsDeleted', '0',"
 							  "  'EffectiveDeliveryPolicy', COALESCE(t.attributes OPERATOR(pg_catalog.->>) 'DeliveryPolicy',"
 							  "      '{\"http\":{\"defaultHealthyRetryPolicy\":{\"minDelayTarget\":20,\"maxDelayTarget\":20,"
 							  "\"numRetries\":3,\"numMaxDelayRetries\":0,\"numNoDelayRetries\":0,\"numMinDelayRetries\":0,"
@@ -984,6 +1031,7 @@ typedef struct SubAttrs
 	char	   *dlq;
 	char	   *pkey_attr;
 	char	   *redrive;		/* the RedrivePolicy text */
+	char	   *delivery_policy;	/* function, http, https: DeliveryPolicy */
 } SubAttrs;
 
 /* Check a queue the subscription's owner may send to; raises otherwise */
@@ -1034,6 +1082,9 @@ sub_attr_apply(SubAttrs *a, const char *name, const char *value, TopicProtocol p
 		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
 			INVALID_PARAMETER("%sRawMessageDelivery: Invalid value [%s]. Must be true or false.", prefix, value);
 		a->raw = strcmp(value, "true") == 0;
+		if (a->raw && proto == PROTO_FUNCTION)
+			INVALID_PARAMETER("%sDelivery protocol [%s] does not support raw message delivery.",
+							  prefix, protocol_names[proto]);
 	}
 	else if (strcmp(name, "FilterPolicy") == 0)
 		a->filter_policy = value[0] == '\0' ? NULL : pstrdup(value);
@@ -1072,6 +1123,11 @@ sub_attr_apply(SubAttrs *a, const char *name, const char *value, TopicProtocol p
 		if (strlen(value) > 256)
 			INVALID_PARAMETER("%sPartitionKeyAttribute: must be at most 256 characters", prefix);
 		a->pkey_attr = value[0] == '\0' ? NULL : pstrdup(value);
+	}
+	else if (strcmp(name, "DeliveryPolicy") == 0 && PROTO_IS_ASYNC(proto))
+	{
+		msgq_delivery_policy_check(value, false, prefix);
+		a->delivery_policy = value[0] == '\0' ? NULL : pstrdup(value);
 	}
 	else if (strcmp(name, "DeliveryPolicy") == 0)
 		INVALID_PARAMETER("%sDeliveryPolicy: Delivery protocol [%s] does not support delivery policies.",
@@ -1125,6 +1181,8 @@ sub_attrs_jsonb(SubAttrs *a)
 		put_string(&state, "RedrivePolicy", a->redrive);
 	if (a->pkey_attr)
 		put_string(&state, "PartitionKeyAttribute", a->pkey_attr);
+	if (a->delivery_policy)
+		put_string(&state, "DeliveryPolicy", a->delivery_policy);
 	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
@@ -1149,6 +1207,80 @@ policy_limit_check(int32 topic_id)
 	if (topic_policy_count(topic_id) >= TOPIC_MAX_POLICIES)
 		msgq_aws_error("FilterPolicyLimitExceeded", ERRCODE_MSGQ_FILTER_POLICY_LIMIT_EXCEEDED,
 					   "Filter policy limit exceeded");
+}
+
+/*
+ * A function subscription's endpoint: a function taking one jsonb, json or
+ * text argument that the subscriber may execute.  Returns its canonical,
+ * schema-qualified signature, which is what is stored.
+ */
+static char *
+function_endpoint(const char *endpoint, Oid roleid)
+{
+	Oid			fn;
+	Oid		   *argtypes;
+	int			nargs;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		fn = DatumGetObjectId(DirectFunctionCall1(regprocedurein, CStringGetDatum(endpoint)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		INVALID_PARAMETER("Invalid parameter: Endpoint Reason: %s", edata->message);
+	}
+	PG_END_TRY();
+	(void) get_func_signature(fn, &argtypes, &nargs);
+	if (nargs != 1 || (argtypes[0] != JSONBOID && argtypes[0] != JSONOID &&
+					   argtypes[0] != TEXTOID) || get_func_retset(fn))
+		INVALID_PARAMETER("Invalid parameter: Endpoint Reason: a function subscription needs a function of one jsonb, json or text argument that returns no set");
+	if (pg_proc_aclcheck(fn, roleid, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("permission denied for function %s", endpoint),
+				 errdetail_internal("AWS error code: AuthorizationError"),
+				 errhint("A function subscription's owner needs EXECUTE on the function.")));
+	return format_procedure_qualified(fn);
+}
+
+/* The signed SubscriptionConfirmation an HTTP endpoint receives */
+static char *
+confirmation_document(const char *topic_name, const char *token, Datum message_id)
+{
+	StringInfoData b;
+	StringInfoData canon;
+	char	   *id = DatumGetCString(DirectFunctionCall1(uuid_out, message_id));
+	char	   *ts = iso_timestamp(msgq_now());
+	char	   *arn = topic_arn(topic_name);
+	char	   *message = psprintf("You have chosen to subscribe to the topic %s.\n"
+								   "To confirm the subscription, call msgq.confirm_subscription with the Token included in this message.",
+								   arn);
+	char	   *url = psprintf("msgq:confirm_subscription?TopicArn=%s&Token=%s", arn, token);
+
+	initStringInfo(&canon);
+	appendStringInfo(&canon, "Message\n%s\nMessageId\n%s\nSubscribeURL\n%s\nTimestamp\n%s\n"
+					 "Token\n%s\nTopicArn\n%s\nType\nSubscriptionConfirmation\n",
+					 message, id, url, ts, token, arn);
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	json_member(&b, "Type", "SubscriptionConfirmation", true);
+	json_member(&b, "MessageId", id, false);
+	json_member(&b, "Token", token, false);
+	json_member(&b, "TopicArn", arn, false);
+	json_member(&b, "Message", message, false);
+	json_member(&b, "SubscribeURL", url, false);
+	json_member(&b, "Timestamp", ts, false);
+	json_member(&b, "SignatureVersion", "2", false);
+	json_member(&b, "Signature", notification_signature(canon.data), false);
+	json_member(&b, "SigningCertURL", "msgq:verify_notification", false);
+	appendStringInfoChar(&b, '}');
+	return b.data;
 }
 
 /*
@@ -1177,6 +1309,7 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 	pg_uuid_t	id;
 	char	   *arn;
 	bool		isnull;
+	bool		pending = false;
 
 	if (protocol == NULL || protocol[0] == '\0')
 		INVALID_PARAMETER("Invalid parameter: Protocol");
@@ -1212,11 +1345,22 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 		if (t->fifo)
 			INVALID_PARAMETER("Invalid parameter: Endpoint Reason: FIFO SNS topics can only be subscribed by FIFO SQS queues");
 	}
-	else
+	else if (proto == PROTO_KINESIS)
 	{
 		if (t->fifo)
 			INVALID_PARAMETER("Invalid parameter: Endpoint Reason: FIFO SNS topics can only be subscribed by FIFO SQS queues");
 		msgq_stream_check_endpoint(endpoint, call.caller);
+	}
+	else
+	{
+		if (t->fifo)
+			INVALID_PARAMETER("Invalid parameter: Endpoint Reason: FIFO SNS topics can only be subscribed by FIFO SQS queues");
+		if (proto == PROTO_FUNCTION)
+			stored_endpoint = function_endpoint(endpoint, call.caller);
+		else if (pg_strncasecmp(endpoint, proto == PROTO_HTTP ? "http://" : "https://",
+								proto == PROTO_HTTP ? 7 : 8) != 0 ||
+				 strlen(endpoint) > 2048 || strpbrk(endpoint, " \t\r\n") != NULL)
+			INVALID_PARAMETER("Invalid parameter: Endpoint must match the specified protocol");
 	}
 
 	memset(&a, 0, sizeof(a));
@@ -1244,7 +1388,7 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(protocol_names[proto]);
 	values[2] = CStringGetTextDatum(stored_endpoint);
 	values[3] = JsonbPGetDatum(attrs);
-	if (SPI_execute_with_args("SELECT subscription_id, attributes OPERATOR(pg_catalog.=) $4"
+	if (SPI_execute_with_args("SELECT subscription_id, attributes OPERATOR(pg_catalog.=) $4, pending"
 							  "  FROM msgq.subscription WHERE topic_id OPERATOR(pg_catalog.=) $1"
 							  "   AND protocol OPERATOR(pg_catalog.=) $2 AND endpoint OPERATOR(pg_catalog.=) $3",
 							  4, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
@@ -1255,13 +1399,15 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 			INVALID_PARAMETER("Invalid parameter: Attributes Reason: Subscription already exists with different attributes");
 		memcpy(&id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
 			   sizeof(id));
+		pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	}
 	else
 	{
-		Oid			iargtypes[10] = {UUIDOID, INT4OID, TEXTOID, TEXTOID, OIDOID, BOOLOID,
-		TEXTOID, TEXTOID, TEXTOID, JSONBOID};
-		Datum		ivalues[10];
-		char		inulls[10] = "          ";
+		Oid			iargtypes[12] = {UUIDOID, INT4OID, TEXTOID, TEXTOID, OIDOID, BOOLOID,
+		TEXTOID, TEXTOID, TEXTOID, JSONBOID, BOOLOID, TEXTOID};
+		Datum		ivalues[12];
+		char		inulls[12] = "            ";
+		char	   *token = NULL;
 
 		if (a.filter_policy != NULL)
 			policy_limit_check(t->topic_id);
@@ -1279,16 +1425,39 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 		ivalues[8] = a.dlq ? CStringGetTextDatum(a.dlq) : (Datum) 0;
 		inulls[8] = a.dlq ? ' ' : 'n';
 		ivalues[9] = JsonbPGetDatum(attrs);
+		/* HTTP endpoints must confirm; the protocols inside msgq need not */
+		pending = PROTO_IS_HTTP(proto);
+		ivalues[10] = BoolGetDatum(pending);
+		if (pending)
+		{
+			uint8		raw[32];
+
+			msgq_random_bytes(raw, sizeof(raw));
+			token = palloc(sizeof(raw) * 2 + 1);
+			hex_encode((const char *) raw, sizeof(raw), token);
+			token[sizeof(raw) * 2] = '\0';
+			ivalues[11] = CStringGetTextDatum(token);
+		}
+		else
+			inulls[11] = 'n';
 		if (SPI_execute_with_args("INSERT INTO msgq.subscription (subscription_id, topic_id, protocol,"
 								  "  endpoint, owner, raw_delivery, filter_policy, filter_scope,"
-								  "  dead_letter_queue, attributes, created_at)"
+								  "  dead_letter_queue, attributes, pending, confirm_token, created_at)"
 								  " VALUES ($1, $2, $3, $4, $5::pg_catalog.regrole, $6, $7, $8, $9, $10,"
-								  "  pg_catalog.clock_timestamp())",
-								  10, iargtypes, ivalues, inulls, false, 0) != SPI_OK_INSERT)
+								  "  $11, $12, pg_catalog.clock_timestamp())",
+								  12, iargtypes, ivalues, inulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not subscribe");
+		if (pending)
+		{
+			Datum		mid = msgq_new_uuid();
+
+			msgq_delivery_enqueue(&id, mid, "SubscriptionConfirmation",
+								  confirmation_document(t->name, token, mid), msgq_now());
+		}
 		topic_invalidate();
 	}
-	arn = sub_arn(t->name, &id);
+	/* SNS answers so until the endpoint confirms */
+	arn = pending ? "pending confirmation" : sub_arn(t->name, &id);
 	MemoryContextSwitchTo(call.cxt);
 	arn = pstrdup(arn);
 	msgq_call_leave(&call);
@@ -1313,6 +1482,8 @@ msgq_unsubscribe(PG_FUNCTION_ARGS)
 		if (SPI_execute_with_args("DELETE FROM msgq.subscription WHERE subscription_id OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not unsubscribe");
+		/* its pending deliveries are dropped by the worker */
+		msgq_topic_metrics_drop_subscription(&row.id);
 		topic_invalidate();
 	}
 	msgq_call_leave(&call);
@@ -1322,8 +1493,9 @@ msgq_unsubscribe(PG_FUNCTION_ARGS)
 /*
  * msgq.confirm_subscription(topic_name, token, authenticate_on_unsubscribe)
  *
- * The protocols msgq delivers to are confirmed when subscribed, so no
- * subscription is ever pending and no token is valid.
+ * Confirms the pending HTTP subscription the token was sent to and returns
+ * its ARN (again for one already confirmed, as SNS does).  The other
+ * protocols are confirmed when subscribed.
  */
 Datum
 msgq_confirm_subscription(PG_FUNCTION_ARGS)
@@ -1332,15 +1504,37 @@ msgq_confirm_subscription(PG_FUNCTION_ARGS)
 	char	   *token = msgq_text_arg(fcinfo, 1);
 	MsgqCall	call;
 	Topic	   *t;
+	Oid			argtypes[2];
+	Datum		values[2];
+	bool		isnull;
+	pg_uuid_t	id;
+	char	   *arn;
 
 	if (token == NULL || token[0] == '\0')
 		INVALID_PARAMETER("Invalid parameter: Token");
 	msgq_call_enter(&call);
 	t = topic_get(ref);
 	topic_check_action(t, call.caller, MSGQ_TOPIC_SUBSCRIBE, "ConfirmSubscription");
-	INVALID_PARAMETER("Invalid parameter: Token");
+	argtypes[0] = INT4OID;
+	argtypes[1] = TEXTOID;
+	values[0] = Int32GetDatum(t->topic_id);
+	values[1] = CStringGetTextDatum(token);
+	if (SPI_execute_with_args("UPDATE msgq.subscription SET pending = false"
+							  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
+							  "   AND confirm_token OPERATOR(pg_catalog.=) $2"
+							  " RETURNING subscription_id",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not confirm a subscription");
+	if (SPI_processed != 1)
+		INVALID_PARAMETER("Invalid parameter: Token");
+	memcpy(&id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+		   sizeof(id));
+	topic_invalidate();
+	arn = sub_arn(t->name, &id);
+	MemoryContextSwitchTo(call.cxt);
+	arn = pstrdup(arn);
 	msgq_call_leave(&call);
-	PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(arn));
 }
 
 static void
@@ -1355,7 +1549,7 @@ list_subscriptions(FunctionCallInfo fcinfo, Topic *t, Oid caller)
 	values[0] = t ? Int32GetDatum(t->topic_id) : (Datum) 0;
 	nulls[0] = t ? ' ' : 'n';
 	if (SPI_execute_with_args("SELECT s.subscription_id, s.owner::pg_catalog.oid, s.protocol, s.endpoint,"
-							  "       t.topic_name, t.owner::pg_catalog.oid, t.acl"
+							  "       t.topic_name, t.owner::pg_catalog.oid, t.acl, s.pending"
 							  "  FROM msgq.subscription s JOIN msgq.topic t USING (topic_id)"
 							  " WHERE $1 IS NULL OR s.topic_id OPERATOR(pg_catalog.=) $1"
 							  " ORDER BY t.topic_name COLLATE \"C\", s.created_at, s.subscription_id",
@@ -1378,7 +1572,10 @@ list_subscriptions(FunctionCallInfo fcinfo, Topic *t, Oid caller)
 			!msgq_queue_action_allowed(caller, towner, isnull ? NULL : DatumGetAclP(acl_d),
 									   MSGQ_TOPIC_LIST_SUBSCRIPTIONS))
 			continue;
-		out[0] = CStringGetTextDatum(sub_arn(tname, DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull))));
+		if (DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull)))
+			out[0] = CStringGetTextDatum("PendingConfirmation");
+		else
+			out[0] = CStringGetTextDatum(sub_arn(tname, DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull))));
 		out[1] = CStringGetTextDatum(GetUserNameFromId(owner, true) ? GetUserNameFromId(owner, true) : "");
 		out[2] = SPI_getbinval(tup, desc, 3, &isnull);
 		out[3] = SPI_getbinval(tup, desc, 4, &isnull);
@@ -1426,8 +1623,8 @@ msgq_get_subscription_attributes(PG_FUNCTION_ARGS)
 	char	   *arn = msgq_text_arg(fcinfo, 0);
 	MsgqCall	call;
 	SubRow		row;
-	Oid			argtypes[6] = {JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[6];
+	Oid			argtypes[7] = {JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID};
+	Datum		values[7];
 	bool		isnull;
 	Jsonb	   *result;
 	char	   *owner;
@@ -1444,11 +1641,15 @@ msgq_get_subscription_attributes(PG_FUNCTION_ARGS)
 	values[4] = CStringGetTextDatum(protocol_names[row.protocol]);
 	values[5] = CStringGetTextDatum(row.protocol == PROTO_SQS ?
 									msgq_queue_arn(row.endpoint) : row.endpoint);
+	values[6] = UUIDPGetDatum(&row.id);
 	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_build_object('SubscriptionArn', $2,"
 							  "  'TopicArn', $3, 'Owner', $4, 'Protocol', $5, 'Endpoint', $6,"
-							  "  'ConfirmationWasAuthenticated', 'true', 'PendingConfirmation', 'false')"
-							  " OPERATOR(pg_catalog.||) $1",
-							  6, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+							  "  'ConfirmationWasAuthenticated', 'true',"
+							  "  'PendingConfirmation', CASE WHEN s.pending THEN 'true' ELSE 'false' END)"
+							  " OPERATOR(pg_catalog.||) $1"
+							  "  FROM msgq.subscription s WHERE s.subscription_id OPERATOR(pg_catalog.=) $7",
+							  7, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "could not build subscription attributes");
 	MemoryContextSwitchTo(call.cxt);
 	result = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -1509,6 +1710,7 @@ msgq_set_subscription_attributes(PG_FUNCTION_ARGS)
 					   row.topic_fifo, prefix, true);
 	}
 	a.pkey_attr = jsonb_string(row.attributes, "PartitionKeyAttribute");
+	a.delivery_policy = jsonb_string(row.attributes, "DeliveryPolicy");
 	sub_attr_apply(&a, name, value, row.protocol, row.owner, row.topic_fifo, prefix, true);
 	sub_check_policy(&a, prefix);
 	if (a.filter_policy != NULL && row.filter_policy == NULL)
@@ -1975,13 +2177,49 @@ deliver_sqs(Topic *t, PubMessage *m, const char *queue_name, Oid owner, bool raw
 	return true;
 }
 
-static void
+/*
+ * What a function subscription's function gets: the notification inside
+ * the event document an SNS-triggered Lambda function receives.
+ */
+static char *
+lambda_event(Topic *t, PubMessage *m, const pg_uuid_t *sub_id)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	appendStringInfoString(&b, "{\"Records\":[{");
+	json_member(&b, "EventSource", "aws:sns", true);
+	json_member(&b, "EventVersion", "1.0", false);
+	json_member(&b, "EventSubscriptionArn", sub_arn(t->name, sub_id), false);
+	appendStringInfoString(&b, ",\"Sns\":");
+	appendStringInfoString(&b, pub_envelope(t, m, "lambda", sub_id));
+	appendStringInfoString(&b, "}]}");
+	return b.data;
+}
+
+/* Deliver to one subscription; false when the message was given up */
+static bool
 deliver_one(Topic *t, TopicSub *s, PubMessage *m, Oid publisher)
 {
 	bool		ok = false;
+	bool		dlq = false;
 
 	switch (s->protocol)
 	{
+		case PROTO_FUNCTION:
+			msgq_delivery_enqueue(&s->id, m->message_id, "Notification",
+								  lambda_event(t, m, &s->id), m->at);
+			return true;
+		case PROTO_HTTP:
+		case PROTO_HTTPS:
+			{
+				const char *key = protocol_names[s->protocol];
+
+				msgq_delivery_enqueue(&s->id, m->message_id, "Notification",
+									  s->raw ? text_to_cstring(pub_text_for(m, key)) :
+									  pub_envelope(t, m, key, &s->id), m->at);
+				return true;
+			}
 		case PROTO_SQS:
 			ok = deliver_sqs(t, m, s->endpoint, s->owner, s->raw, &s->id, publisher);
 			break;
@@ -2029,7 +2267,10 @@ deliver_one(Topic *t, TopicSub *s, PubMessage *m, Oid publisher)
 	}
 	/* an undeliverable message goes to the subscription's dead-letter queue */
 	if (!ok && s->dlq != NULL)
-		(void) deliver_sqs(t, m, s->dlq, s->owner, false, &s->id, publisher);
+		dlq = deliver_sqs(t, m, s->dlq, s->owner, false, &s->id, publisher);
+	msgq_topic_count(&s->id, ok ? MSGQ_TOPIC_COUNT_DELIVERED :
+					 dlq ? MSGQ_TOPIC_COUNT_DLQ : MSGQ_TOPIC_COUNT_FAILED);
+	return ok;
 }
 
 static void
@@ -2054,6 +2295,7 @@ pub_publish(Topic *t, PubMessage *m, Oid publisher)
 	bool		isnull;
 	MsgqFilterMessage *fm;
 	bool	   *matched;
+	int			nmatched;
 	int			i;
 
 	m->at = msgq_now();
@@ -2107,13 +2349,20 @@ pub_publish(Topic *t, PubMessage *m, Oid publisher)
 
 	topic_load_subs(t);
 	if (t->nsubs == 0)
+	{
+		msgq_topic_count_published(t->topic_id, 0, 0);
 		return true;
+	}
 	fm = msgq_filter_message(m->attrs, VARDATA_ANY(m->message), VARSIZE_ANY_EXHDR(m->message));
 	matched = palloc0(sizeof(bool) * t->nsubs);
-	(void) msgq_filter_set_match(t->set, fm, matched);
+	nmatched = msgq_filter_set_match(t->set, fm, matched);
+	msgq_topic_count_published(t->topic_id, t->nsubs, nmatched);
 	for (i = 0; i < t->nsubs; i++)
 		if (matched[i])
-			deliver_one(t, &t->subs[i], m, publisher);
+		{
+			msgq_topic_count(&t->subs[i].id, MSGQ_TOPIC_COUNT_MATCHED);
+			(void) deliver_one(t, &t->subs[i], m, publisher);
+		}
 	return true;
 }
 
@@ -2437,4 +2686,13 @@ msgq_topic_dedup_expire(void)
 	if (SPI_execute_with_args("DELETE FROM msgq.topic_dedup WHERE published_at OPERATOR(pg_catalog.<) $1",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not expire topic deduplication ids");
+
+	/* HTTP subscriptions never confirmed go after three days, as in SNS */
+	values[0] = TimestampTzGetDatum(msgq_now() - TOPIC_PENDING_LIFETIME);
+	if (SPI_execute_with_args("DELETE FROM msgq.subscription"
+							  " WHERE pending AND created_at OPERATOR(pg_catalog.<) $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not expire pending subscriptions");
+	if (SPI_processed > 0)
+		topic_invalidate();
 }

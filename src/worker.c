@@ -59,6 +59,7 @@
 #include "utils/timestamp.h"
 
 #include "msgq.h"
+#include "delivery.h"
 #include "bgw.h"
 
 PGDLLEXPORT void msgq_worker_main(Datum main_arg);
@@ -85,6 +86,8 @@ msgq_worker_main(Datum main_arg)
 	int			slotno = DatumGetInt32(main_arg);
 	MsgqWorkerArgs args;
 	uint32		wait_event;
+	TimestampTz next_cycle = 0;
+	bool		latch_woke = true;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
@@ -120,6 +123,11 @@ msgq_worker_main(Datum main_arg)
 
 	for (;;)
 	{
+		bool		delivery_only;
+		long		timeout;
+		long		delivery_ms;
+		TimestampTz now;
+
 		CHECK_FOR_INTERRUPTS();
 
 		if (ConfigReloadPending)
@@ -130,19 +138,55 @@ msgq_worker_main(Datum main_arg)
 
 		worker_set_enabled(msgq_worker_enabled);
 
-		if (msgq_worker_enabled)
+		/* a wake-up only for deliveries runs no maintenance cycle */
+		LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+		delivery_only = worker_slot->delivery_requested;
+		worker_slot->delivery_requested = false;
+		LWLockRelease(msgq_bgw_lock());
+
+		now = GetCurrentTimestamp();
+		if (!msgq_worker_enabled)
+		{
+			if (!worker_check_installed())
+				worker_exit_not_installed();
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 msgq_worker_naptime,
+							 wait_event);
+			ResetLatch(MyLatch);
+			continue;
+		}
+
+		/*
+		 * A cycle every naptime, and at once when the latch was set for
+		 * anything but deliveries (a DROP EXTENSION, a stop request).
+		 */
+		if (now >= next_cycle || (latch_woke && !delivery_only))
 		{
 			if (!worker_run_cycle())
 				worker_exit_not_installed();
+			next_cycle = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 msgq_worker_naptime);
 		}
-		else if (!worker_check_installed())
-			worker_exit_not_installed();
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 msgq_worker_naptime,
-						 wait_event);
-		ResetLatch(MyLatch);
+		/* deliveries after commit (delivery.c): due ones, finished transfers */
+		delivery_ms = msgq_delivery_worker_pass();
+
+		now = GetCurrentTimestamp();
+		timeout = next_cycle > now ? (long) ((next_cycle - now + 999) / 1000) : 0;
+		if (delivery_ms >= 0 && delivery_ms < timeout)
+			timeout = delivery_ms;
+		latch_woke = false;
+		if (timeout > 0)
+		{
+			int			rc = msgq_delivery_wait(timeout, wait_event);
+
+			if (rc & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				latch_woke = true;
+			}
+		}
 	}
 }
 

@@ -13,7 +13,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(61);
+SELECT plan(70);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_topic', ARRAY['text', 'jsonb'], 'msgq.create_topic(text, jsonb) exists');
@@ -122,6 +122,27 @@ SELECT lives_ok($$SELECT msgq.create_queue('tap_tq' || i) FROM generate_series(1
 SELECT throws_ok($$SELECT msgq.subscribe('tap_t', 'sqs', 'tap_tq' || i, '{"FilterPolicy": "{\"a\": [\"b\"]}"}')
 					 FROM generate_series(1, 200) i$$,
 	'MQ026', 'filter policy limit exceeded', 'the 201st policy of a topic is FilterPolicyLimitExceeded');
+
+-- Deliveries after commit: function, http, https ---------------------------------
+SELECT has_table('msgq', 'topic_delivery', 'msgq.topic_delivery holds the pending deliveries');
+SELECT throws_ok($$SELECT msgq.subscribe('tap_t', 'function', 'tap_missing(jsonb)')$$, 'MQ024',
+	NULL, 'a missing function is InvalidParameter');
+SELECT throws_ok($$SELECT msgq.subscribe('tap_t', 'function', 'pg_catalog.abs(int)')$$, 'MQ024',
+	NULL, 'a function of the wrong argument type is InvalidParameter');
+SELECT throws_ok($$SELECT msgq.subscribe('tap_t', 'http', 'https://x.invalid/')$$, 'MQ024',
+	'invalid parameter: Endpoint must match the specified protocol',
+	'an endpoint of another scheme is InvalidParameter');
+SELECT throws_ok($$SELECT msgq.subscribe('tap_t', 'https', 'https://x.invalid/',
+	'{"DeliveryPolicy": "{\"healthyRetryPolicy\": {\"numRetries\": 101}}"}')$$, 'MQ024',
+	NULL, 'a bad DeliveryPolicy is InvalidParameter');
+SELECT is(msgq.subscribe('tap_t', 'https', 'https://x.invalid/'), 'pending confirmation',
+	'an https subscription is pending until confirmed');
+SELECT is((SELECT kind FROM msgq.topic_delivery), 'SubscriptionConfirmation',
+	'its confirmation is queued');
+SELECT throws_ok($$SELECT msgq.confirm_subscription('tap_t', 'bad')$$, 'MQ024',
+	'invalid parameter: Token', 'an unknown token is InvalidParameter');
+SELECT matches(msgq.confirm_subscription('tap_t', (SELECT payload::jsonb->>'Token' FROM msgq.topic_delivery)),
+	'^arn:aws:sns:msgq:', 'the token confirms it and returns its ARN');
 
 -- Rights ---------------------------------------------------------------------------
 CREATE ROLE tap_topic_user;

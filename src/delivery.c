@@ -17,10 +17,11 @@
  *	- collects the HTTP transfers that finished (src/http.c, libcurl's
  *	  multi interface, driven from the worker's wait set: nothing here
  *	  blocks on the network), and records their outcome in one short
- *	  transaction: an answer from 200 to 499 is a delivery and deletes
- *	  the row (SNS's HTTP rule); a 5xx, a timeout or a connection failure is
- *	  retried after the delay of the subscription's retry policy (the row's
- *	  attempts and next_attempt_at are updated);
+ *	  transaction: a 2xx or 3xx answer deletes the row; a 4xx is a client
+ *	  error, not retried (dead-letter queue); a 5xx, a timeout or a
+ *	  connection failure is retried after the delay of the subscription's
+ *	  retry policy (the row's attempts and next_attempt_at are
+ *	  updated);
  *	- runs the function deliveries that are due, each in a subtransaction,
  *	  as the subscription's owner; success deletes the row in the same
  *	  transaction as the function's own writes, so a function's effects
@@ -873,16 +874,19 @@ http_record(MsgqHttpResult *results, int n)
 		bool		found;
 		double		delay;
 		char	   *why;
+		bool		client_error;
 
 		e = hash_search(delivery_inflight, &res->tag, HASH_FIND, &found);
 		if (!found)
 			continue;
 		/*
-		 * SNS's HTTP rule: a status from 200 to 499 is a delivery (a 4xx is
-		 * the endpoint's answer, retrying would not change it); 5xx,
-		 * timeouts and failed connections are retried.
+		 * 2xx and 3xx (no redirect is followed) are deliveries; a 4xx is a
+		 * client error: the endpoint's own answer, which retrying would
+		 * not change, so it is not retried but goes to the dead-letter
+		 * queue (SPEC-aws.md 2.4), where it is not lost.  5xx, timeouts and
+		 * failed connections are retried.
 		 */
-		if (res->status >= 200 && res->status < 500)
+		if (res->status >= 200 && res->status < 400)
 		{
 			delivery_delete(e->delivery_id);
 			if (!e->confirmation)
@@ -924,9 +928,13 @@ http_record(MsgqHttpResult *results, int n)
 				continue;
 			}
 
-			delay = msgq_retry_delay(&e->retry, e->attempts + 1, true);
+			client_error = res->status >= 400 && res->status < 500;
+			delay = client_error ? -1 :
+				msgq_retry_delay(&e->retry, e->attempts + 1, true);
 			if (delay < 0)
 				delivery_give_up(e->delivery_id, &e->sub_id, dlq, owner, e->confirmation, NULL,
+								 client_error ?
+								 psprintf("client error, not retried: %s", why) :
 								 psprintf("%d attempts failed, the last with: %s",
 										  e->attempts + 1, why));
 			else

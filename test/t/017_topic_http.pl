@@ -11,7 +11,7 @@
 #     raw message, with RawMessageDelivery), and the content type of the
 #     requestPolicy;
 #   - a 5xx is retried on the DeliveryPolicy schedule with the same
-#     message id; a 4xx counts as delivered (SNS's rule) and is not retried;
+#     message id; a 4xx is a client error: not retried, dead-lettered;
 #   - retries exhausted, a timeout or a refused connection: the message goes
 #     to the subscription's dead-letter queue;
 #   - a transfer that hangs blocks neither publishers nor other deliveries;
@@ -310,7 +310,7 @@ is( sql(
 	'the metrics count one delivery and two retries');
 sql(qq{SELECT msgq.unsubscribe('$flaky_sub')});
 
-# 4. a 4xx counts as delivered: no retry, no dead-letter queue
+# 4. a 4xx is a client error: not retried, to the dead-letter queue
 my ($missing_sub) = subscribe_confirmed('t', '/missing',
 	'{"RedrivePolicy": "{\\"deadLetterTargetArn\\": \\"dlq\\"}"}');
 sql(q{SELECT msgq.publish('t', 'to a 404')});
@@ -319,10 +319,13 @@ wait_for(q{SELECT count(*) = 0 FROM msgq.topic_delivery}, 'and the row is gone')
 is( sql(
 		q{SELECT delivered || ' ' || retried || ' ' || dead_lettered FROM msgq.subscription_metrics
 		    WHERE endpoint LIKE '%/missing'}),
-	'1 0 0',
-	'a 4xx counts as delivered, not retried');
+	'0 0 1',
+	'a 4xx is not retried but dead-lettered');
 is(scalar(requests('/missing', 'Notification')), 1, 'one request only');
-is(sql(q{SELECT count(*) FROM msgq.receive_message('dlq', 10)}), '0', 'nor dead-lettered');
+is(sql(q{SELECT string_agg(body::jsonb->>'Message', ',') FROM msgq.receive_message('dlq', 10)}),
+	'to a 404', 'the notification is in the dead-letter queue');
+ok($node->log_contains(qr/moved to dead-letter queue "dlq": client error, not retried: HTTP status 404/),
+	'logged as a client error');
 sql(qq{SELECT msgq.unsubscribe('$missing_sub')});
 
 # 5. retries exhausted on a 5xx: the dead-letter queue

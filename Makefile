@@ -30,7 +30,8 @@ OBJS = \
 	src/worker.o \
 	src/delivery.o \
 	src/http.o \
-	src/topic_metrics.o
+	src/topic_metrics.o \
+	src/filter_fuzz.o
 
 DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"

@@ -270,3 +270,22 @@ SELECT count(*) > 1000 AS pairs,
 	   count(*) FILTER (WHERE alone) > 50 AS some_match,
 	   count(*) FILTER (WHERE by_set IS DISTINCT FROM alone) AS disagreements
   FROM set_vs_one;
+
+-- The C mutation fuzzer of the parser and the matchers (src/filter_fuzz.c):
+-- 100,000 inputs from a fixed seed, each in a subtransaction; findings are
+-- unexpected errors, set/single disagreements, inputs slower than 1 s and
+-- memory left behind.  Long runs by hand: test/fuzz/filter.sh.
+CREATE FUNCTION msgq_test.filter_fuzz(seed bigint, iterations int, max_input_ms int)
+RETURNS jsonb AS 'msgq', 'msgq_filter_fuzz' LANGUAGE C STRICT;
+SELECT (r->>'inputs')::int AS inputs,
+	   (r->>'compiled')::int > 20000 AS many_compiled,
+	   (r->>'rejected')::int > 20000 AS many_rejected,
+	   (r->>'matched')::int > 10000 AS many_matched,
+	   (r->>'distinct_errors')::int > 20 AS many_error_paths,
+	   (r->>'disagreements')::int AS disagreements,
+	   (r->>'unexpected')::int AS unexpected,
+	   (r->>'slow')::int AS slow,
+	   (r->>'leaked_bytes')::bigint < 262144 AS nothing_left_behind,
+	   r->>'findings' AS findings
+  FROM msgq_test.filter_fuzz(20260, 100000, 1000) r;
+SELECT msgq_test.filter_fuzz(1, -1, 10);

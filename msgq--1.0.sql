@@ -900,12 +900,17 @@ CREATE TABLE msgq.topic_delivery (
 	delivery_id bigint NOT NULL PRIMARY KEY,
 	subscription_id uuid NOT NULL,
 	message_id uuid NOT NULL,
-	kind text NOT NULL CHECK (kind IN ('Notification', 'SubscriptionConfirmation')),
+	kind text NOT NULL CHECK (kind IN ('Notification', 'SubscriptionConfirmation',
+									   'UnsubscribeConfirmation')),
 	payload text NOT NULL,
 	attempts integer NOT NULL,
 	next_attempt_at timestamptz NOT NULL,
 	created_at timestamptz NOT NULL,
-	last_error text
+	last_error text,
+	-- where an UnsubscribeConfirmation goes: its subscription row is gone
+	protocol text,
+	endpoint text,
+	topic_name text
 );
 CREATE INDEX topic_delivery_next_idx ON msgq.topic_delivery (next_attempt_at);
 CREATE SEQUENCE msgq.topic_delivery_seq AS bigint OWNED BY msgq.topic_delivery.delivery_id;

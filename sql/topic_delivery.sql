@@ -239,6 +239,16 @@ SELECT msgq.get_subscription_attributes(:'http_sub')->>'DeliveryPolicy' AS polic
 SELECT msgq_test.err($$SELECT msgq.set_topic_attributes('td_topic', 'DeliveryPolicy', '{"http": {"defaultHealthyRetryPolicy": {"numRetries": 200}}}')$$) AS bad_topic_policy;
 SELECT msgq.set_topic_attributes('td_topic', 'DeliveryPolicy', '{"http": {"defaultHealthyRetryPolicy": {"numRetries": 2, "minDelayTarget": 5, "maxDelayTarget": 5}, "disableSubscriptionOverrides": true}}');
 SELECT msgq.unsubscribe(:'http_sub');
+-- the confirmed endpoint is told: an UnsubscribeConfirmation that keeps the
+-- endpoint in its row (the subscription row is gone)
+SELECT kind, protocol, endpoint, topic_name, payload::jsonb->>'Type' AS type,
+	   payload::jsonb->>'SubscribeURL' LIKE 'msgq:subscribe?TopicArn=arn:aws:sns:msgq:%:td_topic' AS url_ok,
+	   length(payload::jsonb->>'Token') AS token_length,
+	   msgq.verify_notification(payload::jsonb) AS signed,
+	   msgq.verify_notification(jsonb_set(payload::jsonb, '{Token}', '"forged"')) AS forged
+  FROM msgq.topic_delivery WHERE kind = 'UnsubscribeConfirmation';
+-- the worker is off here: the transfer is 017_topic_http.pl's
+DELETE FROM msgq.topic_delivery WHERE kind = 'UnsubscribeConfirmation';
 -- a subscription never confirmed goes after three days
 SELECT msgq.subscribe('td_topic', 'https', 'https://127.0.0.1:9/never') AS pending_answer;
 SET msgq.clock_offset = '71h';

@@ -105,7 +105,8 @@ typedef struct InflightEntry
 	int64		delivery_id;	/* key */
 	pg_uuid_t	sub_id;
 	int			attempts;		/* before this one */
-	bool		confirmation;
+	bool		confirmation;	/* not a Notification: never dead-lettered */
+	bool		unsubscribe;	/* an UnsubscribeConfirmation: no subscription */
 	MsgqRetryPolicy retry;
 } InflightEntry;
 
@@ -484,6 +485,44 @@ msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kin
 	delivery_wake_at_commit = true;
 }
 
+/*
+ * Queue a delivery that outlives its subscription (the
+ * UnsubscribeConfirmation of an http or https subscription): the row
+ * carries the protocol, endpoint and topic the subscription row had.
+ */
+void
+msgq_delivery_enqueue_detached(const pg_uuid_t *sub_id, Datum message_id,
+							   const char *kind, const char *payload,
+							   TimestampTz at, const char *protocol,
+							   const char *endpoint, const char *topic_name)
+{
+	Oid			argtypes[8] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
+	TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[8];
+
+	values[0] = UUIDPGetDatum(sub_id);
+	values[1] = message_id;
+	values[2] = CStringGetTextDatum(kind);
+	values[3] = CStringGetTextDatum(payload);
+	values[4] = TimestampTzGetDatum(at);
+	values[5] = CStringGetTextDatum(protocol);
+	values[6] = CStringGetTextDatum(endpoint);
+	values[7] = CStringGetTextDatum(topic_name);
+	if (SPI_execute_with_args("INSERT INTO msgq.topic_delivery (delivery_id, subscription_id,"
+							  "  message_id, kind, payload, attempts, next_attempt_at, created_at,"
+							  "  protocol, endpoint, topic_name)"
+							  " VALUES (pg_catalog.nextval('msgq.topic_delivery_seq'), $1, $2, $3, $4,"
+							  "  0, $5, $5, $6, $7, $8)",
+							  8, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not queue a delivery");
+	if (!delivery_callback_registered)
+	{
+		RegisterXactCallback(delivery_xact_callback, NULL);
+		delivery_callback_registered = true;
+	}
+	delivery_wake_at_commit = true;
+}
+
 /* ------------------------------------------------------------------------
  * Outcomes
  * ------------------------------------------------------------------------
@@ -605,7 +644,9 @@ typedef struct DueRow
 	int64		id;
 	pg_uuid_t	sub_id;
 	bool		orphan;
-	bool		confirmation;
+	bool		confirmation;	/* not a Notification */
+	bool		unsubscribe;	/* an UnsubscribeConfirmation */
+	char	   *kind;
 	int			attempts;
 	char	   *payload;
 	char	   *protocol;
@@ -647,7 +688,9 @@ due_rows(int *n)
 		r->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		memcpy(&r->sub_id, DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull)), sizeof(pg_uuid_t));
 		kind = col_text(tup, desc, 3);
+		r->kind = kind;
 		r->confirmation = strcmp(kind, "Notification") != 0;
+		r->unsubscribe = strcmp(kind, "UnsubscribeConfirmation") == 0;
 		r->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 		r->payload = col_text(tup, desc, 5);
 		r->protocol = col_text(tup, desc, 6);
@@ -669,10 +712,12 @@ due_rows(int *n)
 }
 
 #define DUE_COLUMNS \
-	"SELECT d.delivery_id, d.subscription_id, d.kind, d.attempts, %s, s.protocol, s.endpoint," \
+	"SELECT d.delivery_id, d.subscription_id, d.kind, d.attempts, %s," \
+	"       COALESCE(s.protocol, d.protocol), COALESCE(s.endpoint, d.endpoint)," \
 	"       s.owner::pg_catalog.oid, s.raw_delivery, s.dead_letter_queue," \
 	"       s.attributes OPERATOR(pg_catalog.->>) 'DeliveryPolicy'," \
-	"       t.attributes OPERATOR(pg_catalog.->>) 'DeliveryPolicy', t.topic_name, d.message_id" \
+	"       t.attributes OPERATOR(pg_catalog.->>) 'DeliveryPolicy'," \
+	"       COALESCE(t.topic_name, d.topic_name), d.message_id" \
 	"  FROM msgq.topic_delivery d" \
 	"  LEFT JOIN msgq.subscription s USING (subscription_id)" \
 	"  LEFT JOIN msgq.topic t USING (topic_id)"
@@ -815,7 +860,7 @@ msgq_delivery_run_functions(int max, bool in_worker)
 								   psprintf(DUE_COLUMNS
 											" WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) $1"
 											"   AND (s.protocol OPERATOR(pg_catalog.=) 'function'"
-											"        OR s.subscription_id IS NULL)"
+											"        OR (s.subscription_id IS NULL AND d.protocol IS NULL))"
 											" ORDER BY d.next_attempt_at LIMIT $2"
 											"   FOR UPDATE OF d SKIP LOCKED", "d.payload"),
 								   2, argtypes),
@@ -907,12 +952,16 @@ http_record(MsgqHttpResult *results, int n)
 				why = psprintf("%s", res->error[0] ? res->error : "connection failed");
 
 			values[0] = UUIDPGetDatum(&e->sub_id);
-			if (SPI_execute_with_args("SELECT dead_letter_queue, owner::pg_catalog.oid"
-									  "  FROM msgq.subscription"
-									  " WHERE subscription_id OPERATOR(pg_catalog.=) $1",
-									  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+			if (e->unsubscribe)
+			{
+				/* its subscription is gone: retried, then dropped */
+			}
+			else if (SPI_execute_with_args("SELECT dead_letter_queue, owner::pg_catalog.oid"
+										   "  FROM msgq.subscription"
+										   " WHERE subscription_id OPERATOR(pg_catalog.=) $1",
+										   1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 				elog(ERROR, "could not read a subscription");
-			if (SPI_processed == 1)
+			else if (SPI_processed == 1)
 			{
 				bool		isnull;
 
@@ -984,7 +1033,7 @@ http_start_due(bool *more)
 	if (SPI_execute_plan(msgq_plan(&plan_due_http,
 								   psprintf(DUE_COLUMNS
 											" WHERE d.next_attempt_at OPERATOR(pg_catalog.<=) $1"
-											"   AND s.protocol OPERATOR(pg_catalog.=) ANY ('{http,https}')"
+											"   AND COALESCE(s.protocol, d.protocol) OPERATOR(pg_catalog.=) ANY ('{http,https}')"
 											"   AND d.delivery_id OPERATOR(pg_catalog.<>) ALL ($3)"
 											" ORDER BY d.next_attempt_at LIMIT $2", "d.payload"),
 								   3, argtypes),
@@ -1035,11 +1084,10 @@ http_start_due(bool *more)
 		topic_arn = msgq_topic_arn(r->topic_name);
 		msgid = DatumGetCString(DirectFunctionCall1(uuid_out, r->message_id));
 		headers[nh++] = psprintf("Content-Type: %s", policy.content_type);
-		headers[nh++] = psprintf("x-amz-sns-message-type: %s",
-								 r->confirmation ? "SubscriptionConfirmation" : "Notification");
+		headers[nh++] = psprintf("x-amz-sns-message-type: %s", r->kind);
 		headers[nh++] = psprintf("x-amz-sns-message-id: %s", msgid);
 		headers[nh++] = psprintf("x-amz-sns-topic-arn: %s", topic_arn);
-		if (!r->confirmation)
+		if (!r->confirmation || r->unsubscribe)
 			headers[nh++] = psprintf("x-amz-sns-subscription-arn: %s",
 									 msgq_subscription_arn(r->topic_name, &r->sub_id));
 		if (r->raw && !r->confirmation)
@@ -1049,6 +1097,7 @@ http_start_due(bool *more)
 		e->sub_id = r->sub_id;
 		e->attempts = r->attempts;
 		e->confirmation = r->confirmation;
+		e->unsubscribe = r->unsubscribe;
 		e->retry = policy.retry;
 		msgq_http_post(delivery_http, (uint64) r->id, r->endpoint, headers, nh,
 					   r->payload, strlen(r->payload), msgq_http_timeout_ms);

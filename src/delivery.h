@@ -66,6 +66,11 @@ extern double msgq_retry_delay(const MsgqRetryPolicy *p, int failures, bool jitt
 extern void msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id,
 								  const char *kind, const char *payload,
 								  TimestampTz at);
+extern void msgq_delivery_enqueue_detached(const pg_uuid_t *sub_id, Datum message_id,
+										   const char *kind, const char *payload,
+										   TimestampTz at, const char *protocol,
+										   const char *endpoint,
+										   const char *topic_name);
 
 /*
  * Run the function deliveries that are due, at most max of them, in the

@@ -1249,27 +1249,45 @@ function_endpoint(const char *endpoint, Oid roleid)
 	return format_procedure_qualified(fn);
 }
 
-/* The signed SubscriptionConfirmation an HTTP endpoint receives */
+/* The canonical text a confirmation's signature is made of (SNS's order) */
 static char *
-confirmation_document(const char *topic_name, const char *token, Datum message_id)
+confirmation_canonical(const char *message, const char *id, const char *url,
+					   const char *ts, const char *token, const char *arn,
+					   const char *type)
+{
+	return psprintf("Message\n%s\nMessageId\n%s\nSubscribeURL\n%s\nTimestamp\n%s\n"
+					"Token\n%s\nTopicArn\n%s\nType\n%s\n",
+					message, id, url, ts, token, arn, type);
+}
+
+/*
+ * The signed SubscriptionConfirmation (unsubscribe false) or
+ * UnsubscribeConfirmation an HTTP endpoint receives
+ */
+static char *
+confirmation_document(const char *topic_name, const char *token, Datum message_id,
+					  bool unsubscribe)
 {
 	StringInfoData b;
-	StringInfoData canon;
 	char	   *id = DatumGetCString(DirectFunctionCall1(uuid_out, message_id));
 	char	   *ts = iso_timestamp(msgq_now());
 	char	   *arn = topic_arn(topic_name);
-	char	   *message = psprintf("You have chosen to subscribe to the topic %s.\n"
-								   "To confirm the subscription, call msgq.confirm_subscription with the Token included in this message.",
-								   arn);
-	char	   *url = psprintf("msgq:confirm_subscription?TopicArn=%s&Token=%s", arn, token);
+	const char *type = unsubscribe ? "UnsubscribeConfirmation" : "SubscriptionConfirmation";
+	char	   *message = unsubscribe ?
+		psprintf("You have chosen to deactivate subscription %s.\n"
+				 "To cancel this operation and restore the subscription, subscribe the endpoint to the topic again.",
+				 arn) :
+		psprintf("You have chosen to subscribe to the topic %s.\n"
+				 "To confirm the subscription, call msgq.confirm_subscription with the Token included in this message.",
+				 arn);
+	char	   *url = unsubscribe ?
+		psprintf("msgq:subscribe?TopicArn=%s", arn) :
+		psprintf("msgq:confirm_subscription?TopicArn=%s&Token=%s", arn, token);
+	char	   *canon = confirmation_canonical(message, id, url, ts, token, arn, type);
 
-	initStringInfo(&canon);
-	appendStringInfo(&canon, "Message\n%s\nMessageId\n%s\nSubscribeURL\n%s\nTimestamp\n%s\n"
-					 "Token\n%s\nTopicArn\n%s\nType\nSubscriptionConfirmation\n",
-					 message, id, url, ts, token, arn);
 	initStringInfo(&b);
 	appendStringInfoChar(&b, '{');
-	json_member(&b, "Type", "SubscriptionConfirmation", true);
+	json_member(&b, "Type", type, true);
 	json_member(&b, "MessageId", id, false);
 	json_member(&b, "Token", token, false);
 	json_member(&b, "TopicArn", arn, false);
@@ -1277,7 +1295,7 @@ confirmation_document(const char *topic_name, const char *token, Datum message_i
 	json_member(&b, "SubscribeURL", url, false);
 	json_member(&b, "Timestamp", ts, false);
 	json_member(&b, "SignatureVersion", "2", false);
-	json_member(&b, "Signature", notification_signature(canon.data), false);
+	json_member(&b, "Signature", notification_signature(canon), false);
 	json_member(&b, "SigningCertURL", "msgq:verify_notification", false);
 	appendStringInfoChar(&b, '}');
 	return b.data;
@@ -1452,7 +1470,7 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 			Datum		mid = msgq_new_uuid();
 
 			msgq_delivery_enqueue(&id, mid, "SubscriptionConfirmation",
-								  confirmation_document(t->name, token, mid), msgq_now());
+								  confirmation_document(t->name, token, mid, false), msgq_now());
 		}
 		topic_invalidate();
 	}
@@ -1479,9 +1497,38 @@ msgq_unsubscribe(PG_FUNCTION_ARGS)
 	{
 		sub_check_access(&row, call.caller);
 		values[0] = UUIDPGetDatum(&row.id);
-		if (SPI_execute_with_args("DELETE FROM msgq.subscription WHERE subscription_id OPERATOR(pg_catalog.=) $1",
-								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		if (SPI_execute_with_args("DELETE FROM msgq.subscription WHERE subscription_id OPERATOR(pg_catalog.=) $1"
+								  " RETURNING pending",
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "could not unsubscribe");
+
+		/*
+		 * A confirmed http or https endpoint is told, as SNS does, by an
+		 * UnsubscribeConfirmation sent after commit (the delivery row keeps
+		 * the endpoint: the subscription row is gone)
+		 */
+		if (SPI_processed == 1 && PROTO_IS_HTTP(row.protocol))
+		{
+			bool		isnull;
+			bool		pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (!pending)
+			{
+				uint8		raw[32];
+				char		token[sizeof(raw) * 2 + 1];
+				Datum		mid = msgq_new_uuid();
+
+				msgq_random_bytes(raw, sizeof(raw));
+				hex_encode((const char *) raw, sizeof(raw), token);
+				token[sizeof(raw) * 2] = '\0';
+				msgq_delivery_enqueue_detached(&row.id, mid, "UnsubscribeConfirmation",
+											   confirmation_document(row.topic_name, token,
+																	 mid, true),
+											   msgq_now(), protocol_names[row.protocol],
+											   row.endpoint, row.topic_name);
+			}
+		}
 		/* its pending deliveries are dropped by the worker */
 		msgq_topic_metrics_drop_subscription(&row.id);
 		topic_invalidate();
@@ -2574,13 +2621,30 @@ msgq_verify_notification(PG_FUNCTION_ARGS)
 	ts = jsonb_string(n, "Timestamp");
 	arn = jsonb_string(n, "TopicArn");
 	sig = jsonb_string(n, "Signature");
-	if (type == NULL || strcmp(type, "Notification") != 0 || message == NULL || id == NULL ||
+	if (type == NULL || message == NULL || id == NULL ||
 		ts == NULL || arn == NULL || sig == NULL)
 		PG_RETURN_BOOL(false);
-	msgq_call_enter(&call);
-	expected = notification_signature(notification_canonical(message, id,
-															 jsonb_string(n, "Subject"),
-															 ts, arn));
+	if (strcmp(type, "Notification") == 0)
+	{
+		msgq_call_enter(&call);
+		expected = notification_signature(notification_canonical(message, id,
+																 jsonb_string(n, "Subject"),
+																 ts, arn));
+	}
+	else if (strcmp(type, "SubscriptionConfirmation") == 0 ||
+			 strcmp(type, "UnsubscribeConfirmation") == 0)
+	{
+		char	   *url = jsonb_string(n, "SubscribeURL");
+		char	   *token = jsonb_string(n, "Token");
+
+		if (url == NULL || token == NULL)
+			PG_RETURN_BOOL(false);
+		msgq_call_enter(&call);
+		expected = notification_signature(confirmation_canonical(message, id, url, ts,
+																 token, arn, type));
+	}
+	else
+		PG_RETURN_BOOL(false);
 	ok = strlen(expected) == strlen(sig);
 	for (i = 0; ok && i < strlen(sig); i++)
 		diff |= expected[i] ^ sig[i];

@@ -16,7 +16,8 @@
 #     to the subscription's dead-letter queue;
 #   - a transfer that hangs blocks neither publishers nor other deliveries;
 #   - throttlePolicy spaces one subscription's transfers;
-#   - the retry state survives a worker restart.
+#   - the retry state survives a worker restart;
+#   - unsubscribing a confirmed endpoint sends it an UnsubscribeConfirmation.
 
 use strict;
 use warnings;
@@ -33,8 +34,8 @@ my $dir = PostgreSQL::Test::Utils::tempdir;
 # The endpoint: one process per connection, every request saved to a file
 # ("<n>.req": arrival time, request line, headers, body), the answer
 # chosen by path: /ok 200, /missing 404, /down 503, /hang no answer for 10 s,
-# /flakyN 500 to the first N notifications then 200.  Confirmations are
-# always answered 200.
+# /flakyN 500 to the first N notifications then 200.  Subscription and
+# unsubscribe confirmations are always answered 200.
 my $listener = IO::Socket::INET->new(
 	LocalAddr => '127.0.0.1',
 	LocalPort => 0,
@@ -93,7 +94,7 @@ sub serve
 	}
 	my ($path) = $headers =~ m{^POST (\S+) };
 	$path //= '';
-	my $confirmation = $headers =~ /^x-amz-sns-message-type: SubscriptionConfirmation/mi;
+	my $confirmation = $headers =~ /^x-amz-sns-message-type: \w+Confirmation/mi;
 
 	# decide before saving, so a request does not count itself
 	my $status = 200;
@@ -279,8 +280,19 @@ wait_for(q{SELECT count(*) = 0 FROM msgq.topic_delivery}, 'the delivered row is 
 # a rolled-back publish sends nothing
 sql(q{BEGIN; SELECT msgq.publish('t', 'never'); ROLLBACK;});
 
-# raw delivery and requestPolicy's content type
+# unsubscribing tells the endpoint, with a signed UnsubscribeConfirmation
 sql(qq{SELECT msgq.unsubscribe('$ok_sub')});
+my @u = wait_requests('/ok', 'UnsubscribeConfirmation', 1, 'the endpoint got an UnsubscribeConfirmation');
+is($u[0]{headers}{'x-amz-sns-subscription-arn'}, $ok_sub, 'naming the subscription');
+$body = $u[0]{body};
+$body =~ s/'/''/g;
+is( sql(
+		qq{SELECT (b->>'Type') || ' ' || (length(b->>'Token') = 64)::text || ' ' || msgq.verify_notification(b)::text
+		     FROM (SELECT '$body'::jsonb AS b) s}),
+	'UnsubscribeConfirmation true true',
+	'its document has a token and a valid signature');
+
+# raw delivery and requestPolicy's content type
 my ($raw_sub) = subscribe_confirmed('t', '/raw',
 	'{"RawMessageDelivery": "true", "DeliveryPolicy": "{\\"requestPolicy\\": {\\"headerContentType\\": \\"application/json\\"}}"}'
 );
@@ -376,6 +388,8 @@ wait_for(q{SELECT count(*) = 0 FROM msgq.topic_delivery}, 'the refused notificat
 is(sql(q{SELECT string_agg(body::jsonb->>'Message', ',') FROM msgq.receive_message('dlq', 10)}),
 	'nobody listens', 'a refused connection goes to the dead-letter queue');
 sql(qq{SELECT msgq.unsubscribe('$refused_sub')});
+wait_for(q{SELECT attempts >= 1 FROM msgq.topic_delivery WHERE kind = 'UnsubscribeConfirmation'},
+	'an UnsubscribeConfirmation that cannot be sent is retried (its endpoint is kept in the row)');
 
 # 8. throttlePolicy spaces the transfers of one subscription
 my ($slow_sub) = subscribe_confirmed('t', '/throttled',
@@ -390,13 +404,16 @@ my ($restart_sub) = subscribe_confirmed('t', '/flaky3',
 	'{"DeliveryPolicy": "{\\"healthyRetryPolicy\\": {\\"numRetries\\": 5, \\"minDelayTarget\\": 2, \\"maxDelayTarget\\": 2}}"}'
 );
 sql(q{SELECT msgq.publish('t', 'across a restart')});
-wait_for(q{SELECT attempts >= 1 FROM msgq.topic_delivery}, 'the first attempt failed');
+wait_for(q{SELECT attempts >= 1 FROM msgq.topic_delivery WHERE kind = 'Notification'},
+	'the first attempt failed');
 my $pid = sql(q{SELECT pid FROM msgq.workers WHERE database = 'postgres'});
 sql(qq{SELECT pg_terminate_backend($pid)});
 wait_for(qq{SELECT pid IS NOT NULL AND pid <> $pid FROM msgq.workers WHERE database = 'postgres'},
 	'the worker was restarted');
-cmp_ok(sql(q{SELECT attempts FROM msgq.topic_delivery}), '>=', 1, 'the attempts so far are kept');
-wait_for(q{SELECT count(*) = 0 FROM msgq.topic_delivery}, 'then it was delivered');
+cmp_ok(sql(q{SELECT attempts FROM msgq.topic_delivery WHERE kind = 'Notification'}),
+	'>=', 1, 'the attempts so far are kept');
+wait_for(q{SELECT count(*) = 0 FROM msgq.topic_delivery WHERE kind = 'Notification'},
+	'then it was delivered');
 cmp_ok(scalar(requests('/flaky3', 'Notification')), '>=', 4, 'three 500s then a 200: the schedule went on');
 
 $node->stop;

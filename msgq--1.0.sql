@@ -913,6 +913,18 @@ CREATE TABLE msgq.topic_delivery (
 	topic_name text
 );
 CREATE INDEX topic_delivery_next_idx ON msgq.topic_delivery (next_attempt_at);
+
+-- What a publish writes for its subscriptions delivered after commit
+-- (function, http, https): one row per message, whatever their number, with
+-- each one's document; the worker (or msgq.run_maintenance) expands it into
+-- topic_delivery rows in its own transaction.  No index: the expander takes
+-- rows by ctid, SKIP LOCKED.
+CREATE TABLE msgq.topic_outbox (
+	message_id uuid NOT NULL,
+	published_at timestamptz NOT NULL,
+	subscription_ids uuid[] NOT NULL,
+	payloads text[] NOT NULL
+);
 CREATE SEQUENCE msgq.topic_delivery_seq AS bigint OWNED BY msgq.topic_delivery.delivery_id;
 
 -- FIFO topics' deduplication ids of the last five minutes; scope is '' or
@@ -930,9 +942,10 @@ CREATE INDEX topic_dedup_published_at_idx ON msgq.topic_dedup (published_at);
 CREATE SEQUENCE msgq.topic_message_seq AS bigint;
 
 REVOKE ALL ON msgq.topic, msgq.topic_permission, msgq.subscription, msgq.topic_dedup,
-	msgq.topic_delivery FROM PUBLIC;
+	msgq.topic_delivery, msgq.topic_outbox FROM PUBLIC;
 REVOKE ALL ON SEQUENCE msgq.topic_id_seq, msgq.topic_message_seq, msgq.topic_delivery_seq FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_delivery', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.topic_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_delivery_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.topic_id_seq', '');
@@ -1063,7 +1076,10 @@ CREATE VIEW msgq.subscription_metrics AS
 WITH m AS (SELECT * FROM msgq._topic_metrics() WHERE subscription_id IS NOT NULL),
 	 d AS (SELECT subscription_id, pg_catalog.count(*) AS pending,
 				  pg_catalog.count(*) FILTER (WHERE attempts OPERATOR(pg_catalog.>) 0) AS in_retry
-			 FROM msgq.topic_delivery WHERE kind OPERATOR(pg_catalog.=) 'Notification'
+			 FROM (SELECT subscription_id, attempts FROM msgq.topic_delivery
+					WHERE kind OPERATOR(pg_catalog.=) 'Notification'
+				   UNION ALL
+				   SELECT pg_catalog.unnest(subscription_ids), 0 FROM msgq.topic_outbox) p
 			GROUP BY subscription_id)
 SELECT s.subscription_id, t.topic_name, s.protocol, s.endpoint,
 	   COALESCE(m.matched, 0) AS matched,

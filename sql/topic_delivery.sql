@@ -100,28 +100,31 @@ SELECT :'sub_ok' LIKE 'arn:aws:sns:msgq:%:td_topic:%' AS arn_ok;
 SELECT endpoint, protocol FROM msgq.list_subscriptions_by_topic('td_topic');
 SELECT msgq.subscribe('td_topic', 'function', 'msgq_test.td_handler(jsonb)') = :'sub_ok' AS idempotent;
 
--- A publish queues one delivery; nothing is called before the worker runs
+-- A publish writes one outbox row; nothing is called before the worker
+-- runs, which expands it into one delivery row per subscription
 SELECT count(*) FROM msgq.publish('td_topic', 'hello', subject => 'greeting',
 	message_attributes => '{"k": {"DataType": "String", "StringValue": "v"}}');
-SELECT kind, attempts, payload::jsonb #>> '{Records,0,Sns,Type}' AS type
-  FROM msgq.topic_delivery;
+SELECT cardinality(subscription_ids) AS subscriptions,
+	   payloads[1]::jsonb #>> '{Records,0,Sns,Type}' AS type
+  FROM msgq.topic_outbox;
+SELECT count(*) AS delivery_rows FROM msgq.topic_delivery;
 SELECT count(*) AS calls_before FROM msgq_test.td_seen;
 SELECT msgq.run_maintenance();
 SELECT who = current_user AS as_subscriber, message, subject, source, arn_ok, attrs FROM msgq_test.td_seen ORDER BY n;
-SELECT count(*) AS left_over FROM msgq.topic_delivery;
+SELECT (SELECT count(*) FROM msgq.topic_delivery) + (SELECT count(*) FROM msgq.topic_outbox) AS left_over;
 
 -- A rolled-back publish delivers nothing
 BEGIN;
 SELECT count(*) FROM msgq.publish('td_topic', 'rolled back');
-SELECT count(*) AS queued_inside FROM msgq.topic_delivery;
+SELECT count(*) AS queued_inside FROM msgq.topic_outbox;
 ROLLBACK;
-SELECT count(*) AS queued_after FROM msgq.topic_delivery;
+SELECT count(*) AS queued_after FROM msgq.topic_outbox;
 
 -- Filter policies apply before anything is queued
 SELECT msgq.set_subscription_attributes(:'sub_ok', 'FilterPolicy', '{"k": ["yes"]}');
 SELECT count(*) FROM msgq.publish('td_topic', 'filtered', message_attributes => '{"k": {"DataType": "String", "StringValue": "no"}}');
 SELECT count(*) FROM msgq.publish('td_topic', 'kept', message_attributes => '{"k": {"DataType": "String", "StringValue": "yes"}}');
-SELECT count(*) AS queued FROM msgq.topic_delivery;
+SELECT count(*) AS queued FROM msgq.topic_outbox;
 SELECT msgq.run_maintenance();
 SELECT message FROM msgq_test.td_seen ORDER BY n;
 SELECT msgq.unsubscribe(:'sub_ok');
@@ -221,15 +224,15 @@ SELECT kind, payload::jsonb->>'Type' AS type,
 SELECT payload::jsonb->>'Token' AS token FROM msgq.topic_delivery \gset
 -- a pending subscription receives nothing
 SELECT count(*) FROM msgq.publish('td_topic', 'before confirmation');
-SELECT count(*) AS queued FROM msgq.topic_delivery WHERE kind = 'Notification';
+SELECT count(*) AS queued FROM msgq.topic_outbox;
 SELECT msgq_test.err($$SELECT msgq.confirm_subscription('td_topic', 'wrong')$$) AS wrong_token;
 SELECT msgq.confirm_subscription('td_topic', :'token') LIKE 'arn:aws:sns:msgq:%:td_topic:%' AS confirmed;
 SELECT msgq.confirm_subscription('td_topic', :'token') LIKE 'arn:aws:sns:msgq:%:td_topic:%' AS again;
 SELECT msgq.get_topic_attributes('td_topic')->>'SubscriptionsPending' AS pending;
 SELECT count(*) FROM msgq.publish('td_topic', 'after confirmation', subject => 's');
-SELECT payload::jsonb->>'Type' AS type, payload::jsonb->>'Message' AS message,
-	   msgq.verify_notification(payload::jsonb) AS signed
-  FROM msgq.topic_delivery WHERE kind = 'Notification';
+SELECT payloads[1]::jsonb->>'Type' AS type, payloads[1]::jsonb->>'Message' AS message,
+	   msgq.verify_notification(payloads[1]::jsonb) AS signed
+  FROM msgq.topic_outbox;
 SELECT subscription_arn AS http_sub FROM msgq.list_subscriptions_by_topic('td_topic') WHERE protocol = 'http' \gset
 SELECT msgq.get_subscription_attributes(:'http_sub')->>'PendingConfirmation' AS pending_attr;
 -- DeliveryPolicy on http subscriptions and topics
@@ -264,7 +267,13 @@ SET msgq.clock_offset = 0;
 SELECT msgq.subscribe('td_topic', 'function', 'msgq_test.td_handler(jsonb)',
 	'{"FilterPolicy": "{\"k\": [\"yes\"]}"}') AS sub_m \gset
 SELECT msgq.subscribe('td_topic', 'sqs', 'td_dlq') AS sub_q \gset
+CREATE FUNCTION msgq_test.td_noop(event jsonb) RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT msgq.subscribe('td_topic', 'function', 'msgq_test.td_noop(jsonb)') AS sub_n \gset
 SELECT count(*) FROM msgq.publish('td_topic', 'm1', message_attributes => '{"k": {"DataType": "String", "StringValue": "yes"}}');
+-- two subscriptions after commit, one outbox row (m1 is the only message queued)
+SELECT count(*) AS outbox_rows, sum(cardinality(subscription_ids)) AS subscriptions,
+	   bool_and(cardinality(payloads) = cardinality(subscription_ids)) AS one_document_each
+  FROM msgq.topic_outbox;
 SELECT count(*) FROM msgq.publish('td_topic', 'm2');
 BEGIN;
 SELECT count(*) FROM msgq.publish('td_topic', 'rolled back, not counted');
@@ -278,6 +287,7 @@ SELECT topic_name, published, filtered_out, delivered, subscriptions
   FROM msgq.topic_metrics WHERE topic_name = 'td_topic';
 SELECT msgq.unsubscribe(:'sub_m');
 SELECT msgq.unsubscribe(:'sub_q');
+SELECT msgq.unsubscribe(:'sub_n');
 
 -- Cleanup
 SELECT msgq.delete_topic('td_topic');

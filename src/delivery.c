@@ -126,6 +126,8 @@ static bool delivery_wake_at_commit = false;
 static bool delivery_callback_registered = false;
 
 static SPIPlanPtr plan_enqueue = NULL;
+static SPIPlanPtr plan_outbox = NULL;
+static SPIPlanPtr plan_expand = NULL;
 static SPIPlanPtr plan_due_functions = NULL;
 static SPIPlanPtr plan_due_http = NULL;
 static SPIPlanPtr plan_delete = NULL;
@@ -483,6 +485,118 @@ msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kin
 		delivery_callback_registered = true;
 	}
 	delivery_wake_at_commit = true;
+}
+
+/*
+ * The publisher's outbox row: one per published message, whatever the
+ * number of its subscriptions delivered after commit.  A publish calls
+ * msgq_delivery_outbox_begin, then msgq_delivery_outbox_add for each such
+ * subscription the message matched, then msgq_delivery_outbox_flush, which
+ * writes the row (if any was added) and wakes the worker at commit.  The
+ * worker (or msgq.run_maintenance) expands the row into one
+ * msgq.topic_delivery row per subscription, in its own transaction:
+ * the per-subscription state (attempts, schedule) is never the
+ * publisher's write.
+ */
+static Datum *outbox_subs = NULL;
+static Datum *outbox_payloads = NULL;
+static int	outbox_n = 0;
+static int	outbox_max = 0;
+
+void
+msgq_delivery_outbox_begin(void)
+{
+	outbox_subs = outbox_payloads = NULL;
+	outbox_n = outbox_max = 0;
+}
+
+void
+msgq_delivery_outbox_add(const pg_uuid_t *sub_id, const char *payload)
+{
+	if (outbox_n == outbox_max)
+	{
+		outbox_max = outbox_max == 0 ? 8 : outbox_max * 2;
+		if (outbox_subs == NULL)
+		{
+			outbox_subs = palloc(sizeof(Datum) * outbox_max);
+			outbox_payloads = palloc(sizeof(Datum) * outbox_max);
+		}
+		else
+		{
+			outbox_subs = repalloc(outbox_subs, sizeof(Datum) * outbox_max);
+			outbox_payloads = repalloc(outbox_payloads, sizeof(Datum) * outbox_max);
+		}
+	}
+	outbox_subs[outbox_n] = UUIDPGetDatum(sub_id);
+	outbox_payloads[outbox_n] = CStringGetTextDatum(payload);
+	outbox_n++;
+}
+
+void
+msgq_delivery_outbox_flush(Datum message_id, TimestampTz at)
+{
+	Oid			argtypes[4] = {UUIDOID, TIMESTAMPTZOID, UUIDARRAYOID, TEXTARRAYOID};
+	Datum		values[4];
+
+	if (outbox_n == 0)
+		return;
+	values[0] = message_id;
+	values[1] = TimestampTzGetDatum(at);
+	values[2] = PointerGetDatum(construct_array(outbox_subs, outbox_n, UUIDOID,
+												UUID_LEN, false, TYPALIGN_CHAR));
+	values[3] = PointerGetDatum(construct_array(outbox_payloads, outbox_n, TEXTOID,
+												-1, false, TYPALIGN_INT));
+	if (SPI_execute_plan(msgq_plan(&plan_outbox,
+								   "INSERT INTO msgq.topic_outbox (message_id, published_at,"
+								   "  subscription_ids, payloads) VALUES ($1, $2, $3, $4)",
+								   4, argtypes),
+						 values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not queue a delivery");
+	msgq_delivery_outbox_begin();
+	if (!delivery_callback_registered)
+	{
+		RegisterXactCallback(delivery_xact_callback, NULL);
+		delivery_callback_registered = true;
+	}
+	delivery_wake_at_commit = true;
+}
+
+/*
+ * Expand committed outbox rows into delivery rows, at most max outbox rows;
+ * returns how many were expanded.  Concurrent expanders skip each other's
+ * rows.
+ */
+static int
+delivery_expand(int max)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+
+	values[0] = Int32GetDatum(max);
+	if (SPI_execute_plan(msgq_plan(&plan_expand,
+								   "WITH o AS ("
+								   "  DELETE FROM msgq.topic_outbox"
+								   "   WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+								   "     SELECT ctid FROM msgq.topic_outbox LIMIT $1"
+								   "        FOR UPDATE SKIP LOCKED))"
+								   "  RETURNING message_id, published_at, subscription_ids, payloads),"
+								   " i AS ("
+								   "  INSERT INTO msgq.topic_delivery (delivery_id, subscription_id,"
+								   "    message_id, kind, payload, attempts, next_attempt_at, created_at)"
+								   "  SELECT pg_catalog.nextval('msgq.topic_delivery_seq'), u.s, o.message_id,"
+								   "         'Notification', u.p, 0, o.published_at, o.published_at"
+								   "    FROM o, ROWS FROM (pg_catalog.unnest(o.subscription_ids),"
+								   "                       pg_catalog.unnest(o.payloads)) AS u(s, p))"
+								   " SELECT pg_catalog.count(*)::pg_catalog.int4 FROM o",
+								   1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not expand the topic outbox");
+	{
+		bool		isnull;
+
+		return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										   1, &isnull));
+	}
 }
 
 /*
@@ -853,6 +967,9 @@ msgq_delivery_run_functions(int max, bool in_worker)
 	DueRow	   *rows;
 	int			n;
 	int			i;
+
+	while (delivery_expand(1000) == 1000)
+		CHECK_FOR_INTERRUPTS();
 
 	values[0] = TimestampTzGetDatum(msgq_now());
 	values[1] = Int32GetDatum(max);

@@ -2254,17 +2254,16 @@ deliver_one(Topic *t, TopicSub *s, PubMessage *m, Oid publisher)
 	switch (s->protocol)
 	{
 		case PROTO_FUNCTION:
-			msgq_delivery_enqueue(&s->id, m->message_id, "Notification",
-								  lambda_event(t, m, &s->id), m->at);
+			msgq_delivery_outbox_add(&s->id, lambda_event(t, m, &s->id));
 			return true;
 		case PROTO_HTTP:
 		case PROTO_HTTPS:
 			{
 				const char *key = protocol_names[s->protocol];
 
-				msgq_delivery_enqueue(&s->id, m->message_id, "Notification",
-									  s->raw ? text_to_cstring(pub_text_for(m, key)) :
-									  pub_envelope(t, m, key, &s->id), m->at);
+				msgq_delivery_outbox_add(&s->id,
+										 s->raw ? text_to_cstring(pub_text_for(m, key)) :
+										 pub_envelope(t, m, key, &s->id));
 				return true;
 			}
 		case PROTO_SQS:
@@ -2404,12 +2403,15 @@ pub_publish(Topic *t, PubMessage *m, Oid publisher)
 	matched = palloc0(sizeof(bool) * t->nsubs);
 	nmatched = msgq_filter_set_match(t->set, fm, matched);
 	msgq_topic_count_published(t->topic_id, t->nsubs, nmatched);
+	msgq_delivery_outbox_begin();
 	for (i = 0; i < t->nsubs; i++)
 		if (matched[i])
 		{
 			msgq_topic_count(&t->subs[i].id, MSGQ_TOPIC_COUNT_MATCHED);
 			(void) deliver_one(t, &t->subs[i], m, publisher);
 		}
+	/* one outbox row for the subscriptions delivered after commit */
+	msgq_delivery_outbox_flush(m->message_id, m->at);
 	return true;
 }
 

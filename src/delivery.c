@@ -459,6 +459,18 @@ delivery_xact_callback(XactEvent event, void *arg)
 		delivery_wake_at_commit = false;
 }
 
+/* Wake the worker when this transaction commits (delivery_xact_callback) */
+static void
+delivery_wake_worker_at_commit(void)
+{
+	if (!delivery_callback_registered)
+	{
+		RegisterXactCallback(delivery_xact_callback, NULL);
+		delivery_callback_registered = true;
+	}
+	delivery_wake_at_commit = true;
+}
+
 void
 msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kind,
 					  const char *payload, TimestampTz at)
@@ -479,12 +491,7 @@ msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kin
 								   5, argtypes),
 						 values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
-	if (!delivery_callback_registered)
-	{
-		RegisterXactCallback(delivery_xact_callback, NULL);
-		delivery_callback_registered = true;
-	}
-	delivery_wake_at_commit = true;
+	delivery_wake_worker_at_commit();
 }
 
 /*
@@ -553,12 +560,7 @@ msgq_delivery_outbox_flush(Datum message_id, TimestampTz at)
 						 values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
 	msgq_delivery_outbox_begin();
-	if (!delivery_callback_registered)
-	{
-		RegisterXactCallback(delivery_xact_callback, NULL);
-		delivery_callback_registered = true;
-	}
-	delivery_wake_at_commit = true;
+	delivery_wake_worker_at_commit();
 }
 
 /*
@@ -629,12 +631,7 @@ msgq_delivery_enqueue_detached(const pg_uuid_t *sub_id, Datum message_id,
 							  "  0, $5, $5, $6, $7, $8)",
 							  8, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
-	if (!delivery_callback_registered)
-	{
-		RegisterXactCallback(delivery_xact_callback, NULL);
-		delivery_callback_registered = true;
-	}
-	delivery_wake_at_commit = true;
+	delivery_wake_worker_at_commit();
 }
 
 /* ------------------------------------------------------------------------
@@ -1283,7 +1280,7 @@ msgq_delivery_worker_pass(void)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "msgq deliveries");
-	if (OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true)))
+	if (msgq_extension_lock_shared())
 	{
 		msgq_switch_to_owner(&save_userid, &save_sec_context);
 		if (SPI_connect() != SPI_OK_CONNECT)

@@ -123,6 +123,7 @@ extern void msgq_check_queue_name(const char *name, bool *is_fifo);
 /* Run internal SQL as the extension owner (utils.c) */
 extern Oid	msgq_extension_owner(void);
 extern Oid	msgq_extension_owner_lookup(void);
+extern bool msgq_extension_lock_shared(void);
 extern void msgq_utils_cache_reset(void);
 extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context);

@@ -26,6 +26,8 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -196,6 +198,26 @@ msgq_extension_owner(void)
 	if (!OidIsValid(utils_owner_cache))
 		utils_owner_cache = msgq_extension_owner_lookup();
 	return utils_owner_cache;
+}
+
+/*
+ * For the worker's transactions: is msgq installed?  If so, holds a share
+ * lock on the extension until the transaction ends.  DROP EXTENSION locks
+ * the extension before any of its tables, so a worker transaction that
+ * takes this lock before touching a table can never deadlock with it
+ * (the worker would otherwise hold one of msgq's tables while DROP,
+ * holding another, waits for it).
+ */
+bool
+msgq_extension_lock_shared(void)
+{
+	Oid			ext = get_extension_oid(MSGQ_EXTENSION_NAME, true);
+
+	if (!OidIsValid(ext))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+	/* a DROP that committed while we waited: the lock accepted its invalidations */
+	return OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true));
 }
 
 Oid

@@ -293,7 +293,7 @@ worker_run_streams(void)
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		/* DROP EXTENSION may have committed since the queues' part */
-		if (OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true)))
+		if (msgq_extension_lock_shared())
 		{
 			(void) set_config_option("lock_timeout", WORKER_STREAMS_LOCK_TIMEOUT,
 									 PGC_SUSET, PGC_S_SESSION,
@@ -334,7 +334,7 @@ worker_run_cycle(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "msgq maintenance");
 
-	installed = OidIsValid(get_extension_oid(MSGQ_EXTENSION_NAME, true));
+	installed = msgq_extension_lock_shared();
 	if (installed)
 		msgq_maintenance_cycle();
 

@@ -279,10 +279,10 @@ BEGIN;
 SELECT count(*) FROM msgq.publish('td_topic', 'rolled back, not counted');
 ROLLBACK;
 SELECT protocol, matched, delivered, retried, failed, dead_lettered, in_retry, pending
-  FROM msgq.subscription_metrics WHERE topic_name = 'td_topic' ORDER BY protocol;
+  FROM msgq.subscription_metrics WHERE topic_name = 'td_topic' ORDER BY protocol, endpoint;
 SELECT msgq.run_maintenance();
 SELECT protocol, matched, delivered, pending
-  FROM msgq.subscription_metrics WHERE topic_name = 'td_topic' ORDER BY protocol;
+  FROM msgq.subscription_metrics WHERE topic_name = 'td_topic' ORDER BY protocol, endpoint;
 SELECT topic_name, published, filtered_out, delivered, subscriptions
   FROM msgq.topic_metrics WHERE topic_name = 'td_topic';
 SELECT msgq.unsubscribe(:'sub_m');

@@ -129,10 +129,10 @@ md5_block(uint32 *state, const uint8 *block)
 	state[3] += d;
 }
 
-char *
-msgq_md5_hex(const char *data, size_t len)
+/* The 16 bytes of the MD5 digest of data */
+void
+msgq_md5(const char *data, size_t len, uint8 *digest)
 {
-	static const char hexdigits[] = "0123456789abcdef";
 	uint32		state[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
 	uint8		tail[128];
 	size_t		full = len & ~(size_t) 63;
@@ -140,7 +140,6 @@ msgq_md5_hex(const char *data, size_t len)
 	size_t		tail_len;
 	uint64		bits = (uint64) len * 8;
 	size_t		i;
-	char	   *hex = palloc(33);
 
 	if (!md5_ready)
 		md5_init_table();
@@ -159,8 +158,21 @@ msgq_md5_hex(const char *data, size_t len)
 		md5_block(state, tail + 64);
 
 	for (i = 0; i < 16; i++)
+		digest[i] = (uint8) (state[i / 4] >> (8 * (i % 4)));
+}
+
+char *
+msgq_md5_hex(const char *data, size_t len)
+{
+	static const char hexdigits[] = "0123456789abcdef";
+	uint8		digest[16];
+	char	   *hex = palloc(33);
+	int			i;
+
+	msgq_md5(data, len, digest);
+	for (i = 0; i < 16; i++)
 	{
-		uint8		byte = (uint8) (state[i / 4] >> (8 * (i % 4)));
+		uint8		byte = digest[i];
 
 		hex[i * 2] = hexdigits[byte >> 4];
 		hex[i * 2 + 1] = hexdigits[byte & 15];

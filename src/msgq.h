@@ -161,6 +161,7 @@ extern void msgq_xact_callbacks_register(void);
 
 /* Bodies and message attributes (attributes.c) */
 extern char *msgq_md5_hex(const char *data, size_t len);
+extern void msgq_md5(const char *data, size_t len, uint8 *digest);
 extern void msgq_check_body(const char *body, int len);
 extern int	msgq_check_message_attributes(Jsonb *attrs, char **md5);
 extern void msgq_json_duplicates(text *json, char **dups, int ndups);

@@ -46,7 +46,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
-#include "common/cryptohash.h"
 #include "common/base64.h"
 #include "common/md5.h"
 #include "executor/spi.h"
@@ -1050,19 +1049,11 @@ stream_hash_u128(const char *partition_key, const char *explicit_key)
 	else
 	{
 		uint8		digest[MD5_DIGEST_LENGTH];
-		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_MD5);
 		uint128		v = 0;
 		int			i;
 
-		if (ctx == NULL ||
-			pg_cryptohash_init(ctx) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) partition_key, strlen(partition_key)) < 0 ||
-			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
-		{
-			pg_cryptohash_free(ctx);
-			elog(ERROR, "could not compute MD5 of the partition key");
-		}
-		pg_cryptohash_free(ctx);
+		/* msgq's own MD5 (attributes.c): OpenSSL 3's costs a context fetch per call */
+		msgq_md5(partition_key, strlen(partition_key), digest);
 		/* big-endian, unsigned */
 		for (i = 0; i < MD5_DIGEST_LENGTH; i++)
 			v = (v << 8) | digest[i];

@@ -58,13 +58,6 @@ attr_cmp(const void *a, const void *b)
 static uint32 md5_k[64];
 static bool md5_ready = false;
 
-static const uint8 md5_shift[64] = {
-	7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-	5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
-	4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-	6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21
-};
-
 static void
 md5_init_table(void)
 {
@@ -76,6 +69,23 @@ md5_init_table(void)
 	md5_ready = true;
 }
 
+/* The four auxiliary functions of RFC 1321 section 3.4, in forms with fewer operations */
+#define MD5_F(x, y, z)	((z) ^ ((x) & ((y) ^ (z))))
+#define MD5_G(x, y, z)	((y) ^ ((z) & ((x) ^ (y))))
+#define MD5_H(x, y, z)	((x) ^ (y) ^ (z))
+#define MD5_I(x, y, z)	((y) ^ ((x) | ~(z)))
+#define MD5_STEP(f, a, b, c, d, k, s) \
+	do { \
+		(a) += f((b), (c), (d)) + m[(k) & 15] + md5_k[i_]; \
+		(a) = ((a) << (s)) | ((a) >> (32 - (s))); \
+		(a) += (b); \
+		i_++; \
+	} while (0)
+
+/*
+ * One 64-byte block.  The 64 steps are written out (four per line, in the
+ * RFC's order) so that the word indexes and shifts are constants.
+ */
 static void
 md5_block(uint32 *state, const uint8 *block)
 {
@@ -84,45 +94,57 @@ md5_block(uint32 *state, const uint8 *block)
 				b = state[1],
 				c = state[2],
 				d = state[3];
-	int			i;
+	int			i_ = 0;
 
-	for (i = 0; i < 16; i++)
-		m[i] = (uint32) block[i * 4] | ((uint32) block[i * 4 + 1] << 8) |
-			((uint32) block[i * 4 + 2] << 16) | ((uint32) block[i * 4 + 3] << 24);
-
-	for (i = 0; i < 64; i++)
+#ifdef WORDS_BIGENDIAN
 	{
-		uint32		f;
-		int			g;
-		uint32		tmp;
+		int			i;
 
-		if (i < 16)
-		{
-			f = (b & c) | (~b & d);
-			g = i;
-		}
-		else if (i < 32)
-		{
-			f = (d & b) | (~d & c);
-			g = (5 * i + 1) % 16;
-		}
-		else if (i < 48)
-		{
-			f = b ^ c ^ d;
-			g = (3 * i + 5) % 16;
-		}
-		else
-		{
-			f = c ^ (b | ~d);
-			g = (7 * i) % 16;
-		}
-		tmp = d;
-		d = c;
-		c = b;
-		f = f + a + md5_k[i] + m[g];
-		b = b + ((f << md5_shift[i]) | (f >> (32 - md5_shift[i])));
-		a = tmp;
+		for (i = 0; i < 16; i++)
+			m[i] = (uint32) block[i * 4] | ((uint32) block[i * 4 + 1] << 8) |
+				((uint32) block[i * 4 + 2] << 16) | ((uint32) block[i * 4 + 3] << 24);
 	}
+#else
+	memcpy(m, block, 64);
+#endif
+
+	/* round 1: word i */
+	MD5_STEP(MD5_F, a, b, c, d, 0, 7); MD5_STEP(MD5_F, d, a, b, c, 1, 12);
+	MD5_STEP(MD5_F, c, d, a, b, 2, 17); MD5_STEP(MD5_F, b, c, d, a, 3, 22);
+	MD5_STEP(MD5_F, a, b, c, d, 4, 7); MD5_STEP(MD5_F, d, a, b, c, 5, 12);
+	MD5_STEP(MD5_F, c, d, a, b, 6, 17); MD5_STEP(MD5_F, b, c, d, a, 7, 22);
+	MD5_STEP(MD5_F, a, b, c, d, 8, 7); MD5_STEP(MD5_F, d, a, b, c, 9, 12);
+	MD5_STEP(MD5_F, c, d, a, b, 10, 17); MD5_STEP(MD5_F, b, c, d, a, 11, 22);
+	MD5_STEP(MD5_F, a, b, c, d, 12, 7); MD5_STEP(MD5_F, d, a, b, c, 13, 12);
+	MD5_STEP(MD5_F, c, d, a, b, 14, 17); MD5_STEP(MD5_F, b, c, d, a, 15, 22);
+	/* round 2: word 5i + 1 */
+	MD5_STEP(MD5_G, a, b, c, d, 1, 5); MD5_STEP(MD5_G, d, a, b, c, 6, 9);
+	MD5_STEP(MD5_G, c, d, a, b, 11, 14); MD5_STEP(MD5_G, b, c, d, a, 0, 20);
+	MD5_STEP(MD5_G, a, b, c, d, 5, 5); MD5_STEP(MD5_G, d, a, b, c, 10, 9);
+	MD5_STEP(MD5_G, c, d, a, b, 15, 14); MD5_STEP(MD5_G, b, c, d, a, 4, 20);
+	MD5_STEP(MD5_G, a, b, c, d, 9, 5); MD5_STEP(MD5_G, d, a, b, c, 14, 9);
+	MD5_STEP(MD5_G, c, d, a, b, 3, 14); MD5_STEP(MD5_G, b, c, d, a, 8, 20);
+	MD5_STEP(MD5_G, a, b, c, d, 13, 5); MD5_STEP(MD5_G, d, a, b, c, 2, 9);
+	MD5_STEP(MD5_G, c, d, a, b, 7, 14); MD5_STEP(MD5_G, b, c, d, a, 12, 20);
+	/* round 3: word 3i + 5 */
+	MD5_STEP(MD5_H, a, b, c, d, 5, 4); MD5_STEP(MD5_H, d, a, b, c, 8, 11);
+	MD5_STEP(MD5_H, c, d, a, b, 11, 16); MD5_STEP(MD5_H, b, c, d, a, 14, 23);
+	MD5_STEP(MD5_H, a, b, c, d, 1, 4); MD5_STEP(MD5_H, d, a, b, c, 4, 11);
+	MD5_STEP(MD5_H, c, d, a, b, 7, 16); MD5_STEP(MD5_H, b, c, d, a, 10, 23);
+	MD5_STEP(MD5_H, a, b, c, d, 13, 4); MD5_STEP(MD5_H, d, a, b, c, 0, 11);
+	MD5_STEP(MD5_H, c, d, a, b, 3, 16); MD5_STEP(MD5_H, b, c, d, a, 6, 23);
+	MD5_STEP(MD5_H, a, b, c, d, 9, 4); MD5_STEP(MD5_H, d, a, b, c, 12, 11);
+	MD5_STEP(MD5_H, c, d, a, b, 15, 16); MD5_STEP(MD5_H, b, c, d, a, 2, 23);
+	/* round 4: word 7i */
+	MD5_STEP(MD5_I, a, b, c, d, 0, 6); MD5_STEP(MD5_I, d, a, b, c, 7, 10);
+	MD5_STEP(MD5_I, c, d, a, b, 14, 15); MD5_STEP(MD5_I, b, c, d, a, 5, 21);
+	MD5_STEP(MD5_I, a, b, c, d, 12, 6); MD5_STEP(MD5_I, d, a, b, c, 3, 10);
+	MD5_STEP(MD5_I, c, d, a, b, 10, 15); MD5_STEP(MD5_I, b, c, d, a, 1, 21);
+	MD5_STEP(MD5_I, a, b, c, d, 8, 6); MD5_STEP(MD5_I, d, a, b, c, 15, 10);
+	MD5_STEP(MD5_I, c, d, a, b, 6, 15); MD5_STEP(MD5_I, b, c, d, a, 13, 21);
+	MD5_STEP(MD5_I, a, b, c, d, 4, 6); MD5_STEP(MD5_I, d, a, b, c, 11, 10);
+	MD5_STEP(MD5_I, c, d, a, b, 2, 15); MD5_STEP(MD5_I, b, c, d, a, 9, 21);
+
 	state[0] += a;
 	state[1] += b;
 	state[2] += c;

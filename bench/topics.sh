@@ -20,6 +20,10 @@
 #   TOPICS_SECONDS   seconds per pgbench run (8)
 #   TOPICS_RUNS      runs per side (3)
 #   TOPICS_CLIENTS   pgbench clients (4)
+#   TOPICS_CASES     which parts to run: sqs (the comparison above), function
+#                    (publish to N = 1, 10, 100 function subscriptions, the
+#                    worker off: what the publisher itself pays for deliveries
+#                    after commit, one outbox row per message), default both
 #   TOPICS_PORT      port of the cluster (54337, private socket only)
 #   TOPICS_RECORD    1: append the table to bench/RESULTS.md (default 1)
 #   BENCH_SKIP_BUILD 1: use the installed msgq as it is
@@ -34,6 +38,7 @@ RUNS=${TOPICS_RUNS:-3}
 CLIENTS=${TOPICS_CLIENTS:-4}
 PORT=${TOPICS_PORT:-54337}
 RECORD=${TOPICS_RECORD:-1}
+CASES=" ${TOPICS_CASES:-sqs function} "
 
 [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_and_install >/dev/null
 bench_cluster topics "msgq.worker_naptime = 1s"
@@ -83,7 +88,9 @@ ATTRS='{"k": {"DataType": "String", "StringValue": "hit"}}'
 BODY='an order placed: {"id": 12345, "amount": 99.5, "currency": "EUR"}'
 
 rows=()
-for kind in all 10pct; do
+kinds="all 10pct"
+[[ $CASES == *" sqs "* ]] || kinds=""
+for kind in $kinds; do
 	for n in 1 10 100; do
 		topic="bt_${kind}_$n"
 		mapfile -t targets < <(setup "$n" "$kind")
@@ -117,10 +124,55 @@ for kind in all 10pct; do
 	done
 done
 
+# Function subscriptions: the publisher writes one outbox row per message
+# whatever their number; the worker is off, so nothing is expanded or
+# called while the publishes are timed.
+frows=()
+if [[ $CASES == *" function "* ]]; then
+	psqlx -c "ALTER SYSTEM SET msgq.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+	base=0
+	for n in 1 10 100; do
+		topic="bt_fn_$n"
+		psqlx -At <<-SQL >/dev/null
+			SELECT msgq.create_topic('$topic');
+			DO \$\$ BEGIN
+				FOR i IN 1..$n LOOP
+					EXECUTE format('CREATE FUNCTION bench_fn_%s_%s(e jsonb) RETURNS void LANGUAGE sql AS %L',
+								   $n, i, 'SELECT');
+					PERFORM msgq.subscribe('$topic', 'function', format('bench_fn_%s_%s(jsonb)', $n, i));
+				END LOOP;
+			END \$\$;
+		SQL
+		f_sql="$WORK/pub_fn_$n.sql"
+		echo "SELECT msgq.publish('$topic', '$BODY', message_attributes => '$ATTRS');" >"$f_sql"
+		chown "$RUNNER" "$f_sql" 2>/dev/null || true
+		fs=()
+		for i in $(seq 1 "$RUNS"); do
+			f=$(tps "$f_sql")
+			q "TRUNCATE msgq.topic_outbox" >/dev/null
+			fs+=("$f")
+			echo "  function n=$n run $i: publish $f tps" >&2
+		done
+		f=$(printf '%s\n' "${fs[@]}" | median)
+		[ "$n" = 1 ] && base=$f
+		frows+=("$(awk -v n="$n" -v f="$f" -v b="$base" \
+			'BEGIN { printf "| %d | %.0f | %.0f | %.2f |", n, f, f * n, (b > 0 ? f / b : 0) }')")
+	done
+	psqlx -c "ALTER SYSTEM RESET msgq.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
+fi
+
 table=$(
-	echo "| subscriptions match | subscriptions | queues reached | publish tps | queue messages/s | direct sends tps | ratio |"
-	echo "|---|---:|---:|---:|---:|---:|---:|"
-	printf '%s\n' "${rows[@]}"
+	if [ ${#rows[@]} -gt 0 ]; then
+		echo "| subscriptions match | subscriptions | queues reached | publish tps | queue messages/s | direct sends tps | ratio |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
+		printf '%s\n' "${rows[@]}"
+	fi
+	if [ ${#frows[@]} -gt 0 ]; then
+		[ ${#rows[@]} -gt 0 ] && echo
+		echo "| function subscriptions (delivered after commit) | publish tps | deliveries queued/s | publish tps / with 1 subscription |"
+		echo "|---:|---:|---:|---:|"
+		printf '%s\n' "${frows[@]}"
+	fi
 )
 echo "$table"
 
@@ -134,6 +186,7 @@ if [ "$RECORD" = 1 ]; then
 		printf ' pgbench `-M prepared -j 2`, medians of %s alternating runs per side. msgq: one `publish` per' "$RUNS"
 		printf ' transaction to a topic of sqs subscriptions (raw delivery); baseline: `send_message` to each queue'
 		printf ' the publish reaches, in one transaction. Ratio: publish tps / direct-send tps (>1: the topic is faster).'
+		printf ' Function subscriptions (TOPICS_CASES="%s"): publish tps with the worker off (the outbox row only), against the same with one subscription.' "$(echo $CASES)"
 		echo
 		echo
 		echo "$table"

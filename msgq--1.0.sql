@@ -915,15 +915,21 @@ CREATE TABLE msgq.topic_delivery (
 CREATE INDEX topic_delivery_next_idx ON msgq.topic_delivery (next_attempt_at);
 
 -- What a publish writes for its subscriptions delivered after commit
--- (function, http, https): one row per message, whatever their number, with
--- each one's document; the worker (or msgq.run_maintenance) expands it into
--- topic_delivery rows in its own transaction.  No index: the expander takes
--- rows by ctid, SKIP LOCKED.
+-- (function, http, https): one row per message, whatever their number; each
+-- distinct document once (documents), each subscription's by its index
+-- (document_index[i] for subscription_ids[i]).  In a document, token stands
+-- for the subscription's ARN, arn_prefix followed by the subscription id.
+-- The worker (or msgq.run_maintenance) expands the row into topic_delivery
+-- rows in its own transaction.  No index: the expander takes rows by ctid,
+-- SKIP LOCKED.
 CREATE TABLE msgq.topic_outbox (
 	message_id uuid NOT NULL,
 	published_at timestamptz NOT NULL,
 	subscription_ids uuid[] NOT NULL,
-	payloads text[] NOT NULL
+	document_index integer[] NOT NULL,
+	documents text[] NOT NULL,
+	token text,
+	arn_prefix text
 );
 CREATE SEQUENCE msgq.topic_delivery_seq AS bigint OWNED BY msgq.topic_delivery.delivery_id;
 

@@ -105,7 +105,9 @@ SELECT msgq.subscribe('td_topic', 'function', 'msgq_test.td_handler(jsonb)') = :
 SELECT count(*) FROM msgq.publish('td_topic', 'hello', subject => 'greeting',
 	message_attributes => '{"k": {"DataType": "String", "StringValue": "v"}}');
 SELECT cardinality(subscription_ids) AS subscriptions,
-	   payloads[1]::jsonb #>> '{Records,0,Sns,Type}' AS type
+	   documents[1]::jsonb #>> '{Records,0,Sns,Type}' AS type,
+	   documents[1]::jsonb #>> '{Records,0,EventSubscriptionArn}' = token AS arn_is_the_token,
+	   arn_prefix LIKE 'arn:aws:sns:msgq:%:td_topic:' AS prefix_ok
   FROM msgq.topic_outbox;
 SELECT count(*) AS delivery_rows FROM msgq.topic_delivery;
 SELECT count(*) AS calls_before FROM msgq_test.td_seen;
@@ -230,8 +232,8 @@ SELECT msgq.confirm_subscription('td_topic', :'token') LIKE 'arn:aws:sns:msgq:%:
 SELECT msgq.confirm_subscription('td_topic', :'token') LIKE 'arn:aws:sns:msgq:%:td_topic:%' AS again;
 SELECT msgq.get_topic_attributes('td_topic')->>'SubscriptionsPending' AS pending;
 SELECT count(*) FROM msgq.publish('td_topic', 'after confirmation', subject => 's');
-SELECT payloads[1]::jsonb->>'Type' AS type, payloads[1]::jsonb->>'Message' AS message,
-	   msgq.verify_notification(payloads[1]::jsonb) AS signed
+SELECT documents[1]::jsonb->>'Type' AS type, documents[1]::jsonb->>'Message' AS message,
+	   msgq.verify_notification(documents[1]::jsonb) AS signed
   FROM msgq.topic_outbox;
 SELECT subscription_arn AS http_sub FROM msgq.list_subscriptions_by_topic('td_topic') WHERE protocol = 'http' \gset
 SELECT msgq.get_subscription_attributes(:'http_sub')->>'PendingConfirmation' AS pending_attr;
@@ -270,9 +272,10 @@ SELECT msgq.subscribe('td_topic', 'sqs', 'td_dlq') AS sub_q \gset
 CREATE FUNCTION msgq_test.td_noop(event jsonb) RETURNS void LANGUAGE sql AS 'SELECT';
 SELECT msgq.subscribe('td_topic', 'function', 'msgq_test.td_noop(jsonb)') AS sub_n \gset
 SELECT count(*) FROM msgq.publish('td_topic', 'm1', message_attributes => '{"k": {"DataType": "String", "StringValue": "yes"}}');
--- two subscriptions after commit, one outbox row (m1 is the only message queued)
+-- two function subscriptions after commit: one outbox row with one document
+-- (m1 is the only message queued)
 SELECT count(*) AS outbox_rows, sum(cardinality(subscription_ids)) AS subscriptions,
-	   bool_and(cardinality(payloads) = cardinality(subscription_ids)) AS one_document_each
+	   sum(cardinality(documents)) AS documents, bool_and(document_index = '{1,1}') AS shared
   FROM msgq.topic_outbox;
 SELECT count(*) FROM msgq.publish('td_topic', 'm2');
 BEGIN;

@@ -496,29 +496,52 @@ msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kin
 
 /*
  * The publisher's outbox row: one per published message, whatever the
- * number of its subscriptions delivered after commit.  A publish calls
- * msgq_delivery_outbox_begin, then msgq_delivery_outbox_add for each such
- * subscription the message matched, then msgq_delivery_outbox_flush, which
- * writes the row (if any was added) and wakes the worker at commit.  The
- * worker (or msgq.run_maintenance) expands the row into one
- * msgq.topic_delivery row per subscription, in its own transaction:
- * the per-subscription state (attempts, schedule) is never the
+ * number of its subscriptions delivered after commit, and with each
+ * distinct document once.  A publish calls msgq_delivery_outbox_begin,
+ * then msgq_delivery_outbox_add for each such subscription the message
+ * matched, with the index of its document (msgq_delivery_outbox_document
+ * stores a document and returns its index), then msgq_delivery_outbox_flush,
+ * which writes the row (if any subscription was added) and wakes the worker
+ * at commit.  A document that names its subscription carries the row's
+ * token instead (the subscription ARN differs for each and is the only
+ * difference): the expansion replaces the token by arn_prefix and the
+ * subscription id.  The worker (or msgq.run_maintenance) expands the row
+ * into one msgq.topic_delivery row per subscription, in its own
+ * transaction: the per-subscription state (attempts, schedule) is never the
  * publisher's write.
  */
 static Datum *outbox_subs = NULL;
-static Datum *outbox_payloads = NULL;
+static Datum *outbox_docidx = NULL;
 static int	outbox_n = 0;
 static int	outbox_max = 0;
+static Datum *outbox_docs = NULL;
+static int	outbox_ndocs = 0;
+static int	outbox_maxdocs = 0;
 
 void
 msgq_delivery_outbox_begin(void)
 {
-	outbox_subs = outbox_payloads = NULL;
-	outbox_n = outbox_max = 0;
+	outbox_subs = outbox_docidx = outbox_docs = NULL;
+	outbox_n = outbox_max = outbox_ndocs = outbox_maxdocs = 0;
+}
+
+/* Store one document of the message being published; returns its index */
+int
+msgq_delivery_outbox_document(const char *payload)
+{
+	if (outbox_ndocs == outbox_maxdocs)
+	{
+		outbox_maxdocs = outbox_maxdocs == 0 ? 4 : outbox_maxdocs * 2;
+		outbox_docs = outbox_docs == NULL ?
+			palloc(sizeof(Datum) * outbox_maxdocs) :
+			repalloc(outbox_docs, sizeof(Datum) * outbox_maxdocs);
+	}
+	outbox_docs[outbox_ndocs] = CStringGetTextDatum(payload);
+	return ++outbox_ndocs;		/* SQL arrays count from 1 */
 }
 
 void
-msgq_delivery_outbox_add(const pg_uuid_t *sub_id, const char *payload)
+msgq_delivery_outbox_add(const pg_uuid_t *sub_id, int document)
 {
 	if (outbox_n == outbox_max)
 	{
@@ -526,38 +549,51 @@ msgq_delivery_outbox_add(const pg_uuid_t *sub_id, const char *payload)
 		if (outbox_subs == NULL)
 		{
 			outbox_subs = palloc(sizeof(Datum) * outbox_max);
-			outbox_payloads = palloc(sizeof(Datum) * outbox_max);
+			outbox_docidx = palloc(sizeof(Datum) * outbox_max);
 		}
 		else
 		{
 			outbox_subs = repalloc(outbox_subs, sizeof(Datum) * outbox_max);
-			outbox_payloads = repalloc(outbox_payloads, sizeof(Datum) * outbox_max);
+			outbox_docidx = repalloc(outbox_docidx, sizeof(Datum) * outbox_max);
 		}
 	}
 	outbox_subs[outbox_n] = UUIDPGetDatum(sub_id);
-	outbox_payloads[outbox_n] = CStringGetTextDatum(payload);
+	outbox_docidx[outbox_n] = Int32GetDatum(document);
 	outbox_n++;
 }
 
 void
-msgq_delivery_outbox_flush(Datum message_id, TimestampTz at)
+msgq_delivery_outbox_flush(Datum message_id, TimestampTz at, const char *token,
+						   const char *arn_prefix)
 {
-	Oid			argtypes[4] = {UUIDOID, TIMESTAMPTZOID, UUIDARRAYOID, TEXTARRAYOID};
-	Datum		values[4];
+	Oid			argtypes[7] = {UUIDOID, TIMESTAMPTZOID, UUIDARRAYOID, INT4ARRAYOID,
+	TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	if (outbox_n == 0)
+	{
+		msgq_delivery_outbox_begin();
 		return;
+	}
 	values[0] = message_id;
 	values[1] = TimestampTzGetDatum(at);
 	values[2] = PointerGetDatum(construct_array(outbox_subs, outbox_n, UUIDOID,
 												UUID_LEN, false, TYPALIGN_CHAR));
-	values[3] = PointerGetDatum(construct_array(outbox_payloads, outbox_n, TEXTOID,
+	values[3] = PointerGetDatum(construct_array(outbox_docidx, outbox_n, INT4OID,
+												4, true, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_array(outbox_docs, outbox_ndocs, TEXTOID,
 												-1, false, TYPALIGN_INT));
+	values[5] = token ? CStringGetTextDatum(token) : (Datum) 0;
+	nulls[5] = token ? ' ' : 'n';
+	values[6] = arn_prefix ? CStringGetTextDatum(arn_prefix) : (Datum) 0;
+	nulls[6] = arn_prefix ? ' ' : 'n';
 	if (SPI_execute_plan(msgq_plan(&plan_outbox,
 								   "INSERT INTO msgq.topic_outbox (message_id, published_at,"
-								   "  subscription_ids, payloads) VALUES ($1, $2, $3, $4)",
-								   4, argtypes),
-						 values, NULL, false, 0) != SPI_OK_INSERT)
+								   "  subscription_ids, document_index, documents, token, arn_prefix)"
+								   " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+								   7, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
 	msgq_delivery_outbox_begin();
 	delivery_wake_worker_at_commit();
@@ -581,14 +617,19 @@ delivery_expand(int max)
 								   "   WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
 								   "     SELECT ctid FROM msgq.topic_outbox LIMIT $1"
 								   "        FOR UPDATE SKIP LOCKED))"
-								   "  RETURNING message_id, published_at, subscription_ids, payloads),"
+								   "  RETURNING message_id, published_at, subscription_ids, document_index,"
+								   "            documents, token, arn_prefix),"
 								   " i AS ("
 								   "  INSERT INTO msgq.topic_delivery (delivery_id, subscription_id,"
 								   "    message_id, kind, payload, attempts, next_attempt_at, created_at)"
 								   "  SELECT pg_catalog.nextval('msgq.topic_delivery_seq'), u.s, o.message_id,"
-								   "         'Notification', u.p, 0, o.published_at, o.published_at"
+								   "         'Notification',"
+								   "         CASE WHEN o.token IS NULL THEN o.documents[u.i]"
+								   "              ELSE pg_catalog.replace(o.documents[u.i], o.token,"
+								   "                                      o.arn_prefix OPERATOR(pg_catalog.||) u.s::pg_catalog.text) END,"
+								   "         0, o.published_at, o.published_at"
 								   "    FROM o, ROWS FROM (pg_catalog.unnest(o.subscription_ids),"
-								   "                       pg_catalog.unnest(o.payloads)) AS u(s, p))"
+								   "                       pg_catalog.unnest(o.document_index)) AS u(s, i))"
 								   " SELECT pg_catalog.count(*)::pg_catalog.int4 FROM o",
 								   1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_SELECT)

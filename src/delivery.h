@@ -67,8 +67,10 @@ extern void msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id,
 								  const char *kind, const char *payload,
 								  TimestampTz at);
 extern void msgq_delivery_outbox_begin(void);
-extern void msgq_delivery_outbox_add(const pg_uuid_t *sub_id, const char *payload);
-extern void msgq_delivery_outbox_flush(Datum message_id, TimestampTz at);
+extern int	msgq_delivery_outbox_document(const char *payload);
+extern void msgq_delivery_outbox_add(const pg_uuid_t *sub_id, int document);
+extern void msgq_delivery_outbox_flush(Datum message_id, TimestampTz at,
+									   const char *token, const char *arn_prefix);
 extern void msgq_delivery_enqueue_detached(const pg_uuid_t *sub_id, Datum message_id,
 										   const char *kind, const char *payload,
 										   TimestampTz at, const char *protocol,

@@ -1806,7 +1806,20 @@ typedef struct PubMessage
 	char	   *sqs_md5_attrs;	/* MD5OfMessageAttributes, when computed */
 	bool		md5_done;
 	char	   *signature;
+	/* the outbox row of the deliveries after commit (delivery.c) */
+	int			outbox_docs[5]; /* document index per OutboxDoc, 0: none yet */
+	char	   *outbox_token;	/* stands for the subscription ARN, or NULL */
 } PubMessage;
+
+/* The documents a message's outbox row may hold, each at most once */
+typedef enum OutboxDoc
+{
+	OUTBOX_LAMBDA,				/* function: the Lambda-style event */
+	OUTBOX_ENVELOPE_HTTP,
+	OUTBOX_ENVELOPE_HTTPS,
+	OUTBOX_RAW_HTTP,
+	OUTBOX_RAW_HTTPS
+} OutboxDoc;
 
 static bool
 attr_name_ok(const char *name, int len)
@@ -2126,7 +2139,8 @@ pub_envelope(Topic *t, PubMessage *m, const char *protocol, const pg_uuid_t *sub
 	json_member(&b, "Signature", m->signature, false);
 	json_member(&b, "SigningCertURL", "msgq:verify_notification", false);
 	json_member(&b, "UnsubscribeURL",
-				psprintf("msgq:unsubscribe?SubscriptionArn=%s", sub_arn(t->name, sub_id)), false);
+				psprintf("msgq:unsubscribe?SubscriptionArn=%s",
+						 sub_id ? sub_arn(t->name, sub_id) : m->outbox_token), false);
 	if (m->attrs != NULL && m->nattrs > 0 && m->structure == NULL)
 	{
 		JsonbIterator *it = JsonbIteratorInit(&m->attrs->root);
@@ -2237,11 +2251,68 @@ lambda_event(Topic *t, PubMessage *m, const pg_uuid_t *sub_id)
 	appendStringInfoString(&b, "{\"Records\":[{");
 	json_member(&b, "EventSource", "aws:sns", true);
 	json_member(&b, "EventVersion", "1.0", false);
-	json_member(&b, "EventSubscriptionArn", sub_arn(t->name, sub_id), false);
+	json_member(&b, "EventSubscriptionArn",
+				sub_id ? sub_arn(t->name, sub_id) : m->outbox_token, false);
 	appendStringInfoString(&b, ",\"Sns\":");
 	appendStringInfoString(&b, pub_envelope(t, m, "lambda", sub_id));
 	appendStringInfoString(&b, "}]}");
 	return b.data;
+}
+
+/*
+ * The index of a function, http or https subscription's document in the
+ * message's outbox row, made at its first use: subscriptions of one kind
+ * share it, their ARN being the token the expansion replaces.
+ */
+static int
+outbox_document(Topic *t, TopicSub *s, PubMessage *m)
+{
+	OutboxDoc	kind;
+	const char *key = protocol_names[s->protocol];
+	char	   *doc;
+
+	if (s->protocol == PROTO_FUNCTION)
+		kind = OUTBOX_LAMBDA;
+	else if (s->raw)
+		kind = s->protocol == PROTO_HTTP ? OUTBOX_RAW_HTTP : OUTBOX_RAW_HTTPS;
+	else
+		kind = s->protocol == PROTO_HTTP ? OUTBOX_ENVELOPE_HTTP : OUTBOX_ENVELOPE_HTTPS;
+	if (m->outbox_docs[kind] != 0)
+		return m->outbox_docs[kind];
+
+	if (m->outbox_token == NULL && (kind == OUTBOX_LAMBDA ||
+									kind == OUTBOX_ENVELOPE_HTTP ||
+									kind == OUTBOX_ENVELOPE_HTTPS))
+	{
+		uint8		raw[16];
+
+		/* unpredictable, so that no message can contain it */
+		msgq_random_bytes(raw, sizeof(raw));
+		m->outbox_token = palloc(sizeof(raw) * 2 + 1);
+		hex_encode((const char *) raw, sizeof(raw), m->outbox_token);
+		m->outbox_token[sizeof(raw) * 2] = '\0';
+	}
+	if (kind == OUTBOX_LAMBDA)
+		doc = lambda_event(t, m, NULL);
+	else if (s->raw)
+		doc = text_to_cstring(pub_text_for(m, key));
+	else
+		doc = pub_envelope(t, m, key, NULL);
+	m->outbox_docs[kind] = msgq_delivery_outbox_document(doc);
+	return m->outbox_docs[kind];
+}
+
+/* The topic's ARN as it appears inside a JSON string, and the ':' after it */
+static char *
+outbox_arn_prefix(Topic *t)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	escape_json(&b, topic_arn(t->name));
+	/* without escape_json's quotes */
+	b.data[b.len - 1] = ':';
+	return b.data + 1;
 }
 
 /* Deliver to one subscription; false when the message was given up */
@@ -2254,18 +2325,10 @@ deliver_one(Topic *t, TopicSub *s, PubMessage *m, Oid publisher)
 	switch (s->protocol)
 	{
 		case PROTO_FUNCTION:
-			msgq_delivery_outbox_add(&s->id, lambda_event(t, m, &s->id));
-			return true;
 		case PROTO_HTTP:
 		case PROTO_HTTPS:
-			{
-				const char *key = protocol_names[s->protocol];
-
-				msgq_delivery_outbox_add(&s->id,
-										 s->raw ? text_to_cstring(pub_text_for(m, key)) :
-										 pub_envelope(t, m, key, &s->id));
-				return true;
-			}
+			msgq_delivery_outbox_add(&s->id, outbox_document(t, s, m));
+			return true;
 		case PROTO_SQS:
 			ok = deliver_sqs(t, m, s->endpoint, s->owner, s->raw, &s->id, publisher);
 			break;
@@ -2404,6 +2467,8 @@ pub_publish(Topic *t, PubMessage *m, Oid publisher)
 	nmatched = msgq_filter_set_match(t->set, fm, matched);
 	msgq_topic_count_published(t->topic_id, t->nsubs, nmatched);
 	msgq_delivery_outbox_begin();
+	memset(m->outbox_docs, 0, sizeof(m->outbox_docs));
+	m->outbox_token = NULL;
 	for (i = 0; i < t->nsubs; i++)
 		if (matched[i])
 		{
@@ -2411,7 +2476,8 @@ pub_publish(Topic *t, PubMessage *m, Oid publisher)
 			(void) deliver_one(t, &t->subs[i], m, publisher);
 		}
 	/* one outbox row for the subscriptions delivered after commit */
-	msgq_delivery_outbox_flush(m->message_id, m->at);
+	msgq_delivery_outbox_flush(m->message_id, m->at, m->outbox_token,
+							   m->outbox_token ? outbox_arn_prefix(t) : NULL);
 	return true;
 }
 

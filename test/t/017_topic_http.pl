@@ -280,6 +280,8 @@ is( sql(
 		     FROM (SELECT '$body'::jsonb AS b) s}),
 	'Notification hello hi true',
 	'the body is the signed SNS envelope');
+is(sql(qq{SELECT '$body'::jsonb->>'UnsubscribeURL'}), "msgq:unsubscribe?SubscriptionArn=$ok_sub",
+	'whose UnsubscribeURL names the subscription');
 wait_for($none_pending, 'the delivered row is deleted');
 
 # a rolled-back publish sends nothing

@@ -544,7 +544,63 @@ typedef struct DupState
 	char	   *last_key;
 	char	  **dups;			/* per entry (or [0]): the first problem */
 	int			ndups;
+	/* the jsonb being built in the same pass (msgq_json_to_jsonb_dups) */
+	bool		build;
+	JsonbParseState *pstate;
+	JsonbValue *result;
 } DupState;
+
+/* Add a scalar (or a container's start or end) to the jsonb being built */
+static void
+dup_push(DupState *st, JsonbIteratorToken tok, JsonbValue *v)
+{
+	JsonbValue *r;
+
+	if (!st->build)
+		return;
+	if (tok == WJB_VALUE && st->pstate != NULL && st->pstate->contVal.type == jbvArray)
+		tok = WJB_ELEM;
+	r = pushJsonbValue(&st->pstate, tok, v);
+	if (st->pstate == NULL)
+		st->result = r;
+}
+
+static MSGQ_JSON_CB_TYPE
+dup_scalar(void *arg, char *token, JsonTokenType tokentype)
+{
+	DupState   *st = arg;
+	JsonbValue	v;
+
+	switch (tokentype)
+	{
+		case JSON_TOKEN_STRING:
+			v.type = jbvString;
+			v.val.string.val = token;
+			v.val.string.len = strlen(token);
+			break;
+		case JSON_TOKEN_NUMBER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																CStringGetDatum(token),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+			break;
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = tokentype == JSON_TOKEN_TRUE;
+			break;
+		default:
+			v.type = jbvNull;
+			break;
+	}
+	if (st->pstate == NULL)
+		st->build = false;		/* a bare scalar: left to jsonb_in */
+	dup_push(st, WJB_VALUE, &v);
+	MSGQ_JSON_CB_DONE;
+}
+
+static Jsonb *json_duplicates(text *json, char **dups, int ndups, bool build);
 
 static MSGQ_JSON_CB_TYPE
 dup_object_start(void *arg)
@@ -555,6 +611,7 @@ dup_object_start(void *arg)
 	f->parent_key = st->depth > 0 ? st->last_key : NULL;
 	st->frames = lcons(f, st->frames);
 	st->depth++;
+	dup_push(st, WJB_BEGIN_OBJECT, NULL);
 	MSGQ_JSON_CB_DONE;
 }
 
@@ -565,6 +622,7 @@ dup_object_end(void *arg)
 
 	st->frames = list_delete_first(st->frames);
 	st->depth--;
+	dup_push(st, WJB_END_OBJECT, NULL);
 	MSGQ_JSON_CB_DONE;
 }
 
@@ -576,6 +634,7 @@ dup_array_start(void *arg)
 	if (st->depth == 0)
 		st->top_array = true;
 	st->depth++;
+	dup_push(st, WJB_BEGIN_ARRAY, NULL);
 	MSGQ_JSON_CB_DONE;
 }
 
@@ -583,6 +642,7 @@ static MSGQ_JSON_CB_TYPE
 dup_array_end(void *arg)
 {
 	((DupState *) arg)->depth--;
+	dup_push((DupState *) arg, WJB_END_ARRAY, NULL);
 	MSGQ_JSON_CB_DONE;
 }
 
@@ -605,6 +665,15 @@ dup_field_start(void *arg, char *fname, bool isnull)
 	int			slot = st->top_array ? st->entry : 0;
 
 	st->last_key = fname;
+	if (st->build)
+	{
+		JsonbValue	k;
+
+		k.type = jbvString;
+		k.val.string.val = fname;
+		k.val.string.len = strlen(fname);
+		dup_push(st, WJB_KEY, &k);
+	}
 	foreach(lc, f->keys)
 	{
 		if (strcmp((char *) lfirst(lc), fname) != 0)
@@ -637,6 +706,28 @@ dup_field_start(void *arg, char *fname, bool isnull)
 void
 msgq_json_duplicates(text *json, char **dups, int ndups)
 {
+	(void) json_duplicates(json, dups, ndups, false);
+}
+
+/*
+ * The same pass, building the jsonb of the text at the same time (what
+ * jsonb_in would make of it: duplicate keys keep their last value), so
+ * that the text is lexed once instead of twice.
+ */
+Jsonb *
+msgq_json_to_jsonb_dups(text *json, char **dups, int ndups)
+{
+	Jsonb	   *j = json_duplicates(json, dups, ndups, true);
+
+	if (j == NULL)
+		j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											   CStringGetDatum(text_to_cstring(json))));
+	return j;
+}
+
+static Jsonb *
+json_duplicates(text *json, char **dups, int ndups, bool build)
+{
 	JsonLexContext *lex;
 	JsonSemAction sem;
 	DupState	st;
@@ -645,6 +736,7 @@ msgq_json_duplicates(text *json, char **dups, int ndups)
 	st.entry = -1;
 	st.dups = dups;
 	st.ndups = ndups;
+	st.build = build;
 	memset(dups, 0, sizeof(char *) * ndups);
 
 	memset(&sem, 0, sizeof(sem));
@@ -655,9 +747,12 @@ msgq_json_duplicates(text *json, char **dups, int ndups)
 	sem.array_end = dup_array_end;
 	sem.array_element_start = dup_array_element_start;
 	sem.object_field_start = dup_field_start;
+	if (build)
+		sem.scalar = dup_scalar;
 
 	lex = msgq_json_lex(VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json));
 	pg_parse_json_or_ereport(lex, &sem);
+	return st.build && st.result != NULL ? JsonbValueToJsonb(st.result) : NULL;
 }
 
 /*
@@ -669,10 +764,10 @@ msgq_json_to_jsonb_unique(text *json)
 {
 	char	   *dup;
 
-	msgq_json_duplicates(json, &dup, 1);
+	Jsonb	   *j = msgq_json_to_jsonb_dups(json, &dup, 1);
+
 	if (dup != NULL)
 		MSGQ_ERROR("InvalidParameterValue", ERRCODE_MSGQ_INVALID_PARAMETER_VALUE,
 				   "%s", dup);
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-											  CStringGetDatum(text_to_cstring(json))));
+	return j;
 }

@@ -358,9 +358,8 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 	memset(dups, 0, sizeof(dups));
 	if (entries_json != NULL)
 	{
-		msgq_json_duplicates(entries_json, dups, BATCH_MAX_ENTRIES);
-		entries = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													 CStringGetDatum(text_to_cstring(entries_json))));
+		/* one lexing pass finds repeated keys and builds the jsonb */
+		entries = msgq_json_to_jsonb_dups(entries_json, dups, BATCH_MAX_ENTRIES);
 	}
 	e = batch_parse(entries, &n);
 

@@ -166,6 +166,7 @@ extern void msgq_check_body(const char *body, int len);
 extern int	msgq_check_message_attributes(Jsonb *attrs, char **md5);
 extern void msgq_json_duplicates(text *json, char **dups, int ndups);
 extern Jsonb *msgq_json_to_jsonb_unique(text *json);
+extern Jsonb *msgq_json_to_jsonb_dups(text *json, char **dups, int ndups);
 extern bool msgq_name_selected(const char *name, Datum *sel, int nsel);
 
 /* Batch requests (batch.c) */

@@ -72,21 +72,10 @@ typedef struct BatchEntry
 } BatchEntry;
 
 
-static JsonbValue *
-batch_get(JsonbContainer *obj, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
-}
-
 static char *
 batch_get_string(BatchEntry *e, const char *key)
 {
-	JsonbValue *v = batch_get(e->obj, key);
+	JsonbValue *v = msgq_jsonb_member(e->obj, key);
 
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
@@ -99,7 +88,7 @@ batch_get_string(BatchEntry *e, const char *key)
 static bool
 batch_get_int(BatchEntry *e, const char *key, int32 *out)
 {
-	JsonbValue *v = batch_get(e->obj, key);
+	JsonbValue *v = msgq_jsonb_member(e->obj, key);
 	char	   *s;
 	char	   *end;
 	long		val;
@@ -126,7 +115,7 @@ batch_get_int(BatchEntry *e, const char *key, int32 *out)
 static int64
 batch_string_len(JsonbContainer *obj, const char *key)
 {
-	JsonbValue *v = batch_get(obj, key);
+	JsonbValue *v = msgq_jsonb_member(obj, key);
 
 	return (v != NULL && v->type == jbvString) ? v->val.string.len : 0;
 }
@@ -140,7 +129,7 @@ static int64
 batch_raw_size(BatchEntry *e)
 {
 	int64		size = batch_string_len(e->obj, "MessageBody");
-	JsonbValue *attrs = batch_get(e->obj, "MessageAttributes");
+	JsonbValue *attrs = msgq_jsonb_member(e->obj, "MessageAttributes");
 
 	if (attrs != NULL && attrs->type == jbvBinary &&
 		JsonContainerIsObject(attrs->val.binary.data))
@@ -212,7 +201,7 @@ batch_parse(Jsonb *entries, int *nentries)
 					 errmsg("batch entry %d is not a JSON object", n),
 					 errdetail_internal("AWS error code: InvalidBatchEntryId")));
 		e->obj = v.val.binary.data;
-		idv = batch_get(e->obj, "Id");
+		idv = msgq_jsonb_member(e->obj, "Id");
 		if (idv == NULL || idv->type != jbvString || idv->val.string.len == 0 ||
 			idv->val.string.len > 80)
 			ereport(ERROR,
@@ -379,7 +368,7 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 		PG_TRY();
 		{
 			char	   *body = batch_get_string(&e[i], "MessageBody");
-			JsonbValue *attrs = batch_get(e[i].obj, "MessageAttributes");
+			JsonbValue *attrs = msgq_jsonb_member(e[i].obj, "MessageAttributes");
 			int32		delay = 0;
 			bool		has_delay = batch_get_int(&e[i], "DelaySeconds", &delay);
 

@@ -178,22 +178,11 @@ static const MsgqRetryPolicy http_default = {3, 0, 0, 0, 20, 20, MSGQ_BACKOFF_LI
 static const MsgqRetryPolicy managed_default = {100014, 3, 2, 100000, 1, 20,
 MSGQ_BACKOFF_EXPONENTIAL};
 
-static JsonbValue *
-policy_member(JsonbContainer *obj, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
-}
-
 /* The object under key, or NULL; raises for a key that is not an object */
 static JsonbContainer *
 policy_object(JsonbContainer *obj, const char *key, const char *prefix)
 {
-	JsonbValue *v = obj ? policy_member(obj, key) : NULL;
+	JsonbValue *v = obj ? msgq_jsonb_member(obj, key) : NULL;
 
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
@@ -206,7 +195,7 @@ static bool
 policy_int(JsonbContainer *obj, const char *key, int lo, int hi, int *out,
 		 const char *prefix, const char *where)
 {
-	JsonbValue *v = obj ? policy_member(obj, key) : NULL;
+	JsonbValue *v = obj ? msgq_jsonb_member(obj, key) : NULL;
 	double		d;
 
 	if (v == NULL)
@@ -242,7 +231,7 @@ retry_policy_parse(JsonbContainer *obj, MsgqRetryPolicy *p, const char *prefix,
 	if (p->min_delay > p->max_delay)
 		INVALID_PARAMETER("%sDeliveryPolicy: %sminDelayTarget must be less than or equal to maxDelayTarget",
 						  prefix, where);
-	v = policy_member(obj, "backoffFunction");
+	v = msgq_jsonb_member(obj, "backoffFunction");
 	if (v != NULL)
 	{
 		char	   *f;
@@ -288,7 +277,7 @@ throttle_parse(JsonbContainer *obj, int *per_second, const char *prefix, const c
 static void
 request_parse(JsonbContainer *obj, char *content_type, const char *prefix, const char *where)
 {
-	JsonbValue *v = obj ? policy_member(obj, "headerContentType") : NULL;
+	JsonbValue *v = obj ? msgq_jsonb_member(obj, "headerContentType") : NULL;
 	int			i;
 
 	if (v == NULL)
@@ -353,7 +342,7 @@ policy_read(MsgqDeliveryPolicy *p, bool http, const char *sub_policy,
 						   prefix, "defaultThrottlePolicy.");
 			request_parse(policy_object(h, "defaultRequestPolicy", prefix), p->content_type,
 						  prefix, "defaultRequestPolicy.");
-			v = policy_member(h, "disableSubscriptionOverrides");
+			v = msgq_jsonb_member(h, "disableSubscriptionOverrides");
 			if (v != NULL)
 			{
 				if (v->type != jbvBool)
@@ -469,29 +458,6 @@ delivery_wake_worker_at_commit(void)
 		delivery_callback_registered = true;
 	}
 	delivery_wake_at_commit = true;
-}
-
-void
-msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kind,
-					  const char *payload, TimestampTz at)
-{
-	Oid			argtypes[5] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[5];
-
-	values[0] = UUIDPGetDatum(sub_id);
-	values[1] = message_id;
-	values[2] = CStringGetTextDatum(kind);
-	values[3] = CStringGetTextDatum(payload);
-	values[4] = TimestampTzGetDatum(at);
-	if (SPI_execute_plan(msgq_plan(&plan_enqueue,
-								   "INSERT INTO msgq.topic_delivery (delivery_id, subscription_id,"
-								   "  message_id, kind, payload, attempts, next_attempt_at, created_at)"
-								   " VALUES (pg_catalog.nextval('msgq.topic_delivery_seq'), $1, $2, $3, $4,"
-								   "  0, $5, $5)",
-								   5, argtypes),
-						 values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not queue a delivery");
-	delivery_wake_worker_at_commit();
 }
 
 /*
@@ -643,34 +609,42 @@ delivery_expand(int max)
 }
 
 /*
- * Queue a delivery that outlives its subscription (the
- * UnsubscribeConfirmation of an http or https subscription): the row
- * carries the protocol, endpoint and topic the subscription row had.
+ * Queue one delivery row (a SubscriptionConfirmation or an
+ * UnsubscribeConfirmation; notifications go through the outbox).  protocol,
+ * endpoint and topic_name are NULL, except for a delivery that outlives its
+ * subscription (an UnsubscribeConfirmation): the row then carries what the
+ * subscription row had.
  */
 void
-msgq_delivery_enqueue_detached(const pg_uuid_t *sub_id, Datum message_id,
-							   const char *kind, const char *payload,
-							   TimestampTz at, const char *protocol,
-							   const char *endpoint, const char *topic_name)
+msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kind,
+					  const char *payload, TimestampTz at, const char *protocol,
+					  const char *endpoint, const char *topic_name)
 {
 	Oid			argtypes[8] = {UUIDOID, UUIDOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 	TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	const char *target[3] = {protocol, endpoint, topic_name};
+	int			i;
 
 	values[0] = UUIDPGetDatum(sub_id);
 	values[1] = message_id;
 	values[2] = CStringGetTextDatum(kind);
 	values[3] = CStringGetTextDatum(payload);
 	values[4] = TimestampTzGetDatum(at);
-	values[5] = CStringGetTextDatum(protocol);
-	values[6] = CStringGetTextDatum(endpoint);
-	values[7] = CStringGetTextDatum(topic_name);
-	if (SPI_execute_with_args("INSERT INTO msgq.topic_delivery (delivery_id, subscription_id,"
-							  "  message_id, kind, payload, attempts, next_attempt_at, created_at,"
-							  "  protocol, endpoint, topic_name)"
-							  " VALUES (pg_catalog.nextval('msgq.topic_delivery_seq'), $1, $2, $3, $4,"
-							  "  0, $5, $5, $6, $7, $8)",
-							  8, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+	for (i = 0; i < 3; i++)
+	{
+		values[5 + i] = target[i] ? CStringGetTextDatum(target[i]) : (Datum) 0;
+		nulls[5 + i] = target[i] ? ' ' : 'n';
+	}
+	if (SPI_execute_plan(msgq_plan(&plan_enqueue,
+								   "INSERT INTO msgq.topic_delivery (delivery_id, subscription_id,"
+								   "  message_id, kind, payload, attempts, next_attempt_at, created_at,"
+								   "  protocol, endpoint, topic_name)"
+								   " VALUES (pg_catalog.nextval('msgq.topic_delivery_seq'), $1, $2, $3, $4,"
+								   "  0, $5, $5, $6, $7, $8)",
+								   8, argtypes),
+						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
 	delivery_wake_worker_at_commit();
 }

@@ -65,18 +65,13 @@ extern double msgq_retry_delay(const MsgqRetryPolicy *p, int failures, bool jitt
  */
 extern void msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id,
 								  const char *kind, const char *payload,
-								  TimestampTz at);
+								  TimestampTz at, const char *protocol,
+								  const char *endpoint, const char *topic_name);
 extern void msgq_delivery_outbox_begin(void);
 extern int	msgq_delivery_outbox_document(const char *payload);
 extern void msgq_delivery_outbox_add(const pg_uuid_t *sub_id, int document);
 extern void msgq_delivery_outbox_flush(Datum message_id, TimestampTz at,
 									   const char *token, const char *arn_prefix);
-extern void msgq_delivery_enqueue_detached(const pg_uuid_t *sub_id, Datum message_id,
-										   const char *kind, const char *payload,
-										   TimestampTz at, const char *protocol,
-										   const char *endpoint,
-										   const char *topic_name);
-
 /*
  * Run the function deliveries that are due, at most max of them, in the
  * current transaction (one subtransaction each).  Caller is in SPI as the

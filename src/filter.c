@@ -1820,17 +1820,6 @@ attr_error(const char *fmt, const char *name, const char *type)
 				   "%s", buf.data);
 }
 
-static JsonbValue *
-attr_field(JsonbContainer *obj, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
-}
-
 static bool
 type_is(const char *type, const char *base)
 {
@@ -1875,7 +1864,7 @@ filter_message_attributes(MsgqFilterMessage *m, Jsonb *attrs)
 			attr_error("must be an object with DataType and StringValue or BinaryValue.",
 					   name, NULL);
 		obj = v.val.binary.data;
-		dt = attr_field(obj, "DataType");
+		dt = msgq_jsonb_member(obj, "DataType");
 		if (dt == NULL || dt->type != jbvString || dt->val.string.len == 0)
 			attr_error("must contain non-empty message attribute type.", name, NULL);
 		type = pnstrdup(dt->val.string.val, dt->val.string.len);
@@ -1889,8 +1878,8 @@ filter_message_attributes(MsgqFilterMessage *m, Jsonb *attrs)
 			attr_error("has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String.",
 					   name, NULL);
 
-		sv = attr_field(obj, "StringValue");
-		bv = attr_field(obj, "BinaryValue");
+		sv = msgq_jsonb_member(obj, "StringValue");
+		bv = msgq_jsonb_member(obj, "BinaryValue");
 		if (base[0] == 'B')
 		{
 			if (bv == NULL && sv != NULL)

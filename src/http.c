@@ -32,7 +32,6 @@
 
 #include <curl/curl.h>
 
-#include "lib/ilist.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
@@ -51,9 +50,7 @@ typedef struct HttpSocket
 /* One transfer in flight */
 typedef struct HttpTransfer
 {
-	dlist_node	node;			/* in MsgqHttp.transfers */
 	uint64		tag;
-	CURL	   *easy;
 	struct curl_slist *headers;
 	char		errbuf[CURL_ERROR_SIZE];
 } HttpTransfer;
@@ -62,8 +59,6 @@ struct MsgqHttp
 {
 	MemoryContext cxt;
 	CURLM	   *multi;
-	int			inflight;
-	dlist_head	transfers;		/* every HttpTransfer in flight */
 
 	HttpSocket *sockets;
 	int			nsockets;
@@ -79,8 +74,6 @@ struct MsgqHttp
 };
 
 static bool curl_initialized = false;
-
-static void http_check_multi(CURLMcode code, const char *what);
 
 /* libcurl's socket callback: start, change or stop watching a socket */
 static int
@@ -203,9 +196,7 @@ http_collect(MsgqHttp *http)
 		curl_multi_remove_handle(http->multi, easy);
 		curl_easy_cleanup(easy);
 		curl_slist_free_all(t->headers);
-		dlist_delete(&t->node);
 		pfree(t);
-		http->inflight--;
 		http_push_result(http, &res);
 	}
 }
@@ -247,7 +238,6 @@ msgq_http_create(void)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
 	}
-	dlist_init(&http->transfers);
 	http->maxresults = 16;
 	http->results = MemoryContextAlloc(cxt, sizeof(MsgqHttpResult) * http->maxresults);
 
@@ -265,27 +255,6 @@ msgq_http_create(void)
 	curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
 	curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
 	return http;
-}
-
-void
-msgq_http_destroy(MsgqHttp *http)
-{
-	dlist_mutable_iter iter;
-
-	if (http == NULL)
-		return;
-	dlist_foreach_modify(iter, &http->transfers)
-	{
-		HttpTransfer *t = dlist_container(HttpTransfer, node, iter.cur);
-
-		curl_multi_remove_handle(http->multi, t->easy);
-		curl_easy_cleanup(t->easy);
-		curl_slist_free_all(t->headers);
-		dlist_delete(&t->node);
-	}
-	curl_multi_cleanup(http->multi);
-	free(http->sockets);
-	MemoryContextDelete(http->cxt);
 }
 
 /*
@@ -317,7 +286,6 @@ msgq_http_post(MsgqHttp *http, uint64 tag, const char *url,
 		pfree(t);
 		return;
 	}
-	t->easy = easy;
 	for (i = 0; i < nheaders; i++)
 	{
 		struct curl_slist *l = curl_slist_append(t->headers, headers[i]);
@@ -367,14 +335,6 @@ msgq_http_post(MsgqHttp *http, uint64 tag, const char *url,
 		http_push_result(http, &res);
 		return;
 	}
-	dlist_push_tail(&http->transfers, &t->node);
-	http->inflight++;
-}
-
-int
-msgq_http_inflight(MsgqHttp *http)
-{
-	return http->inflight;
 }
 
 /* Milliseconds from now to then, rounded up, never negative */

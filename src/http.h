@@ -25,11 +25,9 @@ typedef struct MsgqHttpResult
 } MsgqHttpResult;
 
 extern MsgqHttp *msgq_http_create(void);
-extern void msgq_http_destroy(MsgqHttp *http);
 extern void msgq_http_post(MsgqHttp *http, uint64 tag, const char *url,
 						   const char *const *headers, int nheaders,
 						   const char *body, size_t len, int timeout_ms);
-extern int	msgq_http_inflight(MsgqHttp *http);
 extern int	msgq_http_wait(MsgqHttp *http, long timeout_ms,
 						   uint32 wait_event_info);
 extern bool msgq_http_result(MsgqHttp *http, MsgqHttpResult *result);

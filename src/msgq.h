@@ -124,6 +124,7 @@ extern void msgq_check_queue_name(const char *name, bool *is_fifo);
 extern Oid	msgq_extension_owner(void);
 extern Oid	msgq_extension_owner_lookup(void);
 extern bool msgq_extension_lock_shared(void);
+extern JsonbValue *msgq_jsonb_member(JsonbContainer *obj, const char *key);
 extern void msgq_utils_cache_reset(void);
 extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context);

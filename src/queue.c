@@ -693,17 +693,6 @@ queue_attr_object(JsonbValue *v, const char *name)
 	return &j->root;
 }
 
-static JsonbValue *
-queue_obj_get(JsonbContainer *obj, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
-}
-
 
 char *
 msgq_queue_arn(const char *name)
@@ -724,8 +713,8 @@ queue_parse_redrive_policy(JsonbValue *v, MsgqQueueAttrs *out)
 	out->max_receive_count = 0;
 	if (obj == NULL)
 		return;
-	target = queue_obj_get(obj, "deadLetterTargetArn");
-	count = queue_obj_get(obj, "maxReceiveCount");
+	target = msgq_jsonb_member(obj, "deadLetterTargetArn");
+	count = msgq_jsonb_member(obj, "maxReceiveCount");
 	if (target == NULL || count == NULL)
 		queue_policy_invalid("RedrivePolicy",
 							 "Redrive policy must contain both deadLetterTargetArn and maxReceiveCount.");
@@ -760,8 +749,8 @@ queue_parse_redrive_allow_policy(JsonbValue *v, MsgqQueueAttrs *out)
 	out->nsources = 0;
 	if (obj == NULL)
 		return;
-	perm = queue_obj_get(obj, "redrivePermission");
-	sources = queue_obj_get(obj, "sourceQueueArns");
+	perm = msgq_jsonb_member(obj, "redrivePermission");
+	sources = msgq_jsonb_member(obj, "sourceQueueArns");
 	if (perm == NULL || perm->type != jbvString)
 		queue_policy_invalid("RedriveAllowPolicy",
 							 "redrivePermission must be allowAll, denyAll or byQueue.");

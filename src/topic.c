@@ -1209,6 +1209,20 @@ policy_limit_check(int32 topic_id)
 					   "Filter policy limit exceeded");
 }
 
+/* nbytes random bytes in hex: confirmation tokens, the outbox's ARN token */
+static char *
+random_token(int nbytes)
+{
+	uint8		raw[32];
+	char	   *token = palloc(nbytes * 2 + 1);
+
+	Assert(nbytes <= (int) sizeof(raw));
+	msgq_random_bytes(raw, nbytes);
+	hex_encode((const char *) raw, nbytes, token);
+	token[nbytes * 2] = '\0';
+	return token;
+}
+
 /*
  * A function subscription's endpoint: a function taking one jsonb, json or
  * text argument that the subscriber may execute.  Returns its canonical,
@@ -1363,17 +1377,13 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 		if (t->fifo)
 			INVALID_PARAMETER("Invalid parameter: Endpoint Reason: FIFO SNS topics can only be subscribed by FIFO SQS queues");
 	}
-	else if (proto == PROTO_KINESIS)
-	{
-		if (t->fifo)
-			INVALID_PARAMETER("Invalid parameter: Endpoint Reason: FIFO SNS topics can only be subscribed by FIFO SQS queues");
-		msgq_stream_check_endpoint(endpoint, call.caller);
-	}
 	else
 	{
 		if (t->fifo)
 			INVALID_PARAMETER("Invalid parameter: Endpoint Reason: FIFO SNS topics can only be subscribed by FIFO SQS queues");
-		if (proto == PROTO_FUNCTION)
+		if (proto == PROTO_KINESIS)
+			msgq_stream_check_endpoint(endpoint, call.caller);
+		else if (proto == PROTO_FUNCTION)
 			stored_endpoint = function_endpoint(endpoint, call.caller);
 		else if (pg_strncasecmp(endpoint, proto == PROTO_HTTP ? "http://" : "https://",
 								proto == PROTO_HTTP ? 7 : 8) != 0 ||
@@ -1448,12 +1458,7 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 		ivalues[10] = BoolGetDatum(pending);
 		if (pending)
 		{
-			uint8		raw[32];
-
-			msgq_random_bytes(raw, sizeof(raw));
-			token = palloc(sizeof(raw) * 2 + 1);
-			hex_encode((const char *) raw, sizeof(raw), token);
-			token[sizeof(raw) * 2] = '\0';
+			token = random_token(32);
 			ivalues[11] = CStringGetTextDatum(token);
 		}
 		else
@@ -1470,7 +1475,8 @@ msgq_subscribe(PG_FUNCTION_ARGS)
 			Datum		mid = msgq_new_uuid();
 
 			msgq_delivery_enqueue(&id, mid, "SubscriptionConfirmation",
-								  confirmation_document(t->name, token, mid, false), msgq_now());
+								  confirmation_document(t->name, token, mid, false), msgq_now(),
+								  NULL, NULL, NULL);
 		}
 		topic_invalidate();
 	}
@@ -1515,18 +1521,13 @@ msgq_unsubscribe(PG_FUNCTION_ARGS)
 
 			if (!pending)
 			{
-				uint8		raw[32];
-				char		token[sizeof(raw) * 2 + 1];
 				Datum		mid = msgq_new_uuid();
 
-				msgq_random_bytes(raw, sizeof(raw));
-				hex_encode((const char *) raw, sizeof(raw), token);
-				token[sizeof(raw) * 2] = '\0';
-				msgq_delivery_enqueue_detached(&row.id, mid, "UnsubscribeConfirmation",
-											   confirmation_document(row.topic_name, token,
-																	 mid, true),
-											   msgq_now(), protocol_names[row.protocol],
-											   row.endpoint, row.topic_name);
+				msgq_delivery_enqueue(&row.id, mid, "UnsubscribeConfirmation",
+									  confirmation_document(row.topic_name, random_token(32),
+															mid, true),
+									  msgq_now(), protocol_names[row.protocol],
+									  row.endpoint, row.topic_name);
 			}
 		}
 		/* its pending deliveries are dropped by the worker */
@@ -2280,18 +2281,11 @@ outbox_document(Topic *t, TopicSub *s, PubMessage *m)
 	if (m->outbox_docs[kind] != 0)
 		return m->outbox_docs[kind];
 
+	/* unpredictable, so that no message can contain it */
 	if (m->outbox_token == NULL && (kind == OUTBOX_LAMBDA ||
 									kind == OUTBOX_ENVELOPE_HTTP ||
 									kind == OUTBOX_ENVELOPE_HTTPS))
-	{
-		uint8		raw[16];
-
-		/* unpredictable, so that no message can contain it */
-		msgq_random_bytes(raw, sizeof(raw));
-		m->outbox_token = palloc(sizeof(raw) * 2 + 1);
-		hex_encode((const char *) raw, sizeof(raw), m->outbox_token);
-		m->outbox_token[sizeof(raw) * 2] = '\0';
-	}
+		m->outbox_token = random_token(16);
 	if (kind == OUTBOX_LAMBDA)
 		doc = lambda_event(t, m, NULL);
 	else if (s->raw)

@@ -114,7 +114,7 @@ msgq_topic_metrics_shmem_init(void)
 							msgq_max_topic_metrics, &ctl, HASH_ELEM | HASH_BLOBS);
 }
 
-/* Apply one change; false when the hash is full */
+/* Apply one change; nothing when the hash is full (the entry is not counted) */
 static void
 tm_apply(const TopicMetricsKey *key, int what, int64 n)
 {

@@ -28,6 +28,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
+#include "utils/jsonb.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -198,6 +199,18 @@ msgq_extension_owner(void)
 	if (!OidIsValid(utils_owner_cache))
 		utils_owner_cache = msgq_extension_owner_lookup();
 	return utils_owner_cache;
+}
+
+/* The value of key in a jsonb object, or NULL */
+JsonbValue *
+msgq_jsonb_member(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(obj, JB_FOBJECT, &k);
 }
 
 /*

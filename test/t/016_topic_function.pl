@@ -36,11 +36,6 @@ $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# nothing left to deliver: no outbox row (a publish's, not expanded yet) and
-# no delivery row
-my $none_pending =
-  q{SELECT (SELECT count(*) FROM msgq.topic_delivery) + (SELECT count(*) FROM msgq.topic_outbox) = 0};
-
 sub wait_for
 {
 	my ($query, $what) = @_;

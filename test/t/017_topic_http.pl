@@ -28,6 +28,9 @@ use IO::Socket::INET;
 use Fcntl qw(:flock);
 use POSIX ();
 use Time::HiRes ();
+use FindBin;
+use lib $FindBin::Bin;
+use MsgqTest;
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 
@@ -204,11 +207,6 @@ EOF
 $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-# nothing left to deliver: no outbox row (a publish's, not expanded yet) and
-# no delivery row
-my $none_pending =
-  q{SELECT (SELECT count(*) FROM msgq.topic_delivery) + (SELECT count(*) FROM msgq.topic_outbox) = 0};
 
 sub wait_for
 {

@@ -9,7 +9,12 @@ use strict;
 use warnings;
 use Exporter 'import';
 
-our @EXPORT = qw(crash_backend);
+our @EXPORT = qw(crash_backend $none_pending);
+
+# A query true when no topic delivery is left: no outbox row (a publish's,
+# not expanded by the worker yet) and no delivery row.
+our $none_pending =
+  q{SELECT (SELECT count(*) FROM msgq.topic_delivery) + (SELECT count(*) FROM msgq.topic_outbox) = 0};
 
 # Kill the backend of a background_psql session with SIGKILL and wait until
 # the server accepts queries again after its crash cycle (the node needs

@@ -112,10 +112,10 @@ CREATE TABLE msgq.message (
 	seg smallint NOT NULL DEFAULT msgq.active_segment(),
 	PRIMARY KEY (queue_id, msg_seq, seg)
 ) PARTITION BY LIST (seg);
-CREATE TABLE msgq.message_0 PARTITION OF msgq.message FOR VALUES IN (0) WITH (fillfactor = 60);
-CREATE TABLE msgq.message_1 PARTITION OF msgq.message FOR VALUES IN (1) WITH (fillfactor = 60);
-CREATE TABLE msgq.message_2 PARTITION OF msgq.message FOR VALUES IN (2) WITH (fillfactor = 60);
-CREATE TABLE msgq.message_3 PARTITION OF msgq.message FOR VALUES IN (3) WITH (fillfactor = 60);
+CREATE TABLE msgq.message_0 PARTITION OF msgq.message FOR VALUES IN (0);
+CREATE TABLE msgq.message_1 PARTITION OF msgq.message FOR VALUES IN (1);
+CREATE TABLE msgq.message_2 PARTITION OF msgq.message FOR VALUES IN (2);
+CREATE TABLE msgq.message_3 PARTITION OF msgq.message FOR VALUES IN (3);
 CREATE SEQUENCE msgq.message_seq AS bigint;
 
 -- FIFO deduplication ids seen in the last five minutes (src/fifo.c): scope

@@ -15,9 +15,10 @@
  * one table msgq.message holds the messages of every queue, keyed by
  * (queue_id, msg_seq) where msg_seq comes from one sequence, so the key
  * order is the delivery order.  A receive claims the first visible rows
- * in key order with FOR UPDATE SKIP LOCKED and updates their lease columns
- * (visible_at, receive_count, received_at, receipt_nonce), none of which is
- * indexed, so the update is HOT when the page has room (fillfactor 60).
+ * in key order and leases them in shared memory (lease.c), writing nothing;
+ * only when the lease table is full does it lock the rows FOR UPDATE SKIP
+ * LOCKED and write the lease columns (visible_at, receive_count,
+ * received_at, receipt_nonce) into them.
  * A delete is a DELETE.  All of this lives behind the queue_* helpers
  * below, so the layout can change without touching the SQL API.
  *

@@ -13,6 +13,7 @@ OBJS = \
 	src/handle.o \
 	src/queue.o \
 	src/lease.o \
+	src/head.o \
 	src/fifo.o \
 	src/filter.o \
 	src/topic.o \
@@ -38,10 +39,10 @@ PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store fifo filter filter_fuzz topics topic_delivery stream_rows
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

@@ -402,6 +402,14 @@ AS 'MODULE_PATHNAME', 'msgq_lease_table'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION msgq.lease_table() FROM PUBLIC;
 
+-- Where a standard queue's receives start reading (src/head.c): every row
+-- with a smaller msg_seq is deleted for good; armed: an advance is pending.
+CREATE FUNCTION msgq.queue_head(queue_name text, OUT head bigint, OUT armed boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'msgq_queue_head'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq.queue_head(text) FROM PUBLIC;
+
 -- The storage segments, their state and on-disk size (tables and indexes).
 CREATE VIEW msgq.segments AS
 SELECT s.seg, s.state, s.since,

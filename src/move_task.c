@@ -31,6 +31,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -469,6 +470,8 @@ msgq_move_tasks_run(void)
 			mvalues[2] = TimestampTzGetDatum(now);
 			mvalues[3] = Int64GetDatum(limit);
 			move_lock_groups(mvalues, mnulls, mtypes);
+			/* a transaction id before the new msg_seqs (head.c) */
+			(void) GetCurrentTransactionId();
 			if (SPI_execute_with_args("WITH c AS ("
 									  "  SELECT m.msg_seq, m.seg FROM msgq.message m"
 									  "   WHERE m.queue_id OPERATOR(pg_catalog.=) $1"

@@ -496,6 +496,22 @@ typedef struct MsgqStoreMessage
 extern void msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs);
 extern bool msgq_queue_deliver(MsgqQueue *queue, MsgqStoreMessage *msg);
 extern int64 msgq_store_next_seq(void);
+extern Oid	msgq_store_seq_relid(void);
+
+/* head.c: where a standard queue's live messages begin */
+typedef struct MsgqHeadState
+{
+	int64		head;			/* the receive reads from msg_seq >= head */
+	int64		armed_seq;		/* the armed advance, if armed_xid is valid */
+	TransactionId armed_xid;
+	TransactionId xmin;			/* the receive's snapshot's bound */
+} MsgqHeadState;
+
+extern void msgq_head_shmem_size(Size *size);
+extern void msgq_head_shmem_init(void);
+extern int64 msgq_head_get(int32 queue_id, MsgqHeadState *state);
+extern void msgq_head_advance(int32 queue_id, const MsgqHeadState *state,
+							  int64 first_seq);
 
 /* stream.c */
 extern Oid	msgq_stream_relid(void);

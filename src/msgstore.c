@@ -152,6 +152,16 @@ store_relcache_cb(Datum arg, Oid relid)
 }
 
 static void
+store_register_callback(void)
+{
+	if (!store_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(store_relcache_cb, (Datum) 0);
+		store_callback_registered = true;
+	}
+}
+
+static void
 store_unsupported(Relation rel, const char *what)
 {
 	ereport(ERROR,
@@ -254,11 +264,7 @@ store_open(int seg)
 	StoreSegment *s = &store_segs[seg];
 	Relation	rel = NULL;
 
-	if (!store_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(store_relcache_cb, (Datum) 0);
-		store_callback_registered = true;
-	}
+	store_register_callback();
 	if (OidIsValid(s->relid))
 		rel = try_table_open(s->relid, RowExclusiveLock);
 	if (rel == NULL)
@@ -289,6 +295,7 @@ store_open(int seg)
 static Oid
 store_seq(void)
 {
+	store_register_callback();
 	if (!OidIsValid(store_seq_relid))
 	{
 		Oid			nsp = get_namespace_oid(MSGQ_SCHEMA_NAME, false);
@@ -300,11 +307,22 @@ store_seq(void)
 	return store_seq_relid;
 }
 
-/* A number from msgq.message_seq, for a send that takes it early (FIFO). */
+/*
+ * A number from msgq.message_seq, for a send that takes it early (FIFO).
+ * The transaction id comes first: head.c relies on every msg_seq being
+ * taken by a transaction that has one already.
+ */
 int64
 msgq_store_next_seq(void)
 {
+	(void) GetCurrentTransactionId();
 	return nextval_internal(store_seq(), true);
+}
+
+Oid
+msgq_store_seq_relid(void)
+{
+	return store_seq();
 }
 
 /*
@@ -416,6 +434,9 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(rel));
 	seqid = store_seq();
 	nindexes = store_open_indexes(rel, &indexes, &infos, &notnull);
+
+	/* a transaction id before any msg_seq (head.c) */
+	(void) GetCurrentTransactionId();
 
 	desc = RelationGetDescr(rel);
 	values = palloc(sizeof(Datum) * desc->natts);

@@ -116,19 +116,25 @@ typedef enum QueuePlan
 static SPIPlanPtr queue_plans[QP_COUNT];
 static SPIPlanPtr queue_scan_plans[3];
 
-/* A page of a queue's visible rows after msg_seq $4, for receive_message */
-#define QUEUE_SCAN_SQL(limit) \
+/*
+ * A page of a queue's rows after msg_seq $2, for receive_message: the
+ * visible ones ($3: now, $4: the retention cutoff), or for the first page
+ * rows of every visibility, whose first tells where the queue's live rows
+ * begin (head.c); the receive skips the delayed and expired ones itself.
+ */
+#define QUEUE_SCAN_SQL(limit, filter) \
 	"SELECT msg_seq, message_id, body, md5_of_body," \
 	"       message_attributes, sender, sent_at," \
 	"       receive_count, first_received_at," \
 	"       message_group_id, tableoid, ctid," \
-	"       pg_catalog.octet_length(body)" \
+	"       pg_catalog.octet_length(body), visible_at" \
 	"  FROM msgq.message" \
 	" WHERE queue_id OPERATOR(pg_catalog.=) $1" \
-	"   AND msg_seq OPERATOR(pg_catalog.>) $4" \
-	"   AND visible_at OPERATOR(pg_catalog.<=) $2" \
-	"   AND sent_at OPERATOR(pg_catalog.>) $3" \
+	"   AND msg_seq OPERATOR(pg_catalog.>) $2" filter \
 	" ORDER BY queue_id, msg_seq LIMIT " limit
+#define QUEUE_SCAN_VISIBLE \
+	"   AND visible_at OPERATOR(pg_catalog.<=) $3" \
+	"   AND sent_at OPERATOR(pg_catalog.>) $4"
 
 /*
  * A FIFO queue's messages in group order after ($2, $6) (group, msg_seq):
@@ -1822,6 +1828,8 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 	values[5] = TimestampTzGetDatum(first_received);
 	nulls[5] = first_received == 0 ? 'n' : ' ';
 	values[6] = BoolGetDatum(queue->fifo);
+	/* a transaction id before the new msg_seq (head.c) */
+	(void) GetCurrentTransactionId();
 	if (msgq_execute_keyed(queue_plan(QP_MOVE_ONE_DLQ,
 									"WITH c AS ("
 									"  SELECT seg FROM msgq.message"
@@ -2034,9 +2042,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 				   Datum *sys_sel, int nsys_sel,
 				   ReturnSetInfo *rsinfo, bool *wrote, TimestampTz *held_next)
 {
-	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	Oid			argtypes[4] = {INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[4];
-	int64		last_seq = -1;
+	int64		last_seq;
+	int64		first_seq = PG_INT64_MAX;
+	MsgqHeadState head;
 	bool		last_null;
 	int			page = 0;
 	int64		nonce = msgq_lease_nonce();
@@ -2066,8 +2076,9 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 						 msgq_max_inflight_messages)));
 
 	values[0] = Int32GetDatum(queue->queue_id);
-	values[1] = TimestampTzGetDatum(now);
-	values[2] = TimestampTzGetDatum(cutoff);
+	values[2] = TimestampTzGetDatum(now);
+	values[3] = TimestampTzGetDatum(cutoff);
+	last_seq = msgq_head_get(queue->queue_id, &head) - 1;
 
 	/*
 	 * The visible rows are read in pages, in delivery order, each page
@@ -2092,21 +2103,26 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		int			page_rows = (page == 0) ? 16 : (page == 1) ? 64 : 256;
 		int			rc;
 
-		values[3] = Int64GetDatum(last_seq);
+		values[1] = Int64GetDatum(last_seq);
 		rc = msgq_execute_keyed(page == 0 ?
-							  msgq_plan_opts(&queue_scan_plans[0], QUEUE_SCAN_SQL("16"),
+							  msgq_plan_opts(&queue_scan_plans[0], QUEUE_SCAN_SQL("16", ""),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
 							  page == 1 ?
-							  msgq_plan_opts(&queue_scan_plans[1], QUEUE_SCAN_SQL("64"),
+							  msgq_plan_opts(&queue_scan_plans[1],
+											   QUEUE_SCAN_SQL("64", QUEUE_SCAN_VISIBLE),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN) :
-							  msgq_plan_opts(&queue_scan_plans[2], QUEUE_SCAN_SQL("256"),
+							  msgq_plan_opts(&queue_scan_plans[2],
+											   QUEUE_SCAN_SQL("256", QUEUE_SCAN_VISIBLE),
 											   4, argtypes, CURSOR_OPT_GENERIC_PLAN),
 							  values, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not read messages");
-		page++;
 		n = SPI_processed;
 		tuptable = SPI_tuptable;
+		if (page == 0 && n > 0)
+			first_seq = DatumGetInt64(SPI_getbinval(tuptable->vals[0], tuptable->tupdesc,
+													1, &last_null));
+		page++;
 		if (n == 0)
 			break;
 		for (i = 0; i < n && !done; i++)
@@ -2127,6 +2143,11 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 			TimestampTz first = 0;
 			TimestampTz held_until = 0;
 			int64		used_nonce = nonce;
+
+			/* delayed, hidden in the row (the durable path) or expired */
+			if (DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull)) > now ||
+				DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull)) <= cutoff)
+				continue;
 
 			/* msgq.max_receive_bytes caps a receive, which gets at least one */
 			if (emitted > 0 && bytes + len > msgq_max_receive_bytes)
@@ -2194,6 +2215,8 @@ queue_receive_once(MsgqQueue *queue, int max, int32 visibility,
 		SPI_freetuptable(tuptable);
 	}
 
+	/* first_seq is from the first page, read from the head */
+	msgq_head_advance(queue->queue_id, &head, first_seq);
 	if (emitted > 0)
 		msgq_metrics_received(queue->queue_id, emitted, now, deadline);
 	return emitted;

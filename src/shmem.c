@@ -7,8 +7,8 @@
  * The parts are the long-poll wake-up buckets and the rolled-back receive
  * table (wait.c), and the launcher's per-database worker slots
  * (launcher.c), the per-queue metrics (metrics.c), the stream writer
- * slots (stream.c), the per-shard stream counters (stream_metrics.c) and
- * the receive leases (lease.c).
+ * slots (stream.c), the per-shard stream counters (stream_metrics.c),
+ * the receive leases (lease.c) and the queues' heads (head.c).
  * Each part documents its own locking.
  *
  * IDENTIFICATION
@@ -44,6 +44,7 @@ shm_request(void)
 	msgq_lease_shmem_size(&size);
 	msgq_fifo_shmem_size(&size);
 	msgq_topic_metrics_shmem_size(&size);
+	msgq_head_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
 	RequestNamedLWLockTranche("msgq_lease", 16);
@@ -66,6 +67,7 @@ shm_startup(void)
 	msgq_lease_shmem_init();
 	msgq_fifo_shmem_init();
 	msgq_topic_metrics_shmem_init();
+	msgq_head_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

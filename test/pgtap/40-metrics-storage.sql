@@ -20,7 +20,7 @@ SELECT count(*) FROM msgq.receive_message('tap_limit', visibility_timeout => 600
 \o
 
 BEGIN;
-SELECT plan(35);
+SELECT plan(39);
 
 -- The metrics view -----------------------------------------------------------
 SELECT has_view('msgq', 'queue_metrics', 'msgq.queue_metrics exists');
@@ -98,6 +98,14 @@ SELECT is(current_setting('msgq.segment_rotation_interval'), '10s',
 	'msgq.segment_rotation_interval defaults to 10 s');
 SELECT is(current_setting('msgq.segment_lock_timeout'), '50ms',
 	'msgq.segment_lock_timeout defaults to 50 ms');
+
+-- The queue's head (src/head.c) ----------------------------------------------
+SELECT has_function('msgq', 'queue_head', ARRAY['text'], 'msgq.queue_head(text) exists');
+SELECT function_returns('msgq', 'queue_head', ARRAY['text'], 'record');
+SELECT ok(NOT has_function_privilege('public', 'msgq.queue_head(text)', 'EXECUTE'),
+	'msgq.queue_head is not for PUBLIC');
+SELECT throws_ok($$SELECT * FROM msgq.queue_head('tap_no_such_queue')$$, 'MQ001', NULL,
+	'msgq.queue_head of an unknown queue: QueueDoesNotExist');
 
 SELECT * FROM finish();
 ROLLBACK;

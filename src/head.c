@@ -159,6 +159,21 @@ head_seq_last(Oid seqid)
 	return last;
 }
 
+/* The head of a queue alone: its rows below it are gone for good. */
+int64
+msgq_head_peek(int32 queue_id)
+{
+	HeadSlot   *slot = head_slot(queue_id);
+	Oid			seqid = msgq_store_seq_relid();
+	int64		head = 1;
+
+	SpinLockAcquire(&slot->mutex);
+	if (head_slot_is(slot, seqid, queue_id))
+		head = Max(slot->head, 1);
+	SpinLockRelease(&slot->mutex);
+	return head;
+}
+
 /*
  * The head of a queue: receives read its rows from msg_seq >= the value
  * returned (1 when nothing is known).  *state receives what

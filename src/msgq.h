@@ -509,6 +509,7 @@ typedef struct MsgqHeadState
 
 extern void msgq_head_shmem_size(Size *size);
 extern void msgq_head_shmem_init(void);
+extern int64 msgq_head_peek(int32 queue_id);
 extern int64 msgq_head_get(int32 queue_id, MsgqHeadState *state);
 extern void msgq_head_advance(int32 queue_id, const MsgqHeadState *state,
 							  int64 first_seq);

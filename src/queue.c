@@ -2520,18 +2520,21 @@ queue_receive_fifo_repeat(MsgqQueue *queue, MsgqFifoTaken *taken, int n,
 static bool
 queue_next_visible(MsgqQueue *queue, TimestampTz now, TimestampTz *next)
 {
-	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[3];
 	bool		isnull;
 	Datum		d;
 
 	values[0] = Int32GetDatum(queue->queue_id);
 	values[1] = TimestampTzGetDatum(now);
+	/* from the queue's head: the rows below it are gone (head.c) */
+	values[2] = Int64GetDatum(queue->fifo ? 0 : msgq_head_peek(queue->queue_id) - 1);
 	if (SPI_execute_plan(queue_plan(QP_NEXT_VISIBLE,
 									"SELECT pg_catalog.min(visible_at) FROM msgq.message"
 									" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+									"   AND msg_seq OPERATOR(pg_catalog.>) $3"
 									"   AND visible_at OPERATOR(pg_catalog.>) $2",
-									2, argtypes),
+									3, argtypes),
 						 values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the next visibility time");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

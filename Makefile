@@ -24,6 +24,7 @@ OBJS = \
 	src/msgstore.o \
 	src/metrics.o \
 	src/stream.o \
+	src/consumer.o \
 	src/slice.o \
 	src/stream_metrics.o \
 	src/move_task.o \
@@ -42,7 +43,7 @@ SHLIB_LINK = -lcurl
 REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head consumer-leases
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

@@ -586,6 +586,21 @@ CREATE TABLE msgq.stream_checkpoint (
 	PRIMARY KEY (stream_id, consumer_group, shard_index)
 );
 
+-- Consumer groups' shard leases, as the Kinesis Client Library keeps them
+-- (src/consumer.c): one row per shard and group, made by the group's first
+-- acquire_leases; the owner is a worker id, the counter grows with every
+-- take and renewal, the expiry is on msgq's clock.
+CREATE TABLE msgq.stream_lease (
+	stream_id integer NOT NULL REFERENCES msgq.stream ON DELETE CASCADE,
+	consumer_group text NOT NULL,
+	shard_index integer NOT NULL,
+	lease_owner text,
+	lease_counter bigint NOT NULL DEFAULT 0,
+	expires_at timestamptz,
+	owner_switches bigint NOT NULL DEFAULT 0,	-- owners since the row was made
+	PRIMARY KEY (stream_id, consumer_group, shard_index)
+);
+
 -- Registered consumers and their subscriptions (one per consumer and
 -- shard, five minutes long, advanced by each subscribe_to_shard call).
 CREATE TABLE msgq.stream_consumer (
@@ -615,6 +630,7 @@ SELECT pg_catalog.pg_extension_config_dump('msgq.stream_slice', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_slice_slice_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_checkpoint', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_lease', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.stream_consumer', '');
 
 -- Each stream's time slices, their state and on-disk size.
@@ -723,6 +739,32 @@ CREATE FUNCTION msgq.checkpoint(stream_name text, consumer_group text, shard_id 
 	sequence_number numeric)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_checkpoint'
+LANGUAGE C VOLATILE;
+
+-- The same, by a worker of a consumer group: refused (LeaseLostException,
+-- SQLSTATE MQ030) unless the worker holds the shard's lease, unexpired.
+CREATE FUNCTION msgq.checkpoint(stream_name text, consumer_group text, shard_id text,
+	sequence_number numeric, worker_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_checkpoint'
+LANGUAGE C VOLATILE;
+
+-- KCL-style lease taking for a worker of a consumer group: renews its
+-- leases, takes unowned and expired ones and steals one from the most
+-- loaded worker, so that N workers hold about shards / N each; children of
+-- a split or merge only once their parents' checkpoints reached SHARD_END.
+-- Returns the shards the worker holds now.
+CREATE FUNCTION msgq.acquire_leases(stream_name text, consumer_group text, worker_id text,
+	max_leases integer DEFAULT NULL, failover_time_ms integer DEFAULT 10000)
+RETURNS TABLE (shard_id text, lease_counter bigint, checkpoint_sequence_number numeric,
+	acquired boolean)
+AS 'MODULE_PATHNAME', 'msgq_acquire_leases'
+LANGUAGE C VOLATILE;
+
+-- A worker that stops gives its leases back; returns how many.
+CREATE FUNCTION msgq.release_leases(stream_name text, consumer_group text, worker_id text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'msgq_release_leases'
 LANGUAGE C VOLATILE;
 
 CREATE FUNCTION msgq.increase_stream_retention_period(stream_name text, retention_period_hours integer)
@@ -850,6 +892,34 @@ CREATE VIEW msgq.consumer_group_lag AS
 SELECT * FROM msgq._consumer_group_lag();
 REVOKE ALL ON msgq.consumer_group_lag FROM PUBLIC;
 GRANT SELECT ON msgq.consumer_group_lag TO pg_monitor;
+
+-- Every consumer group's leases: owner, counter, expiry, checkpoint, the
+-- shard's parents, whether the shard is finished, and the lag.
+CREATE VIEW msgq.stream_leases AS
+SELECT s.stream_name, l.consumer_group,
+	   'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(l.shard_index::pg_catalog.text, 12, '0') AS shard_id,
+	   l.lease_owner, l.lease_counter, l.expires_at AS lease_expires_at,
+	   (l.lease_owner IS NOT NULL AND l.expires_at OPERATOR(pg_catalog.>) msgq.now()) AS lease_held,
+	   l.owner_switches,
+	   c.seq::pg_catalog.numeric AS checkpoint_sequence_number,
+	   COALESCE(c.seq OPERATOR(pg_catalog.>=) h.ending_seq, false) AS shard_end,
+	   pg_catalog.array_remove(ARRAY[
+		   'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(h.parent_index::pg_catalog.text, 12, '0'),
+		   'shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(h.adjacent_parent_index::pg_catalog.text, 12, '0')],
+		   NULL) AS parent_shard_ids,
+	   g.millis_behind_latest
+  FROM msgq.stream_lease l
+  JOIN msgq.stream s ON s.stream_id OPERATOR(pg_catalog.=) l.stream_id
+  JOIN msgq.shard h ON h.stream_id OPERATOR(pg_catalog.=) l.stream_id
+   AND h.shard_index OPERATOR(pg_catalog.=) l.shard_index
+  LEFT JOIN msgq.stream_checkpoint c ON c.stream_id OPERATOR(pg_catalog.=) l.stream_id
+   AND c.consumer_group OPERATOR(pg_catalog.=) l.consumer_group
+   AND c.shard_index OPERATOR(pg_catalog.=) l.shard_index
+  LEFT JOIN msgq._consumer_group_lag() g ON g.stream_name OPERATOR(pg_catalog.=) s.stream_name
+   AND g.consumer_group OPERATOR(pg_catalog.=) l.consumer_group
+   AND g.shard_id OPERATOR(pg_catalog.=) ('shardId-' OPERATOR(pg_catalog.||) pg_catalog.lpad(l.shard_index::pg_catalog.text, 12, '0'));
+REVOKE ALL ON msgq.stream_leases FROM PUBLIC;
+GRANT SELECT ON msgq.stream_leases TO pg_monitor;
 
 -------------------------------------------------------------------------------
 -- Topics (src/topic.c, doc/design.md "Topics")

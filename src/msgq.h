@@ -74,6 +74,7 @@
 #define ERRCODE_MSGQ_PARAMETER_VALUE_INVALID	MAKE_SQLSTATE('M','Q','0','2','7')
 #define ERRCODE_MSGQ_SUBSCRIPTION_LIMIT_EXCEEDED	MAKE_SQLSTATE('M','Q','0','2','8')
 #define ERRCODE_MSGQ_TOPIC_LIMIT_EXCEEDED		MAKE_SQLSTATE('M','Q','0','2','9')
+#define ERRCODE_MSGQ_LEASE_LOST					MAKE_SQLSTATE('M','Q','0','3','0')
 #define ERRCODE_MSGQ_ACCESS_DENIED				ERRCODE_INSUFFICIENT_PRIVILEGE
 
 /*
@@ -515,6 +516,13 @@ extern void msgq_head_advance(int32 queue_id, const MsgqHeadState *state,
 							  int64 first_seq);
 
 /* stream.c */
+extern void msgq_stream_enter(MsgqCall *call, const char *name, int32 *stream_id,
+							  int32 *retention_hours);
+extern char *msgq_shard_id_text(int32 idx);
+
+/* consumer.c: consumer groups' shard leases */
+extern void msgq_group_lease_check(int32 stream_id, const char *group, int32 shard,
+								   const char *worker_id);
 extern Oid	msgq_stream_relid(void);
 extern int64 msgq_stream_seq_floor(void);
 extern void msgq_stream_cache_invalidate(void);

@@ -410,6 +410,18 @@ stream_call_enter(MsgqCall *call, const char *name, MsgqStream *st)
 	stream_check_access(st, call->caller);
 }
 
+/* for consumer.c: a call on a stream, and shard ids */
+void
+msgq_stream_enter(MsgqCall *call, const char *name, int32 *stream_id,
+				  int32 *retention_hours)
+{
+	MsgqStream	st;
+
+	stream_call_enter(call, name, &st);
+	*stream_id = st.stream_id;
+	*retention_hours = st.retention_hours;
+}
+
 /* A stream or consumer name: 1-128 letters, digits, "_", "-" and "." */
 static void
 stream_check_name_kind(const char *name, const char *kind)
@@ -530,6 +542,12 @@ static char *
 shard_id_text(int32 idx)
 {
 	return psprintf("shardId-%012d", idx);
+}
+
+char *
+msgq_shard_id_text(int32 idx)
+{
+	return shard_id_text(idx);
 }
 
 /* "shardId-000000000003" (or "3") to 3; -1 if it is not a shard id */
@@ -2586,7 +2604,18 @@ msgq_checkpoint(PG_FUNCTION_ARGS)
 		INVALID_ARGUMENT("a checkpoint needs a sequence number");
 	seq = numeric_seq(PG_GETARG_DATUM(3), "SequenceNumber");
 
-	if (!stream_record_exists(&st, shard, &si, seq))
+	/* the five-argument form: only by the worker that holds the lease */
+	if (PG_NARGS() > 4)
+	{
+		if (PG_ARGISNULL(4))
+			INVALID_ARGUMENT("a checkpoint by a worker needs its worker id");
+		msgq_group_lease_check(st.stream_id, group, shard,
+							   TextDatumGetCString(PG_GETARG_DATUM(4)));
+	}
+
+	/* a closed shard's ending sequence number is its SHARD_END */
+	if (!(si.closed && seq == si.ending_seq) &&
+		!stream_record_exists(&st, shard, &si, seq))
 		INVALID_ARGUMENT("sequence number %lld is not a record of shard %s",
 						 (long long) seq, shard_id_text(shard));
 

@@ -16,7 +16,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(72);
+SELECT plan(84);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_stream', ARRAY['text', 'integer', 'text'],
@@ -184,6 +184,33 @@ SELECT ok(NOT has_table_privilege('public', 'msgq.stream_slices', 'SELECT')
 	'PUBLIC reads neither the slices view nor a slice table');
 SELECT is((SELECT state FROM msgq.stream_slices WHERE stream_name = 'tap_s'), 'current',
 	'a new stream has one current slice');
+
+-- Consumer group leases (src/consumer.c) -----------------------------------------
+SELECT has_function('msgq', 'acquire_leases', ARRAY['text', 'text', 'text', 'integer', 'integer'],
+	'msgq.acquire_leases(text, text, text, integer, integer) exists');
+SELECT function_returns('msgq', 'acquire_leases', ARRAY['text', 'text', 'text', 'integer', 'integer'],
+	'setof record');
+SELECT has_function('msgq', 'release_leases', ARRAY['text', 'text', 'text'],
+	'msgq.release_leases(text, text, text) exists');
+SELECT function_returns('msgq', 'release_leases', ARRAY['text', 'text', 'text'], 'integer');
+SELECT has_function('msgq', 'checkpoint', ARRAY['text', 'text', 'text', 'numeric', 'text'],
+	'msgq.checkpoint(text, text, text, numeric, text) exists');
+SELECT function_returns('msgq', 'checkpoint', ARRAY['text', 'text', 'text', 'numeric', 'text'], 'void');
+SELECT columns_are('msgq', 'stream_leases', ARRAY['stream_name', 'consumer_group', 'shard_id',
+	'lease_owner', 'lease_counter', 'lease_expires_at', 'lease_held', 'owner_switches',
+	'checkpoint_sequence_number', 'shard_end', 'parent_shard_ids', 'millis_behind_latest'],
+	'msgq.stream_leases columns');
+SELECT ok(has_table_privilege('pg_monitor', 'msgq.stream_leases', 'SELECT')
+	  AND NOT has_table_privilege('public', 'msgq.stream_leases', 'SELECT'),
+	'pg_monitor reads msgq.stream_leases, PUBLIC does not');
+SELECT is((SELECT count(*) FROM msgq.acquire_leases('tap_s', 'tap_g', 'tap_w')), 2::bigint,
+	'a worker alone takes both shards');
+SELECT throws_ok($$SELECT msgq.checkpoint('tap_s', 'tap_g', '0', 1, 'someone_else')$$, 'MQ030', NULL,
+	'LeaseLostException: a checkpoint by a worker without the lease');
+SELECT throws_ok($$SELECT * FROM msgq.acquire_leases('tap_s', 'tap_g', 'tap_w', 0)$$, 'MQ021',
+	'max_leases must be at least 1, not 0', 'ValidationException: max_leases 0');
+SELECT throws_ok($$SELECT * FROM msgq.acquire_leases('tap_nope', 'tap_g', 'tap_w')$$, 'MQ019', NULL,
+	'ResourceNotFoundException: acquire_leases of an unknown stream');
 
 -- AccessDenied -------------------------------------------------------------------
 CREATE ROLE tap_stream_user;

@@ -922,6 +922,73 @@ REVOKE ALL ON msgq.stream_leases FROM PUBLIC;
 GRANT SELECT ON msgq.stream_leases TO pg_monitor;
 
 -------------------------------------------------------------------------------
+-- Event source mappings (src/esm.c): the worker reads a queue in batches
+-- and calls a function with each, as Lambda does
+-------------------------------------------------------------------------------
+
+CREATE TABLE msgq.event_source_mapping (
+	uuid uuid PRIMARY KEY,
+	source_kind text NOT NULL CHECK (source_kind IN ('queue')),
+	source_id integer NOT NULL,		-- msgq.queue.queue_id
+	source_arn text NOT NULL,
+	function regprocedure NOT NULL,
+	owner regrole NOT NULL,
+	enabled boolean NOT NULL,
+	batch_size integer NOT NULL,
+	batching_window integer NOT NULL,	-- MaximumBatchingWindowInSeconds
+	report_batch_item_failures boolean NOT NULL,
+	created_at timestamptz NOT NULL,
+	last_modified timestamptz NOT NULL,
+	last_processing_result text NOT NULL DEFAULT 'No records processed',
+	last_error text,
+	invocations bigint NOT NULL DEFAULT 0,
+	failed_invocations bigint NOT NULL DEFAULT 0,
+	last_invoked_at timestamptz
+);
+CREATE INDEX ON msgq.event_source_mapping (source_id);
+SELECT pg_catalog.pg_extension_config_dump('msgq.event_source_mapping', '');
+
+-- Lambda's CreateEventSourceMapping: BatchSize (1-10, up to 10,000 with a
+-- window), MaximumBatchingWindowInSeconds (0-300), Enabled,
+-- FunctionResponseTypes ["ReportBatchItemFailures"].  Returns the UUID.
+CREATE FUNCTION msgq.create_event_source_mapping(source text, function regprocedure,
+	attributes jsonb DEFAULT '{}')
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'msgq_create_event_source_mapping'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.update_event_source_mapping(uuid uuid, attributes jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_update_event_source_mapping'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.delete_event_source_mapping(uuid uuid)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_delete_event_source_mapping'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.get_event_source_mapping(uuid uuid)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_get_event_source_mapping'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.list_event_source_mappings(source text DEFAULT NULL)
+RETURNS SETOF jsonb
+AS 'MODULE_PATHNAME', 'msgq_list_event_source_mappings'
+LANGUAGE C STABLE;
+
+-- Every mapping's state and counters (pg_monitor reads it).
+CREATE VIEW msgq.event_source_mappings AS
+SELECT m.uuid, m.source_arn, m.function, m.owner,
+	   CASE WHEN m.enabled THEN 'Enabled' ELSE 'Disabled' END AS state,
+	   m.batch_size, m.batching_window, m.report_batch_item_failures,
+	   m.last_processing_result, m.invocations, m.failed_invocations,
+	   m.last_invoked_at, m.last_error, m.last_modified
+  FROM msgq.event_source_mapping m;
+REVOKE ALL ON msgq.event_source_mappings FROM PUBLIC;
+GRANT SELECT ON msgq.event_source_mappings TO pg_monitor;
+
+-------------------------------------------------------------------------------
 -- Topics (src/topic.c, doc/design.md "Topics")
 -------------------------------------------------------------------------------
 

@@ -449,8 +449,8 @@ delivery_xact_callback(XactEvent event, void *arg)
 }
 
 /* Wake the worker when this transaction commits (delivery_xact_callback) */
-static void
-delivery_wake_worker_at_commit(void)
+void
+msgq_delivery_wake_worker_at_commit(void)
 {
 	if (!delivery_callback_registered)
 	{
@@ -562,7 +562,7 @@ msgq_delivery_outbox_flush(Datum message_id, TimestampTz at, const char *token,
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
 	msgq_delivery_outbox_begin();
-	delivery_wake_worker_at_commit();
+	msgq_delivery_wake_worker_at_commit();
 }
 
 /*
@@ -646,7 +646,7 @@ msgq_delivery_enqueue(const pg_uuid_t *sub_id, Datum message_id, const char *kin
 								   8, argtypes),
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not queue a delivery");
-	delivery_wake_worker_at_commit();
+	msgq_delivery_wake_worker_at_commit();
 }
 
 /* ------------------------------------------------------------------------

@@ -626,7 +626,14 @@ msgq_lease_row_free(Oid relid, ItemPointer tid)
 					}
 				}
 				else if (TransactionIdIsCurrentTransactionId(xmax))
-					free_ = false;
+				{
+					/*
+					 * This transaction wrote the counts itself (a receive
+					 * after msgq.run_maintenance() in one transaction): the
+					 * writer's lock carried over to the version it made.
+					 */
+					free_ = HEAP_XMAX_IS_LOCKED_ONLY(infomask) && lease_is_persist_xid(xmax);
+				}
 				else if (HEAP_XMAX_IS_LOCKED_ONLY(infomask))
 				{
 					/* the count writer's own lock carries over to its new version */

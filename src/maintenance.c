@@ -240,6 +240,13 @@ msgq_maintenance_deliveries(void)
 		elog(ERROR, "SPI_connect failed");
 	while (msgq_delivery_run_functions(100, false) == 100)
 		;
+	/* the event source mappings' batches (esm.c), until none is left */
+	{
+		int			i;
+
+		for (i = 0; i < 1000 && msgq_esm_run(false) == 0; i++)
+			CHECK_FOR_INTERRUPTS();
+	}
 	SPI_finish();
 	msgq_restore_user(save_userid, save_sec_context);
 }

@@ -520,6 +520,16 @@ extern void msgq_stream_enter(MsgqCall *call, const char *name, int32 *stream_id
 							  int32 *retention_hours);
 extern char *msgq_shard_id_text(int32 idx);
 
+/* esm.c: event source mappings */
+extern void msgq_esm_shmem_size(Size *size);
+extern void msgq_esm_shmem_init(void);
+extern void msgq_esm_source_committed(int32 queue_id);
+extern long msgq_esm_run(bool in_worker);
+extern long msgq_esm_worker_pass(void);
+extern void msgq_delivery_wake_worker_at_commit(void);
+extern int	msgq_function_timeout_ms;
+extern bool msgq_stream_exists(const char *name);
+
 /* consumer.c: consumer groups' shard leases */
 extern void msgq_group_lease_check(int32 stream_id, const char *group, int32 shard,
 								   const char *worker_id);

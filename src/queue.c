@@ -1264,6 +1264,12 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
 									1, argtypes),
 						 values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete messages");
+	/* and the event source mappings that read it (esm.c) */
+	if (SPI_execute_with_args("DELETE FROM msgq.event_source_mapping"
+							  " WHERE source_kind OPERATOR(pg_catalog.=) 'queue'"
+							  "   AND source_id OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete event source mappings");
 	if (queue->fifo)
 	{
 		msgq_fifo_dedup_clear(queue->queue_id);

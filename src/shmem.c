@@ -8,7 +8,8 @@
  * table (wait.c), and the launcher's per-database worker slots
  * (launcher.c), the per-queue metrics (metrics.c), the stream writer
  * slots (stream.c), the per-shard stream counters (stream_metrics.c),
- * the receive leases (lease.c) and the queues' heads (head.c).
+ * the receive leases (lease.c), the queues' heads (head.c) and the
+ * event source mappings' wake-up table (esm.c).
  * Each part documents its own locking.
  *
  * IDENTIFICATION
@@ -45,6 +46,7 @@ shm_request(void)
 	msgq_fifo_shmem_size(&size);
 	msgq_topic_metrics_shmem_size(&size);
 	msgq_head_shmem_size(&size);
+	msgq_esm_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
 	RequestNamedLWLockTranche("msgq_lease", 16);
@@ -68,6 +70,7 @@ shm_startup(void)
 	msgq_fifo_shmem_init();
 	msgq_topic_metrics_shmem_init();
 	msgq_head_shmem_init();
+	msgq_esm_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

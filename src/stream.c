@@ -410,6 +410,20 @@ stream_call_enter(MsgqCall *call, const char *name, MsgqStream *st)
 	stream_check_access(st, call->caller);
 }
 
+/* Is there a stream of that name (or ARN)?  Inside an SPI connection. */
+bool
+msgq_stream_exists(const char *name)
+{
+	const char *p = name ? strrchr(name, '/') : NULL;
+
+	if (SPI_execute_with_args("SELECT 1 FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(p ? p + 1 : name)},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	return SPI_processed > 0;
+}
+
 /* for consumer.c: a call on a stream, and shard ids */
 void
 msgq_stream_enter(MsgqCall *call, const char *name, int32 *stream_id,

@@ -259,6 +259,8 @@ msgq_wakeup_now(int32 queue_id, bool end_waits)
 		pg_atomic_fetch_add_u64(&b->ends, 1);
 	pg_atomic_fetch_add_u64(&b->wakeups, 1);
 	ConditionVariableBroadcast(&b->cv);
+	/* a queue an event source mapping reads: its worker too (esm.c) */
+	msgq_esm_source_committed(queue_id);
 }
 
 /*

@@ -171,6 +171,13 @@ msgq_worker_main(Datum main_arg)
 
 		/* deliveries after commit (delivery.c): due ones, finished transfers */
 		delivery_ms = msgq_delivery_worker_pass();
+		/* event source mappings' batches (esm.c) */
+		{
+			long		esm_ms = msgq_esm_worker_pass();
+
+			if (esm_ms >= 0 && (delivery_ms < 0 || esm_ms < delivery_ms))
+				delivery_ms = esm_ms;
+		}
 
 		now = GetCurrentTimestamp();
 		timeout = next_cycle > now ? (long) ((next_cycle - now + 999) / 1000) : 0;

@@ -928,8 +928,8 @@ GRANT SELECT ON msgq.stream_leases TO pg_monitor;
 
 CREATE TABLE msgq.event_source_mapping (
 	uuid uuid PRIMARY KEY,
-	source_kind text NOT NULL CHECK (source_kind IN ('queue')),
-	source_id integer NOT NULL,		-- msgq.queue.queue_id
+	source_kind text NOT NULL CHECK (source_kind IN ('queue', 'stream')),
+	source_id integer NOT NULL,		-- msgq.queue.queue_id or msgq.stream.stream_id
 	source_arn text NOT NULL,
 	function regprocedure NOT NULL,
 	owner regrole NOT NULL,
@@ -943,14 +943,37 @@ CREATE TABLE msgq.event_source_mapping (
 	last_error text,
 	invocations bigint NOT NULL DEFAULT 0,
 	failed_invocations bigint NOT NULL DEFAULT 0,
-	last_invoked_at timestamptz
+	last_invoked_at timestamptz,
+	-- stream sources only; the position is a checkpoint of group 'esm:<uuid>'
+	starting_position text,
+	start_seq bigint,				-- LATEST: the records numbered after it
+	start_time timestamptz,			-- AT_TIMESTAMP
+	max_retry_attempts integer NOT NULL DEFAULT -1,
+	max_record_age integer NOT NULL DEFAULT -1,
+	bisect boolean NOT NULL DEFAULT false,
+	parallelization integer NOT NULL DEFAULT 1,
+	on_failure text					-- a queue or a topic
 );
 CREATE INDEX ON msgq.event_source_mapping (source_id);
+-- A stream mapping's retry state per shard.
+CREATE TABLE msgq.event_source_shard (
+	uuid uuid NOT NULL REFERENCES msgq.event_source_mapping ON DELETE CASCADE,
+	shard_index integer NOT NULL,
+	attempts integer NOT NULL,
+	batch_limit integer NOT NULL,	-- 0: BatchSize; less while bisecting
+	next_attempt_at timestamptz,
+	PRIMARY KEY (uuid, shard_index)
+);
+SELECT pg_catalog.pg_extension_config_dump('msgq.event_source_shard', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.event_source_mapping', '');
 
--- Lambda's CreateEventSourceMapping: BatchSize (1-10, up to 10,000 with a
--- window), MaximumBatchingWindowInSeconds (0-300), Enabled,
--- FunctionResponseTypes ["ReportBatchItemFailures"].  Returns the UUID.
+-- Lambda's CreateEventSourceMapping.  Queues: BatchSize (1-10, up to 10,000
+-- with a window), MaximumBatchingWindowInSeconds (0-300), Enabled,
+-- FunctionResponseTypes ["ReportBatchItemFailures"].  Streams, also:
+-- StartingPosition (required), StartingPositionTimestamp,
+-- MaximumRetryAttempts, MaximumRecordAgeInSeconds,
+-- BisectBatchOnFunctionError, ParallelizationFactor, DestinationConfig.
+-- Returns the UUID.
 CREATE FUNCTION msgq.create_event_source_mapping(source text, function regprocedure,
 	attributes jsonb DEFAULT '{}')
 RETURNS uuid

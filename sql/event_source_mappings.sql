@@ -5,7 +5,8 @@
 -- function run as the mapping's owner, deletes in the function's
 -- transaction, ReportBatchItemFailures, a failing function (its writes
 -- rolled back, the batch received again and dead-lettered), Enabled,
--- the batching window on msgq's test clock.  msgq.run_maintenance() runs
+-- the batching window on msgq's test clock (sql/event_source_streams.sql
+-- has the stream sources).  msgq.run_maintenance() runs
 -- the batches here, with the worker off (test/t/019_event_source.pl runs
 -- them in the worker, across a kill -9).
 -- Queue names start with "esm_", roles with "regress_msgq_esm_".
@@ -101,7 +102,7 @@ SELECT name, msgq_test.err(sql) AS result FROM (VALUES
 	('response type', $$SELECT msgq.create_event_source_mapping('esm_q', 'esm.handler(jsonb)', '{"FunctionResponseTypes": ["Other"]}')$$),
 	('response not array', $$SELECT msgq.create_event_source_mapping('esm_q', 'esm.handler(jsonb)', '{"FunctionResponseTypes": "ReportBatchItemFailures"}')$$),
 	('fifo window', $$SELECT msgq.create_event_source_mapping('esm_fifo.fifo', 'esm.handler(jsonb)', '{"MaximumBatchingWindowInSeconds": 1}')$$),
-	('stream source', $$SELECT msgq.create_event_source_mapping('arn:aws:kinesis:msgq:x:stream/s', 'esm.handler(jsonb)', '{}')$$),
+	('unknown stream', $$SELECT msgq.create_event_source_mapping('arn:aws:kinesis:msgq:x:stream/s', 'esm.handler(jsonb)', '{}')$$),
 	('update unknown', $$SELECT msgq.update_event_source_mapping('00000000-0000-0000-0000-000000000000', '{}')$$),
 	('get unknown', $$SELECT msgq.get_event_source_mapping('00000000-0000-0000-0000-000000000000')$$),
 	('delete unknown', $$SELECT msgq.delete_event_source_mapping('00000000-0000-0000-0000-000000000000')$$),

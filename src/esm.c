@@ -28,8 +28,17 @@
  * The failure is logged with the mapping and the batch, and counted in the
  * mapping's row; other mappings go on.
  *
- * Stream sources are not built yet: create_event_source_mapping refuses
- * them with a clear error.
+ * A stream mapping reads each shard in order, one batch in flight per
+ * shard, from its consumer group "esm:<uuid>"'s checkpoint, which the
+ * batch's subtransaction moves with the function's writes.  A child shard
+ * starts once its parents are checkpointed at their end (SHARD_END).  A
+ * failing batch is retried after 1 s doubling to 60 s; with
+ * BisectBatchOnFunctionError it is split in two first, down to one
+ * record; after MaximumRetryAttempts, or once its first record is older
+ * than MaximumRecordAgeInSeconds, its metadata goes to the on-failure
+ * destination (a queue or a topic) and the mapping moves past it.
+ * ParallelizationFactor is accepted and kept; batches of a shard are
+ * processed one at a time whatever its value.
  *
  * IDENTIFICATION
  *	  src/esm.c
@@ -54,6 +63,7 @@
 #include "utils/snapmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -86,6 +96,16 @@ typedef struct EsmAttrs
 	bool		enabled;
 	bool		report_failures;
 	bool		has[4];			/* which were given */
+	/* stream sources */
+	bool		stream;
+	char	   *starting_position;	/* TRIM_HORIZON, LATEST, AT_TIMESTAMP */
+	TimestampTz starting_ts;	/* AT_TIMESTAMP */
+	bool		has_starting_ts;
+	int32		max_retry;		/* -1: until the records expire */
+	int32		max_age;		/* -1: none */
+	bool		bisect;
+	int32		parallelization;
+	char	   *on_failure;		/* a queue or topic, or NULL */
 } EsmAttrs;
 
 enum
@@ -185,17 +205,115 @@ esm_parse_attrs(Jsonb *attrs, EsmAttrs *out)
 			out->report_failures = report;
 			out->has[EA_RESPONSE] = true;
 		}
-		else if (strcmp(key, "StartingPosition") == 0 ||
-				 strcmp(key, "StartingPositionTimestamp") == 0 ||
-				 strcmp(key, "MaximumRetryAttempts") == 0 ||
-				 strcmp(key, "MaximumRecordAgeInSeconds") == 0 ||
-				 strcmp(key, "BisectBatchOnFunctionError") == 0 ||
-				 strcmp(key, "ParallelizationFactor") == 0 ||
-				 strcmp(key, "DestinationConfig") == 0 ||
-				 strcmp(key, "TumblingWindowInSeconds") == 0)
+		else if (!out->stream &&
+				 (strcmp(key, "StartingPosition") == 0 ||
+				  strcmp(key, "StartingPositionTimestamp") == 0 ||
+				  strcmp(key, "MaximumRetryAttempts") == 0 ||
+				  strcmp(key, "MaximumRecordAgeInSeconds") == 0 ||
+				  strcmp(key, "BisectBatchOnFunctionError") == 0 ||
+				  strcmp(key, "ParallelizationFactor") == 0 ||
+				  strcmp(key, "DestinationConfig") == 0 ||
+				  strcmp(key, "TumblingWindowInSeconds") == 0))
 			esm_invalid(psprintf("%s is for stream sources, not for a queue", key));
+		else if (strcmp(key, "StartingPosition") == 0)
+		{
+			if (v.type != jbvString)
+				esm_invalid("StartingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP");
+			out->starting_position = pnstrdup(v.val.string.val, v.val.string.len);
+			if (strcmp(out->starting_position, "TRIM_HORIZON") != 0 &&
+				strcmp(out->starting_position, "LATEST") != 0 &&
+				strcmp(out->starting_position, "AT_TIMESTAMP") != 0)
+				esm_invalid("StartingPosition must be TRIM_HORIZON, LATEST or AT_TIMESTAMP");
+		}
+		else if (strcmp(key, "StartingPositionTimestamp") == 0)
+		{
+			if (v.type != jbvNumeric)
+				esm_invalid("StartingPositionTimestamp must be a number of seconds since 1970");
+			out->starting_ts = SetEpochTimestamp() +
+				(TimestampTz) (DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+																  NumericGetDatum(v.val.numeric))) * USECS_PER_SEC);
+			out->has_starting_ts = true;
+		}
+		else if (strcmp(key, "MaximumRetryAttempts") == 0)
+			out->max_retry = esm_int(&v, key);
+		else if (strcmp(key, "MaximumRecordAgeInSeconds") == 0)
+			out->max_age = esm_int(&v, key);
+		else if (strcmp(key, "BisectBatchOnFunctionError") == 0)
+		{
+			if (v.type != jbvBool)
+				esm_invalid("BisectBatchOnFunctionError must be true or false");
+			out->bisect = v.val.boolean;
+		}
+		else if (strcmp(key, "ParallelizationFactor") == 0)
+			out->parallelization = esm_int(&v, key);
+		else if (strcmp(key, "DestinationConfig") == 0)
+		{
+			Jsonb	   *dc;
+			JsonbValue *of,
+					   *dest;
+
+			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+				esm_invalid("DestinationConfig must be an object {\"OnFailure\": {\"Destination\": ...}}");
+			dc = JsonbValueToJsonb(&v);
+			of = getKeyJsonValueFromContainer(&dc->root, "OnFailure", 9, NULL);
+			if (of == NULL)
+			{
+				out->on_failure = NULL;
+				continue;
+			}
+			if (of->type != jbvBinary || !JsonContainerIsObject(of->val.binary.data))
+				esm_invalid("DestinationConfig.OnFailure must be an object");
+			dest = getKeyJsonValueFromContainer(of->val.binary.data, "Destination", 11, NULL);
+			if (dest == NULL || dest->type == jbvNull)
+				out->on_failure = NULL;
+			else if (dest->type != jbvString)
+				esm_invalid("DestinationConfig.OnFailure.Destination must be a string");
+			else
+				out->on_failure = pnstrdup(dest->val.string.val, dest->val.string.len);
+		}
+		else if (strcmp(key, "TumblingWindowInSeconds") == 0)
+			esm_invalid("TumblingWindowInSeconds is not supported");
 		else
 			esm_invalid(psprintf("unknown attribute \"%s\"", key));
+	}
+}
+
+/* Is there a topic of that name (or ARN)?  Inside an SPI connection. */
+static bool
+esm_topic_exists(const char *name)
+{
+	const char *p = strrchr(name, ':');
+
+	if (SPI_execute_with_args("SELECT 1 FROM msgq.topic WHERE topic_name OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {TEXTOID},
+							  (Datum[]) {CStringGetTextDatum(strncmp(name, "arn:", 4) == 0 && p ? p + 1 : name)},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up topic");
+	return SPI_processed > 0;
+}
+
+/* Lambda's limits for a Kinesis source */
+static void
+esm_check_stream_attrs(const EsmAttrs *a)
+{
+	if (a->batch_size < 1 || a->batch_size > ESM_MAX_BATCH)
+		esm_invalid(psprintf("BatchSize must be between 1 and %d, not %d", ESM_MAX_BATCH, a->batch_size));
+	if (a->window < 0 || a->window > ESM_MAX_WINDOW)
+		esm_invalid(psprintf("MaximumBatchingWindowInSeconds must be between 0 and %d, not %d",
+							 ESM_MAX_WINDOW, a->window));
+	if (a->max_retry < -1 || a->max_retry > 10000)
+		esm_invalid(psprintf("MaximumRetryAttempts must be -1 or between 0 and 10000, not %d", a->max_retry));
+	if (a->max_age != -1 && (a->max_age < 60 || a->max_age > 604800))
+		esm_invalid(psprintf("MaximumRecordAgeInSeconds must be -1 or between 60 and 604800, not %d", a->max_age));
+	if (a->parallelization < 1 || a->parallelization > 10)
+		esm_invalid(psprintf("ParallelizationFactor must be between 1 and 10, not %d", a->parallelization));
+	if (a->on_failure != NULL)
+	{
+		MsgqQueue	q;
+
+		if (!msgq_queue_lookup(a->on_failure, &q) && !esm_topic_exists(a->on_failure))
+			esm_invalid(psprintf("the on-failure destination \"%s\" is neither a queue nor a topic",
+								 a->on_failure));
 	}
 }
 
@@ -204,6 +322,12 @@ static void
 esm_check_attrs(const EsmAttrs *a, bool fifo)
 {
 	int32		max = fifo ? 10 : (a->window > 0 ? ESM_MAX_BATCH : 10);
+
+	if (a->stream)
+	{
+		esm_check_stream_attrs(a);
+		return;
+	}
 
 	if (a->window < 0 || a->window > ESM_MAX_WINDOW)
 		esm_invalid(psprintf("MaximumBatchingWindowInSeconds must be between 0 and %d, not %d",
@@ -255,6 +379,15 @@ esm_check_function(Oid fn, Oid roleid)
 	"  'StateTransitionReason', 'USER_INITIATED'," \
 	"  'LastModified', m.last_modified," \
 	"  'LastProcessingResult', m.last_processing_result)" \
+	"  OPERATOR(pg_catalog.||) CASE WHEN m.source_kind OPERATOR(pg_catalog.=) 'stream' THEN" \
+	"    pg_catalog.jsonb_build_object('StartingPosition', m.starting_position," \
+	"      'MaximumRetryAttempts', m.max_retry_attempts," \
+	"      'MaximumRecordAgeInSeconds', m.max_record_age," \
+	"      'BisectBatchOnFunctionError', m.bisect," \
+	"      'ParallelizationFactor', m.parallelization," \
+	"      'DestinationConfig', pg_catalog.jsonb_build_object('OnFailure'," \
+	"         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('Destination', m.on_failure))))" \
+	"    ELSE '{}'::pg_catalog.jsonb END" \
 	"  FROM msgq.event_source_mapping m"
 
 /* The mapping's configuration, copied into cxt */
@@ -316,6 +449,75 @@ esm_lock_own(const pg_uuid_t *uuid, Oid caller)
 	return owner;
 }
 
+/* create_event_source_mapping for a stream source; returns the UUID */
+static Datum
+esm_create_stream(const char *source, Oid fn, Jsonb *attrs, MsgqCall *call)
+{
+	EsmAttrs	a = {100, 0, true, false};
+	int32		stream_id;
+	char	   *stream_name;
+	pg_uuid_t  *uuid;
+	int64		start_seq = 0;
+	bool		isnull;
+
+	a.stream = true;
+	a.max_retry = -1;
+	a.max_age = -1;
+	a.parallelization = 1;
+	if (!msgq_stream_resolve(source, call->caller, &stream_id, &stream_name))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
+				 errmsg("stream \"%s\" not found", source),
+				 errdetail_internal("AWS error code: ResourceNotFoundException")));
+	esm_check_function(fn, call->caller);
+	esm_parse_attrs(attrs, &a);
+	if (a.starting_position == NULL)
+		esm_invalid("a stream source needs a StartingPosition");
+	if (strcmp(a.starting_position, "AT_TIMESTAMP") == 0 && !a.has_starting_ts)
+		esm_invalid("StartingPosition AT_TIMESTAMP needs a StartingPositionTimestamp");
+	if (strcmp(a.starting_position, "AT_TIMESTAMP") != 0 && a.has_starting_ts)
+		esm_invalid("StartingPositionTimestamp is only for StartingPosition AT_TIMESTAMP");
+	esm_check_stream_attrs(&a);
+
+	/* LATEST: the records numbered after this one */
+	if (strcmp(a.starting_position, "LATEST") == 0)
+	{
+		if (SPI_execute("SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
+						"  FROM msgq.stream_seq", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the stream sequence");
+		start_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	uuid = DatumGetUUIDP(DirectFunctionCall1(gen_random_uuid, (Datum) 0));
+	if (SPI_execute_with_args("INSERT INTO msgq.event_source_mapping"
+							  "  (uuid, source_kind, source_id, source_arn, function, owner,"
+							  "   enabled, batch_size, batching_window, report_batch_item_failures,"
+							  "   created_at, last_modified, starting_position, start_seq, start_time,"
+							  "   max_retry_attempts, max_record_age, bisect, parallelization, on_failure)"
+							  " VALUES ($1, 'stream', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,"
+							  "         $11, $12, $13, $14, $15, $16, $17, $18)",
+							  18, (Oid[]) {UUIDOID, INT4OID, TEXTOID, OIDOID, OIDOID, BOOLOID,
+							  INT4OID, INT4OID, BOOLOID, TIMESTAMPTZOID, TEXTOID, INT8OID,
+							  TIMESTAMPTZOID, INT4OID, INT4OID, BOOLOID, INT4OID, TEXTOID},
+							  (Datum[]) {UUIDPGetDatum(uuid), Int32GetDatum(stream_id),
+							  CStringGetTextDatum(msgq_stream_arn(stream_name)),
+							  ObjectIdGetDatum(fn), ObjectIdGetDatum(call->caller),
+							  BoolGetDatum(a.enabled), Int32GetDatum(a.batch_size),
+							  Int32GetDatum(a.window), BoolGetDatum(a.report_failures),
+							  TimestampTzGetDatum(msgq_now()),
+							  CStringGetTextDatum(a.starting_position), Int64GetDatum(start_seq),
+							  TimestampTzGetDatum(a.starting_ts), Int32GetDatum(a.max_retry),
+							  Int32GetDatum(a.max_age), BoolGetDatum(a.bisect),
+							  Int32GetDatum(a.parallelization),
+							  a.on_failure ? CStringGetTextDatum(a.on_failure) : (Datum) 0},
+							  (char[]) {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+							  a.has_starting_ts ? ' ' : 'n', ' ', ' ', ' ', ' ',
+							  a.on_failure ? ' ' : 'n'},
+							  false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not create the event source mapping");
+	return UUIDPGetDatum(uuid);
+}
+
 /*
  * msgq.create_event_source_mapping(source text, function regprocedure,
  *									 attributes jsonb DEFAULT '{}')
@@ -341,11 +543,12 @@ msgq_create_event_source_mapping(PG_FUNCTION_ARGS)
 	msgq_call_enter(&call);
 	if (strncmp(source, "arn:aws:kinesis:", 16) == 0 ||
 		(!msgq_queue_lookup(source, &queue) && msgq_stream_exists(source)))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("event source mappings over streams are not built yet"),
-				 errdetail_internal("AWS error code: InvalidParameterValueException"),
-				 errhint("Read a stream with msgq.acquire_leases(), msgq.get_records() and msgq.checkpoint().")));
+	{
+		result = esm_create_stream(source, fn, attrs, &call);
+		msgq_delivery_wake_worker_at_commit();
+		msgq_call_leave(&call);
+		PG_RETURN_DATUM(result);
+	}
 	if (!msgq_queue_lookup(source, &queue))
 		msgq_queue_does_not_exist(source);
 	msgq_check_queue_action(&queue, call.caller, MSGQ_ACT_RECEIVE, "ReceiveMessage");
@@ -396,29 +599,55 @@ msgq_update_event_source_mapping(PG_FUNCTION_ARGS)
 	msgq_call_enter(&call);
 	(void) esm_lock_own(uuid, call.caller);
 	if (SPI_execute_with_args("SELECT m.batch_size, m.batching_window, m.enabled,"
-							  "       m.report_batch_item_failures, q.fifo"
-							  "  FROM msgq.event_source_mapping m JOIN msgq.queue q"
-							  "    ON q.queue_id OPERATOR(pg_catalog.=) m.source_id"
+							  "       m.report_batch_item_failures, COALESCE(q.fifo, false),"
+							  "       m.source_kind OPERATOR(pg_catalog.=) 'stream', m.max_retry_attempts,"
+							  "       m.max_record_age, m.bisect, m.parallelization, m.on_failure"
+							  "  FROM msgq.event_source_mapping m LEFT JOIN msgq.queue q"
+							  "    ON m.source_kind OPERATOR(pg_catalog.=) 'queue'"
+							  "   AND q.queue_id OPERATOR(pg_catalog.=) m.source_id"
 							  " WHERE m.uuid OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {UUIDOID}, (Datum[]) {UUIDPGetDatum(uuid)},
 							  NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the event source mapping");
-	a.batch_size = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	a.window = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	a.enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	a.report_failures = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
-	fifo = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		Datum		v;
+
+		a.batch_size = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		a.window = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+		a.enabled = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
+		a.report_failures = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+		fifo = DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
+		a.stream = DatumGetBool(SPI_getbinval(t, d, 6, &isnull));
+		a.max_retry = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
+		a.max_age = DatumGetInt32(SPI_getbinval(t, d, 8, &isnull));
+		a.bisect = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
+		a.parallelization = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
+		v = SPI_getbinval(t, d, 11, &isnull);
+		a.on_failure = isnull ? NULL : TextDatumGetCString(v);
+	}
 	esm_parse_attrs(attrs, &a);
+	if (a.starting_position != NULL || a.has_starting_ts)
+		esm_invalid("the StartingPosition of a mapping cannot be changed");
 	esm_check_attrs(&a, fifo);
 	if (SPI_execute_with_args("UPDATE msgq.event_source_mapping SET batch_size = $2,"
 							  "       batching_window = $3, enabled = $4,"
-							  "       report_batch_item_failures = $5, last_modified = $6"
+							  "       report_batch_item_failures = $5, last_modified = $6,"
+							  "       max_retry_attempts = $7, max_record_age = $8, bisect = $9,"
+							  "       parallelization = $10, on_failure = $11"
 							  " WHERE uuid OPERATOR(pg_catalog.=) $1",
-							  6, (Oid[]) {UUIDOID, INT4OID, INT4OID, BOOLOID, BOOLOID, TIMESTAMPTZOID},
+							  11, (Oid[]) {UUIDOID, INT4OID, INT4OID, BOOLOID, BOOLOID, TIMESTAMPTZOID,
+							  INT4OID, INT4OID, BOOLOID, INT4OID, TEXTOID},
 							  (Datum[]) {UUIDPGetDatum(uuid), Int32GetDatum(a.batch_size),
 							  Int32GetDatum(a.window), BoolGetDatum(a.enabled),
-							  BoolGetDatum(a.report_failures), TimestampTzGetDatum(msgq_now())},
-							  NULL, false, 0) != SPI_OK_UPDATE)
+							  BoolGetDatum(a.report_failures), TimestampTzGetDatum(msgq_now()),
+							  Int32GetDatum(a.max_retry), Int32GetDatum(a.max_age),
+							  BoolGetDatum(a.bisect), Int32GetDatum(a.parallelization),
+							  a.on_failure ? CStringGetTextDatum(a.on_failure) : (Datum) 0},
+							  (char[]) {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+							  a.on_failure ? ' ' : 'n'},
+							  false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update the event source mapping");
 	config = esm_config(uuid, false, cxt);
 	msgq_delivery_wake_worker_at_commit();
@@ -522,6 +751,15 @@ msgq_list_event_source_mappings(PG_FUNCTION_ARGS)
 typedef struct EsmRow
 {
 	pg_uuid_t	uuid;
+	bool		stream;
+	int32		source_id;		/* stream_id for a stream */
+	char	   *source_arn;
+	int64		start_seq;
+	TimestampTz start_time;
+	int32		max_retry;
+	int32		max_age;
+	bool		bisect;
+	char	   *on_failure;
 	int32		queue_id;
 	char	   *queue_name;
 	Oid			function;
@@ -598,6 +836,114 @@ esm_record(const pg_uuid_t *uuid, const char *result, const char *error, int fai
 }
 
 /*
+ * What runs in the function's subtransaction after it returned: for a
+ * queue, the deletes; for a stream, the checkpoint.  It runs as the
+ * extension owner; response is the function's jsonb result, or NULL.
+ */
+typedef void (*EsmAfter) (EsmRow *m, Jsonb *response, void *arg);
+
+/*
+ * Call the mapping's function with event in a subtransaction, as the owner
+ * under SECURITY_RESTRICTED_OPERATION (and msgq.function_timeout in the
+ * worker), then after() in the same subtransaction.  Returns NULL, or the
+ * error that rolled the subtransaction back.
+ */
+static ErrorData *
+esm_invoke(EsmRow *m, Datum event, bool in_worker, EsmAfter after, void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		FmgrInfo	flinfo;
+		Datum		response;
+		bool		response_null;
+
+		LOCAL_FCINFO(call, 1);
+
+		fmgr_info(m->function, &flinfo);
+		InitFunctionCallInfoData(*call, &flinfo, 1, InvalidOid, NULL, NULL);
+		call->args[0].value = event;
+		call->args[0].isnull = false;
+		SetUserIdAndSecContext(m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		if (in_worker)
+			enable_timeout_after(STATEMENT_TIMEOUT, msgq_function_timeout_ms);
+		response = FunctionCallInvoke(call);
+		response_null = call->isnull || get_func_rettype(m->function) != JSONBOID;
+		if (in_worker)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		after(m, response_null ? NULL : DatumGetJsonbP(response), arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		if (in_worker)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		/* a cancel or a shutdown is not the function's failure */
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+			(edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !in_worker))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+typedef struct EsmQueueAfter
+{
+	Datum		ids;
+	Datum		handles;
+	int			n;
+	int			failed;
+} EsmQueueAfter;
+
+/* a queue batch: delete what succeeded, as the owner */
+static void
+esm_queue_after(EsmRow *m, Jsonb *response, void *arg)
+{
+	static SPIPlanPtr plan_delete = NULL;
+	EsmQueueAfter *qa = (EsmQueueAfter *) arg;
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_execute_plan(msgq_plan(&plan_delete,
+								   "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM"
+								   "  (SELECT msgq.delete_message($1, h.h)"
+								   "     FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[])) h(id, h)"
+								   "    WHERE NOT $4 OR $5::pg_catalog.jsonb IS NULL"
+								   "       OR NOT pg_catalog.jsonb_path_exists($5, '$.batchItemFailures[*] ? (@.itemIdentifier == $id)',"
+								   "                                          pg_catalog.jsonb_build_object('id', h.id))) d",
+								   5, (Oid[]) {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, BOOLOID, JSONBOID}),
+						 (Datum[]) {CStringGetTextDatum(m->queue_name), qa->ids, qa->handles,
+						 BoolGetDatum(m->report_failures), JsonbPGetDatum(response)},
+						 (char[]) {' ', ' ', ' ', ' ', response == NULL ? 'n' : ' '},
+						 false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not delete the batch");
+	qa->failed = qa->n - DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
  * One batch of a queue mapping, in the caller's transaction.  Returns how
  * many messages were received (0: the queue had none, or the window is
  * still open; *wait_ms then says when to look again, -1: not before a
@@ -607,7 +953,6 @@ static int
 esm_queue_batch(EsmRow *m, bool in_worker, long *wait_ms)
 {
 	static SPIPlanPtr plan_receive = NULL;
-	static SPIPlanPtr plan_delete = NULL;
 	EsmSeen    *seen = esm_seen_get(&m->uuid);
 	TimestampTz now = msgq_now();
 	Oid			save_userid;
@@ -617,12 +962,9 @@ esm_queue_batch(EsmRow *m, bool in_worker, long *wait_ms)
 	Datum		event;
 	Datum		ids;
 	Datum		handles;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
-	Datum		response = (Datum) 0;
-	bool		response_null = true;
-	int			failed_items = 0;
+	ErrorData  *edata;
+	int			failed_items;
+	EsmQueueAfter queue_after;
 
 	*wait_ms = -1;
 	if (m->window > 0)
@@ -680,66 +1022,11 @@ esm_queue_batch(EsmRow *m, bool in_worker, long *wait_ms)
 	handles = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	seen->pending_since = 0;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		FmgrInfo	flinfo;
-
-		LOCAL_FCINFO(call, 1);
-
-		fmgr_info(m->function, &flinfo);
-		InitFunctionCallInfoData(*call, &flinfo, 1, InvalidOid, NULL, NULL);
-		call->args[0].value = event;
-		call->args[0].isnull = false;
-		SetUserIdAndSecContext(m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		if (in_worker)
-			enable_timeout_after(STATEMENT_TIMEOUT, msgq_function_timeout_ms);
-		response = FunctionCallInvoke(call);
-		response_null = call->isnull || get_func_rettype(m->function) != JSONBOID;
-		if (in_worker)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-
-		/* delete what succeeded, as the owner, in the function's subtransaction */
-		SetUserIdAndSecContext(m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		if (SPI_execute_plan(msgq_plan(&plan_delete,
-									   "SELECT pg_catalog.count(*)::pg_catalog.int4 FROM"
-									   "  (SELECT msgq.delete_message($1, h.h)"
-									   "     FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[])) h(id, h)"
-									   "    WHERE NOT $4 OR $5::pg_catalog.jsonb IS NULL"
-									   "       OR NOT pg_catalog.jsonb_path_exists($5, '$.batchItemFailures[*] ? (@.itemIdentifier == $id)',"
-									   "                                          pg_catalog.jsonb_build_object('id', h.id))) d",
-									   5, (Oid[]) {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, BOOLOID, JSONBOID}),
-							 (Datum[]) {CStringGetTextDatum(m->queue_name), ids, handles,
-							 BoolGetDatum(m->report_failures), response},
-							 (char[]) {' ', ' ', ' ', ' ', response_null ? 'n' : ' '},
-							 false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not delete the batch");
-		failed_items = n - DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		if (in_worker)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		/* a cancel or a shutdown is not the function's failure */
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			(edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !in_worker))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	queue_after.ids = ids;
+	queue_after.handles = handles;
+	queue_after.n = n;
+	edata = esm_invoke(m, event, in_worker, esm_queue_after, &queue_after);
+	failed_items = queue_after.failed;
 
 	if (edata != NULL)
 	{
@@ -755,6 +1042,388 @@ esm_queue_batch(EsmRow *m, bool in_worker, long *wait_ms)
 	else
 		esm_record(&m->uuid, failed_items > 0 ? "OK: partial batch failure" : "OK", NULL, 0);
 	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Stream sources
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct EsmShard
+{
+	int32		shard;
+	int32		parent;			/* -1: none */
+	int32		adjacent;
+	int64		starting_seq;
+	bool		closed;
+	int64		ending_seq;
+	bool		has_checkpoint;
+	int64		checkpoint;
+	int32		attempts;
+	int32		batch_limit;	/* 0: BatchSize */
+	TimestampTz next_attempt_at;
+	bool		finished;
+} EsmShard;
+
+static char *
+esm_group(const pg_uuid_t *uuid)
+{
+	return psprintf("esm:%s", DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(uuid))));
+}
+
+/* checkpoint the group of the mapping at seq (in the caller's (sub)transaction) */
+static void
+esm_checkpoint(EsmRow *m, int32 shard, int64 seq)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(msgq_plan(&plan,
+								   "INSERT INTO msgq.stream_checkpoint AS c"
+								   "   (stream_id, consumer_group, shard_index, seq, updated_at)"
+								   " VALUES ($1, $2, $3, $4, $5)"
+								   " ON CONFLICT (stream_id, consumer_group, shard_index)"
+								   " DO UPDATE SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at"
+								   "  WHERE c.seq OPERATOR(pg_catalog.<=) EXCLUDED.seq",
+								   5, (Oid[]) {INT4OID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID}),
+						 (Datum[]) {Int32GetDatum(m->source_id), CStringGetTextDatum(esm_group(&m->uuid)),
+						 Int32GetDatum(shard), Int64GetDatum(seq), TimestampTzGetDatum(msgq_now())},
+						 NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the mapping's checkpoint");
+}
+
+static void
+esm_shard_state(EsmRow *m, int32 shard, int32 attempts, int32 batch_limit, TimestampTz next_at)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(msgq_plan(&plan,
+								   "INSERT INTO msgq.event_source_shard AS s"
+								   "   (uuid, shard_index, attempts, batch_limit, next_attempt_at)"
+								   " VALUES ($1, $2, $3, $4, $5)"
+								   " ON CONFLICT (uuid, shard_index) DO UPDATE SET attempts = $3,"
+								   "   batch_limit = $4, next_attempt_at = $5",
+								   5, (Oid[]) {UUIDOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID}),
+						 (Datum[]) {UUIDPGetDatum(&m->uuid), Int32GetDatum(shard), Int32GetDatum(attempts),
+						 Int32GetDatum(batch_limit), TimestampTzGetDatum(next_at)},
+						 (char[]) {' ', ' ', ' ', ' ', next_at == 0 ? 'n' : ' '}, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write the mapping's shard state");
+}
+
+/*
+ * A batch that is given up (its retries or its age ran out): its metadata
+ * goes to the on-failure destination, a queue or a topic, as the owner,
+ * in Lambda's shape; then the mapping moves past it.
+ */
+static void
+esm_on_failure(EsmRow *m, int32 shard, const MsgqStreamBatch *b, int32 attempts,
+			   const char *condition, const char *error)
+{
+	static SPIPlanPtr plan_queue = NULL;
+	static SPIPlanPtr plan_topic = NULL;
+	MsgqQueue	q;
+	Oid			save_userid;
+	int			save_sec_context;
+	char	   *doc;
+	StringInfoData buf;
+	bool		is_queue;
+
+	if (m->on_failure == NULL)
+		return;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"requestContext\": {\"requestId\": \"%s\", \"functionArn\": ",
+					 DatumGetCString(DirectFunctionCall1(uuid_out, DirectFunctionCall1(gen_random_uuid, (Datum) 0))));
+	escape_json(&buf, format_procedure(m->function));
+	appendStringInfo(&buf, ", \"condition\": \"%s\", \"approximateInvokeCount\": %d},"
+					 " \"responseContext\": {\"functionError\": ", condition, attempts);
+	escape_json(&buf, error ? error : "");
+	appendStringInfo(&buf, "}, \"version\": \"1.0\", \"timestamp\": ");
+	escape_json(&buf, DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(msgq_now()))));
+	appendStringInfo(&buf, ", \"KinesisBatchInfo\": {\"shardId\": \"%s\","
+					 " \"startSequenceNumber\": \"" INT64_FORMAT "\","
+					 " \"endSequenceNumber\": \"" INT64_FORMAT "\","
+					 " \"approximateArrivalOfFirstRecord\": ",
+					 msgq_shard_id_text(shard), b->first_seq, b->last_seq);
+	escape_json(&buf, DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(b->first_arrival))));
+	appendStringInfoString(&buf, ", \"approximateArrivalOfLastRecord\": ");
+	escape_json(&buf, DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(b->last_arrival))));
+	appendStringInfo(&buf, ", \"batchSize\": %d, \"streamArn\": ", b->n);
+	escape_json(&buf, m->source_arn);
+	appendStringInfoString(&buf, "}}");
+	doc = buf.data;
+
+	/* looked up as the extension owner; sent as the mapping's owner */
+	is_queue = msgq_queue_lookup(m->on_failure, &q);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (is_queue)
+	{
+		if (SPI_execute_plan(msgq_plan(&plan_queue, "SELECT count(*) FROM msgq.send_message($1, $2)",
+									   2, (Oid[]) {TEXTOID, TEXTOID}),
+							 (Datum[]) {CStringGetTextDatum(m->on_failure), CStringGetTextDatum(doc)},
+							 NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not send to the on-failure destination");
+	}
+	else if (SPI_execute_plan(msgq_plan(&plan_topic, "SELECT count(*) FROM msgq.publish($1, $2)",
+										2, (Oid[]) {TEXTOID, TEXTOID}),
+							  (Datum[]) {CStringGetTextDatum(m->on_failure), CStringGetTextDatum(doc)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not publish to the on-failure destination");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+typedef struct EsmStreamAfter
+{
+	int32		shard;
+	const MsgqStreamBatch *b;
+	int64		checkpointed;	/* what was checkpointed */
+	bool		partial;		/* batchItemFailures named a record */
+} EsmStreamAfter;
+
+/*
+ * A stream batch succeeded: checkpoint its last record, or with
+ * ReportBatchItemFailures the record before the first one named, so that
+ * the next batch starts at it.
+ */
+static void
+esm_stream_after(EsmRow *m, Jsonb *response, void *arg)
+{
+	EsmStreamAfter *sa = (EsmStreamAfter *) arg;
+	int64		upto = sa->b->last_seq;
+
+	if (m->report_failures && response != NULL)
+	{
+		static SPIPlanPtr plan = NULL;
+		bool		isnull;
+		Datum		d;
+
+		if (SPI_execute_plan(msgq_plan(&plan,
+									   "SELECT pg_catalog.min((f->>'itemIdentifier')::pg_catalog.numeric)::pg_catalog.int8"
+									   "  FROM pg_catalog.jsonb_array_elements(COALESCE($1->'batchItemFailures', '[]')) f",
+									   1, (Oid[]) {JSONBOID}),
+							 (Datum[]) {JsonbPGetDatum(response)}, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read batchItemFailures");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull && DatumGetInt64(d) >= sa->b->first_seq && DatumGetInt64(d) <= sa->b->last_seq)
+		{
+			sa->partial = true;
+			upto = DatumGetInt64(d) - 1;
+		}
+	}
+	if (upto >= sa->b->first_seq || !sa->partial)
+		esm_checkpoint(m, sa->shard, upto);
+	sa->checkpointed = upto;
+}
+
+/* the retry delay of a stream batch: 1 s doubling to 60 s, on msgq's clock */
+static TimestampTz
+esm_retry_at(int32 attempts)
+{
+	int64		ms = 1000;
+	int			i;
+
+	for (i = 1; i < attempts && ms < 60000; i++)
+		ms *= 2;
+	return msgq_now() + Min(ms, 60000) * 1000;
+}
+
+/*
+ * One batch per shard of a stream mapping, in shard order; a child shard
+ * only once its parents are finished (checkpointed at their end).  Returns
+ * when to look again (ms, -1: at the next wake-up).
+ */
+static long
+esm_stream_pass(EsmRow *m, bool in_worker)
+{
+	static SPIPlanPtr plan_shards = NULL;
+	char	   *group = esm_group(&m->uuid);
+	char	   *invoker = psprintf("msgq:%s", GetUserNameFromId(m->owner, false));
+	EsmShard   *shards;
+	uint64		n,
+				i,
+				j;
+	long		wait_ms = -1;
+	TimestampTz now = msgq_now();
+
+	if (SPI_execute_plan(msgq_plan(&plan_shards,
+								   "SELECT h.shard_index, h.parent_index, h.adjacent_parent_index,"
+								   "       h.starting_seq, h.ending_seq, c.seq, s.attempts, s.batch_limit,"
+								   "       s.next_attempt_at"
+								   "  FROM msgq.shard h"
+								   "  LEFT JOIN msgq.stream_checkpoint c ON c.stream_id OPERATOR(pg_catalog.=) h.stream_id"
+								   "   AND c.consumer_group OPERATOR(pg_catalog.=) $2"
+								   "   AND c.shard_index OPERATOR(pg_catalog.=) h.shard_index"
+								   "  LEFT JOIN msgq.event_source_shard s ON s.uuid OPERATOR(pg_catalog.=) $3"
+								   "   AND s.shard_index OPERATOR(pg_catalog.=) h.shard_index"
+								   " WHERE h.stream_id OPERATOR(pg_catalog.=) $1"
+								   " ORDER BY h.shard_index",
+								   3, (Oid[]) {INT4OID, TEXTOID, UUIDOID}),
+						 (Datum[]) {Int32GetDatum(m->source_id), CStringGetTextDatum(group),
+						 UUIDPGetDatum(&m->uuid)},
+						 NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the stream's shards");
+	n = SPI_processed;
+	shards = palloc0(sizeof(EsmShard) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		EsmShard   *sh = &shards[i];
+		bool		isnull;
+		Datum		v;
+
+		sh->shard = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+		v = SPI_getbinval(t, d, 2, &isnull);
+		sh->parent = isnull ? -1 : DatumGetInt32(v);
+		v = SPI_getbinval(t, d, 3, &isnull);
+		sh->adjacent = isnull ? -1 : DatumGetInt32(v);
+		sh->starting_seq = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		v = SPI_getbinval(t, d, 5, &isnull);
+		sh->closed = !isnull;
+		sh->ending_seq = isnull ? 0 : DatumGetInt64(v);
+		v = SPI_getbinval(t, d, 6, &isnull);
+		sh->has_checkpoint = !isnull;
+		sh->checkpoint = isnull ? 0 : DatumGetInt64(v);
+		v = SPI_getbinval(t, d, 7, &isnull);
+		sh->attempts = isnull ? 0 : DatumGetInt32(v);
+		v = SPI_getbinval(t, d, 8, &isnull);
+		sh->batch_limit = isnull ? 0 : DatumGetInt32(v);
+		v = SPI_getbinval(t, d, 9, &isnull);
+		sh->next_attempt_at = isnull ? 0 : DatumGetTimestampTz(v);
+		sh->finished = sh->closed && sh->has_checkpoint && sh->checkpoint >= sh->ending_seq;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		EsmShard   *sh = &shards[i];
+		bool		parents_done = true;
+		int64		start;
+		int32		limit;
+		MsgqStreamBatch b;
+		Jsonb	   *event;
+		ErrorData  *edata;
+		EsmStreamAfter sa;
+
+		if (sh->finished)
+			continue;
+		for (j = 0; j < n; j++)
+			if ((shards[j].shard == sh->parent || shards[j].shard == sh->adjacent) &&
+				!shards[j].finished)
+				parents_done = false;
+		if (!parents_done)
+			continue;
+		if (sh->next_attempt_at > now)
+		{
+			long		w = (long) ((sh->next_attempt_at - now + 999) / 1000);
+
+			if (wait_ms < 0 || w < wait_ms)
+				wait_ms = w;
+			continue;
+		}
+		start = sh->has_checkpoint ? sh->checkpoint + 1 : Max(sh->starting_seq, m->start_seq + 1);
+		limit = sh->batch_limit > 0 ? Min(sh->batch_limit, m->batch_size) : m->batch_size;
+		event = msgq_stream_batch(m->source_id, sh->shard, start, limit, m->start_time,
+								  m->max_age > 0 ? now - (TimestampTz) m->max_age * USECS_PER_SEC : 0,
+								  invoker, &b);
+		CHECK_FOR_INTERRUPTS();
+
+		if (event == NULL)
+		{
+			/* records read but all before StartingPositionTimestamp: move past them */
+			if (b.read > 0)
+			{
+				esm_checkpoint(m, sh->shard, b.last_seq);
+				wait_ms = 0;
+			}
+			/* a closed shard read to its end: SHARD_END, its children can start */
+			else if (sh->closed && b.next > sh->ending_seq)
+			{
+				esm_checkpoint(m, sh->shard, sh->ending_seq);
+				wait_ms = 0;
+			}
+			continue;
+		}
+
+		/* the batching window: a small batch waits for more, from its first record */
+		if (b.n < m->batch_size && m->window > 0 &&
+			b.first_arrival + (TimestampTz) m->window * USECS_PER_SEC > now)
+		{
+			long		w = (long) ((b.first_arrival + (TimestampTz) m->window * USECS_PER_SEC - now + 999) / 1000);
+
+			if (wait_ms < 0 || w < wait_ms)
+				wait_ms = w;
+			continue;
+		}
+
+		/* MaximumRecordAgeInSeconds: the expired records are given up */
+		if (b.n_old > 0)
+		{
+			MsgqStreamBatch old = b;
+
+			old.n = b.n_old;
+			old.last_seq = b.last_old_seq;
+			old.last_arrival = b.last_old_arrival;
+			esm_on_failure(m, sh->shard, &old, sh->attempts, "RecordAgeExceeded", NULL);
+			esm_checkpoint(m, sh->shard, old.last_seq);
+			esm_shard_state(m, sh->shard, 0, 0, 0);
+			esm_record(&m->uuid, "PROBLEM: Records expired (MaximumRecordAgeInSeconds)", NULL, 0);
+			wait_ms = 0;
+			continue;
+		}
+
+		memset(&sa, 0, sizeof(sa));
+		sa.shard = sh->shard;
+		sa.b = &b;
+		edata = esm_invoke(m, JsonbPGetDatum(event), in_worker, esm_stream_after, &sa);
+		if (edata == NULL && !sa.partial)
+		{
+			if (sh->attempts > 0 || sh->batch_limit > 0)
+				esm_shard_state(m, sh->shard, 0, 0, 0);
+			esm_record(&m->uuid, "OK", NULL, 0);
+			/* more may be waiting, or a closed shard's end */
+			if (b.n == limit || sh->closed)
+				wait_ms = 0;
+			continue;
+		}
+
+		/* a failure, or a partial batch: retry, bisect, or give up */
+		{
+			const char *msg = edata ? edata->message : "the function reported batch item failures";
+			int32		attempts = sh->attempts + 1;
+			char	   *uuid_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&m->uuid)));
+
+			ereport(LOG,
+					(errmsg("msgq: event source mapping %s: function %s failed on a batch of %d records of shard %s (sequence numbers " INT64_FORMAT " to " INT64_FORMAT "): %s",
+							uuid_text, format_procedure(m->function), b.n,
+							msgq_shard_id_text(sh->shard), b.first_seq, b.last_seq, msg)));
+			if (m->bisect && b.n > 1)
+			{
+				/* the first half next, at once */
+				esm_shard_state(m, sh->shard, attempts, (b.n + 1) / 2, 0);
+				wait_ms = 0;
+			}
+			else if (m->max_retry >= 0 && attempts > m->max_retry)
+			{
+				esm_on_failure(m, sh->shard, &b, attempts, "RetryAttemptsExhausted", msg);
+				esm_checkpoint(m, sh->shard, b.last_seq);
+				esm_shard_state(m, sh->shard, 0, 0, 0);
+				wait_ms = 0;
+			}
+			else
+			{
+				TimestampTz at = esm_retry_at(attempts);
+				long		w = (long) ((at - now + 999) / 1000);
+
+				esm_shard_state(m, sh->shard, attempts, sh->batch_limit, at);
+				if (wait_ms < 0 || w < wait_ms)
+					wait_ms = w;
+			}
+			esm_record(&m->uuid, edata ? "PROBLEM: Function call failed" : "OK: partial batch failure",
+					   edata ? msg : NULL, edata ? 1 : 0);
+			if (edata)
+				FreeErrorData(edata);
+		}
+	}
+	return wait_ms;
 }
 
 /*
@@ -774,10 +1443,15 @@ msgq_esm_run(bool in_worker)
 	if (SPI_execute_plan(msgq_plan(&plan_list,
 								   "SELECT m.uuid, q.queue_name, m.function::pg_catalog.oid,"
 								   "       m.owner::pg_catalog.oid, m.batch_size, m.batching_window,"
-								   "       m.report_batch_item_failures, q.queue_id"
-								   "  FROM msgq.event_source_mapping m JOIN msgq.queue q"
-								   "    ON q.queue_id OPERATOR(pg_catalog.=) m.source_id"
-								   " WHERE m.enabled AND m.source_kind OPERATOR(pg_catalog.=) 'queue'"
+								   "       m.report_batch_item_failures, q.queue_id,"
+								   "       m.source_kind OPERATOR(pg_catalog.=) 'stream', m.source_id,"
+								   "       m.source_arn, m.start_seq, m.start_time, m.max_retry_attempts,"
+								   "       m.max_record_age, m.bisect, m.on_failure"
+								   "  FROM msgq.event_source_mapping m LEFT JOIN msgq.queue q"
+								   "    ON m.source_kind OPERATOR(pg_catalog.=) 'queue'"
+								   "   AND q.queue_id OPERATOR(pg_catalog.=) m.source_id"
+								   " WHERE m.enabled"
+								   "   AND (q.queue_id IS NOT NULL OR m.source_kind OPERATOR(pg_catalog.=) 'stream')"
 								   " ORDER BY m.created_at, m.uuid",
 								   0, NULL),
 						 NULL, NULL, true, 0) != SPI_OK_SELECT)
@@ -790,14 +1464,31 @@ msgq_esm_run(bool in_worker)
 		TupleDesc	d = SPI_tuptable->tupdesc;
 		bool		isnull;
 
+		Datum		v;
+
 		rows[i].uuid = *DatumGetUUIDP(SPI_getbinval(t, d, 1, &isnull));
-		rows[i].queue_name = TextDatumGetCString(SPI_getbinval(t, d, 2, &isnull));
+		v = SPI_getbinval(t, d, 2, &isnull);
+		rows[i].queue_name = isnull ? NULL : TextDatumGetCString(v);
+		rows[i].stream = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
+		rows[i].source_id = DatumGetInt32(SPI_getbinval(t, d, 10, &isnull));
+		rows[i].source_arn = TextDatumGetCString(SPI_getbinval(t, d, 11, &isnull));
+		v = SPI_getbinval(t, d, 12, &isnull);
+		rows[i].start_seq = isnull ? 0 : DatumGetInt64(v);
+		v = SPI_getbinval(t, d, 13, &isnull);
+		rows[i].start_time = isnull ? 0 : DatumGetTimestampTz(v);
+		rows[i].max_retry = DatumGetInt32(SPI_getbinval(t, d, 14, &isnull));
+		rows[i].max_age = DatumGetInt32(SPI_getbinval(t, d, 15, &isnull));
+		rows[i].bisect = DatumGetBool(SPI_getbinval(t, d, 16, &isnull));
+		v = SPI_getbinval(t, d, 17, &isnull);
+		rows[i].on_failure = isnull ? NULL : TextDatumGetCString(v);
 		rows[i].function = DatumGetObjectId(SPI_getbinval(t, d, 3, &isnull));
 		rows[i].owner = DatumGetObjectId(SPI_getbinval(t, d, 4, &isnull));
 		rows[i].batch_size = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
 		rows[i].window = DatumGetInt32(SPI_getbinval(t, d, 6, &isnull));
 		rows[i].report_failures = DatumGetBool(SPI_getbinval(t, d, 7, &isnull));
-		rows[i].queue_id = DatumGetInt32(SPI_getbinval(t, d, 8, &isnull));
+		v = SPI_getbinval(t, d, 8, &isnull);
+		/* a stream's wake-up key is its negated id, as wait.c has it */
+		rows[i].queue_id = rows[i].stream ? -rows[i].source_id : DatumGetInt32(v);
 	}
 	if (in_worker)
 		esm_publish_sources(rows, (int) n);
@@ -808,6 +1499,14 @@ msgq_esm_run(bool in_worker)
 		/* an owner that was dropped leaves the mapping alone */
 		if (GetUserNameFromId(rows[i].owner, true) == NULL)
 			continue;
+		if (rows[i].stream)
+		{
+			long		w = esm_stream_pass(&rows[i], in_worker);
+
+			if (w >= 0 && (wait_ms < 0 || w < wait_ms))
+				wait_ms = w;
+			continue;
+		}
 		for (b = 0; b < ESM_BATCHES_PER_PASS; b++)
 		{
 			long		w;
@@ -885,7 +1584,7 @@ msgq_esm_source_committed(int32 queue_id)
 {
 	EsmSourceSlot *slot;
 
-	if (esm_slots == NULL || queue_id <= 0)
+	if (esm_slots == NULL || queue_id == 0)
 		return;
 	slot = esm_slot(MyDatabaseId, queue_id);
 	if (slot->dboid != MyDatabaseId || slot->queue_id != queue_id)

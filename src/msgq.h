@@ -530,6 +530,28 @@ extern void msgq_delivery_wake_worker_at_commit(void);
 extern int	msgq_function_timeout_ms;
 extern bool msgq_stream_exists(const char *name);
 
+/* stream.c, for esm.c */
+typedef struct MsgqStreamBatch
+{
+	int			read;			/* records read (some may be left out) */
+	int			n;				/* records in the event */
+	int64		first_seq;
+	int64		last_seq;		/* the last record read */
+	TimestampTz first_arrival;
+	TimestampTz last_arrival;
+	int64		next;			/* where the next read starts */
+	int			n_old;			/* leading records older than asked */
+	int64		last_old_seq;
+	TimestampTz last_old_arrival;
+} MsgqStreamBatch;
+
+extern bool msgq_stream_resolve(const char *name, Oid roleid, int32 *stream_id,
+								char **stream_name);
+extern char *msgq_stream_arn(const char *stream_name);
+extern Jsonb *msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
+								TimestampTz min_arrival, TimestampTz older_than,
+								const char *invoker, MsgqStreamBatch *b);
+
 /* consumer.c: consumer groups' shard leases */
 extern void msgq_group_lease_check(int32 stream_id, const char *group, int32 shard,
 								   const char *worker_id);

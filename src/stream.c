@@ -63,6 +63,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -706,6 +707,13 @@ msgq_delete_stream(PG_FUNCTION_ARGS)
 	stream_lock_for_reshard(st.stream_id);
 	msgq_slices_drop_stream(st.stream_id);
 	msgq_stream_metrics_drop(st.stream_id);
+	/* the event source mappings that read it (esm.c) */
+	if (SPI_execute_with_args("DELETE FROM msgq.event_source_mapping"
+							  " WHERE source_kind OPERATOR(pg_catalog.=) 'stream'"
+							  "   AND source_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete event source mappings");
 	if (SPI_execute_with_args("DELETE FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(st.stream_id)},
 							  NULL, false, 0) != SPI_OK_DELETE)
@@ -2715,6 +2723,133 @@ msgq_decrease_stream_retention_period(PG_FUNCTION_ARGS)
 {
 	stream_set_retention(fcinfo, false);
 	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * For event source mappings (esm.c)
+ * ------------------------------------------------------------------------
+ */
+
+/* A stream by name or ARN, checked for the role; false if there is none. */
+bool
+msgq_stream_resolve(const char *name, Oid roleid, int32 *stream_id, char **stream_name)
+{
+	MsgqStream	st;
+	const char *p = name ? strrchr(name, '/') : NULL;
+
+	if (name == NULL)
+		return false;
+	if (strncmp(name, "arn:aws:kinesis:", 16) == 0 && p != NULL)
+		name = p + 1;
+	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup,
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+								   "       trimmed_before, enforce_shard_limits"
+								   "  FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
+								   1, (Oid[]) {TEXTOID}),
+						 (Datum[]) {CStringGetTextDatum(name)}, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	if (!stream_from_tuple(&st))
+		return false;
+	stream_check_access(&st, roleid);
+	*stream_id = st.stream_id;
+	*stream_name = st.stream_name;
+	return true;
+}
+
+char *
+msgq_stream_arn(const char *stream_name)
+{
+	return psprintf("arn:aws:kinesis:msgq:%s:stream/%s", get_database_name(MyDatabaseId),
+					stream_name);
+}
+
+/*
+ * Up to limit records of a shard from start, below its safe horizon, as a
+ * Lambda Kinesis event {"Records": [...]} (NULL when there are none; the
+ * records that arrived before min_arrival are left out).  *b says what
+ * was read: how many, the first and last numbers and arrivals, and where
+ * the next read starts.
+ */
+Jsonb *
+msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
+				  TimestampTz min_arrival, TimestampTz older_than, const char *invoker,
+				  MsgqStreamBatch *b)
+{
+	MsgqStream	st;
+	StreamRows	rows;
+	StringInfoData buf;
+	char	   *arn;
+	char	   *shard_id = shard_id_text(shard);
+	uint64		i;
+	bool		any = false;
+
+	memset(b, 0, sizeof(*b));
+	if (SPI_execute_with_args("SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+							  "       trimmed_before, enforce_shard_limits"
+							  "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(stream_id)},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	if (!stream_from_tuple(&st))
+		return NULL;
+	arn = msgq_stream_arn(st.stream_name);
+	stream_read(&st, shard, start, stream_horizon(st.stream_id, shard), limit, &rows);
+	b->next = rows.next;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"Records\": [");
+	for (i = 0; i < rows.n; i++)
+	{
+		ReadRecord *rec = &read_recs[i];
+		struct varlena *key = (struct varlena *) (read_buf + rec->key);
+		struct varlena *data = (struct varlena *) (read_buf + rec->data);
+		int			dlen = VARSIZE_ANY_EXHDR(data);
+		char	   *b64 = palloc(pg_b64_enc_len(dlen) + 1);
+		int			blen;
+
+		b->last_seq = rec->seq;
+		b->last_arrival = rec->arrival;
+		if (rec->arrival < min_arrival)
+			continue;
+		if (b->n == 0)
+		{
+			b->first_seq = rec->seq;
+			b->first_arrival = rec->arrival;
+		}
+		/* the leading records that arrived before older_than */
+		if (rec->arrival < older_than && b->n_old == b->n)
+		{
+			b->n_old++;
+			b->last_old_seq = rec->seq;
+			b->last_old_arrival = rec->arrival;
+		}
+		b->n++;
+		blen = pg_b64_encode(VARDATA_ANY(data), dlen, b64, pg_b64_enc_len(dlen));
+		b64[Max(blen, 0)] = '\0';
+		if (any)
+			appendStringInfoString(&buf, ", ");
+		any = true;
+		appendStringInfo(&buf, "{\"kinesis\": {\"kinesisSchemaVersion\": \"1.0\", \"partitionKey\": ");
+		escape_json(&buf, text_to_cstring((text *) key));
+		appendStringInfo(&buf, ", \"sequenceNumber\": \"" INT64_FORMAT "\", \"data\": \"%s\","
+						 " \"approximateArrivalTimestamp\": %.3f},"
+						 " \"eventSource\": \"aws:kinesis\", \"eventVersion\": \"1.0\","
+						 " \"eventID\": \"%s:" INT64_FORMAT "\", \"eventName\": \"aws:kinesis:record\","
+						 " \"invokeIdentityArn\": ",
+						 rec->seq, b64,
+						 (double) (rec->arrival - SetEpochTimestamp()) / USECS_PER_SEC,
+						 shard_id, rec->seq);
+		escape_json(&buf, invoker);
+		appendStringInfoString(&buf, ", \"awsRegion\": \"msgq\", \"eventSourceARN\": ");
+		escape_json(&buf, arn);
+		appendStringInfoChar(&buf, '}');
+		pfree(b64);
+	}
+	appendStringInfoString(&buf, "]}");
+	b->read = (int) rows.n;
+	stream_read_end(&rows);
+	if (b->n == 0)
+		return NULL;
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
 
 /* ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 -- (src/esm.c): signatures, return types, who may call what, the view, and
 -- the SQLSTATE of every error (InvalidParameterValueException MQ006,
 -- ResourceNotFoundException MQ019, QueueDoesNotExist MQ001,
--- AccessDeniedException 42501, streams not built yet 0A000).
+-- AccessDeniedException 42501).
 -- sql/event_source_mappings.sql tests the behaviour, test/t/019 the worker.
 --
 -- Run with pg_prove against a database where CREATE EXTENSION pgtap and
@@ -13,7 +13,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 SELECT has_function('msgq', 'create_event_source_mapping', ARRAY['text', 'regprocedure', 'jsonb'],
 	'msgq.create_event_source_mapping(text, regprocedure, jsonb) exists');
@@ -51,7 +51,7 @@ SELECT throws_ok($$SELECT msgq.create_event_source_mapping('tap_esm', 'pg_temp.t
 SELECT throws_ok($$SELECT msgq.create_event_source_mapping('tap_esm', 'pg_temp.tap_handler(jsonb)', '{"ParallelizationFactor": 2}')$$,
 	'MQ006', NULL, 'InvalidParameterValueException: a stream attribute on a queue');
 SELECT throws_ok($$SELECT msgq.create_event_source_mapping('tap_esm_s', 'pg_temp.tap_handler(jsonb)')$$,
-	'0A000', NULL, 'stream sources are not built yet');
+	'MQ006', NULL, 'InvalidParameterValueException: a stream source without StartingPosition');
 SELECT throws_ok($$SELECT msgq.get_event_source_mapping('00000000-0000-0000-0000-000000000000')$$,
 	'MQ019', NULL, 'ResourceNotFoundException: an unknown mapping');
 SELECT lives_ok($$SELECT msgq.create_event_source_mapping('tap_esm', 'pg_temp.tap_handler(jsonb)', '{"BatchSize": 3, "Enabled": false}')$$,
@@ -66,6 +66,11 @@ SELECT throws_like(format('SELECT msgq.delete_event_source_mapping(%L)', :'tap_u
 	'must be owner of event source mapping %', 'AccessDeniedException: another role cannot delete it');
 RESET ROLE;
 SELECT lives_ok($$SELECT msgq.delete_queue('tap_esm')$$, 'delete_queue removes the mapping with the queue');
+SELECT lives_ok($$SELECT msgq.create_event_source_mapping('tap_esm_s', 'pg_temp.tap_handler(jsonb)',
+	'{"StartingPosition": "LATEST", "Enabled": false}')$$, 'a mapping over a stream');
+SELECT throws_ok($$SELECT msgq.create_event_source_mapping('tap_esm_s', 'pg_temp.tap_handler(jsonb)',
+	'{"StartingPosition": "LATEST", "ParallelizationFactor": 11}')$$,
+	'MQ006', NULL, 'InvalidParameterValueException: ParallelizationFactor over 10');
 
 SELECT * FROM finish();
 ROLLBACK;

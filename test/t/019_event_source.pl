@@ -10,7 +10,10 @@
 #     killed with SIGKILL in the middle (the crash cycle): a batch's
 #     function writes and its deletes commit together or not at all, and
 #     the batches in flight at the crash are received again afterwards;
-#   - a mapping whose function fails does not stop another mapping.
+#   - a mapping whose function fails does not stop another mapping;
+#   - over a stream, woken by the puts' commits: a function failing on one
+#     record bisects the batch down to it and sends it to the on-failure
+#     destination, while every other record is processed once, in order.
 
 use strict;
 use warnings;
@@ -105,6 +108,48 @@ is( sql(q{SELECT failed_invocations > 0 AND last_processing_result LIKE 'PROBLEM
 like(slurp_file($node->logfile),
 	qr/event source mapping [0-9a-f-]+: function broken\(jsonb\) failed on a batch of 1 messages of queue "bad": always fails/,
 	'and logged with the mapping and the batch');
+
+# a stream mapping: 200 records, one of them poison
+sql(<<'EOF');
+CREATE TABLE recs (seq numeric, data text);
+GRANT ALL ON recs TO esm_owner;
+CREATE FUNCTION on_records(ev jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM jsonb_array_elements(ev->'Records') r
+				WHERE convert_from(decode(r->'kinesis'->>'data', 'base64'), 'UTF8') = 'poison') THEN
+		RAISE EXCEPTION 'poison';
+	END IF;
+	INSERT INTO recs SELECT (r->'kinesis'->>'sequenceNumber')::numeric,
+		   convert_from(decode(r->'kinesis'->>'data', 'base64'), 'UTF8')
+	  FROM jsonb_array_elements(ev->'Records') r;
+END $$;
+ALTER FUNCTION on_records(jsonb) OWNER TO esm_owner;
+GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO esm_owner;
+SET ROLE esm_owner;
+SELECT msgq.create_stream('clicks', 1);
+SELECT msgq.create_queue('clicks_failed');
+SELECT msgq.create_event_source_mapping('clicks', 'on_records(jsonb)',
+	'{"StartingPosition": "TRIM_HORIZON", "BatchSize": 50, "BisectBatchOnFunctionError": true,
+	  "MaximumRetryAttempts": 0, "DestinationConfig": {"OnFailure": {"Destination": "clicks_failed"}}}');
+EOF
+# four transactions of 50 puts; record 77 is the poison one
+for my $t (0 .. 3)
+{
+	sql(qq{SET ROLE esm_owner;
+		SELECT count(*) FROM generate_series($t * 50 + 1, $t * 50 + 50) g,
+		  LATERAL msgq.put_record(CASE WHEN g > 0 THEN 'clicks' END, 'k',
+			convert_to(CASE WHEN g = 77 THEN 'poison' ELSE 'c' || g END, 'UTF8'))});
+}
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 199 FROM recs'),
+	'every record but the poison one is processed');
+is( sql(q{SELECT count(*) = count(DISTINCT seq) AND bool_and(data <> 'poison')
+		AND array_agg(data ORDER BY seq) = (SELECT array_agg('c' || g ORDER BY g) FROM generate_series(1, 200) g WHERE g <> 77)
+		FROM recs}),
+	't', 'once each, in order');
+is( sql(q{SET ROLE esm_owner; SELECT string_agg(body::jsonb->'KinesisBatchInfo'->>'batchSize' || '|' ||
+		(body::jsonb->'KinesisBatchInfo'->>'startSequenceNumber' = body::jsonb->'KinesisBatchInfo'->>'endSequenceNumber')::text, ',')
+		FROM msgq.receive_message('clicks_failed', 10)}),
+	'1|true', 'the poison record alone went to the on-failure destination');
 
 $node->stop;
 done_testing();

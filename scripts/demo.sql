@@ -7,10 +7,13 @@
 
 \echo
 \echo '=== 1. Start clean: recreate the extension in the demo database, dropping an earlier run''s queues'
+\echo '    and the tables and functions of the demo''s later steps'
 \echo '    (a deleted queue''s name stays reserved for 60 s, as in SQS)'
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS msgq CASCADE;
 CREATE EXTENSION msgq;
+DROP TABLE IF EXISTS order_audit, click_counts;
+DROP FUNCTION IF EXISTS audit_order(jsonb), count_clicks(jsonb);
 RESET client_min_messages;
 
 \echo
@@ -196,3 +199,48 @@ END $$;
 SELECT message FROM order_audit;
 SELECT protocol, matched, delivered, pending FROM msgq.subscription_metrics
  WHERE topic_name = 'order-events' ORDER BY protocol;
+
+\echo
+\echo '=== 19. Consumer groups: workers share a stream''s shards through leases, as the KCL does'
+SELECT shard_id FROM msgq.acquire_leases('clicks', 'analytics', 'worker-a');
+\echo 'A second worker joins; on its next call it takes a shard from the loaded worker-a:'
+SELECT shard_id FROM msgq.acquire_leases('clicks', 'analytics', 'worker-b');
+SELECT shard_id, lease_owner, lease_counter FROM msgq.stream_leases
+ WHERE stream_name = 'clicks' AND consumer_group = 'analytics' ORDER BY shard_id;
+\echo 'A checkpoint by a worker that does not hold the lease is refused (LeaseLostException):'
+SELECT shard_id AS a_shard FROM msgq.stream_leases
+ WHERE stream_name = 'clicks' AND consumer_group = 'analytics' AND lease_owner = 'worker-a' LIMIT 1 \gset
+\set ON_ERROR_STOP 0
+SELECT msgq.checkpoint('clicks', 'analytics', :'a_shard', '1', 'worker-b');
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '=== 20. An event source mapping: the worker calls a SQL function with each shard''s batches,'
+\echo 'in order, and moves the checkpoint in the function''s transaction (exactly once)'
+CREATE TABLE click_counts (partition_key text PRIMARY KEY, clicks bigint NOT NULL);
+CREATE FUNCTION count_clicks(event jsonb) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO click_counts
+  SELECT r #>> '{kinesis,partitionKey}', count(*)
+    FROM jsonb_array_elements(event -> 'Records') r GROUP BY 1
+  ON CONFLICT (partition_key) DO UPDATE SET clicks = click_counts.clicks + excluded.clicks $$;
+SELECT msgq.create_event_source_mapping('clicks', 'count_clicks(jsonb)',
+       '{"StartingPosition": "TRIM_HORIZON", "BatchSize": 500}') AS mapping \gset
+\echo 'The worker reads every shard from its oldest record; a put''s commit wakes it for new ones:'
+SELECT count(*) AS records_put FROM msgq.put_records('clicks',
+       ARRAY['user-1', 'user-2', 'user-3'], ARRAY['\x01'::bytea, '\x02', '\x03']);
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM msgq.consumer_group_lag
+                           WHERE stream_name = 'clicks' AND consumer_group LIKE 'esm:%'
+                             AND millis_behind_latest > 0)
+          AND EXISTS (SELECT 1 FROM click_counts WHERE partition_key = 'user-3');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT partition_key, clicks FROM click_counts ORDER BY clicks DESC, partition_key LIMIT 3;
+SELECT (SELECT sum(clicks) FROM click_counts) AS records_seen_by_the_function,
+       (SELECT sum(incoming_records) FROM msgq.stream_metrics WHERE stream_name = 'clicks') AS records_in_the_stream;
+SELECT shard_id, checkpoint_sequence_number, millis_behind_latest FROM msgq.consumer_group_lag
+ WHERE stream_name = 'clicks' AND consumer_group = 'esm:' || :'mapping' ORDER BY shard_id;
+SELECT state, batch_size, invocations, failed_invocations, last_processing_result
+  FROM msgq.event_source_mappings WHERE uuid = :'mapping';

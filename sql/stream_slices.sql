@@ -235,10 +235,17 @@ RESET msgq.clock_offset;
 --
 SELECT count(*) > 0 AS slices_before FROM pg_class
  WHERE relnamespace = 'msgq'::regnamespace AND relname ~ '^stream_slice_[0-9]+$';
+SELECT count(*) > 0 AS shard_counters_before FROM msgq._stream_shard_metrics();
 DROP EXTENSION msgq;
 SELECT count(*) AS slice_tables_after_drop FROM pg_class WHERE relname ~ '^stream_slice_[0-9]+$';
 CREATE EXTENSION msgq;
+-- the new installation forgets the old streams' counters (stream ids restart)
+SELECT count(*) AS shard_counters_after_create FROM msgq._stream_shard_metrics();
 SELECT msgq.create_stream('sl_new', 1);
 SELECT pg_temp.put('sl_new', 'n1') IS NOT NULL AS put;
 SELECT pg_temp.all_records('sl_new') AS after_recreate;
+-- its counters are its own, not those of the dropped installation's stream
+-- that had the same id
+SELECT sum(incoming_records) AS sl_new_incoming_records FROM msgq.stream_metrics
+ WHERE stream_name = 'sl_new';
 SELECT msgq.delete_stream('sl_new');

@@ -603,6 +603,7 @@ msgq_metrics_reset(PG_FUNCTION_ARGS)
 {
 	msgq_check_preloaded();
 	metrics_forget_database(true);
+	msgq_stream_metrics_drop(-1);
 	PG_RETURN_VOID();
 }
 

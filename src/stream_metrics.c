@@ -302,7 +302,11 @@ msgq_stream_metrics_iterator(int32 stream_id, int32 shard, bool enforce)
 	return ok;
 }
 
-/* delete_stream: its shards' entries go */
+/*
+ * delete_stream: its shards' entries go; stream_id -1 (CREATE EXTENSION,
+ * msgq._metrics_reset()): every stream's of this database, so that a new
+ * installation's stream does not inherit an earlier one's counters.
+ */
 void
 msgq_stream_metrics_drop(int32 stream_id)
 {
@@ -312,7 +316,8 @@ msgq_stream_metrics_drop(int32 stream_id)
 	LWLockAcquire(stats_lock(), LW_EXCLUSIVE);
 	hash_seq_init(&scan, shard_stats);
 	while ((e = hash_seq_search(&scan)) != NULL)
-		if (e->key.dboid == MyDatabaseId && e->key.stream_id == stream_id)
+		if (e->key.dboid == MyDatabaseId &&
+			(stream_id == -1 || e->key.stream_id == stream_id))
 			(void) hash_search(shard_stats, &e->key, HASH_REMOVE, NULL);
 	LWLockRelease(stats_lock());
 }

@@ -90,6 +90,12 @@ bench-streams:
 bench-fifo:
 	./bench/fifo.sh
 
+# Event source mappings over a stream against a hand-written get_records +
+# INSERT + checkpoint loop, and a put's commit to the function's start
+# (bench/esm.sh).
+bench-esm:
+	./bench/esm.sh
+
 # ---------------------------------------------------------------------------
 # One target per test suite, used by scripts/test.sh (make test) so that every
 # suite runs and is counted even when another one fails. `make installcheck`

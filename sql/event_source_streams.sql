@@ -249,6 +249,37 @@ SELECT regexp_replace(msgq_test.err(format($$SELECT msgq.update_event_source_map
 SELECT msgq.delete_stream('ess_f');
 SELECT count(*) AS left_over FROM msgq.event_source_mapping WHERE uuid = :'m_split';
 
+-- the event's exact shape, as Lambda gives a Kinesis batch: every key, the
+-- types, a partition key that needs JSON escaping, base64 data, the arrival
+-- in epoch seconds with milliseconds
+CREATE TABLE msgq_test.ess_event (ev jsonb);
+CREATE FUNCTION msgq_test.ess_keep(ev jsonb) RETURNS void LANGUAGE sql AS
+	$$ INSERT INTO msgq_test.ess_event VALUES (ev) $$;
+SELECT msgq.create_stream('ess_g', 1);
+SELECT msgq.create_event_source_mapping('ess_g', 'msgq_test.ess_keep(jsonb)',
+	'{"StartingPosition": "TRIM_HORIZON"}') AS m_shape \gset
+SELECT shard_id, sequence_number AS g_seq FROM msgq.put_record('ess_g', E'k"\\\u00e9', '\x00ff10'::bytea) \gset
+SELECT msgq.run_maintenance();
+SELECT jsonb_array_length(ev->'Records') AS records,
+	   (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(ev->'Records'->0) k) AS record_keys,
+	   (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(ev->'Records'->0->'kinesis') k) AS kinesis_keys
+  FROM msgq_test.ess_event;
+SELECT r->'kinesis'->>'partitionKey' = E'k"\\\u00e9' AS key_kept,
+	   decode(r->'kinesis'->>'data', 'base64') = '\x00ff10'::bytea AS data_kept,
+	   r->'kinesis'->>'sequenceNumber' = :'g_seq' AS seq_is_text,
+	   r->>'eventID' = 'shardId-000000000000:' || :'g_seq' AS event_id,
+	   jsonb_typeof(r->'kinesis'->'approximateArrivalTimestamp') AS arrival_type,
+	   abs((r->'kinesis'->>'approximateArrivalTimestamp')::numeric - extract(epoch FROM msgq.now())) < 60 AS arrival_now,
+	   scale((r->'kinesis'->>'approximateArrivalTimestamp')::numeric) AS arrival_scale,
+	   r->'kinesis'->>'kinesisSchemaVersion' AS schema_version,
+	   r->>'eventSource' AS source, r->>'eventVersion' AS version, r->>'eventName' AS name,
+	   r->>'awsRegion' AS region, r->>'invokeIdentityArn' = 'msgq:' || current_user AS invoker,
+	   r->>'eventSourceARN' = 'arn:aws:kinesis:msgq:' || current_database() || ':stream/ess_g' AS arn
+  FROM msgq_test.ess_event, LATERAL (SELECT ev->'Records'->0 AS r) x;
+SELECT msgq.delete_stream('ess_g');
+DROP TABLE msgq_test.ess_event;
+DROP FUNCTION msgq_test.ess_keep(jsonb);
+
 SELECT msgq.delete_stream(s) FROM unnest(ARRAY['ess_a', 'ess_b', 'ess_c', 'ess_d', 'ess_e']) s;
 SELECT msgq.delete_queue('ess_dlq');
 DROP TABLE msgq_test.ess_got;

@@ -2763,6 +2763,31 @@ msgq_stream_arn(const char *stream_name)
 					stream_name);
 }
 
+/* a key of the object being built */
+static void
+jb_push_key(JsonbParseState **state, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(state, WJB_KEY, &k);
+}
+
+/* a key and its string value (len -1: NUL-terminated) */
+static void
+jb_push_str(JsonbParseState **state, const char *key, const char *val, int len)
+{
+	JsonbValue	v;
+
+	jb_push_key(state, key);
+	v.type = jbvString;
+	v.val.string.val = (char *) val;
+	v.val.string.len = len < 0 ? strlen(val) : len;
+	pushJsonbValue(state, WJB_VALUE, &v);
+}
+
 /*
  * Up to limit records of a shard from start, below its safe horizon, as a
  * Lambda Kinesis event {"Records": [...]} (NULL when there are none; the
@@ -2777,33 +2802,42 @@ msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 {
 	MsgqStream	st;
 	StreamRows	rows;
-	StringInfoData buf;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	Jsonb	   *event;
 	char	   *arn;
 	char	   *shard_id = shard_id_text(shard);
 	uint64		i;
-	bool		any = false;
 
 	memset(b, 0, sizeof(*b));
-	if (SPI_execute_with_args("SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
-							  "       trimmed_before, enforce_shard_limits"
-							  "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
-							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(stream_id)},
-							  NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+								   "       trimmed_before, enforce_shard_limits"
+								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
+								   1, (Oid[]) {INT4OID}),
+						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up stream");
 	if (!stream_from_tuple(&st))
 		return NULL;
 	arn = msgq_stream_arn(st.stream_name);
 	stream_read(&st, shard, start, stream_horizon(st.stream_id, shard), limit, &rows);
 	b->next = rows.next;
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"Records\": [");
+
+	/*
+	 * The event is built as a JsonbValue tree, each object's keys pushed in
+	 * jsonb's own order (shorter first, then bytewise), so that converting
+	 * it sorts nothing and no JSON text is parsed.
+	 */
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	jb_push_key(&state, "Records");
+	pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
 	for (i = 0; i < rows.n; i++)
 	{
 		ReadRecord *rec = &read_recs[i];
 		struct varlena *key = (struct varlena *) (read_buf + rec->key);
 		struct varlena *data = (struct varlena *) (read_buf + rec->data);
 		int			dlen = VARSIZE_ANY_EXHDR(data);
-		char	   *b64 = palloc(pg_b64_enc_len(dlen) + 1);
+		char	   *b64;
 		int			blen;
 
 		b->last_seq = rec->seq;
@@ -2823,33 +2857,43 @@ msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 			b->last_old_arrival = rec->arrival;
 		}
 		b->n++;
+		b64 = palloc(pg_b64_enc_len(dlen) + 1);
 		blen = pg_b64_encode(VARDATA_ANY(data), dlen, b64, pg_b64_enc_len(dlen));
 		b64[Max(blen, 0)] = '\0';
-		if (any)
-			appendStringInfoString(&buf, ", ");
-		any = true;
-		appendStringInfo(&buf, "{\"kinesis\": {\"kinesisSchemaVersion\": \"1.0\", \"partitionKey\": ");
-		escape_json(&buf, text_to_cstring((text *) key));
-		appendStringInfo(&buf, ", \"sequenceNumber\": \"" INT64_FORMAT "\", \"data\": \"%s\","
-						 " \"approximateArrivalTimestamp\": %.3f},"
-						 " \"eventSource\": \"aws:kinesis\", \"eventVersion\": \"1.0\","
-						 " \"eventID\": \"%s:" INT64_FORMAT "\", \"eventName\": \"aws:kinesis:record\","
-						 " \"invokeIdentityArn\": ",
-						 rec->seq, b64,
-						 (double) (rec->arrival - SetEpochTimestamp()) / USECS_PER_SEC,
-						 shard_id, rec->seq);
-		escape_json(&buf, invoker);
-		appendStringInfoString(&buf, ", \"awsRegion\": \"msgq\", \"eventSourceARN\": ");
-		escape_json(&buf, arn);
-		appendStringInfoChar(&buf, '}');
-		pfree(b64);
+
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		jb_push_str(&state, "eventID", psprintf("%s:" INT64_FORMAT, shard_id, rec->seq), -1);
+		jb_push_key(&state, "kinesis");
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		jb_push_str(&state, "data", b64, Max(blen, 0));
+		jb_push_str(&state, "partitionKey", VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+		jb_push_str(&state, "sequenceNumber", psprintf(INT64_FORMAT, rec->seq), -1);
+		jb_push_str(&state, "kinesisSchemaVersion", "1.0", 3);
+		/* seconds since the epoch with milliseconds, as a number */
+		jb_push_key(&state, "approximateArrivalTimestamp");
+		{
+			JsonbValue	v;
+
+			v.type = jbvNumeric;
+			v.val.numeric = int64_div_fast_to_numeric((rec->arrival - SetEpochTimestamp()) / 1000, 3);
+			pushJsonbValue(&state, WJB_VALUE, &v);
+		}
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+		jb_push_str(&state, "awsRegion", "msgq", 4);
+		jb_push_str(&state, "eventName", "aws:kinesis:record", -1);
+		jb_push_str(&state, "eventSource", "aws:kinesis", -1);
+		jb_push_str(&state, "eventVersion", "1.0", 3);
+		jb_push_str(&state, "eventSourceARN", arn, -1);
+		jb_push_str(&state, "invokeIdentityArn", invoker, -1);
+		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
-	appendStringInfoString(&buf, "]}");
+	pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	b->read = (int) rows.n;
+	/* the tree points into the read buffer: convert it before it goes */
+	event = b->n == 0 ? NULL : JsonbValueToJsonb(res);
 	stream_read_end(&rows);
-	if (b->n == 0)
-		return NULL;
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	return event;
 }
 
 /* ------------------------------------------------------------------------

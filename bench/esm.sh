@@ -32,6 +32,9 @@
 #   ESM_LAT_EVENTS latency events (500)
 #   ESM_PORT       port of the cluster (54334, private socket only)
 #   ESM_RECORD     1: append the tables to bench/RESULTS.md (default 1)
+#   ESM_CONCURRENCY msgq.esm_max_concurrency of the cluster (1); above 1,
+#                  the hand loop runs in as many sessions, each on its own
+#                  shards (shard i in session i mod N)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,10 +47,11 @@ RUNS=${ESM_RUNS:-3}
 LAT_EVENTS=${ESM_LAT_EVENTS:-500}
 PORT=${ESM_PORT:-54334}
 RECORD=${ESM_RECORD:-1}
+CONC=${ESM_CONCURRENCY:-1}
 SHARDS=4
 
 build_and_install >/dev/null
-bench_cluster esm
+bench_cluster esm "msgq.esm_max_concurrency = $CONC" "max_worker_processes = 40"
 
 psqlx <<'EOF'
 CREATE EXTENSION msgq;
@@ -58,7 +62,7 @@ CREATE FUNCTION esm_sink(event jsonb) RETURNS void LANGUAGE sql AS $$
   SELECT (r #>> '{kinesis,sequenceNumber}')::numeric, r #>> '{kinesis,partitionKey}',
 		 decode(r #>> '{kinesis,data}', 'base64')
 	FROM jsonb_array_elements(event -> 'Records') r $$;
-CREATE PROCEDURE hand_loop(stream text, grp text, batch int) LANGUAGE plpgsql AS $$
+CREATE PROCEDURE hand_loop(stream text, grp text, batch int, part int, parts int) LANGUAGE plpgsql AS $$
 DECLARE
   sh text;
   last numeric;
@@ -67,7 +71,9 @@ DECLARE
 BEGIN
   LOOP
 	round_n := 0;
-	FOR sh IN SELECT shard_id FROM msgq.list_shards(stream) ORDER BY shard_id LOOP
+	FOR sh IN SELECT x.shard_id FROM (SELECT l.shard_id, row_number() OVER (ORDER BY l.shard_id) - 1 AS i
+										FROM msgq.list_shards(stream) l) x
+			   WHERE x.i % parts = part ORDER BY x.shard_id LOOP
 	  WITH r AS (SELECT sequence_number, partition_key, data
 				   FROM msgq.get_records(msgq.get_shard_iterator(stream, sh, 'AFTER_CHECKPOINT',
 																 consumer_group => grp), batch)
@@ -145,12 +151,17 @@ run_msgq() {
 run_base() {
 	local batch=$1
 	prefill
-	psqlx -c "CALL hand_loop('src', 'hand', $batch)" >/dev/null
+	local p pids=()
+	for p in $(seq 0 $((CONC - 1))); do
+		psqlx -c "CALL hand_loop('src', 'hand', $batch, $p, $CONC)" >/dev/null &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
 	rate
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-echo "esm: $RECORDS records over $SHARDS shards per run, $RUNS runs per side, batch sizes $BATCHES"
+echo "esm: $RECORDS records over $SHARDS shards per run, $RUNS runs per side, batch sizes $BATCHES, concurrency $CONC"
 rows=()
 for batch in $BATCHES; do
 	ms=()
@@ -225,10 +236,10 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown): event source mappings"
 		echo
-		printf 'Command: `ESM_RECORDS=%s ESM_BATCHES="%s" ESM_RUNS=%s ESM_LAT_EVENTS=%s bench/esm.sh`; shared_buffers 1GB.' \
-			"$RECORDS" "$BATCHES" "$RUNS" "$LAT_EVENTS"
+		printf 'Command: `ESM_RECORDS=%s ESM_BATCHES="%s" ESM_RUNS=%s ESM_LAT_EVENTS=%s ESM_CONCURRENCY=%s bench/esm.sh`; shared_buffers 1GB.' \
+			"$RECORDS" "$BATCHES" "$RUNS" "$LAT_EVENTS" "$CONC"
 		printf ' Throughput: %s records of 100 B over %s shards, a mapping (TRIM_HORIZON) whose SQL function' "$RECORDS" "$SHARDS"
-		printf ' inserts the batch into a table, vs one session running the get_records(AFTER_CHECKPOINT) + INSERT + checkpoint + COMMIT'
+		printf ' inserts the batch into a table (msgq.esm_max_concurrency %s), vs %s session(s) running the get_records(AFTER_CHECKPOINT) + INSERT + checkpoint + COMMIT' "$CONC" "$CONC"
 		printf ' loop in a procedure; rate from the first insert to the last; medians of %s alternating runs.' "$RUNS"
 		printf ' Latency: put_record + COMMIT 20 ms apart, from clock_timestamp() after COMMIT to the function'"'"'s first statement;'
 		printf ' NOTIFY: bench/latency.c mode notify, from the COMMIT returning to the listener returning.'

@@ -25,6 +25,8 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 
+#include "msgq.h"
+
 /* Requests to probe a database, queued by committing CREATE EXTENSIONs */
 #define MSGQ_BGW_MAX_PROBES		32
 
@@ -62,6 +64,8 @@ typedef struct MsgqWorkerSlot
 	TimestampTz started_at;
 	TimestampTz last_cycle_at;
 	int64		cycles;
+	/* event source mapping runners of the worker (worker.c), while running */
+	Latch	   *runner_latches[MSGQ_MAX_ESM_RUNNERS];
 } MsgqWorkerSlot;
 
 typedef struct MsgqBgwShared
@@ -101,6 +105,7 @@ typedef struct MsgqWorkerArgs
 {
 	Oid			dboid;
 	uint64		token;
+	int			runner;			/* an event source mapping runner's number */
 } MsgqWorkerArgs;
 
 /* launcher.c */

@@ -167,6 +167,15 @@ msgq_delivery_define_gucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("msgq.esm_max_concurrency",
+							"Most event source mapping batches running at once per database.",
+							"At 1 the database's msgq worker runs them one after another; above 1 "
+							"it starts this many runner processes (background workers).",
+							&msgq_esm_max_concurrency,
+							1, 1, MSGQ_MAX_ESM_RUNNERS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------------

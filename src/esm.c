@@ -7,7 +7,7 @@
  *
  * A mapping is a row of msgq.event_source_mapping.  Each worker pass (and
  * msgq.run_maintenance()) reads the enabled mappings and, for each, up to
- * ESM_BATCHES_PER_PASS batches, one transaction per batch:
+ * ESM_BATCHES_PER_PASS batches, in the pass's transaction:
  *
  *	- receive up to BatchSize messages as the owner (receive_message, ten
  *	  at a time); with MaximumBatchingWindowInSeconds, a batch smaller than
@@ -40,6 +40,12 @@
  * ParallelizationFactor is accepted and kept; batches of a shard are
  * processed one at a time whatever its value.
  *
+ * With msgq.esm_max_concurrency above 1 the passes run in that many runner
+ * processes (worker.c) instead of the worker, each pass one transaction
+ * with at most one batch; a stream shard is taken under an advisory lock
+ * tried without waiting, and its checkpoint read again after the lock
+ * (doc/design.md "Event source mappings", Concurrency).
+ *
  * IDENTIFICATION
  *	  src/esm.c
  *
@@ -58,6 +64,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lock.h"
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/snapmgr.h"
@@ -78,6 +85,21 @@
 #define ESM_BATCHES_PER_PASS	4
 #define ESM_MAX_BATCH			10000
 #define ESM_MAX_WINDOW			300
+#define ESM_LOCK_FIELD4			5	/* advisory tags: a stream mapping's shard */
+
+int			msgq_esm_max_concurrency = 1;
+
+/*
+ * Runner mode (msgq.esm_max_concurrency > 1, doc/design.md "Event source
+ * mappings"): this process is runner esm_runner of the database's runners;
+ * a pass runs at most esm_budget batches (-1: no limit, the worker's own
+ * passes), starting at a rotating offset among the mappings and shards, and
+ * takes a stream shard only under its advisory lock, so that one batch per
+ * shard is ever in flight.
+ */
+static int	esm_runner = -1;
+static int	esm_budget = -1;
+static uint32 esm_rotation = 0;
 
 /* what the worker remembers of a mapping between passes */
 typedef struct EsmSeen
@@ -808,31 +830,98 @@ esm_visible(const char *queue_name)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
+/*
+ * The invocations of a pass, per mapping, written to the mappings' rows
+ * once at the end of the pass (esm_flush_stats), in uuid order: a row
+ * update per batch would leave a dead tuple per batch, and runners that
+ * updated rows as they went could lock two mappings' rows in opposite
+ * orders and deadlock.
+ */
+typedef struct EsmStats
+{
+	pg_uuid_t	uuid;
+	int32		invocations;
+	int32		failed;
+	char	   *result;
+	char	   *error;			/* the last one, or NULL */
+	TimestampTz at;
+} EsmStats;
+
+static EsmStats *esm_stats = NULL;
+static int	esm_nstats = 0;
+static int	esm_maxstats = 0;
+
 static void
 esm_record(const pg_uuid_t *uuid, const char *result, const char *error, int failed)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	EsmStats   *st = NULL;
+	int			i;
 
-	values[0] = UUIDPGetDatum(uuid);
-	values[1] = CStringGetTextDatum(result);
+	for (i = 0; i < esm_nstats; i++)
+		if (memcmp(&esm_stats[i].uuid, uuid, sizeof(pg_uuid_t)) == 0)
+			st = &esm_stats[i];
+	if (st == NULL)
+	{
+		if (esm_nstats == esm_maxstats)
+		{
+			esm_maxstats = Max(8, esm_maxstats * 2);
+			esm_stats = esm_stats == NULL ? palloc(sizeof(EsmStats) * esm_maxstats) :
+				repalloc(esm_stats, sizeof(EsmStats) * esm_maxstats);
+		}
+		st = &esm_stats[esm_nstats++];
+		memset(st, 0, sizeof(*st));
+		st->uuid = *uuid;
+	}
+	st->invocations++;
+	st->failed += failed;
+	st->result = pstrdup(result);
 	if (error != NULL)
-		values[2] = CStringGetTextDatum(error);
-	else
-		nulls[2] = 'n';
-	values[3] = Int32GetDatum(failed);
-	values[4] = TimestampTzGetDatum(msgq_now());
-	if (SPI_execute_plan(msgq_plan(&plan, "UPDATE msgq.event_source_mapping"
-								   "   SET last_processing_result = $2,"
-								   "       last_error = COALESCE($3, last_error),"
-								   "       invocations = invocations OPERATOR(pg_catalog.+) 1,"
-								   "       failed_invocations = failed_invocations OPERATOR(pg_catalog.+) $4,"
-								   "       last_invoked_at = $5"
-								   " WHERE uuid OPERATOR(pg_catalog.=) $1",
-								   5, (Oid[]) {UUIDOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID}),
-						 values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the invocation");
+		st->error = pstrdup(error);
+	st->at = msgq_now();
+}
+
+static int
+esm_stats_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const EsmStats *) a)->uuid, &((const EsmStats *) b)->uuid, sizeof(pg_uuid_t));
+}
+
+static void
+esm_flush_stats(void)
+{
+	static SPIPlanPtr plan = NULL;
+	int			i;
+
+	if (esm_nstats > 1)
+		qsort(esm_stats, esm_nstats, sizeof(EsmStats), esm_stats_cmp);
+	for (i = 0; i < esm_nstats; i++)
+	{
+		EsmStats   *st = &esm_stats[i];
+		Datum		values[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+		values[0] = UUIDPGetDatum(&st->uuid);
+		values[1] = CStringGetTextDatum(st->result);
+		if (st->error != NULL)
+			values[2] = CStringGetTextDatum(st->error);
+		else
+			nulls[2] = 'n';
+		values[3] = Int32GetDatum(st->failed);
+		values[4] = TimestampTzGetDatum(st->at);
+		values[5] = Int32GetDatum(st->invocations);
+		if (SPI_execute_plan(msgq_plan(&plan, "UPDATE msgq.event_source_mapping"
+									   "   SET last_processing_result = $2,"
+									   "       last_error = COALESCE($3, last_error),"
+									   "       invocations = invocations OPERATOR(pg_catalog.+) $6,"
+									   "       failed_invocations = failed_invocations OPERATOR(pg_catalog.+) $4,"
+									   "       last_invoked_at = $5"
+									   " WHERE uuid OPERATOR(pg_catalog.=) $1",
+									   6, (Oid[]) {UUIDOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, INT4OID}),
+							 values, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record the invocations");
+	}
+	esm_stats = NULL;
+	esm_nstats = esm_maxstats = 0;
 }
 
 /*
@@ -1226,6 +1315,92 @@ esm_retry_at(int32 attempts)
 	return msgq_now() + Min(ms, 60000) * 1000;
 }
 
+/* Is `at` still to come?  Then the pass should look again by then. */
+static bool
+esm_not_yet(TimestampTz at, TimestampTz now, long *wait_ms)
+{
+	long		w;
+
+	if (at <= now)
+		return false;
+	w = (long) ((at - now + 999) / 1000);
+	if (*wait_ms < 0 || w < *wait_ms)
+		*wait_ms = w;
+	return true;
+}
+
+/* a stream mapping's shards, with its checkpoints and retry state ($1-$3) */
+#define ESM_SHARDS_SQL \
+	"SELECT h.shard_index, h.parent_index, h.adjacent_parent_index," \
+	"       h.starting_seq, h.ending_seq, c.seq, s.attempts, s.batch_limit," \
+	"       s.next_attempt_at" \
+	"  FROM msgq.shard h" \
+	"  LEFT JOIN msgq.stream_checkpoint c ON c.stream_id OPERATOR(pg_catalog.=) h.stream_id" \
+	"   AND c.consumer_group OPERATOR(pg_catalog.=) $2" \
+	"   AND c.shard_index OPERATOR(pg_catalog.=) h.shard_index" \
+	"  LEFT JOIN msgq.event_source_shard s ON s.uuid OPERATOR(pg_catalog.=) $3" \
+	"   AND s.shard_index OPERATOR(pg_catalog.=) h.shard_index" \
+	" WHERE h.stream_id OPERATOR(pg_catalog.=) $1"
+
+static void
+esm_shard_from_tuple(EsmShard *sh, HeapTuple t, TupleDesc d)
+{
+	bool		isnull;
+	Datum		v;
+
+	sh->shard = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
+	v = SPI_getbinval(t, d, 2, &isnull);
+	sh->parent = isnull ? -1 : DatumGetInt32(v);
+	v = SPI_getbinval(t, d, 3, &isnull);
+	sh->adjacent = isnull ? -1 : DatumGetInt32(v);
+	sh->starting_seq = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+	v = SPI_getbinval(t, d, 5, &isnull);
+	sh->closed = !isnull;
+	sh->ending_seq = isnull ? 0 : DatumGetInt64(v);
+	v = SPI_getbinval(t, d, 6, &isnull);
+	sh->has_checkpoint = !isnull;
+	sh->checkpoint = isnull ? 0 : DatumGetInt64(v);
+	v = SPI_getbinval(t, d, 7, &isnull);
+	sh->attempts = isnull ? 0 : DatumGetInt32(v);
+	v = SPI_getbinval(t, d, 8, &isnull);
+	sh->batch_limit = isnull ? 0 : DatumGetInt32(v);
+	v = SPI_getbinval(t, d, 9, &isnull);
+	sh->next_attempt_at = isnull ? 0 : DatumGetTimestampTz(v);
+	sh->finished = sh->closed && sh->has_checkpoint && sh->checkpoint >= sh->ending_seq;
+}
+
+/*
+ * Runner mode: take the shard's lock until the end of the transaction, or
+ * false if another runner has it; then read its checkpoint and retry state
+ * again, in a snapshot taken after the lock (the other runner may have
+ * committed a batch since the pass read them).
+ */
+static bool
+esm_lock_shard(EsmRow *m, EsmShard *sh, const char *group)
+{
+	static SPIPlanPtr plan = NULL;
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 (uint32) hash_bytes((const unsigned char *) &m->uuid, sizeof(pg_uuid_t)),
+						 (uint32) sh->shard, ESM_LOCK_FIELD4);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	if (SPI_execute_plan(msgq_plan(&plan,
+								   ESM_SHARDS_SQL
+								   "   AND h.shard_index OPERATOR(pg_catalog.=) $4",
+								   4, (Oid[]) {INT4OID, TEXTOID, UUIDOID, INT4OID}),
+						 (Datum[]) {Int32GetDatum(m->source_id), CStringGetTextDatum(group),
+						 UUIDPGetDatum(&m->uuid), Int32GetDatum(sh->shard)},
+						 NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the shard's checkpoint");
+	if (SPI_processed == 1)
+		esm_shard_from_tuple(sh, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	else
+		sh->finished = true;	/* the shard went away */
+	return true;
+}
+
 /*
  * One batch per shard of a stream mapping, in shard order; a child shard
  * only once its parents are finished (checkpointed at their end).  Returns
@@ -1240,21 +1415,13 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 	EsmShard   *shards;
 	uint64		n,
 				i,
-				j;
+				j,
+				k;
 	long		wait_ms = -1;
 	TimestampTz now = msgq_now();
 
 	if (SPI_execute_plan(msgq_plan(&plan_shards,
-								   "SELECT h.shard_index, h.parent_index, h.adjacent_parent_index,"
-								   "       h.starting_seq, h.ending_seq, c.seq, s.attempts, s.batch_limit,"
-								   "       s.next_attempt_at"
-								   "  FROM msgq.shard h"
-								   "  LEFT JOIN msgq.stream_checkpoint c ON c.stream_id OPERATOR(pg_catalog.=) h.stream_id"
-								   "   AND c.consumer_group OPERATOR(pg_catalog.=) $2"
-								   "   AND c.shard_index OPERATOR(pg_catalog.=) h.shard_index"
-								   "  LEFT JOIN msgq.event_source_shard s ON s.uuid OPERATOR(pg_catalog.=) $3"
-								   "   AND s.shard_index OPERATOR(pg_catalog.=) h.shard_index"
-								   " WHERE h.stream_id OPERATOR(pg_catalog.=) $1"
+								   ESM_SHARDS_SQL
 								   " ORDER BY h.shard_index",
 								   3, (Oid[]) {INT4OID, TEXTOID, UUIDOID}),
 						 (Datum[]) {Int32GetDatum(m->source_id), CStringGetTextDatum(group),
@@ -1264,37 +1431,11 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 	n = SPI_processed;
 	shards = palloc0(sizeof(EsmShard) * Max(n, 1));
 	for (i = 0; i < n; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		EsmShard   *sh = &shards[i];
-		bool		isnull;
-		Datum		v;
+		esm_shard_from_tuple(&shards[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 
-		sh->shard = DatumGetInt32(SPI_getbinval(t, d, 1, &isnull));
-		v = SPI_getbinval(t, d, 2, &isnull);
-		sh->parent = isnull ? -1 : DatumGetInt32(v);
-		v = SPI_getbinval(t, d, 3, &isnull);
-		sh->adjacent = isnull ? -1 : DatumGetInt32(v);
-		sh->starting_seq = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		v = SPI_getbinval(t, d, 5, &isnull);
-		sh->closed = !isnull;
-		sh->ending_seq = isnull ? 0 : DatumGetInt64(v);
-		v = SPI_getbinval(t, d, 6, &isnull);
-		sh->has_checkpoint = !isnull;
-		sh->checkpoint = isnull ? 0 : DatumGetInt64(v);
-		v = SPI_getbinval(t, d, 7, &isnull);
-		sh->attempts = isnull ? 0 : DatumGetInt32(v);
-		v = SPI_getbinval(t, d, 8, &isnull);
-		sh->batch_limit = isnull ? 0 : DatumGetInt32(v);
-		v = SPI_getbinval(t, d, 9, &isnull);
-		sh->next_attempt_at = isnull ? 0 : DatumGetTimestampTz(v);
-		sh->finished = sh->closed && sh->has_checkpoint && sh->checkpoint >= sh->ending_seq;
-	}
-
-	for (i = 0; i < n; i++)
+	for (k = 0; k < n; k++)
 	{
-		EsmShard   *sh = &shards[i];
+		EsmShard   *sh = &shards[esm_runner >= 0 ? (k + esm_rotation) % n : k];
 		bool		parents_done = true;
 		int64		start;
 		int32		limit;
@@ -1303,6 +1444,11 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 		ErrorData  *edata;
 		EsmStreamAfter sa;
 
+		if (esm_budget == 0)
+		{
+			wait_ms = 0;		/* the next pass goes on */
+			break;
+		}
 		if (sh->finished)
 			continue;
 		for (j = 0; j < n; j++)
@@ -1311,13 +1457,14 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 				parents_done = false;
 		if (!parents_done)
 			continue;
-		if (sh->next_attempt_at > now)
-		{
-			long		w = (long) ((sh->next_attempt_at - now + 999) / 1000);
-
-			if (wait_ms < 0 || w < wait_ms)
-				wait_ms = w;
+		if (esm_not_yet(sh->next_attempt_at, now, &wait_ms))
 			continue;
+		if (esm_runner >= 0)
+		{
+			if (!esm_lock_shard(m, sh, group))
+				continue;		/* its runner wakes the others when it is done */
+			if (sh->finished || esm_not_yet(sh->next_attempt_at, now, &wait_ms))
+				continue;
 		}
 		start = sh->has_checkpoint ? sh->checkpoint + 1 : Max(sh->starting_seq, m->start_seq + 1);
 		limit = sh->batch_limit > 0 ? Min(sh->batch_limit, m->batch_size) : m->batch_size;
@@ -1370,6 +1517,8 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 			continue;
 		}
 
+		if (esm_budget > 0)
+			esm_budget--;
 		memset(&sa, 0, sizeof(sa));
 		sa.shard = sh->shard;
 		sa.b = &b;
@@ -1437,7 +1586,8 @@ msgq_esm_run(bool in_worker)
 	static SPIPlanPtr plan_list = NULL;
 	EsmRow	   *rows;
 	uint64		n,
-				i;
+				i,
+				k;
 	long		wait_ms = -1;
 
 	if (SPI_execute_plan(msgq_plan(&plan_list,
@@ -1490,18 +1640,27 @@ msgq_esm_run(bool in_worker)
 		/* a stream's wake-up key is its negated id, as wait.c has it */
 		rows[i].queue_id = rows[i].stream ? -rows[i].source_id : DatumGetInt32(v);
 	}
-	if (in_worker)
+	/* the worker's pass, or the first runner's, tells commits whom to wake */
+	if (in_worker && esm_runner <= 0)
 		esm_publish_sources(rows, (int) n);
-	for (i = 0; i < n; i++)
+	esm_stats = NULL;
+	esm_nstats = esm_maxstats = 0;
+	for (k = 0; k < n; k++)
 	{
+		EsmRow	   *m = &rows[esm_runner >= 0 ? (k + esm_rotation) % n : k];
 		int			b;
 
-		/* an owner that was dropped leaves the mapping alone */
-		if (GetUserNameFromId(rows[i].owner, true) == NULL)
-			continue;
-		if (rows[i].stream)
+		if (esm_budget == 0)
 		{
-			long		w = esm_stream_pass(&rows[i], in_worker);
+			wait_ms = 0;		/* the next pass goes on */
+			break;
+		}
+		/* an owner that was dropped leaves the mapping alone */
+		if (GetUserNameFromId(m->owner, true) == NULL)
+			continue;
+		if (m->stream)
+		{
+			long		w = esm_stream_pass(m, in_worker);
 
 			if (w >= 0 && (wait_ms < 0 || w < wait_ms))
 				wait_ms = w;
@@ -1510,8 +1669,14 @@ msgq_esm_run(bool in_worker)
 		for (b = 0; b < ESM_BATCHES_PER_PASS; b++)
 		{
 			long		w;
-			int			got = esm_queue_batch(&rows[i], in_worker, &w);
+			int			got;
 
+			if (esm_budget == 0)
+			{
+				wait_ms = 0;
+				break;
+			}
+			got = esm_queue_batch(m, in_worker, &w);
 			CHECK_FOR_INTERRUPTS();
 			if (got == 0)
 			{
@@ -1519,10 +1684,13 @@ msgq_esm_run(bool in_worker)
 					wait_ms = w;
 				break;
 			}
+			if (esm_budget > 0)
+				esm_budget--;
 			if (b == ESM_BATCHES_PER_PASS - 1)
 				wait_ms = 0;	/* more may be waiting: come back at once */
 		}
 	}
+	esm_flush_stats();
 	return wait_ms;
 }
 
@@ -1590,7 +1758,7 @@ msgq_esm_source_committed(int32 queue_id)
 	if (slot->dboid != MyDatabaseId || slot->queue_id != queue_id)
 		return;
 	if (pg_atomic_exchange_u32(&slot->requested, 1) == 0)
-		msgq_bgw_wake_worker(MyDatabaseId);
+		msgq_bgw_wake_esm(MyDatabaseId);
 }
 
 /* the worker's pass: these are the database's mapped queues now */
@@ -1639,6 +1807,9 @@ msgq_esm_worker_pass(void)
 	int			save_sec_context;
 	long		wait_ms = -1;
 
+	esm_budget = esm_runner >= 0 ? 1 : -1;
+	esm_rotation++;
+
 	/* errors outside the functions' subtransactions end the worker (doc/workers.md) */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1657,4 +1828,15 @@ msgq_esm_worker_pass(void)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return wait_ms;
+}
+
+/*
+ * This process is runner `runner` (0-based) of its database's event source
+ * mapping runners (worker.c): its passes run one batch each.
+ */
+void
+msgq_esm_set_runner(int runner)
+{
+	esm_runner = runner;
+	esm_rotation = (uint32) runner;
 }

@@ -398,6 +398,45 @@ msgq_bgw_wake_worker(Oid dboid)
 }
 
 /*
+ * msgq_bgw_wake_esm
+ *
+ * A commit wrote to a source of the database's event source mappings:
+ * wake its runners, or the worker when it has none.
+ */
+void
+msgq_bgw_wake_esm(Oid dboid)
+{
+	int			i,
+				r;
+
+	if (msgq_bgw_shared == NULL)
+		return;
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	for (i = 0; i < msgq_bgw_shared->nslots; i++)
+	{
+		MsgqWorkerSlot *slot = &msgq_bgw_shared->slots[i];
+		bool		any = false;
+
+		if (slot->state != MSGQ_SLOT_RUNNING || slot->dboid != dboid)
+			continue;
+		for (r = 0; r < MSGQ_MAX_ESM_RUNNERS; r++)
+			if (slot->runner_latches[r] != NULL)
+			{
+				SetLatch(slot->runner_latches[r]);
+				any = true;
+			}
+		if (!any)
+		{
+			slot->delivery_requested = true;
+			if (slot->latch != NULL)
+				SetLatch(slot->latch);
+		}
+		break;
+	}
+	LWLockRelease(msgq_bgw_lock());
+}
+
+/*
  * The launcher process
  */
 
@@ -1105,6 +1144,7 @@ launcher_start_worker(LauncherDb *db, TimestampTz now, bool *no_slot)
 	slot->started_at = 0;
 	slot->last_cycle_at = 0;
 	slot->cycles = 0;
+	memset(slot->runner_latches, 0, sizeof(slot->runner_latches));
 	args.dboid = db->dboid;
 	args.token = slot->token;
 	LWLockRelease(msgq_bgw_lock());

@@ -526,6 +526,10 @@ extern void msgq_esm_shmem_init(void);
 extern void msgq_esm_source_committed(int32 queue_id);
 extern long msgq_esm_run(bool in_worker);
 extern long msgq_esm_worker_pass(void);
+extern void msgq_esm_set_runner(int runner);
+
+#define MSGQ_MAX_ESM_RUNNERS	32
+extern int	msgq_esm_max_concurrency;
 extern void msgq_delivery_wake_worker_at_commit(void);
 extern int	msgq_function_timeout_ms;
 extern bool msgq_stream_exists(const char *name);
@@ -650,6 +654,7 @@ extern void msgq_move_tasks_run(void);
 /* Background workers (launcher.c, worker.c) */
 extern void msgq_bgw_define_gucs(void);
 extern void msgq_bgw_wake_worker(Oid dboid);
+extern void msgq_bgw_wake_esm(Oid dboid);
 extern void msgq_delivery_define_gucs(void);
 extern Size msgq_bgw_shmem_size(void);
 extern void msgq_bgw_shmem_init(void);

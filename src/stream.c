@@ -371,6 +371,20 @@ stream_from_tuple(MsgqStream *st)
 	return true;
 }
 
+/* the stream with this id, into *st; false if there is none */
+static bool
+stream_lookup_id(int32 stream_id, bool read_only, MsgqStream *st)
+{
+	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
+								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
+								   "       trimmed_before, enforce_shard_limits"
+								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
+								   1, (Oid[]) {INT4OID}),
+						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, read_only, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up stream");
+	return stream_from_tuple(st);
+}
+
 static void
 stream_get(const char *name, MsgqStream *st)
 {
@@ -2092,14 +2106,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
 	iterator_decode(it, &stream_id, &shard, &start);
 
-	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
-								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
-								   "       trimmed_before, enforce_shard_limits"
-								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
-								   1, (Oid[]) {INT4OID}),
-						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up stream");
-	if (!stream_from_tuple(&st) || !shard_get(stream_id, shard, &si))
+	if (!stream_lookup_id(stream_id, false, &st) || !shard_get(stream_id, shard, &si))
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_RESOURCE_NOT_FOUND),
 				 errmsg("the stream or shard of this iterator no longer exists"),
@@ -2810,14 +2817,7 @@ msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 	uint64		i;
 
 	memset(b, 0, sizeof(*b));
-	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup_id,
-								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
-								   "       trimmed_before, enforce_shard_limits"
-								   "  FROM msgq.stream WHERE stream_id OPERATOR(pg_catalog.=) $1",
-								   1, (Oid[]) {INT4OID}),
-						 (Datum[]) {Int32GetDatum(stream_id)}, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up stream");
-	if (!stream_from_tuple(&st))
+	if (!stream_lookup_id(stream_id, true, &st))
 		return NULL;
 	arn = msgq_stream_arn(st.stream_name);
 	stream_read(&st, shard, start, stream_horizon(st.stream_id, shard), limit, &rows);

@@ -67,6 +67,7 @@
 #include "bgw.h"
 
 PGDLLEXPORT void msgq_worker_main(Datum main_arg);
+PGDLLEXPORT void msgq_esm_runner_main(Datum main_arg);
 
 /* This worker's slot, once claimed */
 static MsgqWorkerSlot *worker_slot = NULL;
@@ -78,6 +79,12 @@ static bool worker_run_cycle(void);
 static bool worker_check_installed(void);
 static void worker_set_enabled(bool enabled);
 static void worker_exit_not_installed(void) pg_attribute_noreturn();
+static int	worker_manage_runners(bool installed);
+static void worker_stop_runners(int code, Datum arg);
+
+/* The event source mapping runners this worker registered */
+static BackgroundWorkerHandle *runner_handles[MSGQ_MAX_ESM_RUNNERS];
+static TimestampTz runners_checked_at = 0;
 
 /*
  * msgq_worker_main
@@ -112,6 +119,8 @@ msgq_worker_main(Datum main_arg)
 	on_shmem_exit(worker_shmem_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+	/* runs before worker_shmem_exit: the runners go with the worker */
+	on_shmem_exit(worker_stop_runners, (Datum) 0);
 
 	/*
 	 * The cycle's statements are short and run every naptime: compiling
@@ -164,6 +173,7 @@ msgq_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (!msgq_worker_enabled)
 		{
+			(void) worker_manage_runners(false);
 			if (!worker_check_installed())
 				worker_exit_not_installed();
 			(void) WaitLatch(MyLatch,
@@ -188,7 +198,8 @@ msgq_worker_main(Datum main_arg)
 
 		/* deliveries after commit (delivery.c): due ones, finished transfers */
 		delivery_ms = msgq_delivery_worker_pass();
-		/* event source mappings' batches (esm.c) */
+		/* event source mappings' batches (esm.c), here or in the runners */
+		if (worker_manage_runners(true) == 0)
 		{
 			long		esm_ms = msgq_esm_worker_pass();
 
@@ -429,4 +440,205 @@ worker_exit_not_installed(void)
 			(errmsg_internal("msgq is not installed in database %u, msgq worker exiting",
 							 MyDatabaseId)));
 	proc_exit(0);
+}
+
+/* ------------------------------------------------------------------------
+ * Event source mapping runners
+ * ------------------------------------------------------------------------
+ *
+ * With msgq.esm_max_concurrency N > 1, the worker runs no mapping batch
+ * itself: it keeps N runner processes (dynamic background workers, never
+ * restarted by the postmaster) registered for its database, and restarts a
+ * runner that exited at its next check (at most once a naptime).  A runner
+ * publishes its latch in the worker's slot, so that a commit to a mapped
+ * source wakes the runners (msgq_bgw_wake_esm), and exits when its worker
+ * is gone (its slot no longer running with the same token), when the worker
+ * stops it (N went down, msgq.worker_enabled off, the worker exiting), or
+ * on an error in a pass.  Each runner's pass is one transaction that runs
+ * at most one batch (esm.c "runner mode"); after a pass that left work, it
+ * wakes the other runners, which may have skipped a shard it held.
+ */
+
+/*
+ * Start or stop runners as msgq.esm_max_concurrency and
+ * msgq.worker_enabled ask.  Returns how many runners the worker keeps (0:
+ * it runs the batches itself).
+ */
+static int
+worker_manage_runners(bool enabled)
+{
+	int			wanted = (enabled && msgq_esm_max_concurrency > 1) ? msgq_esm_max_concurrency : 0;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		check = now >= TimestampTzPlusMilliseconds(runners_checked_at, msgq_worker_naptime);
+	int			r;
+
+	for (r = 0; r < MSGQ_MAX_ESM_RUNNERS; r++)
+	{
+		pid_t		pid;
+
+		if (r >= wanted)
+		{
+			if (runner_handles[r] != NULL)
+			{
+				TerminateBackgroundWorker(runner_handles[r]);
+				pfree(runner_handles[r]);
+				runner_handles[r] = NULL;
+			}
+			continue;
+		}
+		if (!check)
+			continue;
+		if (runner_handles[r] != NULL &&
+			GetBackgroundWorkerPid(runner_handles[r], &pid) != BGWH_STOPPED)
+			continue;
+		if (runner_handles[r] != NULL)
+		{
+			pfree(runner_handles[r]);
+			runner_handles[r] = NULL;
+		}
+		{
+			BackgroundWorker bgw;
+			MsgqWorkerArgs args;
+			MemoryContext oldcxt;
+
+			memset(&bgw, 0, sizeof(bgw));
+			bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+			bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+			bgw.bgw_restart_time = BGW_NEVER_RESTART;
+			strlcpy(bgw.bgw_library_name, "msgq", BGW_MAXLEN);
+			strlcpy(bgw.bgw_function_name, "msgq_esm_runner_main", BGW_MAXLEN);
+			snprintf(bgw.bgw_name, BGW_MAXLEN, "msgq event source mapping runner %d for database %u",
+					 r + 1, MyDatabaseId);
+			strlcpy(bgw.bgw_type, "msgq esm runner", BGW_MAXLEN);
+			bgw.bgw_main_arg = Int32GetDatum((int) (worker_slot - msgq_bgw_shared->slots));
+			args.dboid = MyDatabaseId;
+			args.token = worker_token;
+			args.runner = r;
+			memcpy(bgw.bgw_extra, &args, sizeof(args));
+			bgw.bgw_notify_pid = 0;
+			oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+			if (!RegisterDynamicBackgroundWorker(&bgw, &runner_handles[r]))
+			{
+				runner_handles[r] = NULL;
+				ereport(WARNING,
+						(errmsg("msgq: could not start event source mapping runner %d of %d", r + 1, wanted),
+						 errhint("Raise max_worker_processes, or lower msgq.esm_max_concurrency.")));
+			}
+			MemoryContextSwitchTo(oldcxt);
+		}
+	}
+	if (check)
+		runners_checked_at = now;
+	return wanted;
+}
+
+static void
+worker_stop_runners(int code, Datum arg)
+{
+	int			r;
+
+	for (r = 0; r < MSGQ_MAX_ESM_RUNNERS; r++)
+		if (runner_handles[r] != NULL)
+		{
+			TerminateBackgroundWorker(runner_handles[r]);
+			runner_handles[r] = NULL;
+		}
+}
+
+/* Is the runner's worker still the one that started it, and running? */
+static bool
+runner_worker_alive(int slotno, const MsgqWorkerArgs *args, bool publish)
+{
+	MsgqWorkerSlot *slot = &msgq_bgw_shared->slots[slotno];
+	bool		alive;
+
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	alive = slot->state == MSGQ_SLOT_RUNNING && slot->token == args->token &&
+		slot->dboid == args->dboid && !msgq_bgw_database_paused(args->dboid);
+	if (alive && publish)
+		slot->runner_latches[args->runner] = MyLatch;
+	LWLockRelease(msgq_bgw_lock());
+	return alive;
+}
+
+static MsgqWorkerSlot *runner_slot = NULL;
+static MsgqWorkerArgs runner_args;
+
+static void
+runner_shmem_exit(int code, Datum arg)
+{
+	LWLockReleaseAll();
+	LWLockAcquire(msgq_bgw_lock(), LW_EXCLUSIVE);
+	if (runner_slot->token == runner_args.token &&
+		runner_slot->runner_latches[runner_args.runner] == MyLatch)
+		runner_slot->runner_latches[runner_args.runner] = NULL;
+	LWLockRelease(msgq_bgw_lock());
+}
+
+/* wake every runner of the database (this one included) */
+static void
+runner_wake_all(void)
+{
+	int			r;
+
+	LWLockAcquire(msgq_bgw_lock(), LW_SHARED);
+	if (runner_slot->token == runner_args.token)
+		for (r = 0; r < MSGQ_MAX_ESM_RUNNERS; r++)
+			if (runner_slot->runner_latches[r] != NULL && runner_slot->runner_latches[r] != MyLatch)
+				SetLatch(runner_slot->runner_latches[r]);
+	LWLockRelease(msgq_bgw_lock());
+}
+
+void
+msgq_esm_runner_main(Datum main_arg)
+{
+	int			slotno = DatumGetInt32(main_arg);
+	uint32		wait_event;
+
+	memcpy(&runner_args, MyBgworkerEntry->bgw_extra, sizeof(runner_args));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (msgq_bgw_shared == NULL || slotno < 0 || slotno >= msgq_bgw_shared->nslots ||
+		runner_args.runner < 0 || runner_args.runner >= MSGQ_MAX_ESM_RUNNERS ||
+		!runner_worker_alive(slotno, &runner_args, false))
+		proc_exit(0);
+	runner_slot = &msgq_bgw_shared->slots[slotno];
+	on_shmem_exit(runner_shmem_exit, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(runner_args.dboid, InvalidOid, 0);
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+#endif
+	msgq_esm_set_runner(runner_args.runner);
+	wait_event = MSGQ_WAIT_EVENT("MsgqEsmRunnerMain");
+
+	for (;;)
+	{
+		long		ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!msgq_worker_enabled || runner_args.runner >= msgq_esm_max_concurrency ||
+			!runner_worker_alive(slotno, &runner_args, true))
+			proc_exit(0);
+
+		ms = msgq_esm_worker_pass();
+		if (ms == 0)
+		{
+			runner_wake_all();
+			continue;
+		}
+		if (ms < 0 || ms > msgq_worker_naptime)
+			ms = msgq_worker_naptime;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, wait_event);
+		ResetLatch(MyLatch);
+	}
 }

@@ -124,6 +124,8 @@ SELECT pg_temp.put('ess_a', 2, 'n') AS put;
 SELECT msgq.run_maintenance();
 SELECT pg_temp.got('ess_a') AS and_new;
 SELECT msgq.delete_event_source_mapping(:'m_trim')->>'State' AS deleted;
+-- its checkpoints go with it
+SELECT count(*) AS checkpoints_left FROM msgq.stream_checkpoint WHERE consumer_group = 'esm:' || :'m_trim';
 
 -- LATEST: only what is put after the mapping
 TRUNCATE msgq_test.ess_got;

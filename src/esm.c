@@ -111,6 +111,8 @@ typedef struct EsmSeen
 static EsmSeen *esm_seen = NULL;
 static int	esm_nseen = 0;
 
+static char *esm_group(const pg_uuid_t *uuid);
+
 typedef struct EsmAttrs
 {
 	int32		batch_size;
@@ -697,6 +699,11 @@ msgq_delete_event_source_mapping(PG_FUNCTION_ARGS)
 							  1, (Oid[]) {UUIDOID}, (Datum[]) {UUIDPGetDatum(uuid)},
 							  NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete the event source mapping");
+	/* a stream mapping's position goes with it (the shard states cascade) */
+	if (SPI_execute_with_args("DELETE FROM msgq.stream_checkpoint WHERE consumer_group OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(esm_group(uuid))},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the event source mapping's checkpoints");
 	msgq_call_leave(&call);
 	PG_RETURN_JSONB_P(config);
 }

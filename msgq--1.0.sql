@@ -955,14 +955,21 @@ CREATE TABLE msgq.event_source_mapping (
 	on_failure text					-- a queue or a topic
 );
 CREATE INDEX ON msgq.event_source_mapping (source_id);
--- A stream mapping's retry state per shard.
+-- A stream mapping's retry state per shard, and with a ParallelizationFactor
+-- P > 1 per lane of a shard (records whose partition key hashes to lane
+-- modulo P): its position (seq: every record of the lane up to it is
+-- processed; the group's checkpoint is the least of the P lanes'), made
+-- with P = lanes (a row of another P counts as absent).
 CREATE TABLE msgq.event_source_shard (
 	uuid uuid NOT NULL REFERENCES msgq.event_source_mapping ON DELETE CASCADE,
 	shard_index integer NOT NULL,
+	lane integer NOT NULL DEFAULT 0,
+	lanes integer NOT NULL DEFAULT 1,
+	seq bigint,
 	attempts integer NOT NULL,
 	batch_limit integer NOT NULL,	-- 0: BatchSize; less while bisecting
 	next_attempt_at timestamptz,
-	PRIMARY KEY (uuid, shard_index)
+	PRIMARY KEY (uuid, shard_index, lane)
 );
 SELECT pg_catalog.pg_extension_config_dump('msgq.event_source_shard', '');
 SELECT pg_catalog.pg_extension_config_dump('msgq.event_source_mapping', '');

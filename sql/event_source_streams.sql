@@ -282,6 +282,83 @@ SELECT msgq.delete_stream('ess_g');
 DROP TABLE msgq_test.ess_event;
 DROP FUNCTION msgq_test.ess_keep(jsonb);
 
+-- ParallelizationFactor: a shard's records in P lanes by the hash of their
+-- partition key, each lane in order with its own position and retries; the
+-- group's checkpoint is the least of the lanes'
+CREATE SEQUENCE msgq_test.ess_call;
+CREATE TABLE msgq_test.ess_lanes (call bigint, pkey text, seq numeric, data text);
+CREATE FUNCTION msgq_test.ess_lane_fn(ev jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	c bigint := nextval('msgq_test.ess_call');
+BEGIN
+	IF EXISTS (SELECT 1 FROM jsonb_array_elements(ev->'Records') r
+				WHERE convert_from(decode(r->'kinesis'->>'data', 'base64'), 'UTF8') = 'poison') THEN
+		RAISE EXCEPTION 'poison';
+	END IF;
+	INSERT INTO msgq_test.ess_lanes
+	SELECT c, r->'kinesis'->>'partitionKey', (r->'kinesis'->>'sequenceNumber')::numeric,
+		   convert_from(decode(r->'kinesis'->>'data', 'base64'), 'UTF8')
+	  FROM jsonb_array_elements(ev->'Records') r;
+END
+$$;
+-- the lane of a key, as msgq computes it (hash_bytes of the key, which hashtext is)
+CREATE FUNCTION pg_temp.lane(k text, p int) RETURNS int LANGUAGE sql AS
+	$$ SELECT ((hashtext(k)::bigint & 4294967295) % p)::int $$;
+SELECT msgq.create_stream('ess_p', 1);
+SELECT count(*) AS put FROM generate_series(1, 60) g,
+	LATERAL msgq.put_record(CASE WHEN g > 0 THEN 'ess_p' END, 'key' || (g % 12), convert_to('p' || g, 'UTF8'));
+SELECT msgq.create_event_source_mapping('ess_p', 'msgq_test.ess_lane_fn(jsonb)',
+	'{"StartingPosition": "TRIM_HORIZON", "BatchSize": 4, "ParallelizationFactor": 3}') AS m_par \gset
+SELECT count(DISTINCT pg_temp.lane('key' || g, 3)) AS lanes_used FROM generate_series(0, 11) g;
+SELECT msgq.run_maintenance();
+SELECT count(*) AS records, count(DISTINCT seq) AS distinct_records FROM msgq_test.ess_lanes;
+-- each call got records of one lane only, at most BatchSize of them
+SELECT max(n) AS most_lanes_in_a_call, max(k) AS largest_batch
+  FROM (SELECT call, count(DISTINCT pg_temp.lane(pkey, 3)) AS n, count(*) AS k FROM msgq_test.ess_lanes GROUP BY call) x;
+-- each key in order
+SELECT count(*) AS out_of_order FROM (SELECT seq < lag(seq) OVER (PARTITION BY pkey ORDER BY call, seq) AS back
+  FROM msgq_test.ess_lanes) x WHERE back;
+SELECT lane, lanes, seq IS NOT NULL AS has_position FROM msgq.event_source_shard WHERE uuid = :'m_par' ORDER BY lane;
+SELECT checkpoint_sequence_number = (SELECT max(seq) FROM msgq_test.ess_lanes) AS group_at_the_end
+  FROM msgq.consumer_group_lag WHERE consumer_group = 'esm:' || :'m_par';
+-- a poison record holds its lane back, not the others
+TRUNCATE msgq_test.ess_lanes;
+SELECT count(*) AS put FROM generate_series(61, 90) g,
+	LATERAL msgq.put_record(CASE WHEN g > 0 THEN 'ess_p' END, 'key' || (g % 12),
+							convert_to(CASE WHEN g = 65 THEN 'poison' ELSE 'p' || g END, 'UTF8'));
+SELECT msgq.run_maintenance();
+SELECT count(*) AS processed FROM msgq_test.ess_lanes;
+SELECT count(*) FILTER (WHERE pg_temp.lane('key5', 3) = pg_temp.lane(pkey, 3)) AS of_the_poisoned_lane_after_it,
+	   count(*) FILTER (WHERE pg_temp.lane('key5', 3) <> pg_temp.lane(pkey, 3)) AS of_other_lanes
+  FROM msgq_test.ess_lanes WHERE seq > (SELECT min(sequence_number) FROM msgq.get_records(
+	msgq.get_shard_iterator('ess_p', '0', 'TRIM_HORIZON'), 10000) WHERE convert_from(data, 'UTF8') = 'poison');
+SELECT (SELECT count(*) FROM generate_series(61, 90) g WHERE g <> 65
+		 AND pg_temp.lane('key' || (g % 12), 3) <> pg_temp.lane('key5', 3)) = count(*) AS all_other_lanes_done
+  FROM msgq_test.ess_lanes WHERE pg_temp.lane(pkey, 3) <> pg_temp.lane('key5', 3);
+SELECT checkpoint_sequence_number < (SELECT min(sequence_number) FROM msgq.get_records(
+	msgq.get_shard_iterator('ess_p', '0', 'TRIM_HORIZON'), 10000) WHERE convert_from(data, 'UTF8') = 'poison') AS group_before_poison
+  FROM msgq.consumer_group_lag WHERE consumer_group = 'esm:' || :'m_par';
+SELECT lane = pg_temp.lane('key5', 3) AS poisoned_lane, attempts > 0 AS retrying
+  FROM msgq.event_source_shard WHERE uuid = :'m_par' AND attempts > 0;
+-- a new factor starts its lanes at the group's checkpoint: at least once
+SELECT checkpoint_sequence_number AS g_before FROM msgq.consumer_group_lag WHERE consumer_group = 'esm:' || :'m_par' \gset
+SELECT u->>'ParallelizationFactor' AS factor FROM msgq.update_event_source_mapping(:'m_par', '{"ParallelizationFactor": 2}') u;
+TRUNCATE msgq_test.ess_lanes;
+SELECT msgq.run_maintenance();
+SELECT min(seq) > :g_before AS from_the_group_checkpoint,
+	   (SELECT count(*) FROM msgq.get_records(msgq.get_shard_iterator('ess_p', '0', 'TRIM_HORIZON'), 10000) r
+		 WHERE r.sequence_number > :g_before AND pg_temp.lane(r.partition_key, 2) <> pg_temp.lane('key5', 2))
+	   = count(*) FILTER (WHERE pg_temp.lane(pkey, 2) <> pg_temp.lane('key5', 2)) AS the_other_lane_again,
+	   count(*) FILTER (WHERE pg_temp.lane(pkey, 2) = pg_temp.lane('key5', 2) AND data <> 'poison'
+						AND seq > (SELECT min(sequence_number) FROM msgq.get_records(
+						msgq.get_shard_iterator('ess_p', '0', 'TRIM_HORIZON'), 10000) WHERE convert_from(data, 'UTF8') = 'poison')) AS poisoned_lane_past_it
+  FROM msgq_test.ess_lanes;
+SELECT lanes, count(*) AS lane_rows FROM msgq.event_source_shard WHERE uuid = :'m_par' GROUP BY lanes ORDER BY lanes;
+SELECT msgq.delete_stream('ess_p');
+DROP TABLE msgq_test.ess_lanes;
+DROP FUNCTION msgq_test.ess_lane_fn(jsonb);
+DROP SEQUENCE msgq_test.ess_call;
+
 SELECT msgq.delete_stream(s) FROM unnest(ARRAY['ess_a', 'ess_b', 'ess_c', 'ess_d', 'ess_e']) s;
 SELECT msgq.delete_queue('ess_dlq');
 DROP TABLE msgq_test.ess_got;

@@ -37,8 +37,9 @@
  * record; after MaximumRetryAttempts, or once its first record is older
  * than MaximumRecordAgeInSeconds, its metadata goes to the on-failure
  * destination (a queue or a topic) and the mapping moves past it.
- * ParallelizationFactor is accepted and kept; batches of a shard are
- * processed one at a time whatever its value.
+ * With a ParallelizationFactor P > 1 a shard is read as P lanes (its
+ * records by the hash of their partition key), each with its own position
+ * and retries; the group's checkpoint is the least of the lanes'.
  *
  * With msgq.esm_max_concurrency above 1 the passes run in that many runner
  * processes (worker.c) instead of the worker, each pass one transaction
@@ -100,6 +101,10 @@ int			msgq_esm_max_concurrency = 1;
 static int	esm_runner = -1;
 static int	esm_budget = -1;
 static uint32 esm_rotation = 0;
+
+/* the lane of a stream shard being processed, of esm_nlanes (ParallelizationFactor) */
+static int	esm_lane = 0;
+static int	esm_nlanes = 1;
 
 /* what the worker remembers of a mapping between passes */
 typedef struct EsmSeen
@@ -796,6 +801,7 @@ typedef struct EsmRow
 	int32		batch_size;
 	int32		window;
 	bool		report_failures;
+	int32		parallelization;
 } EsmRow;
 
 static void esm_publish_sources(const EsmRow *rows, int n);
@@ -1167,12 +1173,57 @@ esm_group(const pg_uuid_t *uuid)
 	return psprintf("esm:%s", DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(uuid))));
 }
 
-/* checkpoint the group of the mapping at seq (in the caller's (sub)transaction) */
+/*
+ * Checkpoint the group of the mapping at seq (in the caller's
+ * (sub)transaction); with lanes, the lane's position, and the group's
+ * checkpoint becomes the least position of the shard's lanes once each has
+ * one.
+ */
 static void
 esm_checkpoint(EsmRow *m, int32 shard, int64 seq)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_lane = NULL;
+	static SPIPlanPtr plan_min = NULL;
 
+	if (esm_nlanes > 1)
+	{
+		if (SPI_execute_plan(msgq_plan(&plan_lane,
+									   "INSERT INTO msgq.event_source_shard AS s"
+									   "   (uuid, shard_index, lane, lanes, seq, attempts, batch_limit)"
+									   " VALUES ($1, $2, $3, $4, $5, 0, 0)"
+									   " ON CONFLICT (uuid, shard_index, lane) DO UPDATE SET"
+									   "   seq = CASE WHEN s.lanes OPERATOR(pg_catalog.=) EXCLUDED.lanes"
+									   "               AND s.seq OPERATOR(pg_catalog.>) EXCLUDED.seq"
+									   "              THEN s.seq ELSE EXCLUDED.seq END,"
+									   "   attempts = CASE WHEN s.lanes OPERATOR(pg_catalog.=) EXCLUDED.lanes THEN s.attempts ELSE 0 END,"
+									   "   batch_limit = CASE WHEN s.lanes OPERATOR(pg_catalog.=) EXCLUDED.lanes THEN s.batch_limit ELSE 0 END,"
+									   "   next_attempt_at = CASE WHEN s.lanes OPERATOR(pg_catalog.=) EXCLUDED.lanes THEN s.next_attempt_at END,"
+									   "   lanes = EXCLUDED.lanes",
+									   5, (Oid[]) {UUIDOID, INT4OID, INT4OID, INT4OID, INT8OID}),
+							 (Datum[]) {UUIDPGetDatum(&m->uuid), Int32GetDatum(shard), Int32GetDatum(esm_lane),
+							 Int32GetDatum(esm_nlanes), Int64GetDatum(seq)},
+							 NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the mapping's lane position");
+		if (SPI_execute_plan(msgq_plan(&plan_min,
+									   "INSERT INTO msgq.stream_checkpoint AS c"
+									   "   (stream_id, consumer_group, shard_index, seq, updated_at)"
+									   " SELECT $1, $2, $3, pg_catalog.min(s.seq), $5"
+									   "   FROM msgq.event_source_shard s"
+									   "  WHERE s.uuid OPERATOR(pg_catalog.=) $4 AND s.shard_index OPERATOR(pg_catalog.=) $3"
+									   "    AND s.lanes OPERATOR(pg_catalog.=) $6 AND s.lane OPERATOR(pg_catalog.<) $6"
+									   " HAVING pg_catalog.count(s.seq) OPERATOR(pg_catalog.=) $6"
+									   " ON CONFLICT (stream_id, consumer_group, shard_index)"
+									   " DO UPDATE SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at"
+									   "  WHERE c.seq OPERATOR(pg_catalog.<=) EXCLUDED.seq",
+									   6, (Oid[]) {INT4OID, TEXTOID, INT4OID, UUIDOID, TIMESTAMPTZOID, INT4OID}),
+							 (Datum[]) {Int32GetDatum(m->source_id), CStringGetTextDatum(esm_group(&m->uuid)),
+							 Int32GetDatum(shard), UUIDPGetDatum(&m->uuid), TimestampTzGetDatum(msgq_now()),
+							 Int32GetDatum(esm_nlanes)},
+							 NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the mapping's checkpoint");
+		return;
+	}
 	if (SPI_execute_plan(msgq_plan(&plan,
 								   "INSERT INTO msgq.stream_checkpoint AS c"
 								   "   (stream_id, consumer_group, shard_index, seq, updated_at)"
@@ -1187,6 +1238,7 @@ esm_checkpoint(EsmRow *m, int32 shard, int64 seq)
 		elog(ERROR, "could not write the mapping's checkpoint");
 }
 
+/* the retry state of the shard (of its lane, esm_lane of esm_nlanes) */
 static void
 esm_shard_state(EsmRow *m, int32 shard, int32 attempts, int32 batch_limit, TimestampTz next_at)
 {
@@ -1194,14 +1246,16 @@ esm_shard_state(EsmRow *m, int32 shard, int32 attempts, int32 batch_limit, Times
 
 	if (SPI_execute_plan(msgq_plan(&plan,
 								   "INSERT INTO msgq.event_source_shard AS s"
-								   "   (uuid, shard_index, attempts, batch_limit, next_attempt_at)"
-								   " VALUES ($1, $2, $3, $4, $5)"
-								   " ON CONFLICT (uuid, shard_index) DO UPDATE SET attempts = $3,"
-								   "   batch_limit = $4, next_attempt_at = $5",
-								   5, (Oid[]) {UUIDOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID}),
+								   "   (uuid, shard_index, lane, lanes, attempts, batch_limit, next_attempt_at)"
+								   " VALUES ($1, $2, $6, $7, $3, $4, $5)"
+								   " ON CONFLICT (uuid, shard_index, lane) DO UPDATE SET attempts = $3,"
+								   "   batch_limit = $4, next_attempt_at = $5, lanes = $7,"
+								   "   seq = CASE WHEN s.lanes OPERATOR(pg_catalog.=) $7 THEN s.seq END",
+								   7, (Oid[]) {UUIDOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID}),
 						 (Datum[]) {UUIDPGetDatum(&m->uuid), Int32GetDatum(shard), Int32GetDatum(attempts),
-						 Int32GetDatum(batch_limit), TimestampTzGetDatum(next_at)},
-						 (char[]) {' ', ' ', ' ', ' ', next_at == 0 ? 'n' : ' '}, false, 0) != SPI_OK_INSERT)
+						 Int32GetDatum(batch_limit), TimestampTzGetDatum(next_at), Int32GetDatum(esm_lane),
+						 Int32GetDatum(esm_nlanes)},
+						 (char[]) {' ', ' ', ' ', ' ', next_at == 0 ? 'n' : ' ', ' ', ' '}, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write the mapping's shard state");
 }
 
@@ -1347,6 +1401,7 @@ esm_not_yet(TimestampTz at, TimestampTz now, long *wait_ms)
 	"   AND c.shard_index OPERATOR(pg_catalog.=) h.shard_index" \
 	"  LEFT JOIN msgq.event_source_shard s ON s.uuid OPERATOR(pg_catalog.=) $3" \
 	"   AND s.shard_index OPERATOR(pg_catalog.=) h.shard_index" \
+	"   AND s.lane OPERATOR(pg_catalog.=) 0 AND s.lanes OPERATOR(pg_catalog.=) 1" \
 	" WHERE h.stream_id OPERATOR(pg_catalog.=) $1"
 
 static void
@@ -1377,6 +1432,52 @@ esm_shard_from_tuple(EsmShard *sh, HeapTuple t, TupleDesc d)
 }
 
 /*
+ * With lanes (esm_nlanes > 1): the lane's position and retry state in
+ * place of the shard's; a lane without a row of this ParallelizationFactor
+ * starts at the group's checkpoint.
+ */
+static void
+esm_load_lane(EsmRow *m, EsmShard *sh)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (esm_nlanes <= 1)
+		return;
+	if (SPI_execute_plan(msgq_plan(&plan,
+								   "SELECT seq, attempts, batch_limit, next_attempt_at"
+								   "  FROM msgq.event_source_shard"
+								   " WHERE uuid OPERATOR(pg_catalog.=) $1 AND shard_index OPERATOR(pg_catalog.=) $2"
+								   "   AND lane OPERATOR(pg_catalog.=) $3 AND lanes OPERATOR(pg_catalog.=) $4",
+								   4, (Oid[]) {UUIDOID, INT4OID, INT4OID, INT4OID}),
+						 (Datum[]) {UUIDPGetDatum(&m->uuid), Int32GetDatum(sh->shard),
+						 Int32GetDatum(esm_lane), Int32GetDatum(esm_nlanes)},
+						 NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the lane's position");
+	sh->attempts = 0;
+	sh->batch_limit = 0;
+	sh->next_attempt_at = 0;
+	if (SPI_processed == 1)
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		v;
+
+		v = SPI_getbinval(t, d, 1, &isnull);
+		if (!isnull)
+		{
+			sh->has_checkpoint = true;
+			sh->checkpoint = DatumGetInt64(v);
+		}
+		sh->attempts = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull));
+		sh->batch_limit = DatumGetInt32(SPI_getbinval(t, d, 3, &isnull));
+		v = SPI_getbinval(t, d, 4, &isnull);
+		sh->next_attempt_at = isnull ? 0 : DatumGetTimestampTz(v);
+	}
+	sh->finished = sh->closed && sh->has_checkpoint && sh->checkpoint >= sh->ending_seq;
+}
+
+/*
  * Runner mode: take the shard's lock until the end of the transaction, or
  * false if another runner has it; then read its checkpoint and retry state
  * again, in a snapshot taken after the lock (the other runner may have
@@ -1389,7 +1490,8 @@ esm_lock_shard(EsmRow *m, EsmShard *sh, const char *group)
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 (uint32) hash_bytes((const unsigned char *) &m->uuid, sizeof(pg_uuid_t)),
+						 hash_combine((uint32) hash_bytes((const unsigned char *) &m->uuid, sizeof(pg_uuid_t)),
+									  (uint32) esm_lane),
 						 (uint32) sh->shard, ESM_LOCK_FIELD4);
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 		return false;
@@ -1402,7 +1504,10 @@ esm_lock_shard(EsmRow *m, EsmShard *sh, const char *group)
 						 NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the shard's checkpoint");
 	if (SPI_processed == 1)
+	{
 		esm_shard_from_tuple(sh, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		esm_load_lane(m, sh);
+	}
 	else
 		sh->finished = true;	/* the shard went away */
 	return true;
@@ -1423,7 +1528,8 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 	uint64		n,
 				i,
 				j,
-				k;
+				k,
+				nlanes;
 	long		wait_ms = -1;
 	TimestampTz now = msgq_now();
 
@@ -1440,9 +1546,18 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 	for (i = 0; i < n; i++)
 		esm_shard_from_tuple(&shards[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 
-	for (k = 0; k < n; k++)
+	/*
+	 * One unit per shard, or per lane of a shard with a ParallelizationFactor
+	 * P > 1: the records whose partition key hashes to the lane modulo P,
+	 * each lane in order with one batch in flight.
+	 */
+	nlanes = Max(m->parallelization, 1);
+	for (k = 0; k < n * nlanes; k++)
 	{
-		EsmShard   *sh = &shards[esm_runner >= 0 ? (k + esm_rotation) % n : k];
+		uint64		u = esm_runner >= 0 ? (k + esm_rotation) % (n * nlanes) : k;
+		EsmShard   *base = &shards[u / nlanes];
+		EsmShard	unit = *base;
+		EsmShard   *sh = &unit;
 		bool		parents_done = true;
 		int64		start;
 		int32		limit;
@@ -1456,7 +1571,7 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 			wait_ms = 0;		/* the next pass goes on */
 			break;
 		}
-		if (sh->finished)
+		if (base->finished)
 			continue;
 		for (j = 0; j < n; j++)
 			if ((shards[j].shard == sh->parent || shards[j].shard == sh->adjacent) &&
@@ -1464,7 +1579,10 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 				parents_done = false;
 		if (!parents_done)
 			continue;
-		if (esm_not_yet(sh->next_attempt_at, now, &wait_ms))
+		esm_lane = (int) (u % nlanes);
+		esm_nlanes = nlanes;
+		esm_load_lane(m, sh);
+		if (sh->finished || esm_not_yet(sh->next_attempt_at, now, &wait_ms))
 			continue;
 		if (esm_runner >= 0)
 		{
@@ -1477,7 +1595,7 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 		limit = sh->batch_limit > 0 ? Min(sh->batch_limit, m->batch_size) : m->batch_size;
 		event = msgq_stream_batch(m->source_id, sh->shard, start, limit, m->start_time,
 								  m->max_age > 0 ? now - (TimestampTz) m->max_age * USECS_PER_SEC : 0,
-								  invoker, &b);
+								  invoker, esm_lane, esm_nlanes, &b);
 		CHECK_FOR_INTERRUPTS();
 
 		if (event == NULL)
@@ -1536,7 +1654,7 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 				esm_shard_state(m, sh->shard, 0, 0, 0);
 			esm_record(&m->uuid, "OK", NULL, 0);
 			/* more may be waiting, or a closed shard's end */
-			if (b.n == limit || sh->closed)
+			if (b.n == limit || b.more || sh->closed)
 				wait_ms = 0;
 			continue;
 		}
@@ -1579,6 +1697,8 @@ esm_stream_pass(EsmRow *m, bool in_worker)
 				FreeErrorData(edata);
 		}
 	}
+	esm_lane = 0;
+	esm_nlanes = 1;
 	return wait_ms;
 }
 
@@ -1603,7 +1723,7 @@ msgq_esm_run(bool in_worker)
 								   "       m.report_batch_item_failures, q.queue_id,"
 								   "       m.source_kind OPERATOR(pg_catalog.=) 'stream', m.source_id,"
 								   "       m.source_arn, m.start_seq, m.start_time, m.max_retry_attempts,"
-								   "       m.max_record_age, m.bisect, m.on_failure"
+								   "       m.max_record_age, m.bisect, m.on_failure, m.parallelization"
 								   "  FROM msgq.event_source_mapping m LEFT JOIN msgq.queue q"
 								   "    ON m.source_kind OPERATOR(pg_catalog.=) 'queue'"
 								   "   AND q.queue_id OPERATOR(pg_catalog.=) m.source_id"
@@ -1638,6 +1758,7 @@ msgq_esm_run(bool in_worker)
 		rows[i].bisect = DatumGetBool(SPI_getbinval(t, d, 16, &isnull));
 		v = SPI_getbinval(t, d, 17, &isnull);
 		rows[i].on_failure = isnull ? NULL : TextDatumGetCString(v);
+		rows[i].parallelization = DatumGetInt32(SPI_getbinval(t, d, 18, &isnull));
 		rows[i].function = DatumGetObjectId(SPI_getbinval(t, d, 3, &isnull));
 		rows[i].owner = DatumGetObjectId(SPI_getbinval(t, d, 4, &isnull));
 		rows[i].batch_size = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));

@@ -544,6 +544,7 @@ typedef struct MsgqStreamBatch
 	TimestampTz first_arrival;
 	TimestampTz last_arrival;
 	int64		next;			/* where the next read starts */
+	bool		more;			/* the read stopped at its limit */
 	int			n_old;			/* leading records older than asked */
 	int64		last_old_seq;
 	TimestampTz last_old_arrival;
@@ -554,7 +555,8 @@ extern bool msgq_stream_resolve(const char *name, Oid roleid, int32 *stream_id,
 extern char *msgq_stream_arn(const char *stream_name);
 extern Jsonb *msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 								TimestampTz min_arrival, TimestampTz older_than,
-								const char *invoker, MsgqStreamBatch *b);
+								const char *invoker, int lane, int nlanes,
+								MsgqStreamBatch *b);
 
 /* consumer.c: consumer groups' shard leases */
 extern void msgq_group_lease_check(int32 stream_id, const char *group, int32 shard,

@@ -47,6 +47,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/base64.h"
+#include "common/hashfn.h"
 #include "common/md5.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -2805,13 +2806,14 @@ jb_push_str(JsonbParseState **state, const char *key, const char *val, int len)
 Jsonb *
 msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 				  TimestampTz min_arrival, TimestampTz older_than, const char *invoker,
-				  MsgqStreamBatch *b)
+				  int lane, int nlanes, MsgqStreamBatch *b)
 {
 	MsgqStream	st;
 	StreamRows	rows;
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
 	Jsonb	   *event;
+	int32		scan;
 	char	   *arn;
 	char	   *shard_id = shard_id_text(shard);
 	uint64		i;
@@ -2820,8 +2822,16 @@ msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 	if (!stream_lookup_id(stream_id, true, &st))
 		return NULL;
 	arn = msgq_stream_arn(st.stream_name);
-	stream_read(&st, shard, start, stream_horizon(st.stream_id, shard), limit, &rows);
+	/*
+	 * With lanes, up to nlanes times the limit is read (at most 10,000), and
+	 * the lane's records kept, up to the limit: b->last_seq is then where
+	 * every record of the lane is covered, the last one kept if the limit
+	 * was reached, else the last one read.
+	 */
+	scan = nlanes > 1 ? (int32) Min((int64) limit * nlanes, STREAM_MAX_LIMIT) : limit;
+	stream_read(&st, shard, start, stream_horizon(st.stream_id, shard), scan, &rows);
 	b->next = rows.next;
+	b->more = rows.n == (uint64) scan;
 
 	/*
 	 * The event is built as a JsonbValue tree, each object's keys pushed in
@@ -2840,6 +2850,21 @@ msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 		char	   *b64;
 		int			blen;
 
+		if (nlanes > 1)
+		{
+			if (b->n == limit)
+			{
+				b->more = true;
+				break;			/* the lane's limit: covered up to its last record */
+			}
+			if ((int) (hash_bytes((const unsigned char *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) %
+					   (uint32) nlanes) != lane)
+			{
+				b->last_seq = rec->seq;
+				b->last_arrival = rec->arrival;
+				continue;
+			}
+		}
 		b->last_seq = rec->seq;
 		b->last_arrival = rec->arrival;
 		if (rec->arrival < min_arrival)

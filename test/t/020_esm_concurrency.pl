@@ -10,6 +10,8 @@
 #     shard at once, every record exactly once and each shard in order;
 #   - a queue mapping spreads its batches over the runners, each message
 #     processed exactly once;
+#   - a one-shard stream with ParallelizationFactor 3 runs its lanes at
+#     once, each partition key in order;
 #   - a runner that is terminated is started again by the worker;
 #   - back at 1, the runners exit and the worker runs the batches itself.
 
@@ -107,6 +109,37 @@ ok( $node->poll_query_until(
 		'postgres', q{SELECT count(*) = 0 FROM msgq.message m JOIN msgq.queue q USING (queue_id)
 			WHERE q.queue_name = 'jobs'}),
 	'and every message is deleted');
+
+# ParallelizationFactor 3 on one shard: its lanes run at once, each key in order
+sql(<<'EOF');
+CREATE TABLE lrecs (ord bigserial, pkey text, seq numeric);
+CREATE TABLE lcalls (pid int, started timestamptz, ended timestamptz);
+CREATE FUNCTION slow_lanes(ev jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	t0 timestamptz := clock_timestamp();
+BEGIN
+	PERFORM pg_sleep(0.05);
+	INSERT INTO lrecs (pkey, seq)
+	SELECT r->'kinesis'->>'partitionKey', (r->'kinesis'->>'sequenceNumber')::numeric
+	  FROM jsonb_array_elements(ev->'Records') r;
+	INSERT INTO lcalls VALUES (pg_backend_pid(), t0, clock_timestamp());
+END $$;
+SELECT msgq.create_stream('narrow', 1);
+SELECT msgq.create_event_source_mapping('narrow', 'slow_lanes(jsonb)',
+	'{"StartingPosition": "TRIM_HORIZON", "BatchSize": 5, "ParallelizationFactor": 3}');
+EOF
+sql(q{SELECT count(*) FROM generate_series(1, 300) g,
+	LATERAL msgq.put_record(CASE WHEN g > 0 THEN 'narrow' END, 'user-' || (g % 30), '\x02'::bytea)});
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 300 FROM lrecs'),
+	'a one-shard mapping with ParallelizationFactor 3 processes its records');
+is(sql('SELECT count(*) || \'|\' || count(DISTINCT seq) FROM lrecs'), '300|300', 'each exactly once');
+is( sql(q{SELECT count(*) FROM (SELECT seq < lag(seq) OVER (PARTITION BY pkey ORDER BY ord) AS back
+		FROM lrecs) x WHERE back}),
+	'0', 'each partition key in order');
+my $lane_overlap = sql(q{SELECT max((SELECT count(*) FROM lcalls c2
+		WHERE c2.started <= c1.started AND c2.ended > c1.started)) FROM lcalls c1});
+cmp_ok($lane_overlap, '>=', 2, "batches of one shard ran at once ($lane_overlap at most)");
+cmp_ok($lane_overlap, '<=', 3, 'at most one per lane');
 
 # a terminated runner comes back
 my $victim = sql(q{SELECT min(pid) FROM pg_stat_activity WHERE backend_type = 'msgq esm runner'});

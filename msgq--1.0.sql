@@ -1315,3 +1315,170 @@ CREATE FUNCTION msgq.filter_policy_matches(
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'msgq_filter_policy_matches'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-------------------------------------------------------------------------------
+-- Delivery streams, as Firehose has them (src/firehose.c, doc/design.md
+-- "Delivery streams"): records put in the producer's transaction, buffered
+-- in msgq.delivery_record, delivered by the worker in batches by size and
+-- interval, optionally transformed by a function first
+-------------------------------------------------------------------------------
+
+CREATE TABLE msgq.delivery_stream (
+	ds_id integer NOT NULL PRIMARY KEY,
+	ds_name text NOT NULL UNIQUE,
+	owner regrole NOT NULL,
+	source_kind text NOT NULL CHECK (source_kind IN ('DirectPut', 'KinesisStreamAsSource')),
+	source_stream_id integer,			-- msgq.stream.stream_id
+	source_stream_arn text,
+	processor regprocedure,				-- the transform, or NULL
+	processor_retries integer NOT NULL DEFAULT 3,
+	processor_buffer integer NOT NULL DEFAULT 1048576,	-- bytes per invocation
+	buffer_bytes integer NOT NULL,		-- BufferingHints SizeInMBs
+	buffer_interval integer NOT NULL,	-- BufferingHints IntervalInSeconds
+	destination_kind text NOT NULL CHECK (destination_kind IN ('Table', 'File', 'Queue', 'Stream')),
+	destination jsonb NOT NULL,			-- its configuration, as describe shows it
+	dest_table regclass,				-- Table
+	dest_mapping text,					-- Table: Columns, JsonbColumn, RawColumn
+	dest_column text,					-- Table: the JsonbColumn or RawColumn
+	dest_name text,						-- Queue, Stream: its name
+	retry_duration integer NOT NULL,	-- RetryOptions DurationInSeconds
+	version_id integer NOT NULL DEFAULT 1,
+	created_at timestamptz NOT NULL,
+	last_modified timestamptz NOT NULL,
+	-- the retry state of the batch at the head of the buffer
+	attempts integer NOT NULL DEFAULT 0,
+	first_failure_at timestamptz,
+	next_attempt_at timestamptz,
+	last_error text,
+	-- counters, written by the worker once per batch
+	delivered_records bigint NOT NULL DEFAULT 0,
+	delivered_bytes bigint NOT NULL DEFAULT 0,
+	dropped_records bigint NOT NULL DEFAULT 0,
+	failed_records bigint NOT NULL DEFAULT 0,
+	batches bigint NOT NULL DEFAULT 0,
+	failed_attempts bigint NOT NULL DEFAULT 0,
+	last_delivery_at timestamptz,
+	last_latency_ms bigint,				-- the oldest record of the last batch
+	max_latency_ms bigint,
+	latency_sum_ms bigint NOT NULL DEFAULT 0	-- over every delivered record
+);
+CREATE SEQUENCE msgq.delivery_stream_id_seq AS integer OWNED BY msgq.delivery_stream.ds_id;
+
+-- The buffer: records put and not delivered yet, in put order.  No foreign
+-- key (a put would lock the delivery stream's row): delete_delivery_stream
+-- deletes its records.
+CREATE TABLE msgq.delivery_record (
+	ds_id integer NOT NULL,
+	record_seq bigint NOT NULL,
+	arrival timestamptz NOT NULL,
+	data bytea NOT NULL,
+	PRIMARY KEY (ds_id, record_seq)
+);
+CREATE SEQUENCE msgq.delivery_record_seq AS bigint;
+
+-- A stream source's position per shard: every record up to seq is buffered.
+CREATE TABLE msgq.delivery_source_shard (
+	ds_id integer NOT NULL REFERENCES msgq.delivery_stream ON DELETE CASCADE,
+	shard_index integer NOT NULL,
+	seq bigint NOT NULL,
+	PRIMARY KEY (ds_id, shard_index)
+);
+
+-- Records that could not be delivered (Firehose's error output): the
+-- transform failed them or failed itself, the destination refused them for
+-- longer than the retry duration.
+CREATE TABLE msgq.delivery_error (
+	ds_id integer NOT NULL,
+	ds_name text NOT NULL,
+	owner regrole NOT NULL,
+	record_id text NOT NULL,
+	output_type text NOT NULL,			-- processing-failed, delivery-failed
+	attempts_made integer NOT NULL,
+	arrival timestamptz NOT NULL,
+	error_code text NOT NULL,
+	error_message text,
+	attempt_ending timestamptz NOT NULL,
+	raw_data bytea NOT NULL,
+	processor regprocedure
+);
+CREATE INDEX ON msgq.delivery_error (ds_name, attempt_ending);
+
+REVOKE ALL ON msgq.delivery_stream, msgq.delivery_record, msgq.delivery_source_shard,
+	msgq.delivery_error FROM PUBLIC;
+REVOKE ALL ON SEQUENCE msgq.delivery_stream_id_seq, msgq.delivery_record_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_stream', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_stream_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_record', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_record_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_source_shard', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_error', '');
+
+-- Firehose's CreateDeliveryStream.  attributes: DeliveryStreamType
+-- (DirectPut, KinesisStreamAsSource with KinesisStreamSourceConfiguration
+-- {KinesisStreamARN}), BufferingHints {SizeInMBs 1-128, IntervalInSeconds
+-- 0-900}, ProcessingConfiguration {Enabled, Function, NumberOfRetries,
+-- BufferSizeInMBs}, RetryOptions {DurationInSeconds 0-7200} and one
+-- Destination {Type: Table | File | Queue | Stream, ...}.  Returns the ARN.
+CREATE FUNCTION msgq.create_delivery_stream(delivery_stream_name text,
+	attributes jsonb DEFAULT '{}')
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_create_delivery_stream'
+LANGUAGE C VOLATILE;
+-- Creating delivery streams is a privilege granted with GRANT EXECUTE.
+REVOKE ALL ON FUNCTION msgq.create_delivery_stream(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION msgq.delete_delivery_stream(delivery_stream_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_delivery_stream'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.describe_delivery_stream(delivery_stream_name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_describe_delivery_stream'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.list_delivery_streams(delivery_stream_type text DEFAULT NULL)
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_delivery_streams'
+LANGUAGE C STABLE;
+
+-- Firehose's PutRecord (msgq.put_record is Kinesis's): returns the RecordId.
+CREATE FUNCTION msgq.put_delivery_record(delivery_stream_name text, data bytea)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_put_delivery_record'
+LANGUAGE C VOLATILE;
+
+-- Firehose's PutRecordBatch: records is a jsonb array of {"Data": base64}
+-- (1-500, each up to 1,000 KiB, 4 MiB in all); one row per record, in
+-- order, with its RecordId or an error code and message.
+CREATE FUNCTION msgq.put_record_batch(delivery_stream_name text, records jsonb)
+RETURNS TABLE (record_id text, error_code text, error_message text)
+AS 'MODULE_PATHNAME', 'msgq_put_record_batch'
+LANGUAGE C VOLATILE ROWS 500;
+
+-- Every delivery stream's counters and buffer (pg_monitor reads it).
+CREATE VIEW msgq.delivery_stream_metrics AS
+SELECT d.ds_name AS delivery_stream_name, d.destination_kind AS destination,
+	   COALESCE(b.records, 0) AS buffered_records,
+	   COALESCE(b.bytes, 0) AS buffered_bytes,
+	   d.delivered_records, d.delivered_bytes, d.dropped_records, d.failed_records,
+	   d.batches, d.failed_attempts, d.attempts AS retrying_attempts,
+	   d.last_delivery_at, d.last_latency_ms, d.max_latency_ms,
+	   CASE WHEN d.delivered_records OPERATOR(pg_catalog.>) 0
+			THEN d.latency_sum_ms OPERATOR(pg_catalog./) d.delivered_records END AS avg_latency_ms,
+	   d.last_error
+  FROM msgq.delivery_stream d
+  LEFT JOIN (SELECT ds_id, pg_catalog.count(*) AS records,
+					pg_catalog.sum(pg_catalog.octet_length(data))::bigint AS bytes
+			   FROM msgq.delivery_record GROUP BY ds_id) b USING (ds_id);
+REVOKE ALL ON msgq.delivery_stream_metrics FROM PUBLIC;
+GRANT SELECT ON msgq.delivery_stream_metrics TO pg_monitor;
+
+-- The error output: each owner sees its delivery streams' failed records.
+CREATE VIEW msgq.delivery_stream_errors AS
+SELECT e.ds_name AS delivery_stream_name, e.record_id, e.output_type, e.attempts_made,
+	   e.arrival AS arrival_timestamp, e.error_code, e.error_message,
+	   e.attempt_ending AS attempt_ending_timestamp, e.raw_data, e.processor
+  FROM msgq.delivery_error e
+ WHERE pg_catalog.pg_has_role(CURRENT_USER, e.owner, 'USAGE');
+GRANT SELECT ON msgq.delivery_stream_errors TO PUBLIC;

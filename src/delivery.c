@@ -863,7 +863,7 @@ due_rows(int *n)
  * function cannot be called at all.
  */
 static void
-function_call(DueRow *r, bool in_worker, volatile bool *client)
+function_call(DueRow *r, bool *client)
 {
 	Oid			fn;
 	Oid			rettype;
@@ -907,50 +907,36 @@ function_call(DueRow *r, bool in_worker, volatile bool *client)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(r->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	if (in_worker)
-		enable_timeout_after(STATEMENT_TIMEOUT, msgq_function_timeout_ms);
 	(void) FunctionCallInvoke(fcinfo);
-	if (in_worker)
-		disable_timeout(STATEMENT_TIMEOUT, false);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+typedef struct FunctionCallArgs
+{
+	DueRow	   *r;
+	bool		client;
+} FunctionCallArgs;
+
+static void
+function_call_subxact(void *arg)
+{
+	FunctionCallArgs *c = (FunctionCallArgs *) arg;
+
+	function_call(c->r, &c->client);
 }
 
 /* One due function delivery: call, then delete, retry later or give up */
 static void
 function_deliver(DueRow *r, bool in_worker)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
-	volatile bool client = false;
+	ErrorData  *edata;
+	FunctionCallArgs c = {r, false};
+	bool		client;
 	MsgqDeliveryPolicy policy;
 	double		delay;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		function_call(r, in_worker, &client);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		if (in_worker)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		/* a cancel or a shutdown is not the function's failure */
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			(edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !in_worker))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
+	edata = msgq_run_subxact(function_call_subxact, &c, in_worker);
+	client = c.client;
 
 	if (edata == NULL)
 	{

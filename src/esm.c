@@ -944,6 +944,39 @@ esm_flush_stats(void)
  */
 typedef void (*EsmAfter) (EsmRow *m, Jsonb *response, void *arg);
 
+typedef struct EsmCall
+{
+	EsmRow	   *m;
+	Datum		event;
+	EsmAfter	after;
+	void	   *arg;
+} EsmCall;
+
+static void
+esm_call(void *arg)
+{
+	EsmCall    *c = (EsmCall *) arg;
+	FmgrInfo	flinfo;
+	Datum		response;
+	bool		response_null;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	LOCAL_FCINFO(call, 1);
+
+	fmgr_info(c->m->function, &flinfo);
+	InitFunctionCallInfoData(*call, &flinfo, 1, InvalidOid, NULL, NULL);
+	call->args[0].value = c->event;
+	call->args[0].isnull = false;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(c->m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	response = FunctionCallInvoke(call);
+	response_null = call->isnull || get_func_rettype(c->m->function) != JSONBOID;
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	c->after(c->m, response_null ? NULL : DatumGetJsonbP(response), c->arg);
+}
+
 /*
  * Call the mapping's function with event in a subtransaction, as the owner
  * under SECURITY_RESTRICTED_OPERATION (and msgq.function_timeout in the
@@ -953,59 +986,9 @@ typedef void (*EsmAfter) (EsmRow *m, Jsonb *response, void *arg);
 static ErrorData *
 esm_invoke(EsmRow *m, Datum event, bool in_worker, EsmAfter after, void *arg)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-	Oid			save_userid;
-	int			save_sec_context;
+	EsmCall		c = {m, event, after, arg};
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		FmgrInfo	flinfo;
-		Datum		response;
-		bool		response_null;
-
-		LOCAL_FCINFO(call, 1);
-
-		fmgr_info(m->function, &flinfo);
-		InitFunctionCallInfoData(*call, &flinfo, 1, InvalidOid, NULL, NULL);
-		call->args[0].value = event;
-		call->args[0].isnull = false;
-		SetUserIdAndSecContext(m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		if (in_worker)
-			enable_timeout_after(STATEMENT_TIMEOUT, msgq_function_timeout_ms);
-		response = FunctionCallInvoke(call);
-		response_null = call->isnull || get_func_rettype(m->function) != JSONBOID;
-		if (in_worker)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		after(m, response_null ? NULL : DatumGetJsonbP(response), arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		if (in_worker)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		/* a cancel or a shutdown is not the function's failure */
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			(edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !in_worker))
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return edata;
+	return msgq_run_subxact(esm_call, &c, in_worker);
 }
 
 typedef struct EsmQueueAfter

@@ -184,6 +184,7 @@ _PG_init(void)
 
 	msgq_bgw_define_gucs();
 	msgq_delivery_define_gucs();
+	msgq_firehose_define_gucs();
 
 	MarkGUCPrefixReserved("msgq");
 

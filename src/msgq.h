@@ -131,6 +131,7 @@ extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context);
 extern void msgq_check_preloaded(void);
 extern void msgq_random_bytes(void *buf, size_t len);
+extern ErrorData *msgq_run_subxact(void (*fn) (void *arg), void *arg, bool in_worker);
 extern bool msgq_loaded_via_preload;
 
 /* Shared memory (shmem.c) */
@@ -557,6 +558,20 @@ extern Jsonb *msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32
 								TimestampTz min_arrival, TimestampTz older_than,
 								const char *invoker, int lane, int nlanes,
 								MsgqStreamBatch *b);
+
+typedef void (*MsgqStreamRecordFn) (void *arg, int64 seq, TimestampTz arrival,
+									struct varlena *key, struct varlena *data);
+extern int64 msgq_stream_read_records(int32 stream_id, int32 shard, int64 start,
+									  int32 limit, MsgqStreamRecordFn fn, void *arg,
+									  bool *more);
+
+/* firehose.c: delivery streams */
+extern void msgq_firehose_define_gucs(void);
+extern void msgq_firehose_shmem_size(Size *size);
+extern void msgq_firehose_shmem_init(void);
+extern void msgq_firehose_source_committed(int32 queue_id);
+extern long msgq_firehose_run(bool in_worker);
+extern long msgq_firehose_worker_pass(void);
 
 /* consumer.c: consumer groups' shard leases */
 extern void msgq_group_lease_check(int32 stream_id, const char *group, int32 shard,

@@ -47,6 +47,7 @@ shm_request(void)
 	msgq_topic_metrics_shmem_size(&size);
 	msgq_head_shmem_size(&size);
 	msgq_esm_shmem_size(&size);
+	msgq_firehose_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
 	RequestNamedLWLockTranche("msgq_lease", 16);
@@ -71,6 +72,7 @@ shm_startup(void)
 	msgq_topic_metrics_shmem_init();
 	msgq_head_shmem_init();
 	msgq_esm_shmem_init();
+	msgq_firehose_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -2921,6 +2921,38 @@ msgq_stream_batch(int32 stream_id, int32 shard, int64 start, int32 limit,
 	return event;
 }
 
+/*
+ * The records of a shard from start on (at most limit), each given to fn
+ * with its data and partition key detoasted, for the delivery streams that
+ * read a stream (firehose.c).  Returns where the next read starts, or -1
+ * when the stream is gone; *more says the read stopped at its limit.
+ */
+int64
+msgq_stream_read_records(int32 stream_id, int32 shard, int64 start, int32 limit,
+						 MsgqStreamRecordFn fn, void *arg, bool *more)
+{
+	MsgqStream	st;
+	StreamRows	rows;
+	uint64		i;
+	int64		next;
+
+	*more = false;
+	if (!stream_lookup_id(stream_id, true, &st))
+		return -1;
+	stream_read(&st, shard, start, stream_horizon(st.stream_id, shard), limit, &rows);
+	for (i = 0; i < rows.n; i++)
+	{
+		ReadRecord *rec = &read_recs[i];
+
+		fn(arg, rec->seq, rec->arrival, (struct varlena *) (read_buf + rec->key),
+		   (struct varlena *) (read_buf + rec->data));
+	}
+	*more = rows.n == (uint64) limit;
+	next = rows.next;
+	stream_read_end(&rows);
+	return next;
+}
+
 /* ------------------------------------------------------------------------
  * Consumers and subscribe_to_shard
  * ------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -33,6 +34,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "msgq.h"
@@ -274,4 +276,56 @@ void
 msgq_restore_user(Oid save_userid, int save_sec_context)
 {
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * Run fn(arg) in a subtransaction, under a statement timeout of
+ * msgq.function_timeout in the worker (in_worker): what the worker runs on
+ * behalf of a user (a mapping's function, a topic's function subscriber, a
+ * delivery stream's transform and destination).  The user and security
+ * context are restored however it ends.  Returns NULL, or the error that
+ * rolled the subtransaction back; a shutdown, or a cancel outside the
+ * worker, is nobody's failure and is thrown again.
+ */
+ErrorData *
+msgq_run_subxact(void (*fn) (void *arg), void *arg, bool in_worker)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		if (in_worker)
+			enable_timeout_after(STATEMENT_TIMEOUT, msgq_function_timeout_ms);
+		fn(arg);
+		if (in_worker)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		if (in_worker)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+			(edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !in_worker))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
 }

@@ -261,6 +261,8 @@ msgq_wakeup_now(int32 queue_id, bool end_waits)
 	ConditionVariableBroadcast(&b->cv);
 	/* a queue an event source mapping reads: its worker too (esm.c) */
 	msgq_esm_source_committed(queue_id);
+	/* a stream a delivery stream reads (firehose.c) */
+	msgq_firehose_source_committed(queue_id);
 }
 
 /*

@@ -206,6 +206,13 @@ msgq_worker_main(Datum main_arg)
 			if (esm_ms >= 0 && (delivery_ms < 0 || esm_ms < delivery_ms))
 				delivery_ms = esm_ms;
 		}
+		/* delivery streams' flushes (firehose.c) */
+		{
+			long		fh_ms = msgq_firehose_worker_pass();
+
+			if (fh_ms >= 0 && (delivery_ms < 0 || fh_ms < delivery_ms))
+				delivery_ms = fh_ms;
+		}
 
 		now = GetCurrentTimestamp();
 		timeout = next_cycle > now ? (long) ((next_cycle - now + 999) / 1000) : 0;

@@ -1335,12 +1335,14 @@ CREATE TABLE msgq.delivery_stream (
 	processor_buffer integer NOT NULL DEFAULT 1048576,	-- bytes per invocation
 	buffer_bytes integer NOT NULL,		-- BufferingHints SizeInMBs
 	buffer_interval integer NOT NULL,	-- BufferingHints IntervalInSeconds
-	destination_kind text NOT NULL CHECK (destination_kind IN ('Table', 'File', 'Queue', 'Stream')),
+	destination_kind text NOT NULL CHECK (destination_kind IN ('Table', 'File', 'Queue', 'Stream',
+																'HttpEndpoint')),
 	destination jsonb NOT NULL,			-- its configuration, as describe shows it
 	dest_table regclass,				-- Table
 	dest_mapping text,					-- Table: Columns, JsonbColumn, RawColumn
 	dest_column text,					-- Table: the JsonbColumn or RawColumn
-	dest_name text,						-- Queue, Stream: its name
+	dest_name text,						-- Queue, Stream: its name; HttpEndpoint: the URL
+	dest_access_key text,				-- HttpEndpoint: X-Amz-Firehose-Access-Key
 	retry_duration integer NOT NULL,	-- RetryOptions DurationInSeconds
 	version_id integer NOT NULL DEFAULT 1,
 	created_at timestamptz NOT NULL,
@@ -1418,7 +1420,8 @@ SELECT pg_catalog.pg_extension_config_dump('msgq.delivery_error', '');
 -- {KinesisStreamARN}), BufferingHints {SizeInMBs 1-128, IntervalInSeconds
 -- 0-900}, ProcessingConfiguration {Enabled, Function, NumberOfRetries,
 -- BufferSizeInMBs}, RetryOptions {DurationInSeconds 0-7200} and one
--- Destination {Type: Table | File | Queue | Stream, ...}.  Returns the ARN.
+-- Destination {Type: Table | File | Queue | Stream | HttpEndpoint, ...}.
+-- Returns the ARN.
 CREATE FUNCTION msgq.create_delivery_stream(delivery_stream_name text,
 	attributes jsonb DEFAULT '{}')
 RETURNS text

@@ -93,7 +93,15 @@ SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination
 SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "File", "Format": "CSV"}}')$$);
 SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "File", "Format": "CSV", "CsvColumns": [1]}}')$$);
 SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "File", "CompressionFormat": "ZIP"}}')$$);
+SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "HttpEndpoint"}}')$$);
+SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "HttpEndpoint", "Url": "ftp://x/"}}')$$);
+SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "HttpEndpoint", "Url": "http://x/", "AccessKey": "a\nb"}}')$$);
+SELECT msgq_test.err($$SELECT msgq.create_delivery_stream('fh_x', '{"Destination": {"Type": "HttpEndpoint", "Url": "http://x/", "Headers": {}}}')$$);
 SELECT count(*) FROM msgq.delivery_stream;
+-- an HttpEndpoint's access key is not shown
+SELECT msgq.create_delivery_stream('fh_http', '{"Destination": {"Type": "HttpEndpoint", "Url": "http://127.0.0.1:9/x", "AccessKey": "k", "Name": "n"}}') IS NOT NULL;
+SELECT msgq.describe_delivery_stream('fh_http')->'Destinations'->0->'Destination';
+SELECT msgq.delete_delivery_stream('fh_http');
 
 -- ---------------------------------------------------------------------------
 -- A Table destination, Columns: buffering by interval, then by size

@@ -80,6 +80,7 @@
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "storage/fd.h"
+#include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
@@ -95,6 +96,8 @@
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+#include "http.h"
 #include "msgq.h"
 
 #define FH_MAX_NAME				64
@@ -105,6 +108,10 @@
 #define FH_INGEST_MAX			10000	/* stream records copied per shard and pass */
 #define FH_LOCK_FIELD4			6		/* advisory tags: a delivery stream */
 #define FH_MAX_PREFIX			512
+#define FH_MAX_URL				1000
+#define FH_MAX_ACCESS_KEY		4096
+
+extern int	msgq_http_timeout_ms;
 
 char	   *msgq_delivery_directory = NULL;
 
@@ -320,7 +327,8 @@ typedef struct FhConfig
 	Oid			dest_table;
 	char	   *mapping;		/* Columns, JsonbColumn, RawColumn */
 	char	   *column;
-	char	   *dest_name;		/* Queue, Stream */
+	char	   *dest_name;		/* Queue, Stream; HttpEndpoint: the URL */
+	char	   *access_key;		/* HttpEndpoint */
 	/* File */
 	char	   *prefix;
 	char	   *format;			/* Raw, JSONLines, CSV */
@@ -492,7 +500,7 @@ fh_parse_destination(JsonbContainer *d, FhConfig *c, Oid owner)
 {
 	c->dest_kind = fh_str(msgq_jsonb_member(d, "Type"), "Destination.Type");
 	if (c->dest_kind == NULL)
-		FH_INVALID("Destination needs a Type: Table, File, Queue or Stream");
+		FH_INVALID("Destination needs a Type: Table, File, Queue, Stream or HttpEndpoint");
 	if (strcmp(c->dest_kind, "Table") == 0)
 		fh_parse_table(d, c, owner);
 	else if (strcmp(c->dest_kind, "File") == 0)
@@ -529,8 +537,25 @@ fh_parse_destination(JsonbContainer *d, FhConfig *c, Oid owner)
 					   "stream \"%s\" not found", c->dest_name);
 		c->dest_name = stream_name;
 	}
+	else if (strcmp(c->dest_kind, "HttpEndpoint") == 0)
+	{
+		static const char *const keys[] = {"Type", "Url", "AccessKey", "Name", NULL};
+
+		fh_check_keys(d, keys, "an HttpEndpoint destination");
+		c->dest_name = fh_str(msgq_jsonb_member(d, "Url"), "Url");
+		if (c->dest_name == NULL)
+			FH_INVALID("an HttpEndpoint destination needs a Url");
+		if ((strncmp(c->dest_name, "http://", 7) != 0 && strncmp(c->dest_name, "https://", 8) != 0) ||
+			strlen(c->dest_name) > FH_MAX_URL)
+			FH_INVALID("Url must be an http:// or https:// URL of at most %d characters", FH_MAX_URL);
+		c->access_key = fh_str(msgq_jsonb_member(d, "AccessKey"), "AccessKey");
+		if (c->access_key != NULL &&
+			(strlen(c->access_key) > FH_MAX_ACCESS_KEY || strpbrk(c->access_key, "\r\n") != NULL))
+			FH_INVALID("AccessKey has at most %d characters, on one line", FH_MAX_ACCESS_KEY);
+		(void) fh_str(msgq_jsonb_member(d, "Name"), "Name");
+	}
 	else
-		FH_INVALID("Destination Type must be Table, File, Queue or Stream");
+		FH_INVALID("Destination Type must be Table, File, Queue, Stream or HttpEndpoint");
 }
 
 static void
@@ -644,6 +669,12 @@ fh_destination_json(const FhConfig *c)
 		if (c->csv_columns)
 			appendStringInfo(&s, ", \"CsvColumns\": %s",
 							 JsonbToCString(NULL, &c->csv_columns->root, VARSIZE(c->csv_columns)));
+	}
+	else if (strcmp(c->dest_kind, "HttpEndpoint") == 0)
+	{
+		/* the access key is not shown, as Firehose does not */
+		appendStringInfoString(&s, ", \"Url\": ");
+		escape_json(&s, c->dest_name);
 	}
 	else
 	{
@@ -895,12 +926,12 @@ msgq_create_delivery_stream(PG_FUNCTION_ARGS)
 							  "  (ds_id, ds_name, owner, source_kind, source_stream_id, source_stream_arn,"
 							  "   processor, processor_retries, processor_buffer, buffer_bytes, buffer_interval,"
 							  "   destination_kind, destination, dest_table, dest_mapping, dest_column,"
-							  "   dest_name, retry_duration, created_at, last_modified)"
+							  "   dest_name, retry_duration, created_at, last_modified, dest_access_key)"
 							  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-							  "         $16, $17, $18, $19, $19)",
-							  19, (Oid[]) {INT4OID, TEXTOID, OIDOID, TEXTOID, INT4OID, TEXTOID,
+							  "         $16, $17, $18, $19, $19, $20)",
+							  20, (Oid[]) {INT4OID, TEXTOID, OIDOID, TEXTOID, INT4OID, TEXTOID,
 							  OIDOID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTOID, JSONBOID, OIDOID,
-							  TEXTOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID},
+							  TEXTOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, TEXTOID},
 							  (Datum[]) {Int32GetDatum(ds_id), CStringGetTextDatum(name),
 							  ObjectIdGetDatum(owner), CStringGetTextDatum(c.type),
 							  Int32GetDatum(c.source_stream_id),
@@ -912,12 +943,13 @@ msgq_create_delivery_stream(PG_FUNCTION_ARGS)
 							  c.mapping ? CStringGetTextDatum(c.mapping) : (Datum) 0,
 							  c.column ? CStringGetTextDatum(c.column) : (Datum) 0,
 							  c.dest_name ? CStringGetTextDatum(c.dest_name) : (Datum) 0,
-							  Int32GetDatum(c.retry_duration), TimestampTzGetDatum(now)},
+							  Int32GetDatum(c.retry_duration), TimestampTzGetDatum(now),
+							  c.access_key ? CStringGetTextDatum(c.access_key) : (Datum) 0},
 							  (char[]) {' ', ' ', ' ', ' ', c.source_stream_name ? ' ' : 'n',
 							  c.source_stream_name ? ' ' : 'n', OidIsValid(c.processor) ? ' ' : 'n',
 							  ' ', ' ', ' ', ' ', ' ', ' ', OidIsValid(c.dest_table) ? ' ' : 'n',
 							  c.mapping ? ' ' : 'n', c.column ? ' ' : 'n', c.dest_name ? ' ' : 'n',
-							  ' ', ' '},
+							  ' ', ' ', c.access_key ? ' ' : 'n'},
 							  false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not create the delivery stream");
 
@@ -1250,6 +1282,7 @@ typedef struct FhRow
 	char	   *mapping;
 	char	   *column;
 	char	   *dest_name;
+	char	   *access_key;
 	int32		retry_duration;
 	int32		version;
 	int32		attempts;
@@ -2026,6 +2059,102 @@ fh_deliver_file(void *arg)
 	fh_write_file(ds, path, body.data, body.len, gzip);
 }
 
+/* ---- HTTP endpoints ---- */
+
+static MsgqHttp *fh_http = NULL;
+static uint64 fh_http_tag = 0;
+
+/*
+ * POST the batch as Firehose's HTTP endpoint delivery request; an error
+ * unless a 2xx answer came back naming the request's requestId.
+ */
+static void
+fh_deliver_http(void *arg)
+{
+	FhDeliver  *d = (FhDeliver *) arg;
+	FhRow	   *ds = d->ds;
+	char	   *request_id = DatumGetCString(DirectFunctionCall1(uuid_out,
+																 DirectFunctionCall1(gen_random_uuid, (Datum) 0)));
+	StringInfoData body;
+	const char *headers[5];
+	int			nheaders = 0;
+	MsgqHttpResult res;
+	bool		latch_seen = false;
+	uint64		tag;
+	int			i;
+	bool		first = true;
+
+	initStringInfo(&body);
+	appendStringInfo(&body, "{\"requestId\": \"%s\", \"timestamp\": " INT64_FORMAT ", \"records\": [",
+					 request_id, (int64) ((GetCurrentTimestamp() - SetEpochTimestamp()) / 1000));
+	for (i = 0; i < d->n; i++)
+	{
+		FhRec	   *r = &d->recs[i];
+
+		if (r->state != FH_OK)
+			continue;
+		appendStringInfo(&body, "%s{\"data\": \"%s\"}", first ? "" : ", ",
+						 fh_b64(VARDATA_ANY(r->out), VARSIZE_ANY_EXHDR(r->out)));
+		first = false;
+	}
+	appendStringInfoString(&body, "]}");
+	headers[nheaders++] = "Content-Type: application/json";
+	headers[nheaders++] = "X-Amz-Firehose-Protocol-Version: 1.0";
+	headers[nheaders++] = psprintf("X-Amz-Firehose-Request-Id: %s", request_id);
+	headers[nheaders++] = psprintf("X-Amz-Firehose-Source-Arn: %s", fh_arn(ds->name));
+	if (ds->access_key != NULL)
+		headers[nheaders++] = psprintf("X-Amz-Firehose-Access-Key: %s", ds->access_key);
+
+	if (fh_http == NULL)
+		fh_http = msgq_http_create();
+	tag = ++fh_http_tag;
+	msgq_http_post(fh_http, tag, ds->dest_name, headers, nheaders, body.data, body.len,
+				   msgq_http_timeout_ms);
+	for (;;)
+	{
+		int			rc = msgq_http_wait(fh_http, (long) msgq_http_timeout_ms + 1000,
+										MSGQ_WAIT_EVENT("MsgqDeliveryStreamHttp"));
+
+		if (rc == WL_LATCH_SET)
+		{
+			/* the worker's own wake-ups: kept for its next wait */
+			ResetLatch(MyLatch);
+			latch_seen = true;
+			continue;
+		}
+		if (rc == WL_TIMEOUT)
+		{
+			if (latch_seen)
+				SetLatch(MyLatch);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("no answer from %s within msgq.http_timeout", ds->dest_name)));
+		}
+		if (msgq_http_result(fh_http, &res) && res.tag == tag)
+			break;				/* (an earlier transfer that timed out is dropped) */
+	}
+	if (latch_seen)
+		SetLatch(MyLatch);
+	if (res.status == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s: %s", ds->dest_name, res.error)));
+	if (res.status < 200 || res.status > 299)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s answered HTTP status %ld", ds->dest_name, res.status)));
+	{
+		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.body)));
+		char	   *got = JB_ROOT_IS_OBJECT(j) ? fh_str_or_null(&j->root, "requestId") : NULL;
+
+		if (got == NULL || strcmp(got, request_id) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("%s answered requestId %s, not %s", ds->dest_name,
+							got ? got : "(none)", request_id)));
+	}
+}
+
 /* Records the destination cannot take go to the error output before the batch */
 static void
 fh_precheck(FhRow *ds, FhRec *recs, int n)
@@ -2296,6 +2425,8 @@ fh_flush(FhRow *ds, bool in_worker)
 			e = msgq_run_subxact(fh_deliver_queue, &d, in_worker);
 		else if (strcmp(ds->dest_kind, "Stream") == 0)
 			e = msgq_run_subxact(fh_deliver_stream, &d, in_worker);
+		else if (strcmp(ds->dest_kind, "HttpEndpoint") == 0)
+			e = msgq_run_subxact(fh_deliver_http, &d, in_worker);
 		else
 			e = msgq_run_subxact(fh_deliver_file, &d, in_worker);
 	}
@@ -2485,7 +2616,7 @@ msgq_firehose_run(bool in_worker)
 								   "       processor_buffer, buffer_bytes, buffer_interval, destination_kind,"
 								   "       destination, dest_table::pg_catalog.oid, dest_mapping, dest_column,"
 								   "       dest_name, retry_duration, version_id, attempts, first_failure_at,"
-								   "       next_attempt_at"
+								   "       next_attempt_at, dest_access_key"
 								   "  FROM msgq.delivery_stream ORDER BY ds_id",
 								   0, NULL),
 						 NULL, NULL, false, 0) != SPI_OK_SELECT)
@@ -2529,6 +2660,8 @@ msgq_firehose_run(bool in_worker)
 		r->first_failure_at = isnull ? 0 : DatumGetTimestampTz(v);
 		v = SPI_getbinval(t, d, 21, &isnull);
 		r->next_attempt_at = isnull ? 0 : DatumGetTimestampTz(v);
+		v = SPI_getbinval(t, d, 22, &isnull);
+		r->access_key = isnull ? NULL : TextDatumGetCString(v);
 	}
 	for (i = 0; i < n; i++)
 	{

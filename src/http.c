@@ -53,6 +53,8 @@ typedef struct HttpTransfer
 	uint64		tag;
 	struct curl_slist *headers;
 	char		errbuf[CURL_ERROR_SIZE];
+	char		body[MSGQ_HTTP_BODY_KEPT];	/* the response's start */
+	size_t		body_len;
 } HttpTransfer;
 
 struct MsgqHttp
@@ -134,9 +136,16 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* Response bodies are not kept */
 static size_t
-http_discard_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+http_keep_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	return size * nmemb;
+	HttpTransfer *t = (HttpTransfer *) userdata;
+	size_t		n = size * nmemb;
+	size_t		room = sizeof(t->body) - 1 - t->body_len;
+
+	/* the start of the response is kept, the rest read and dropped */
+	memcpy(t->body + t->body_len, ptr, Min(n, room));
+	t->body_len += Min(n, room);
+	return n;
 }
 
 static void
@@ -182,6 +191,8 @@ http_collect(MsgqHttp *http)
 
 		memset(&res, 0, sizeof(res));
 		res.tag = t->tag;
+		memcpy(res.body, t->body, t->body_len);
+		res.body[t->body_len] = '\0';
 		if (code == CURLE_OK)
 			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
 		else
@@ -319,7 +330,8 @@ msgq_http_post(MsgqHttp *http, uint64 tag, const char *url,
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
 	curl_easy_setopt(easy, CURLOPT_COPYPOSTFIELDS, body);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_discard_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_keep_cb);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
 
 	mcode = curl_multi_add_handle(http->multi, easy);
 	if (mcode != CURLM_OK)

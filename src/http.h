@@ -15,6 +15,8 @@
 
 typedef struct MsgqHttp MsgqHttp;
 
+#define MSGQ_HTTP_BODY_KEPT		1024
+
 /* What one finished transfer got */
 typedef struct MsgqHttpResult
 {
@@ -22,6 +24,7 @@ typedef struct MsgqHttpResult
 	long		status;			/* HTTP status, 0 when no response came */
 	bool		timed_out;		/* the transfer ran out of time */
 	char		error[256];		/* why, when status is 0 */
+	char		body[MSGQ_HTTP_BODY_KEPT];	/* the response body's start */
 } MsgqHttpResult;
 
 extern MsgqHttp *msgq_http_create(void);

@@ -13,13 +13,19 @@
 #     worker delivers when the interval ends, without a wake-up;
 #   - a stream source: records put to the stream reach the table once,
 #     across a restart;
-#   - a File destination leaves complete files only, holding every record.
+#   - a File destination leaves complete files only, holding every record;
+#   - an HttpEndpoint destination answering 500 and then success gets the
+#     batch again, in Firehose's request shape with the access key; one
+#     answering with another requestId fails, and with RetryOptions
+#     DurationInSeconds 0 its records go to the error output.
 
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IO::Socket::INET;
+use POSIX ();
 
 my $node = PostgreSQL::Test::Cluster->new('delivery_streams');
 $node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
@@ -122,6 +128,89 @@ sql(q{SET ROLE fh_owner; SELECT count(*) FROM msgq.put_records('clicks', (SELECT
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 600 FROM from_stream}, 't'),
 	'and after a restart, from where it was');
 is(sql(q{SELECT count(DISTINCT k) FROM from_stream}), '600', 'each stream record once');
+
+# an HTTP endpoint: /flaky answers 500 once, then echoes the requestId;
+# /wrongid always names another one.  Every request is saved to a file.
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $listener = IO::Socket::INET->new(
+	LocalAddr => '127.0.0.1',
+	LocalPort => 0,
+	Proto => 'tcp',
+	Listen => 16,
+	ReuseAddr => 1) or die "cannot listen: $!";
+my $port = $listener->sockport;
+my $server = fork();
+die "fork: $!" if !defined $server;
+if ($server == 0)
+{
+	POSIX::setsid();
+	my $n = 0;
+	while (1)
+	{
+		my $conn = $listener->accept or next;
+		my $req = '';
+		while ($req !~ /\r\n\r\n/)
+		{
+			my $got = sysread($conn, my $buf, 65536);
+			last if !$got;
+			$req .= $buf;
+		}
+		my ($headers, $body) = split(/\r\n\r\n/, $req, 2);
+		my ($len) = $headers =~ /^content-length:\s*(\d+)/mi;
+		while (length($body // '') < ($len // 0))
+		{
+			my $got = sysread($conn, my $buf, 65536);
+			last if !$got;
+			$body .= $buf;
+		}
+		$n++;
+		open(my $out, '>', "$dir/$n.req") or die $!;
+		print $out "$headers\r\n\r\n$body";
+		close($out);
+		my ($path) = $headers =~ m{^POST (\S+) };
+		my ($id) = $body =~ /"requestId": "([^"]+)"/;
+		my ($status, $answer) = (200, qq({"requestId": "$id", "timestamp": 1}));
+		$status = 500 if $path eq '/flaky' && !-e "$dir/flaky.failed";
+		if ($status == 500)
+		{
+			open(my $f, '>', "$dir/flaky.failed");
+			close($f);
+		}
+		$answer = '{"requestId": "someone-else", "timestamp": 1}' if $path eq '/wrongid';
+		syswrite($conn, "HTTP/1.1 $status X\r\nContent-Type: application/json\r\nContent-Length: "
+			  . length($answer) . "\r\nConnection: close\r\n\r\n$answer");
+		close($conn);
+	}
+}
+close($listener);
+END { kill 'KILL', -$server if $server; }
+
+sql(qq{SET ROLE fh_owner;
+	SELECT msgq.create_delivery_stream('to_http', '{"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+		"Destination": {"Type": "HttpEndpoint", "Url": "http://127.0.0.1:$port/flaky", "AccessKey": "s3cret"}}');
+	SELECT msgq.create_delivery_stream('to_wrongid', '{"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+		"RetryOptions": {"DurationInSeconds": 0},
+		"Destination": {"Type": "HttpEndpoint", "Url": "http://127.0.0.1:$port/wrongid"}}');
+	SELECT count(*) FROM msgq.put_record_batch('to_http', '[{"Data": "b25l"}, {"Data": "dHdv"}]');});
+ok( $node->poll_query_until(
+		'postgres', q{SELECT delivered_records = 2 AND failed_attempts = 1
+			FROM msgq.delivery_stream_metrics WHERE delivery_stream_name = 'to_http'}, 't'),
+	'an HTTP endpoint answering 500 then 200 gets the batch again, and takes it');
+my @reqs = map { slurp_file($_) } sort glob("$dir/*.req");
+is(scalar(@reqs), 2, 'two requests');
+like($reqs[1], qr{^POST /flaky HTTP/1.1}, 'POSTed to the URL');
+like($reqs[1], qr{^x-amz-firehose-access-key: s3cret\r?$}mi, 'with the access key');
+like($reqs[1], qr{^x-amz-firehose-request-id: [0-9a-f-]{36}\r?$}mi, 'and a request id');
+like($reqs[1], qr{"records": \[\{"data": "b25l"\}, \{"data": "dHdv"\}\]}, 'the records in base64, in order');
+like($reqs[1], qr{"timestamp": \d{13}}, 'a timestamp in milliseconds');
+my ($id) = $reqs[1] =~ /"requestId": "([^"]+)"/;
+like($reqs[1], qr{^x-amz-firehose-request-id: \Q$id\E\r?$}mi, 'the body names the header\'s request id');
+sql(q{SET ROLE fh_owner; SELECT msgq.put_delivery_record('to_wrongid', 'x')});
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 1 FROM msgq.delivery_stream_errors
+			WHERE delivery_stream_name = 'to_wrongid' AND error_code = 'HttpEndpoint.DeliveryFailed'
+			  AND error_message LIKE '%answered requestId someone-else%'}, 't'),
+	'an answer naming another requestId fails the batch: with no retry duration, to the error output');
 
 # files: complete ones only, with every record
 sql(<<'EOF');

@@ -62,7 +62,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench bench-churn bench-streams bench-fifo pgtap
+.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose pgtap
 
 deps:
 	./scripts/deps.sh
@@ -96,6 +96,12 @@ bench-fifo:
 # (bench/esm.sh).
 bench-esm:
 	./bench/esm.sh
+
+# Records per second through a delivery stream into a table vs put_records
+# plus a hand-written INSERT ... SELECT of the same records, and the delivery
+# latency at IntervalInSeconds 0 (bench/firehose.sh).
+bench-firehose:
+	./bench/firehose.sh
 
 # ---------------------------------------------------------------------------
 # One target per test suite, used by scripts/test.sh (make test) so that every

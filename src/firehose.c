@@ -2312,7 +2312,7 @@ fh_backoff_ms(int32 attempts)
  * again in milliseconds (0: at once, -1: at the next wake-up).
  */
 static long
-fh_flush(FhRow *ds, bool in_worker)
+fh_flush_batch(FhRow *ds, bool in_worker)
 {
 	static SPIPlanPtr plan_head = NULL;
 	static SPIPlanPtr plan_read = NULL;
@@ -2482,6 +2482,23 @@ fh_flush(FhRow *ds, bool in_worker)
 		return 0;
 	fh_publish(ds->ds_id, ds->interval == 0 ? 0 : ds->buffer_bytes, total - bytes);
 	return total - bytes > 0 ? 0 : -1;
+}
+
+/*
+ * fh_flush_batch in a memory context of its own, freed after the batch:
+ * a pass of many batches does not grow (and page-fault in) fresh memory.
+ */
+static long
+fh_flush(FhRow *ds, bool in_worker)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "msgq delivery batch",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	long		w = fh_flush_batch(ds, in_worker);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return w;
 }
 
 /* ---- a stream source ---- */
@@ -2678,8 +2695,14 @@ msgq_firehose_run(bool in_worker)
 			continue;
 		if (r->stream_source)
 		{
+			MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "msgq delivery source",
+													  ALLOCSET_DEFAULT_SIZES);
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
 			if (fh_ingest(r))
 				CommandCounterIncrement();
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(cxt);
 			fh_publish(-r->source_stream_id, 0, 0);
 		}
 		w = fh_flush(r, in_worker);

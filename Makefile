@@ -27,6 +27,7 @@ OBJS = \
 	src/consumer.o \
 	src/esm.o \
 	src/firehose.o \
+	src/analytics.o \
 	src/slice.o \
 	src/stream_metrics.o \
 	src/move_task.o \
@@ -42,7 +43,7 @@ PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl -lz
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows consumer_groups event_source_mappings event_source_streams delivery_streams
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows consumer_groups event_source_mappings event_source_streams delivery_streams stream_queries
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
 ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head consumer-leases

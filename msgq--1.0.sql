@@ -1485,3 +1485,116 @@ SELECT e.ds_name AS delivery_stream_name, e.record_id, e.output_type, e.attempts
   FROM msgq.delivery_error e
  WHERE pg_catalog.pg_has_role(CURRENT_USER, e.owner, 'USAGE');
 GRANT SELECT ON msgq.delivery_stream_errors TO PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Stream queries, as Kinesis Data Analytics has them (src/analytics.c,
+-- doc/design.md "Stream queries"): the worker runs the owner's SELECT over
+-- each window of a stream's records, tumbling or sliding, by arrival or by
+-- event time, and writes its rows to a table or a stream, each window once
+-------------------------------------------------------------------------------
+
+CREATE TABLE msgq.stream_query (
+	query_id integer NOT NULL PRIMARY KEY,
+	query_name text NOT NULL UNIQUE,
+	owner regrole NOT NULL,
+	stream_id integer NOT NULL REFERENCES msgq.stream ON DELETE CASCADE,
+	query text NOT NULL,				-- a SELECT over the relation "records"
+	window_type text NOT NULL CHECK (window_type IN ('Tumbling', 'Sliding')),
+	window_size integer NOT NULL,		-- seconds
+	window_slide integer NOT NULL,		-- seconds; the size for tumbling windows
+	time_source text NOT NULL CHECK (time_source IN ('ArrivalTime', 'EventTime')),
+	event_time_field text,				-- EventTime: the record's JSON key
+	lateness integer NOT NULL,			-- AllowedLatenessInSeconds
+	dest_kind text NOT NULL CHECK (dest_kind IN ('Table', 'Stream')),
+	dest_table regclass,
+	dest_stream text,
+	created_at timestamptz NOT NULL,
+	-- progress, moved in the transaction that emits a window
+	next_window_start timestamptz,		-- every window starting before it is emitted
+	max_event_time timestamptz,
+	records_read bigint NOT NULL DEFAULT 0,
+	late_records bigint NOT NULL DEFAULT 0,	-- after their window was emitted: dropped
+	skipped_records bigint NOT NULL DEFAULT 0,	-- EventTime: no readable event time
+	windows_emitted bigint NOT NULL DEFAULT 0,
+	rows_emitted bigint NOT NULL DEFAULT 0,
+	last_window_end timestamptz,
+	last_emitted_at timestamptz,
+	last_error text
+);
+CREATE SEQUENCE msgq.stream_query_id_seq AS integer OWNED BY msgq.stream_query.query_id;
+-- a query's position in each shard of its stream: the next read starts at seq
+CREATE TABLE msgq.stream_query_shard (
+	query_id integer NOT NULL REFERENCES msgq.stream_query ON DELETE CASCADE,
+	shard_index integer NOT NULL,
+	seq bigint NOT NULL,
+	PRIMARY KEY (query_id, shard_index)
+);
+-- the records of the windows not emitted yet, with their window time t
+CREATE TABLE msgq.stream_query_record (
+	query_id integer NOT NULL REFERENCES msgq.stream_query ON DELETE CASCADE,
+	seq bigint NOT NULL,
+	t timestamptz NOT NULL,
+	arrival timestamptz NOT NULL,
+	partition_key text NOT NULL,
+	data bytea NOT NULL,
+	PRIMARY KEY (query_id, seq)
+);
+CREATE INDEX ON msgq.stream_query_record (query_id, t);
+REVOKE ALL ON msgq.stream_query, msgq.stream_query_shard, msgq.stream_query_record FROM PUBLIC;
+REVOKE ALL ON SEQUENCE msgq.stream_query_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_query', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_query_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_query_shard', '');
+SELECT pg_catalog.pg_extension_config_dump('msgq.stream_query_record', '');
+
+-- query is one SELECT over "records" (sequence_number, partition_key,
+-- approximate_arrival_timestamp, event_time, data jsonb, raw_data bytea,
+-- window_start, window_end).  attributes: Window {Type Tumbling | Sliding,
+-- SizeInSeconds, SlideInSeconds}, TimeSource ArrivalTime | EventTime with
+-- EventTimeField, AllowedLatenessInSeconds, StartingPosition
+-- TRIM_HORIZON | LATEST, Destination {Type Table, TableName} or
+-- {Type Stream, StreamName}.
+CREATE FUNCTION msgq.create_stream_query(query_name text, source_stream text, query text,
+	attributes jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_create_stream_query'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq.create_stream_query(text, text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION msgq.delete_stream_query(query_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_stream_query'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.describe_stream_query(query_name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_describe_stream_query'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION msgq.list_stream_queries()
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_stream_queries'
+LANGUAGE C STABLE;
+
+-- The records of one window of a query, for the query's own statement
+-- (the owner's privileges are checked).
+CREATE FUNCTION msgq._window_records(query_id integer, window_start timestamptz,
+	window_end timestamptz)
+RETURNS TABLE (sequence_number numeric, partition_key text, approximate_arrival_timestamp timestamptz,
+	event_time timestamptz, data jsonb, raw_data bytea, window_start timestamptz,
+	window_end timestamptz)
+AS 'MODULE_PATHNAME', 'msgq_window_records'
+LANGUAGE C STABLE;
+
+-- Every stream query's progress (pg_monitor reads it).
+CREATE VIEW msgq.stream_queries AS
+SELECT q.query_name, s.stream_name, q.owner, q.window_type, q.window_size, q.window_slide,
+	   q.time_source, q.lateness AS allowed_lateness, q.dest_kind AS destination,
+	   q.next_window_start, q.last_window_end, q.windows_emitted, q.rows_emitted,
+	   q.records_read, q.late_records, q.skipped_records,
+	   (SELECT pg_catalog.count(*) FROM msgq.stream_query_record r
+		 WHERE r.query_id OPERATOR(pg_catalog.=) q.query_id) AS pending_records,
+	   q.last_emitted_at, q.last_error
+  FROM msgq.stream_query q JOIN msgq.stream s USING (stream_id);
+REVOKE ALL ON msgq.stream_queries FROM PUBLIC;
+GRANT SELECT ON msgq.stream_queries TO pg_monitor;

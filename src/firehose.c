@@ -184,8 +184,8 @@ fh_arn(const char *name)
 }
 
 /* Every key of obj is one of allowed (NULL-terminated) */
-static void
-fh_check_keys(JsonbContainer *obj, const char *const *allowed, const char *what)
+void
+msgq_attr_check_keys(JsonbContainer *obj, const char *const *allowed, const char *what)
 {
 	JsonbIterator *it = JsonbIteratorInit(obj);
 	JsonbValue	v;
@@ -212,8 +212,8 @@ fh_check_keys(JsonbContainer *obj, const char *const *allowed, const char *what)
 	}
 }
 
-static JsonbContainer *
-fh_obj(JsonbValue *v, const char *what)
+JsonbContainer *
+msgq_attr_obj(JsonbValue *v, const char *what)
 {
 	if (v == NULL)
 		return NULL;
@@ -222,8 +222,8 @@ fh_obj(JsonbValue *v, const char *what)
 	return v->val.binary.data;
 }
 
-static char *
-fh_str(JsonbValue *v, const char *what)
+char *
+msgq_attr_str(JsonbValue *v, const char *what)
 {
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
@@ -233,8 +233,8 @@ fh_str(JsonbValue *v, const char *what)
 }
 
 /* a string member, or NULL when absent or not a string (never an error) */
-static char *
-fh_str_or_null(JsonbContainer *obj, const char *key)
+char *
+msgq_attr_str_or_null(JsonbContainer *obj, const char *key)
 {
 	JsonbValue *v = msgq_jsonb_member(obj, key);
 
@@ -244,8 +244,8 @@ fh_str_or_null(JsonbContainer *obj, const char *key)
 }
 
 /* an integer given as a number or a string, within [min, max] */
-static int32
-fh_int(JsonbValue *v, const char *what, int32 min, int32 max)
+int32
+msgq_attr_int(JsonbValue *v, const char *what, int32 min, int32 max)
 {
 	int64		n;
 	char	   *s;
@@ -347,14 +347,14 @@ fh_parse_processing(JsonbContainer *pc, FhConfig *c, Oid owner)
 	Oid		   *argtypes;
 	int			nargs;
 
-	fh_check_keys(pc, keys, "ProcessingConfiguration");
+	msgq_attr_check_keys(pc, keys, "ProcessingConfiguration");
 	if ((v = msgq_jsonb_member(pc, "Enabled")) != NULL)
 		enabled = fh_bool(v, "ProcessingConfiguration.Enabled");
 	if ((v = msgq_jsonb_member(pc, "NumberOfRetries")) != NULL)
-		c->retries = fh_int(v, "NumberOfRetries", 0, 300);
+		c->retries = msgq_attr_int(v, "NumberOfRetries", 0, 300);
 	if ((v = msgq_jsonb_member(pc, "BufferSizeInMBs")) != NULL)
-		c->processor_buffer = fh_int(v, "ProcessingConfiguration.BufferSizeInMBs", 1, 3) * 1024 * 1024;
-	fn = fh_str(msgq_jsonb_member(pc, "Function"), "ProcessingConfiguration.Function");
+		c->processor_buffer = msgq_attr_int(v, "ProcessingConfiguration.BufferSizeInMBs", 1, 3) * 1024 * 1024;
+	fn = msgq_attr_str(msgq_jsonb_member(pc, "Function"), "ProcessingConfiguration.Function");
 	if (!enabled)
 		return;
 	if (fn == NULL)
@@ -392,8 +392,8 @@ fh_parse_table(JsonbContainer *d, FhConfig *c, Oid owner)
 	AttrNumber	att;
 	Oid			atttype;
 
-	fh_check_keys(d, keys, "a Table destination");
-	table = fh_str(msgq_jsonb_member(d, "TableName"), "TableName");
+	msgq_attr_check_keys(d, keys, "a Table destination");
+	table = msgq_attr_str(msgq_jsonb_member(d, "TableName"), "TableName");
 	if (table == NULL)
 		FH_INVALID("a Table destination needs a TableName");
 	names = stringToQualifiedNameList(table);
@@ -408,13 +408,13 @@ fh_parse_table(JsonbContainer *d, FhConfig *c, Oid owner)
 				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
 				 errmsg("permission denied for table %s", get_rel_name(c->dest_table)),
 				 errdetail_internal("AWS error code: AccessDeniedException")));
-	c->mapping = fh_str(msgq_jsonb_member(d, "ColumnMapping"), "ColumnMapping");
+	c->mapping = msgq_attr_str(msgq_jsonb_member(d, "ColumnMapping"), "ColumnMapping");
 	if (c->mapping == NULL)
 		c->mapping = "Columns";
 	if (strcmp(c->mapping, "Columns") != 0 && strcmp(c->mapping, "JsonbColumn") != 0 &&
 		strcmp(c->mapping, "RawColumn") != 0)
 		FH_INVALID("ColumnMapping must be Columns, JsonbColumn or RawColumn");
-	c->column = fh_str(msgq_jsonb_member(d, "DataColumn"), "DataColumn");
+	c->column = msgq_attr_str(msgq_jsonb_member(d, "DataColumn"), "DataColumn");
 	if (strcmp(c->mapping, "Columns") == 0)
 	{
 		if (c->column != NULL)
@@ -440,7 +440,7 @@ fh_parse_file(JsonbContainer *d, FhConfig *c, Oid owner)
 	"CompressionFormat", NULL};
 	JsonbValue *v;
 
-	fh_check_keys(d, keys, "a File destination");
+	msgq_attr_check_keys(d, keys, "a File destination");
 	if (msgq_delivery_directory == NULL || msgq_delivery_directory[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_MSGQ_INVALID_ARGUMENT),
@@ -453,17 +453,17 @@ fh_parse_file(JsonbContainer *d, FhConfig *c, Oid owner)
 				 errmsg("permission denied to deliver to files"),
 				 errdetail_internal("AWS error code: AccessDeniedException"),
 				 errhint("Only roles with the privileges of pg_write_server_files may create File destinations.")));
-	c->prefix = fh_str(msgq_jsonb_member(d, "Prefix"), "Prefix");
+	c->prefix = msgq_attr_str(msgq_jsonb_member(d, "Prefix"), "Prefix");
 	if (c->prefix == NULL)
 		c->prefix = "";
 	fh_check_prefix(c->prefix);
-	c->format = fh_str(msgq_jsonb_member(d, "Format"), "Format");
+	c->format = msgq_attr_str(msgq_jsonb_member(d, "Format"), "Format");
 	if (c->format == NULL)
 		c->format = "Raw";
 	if (strcmp(c->format, "Raw") != 0 && strcmp(c->format, "JSONLines") != 0 &&
 		strcmp(c->format, "CSV") != 0)
 		FH_INVALID("Format must be Raw, JSONLines or CSV");
-	c->compression = fh_str(msgq_jsonb_member(d, "CompressionFormat"), "CompressionFormat");
+	c->compression = msgq_attr_str(msgq_jsonb_member(d, "CompressionFormat"), "CompressionFormat");
 	if (c->compression == NULL)
 		c->compression = "UNCOMPRESSED";
 	if (strcmp(c->compression, "UNCOMPRESSED") != 0 && strcmp(c->compression, "GZIP") != 0)
@@ -498,7 +498,7 @@ fh_parse_file(JsonbContainer *d, FhConfig *c, Oid owner)
 static void
 fh_parse_destination(JsonbContainer *d, FhConfig *c, Oid owner)
 {
-	c->dest_kind = fh_str(msgq_jsonb_member(d, "Type"), "Destination.Type");
+	c->dest_kind = msgq_attr_str(msgq_jsonb_member(d, "Type"), "Destination.Type");
 	if (c->dest_kind == NULL)
 		FH_INVALID("Destination needs a Type: Table, File, Queue, Stream or HttpEndpoint");
 	if (strcmp(c->dest_kind, "Table") == 0)
@@ -510,8 +510,8 @@ fh_parse_destination(JsonbContainer *d, FhConfig *c, Oid owner)
 		static const char *const keys[] = {"Type", "QueueName", NULL};
 		MsgqQueue	queue;
 
-		fh_check_keys(d, keys, "a Queue destination");
-		c->dest_name = fh_str(msgq_jsonb_member(d, "QueueName"), "QueueName");
+		msgq_attr_check_keys(d, keys, "a Queue destination");
+		c->dest_name = msgq_attr_str(msgq_jsonb_member(d, "QueueName"), "QueueName");
 		if (c->dest_name == NULL)
 			FH_INVALID("a Queue destination needs a QueueName");
 		if (!msgq_queue_lookup(c->dest_name, &queue))
@@ -527,8 +527,8 @@ fh_parse_destination(JsonbContainer *d, FhConfig *c, Oid owner)
 		int32		stream_id;
 		char	   *stream_name;
 
-		fh_check_keys(d, keys, "a Stream destination");
-		c->dest_name = fh_str(msgq_jsonb_member(d, "StreamName"), "StreamName");
+		msgq_attr_check_keys(d, keys, "a Stream destination");
+		c->dest_name = msgq_attr_str(msgq_jsonb_member(d, "StreamName"), "StreamName");
 		if (c->dest_name == NULL)
 			FH_INVALID("a Stream destination needs a StreamName");
 		msgq_stream_check_endpoint(c->dest_name, owner);
@@ -541,18 +541,18 @@ fh_parse_destination(JsonbContainer *d, FhConfig *c, Oid owner)
 	{
 		static const char *const keys[] = {"Type", "Url", "AccessKey", "Name", NULL};
 
-		fh_check_keys(d, keys, "an HttpEndpoint destination");
-		c->dest_name = fh_str(msgq_jsonb_member(d, "Url"), "Url");
+		msgq_attr_check_keys(d, keys, "an HttpEndpoint destination");
+		c->dest_name = msgq_attr_str(msgq_jsonb_member(d, "Url"), "Url");
 		if (c->dest_name == NULL)
 			FH_INVALID("an HttpEndpoint destination needs a Url");
 		if ((strncmp(c->dest_name, "http://", 7) != 0 && strncmp(c->dest_name, "https://", 8) != 0) ||
 			strlen(c->dest_name) > FH_MAX_URL)
 			FH_INVALID("Url must be an http:// or https:// URL of at most %d characters", FH_MAX_URL);
-		c->access_key = fh_str(msgq_jsonb_member(d, "AccessKey"), "AccessKey");
+		c->access_key = msgq_attr_str(msgq_jsonb_member(d, "AccessKey"), "AccessKey");
 		if (c->access_key != NULL &&
 			(strlen(c->access_key) > FH_MAX_ACCESS_KEY || strpbrk(c->access_key, "\r\n") != NULL))
 			FH_INVALID("AccessKey has at most %d characters, on one line", FH_MAX_ACCESS_KEY);
-		(void) fh_str(msgq_jsonb_member(d, "Name"), "Name");
+		(void) msgq_attr_str(msgq_jsonb_member(d, "Name"), "Name");
 	}
 	else
 		FH_INVALID("Destination Type must be Table, File, Queue, Stream or HttpEndpoint");
@@ -578,13 +578,13 @@ fh_parse(Jsonb *attrs, FhConfig *c, Oid owner)
 	if (attrs == NULL || !JB_ROOT_IS_OBJECT(attrs) || JB_ROOT_IS_SCALAR(attrs))
 		FH_INVALID("attributes must be a JSON object");
 	root = &attrs->root;
-	fh_check_keys(root, keys, "the attributes");
+	msgq_attr_check_keys(root, keys, "the attributes");
 
 	if ((v = msgq_jsonb_member(root, "DeliveryStreamType")) != NULL)
-		c->type = fh_str(v, "DeliveryStreamType");
+		c->type = msgq_attr_str(v, "DeliveryStreamType");
 	if (strcmp(c->type, "DirectPut") != 0 && strcmp(c->type, "KinesisStreamAsSource") != 0)
 		FH_INVALID("DeliveryStreamType must be DirectPut or KinesisStreamAsSource");
-	o = fh_obj(msgq_jsonb_member(root, "KinesisStreamSourceConfiguration"),
+	o = msgq_attr_obj(msgq_jsonb_member(root, "KinesisStreamSourceConfiguration"),
 			   "KinesisStreamSourceConfiguration");
 	if (strcmp(c->type, "KinesisStreamAsSource") == 0)
 	{
@@ -593,8 +593,8 @@ fh_parse(Jsonb *attrs, FhConfig *c, Oid owner)
 
 		if (o == NULL)
 			FH_INVALID("DeliveryStreamType KinesisStreamAsSource needs a KinesisStreamSourceConfiguration");
-		fh_check_keys(o, skeys, "KinesisStreamSourceConfiguration");
-		stream = fh_str(msgq_jsonb_member(o, "KinesisStreamARN"), "KinesisStreamARN");
+		msgq_attr_check_keys(o, skeys, "KinesisStreamSourceConfiguration");
+		stream = msgq_attr_str(msgq_jsonb_member(o, "KinesisStreamARN"), "KinesisStreamARN");
 		if (stream == NULL)
 			FH_INVALID("KinesisStreamSourceConfiguration needs a KinesisStreamARN");
 		if (!msgq_stream_resolve(stream, owner, &c->source_stream_id, &c->source_stream_name))
@@ -604,33 +604,33 @@ fh_parse(Jsonb *attrs, FhConfig *c, Oid owner)
 	else if (o != NULL)
 		FH_INVALID("KinesisStreamSourceConfiguration is only for DeliveryStreamType KinesisStreamAsSource");
 
-	if ((o = fh_obj(msgq_jsonb_member(root, "BufferingHints"), "BufferingHints")) != NULL)
+	if ((o = msgq_attr_obj(msgq_jsonb_member(root, "BufferingHints"), "BufferingHints")) != NULL)
 	{
 		static const char *const bkeys[] = {"SizeInMBs", "IntervalInSeconds", NULL};
 		JsonbValue *s = msgq_jsonb_member(o, "SizeInMBs");
 		JsonbValue *i = msgq_jsonb_member(o, "IntervalInSeconds");
 
-		fh_check_keys(o, bkeys, "BufferingHints");
+		msgq_attr_check_keys(o, bkeys, "BufferingHints");
 		if ((s == NULL) != (i == NULL))
 			FH_INVALID("BufferingHints needs both SizeInMBs and IntervalInSeconds, or neither");
 		if (s != NULL)
 		{
-			c->size_mb = fh_int(s, "SizeInMBs", 1, 128);
-			c->interval = fh_int(i, "IntervalInSeconds", 0, 900);
+			c->size_mb = msgq_attr_int(s, "SizeInMBs", 1, 128);
+			c->interval = msgq_attr_int(i, "IntervalInSeconds", 0, 900);
 		}
 	}
-	if ((o = fh_obj(msgq_jsonb_member(root, "RetryOptions"), "RetryOptions")) != NULL)
+	if ((o = msgq_attr_obj(msgq_jsonb_member(root, "RetryOptions"), "RetryOptions")) != NULL)
 	{
 		static const char *const rkeys[] = {"DurationInSeconds", NULL};
 
-		fh_check_keys(o, rkeys, "RetryOptions");
+		msgq_attr_check_keys(o, rkeys, "RetryOptions");
 		if ((v = msgq_jsonb_member(o, "DurationInSeconds")) != NULL)
-			c->retry_duration = fh_int(v, "DurationInSeconds", 0, 7200);
+			c->retry_duration = msgq_attr_int(v, "DurationInSeconds", 0, 7200);
 	}
-	if ((o = fh_obj(msgq_jsonb_member(root, "ProcessingConfiguration"),
+	if ((o = msgq_attr_obj(msgq_jsonb_member(root, "ProcessingConfiguration"),
 					"ProcessingConfiguration")) != NULL)
 		fh_parse_processing(o, c, owner);
-	o = fh_obj(msgq_jsonb_member(root, "Destination"), "Destination");
+	o = msgq_attr_obj(msgq_jsonb_member(root, "Destination"), "Destination");
 	if (o == NULL)
 		FH_INVALID("a delivery stream needs a Destination");
 	fh_parse_destination(o, c, owner);
@@ -785,6 +785,13 @@ fh_committed(int32 id, int64 bytes)
 		 before + (uint64) bytes >= (uint64) slot->threshold) &&
 		pg_atomic_exchange_u32(&slot->requested, 1) == 0)
 		msgq_bgw_wake_worker(MyDatabaseId);
+}
+
+/* the worker reads stream_id (a delivery stream's or a stream query's source) */
+void
+msgq_firehose_publish_source(int32 stream_id)
+{
+	fh_publish(-stream_id, 0, 0);
 }
 
 /* at a commit that wrote to a stream (wait.c): a delivery stream's source? */
@@ -1471,8 +1478,8 @@ fh_transform_apply(FhTransform *t, const char **code, char **message)
 			*message = "a record of the response is not an object";
 			return false;
 		}
-		id = fh_str_or_null(v.val.binary.data, "recordId");
-		result = fh_str_or_null(v.val.binary.data, "result");
+		id = msgq_attr_str_or_null(v.val.binary.data, "recordId");
+		result = msgq_attr_str_or_null(v.val.binary.data, "result");
 		if (id == NULL || !msgq_token_decode(id, &dsid, &seq, &unused) || dsid != t->ds->ds_id ||
 			(k = fh_find_seq(t->recs, t->first, t->n, seq)) < 0)
 		{
@@ -1491,7 +1498,7 @@ fh_transform_apply(FhTransform *t, const char **code, char **message)
 		r = &t->recs[k];
 		if (result != NULL && strcmp(result, "Ok") == 0)
 		{
-			char	   *data = fh_str_or_null(v.val.binary.data, "data");
+			char	   *data = msgq_attr_str_or_null(v.val.binary.data, "data");
 
 			if (data == NULL)
 			{
@@ -1600,8 +1607,8 @@ typedef struct FhDeliver
 } FhDeliver;
 
 /* is data, as a JSON text, valid (and an object, if asked)? */
-static bool
-fh_json_ok(bytea *data, bool object)
+bool
+msgq_json_text_ok(bytea *data, bool object)
 {
 	char	   *p = VARDATA_ANY(data);
 	int			len = VARSIZE_ANY_EXHDR(data);
@@ -1905,7 +1912,7 @@ fh_csv_line(StringInfo s, bytea *data, Jsonb *columns)
 	JsonbIteratorToken tok;
 	bool		first = true;
 
-	if (!fh_json_ok(data, true))
+	if (!msgq_json_text_ok(data, true))
 		return false;
 	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(fh_cstr(data))));
 	it = JsonbIteratorInit(&columns->root);
@@ -2017,9 +2024,9 @@ fh_deliver_file(void *arg)
 	FhDeliver  *d = (FhDeliver *) arg;
 	FhRow	   *ds = d->ds;
 	JsonbContainer *dest = &ds->destination->root;
-	char	   *prefix = fh_str(msgq_jsonb_member(dest, "Prefix"), "Prefix");
-	char	   *format = fh_str(msgq_jsonb_member(dest, "Format"), "Format");
-	char	   *compression = fh_str(msgq_jsonb_member(dest, "CompressionFormat"), "CompressionFormat");
+	char	   *prefix = msgq_attr_str(msgq_jsonb_member(dest, "Prefix"), "Prefix");
+	char	   *format = msgq_attr_str(msgq_jsonb_member(dest, "Format"), "Format");
+	char	   *compression = msgq_attr_str(msgq_jsonb_member(dest, "CompressionFormat"), "CompressionFormat");
 	JsonbValue *cols = msgq_jsonb_member(dest, "CsvColumns");
 	Jsonb	   *columns = cols ? JsonbValueToJsonb(cols) : NULL;
 	bool		gzip = compression != NULL && strcmp(compression, "GZIP") == 0;
@@ -2145,7 +2152,7 @@ fh_deliver_http(void *arg)
 				 errmsg("%s answered HTTP status %ld", ds->dest_name, res.status)));
 	{
 		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(res.body)));
-		char	   *got = JB_ROOT_IS_OBJECT(j) ? fh_str_or_null(&j->root, "requestId") : NULL;
+		char	   *got = JB_ROOT_IS_OBJECT(j) ? msgq_attr_str_or_null(&j->root, "requestId") : NULL;
 
 		if (got == NULL || strcmp(got, request_id) != 0)
 			ereport(ERROR,
@@ -2168,7 +2175,7 @@ fh_precheck(FhRow *ds, FhRec *recs, int n)
 
 	if (strcmp(ds->dest_kind, "File") == 0)
 	{
-		char	   *format = fh_str(msgq_jsonb_member(&ds->destination->root, "Format"), "Format");
+		char	   *format = msgq_attr_str(msgq_jsonb_member(&ds->destination->root, "Format"), "Format");
 
 		csv = format != NULL && strcmp(format, "CSV") == 0;
 	}
@@ -2181,7 +2188,7 @@ fh_precheck(FhRow *ds, FhRec *recs, int n)
 
 		if (r->state != FH_OK)
 			continue;
-		if ((json || csv) && !fh_json_ok(r->out, object || csv))
+		if ((json || csv) && !msgq_json_text_ok(r->out, object || csv))
 			fh_fail(r, "delivery-failed", object || csv ? "InvalidRecord.NotAJsonObject" : "InvalidRecord.NotJson",
 					object || csv ? "the record is not a JSON object" : "the record is not JSON");
 		else if (text && (memchr(VARDATA_ANY(r->out), '\0', VARSIZE_ANY_EXHDR(r->out)) != NULL ||

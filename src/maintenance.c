@@ -249,6 +249,9 @@ msgq_maintenance_deliveries(void)
 		/* the delivery streams' due batches (firehose.c) */
 		for (i = 0; i < 1000 && msgq_firehose_run(false) == 0; i++)
 			CHECK_FOR_INTERRUPTS();
+		/* the stream queries' due windows (analytics.c) */
+		for (i = 0; i < 1000 && msgq_stream_queries_run(false) == 0; i++)
+			CHECK_FOR_INTERRUPTS();
 	}
 	SPI_finish();
 	msgq_restore_user(save_userid, save_sec_context);

@@ -572,6 +572,19 @@ extern void msgq_firehose_shmem_init(void);
 extern void msgq_firehose_source_committed(int32 queue_id);
 extern long msgq_firehose_run(bool in_worker);
 extern long msgq_firehose_worker_pass(void);
+extern void msgq_firehose_publish_source(int32 stream_id);
+/* attributes given as jsonb, checked (InvalidArgumentException, MQ021) */
+extern void msgq_attr_check_keys(JsonbContainer *obj, const char *const *allowed,
+								 const char *what);
+extern JsonbContainer *msgq_attr_obj(JsonbValue *v, const char *what);
+extern char *msgq_attr_str(JsonbValue *v, const char *what);
+extern char *msgq_attr_str_or_null(JsonbContainer *obj, const char *key);
+extern int32 msgq_attr_int(JsonbValue *v, const char *what, int32 min, int32 max);
+extern bool msgq_json_text_ok(bytea *data, bool object);
+
+/* analytics.c: stream queries */
+extern long msgq_stream_queries_run(bool in_worker);
+extern long msgq_stream_queries_worker_pass(void);
 
 /* consumer.c: consumer groups' shard leases */
 extern void msgq_group_lease_check(int32 stream_id, const char *group, int32 shard,

@@ -206,12 +206,15 @@ msgq_worker_main(Datum main_arg)
 			if (esm_ms >= 0 && (delivery_ms < 0 || esm_ms < delivery_ms))
 				delivery_ms = esm_ms;
 		}
-		/* delivery streams' flushes (firehose.c) */
+		/* delivery streams' flushes (firehose.c), stream queries' windows (analytics.c) */
 		{
 			long		fh_ms = msgq_firehose_worker_pass();
+			long		sq_ms = msgq_stream_queries_worker_pass();
 
 			if (fh_ms >= 0 && (delivery_ms < 0 || fh_ms < delivery_ms))
 				delivery_ms = fh_ms;
+			if (sq_ms >= 0 && (delivery_ms < 0 || sq_ms < delivery_ms))
+				delivery_ms = sq_ms;
 		}
 
 		now = GetCurrentTimestamp();

@@ -12,8 +12,8 @@
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS msgq CASCADE;
 CREATE EXTENSION msgq;
-DROP TABLE IF EXISTS order_audit, click_counts;
-DROP FUNCTION IF EXISTS audit_order(jsonb), count_clicks(jsonb);
+DROP TABLE IF EXISTS order_audit, click_counts, click_log, clicks_per_minute;
+DROP FUNCTION IF EXISTS audit_order(jsonb), count_clicks(jsonb), tag_click(jsonb);
 RESET client_min_messages;
 
 \echo
@@ -244,3 +244,48 @@ SELECT shard_id, checkpoint_sequence_number, millis_behind_latest FROM msgq.cons
  WHERE stream_name = 'clicks' AND consumer_group = 'esm:' || :'mapping' ORDER BY shard_id;
 SELECT state, batch_size, invocations, failed_invocations, last_processing_result
   FROM msgq.event_source_mappings WHERE uuid = :'mapping';
+
+\echo
+\echo '=== 21. A delivery stream (Firehose): the clicks stream feeds it; a SQL function transforms'
+\echo 'each record; the worker delivers the batches into a table (exactly once)'
+CREATE TABLE click_log (page text, user_id int, tagged boolean);
+CREATE FUNCTION tag_click(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('records', jsonb_agg(jsonb_build_object(
+           'recordId', r->'recordId',
+           'result', CASE WHEN d->>'page' = '/health' THEN 'Dropped' ELSE 'Ok' END,
+           'data', translate(encode(convert_to((d || '{"tagged": true}')::text, 'UTF8'), 'base64'), E'\n', ''))))
+    FROM jsonb_array_elements(event->'records') r,
+         LATERAL (SELECT convert_from(decode(r->>'data', 'base64'), 'UTF8')::jsonb AS d) x $$;
+SELECT msgq.create_delivery_stream('click-log', '{
+  "DeliveryStreamType": "KinesisStreamAsSource",
+  "KinesisStreamSourceConfiguration": {"KinesisStreamARN": "clicks"},
+  "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+  "ProcessingConfiguration": {"Enabled": true, "Function": "tag_click(jsonb)"},
+  "Destination": {"Type": "Table", "TableName": "click_log"}}') AS delivery_stream;
+SELECT count(*) AS records_put FROM msgq.put_records('clicks', (SELECT jsonb_agg(jsonb_build_object(
+       'PartitionKey', 'user-' || u,
+       'Data', translate(encode(convert_to(jsonb_build_object('page', p, 'user_id', u,
+               'ts', '2026-01-01T10:00:00Z'::timestamptz + s * interval '1 second')::text, 'UTF8'), 'base64'), E'\n', '')))
+  FROM (VALUES ('/home', 1, 5), ('/cart', 1, 20), ('/health', 0, 30), ('/home', 2, 50),
+               ('/pay', 1, 65), ('/home', 3, 70), ('/home', 2, 130)) v(p, u, s)));
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP EXIT WHEN (SELECT count(*) FROM click_log) >= 6; PERFORM pg_sleep(0.05); END LOOP;
+END $$;
+SELECT page, user_id, tagged FROM click_log ORDER BY page, user_id;
+SELECT delivery_stream_name, delivered_records, dropped_records, batches FROM msgq.delivery_stream_metrics;
+
+\echo
+\echo '=== 22. A stream query (Kinesis Analytics): views per page in tumbling windows of a minute,'
+\echo 'by the records'' own event time; each window is emitted once the newest event time passes its end'
+CREATE TABLE clicks_per_minute (window_start timestamptz, page text, views bigint);
+SELECT msgq.create_stream_query('clicks-per-minute', 'clicks',
+       $$SELECT window_start, data->>'page', count(*) FROM records WHERE data ? 'page' GROUP BY 1, 2$$,
+       '{"Window": {"Type": "Tumbling", "SizeInSeconds": 60}, "StartingPosition": "TRIM_HORIZON",
+         "TimeSource": "EventTime", "EventTimeField": "ts",
+         "Destination": {"Type": "Table", "TableName": "clicks_per_minute"}}');
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP EXIT WHEN (SELECT count(*) FROM clicks_per_minute) >= 5; PERFORM pg_sleep(0.05); END LOOP;
+END $$;
+SELECT window_start AT TIME ZONE 'UTC' AS window_start_utc, page, views FROM clicks_per_minute ORDER BY 1, 2;
+SELECT query_name, windows_emitted, records_read, skipped_records, pending_records, next_window_start AT TIME ZONE 'UTC' AS next_window_utc
+  FROM msgq.stream_queries;

@@ -1101,10 +1101,34 @@ msgq_list_delivery_streams(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * A record's RecordId: its delivery stream and number, in hex.  Opaque to
+ * producers; nothing is granted by knowing one (a transform's answer is
+ * matched against the ids of its own invocation).
+ */
 static char *
 fh_record_id(int32 ds_id, int64 seq)
 {
-	return msgq_token_encode(ds_id, seq, 0);
+	return psprintf("%08x%016" INT64_MODIFIER "x", (uint32) ds_id, (uint64) seq);
+}
+
+static bool
+fh_record_id_decode(const char *id, int32 *ds_id, int64 *seq)
+{
+	char		part[17];
+	char	   *end;
+	int			i;
+
+	if (strlen(id) != 24)
+		return false;
+	for (i = 0; i < 24; i++)
+		if (!isxdigit((unsigned char) id[i]))
+			return false;
+	memcpy(part, id, 8);
+	part[8] = '\0';
+	*ds_id = (int32) strtoul(part, &end, 16);
+	*seq = (int64) strtoull(id + 8, &end, 16);
+	return true;
 }
 
 /*
@@ -1310,6 +1334,7 @@ typedef struct FhRec
 	bytea	   *raw;			/* as put */
 	bytea	   *out;			/* as transformed (raw without a transform) */
 	char	   *id;
+	ItemPointerData tid;		/* its row in the buffer */
 	int			state;
 	const char *code;
 	char	   *message;
@@ -1466,8 +1491,7 @@ fh_transform_apply(FhTransform *t, const char **code, char **message)
 		char	   *id,
 				   *result;
 		int32		dsid;
-		int64		seq,
-					unused;
+		int64		seq;
 		int			k;
 		FhRec	   *r;
 
@@ -1480,7 +1504,7 @@ fh_transform_apply(FhTransform *t, const char **code, char **message)
 		}
 		id = msgq_attr_str_or_null(v.val.binary.data, "recordId");
 		result = msgq_attr_str_or_null(v.val.binary.data, "result");
-		if (id == NULL || !msgq_token_decode(id, &dsid, &seq, &unused) || dsid != t->ds->ds_id ||
+		if (id == NULL || !fh_record_id_decode(id, &dsid, &seq) || dsid != t->ds->ds_id ||
 			(k = fh_find_seq(t->recs, t->first, t->n, seq)) < 0)
 		{
 			*code = "Lambda.MissingRecordId";
@@ -1598,6 +1622,9 @@ fh_transform(FhRow *ds, FhRec *recs, int n, bool in_worker)
 
 /* ---- destinations ---- */
 
+/* a Table batch with a record that is not JSON: the flush sorts them out */
+#define FH_ERRCODE_BAD_RECORDS	ERRCODE_INVALID_TEXT_REPRESENTATION
+
 typedef struct FhDeliver
 {
 	FhRow	   *ds;
@@ -1669,59 +1696,92 @@ fh_deliver_table(void *arg)
 			elog(ERROR, "could not insert into %s", rel);
 		return;
 	}
-	for (i = 0; i < d->n; i++)
-		if (d->recs[i].state == FH_OK)
-			vals[n++] = DirectFunctionCall1(jsonb_in, CStringGetDatum(fh_cstr(d->recs[i].out)));
-	if (strcmp(ds->mapping, "JsonbColumn") == 0)
-		appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT pg_catalog.unnest($1::pg_catalog.jsonb[])",
-						 rel, quote_identifier(ds->column));
-	else
+	/*
+	 * The batch as one JSON array, parsed once: a record that is not JSON
+	 * (or, for Columns, not one object) fails the whole statement with
+	 * FH_ERRCODE_BAD_RECORDS, and the flush sorts the records out.
+	 */
 	{
-		/*
-		 * The columns that some record of the batch names; the others get
-		 * their defaults (a record without a key another one has gets NULL).
-		 */
-		Relation	r = table_open(ds->dest_table, AccessShareLock);
-		TupleDesc	td = RelationGetDescr(r);
-		StringInfoData cols,
-					sel;
-		int			a;
+		StringInfoData arr;
+		Jsonb	   *batch;
+		bool		columns = strcmp(ds->mapping, "Columns") == 0;
 
-		initStringInfo(&cols);
-		initStringInfo(&sel);
-		for (a = 0; a < td->natts; a++)
-		{
-			Form_pg_attribute att = TupleDescAttr(td, a);
-			JsonbValue	k;
-			int			j;
+		initStringInfo(&arr);
+		appendStringInfoChar(&arr, '[');
+		for (i = 0; i < d->n; i++)
+			if (d->recs[i].state == FH_OK)
+			{
+				if (n++ > 0)
+					appendStringInfoChar(&arr, ',');
+				appendBinaryStringInfo(&arr, VARDATA_ANY(d->recs[i].out), VARSIZE_ANY_EXHDR(d->recs[i].out));
+			}
+		appendStringInfoChar(&arr, ']');
+		batch = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(arr.data)));
+		if (JB_ROOT_COUNT(batch) != n)
+			ereport(ERROR,
+					(errcode(FH_ERRCODE_BAD_RECORDS),
+					 errmsg("a record of the batch is not one JSON value")));
+		if (columns)
+			for (i = 0; i < n; i++)
+			{
+				JsonbValue *e = getIthJsonbValueFromContainer(&batch->root, i);
 
-			if (att->attisdropped || att->attgenerated)
-				continue;
-			k.type = jbvString;
-			k.val.string.val = NameStr(att->attname);
-			k.val.string.len = strlen(NameStr(att->attname));
-			for (j = 0; j < n; j++)
-				if (findJsonbValueFromContainer(&DatumGetJsonbP(vals[j])->root, JB_FOBJECT, &k) != NULL)
-					break;
-			if (j == n)
-				continue;
-			appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(NameStr(att->attname)));
-			appendStringInfo(&sel, "%sx.%s", sel.len ? ", " : "", quote_identifier(NameStr(att->attname)));
-		}
-		table_close(r, AccessShareLock);
-		if (cols.len == 0)
-			appendStringInfo(&sql, "INSERT INTO %s SELECT FROM pg_catalog.unnest($1::pg_catalog.jsonb[]) r", rel);
+				if (e == NULL || e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data))
+					ereport(ERROR,
+							(errcode(FH_ERRCODE_BAD_RECORDS),
+							 errmsg("a record of the batch is not a JSON object")));
+			}
+		if (!columns)
+			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT pg_catalog.jsonb_array_elements($1)",
+							 rel, quote_identifier(ds->column));
 		else
-			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s"
-							 "  FROM pg_catalog.unnest($1::pg_catalog.jsonb[]) r,"
-							 "       pg_catalog.jsonb_populate_record(NULL::%s, r) x",
-							 rel, cols.data, sel.data, rel);
+		{
+			/*
+			 * The columns that some record of the batch names; the others
+			 * get their defaults (a record without a key another one has
+			 * gets NULL).
+			 */
+			Relation	r = table_open(ds->dest_table, AccessShareLock);
+			TupleDesc	td = RelationGetDescr(r);
+			StringInfoData cols;
+			int			a;
+
+			initStringInfo(&cols);
+			for (a = 0; a < td->natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(td, a);
+				JsonbValue	k;
+				int			j;
+
+				if (att->attisdropped || att->attgenerated)
+					continue;
+				k.type = jbvString;
+				k.val.string.val = NameStr(att->attname);
+				k.val.string.len = strlen(NameStr(att->attname));
+				for (j = 0; j < n; j++)
+				{
+					JsonbValue *e = getIthJsonbValueFromContainer(&batch->root, j);
+
+					if (findJsonbValueFromContainer(e->val.binary.data, JB_FOBJECT, &k) != NULL)
+						break;
+				}
+				if (j == n)
+					continue;
+				appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", quote_identifier(NameStr(att->attname)));
+			}
+			table_close(r, AccessShareLock);
+			if (cols.len == 0)
+				appendStringInfo(&sql, "INSERT INTO %s SELECT FROM pg_catalog.jsonb_array_elements($1)", rel);
+			else
+				appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s"
+								 "  FROM pg_catalog.jsonb_populate_recordset(NULL::%s, $1)",
+								 rel, cols.data, cols.data, rel);
+		}
+		fh_as_owner(ds->owner);
+		if (SPI_execute_with_args(sql.data, 1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(batch)},
+								  NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into %s", rel);
 	}
-	fh_as_owner(ds->owner);
-	if (SPI_execute_with_args(sql.data, 1, (Oid[]) {JSONBARRAYOID},
-							  (Datum[]) {PointerGetDatum(construct_array(vals, n, JSONBOID, -1, false, TYPALIGN_INT))},
-							  NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into %s", rel);
 }
 
 static void
@@ -2200,6 +2260,20 @@ fh_precheck(FhRow *ds, FhRec *recs, int n)
 
 /* ---- a flush ---- */
 
+/* a record of the batch from a row (record_seq, arrival, data, ctid) */
+static void
+fh_rec_from_tuple(FhRec *r, HeapTuple t, TupleDesc td)
+{
+	bool		isnull;
+
+	r->seq = DatumGetInt64(SPI_getbinval(t, td, 1, &isnull));
+	r->arrival = DatumGetTimestampTz(SPI_getbinval(t, td, 2, &isnull));
+	r->raw = DatumGetByteaPCopy(SPI_getbinval(t, td, 3, &isnull));
+	r->out = r->raw;
+	r->state = FH_OK;
+	r->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(t, td, 4, &isnull));
+}
+
 static void
 fh_errors_insert(FhRow *ds, FhRec *recs, int n, int attempts, TimestampTz now)
 {
@@ -2322,8 +2396,11 @@ static long
 fh_flush_batch(FhRow *ds, bool in_worker)
 {
 	static SPIPlanPtr plan_head = NULL;
+	static SPIPlanPtr plan_all = NULL;
 	static SPIPlanPtr plan_read = NULL;
 	static SPIPlanPtr plan_delete = NULL;
+	Datum	   *tids;
+	bool		optimistic;
 	TimestampTz now = msgq_now();
 	uint64		nhead,
 				i;
@@ -2346,6 +2423,33 @@ fh_flush_batch(FhRow *ds, bool in_worker)
 
 	if (ds->next_attempt_at != 0 && ds->next_attempt_at > now)
 		return (long) ((ds->next_attempt_at - now + 999) / 1000);
+	if (ds->interval == 0)
+	{
+		/* always due: the batch in one read */
+		if (SPI_execute_plan(msgq_plan(&plan_all,
+									   "SELECT record_seq, arrival, data, ctid FROM msgq.delivery_record"
+									   " WHERE ds_id OPERATOR(pg_catalog.=) $1 ORDER BY record_seq LIMIT $2",
+									   2, (Oid[]) {INT4OID, INT4OID}),
+							 (Datum[]) {Int32GetDatum(ds->ds_id), Int32GetDatum(FH_FLUSH_MAX_RECORDS)},
+							 NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the delivery buffer");
+		if (SPI_processed == 0)
+		{
+			fh_publish(ds->ds_id, 0, 0);
+			return -1;
+		}
+		more = SPI_processed == FH_FLUSH_MAX_RECORDS;
+		recs = palloc0(sizeof(FhRec) * SPI_processed);
+		for (i = 0; i < SPI_processed && bytes < ds->buffer_bytes; i++)
+		{
+			fh_rec_from_tuple(&recs[n++], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			bytes += VARSIZE_ANY_EXHDR(recs[n - 1].raw);
+		}
+		if (i < SPI_processed)
+			more = true;
+		total = bytes;
+		goto batch;
+	}
 	if (SPI_execute_plan(msgq_plan(&plan_head,
 								   "SELECT record_seq, arrival, pg_catalog.octet_length(data)"
 								   "  FROM msgq.delivery_record WHERE ds_id OPERATOR(pg_catalog.=) $1"
@@ -2385,7 +2489,7 @@ fh_flush_batch(FhRow *ds, bool in_worker)
 
 	/* the batch */
 	if (SPI_execute_plan(msgq_plan(&plan_read,
-								   "SELECT record_seq, arrival, data FROM msgq.delivery_record"
+								   "SELECT record_seq, arrival, data, ctid FROM msgq.delivery_record"
 								   " WHERE ds_id OPERATOR(pg_catalog.=) $1"
 								   "   AND record_seq OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.int8[])"
 								   " ORDER BY record_seq",
@@ -2397,25 +2501,24 @@ fh_flush_batch(FhRow *ds, bool in_worker)
 	n = (int) SPI_processed;
 	recs = palloc0(sizeof(FhRec) * Max(n, 1));
 	for (i = 0; i < (uint64) n; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	td = SPI_tuptable->tupdesc;
-
-		recs[i].seq = DatumGetInt64(SPI_getbinval(t, td, 1, &isnull));
-		recs[i].arrival = DatumGetTimestampTz(SPI_getbinval(t, td, 2, &isnull));
-		recs[i].raw = DatumGetByteaPCopy(SPI_getbinval(t, td, 3, &isnull));
-		recs[i].out = recs[i].raw;
-		recs[i].state = FH_OK;
-		seqs[i] = Int64GetDatum(recs[i].seq);
-	}
-	for (i = 0; i < (uint64) n; i++)
-		recs[i].id = fh_record_id(ds->ds_id, recs[i].seq);
+		fh_rec_from_tuple(&recs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 	if (n == 0)
 		return 0;
 
+batch:
+	tids = palloc(sizeof(Datum) * n);
+	for (i = 0; i < (uint64) n; i++)
+	{
+		recs[i].id = fh_record_id(ds->ds_id, recs[i].seq);
+		tids[i] = PointerGetDatum(&recs[i].tid);
+	}
+
 	if (OidIsValid(ds->processor))
 		fh_transform(ds, recs, n, in_worker);
-	fh_precheck(ds, recs, n);
+	/* a JSON Table batch checks its records in its one parse (fh_deliver_table) */
+	optimistic = strcmp(ds->dest_kind, "Table") == 0 && strcmp(ds->mapping, "RawColumn") != 0;
+	if (!optimistic)
+		fh_precheck(ds, recs, n);
 
 	d.ds = ds;
 	d.recs = recs;
@@ -2436,6 +2539,15 @@ fh_flush_batch(FhRow *ds, bool in_worker)
 			e = msgq_run_subxact(fh_deliver_http, &d, in_worker);
 		else
 			e = msgq_run_subxact(fh_deliver_file, &d, in_worker);
+	}
+	if (e != NULL && optimistic && e->sqlerrcode == FH_ERRCODE_BAD_RECORDS)
+	{
+		/* a record is not JSON: those to the error output, the rest again */
+		fh_precheck(ds, recs, n);
+		for (i = 0; i < (uint64) n; i++)
+			if (recs[i].state == FH_OK)
+				break;
+		e = i < (uint64) n ? msgq_run_subxact(fh_deliver_table, &d, in_worker) : NULL;
 	}
 	if (e != NULL)
 	{
@@ -2472,12 +2584,12 @@ fh_flush_batch(FhRow *ds, bool in_worker)
 			failed++;
 	}
 	fh_errors_insert(ds, recs, n, Max(ds->attempts, 1), now);
+	/* the rows read (by their tids: nobody else changes the buffer's rows) */
 	if (SPI_execute_plan(msgq_plan(&plan_delete,
-								   "DELETE FROM msgq.delivery_record WHERE ds_id OPERATOR(pg_catalog.=) $1"
-								   "   AND record_seq OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.int8[])",
-								   2, (Oid[]) {INT4OID, INT8ARRAYOID}),
-						 (Datum[]) {Int32GetDatum(ds->ds_id),
-						 PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))},
+								   "DELETE FROM msgq.delivery_record WHERE ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[])",
+								   1, (Oid[]) {TIDARRAYOID}),
+						 (Datum[]) {PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData),
+																	false, TYPALIGN_SHORT))},
 						 NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not empty the delivery buffer");
 	fh_update(ds, 0, 0, 0, e ? e->message : NULL, delivered, delivered_bytes, dropped, failed,

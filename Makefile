@@ -28,6 +28,7 @@ OBJS = \
 	src/esm.o \
 	src/firehose.o \
 	src/analytics.o \
+	src/endpoint.o \
 	src/slice.o \
 	src/stream_metrics.o \
 	src/move_task.o \

@@ -185,6 +185,7 @@ _PG_init(void)
 	msgq_bgw_define_gucs();
 	msgq_delivery_define_gucs();
 	msgq_firehose_define_gucs();
+	msgq_endpoint_define_gucs();
 
 	MarkGUCPrefixReserved("msgq");
 
@@ -199,6 +200,7 @@ _PG_init(void)
 		return;
 
 	msgq_bgw_register_launcher();
+	msgq_endpoint_register();
 	msgq_bgw_install_hooks();
 	msgq_acl_install_hooks();
 }

@@ -582,6 +582,13 @@ extern char *msgq_attr_str_or_null(JsonbContainer *obj, const char *key);
 extern int32 msgq_attr_int(JsonbValue *v, const char *what, int32 min, int32 max);
 extern bool msgq_json_text_ok(bytea *data, bool object);
 
+/* endpoint.c: the AWS wire endpoint */
+extern void msgq_endpoint_define_gucs(void);
+extern void msgq_endpoint_register(void);
+extern void msgq_endpoint_shmem_size(Size *size);
+extern void msgq_endpoint_shmem_init(void);
+extern void msgq_endpoint_wakeup(void);
+
 /* analytics.c: stream queries */
 extern long msgq_stream_queries_run(bool in_worker);
 extern long msgq_stream_queries_worker_pass(void);

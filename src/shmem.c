@@ -48,6 +48,7 @@ shm_request(void)
 	msgq_head_shmem_size(&size);
 	msgq_esm_shmem_size(&size);
 	msgq_firehose_shmem_size(&size);
+	msgq_endpoint_shmem_size(&size);
 	RequestAddinShmemSpace(size);
 	RequestNamedLWLockTranche("msgq", 4);
 	RequestNamedLWLockTranche("msgq_lease", 16);
@@ -73,6 +74,7 @@ shm_startup(void)
 	msgq_head_shmem_init();
 	msgq_esm_shmem_init();
 	msgq_firehose_shmem_init();
+	msgq_endpoint_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

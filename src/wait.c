@@ -263,6 +263,8 @@ msgq_wakeup_now(int32 queue_id, bool end_waits)
 	msgq_esm_source_committed(queue_id);
 	/* a stream a delivery stream reads (firehose.c) */
 	msgq_firehose_source_committed(queue_id);
+	/* the AWS endpoint's parked long polls (endpoint.c) */
+	msgq_endpoint_wakeup();
 }
 
 /*

@@ -1,0 +1,981 @@
+/*-------------------------------------------------------------------------
+ *
+ * endpoint.c
+ *	  The AWS wire endpoint: a background worker that serves SQS's AWS JSON
+ *	  1.0 protocol over HTTP/1.1 on a loopback address, so that unmodified
+ *	  AWS SDKs talk to msgq's queues.
+ *
+ * One process, single-threaded and event-driven: the listening socket and
+ * every client connection are in one wait set with the process latch.
+ * Requests are read whole (headers, then Content-Length bytes), then run,
+ * each in a short transaction of its own, as the role the request
+ * authenticates as; the response is written as the socket takes it.
+ * Connections stay open (keep-alive) until the client closes them, sends
+ * "Connection: close", stays idle for a minute, or takes more than ten
+ * seconds to send a request's headers (slow clients cannot hold a slot).
+ *
+ * Each action is one SQL statement over msgq's own functions, with the
+ * request's JSON as a parameter, that builds the response's JSON: names
+ * from requests are data, never SQL text.  msgq's errors carry their AWS
+ * name ("AWS error code: X" in the detail), which becomes the response's
+ * __type (com.amazonaws.sqs#X) and, for the SDKs' query compatibility, the
+ * x-amzn-query-error header.
+ *
+ * A ReceiveMessage that finds nothing and may wait (WaitTimeSeconds, or
+ * the queue's ReceiveMessageWaitTimeSeconds) is parked without a
+ * transaction: commits that make messages receivable set this process's
+ * latch (msgq_endpoint_wakeup, from wait.c) while any request is parked,
+ * and parked requests are tried again then, and when their wait ends.
+ *
+ * IDENTIFICATION
+ *	  src/endpoint.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "msgq.h"
+
+#define EP_MAX_HEADER		(16 * 1024)
+#define EP_MAX_BODY			(2 * 1024 * 1024)	/* a batch of 10 at 1 MiB, in JSON */
+#define EP_MAX_CONNECTIONS	1024
+#define EP_IDLE_TIMEOUT_MS		60000
+
+int			msgq_endpoint_port = 0;
+int			msgq_endpoint_request_timeout_ms = 10000;
+char	   *msgq_endpoint_listen_address = NULL;
+char	   *msgq_endpoint_database = NULL;
+char	   *msgq_endpoint_role = NULL;
+char	   *msgq_endpoint_auth = NULL;
+
+PGDLLEXPORT void msgq_endpoint_main(Datum main_arg);
+
+/* ------------------------------------------------------------------------
+ * Settings, registration, shared state
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+ep_check_auth(char **newval, void **extra, GucSource source)
+{
+	return *newval != NULL && strcmp(*newval, "none") == 0;
+}
+
+void
+msgq_endpoint_define_gucs(void)
+{
+	DefineCustomIntVariable("msgq.endpoint_port",
+							"TCP port of the AWS wire endpoint (0: off).",
+							NULL,
+							&msgq_endpoint_port,
+							0, 0, 65535,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("msgq.endpoint_listen_address",
+							   "Address the AWS wire endpoint listens on (a loopback address).",
+							   NULL,
+							   &msgq_endpoint_listen_address,
+							   "127.0.0.1",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("msgq.endpoint_database",
+							   "Database whose queues the AWS wire endpoint serves.",
+							   NULL,
+							   &msgq_endpoint_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("msgq.endpoint_auth",
+							   "How the AWS wire endpoint authenticates requests: none (local development only).",
+							   "Requests then run as msgq.endpoint_role.  SigV4 is not built yet.",
+							   &msgq_endpoint_auth,
+							   "none",
+							   PGC_SIGHUP,
+							   0,
+							   ep_check_auth, NULL, NULL);
+	DefineCustomIntVariable("msgq.endpoint_request_timeout",
+							"Longest time a client may take to send a request's headers.",
+							"A slower client's connection is closed.",
+							&msgq_endpoint_request_timeout_ms,
+							10000, 100, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("msgq.endpoint_role",
+							   "Role the AWS wire endpoint's requests run as with msgq.endpoint_auth = none.",
+							   "Empty: every request is refused.",
+							   &msgq_endpoint_role,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+}
+
+void
+msgq_endpoint_register(void)
+{
+	BackgroundWorker bgw;
+
+	if (msgq_endpoint_port == 0)
+		return;
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	strlcpy(bgw.bgw_library_name, "msgq", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "msgq_endpoint_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "msgq endpoint", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "msgq endpoint", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}
+
+typedef struct EpShared
+{
+	Latch	   *latch;			/* the endpoint's, while it runs */
+	pg_atomic_uint32 parked;	/* requests parked in a long poll */
+} EpShared;
+
+static EpShared *ep_shared = NULL;
+
+void
+msgq_endpoint_shmem_size(Size *size)
+{
+	*size = add_size(*size, sizeof(EpShared));
+}
+
+void
+msgq_endpoint_shmem_init(void)
+{
+	bool		found;
+
+	ep_shared = ShmemInitStruct("msgq endpoint", sizeof(EpShared), &found);
+	if (!found)
+	{
+		ep_shared->latch = NULL;
+		pg_atomic_init_u32(&ep_shared->parked, 0);
+	}
+}
+
+/* A commit made messages receivable (wait.c): wake the parked long polls */
+void
+msgq_endpoint_wakeup(void)
+{
+	Latch	   *latch;
+
+	if (ep_shared == NULL || pg_atomic_read_u32(&ep_shared->parked) == 0)
+		return;
+	latch = ep_shared->latch;
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/* ------------------------------------------------------------------------
+ * Connections
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct EpConn
+{
+	pgsocket	fd;
+	StringInfoData in;			/* bytes read, not yet a whole request */
+	StringInfoData out;			/* response bytes not yet written */
+	int			out_sent;
+	TimestampTz last_activity;
+	TimestampTz request_started;	/* the first byte of the pending request */
+	bool		closing;		/* close once out is written */
+	/* a parked ReceiveMessage */
+	bool		parked;
+	Jsonb	   *parked_request;
+	char	   *parked_prefix;
+	TimestampTz parked_until;
+	bool		keep_alive;
+} EpConn;
+
+static EpConn *ep_conns[EP_MAX_CONNECTIONS];
+static int	ep_nconns = 0;
+static pgsocket ep_listen = PGINVALID_SOCKET;
+static MemoryContext ep_cxt = NULL;
+
+static void
+ep_close(int i)
+{
+	EpConn	   *c = ep_conns[i];
+
+	if (c->parked)
+		pg_atomic_fetch_sub_u32(&ep_shared->parked, 1);
+	closesocket(c->fd);
+	pfree(c->in.data);
+	pfree(c->out.data);
+	if (c->parked_request)
+		pfree(c->parked_request);
+	if (c->parked_prefix)
+		pfree(c->parked_prefix);
+	pfree(c);
+	ep_conns[i] = ep_conns[--ep_nconns];
+}
+
+static void
+ep_respond(EpConn *c, int status, const char *reason, const char *body,
+		   const char *extra_headers)
+{
+	appendStringInfo(&c->out,
+					 "HTTP/1.1 %d %s\r\n"
+					 "Content-Type: application/x-amz-json-1.0\r\n"
+					 "Content-Length: %zu\r\n"
+					 "x-amzn-RequestId: %s\r\n"
+					 "%s%s"
+					 "\r\n%s",
+					 status, reason, strlen(body),
+					 DatumGetCString(DirectFunctionCall1(uuid_out,
+														 DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
+					 extra_headers ? extra_headers : "",
+					 c->keep_alive ? "" : "Connection: close\r\n",
+					 body);
+	if (!c->keep_alive)
+		c->closing = true;
+}
+
+/* An AWS JSON error: __type, message, and the query-compatible code */
+static void
+ep_error(EpConn *c, int status, const char *code, const char *legacy, bool sender,
+		 const char *message)
+{
+	StringInfoData body;
+	char	   *header;
+
+	initStringInfo(&body);
+	appendStringInfo(&body, "{\"__type\": \"com.amazonaws.sqs#%s\", \"message\": ", code);
+	escape_json(&body, message ? message : "");
+	appendStringInfoChar(&body, '}');
+	header = psprintf("x-amzn-query-error: %s;%s\r\n", legacy ? legacy : code,
+					  sender ? "Sender" : "Receiver");
+	ep_respond(c, status, status == 400 ? "Bad Request" : status == 403 ? "Forbidden" :
+			   status == 413 ? "Payload Too Large" : "Internal Server Error", body.data, header);
+}
+
+/* SQS's query-protocol codes, where they differ from the JSON names */
+static const char *
+ep_legacy_code(const char *code)
+{
+	static const char *const map[][2] = {
+		{"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"},
+		{"QueueNameExists", "QueueAlreadyExists"},
+		{"QueueDeletedRecently", "AWS.SimpleQueueService.QueueDeletedRecently"},
+		{"MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"},
+		{"PurgeQueueInProgress", "AWS.SimpleQueueService.PurgeQueueInProgress"},
+		{"EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest"},
+		{"TooManyEntriesInBatchRequest", "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"},
+		{"InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId"},
+		{"BatchEntryIdsNotDistinct", "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"},
+		{"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"},
+		{"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"},
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(map); i++)
+		if (strcmp(map[i][0], code) == 0)
+			return map[i][1];
+	return code;
+}
+
+/* ------------------------------------------------------------------------
+ * The actions: one statement each, $1 the request, $2 the queue URL prefix
+ * ------------------------------------------------------------------------
+ */
+
+#define EP_URL(expr) "$2 OPERATOR(pg_catalog.||) pg_catalog.substring(" expr ", '[^/]*$')"
+#define EP_NAMES(key) \
+	"COALESCE(ARRAY(SELECT pg_catalog.jsonb_array_elements_text($1->'" key "')), '{}')"
+#define EP_STRINGS(expr) \
+	"(SELECT COALESCE(pg_catalog.jsonb_object_agg(key, value #>> '{}'), '{}') FROM pg_catalog.jsonb_each(" expr "))"
+#define EP_BATCH_RESULT \
+	"SELECT pg_catalog.jsonb_build_object(" \
+	"  'Successful', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('Id', id))" \
+	"                  FILTER (WHERE error_code IS NULL), '[]')," \
+	"  'Failed', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('Id', id, 'Code', error_code," \
+	"                  'Message', error_message, 'SenderFault', sender_fault))" \
+	"                  FILTER (WHERE error_code IS NOT NULL), '[]'))"
+
+typedef struct EpAction
+{
+	const char *name;
+	const char *sql;
+} EpAction;
+
+static const EpAction ep_actions[] = {
+	{"CreateQueue",
+		"WITH c AS (SELECT msgq.create_queue($1->>'QueueName', COALESCE($1->'Attributes', '{}')) AS u),"
+		"     t AS (SELECT msgq.tag_queue($1->>'QueueName', $1->'tags') FROM c WHERE $1 ? 'tags')"
+		" SELECT pg_catalog.jsonb_build_object('QueueUrl', " EP_URL("c.u") ")"
+		"   FROM c, (SELECT pg_catalog.count(*) FROM t) tt"},
+	{"GetQueueUrl",
+		"SELECT pg_catalog.jsonb_build_object('QueueUrl', " EP_URL("msgq.get_queue_url($1->>'QueueName')") ")"},
+	{"ListQueues",
+		"SELECT pg_catalog.jsonb_build_object('QueueUrls', COALESCE(pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY u), '[]'))"
+		"  FROM msgq.list_queues($1->>'QueueNamePrefix') u"},
+	{"DeleteQueue",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_queue($1->>'QueueUrl')"},
+	{"PurgeQueue",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.purge_queue($1->>'QueueUrl')"},
+	{"GetQueueAttributes",
+		"SELECT pg_catalog.jsonb_build_object('Attributes', CASE WHEN $1 ? 'AttributeNames' THEN "
+		EP_STRINGS("msgq.get_queue_attributes($1->>'QueueUrl', " EP_NAMES("AttributeNames") ")")
+		" ELSE '{}' END)"},
+	{"SetQueueAttributes",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.set_queue_attributes($1->>'QueueUrl', $1->'Attributes')"},
+	{"TagQueue",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.tag_queue($1->>'QueueUrl', $1->'Tags')"},
+	{"UntagQueue",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.untag_queue($1->>'QueueUrl', " EP_NAMES("TagKeys") ")"},
+	{"ListQueueTags",
+		"SELECT pg_catalog.jsonb_build_object('Tags', msgq.list_queue_tags($1->>'QueueUrl'))"},
+	{"ListDeadLetterSourceQueues",
+		"SELECT pg_catalog.jsonb_build_object('queueUrls', COALESCE(pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY u), '[]'))"
+		"  FROM msgq.list_dead_letter_source_queues($1->>'QueueUrl') u"},
+	{"SendMessage",
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('MessageId', m.message_id,"
+		"   'MD5OfMessageBody', m.md5_of_message_body, 'MD5OfMessageAttributes', m.md5_of_message_attributes,"
+		"   'SequenceNumber', m.sequence_number::pg_catalog.text))"
+		"  FROM msgq.send_message($1->>'QueueUrl', $1->>'MessageBody', ($1->>'DelaySeconds')::pg_catalog.int4,"
+		"                         ($1->'MessageAttributes')::pg_catalog.json, $1->>'MessageGroupId',"
+		"                         $1->>'MessageDeduplicationId') m"},
+	{"SendMessageBatch",
+		"SELECT pg_catalog.jsonb_build_object("
+		"  'Successful', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+		"      'Id', id, 'MessageId', message_id, 'MD5OfMessageBody', md5_of_message_body,"
+		"      'MD5OfMessageAttributes', md5_of_message_attributes,"
+		"      'SequenceNumber', sequence_number::pg_catalog.text))) FILTER (WHERE error_code IS NULL), '[]'),"
+		"  'Failed', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('Id', id, 'Code', error_code,"
+		"      'Message', error_message, 'SenderFault', sender_fault)) FILTER (WHERE error_code IS NOT NULL), '[]'))"
+		"  FROM msgq.send_message_batch($1->>'QueueUrl', ($1->'Entries')::pg_catalog.json)"},
+	{"ReceiveMessage",
+		"SELECT pg_catalog.jsonb_build_object('Messages', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
+		"   pg_catalog.jsonb_build_object('MessageId', r.message_id, 'ReceiptHandle', r.receipt_handle,"
+		"     'MD5OfBody', r.md5_of_body, 'Body', r.body,"
+		"     'Attributes', CASE WHEN r.attributes OPERATOR(pg_catalog.<>) '{}' THEN " EP_STRINGS("r.attributes") " END,"
+		"     'MessageAttributes', NULLIF(r.message_attributes, '{}')))), '[]'))"
+		"  FROM msgq.receive_message($1->>'QueueUrl', COALESCE(($1->>'MaxNumberOfMessages')::pg_catalog.int4, 1),"
+		"       ($1->>'VisibilityTimeout')::pg_catalog.int4, 0, " EP_NAMES("MessageAttributeNames") ","
+		"       " EP_NAMES("AttributeNames") " OPERATOR(pg_catalog.||) " EP_NAMES("MessageSystemAttributeNames") ","
+		"       $1->>'ReceiveRequestAttemptId') r"},
+	{"DeleteMessage",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_message($1->>'QueueUrl', $1->>'ReceiptHandle')"},
+	{"DeleteMessageBatch",
+		EP_BATCH_RESULT " FROM msgq.delete_message_batch($1->>'QueueUrl', $1->'Entries')"},
+	{"ChangeMessageVisibility",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.change_message_visibility($1->>'QueueUrl', $1->>'ReceiptHandle',"
+		"       ($1->>'VisibilityTimeout')::pg_catalog.int4)"},
+	{"ChangeMessageVisibilityBatch",
+		EP_BATCH_RESULT " FROM msgq.change_message_visibility_batch($1->>'QueueUrl', $1->'Entries')"},
+};
+
+/* how long a ReceiveMessage that found nothing may wait, in seconds */
+#define EP_WAIT_SQL \
+	"SELECT COALESCE(($1->>'WaitTimeSeconds')::pg_catalog.int4," \
+	"  (msgq.get_queue_attributes($1->>'QueueUrl', '{ReceiveMessageWaitTimeSeconds}')" \
+	"      ->>'ReceiveMessageWaitTimeSeconds')::pg_catalog.int4, 0)"
+
+typedef struct EpResult
+{
+	Jsonb	   *response;		/* NULL on error */
+	int			wait_seconds;	/* ReceiveMessage with no message: may wait */
+	ErrorData  *error;
+} EpResult;
+
+/* Run an action in a transaction of its own, as msgq.endpoint_role */
+static void
+ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpResult *res)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	memset(res, 0, sizeof(*res));
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		bool		isnull;
+		Datum		v;
+
+		Oid			role = (msgq_endpoint_role && msgq_endpoint_role[0]) ?
+			get_role_oid(msgq_endpoint_role, true) : InvalidOid;
+
+		if (!OidIsValid(role))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("msgq.endpoint_role names no role: the endpoint refuses every request"),
+					 errdetail_internal("AWS error code: AccessDenied")));
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, a->name);
+		SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args(a->sql, 2, (Oid[]) {JSONBOID, TEXTOID},
+								  (Datum[]) {JsonbPGetDatum(request), CStringGetTextDatum(prefix)},
+								  NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "the action returned no result");
+		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			res->response = isnull ? NULL : DatumGetJsonbPCopy(v);
+			MemoryContextSwitchTo(old);
+		}
+		if (strcmp(a->name, "ReceiveMessage") == 0 && res->response != NULL)
+		{
+			JsonbValue *m = msgq_jsonb_member(&res->response->root, "Messages");
+
+			if (m != NULL && m->type == jbvBinary && JsonContainerSize(m->val.binary.data) == 0 &&
+				SPI_execute_with_args(EP_WAIT_SQL, 1, (Oid[]) {JSONBOID},
+									  (Datum[]) {JsonbPGetDatum(request)}, NULL, true, 1) == SPI_OK_SELECT)
+				res->wait_seconds = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		res->error = CopyErrorData();
+		res->response = NULL;
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+	}
+	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* The AWS error of a PostgreSQL error */
+static void
+ep_error_from(EpConn *c, ErrorData *e)
+{
+	const char *code = NULL;
+	char	   *found;
+	char		name[64];
+	int			status = 400;
+	bool		sender = true;
+
+	if (e->detail != NULL && (found = strstr(e->detail, "AWS error code: ")) != NULL)
+	{
+		int			n = 0;
+
+		found += strlen("AWS error code: ");
+		while (found[n] && (isalnum((unsigned char) found[n]) || found[n] == '.') && n < (int) sizeof(name) - 1)
+		{
+			name[n] = found[n];
+			n++;
+		}
+		name[n] = '\0';
+		if (n > 0)
+			code = name;
+	}
+	if (code == NULL)
+	{
+		if (e->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+			code = "AccessDenied", status = 403;
+		else if (ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+				 ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+				 e->sqlerrcode == ERRCODE_NULL_VALUE_NOT_ALLOWED)
+			code = "InvalidParameterValue";
+		else
+		{
+			code = "InternalError";
+			status = 500;
+			sender = false;
+		}
+	}
+	else if (strcmp(code, "AccessDenied") == 0 || strcmp(code, "AccessDeniedException") == 0)
+		status = 403;
+	ep_error(c, status, code, ep_legacy_code(code), sender, e->message);
+}
+
+/* Parse JSON without raising an error: NULL when it is not an object */
+static Jsonb *
+ep_parse_body(const char *body, int len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+	Jsonb	   *j;
+
+	memcpy(VARDATA(b), body, len);
+	SET_VARSIZE(b, VARHDRSZ + len);
+	if (len == 0)
+		return NULL;
+	if (!msgq_json_text_ok(b, true))
+		return NULL;
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+	return j;
+}
+
+/* The value of a header (case-insensitive), or NULL */
+static char *
+ep_header(const char *headers, const char *name)
+{
+	const char *p = headers;
+	size_t		nlen = strlen(name);
+
+	while ((p = strchr(p, '\n')) != NULL)
+	{
+		p++;
+		if (pg_strncasecmp(p, name, nlen) == 0 && p[nlen] == ':')
+		{
+			const char *v = p + nlen + 1;
+			const char *end = strpbrk(v, "\r\n");
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			return pnstrdup(v, end ? end - v : strlen(v));
+		}
+	}
+	return NULL;
+}
+
+static const EpAction *ep_find(const char *name);
+
+/* One whole request: headers (NUL-terminated) and body */
+static void
+ep_handle(EpConn *c, char *headers, const char *body, int body_len)
+{
+	char	   *target = ep_header(headers, "X-Amz-Target");
+	char	   *host = ep_header(headers, "Host");
+	char	   *connection = ep_header(headers, "Connection");
+	Jsonb	   *request;
+	const EpAction *a = NULL;
+	EpResult	res;
+	char	   *prefix;
+
+	c->keep_alive = !(connection && pg_strcasecmp(connection, "close") == 0) &&
+		strncmp(headers, "HTTP/1.0", 8) != 0 && strstr(headers, " HTTP/1.0\r") == NULL;
+	if (strncmp(headers, "POST ", 5) != 0)
+	{
+		ep_error(c, 400, "UnsupportedOperation", NULL, true, "only POST requests are served");
+		return;
+	}
+	if (target == NULL || strncmp(target, "AmazonSQS.", 10) != 0)
+	{
+		ep_error(c, 400, "UnsupportedOperation", NULL, true,
+				 "X-Amz-Target must name an AmazonSQS action (AWS JSON 1.0)");
+		return;
+	}
+	a = ep_find(target + 10);
+	if (a == NULL)
+	{
+		ep_error(c, 400, "UnsupportedOperation", NULL, true,
+				 psprintf("action %s is not supported", target + 10));
+		return;
+	}
+	request = ep_parse_body(body, body_len);
+	if (request == NULL)
+	{
+		ep_error(c, 400, "InvalidParameterValue", NULL, true, "the request body must be a JSON object");
+		return;
+	}
+	prefix = psprintf("http://%s/%s/", host ? host : "localhost", msgq_endpoint_database);
+	ep_run(a, request, prefix, &res);
+	if (res.error != NULL)
+	{
+		ep_error_from(c, res.error);
+		return;
+	}
+	if (res.wait_seconds > 0)
+	{
+		/* nothing yet: park until a commit, or the end of the wait */
+		c->parked = true;
+		c->parked_request = (Jsonb *) MemoryContextAlloc(ep_cxt, VARSIZE(request));
+		memcpy(c->parked_request, request, VARSIZE(request));
+		c->parked_prefix = MemoryContextStrdup(ep_cxt, prefix);
+		c->parked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  (int64) Min(res.wait_seconds, 20) * 1000);
+		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
+		return;
+	}
+	ep_respond(c, 200, "OK", res.response ? JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)) : "{}",
+			   NULL);
+}
+
+static const EpAction *
+ep_find(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(ep_actions); i++)
+		if (strcmp(ep_actions[i].name, name) == 0)
+			return &ep_actions[i];
+	return NULL;
+}
+
+static void
+ep_unpark(EpConn *c)
+{
+	c->parked = false;
+	pg_atomic_fetch_sub_u32(&ep_shared->parked, 1);
+	pfree(c->parked_request);
+	pfree(c->parked_prefix);
+	c->parked_request = NULL;
+	c->parked_prefix = NULL;
+}
+
+/*
+ * A parked receive, after a wake-up or at the end of its wait: try again,
+ * and answer when it got messages, failed, or its time is up.
+ */
+static void
+ep_retry_parked(EpConn *c, TimestampTz now, bool woken)
+{
+	EpResult	res;
+	bool		timed_out = now >= c->parked_until;
+
+	if (!woken && !timed_out)
+		return;
+	ep_run(ep_find("ReceiveMessage"), c->parked_request, c->parked_prefix, &res);
+	if (res.error != NULL)
+	{
+		ep_unpark(c);
+		ep_error_from(c, res.error);
+	}
+	else if (res.wait_seconds == 0 || timed_out)
+	{
+		ep_unpark(c);
+		ep_respond(c, 200, "OK", JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)), NULL);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------
+ */
+
+/* Parse whole requests out of c->in, handling each */
+static void
+ep_process_input(EpConn *c)
+{
+	while (!c->parked && !c->closing && c->in.len > 0)
+	{
+		char	   *end = strstr(c->in.data, "\r\n\r\n");
+		char	   *headers;
+		char	   *len_text;
+		long		len = 0;
+		int			head_len;
+
+		if (end == NULL)
+		{
+			if (c->in.len > EP_MAX_HEADER)
+			{
+				c->keep_alive = false;
+				ep_error(c, 400, "InvalidParameterValue", NULL, true, "request headers over 16 kB");
+			}
+			return;
+		}
+		head_len = end - c->in.data + 4;
+		headers = pnstrdup(c->in.data, head_len - 2);
+		len_text = ep_header(headers, "Content-Length");
+		if (len_text != NULL)
+		{
+			char	   *e;
+
+			errno = 0;
+			len = strtol(len_text, &e, 10);
+			if (errno != 0 || *e != '\0' || len < 0)
+			{
+				c->keep_alive = false;
+				ep_error(c, 400, "InvalidParameterValue", NULL, true, "a bad Content-Length");
+				return;
+			}
+		}
+		if (len > EP_MAX_BODY)
+		{
+			c->keep_alive = false;
+			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 2 MiB");
+			return;
+		}
+		if (c->in.len < head_len + len)
+			return;				/* the body is still coming */
+		ep_handle(c, headers, c->in.data + head_len, (int) len);
+		/* drop the request from the input */
+		memmove(c->in.data, c->in.data + head_len + len, c->in.len - head_len - len);
+		c->in.len -= head_len + len;
+		c->in.data[c->in.len] = '\0';
+		c->request_started = c->in.len > 0 ? GetCurrentTimestamp() : 0;
+		pfree(headers);
+	}
+}
+
+static void
+ep_accept(void)
+{
+	for (;;)
+	{
+		struct sockaddr_in addr;
+		socklen_t	alen = sizeof(addr);
+		pgsocket	fd = accept(ep_listen, (struct sockaddr *) &addr, &alen);
+		EpConn	   *c;
+		int			one = 1;
+		MemoryContext old;
+
+		if (fd == PGINVALID_SOCKET)
+			return;				/* EAGAIN, or an error: the next event */
+		if (ep_nconns == EP_MAX_CONNECTIONS)
+		{
+			closesocket(fd);
+			continue;
+		}
+		if (!pg_set_noblock(fd))
+		{
+			closesocket(fd);
+			continue;
+		}
+		(void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (char *) &one, sizeof(one));
+		old = MemoryContextSwitchTo(ep_cxt);
+		c = palloc0(sizeof(EpConn));
+		c->fd = fd;
+		initStringInfo(&c->in);
+		initStringInfo(&c->out);
+		c->last_activity = GetCurrentTimestamp();
+		c->keep_alive = true;
+		MemoryContextSwitchTo(old);
+		ep_conns[ep_nconns++] = c;
+	}
+}
+
+/* Read what the socket has; false when the connection is done */
+static bool
+ep_read(EpConn *c)
+{
+	for (;;)
+	{
+		ssize_t		n;
+
+		enlargeStringInfo(&c->in, 65536);
+		n = recv(c->fd, c->in.data + c->in.len, 65536, 0);
+		if (n > 0)
+		{
+			if (c->in.len == 0)
+				c->request_started = GetCurrentTimestamp();
+			c->in.len += n;
+			c->in.data[c->in.len] = '\0';
+			c->last_activity = GetCurrentTimestamp();
+			if (c->in.len > EP_MAX_HEADER + EP_MAX_BODY + 1024)
+				return false;
+			continue;
+		}
+		if (n == 0)
+			return false;
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	}
+}
+
+/* Write what the socket takes; false when the connection is done */
+static bool
+ep_write(EpConn *c)
+{
+	while (c->out_sent < c->out.len)
+	{
+		ssize_t		n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, 0);
+
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		c->out_sent += n;
+		c->last_activity = GetCurrentTimestamp();
+	}
+	resetStringInfo(&c->out);
+	c->out_sent = 0;
+	return !c->closing;
+}
+
+static void
+ep_listen_socket(void)
+{
+	struct sockaddr_in addr;
+	int			one = 1;
+
+	ep_listen = socket(AF_INET, SOCK_STREAM, 0);
+	if (ep_listen == PGINVALID_SOCKET)
+		ereport(ERROR, (errcode_for_socket_access(), errmsg("could not create the endpoint's socket: %m")));
+	(void) setsockopt(ep_listen, SOL_SOCKET, SO_REUSEADDR, (char *) &one, sizeof(one));
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16) msgq_endpoint_port);
+	if (inet_pton(AF_INET, msgq_endpoint_listen_address, &addr.sin_addr) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("msgq.endpoint_listen_address \"%s\" is not an IPv4 address",
+						msgq_endpoint_listen_address)));
+	if (bind(ep_listen, (struct sockaddr *) &addr, sizeof(addr)) < 0)
+		ereport(ERROR, (errcode_for_socket_access(),
+						errmsg("could not bind the endpoint to %s:%d: %m",
+							   msgq_endpoint_listen_address, msgq_endpoint_port)));
+	if (listen(ep_listen, 128) < 0 || !pg_set_noblock(ep_listen))
+		ereport(ERROR, (errcode_for_socket_access(), errmsg("could not listen on the endpoint's socket: %m")));
+}
+
+void
+msgq_endpoint_main(Datum main_arg)
+{
+	uint32		wait_event;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(msgq_endpoint_database, NULL, 0);
+	ep_cxt = AllocSetContextCreate(TopMemoryContext, "msgq endpoint", ALLOCSET_DEFAULT_SIZES);
+	ep_listen_socket();
+	ep_shared->latch = MyLatch;
+	wait_event = MSGQ_WAIT_EVENT("MsgqEndpoint");
+	ereport(LOG, (errmsg("msgq endpoint listening on %s:%d for database \"%s\"",
+						 msgq_endpoint_listen_address, msgq_endpoint_port, msgq_endpoint_database)));
+
+	for (;;)
+	{
+		WaitEventSet *set;
+		WaitEvent  *events;
+		bool		woken;
+		int			nevents,
+					i;
+		long		timeout = 1000;
+		TimestampTz now = GetCurrentTimestamp();
+		MemoryContext loop_cxt = AllocSetContextCreate(ep_cxt, "msgq endpoint pass", ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(loop_cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		set = msgq_create_wait_event_set(3 + ep_nconns);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, ep_listen, NULL, NULL);
+		for (i = 0; i < ep_nconns; i++)
+		{
+			EpConn	   *c = ep_conns[i];
+			uint32		ev = c->parked ? 0 : WL_SOCKET_READABLE;
+
+			if (c->out.len > c->out_sent)
+				ev |= WL_SOCKET_WRITEABLE;
+			if (c->parked)
+			{
+				long		ms = (long) ((c->parked_until - now) / 1000);
+
+				timeout = Min(timeout, Max(ms, 0));
+				ev |= WL_SOCKET_READABLE;	/* a closed connection ends the wait */
+			}
+			AddWaitEventToSet(set, ev, c->fd, NULL, c);
+		}
+		events = palloc(sizeof(WaitEvent) * (3 + ep_nconns));
+		nevents = WaitEventSetWait(set, timeout, events, 3 + ep_nconns, wait_event);
+		FreeWaitEventSet(set);
+		now = GetCurrentTimestamp();
+
+		woken = false;
+		for (i = 0; i < nevents; i++)
+		{
+			WaitEvent  *ev = &events[i];
+
+			if (ev->events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				woken = true;
+			}
+			else if (ev->fd == ep_listen)
+				ep_accept();
+		}
+		for (i = 0; i < nevents; i++)
+		{
+			WaitEvent  *ev = &events[i];
+			EpConn	   *c = (EpConn *) ev->user_data;
+			int			k;
+			bool		ok = true;
+
+			if (c == NULL)
+				continue;
+			for (k = 0; k < ep_nconns && ep_conns[k] != c; k++)
+				;
+			if (k == ep_nconns)
+				continue;		/* closed meanwhile */
+			if (ev->events & WL_SOCKET_READABLE)
+				ok = ep_read(c);
+			if (ok)
+				ep_process_input(c);
+			if (ok && c->out.len > c->out_sent)
+				ok = ep_write(c);
+			if (!ok)
+				ep_close(k);
+		}
+
+		/* parked long polls: try again after a wake-up, answer at their end */
+		for (i = 0; i < ep_nconns; i++)
+		{
+			EpConn	   *c = ep_conns[i];
+
+			if (c->parked)
+			{
+				ep_retry_parked(c, now, woken);
+				if (!c->parked)
+					ep_process_input(c);	/* a request sent behind it */
+				if (c->out.len > c->out_sent && !ep_write(c))
+				{
+					ep_close(i);
+					i--;
+				}
+			}
+		}
+
+		/* slow and idle clients */
+		for (i = 0; i < ep_nconns; i++)
+		{
+			EpConn	   *c = ep_conns[i];
+
+			if (c->parked)
+				continue;
+			if ((c->in.len > 0 && c->request_started != 0 &&
+				 now - c->request_started > (int64) msgq_endpoint_request_timeout_ms * 1000 &&
+				 strstr(c->in.data, "\r\n\r\n") == NULL) ||
+				now - c->last_activity > (int64) EP_IDLE_TIMEOUT_MS * 1000)
+			{
+				ep_close(i);
+				i--;
+			}
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(loop_cxt);
+	}
+}

@@ -1,0 +1,227 @@
+
+# Copyright (c) msgq contributors
+#
+# The AWS wire endpoint (src/endpoint.c, README "The AWS endpoint"): SQS's
+# AWS JSON 1.0 protocol over HTTP/1.1, spoken here byte for byte as the AWS
+# SDKs speak it:
+#
+#   - CreateQueue, GetQueueUrl, ListQueues, SendMessage (MD5 of the body),
+#     SendMessageBatch with a failed entry, ReceiveMessage with attributes,
+#     DeleteMessage, ChangeMessageVisibility, Get/SetQueueAttributes,
+#     DeleteMessageBatch, PurgeQueue, DeleteQueue, tags;
+#   - errors as __type and x-amzn-query-error, with HTTP 400 or 403;
+#   - a long poll parks without blocking other clients and is answered
+#     within milliseconds of a send's commit, or empty at its end;
+#   - keep-alive; malformed and oversized requests; a client that is too
+#     slow to send its headers; hundreds of idle connections.
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use HTTP::Tiny;
+use IO::Socket::INET;
+use Digest::MD5 qw(md5_hex);
+use JSON::PP;
+use Time::HiRes qw(time sleep);
+use POSIX ();
+
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $node = PostgreSQL::Test::Cluster->new('aws_endpoint');
+$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
+$node->append_conf('postgresql.conf', <<"EOF");
+shared_preload_libraries = 'msgq'
+max_worker_processes = 16
+msgq.endpoint_port = $port
+msgq.endpoint_role = 'sqs_app'
+msgq.endpoint_request_timeout = 1s
+EOF
+$node->start;
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+sql(<<'EOF');
+CREATE EXTENSION msgq;
+CREATE ROLE sqs_app;
+GRANT USAGE ON SCHEMA msgq TO sqs_app;
+GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO sqs_app;
+SELECT msgq.create_queue('not_yours');
+EOF
+
+my $json = JSON::PP->new->canonical;
+my $http = HTTP::Tiny->new(keep_alive => 1, timeout => 30);
+my $base = "http://127.0.0.1:$port/";
+
+# POST an action; returns (status, decoded body, response)
+sub call
+{
+	my ($action, $req, $client) = @_;
+	$client //= $http;
+	my $res = $client->post(
+		$base,
+		{
+			headers => {
+				'Content-Type' => 'application/x-amz-json-1.0',
+				'X-Amz-Target' => "AmazonSQS.$action",
+				'x-amzn-query-mode' => 'true'
+			},
+			content => $json->encode($req)
+		});
+	my $body = eval { $json->decode($res->{content}) };
+	return ($res->{status}, $body, $res);
+}
+
+# the endpoint comes up with the server
+my $up = 0;
+for (1 .. 100)
+{
+	my ($st) = call('ListQueues', {});
+	if ($st == 200) { $up = 1; last; }
+	sleep 0.1;
+}
+ok($up, 'the endpoint answers');
+
+my ($st, $r, $res) = call('CreateQueue', { QueueName => 'orders', Attributes => { VisibilityTimeout => '30' } });
+is($st, 200, 'CreateQueue');
+my $url = $r->{QueueUrl};
+is($url, "http://127.0.0.1:$port/postgres/orders", 'the queue URL names the endpoint, the database and the queue');
+like($res->{headers}{'x-amzn-requestid'}, qr/^[0-9a-f-]{36}$/, 'a request id');
+is((call('GetQueueUrl', { QueueName => 'orders' }))[1]{QueueUrl}, $url, 'GetQueueUrl');
+is_deeply((call('ListQueues', { QueueNamePrefix => 'ord' }))[1], { QueueUrls => [$url] }, 'ListQueues');
+
+($st, $r) = call('SendMessage', { QueueUrl => $url, MessageBody => 'hello',
+	MessageAttributes => { n => { DataType => 'Number', StringValue => '5' } } });
+is($st, 200, 'SendMessage');
+is($r->{MD5OfMessageBody}, md5_hex('hello'), 'with the MD5 of the body');
+like($r->{MD5OfMessageAttributes}, qr/^[0-9a-f]{32}$/, 'and of the attributes');
+is(sql(q{SELECT body || ' from ' || sender FROM msgq.message m JOIN msgq.queue q USING (queue_id) WHERE queue_name = 'orders'}),
+	'hello from sqs_app', 'the message is in the queue, sent as the endpoint role');
+
+($st, $r) = call('SendMessageBatch', { QueueUrl => $url, Entries => [
+	{ Id => 'a', MessageBody => 'one' }, { Id => 'b', MessageBody => 'two', DelaySeconds => 901 } ] });
+is($st, 200, 'SendMessageBatch');
+is(scalar(@{ $r->{Successful} }), 1, 'one entry sent');
+is($r->{Failed}[0]{Id}, 'b', 'one failed');
+is($r->{Failed}[0]{SenderFault}, JSON::PP::true, 'as the sender\'s fault');
+
+($st, $r) = call('ReceiveMessage', { QueueUrl => $url, MaxNumberOfMessages => 10,
+	AttributeNames => ['All'], MessageAttributeNames => ['All'] });
+is($st, 200, 'ReceiveMessage');
+my @msgs = sort { $a->{Body} cmp $b->{Body} } @{ $r->{Messages} };
+is(join(',', map { $_->{Body} } @msgs), 'hello,one', 'both messages');
+is($msgs[0]{MD5OfBody}, md5_hex('hello'), 'MD5OfBody');
+is($msgs[0]{Attributes}{ApproximateReceiveCount}, '1', 'system attributes as strings');
+is($msgs[0]{MessageAttributes}{n}{StringValue}, '5', 'message attributes');
+($st) = call('ChangeMessageVisibility', { QueueUrl => $url, ReceiptHandle => $msgs[1]{ReceiptHandle}, VisibilityTimeout => 0 });
+is($st, 200, 'ChangeMessageVisibility');
+($st) = call('DeleteMessage', { QueueUrl => $url, ReceiptHandle => $msgs[0]{ReceiptHandle} });
+is($st, 200, 'DeleteMessage');
+($st, $r) = call('ReceiveMessage', { QueueUrl => $url });
+is($r->{Messages}[0]{Body}, 'one', 'the message made visible again');
+($st, $r) = call('DeleteMessageBatch', { QueueUrl => $url, Entries => [
+	{ Id => 'x', ReceiptHandle => $r->{Messages}[0]{ReceiptHandle} }, { Id => 'y', ReceiptHandle => 'forged' } ] });
+is_deeply([ map { $_->{Id} } @{ $r->{Successful} } ], ['x'], 'DeleteMessageBatch: one deleted');
+is($r->{Failed}[0]{Code}, 'ReceiptHandleIsInvalid', 'one with a forged handle');
+
+($st) = call('SetQueueAttributes', { QueueUrl => $url, Attributes => { DelaySeconds => '7' } });
+is($st, 200, 'SetQueueAttributes');
+($st, $r) = call('GetQueueAttributes', { QueueUrl => $url, AttributeNames => ['DelaySeconds', 'VisibilityTimeout'] });
+is_deeply($r, { Attributes => { DelaySeconds => '7', VisibilityTimeout => '30' } }, 'GetQueueAttributes');
+call('TagQueue', { QueueUrl => $url, Tags => { team => 'billing' } });
+is_deeply((call('ListQueueTags', { QueueUrl => $url }))[1], { Tags => { team => 'billing' } }, 'TagQueue, ListQueueTags');
+call('SetQueueAttributes', { QueueUrl => $url, Attributes => { DelaySeconds => '0' } });
+($st) = call('PurgeQueue', { QueueUrl => $url });
+is($st, 200, 'PurgeQueue');
+
+# errors
+($st, $r, $res) = call('GetQueueUrl', { QueueName => 'nope' });
+is($st, 400, 'an unknown queue: 400');
+is($r->{__type}, 'com.amazonaws.sqs#QueueDoesNotExist', 'its __type');
+is($res->{headers}{'x-amzn-query-error'}, 'AWS.SimpleQueueService.NonExistentQueue;Sender',
+	'and the query-compatible code');
+($st, $r) = call('SendMessage', { QueueUrl => "${base}postgres/not_yours", MessageBody => 'x' });
+is($st, 403, 'a queue the role may not use: 403');
+is($r->{__type}, 'com.amazonaws.sqs#AccessDenied', 'AccessDenied');
+($st, $r) = call('SendMessage', { QueueUrl => $url, MessageBody => 'x', DelaySeconds => 'soon' });
+is($r->{__type}, 'com.amazonaws.sqs#InvalidParameterValue', 'a malformed number: InvalidParameterValue');
+($st, $r) = call('Frobnicate', {});
+is($r->{__type}, 'com.amazonaws.sqs#UnsupportedOperation', 'an unknown action');
+$res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{not json' });
+is($res->{status}, 400, 'a body that is not JSON: 400');
+$res = $http->post($base, { content => '{}' });
+like($res->{content}, qr/X-Amz-Target/, 'no X-Amz-Target: 400, saying so');
+$res = $http->get($base);
+is($res->{status}, 400, 'a GET: 400');
+
+# an oversized request: refused and closed, before its body is read
+{
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $!;
+	print $s "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ListQueues\r\nContent-Length: 99999999\r\n\r\n";
+	my $answer = '';
+	while (sysread($s, my $buf, 4096)) { $answer .= $buf; }
+	like($answer, qr{^HTTP/1.1 413 }, 'a 99 MB body: 413, then the connection is closed');
+}
+
+# a long poll parks: another client is served meanwhile; a send's commit
+# answers it
+{
+	my $pid = fork();
+	if ($pid == 0)
+	{
+		my $t0 = time;
+		my $h = HTTP::Tiny->new(timeout => 30);
+		my (undef, $got) = call('ReceiveMessage', { QueueUrl => $url, WaitTimeSeconds => 10 }, $h);
+		my $body = $got->{Messages}[0]{Body} // 'none';
+		open(my $out, '>', "$PostgreSQL::Test::Utils::tmp_check/longpoll.out") or die $!;
+		printf $out "%s %.3f\n", $body, time - $t0;
+		close($out);
+		POSIX::_exit(0);    # not exit: the node's END blocks belong to the parent
+	}
+	sleep 0.5;
+	my $t0 = time;
+	my ($st2) = call('ListQueues', {});
+	my $other = time - $t0;
+	is($st2, 200, 'another client is served while a long poll waits');
+	cmp_ok($other, '<', 1, 'at once');
+	sql(q{SELECT msgq.send_message('orders', 'woken') FROM (SELECT pg_sleep(0.2)) s});
+	waitpid($pid, 0);
+	my ($body, $secs) = split ' ', slurp_file("$PostgreSQL::Test::Utils::tmp_check/longpoll.out");
+	is($body, 'woken', 'the long poll returns the message sent meanwhile');
+	cmp_ok($secs, '<', 3, "after ${secs} s, not at the end of its 10 s");
+}
+{
+	my $t0 = time;
+	my ($st2, $got, $raw) = call('ReceiveMessage', { QueueUrl => $url, WaitTimeSeconds => 1 });
+	my $secs = time - $t0;
+	is_deeply($got, { Messages => [] }, 'a long poll that gets nothing answers empty')
+	  or diag explain $raw;
+	cmp_ok($secs, '>=', 0.9, 'at the end of its wait');
+}
+
+# slow and idle clients
+{
+	my $slow = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $!;
+	print $slow "POST / HTTP/1.1\r\nHost: x\r\n";    # and never the rest
+	my @idle = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $! } 1 .. 300;
+	my ($st2) = call('ListQueues', {}, HTTP::Tiny->new(timeout => 10));
+	is($st2, 200, '300 idle connections do not stop a request');
+	sleep 2.5;
+	my $got = sysread($slow, my $buf, 100);
+	is($got, 0, 'a client that does not finish its headers within msgq.endpoint_request_timeout is disconnected');
+	close($_) for @idle;
+}
+
+($st) = call('DeleteQueue', { QueueUrl => $url });
+is($st, 200, 'DeleteQueue');
+is(sql(q{SELECT count(*) FROM msgq.queue WHERE queue_name = 'orders'}), '0', 'the queue is gone');
+
+# without a role, nothing is served
+$node->append_conf('postgresql.conf', "msgq.endpoint_role = ''");
+$node->reload;
+sleep 0.5;
+($st, $r) = call('ListQueues', {}, HTTP::Tiny->new);
+is($st, 403, 'with msgq.endpoint_role empty every request is refused');
+
+$node->stop;
+done_testing();

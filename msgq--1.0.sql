@@ -1598,3 +1598,36 @@ SELECT q.query_name, s.stream_name, q.owner, q.window_type, q.window_size, q.win
   FROM msgq.stream_query q JOIN msgq.stream s USING (stream_id);
 REVOKE ALL ON msgq.stream_queries FROM PUBLIC;
 GRANT SELECT ON msgq.stream_queries TO pg_monitor;
+
+-------------------------------------------------------------------------------
+-- The AWS endpoint's access keys (src/endpoint.c): with msgq.endpoint_auth
+-- = sigv4, a request signed with a key's secret runs as the key's role
+-------------------------------------------------------------------------------
+
+CREATE TABLE msgq.endpoint_credential (
+	access_key_id text NOT NULL PRIMARY KEY,
+	secret_access_key text NOT NULL,
+	role regrole NOT NULL,
+	created_at timestamptz NOT NULL
+);
+REVOKE ALL ON msgq.endpoint_credential FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('msgq.endpoint_credential', '');
+
+-- A new key for role (the caller needs the role's privileges): the secret
+-- is shown this once.
+CREATE FUNCTION msgq.create_access_key(role regrole,
+	OUT access_key_id text, OUT secret_access_key text)
+AS 'MODULE_PATHNAME', 'msgq_create_access_key'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.delete_access_key(access_key_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_delete_access_key'
+LANGUAGE C VOLATILE;
+
+-- The keys, without their secrets: each role sees its own.
+CREATE VIEW msgq.access_keys AS
+SELECT c.access_key_id, c.role, c.created_at
+  FROM msgq.endpoint_credential c
+ WHERE pg_catalog.pg_has_role(CURRENT_USER, c.role, 'USAGE');
+GRANT SELECT ON msgq.access_keys TO PUBLIC;

@@ -42,6 +42,11 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "common/cryptohash.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "access/htup_details.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -87,41 +92,47 @@ PGDLLEXPORT void msgq_endpoint_main(Datum main_arg);
 static bool
 ep_check_auth(char **newval, void **extra, GucSource source)
 {
-	return *newval != NULL && strcmp(*newval, "none") == 0;
+	return *newval != NULL && (strcmp(*newval, "none") == 0 || strcmp(*newval, "sigv4") == 0);
 }
 
 void
 msgq_endpoint_define_gucs(void)
 {
-	DefineCustomIntVariable("msgq.endpoint_port",
-							"TCP port of the AWS wire endpoint (0: off).",
-							NULL,
-							&msgq_endpoint_port,
-							0, 0, 65535,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-	DefineCustomStringVariable("msgq.endpoint_listen_address",
-							   "Address the AWS wire endpoint listens on (a loopback address).",
-							   NULL,
-							   &msgq_endpoint_listen_address,
-							   "127.0.0.1",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-	DefineCustomStringVariable("msgq.endpoint_database",
-							   "Database whose queues the AWS wire endpoint serves.",
-							   NULL,
-							   &msgq_endpoint_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
+	/* the restart-only settings exist only when msgq is preloaded */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("msgq.endpoint_port",
+								"TCP port of the AWS wire endpoint (0: off).",
+								NULL,
+								&msgq_endpoint_port,
+								0, 0, 65535,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+		DefineCustomStringVariable("msgq.endpoint_listen_address",
+								   "Address the AWS wire endpoint listens on (a loopback address).",
+								   NULL,
+								   &msgq_endpoint_listen_address,
+								   "127.0.0.1",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+		DefineCustomStringVariable("msgq.endpoint_database",
+								   "Database whose queues the AWS wire endpoint serves.",
+								   NULL,
+								   &msgq_endpoint_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+	}
 	DefineCustomStringVariable("msgq.endpoint_auth",
-							   "How the AWS wire endpoint authenticates requests: none (local development only).",
-							   "Requests then run as msgq.endpoint_role.  SigV4 is not built yet.",
+							   "How the AWS wire endpoint authenticates requests: sigv4, or none.",
+							   "sigv4: AWS Signature Version 4 with the access keys of msgq.create_access_key, "
+							   "each request runs as its key's role.  none (local development only): "
+							   "requests run as msgq.endpoint_role.",
 							   &msgq_endpoint_auth,
-							   "none",
+							   "sigv4",
 							   PGC_SIGHUP,
 							   0,
 							   ep_check_auth, NULL, NULL);
@@ -220,6 +231,7 @@ typedef struct EpConn
 	Jsonb	   *parked_request;
 	char	   *parked_prefix;
 	TimestampTz parked_until;
+	Oid			parked_role;
 	bool		keep_alive;
 } EpConn;
 
@@ -407,16 +419,169 @@ static const EpAction ep_actions[] = {
 	"  (msgq.get_queue_attributes($1->>'QueueUrl', '{ReceiveMessageWaitTimeSeconds}')" \
 	"      ->>'ReceiveMessageWaitTimeSeconds')::pg_catalog.int4, 0)"
 
+/*
+ * What a request's SigV4 Authorization header says, and the string its
+ * signature signs (the secret is looked up in the request's transaction).
+ */
+typedef struct EpAuth
+{
+	bool		role_known;		/* a parked request's: role */
+	Oid			role;
+	bool		none;			/* msgq.endpoint_auth = none */
+	char	   *access_key_id;
+	char		date[9];		/* yyyymmdd of the scope */
+	char	   *region;
+	char	   *service;
+	char	   *amzdate;
+	char	   *canonical;		/* the canonical request up to its payload hash */
+	char	   *payload_header;	/* X-Amz-Content-Sha256, if any */
+	const char *body;
+	int			body_len;
+	char	   *string_to_sign;	/* built in the request's transaction */
+	char	   *signature;		/* hex */
+} EpAuth;
+
 typedef struct EpResult
 {
 	Jsonb	   *response;		/* NULL on error */
+	Oid			role;			/* the request ran as */
 	int			wait_seconds;	/* ReceiveMessage with no message: may wait */
 	ErrorData  *error;
 } EpResult;
 
-/* Run an action in a transaction of its own, as msgq.endpoint_role */
 static void
-ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpResult *res)
+ep_hex(const uint8 *b, int n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void
+ep_sha256_hex(const char *data, size_t len, char *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		d[PG_SHA256_DIGEST_LENGTH];
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_cryptohash_final(ctx, d, sizeof(d)) < 0)
+		elog(ERROR, "could not compute a SHA-256 digest");
+	pg_cryptohash_free(ctx);
+	ep_hex(d, sizeof(d), out);
+}
+
+static void
+ep_hmac(const uint8 *key, size_t klen, const char *data, uint8 *out)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+
+	if (ctx == NULL || pg_hmac_init(ctx, key, klen) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) data, strlen(data)) < 0 ||
+		pg_hmac_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute an HMAC");
+	pg_hmac_free(ctx);
+}
+
+/* The SigV4 signature of auth's string to sign with secret, in hex */
+static void
+ep_sign(const EpAuth *auth, const char *secret, char *out)
+{
+	char	   *k = psprintf("AWS4%s", secret);
+	uint8		kdate[PG_SHA256_DIGEST_LENGTH],
+				kregion[PG_SHA256_DIGEST_LENGTH],
+				kservice[PG_SHA256_DIGEST_LENGTH],
+				ksigning[PG_SHA256_DIGEST_LENGTH],
+				sig[PG_SHA256_DIGEST_LENGTH];
+
+	ep_hmac((const uint8 *) k, strlen(k), auth->date, kdate);
+	ep_hmac(kdate, sizeof(kdate), auth->region, kregion);
+	ep_hmac(kregion, sizeof(kregion), auth->service, kservice);
+	ep_hmac(kservice, sizeof(kservice), "aws4_request", ksigning);
+	ep_hmac(ksigning, sizeof(ksigning), auth->string_to_sign, sig);
+	ep_hex(sig, sizeof(sig), out);
+}
+
+/* The role a request runs as, inside its transaction; an error if none */
+static Oid
+ep_request_role(EpAuth *auth)
+{
+	Oid			role;
+	bool		isnull;
+	char		expected[2 * PG_SHA256_DIGEST_LENGTH + 1];
+	char	   *secret;
+
+	if (auth->none)
+	{
+		role = (msgq_endpoint_role && msgq_endpoint_role[0]) ?
+			get_role_oid(msgq_endpoint_role, true) : InvalidOid;
+		if (!OidIsValid(role))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("msgq.endpoint_role names no role: the endpoint refuses every request"),
+					 errdetail_internal("AWS error code: AccessDenied")));
+		return role;
+	}
+	if (SPI_execute_with_args("SELECT secret_access_key, role::pg_catalog.oid FROM msgq.endpoint_credential"
+							  " WHERE access_key_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(auth->access_key_id)},
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the access keys");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the security token included in the request is invalid"),
+				 errdetail_internal("AWS error code: InvalidClientTokenId")));
+	secret = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	/*
+	 * The digests need a resource owner (OpenSSL contexts are tracked):
+	 * they are taken here, in the request's transaction.
+	 */
+	{
+		char		body_hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
+		char		creq_hash[2 * PG_SHA256_DIGEST_LENGTH + 1];
+		char	   *creq;
+
+		ep_sha256_hex(auth->body, auth->body_len, body_hash);
+		if (auth->payload_header != NULL && strcmp(auth->payload_header, "UNSIGNED-PAYLOAD") != 0 &&
+			strcmp(auth->payload_header, body_hash) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+					 errmsg("X-Amz-Content-Sha256 is not the body's digest"),
+					 errdetail_internal("AWS error code: SignatureDoesNotMatch")));
+		creq = psprintf("%s%s", auth->canonical,
+						auth->payload_header ? auth->payload_header : body_hash);
+		ep_sha256_hex(creq, strlen(creq), creq_hash);
+		auth->string_to_sign = psprintf("AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s",
+										auth->amzdate, auth->date, auth->region, auth->service,
+										creq_hash);
+	}
+	ep_sign(auth, secret, expected);
+	if (strlen(auth->signature) != strlen(expected) ||
+		timingsafe_bcmp(auth->signature, expected, strlen(expected)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the request signature we calculated does not match the signature you provided"),
+				 errdetail_internal("AWS error code: SignatureDoesNotMatch")));
+	if (GetUserNameFromId(role, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("the access key's role no longer exists"),
+				 errdetail_internal("AWS error code: InvalidClientTokenId")));
+	return role;
+}
+
+/* Run an action in a transaction of its own, as the request's role */
+static void
+ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpResult *res)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			save_userid;
@@ -431,19 +596,15 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpResult *res)
 		bool		isnull;
 		Datum		v;
 
-		Oid			role = (msgq_endpoint_role && msgq_endpoint_role[0]) ?
-			get_role_oid(msgq_endpoint_role, true) : InvalidOid;
+		Oid			role;
 
-		if (!OidIsValid(role))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("msgq.endpoint_role names no role: the endpoint refuses every request"),
-					 errdetail_internal("AWS error code: AccessDenied")));
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, a->name);
-		SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		role = auth->role_known ? auth->role : ep_request_role(auth);
+		res->role = role;
+		SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
 		if (SPI_execute_with_args(a->sql, 2, (Oid[]) {JSONBOID, TEXTOID},
 								  (Datum[]) {JsonbPGetDatum(request), CStringGetTextDatum(prefix)},
 								  NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -522,7 +683,9 @@ ep_error_from(EpConn *c, ErrorData *e)
 			sender = false;
 		}
 	}
-	else if (strcmp(code, "AccessDenied") == 0 || strcmp(code, "AccessDeniedException") == 0)
+	else if (strcmp(code, "AccessDenied") == 0 || strcmp(code, "AccessDeniedException") == 0 ||
+			 strcmp(code, "InvalidClientTokenId") == 0 || strcmp(code, "SignatureDoesNotMatch") == 0 ||
+			 strcmp(code, "MissingAuthenticationToken") == 0)
 		status = 403;
 	ep_error(c, status, code, ep_legacy_code(code), sender, e->message);
 }
@@ -569,6 +732,148 @@ ep_header(const char *headers, const char *name)
 
 static const EpAction *ep_find(const char *name);
 
+/* a header's value for the canonical request: trimmed, inner spaces collapsed */
+static void
+ep_canonical_value(StringInfo s, const char *v)
+{
+	bool		space = false;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	for (; *v; v++)
+	{
+		if (*v == ' ' || *v == '\t')
+			space = true;
+		else
+		{
+			if (space)
+				appendStringInfoChar(s, ' ');
+			space = false;
+			appendStringInfoChar(s, *v);
+		}
+	}
+}
+
+/*
+ * Read the request's SigV4 Authorization header into auth and build the
+ * string its signature signs; NULL, or the error to answer (an AWS error
+ * name and message).
+ */
+static const char *
+ep_parse_auth(char *headers, const char *body, int body_len, EpAuth *auth, char **message)
+{
+	char	   *h = ep_header(headers, "Authorization");
+	char	   *amzdate = ep_header(headers, "X-Amz-Date");
+	char	   *cred,
+			   *signed_hdrs,
+			   *sig,
+			   *p;
+	char	   *path;
+	char	   *query;
+	char	   *line_end;
+	StringInfoData creq;
+	char	   *parts[5];
+	int			n;
+	TimestampTz t;
+
+	memset(auth, 0, sizeof(*auth));
+	if (strcmp(msgq_endpoint_auth, "none") == 0)
+	{
+		auth->none = true;
+		return NULL;
+	}
+	if (h == NULL)
+	{
+		*message = "the request has no Authorization header (SigV4)";
+		return "MissingAuthenticationToken";
+	}
+	if (strncmp(h, "AWS4-HMAC-SHA256 ", 17) != 0 || amzdate == NULL || strlen(amzdate) != 16 ||
+		(cred = strstr(h, "Credential=")) == NULL ||
+		(signed_hdrs = strstr(h, "SignedHeaders=")) == NULL ||
+		(sig = strstr(h, "Signature=")) == NULL)
+	{
+		*message = "the Authorization header is not AWS4-HMAC-SHA256 with Credential, SignedHeaders, Signature and an X-Amz-Date";
+		return "IncompleteSignature";
+	}
+	cred = pnstrdup(cred + 11, strcspn(cred + 11, ", "));
+	signed_hdrs = pnstrdup(signed_hdrs + 14, strcspn(signed_hdrs + 14, ", "));
+	auth->signature = pnstrdup(sig + 10, strcspn(sig + 10, ", "));
+	/* Credential=AKID/yyyymmdd/region/service/aws4_request */
+	for (n = 0, p = cred; n < 5 && p != NULL; n++)
+	{
+		parts[n] = p;
+		p = strchr(p, '/');
+		if (p)
+			*p++ = '\0';
+	}
+	if (n != 5 || p != NULL || strlen(parts[1]) != 8 || strcmp(parts[4], "aws4_request") != 0 ||
+		strncmp(parts[1], amzdate, 8) != 0)
+	{
+		*message = "the Credential is not access-key/yyyymmdd/region/service/aws4_request of the X-Amz-Date";
+		return "IncompleteSignature";
+	}
+	auth->access_key_id = parts[0];
+	memcpy(auth->date, parts[1], 9);
+	auth->region = parts[2];
+	auth->service = parts[3];
+
+	/* no more than 15 minutes away from now */
+	{
+		struct pg_tm tm;
+		int			tz = 0;
+
+		memset(&tm, 0, sizeof(tm));
+		if (sscanf(amzdate, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+				   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6 ||
+			tm2timestamp(&tm, 0, &tz, &t) != 0)
+		{
+			*message = "X-Amz-Date is not yyyymmddThhmmssZ";
+			return "IncompleteSignature";
+		}
+		if (t < GetCurrentTimestamp() - 15 * 60 * USECS_PER_SEC ||
+			t > GetCurrentTimestamp() + 15 * 60 * USECS_PER_SEC)
+		{
+			*message = "the signature is more than 15 minutes away from the server's time";
+			return "SignatureDoesNotMatch";
+		}
+	}
+
+	/* the canonical request */
+	line_end = strstr(headers, "\r\n");
+	path = pnstrdup(headers + 5, strcspn(headers + 5, " ?"));
+	query = "";
+	if (headers[5 + strlen(path)] == '?')
+		query = pnstrdup(headers + 6 + strlen(path), strcspn(headers + 6 + strlen(path), " "));
+	(void) line_end;
+	initStringInfo(&creq);
+	appendStringInfo(&creq, "POST\n%s\n%s\n", path, query);
+	for (p = signed_hdrs; *p;)
+	{
+		size_t		len = strcspn(p, ";");
+		char	   *name = pnstrdup(p, len);
+		char	   *value = ep_header(headers, name);
+
+		if (value == NULL)
+		{
+			*message = psprintf("signed header %s is not in the request", name);
+			return "IncompleteSignature";
+		}
+		appendStringInfo(&creq, "%s:", name);
+		ep_canonical_value(&creq, value);
+		appendStringInfoChar(&creq, '\n');
+		p += len;
+		if (*p == ';')
+			p++;
+	}
+	appendStringInfo(&creq, "\n%s\n", signed_hdrs);
+	auth->canonical = creq.data;
+	auth->payload_header = ep_header(headers, "X-Amz-Content-Sha256");
+	auth->amzdate = amzdate;
+	auth->body = body;
+	auth->body_len = body_len;
+	return NULL;
+}
+
 /* One whole request: headers (NUL-terminated) and body */
 static void
 ep_handle(EpConn *c, char *headers, const char *body, int body_len)
@@ -580,6 +885,9 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	const EpAction *a = NULL;
 	EpResult	res;
 	char	   *prefix;
+	EpAuth		auth;
+	const char *auth_error;
+	char	   *auth_message = NULL;
 
 	c->keep_alive = !(connection && pg_strcasecmp(connection, "close") == 0) &&
 		strncmp(headers, "HTTP/1.0", 8) != 0 && strstr(headers, " HTTP/1.0\r") == NULL;
@@ -607,8 +915,15 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 		ep_error(c, 400, "InvalidParameterValue", NULL, true, "the request body must be a JSON object");
 		return;
 	}
+	auth_error = ep_parse_auth(headers, body, body_len, &auth, &auth_message);
+	if (auth_error != NULL)
+	{
+		ep_error(c, strcmp(auth_error, "IncompleteSignature") == 0 ? 400 : 403, auth_error, NULL, true,
+				 auth_message);
+		return;
+	}
 	prefix = psprintf("http://%s/%s/", host ? host : "localhost", msgq_endpoint_database);
-	ep_run(a, request, prefix, &res);
+	ep_run(a, request, prefix, &auth, &res);
 	if (res.error != NULL)
 	{
 		ep_error_from(c, res.error);
@@ -621,6 +936,8 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 		c->parked_request = (Jsonb *) MemoryContextAlloc(ep_cxt, VARSIZE(request));
 		memcpy(c->parked_request, request, VARSIZE(request));
 		c->parked_prefix = MemoryContextStrdup(ep_cxt, prefix);
+		/* later attempts run as the role the request was authenticated as */
+		c->parked_role = res.role;
 		c->parked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  (int64) Min(res.wait_seconds, 20) * 1000);
 		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
@@ -661,10 +978,14 @@ ep_retry_parked(EpConn *c, TimestampTz now, bool woken)
 {
 	EpResult	res;
 	bool		timed_out = now >= c->parked_until;
+	EpAuth		auth;
 
 	if (!woken && !timed_out)
 		return;
-	ep_run(ep_find("ReceiveMessage"), c->parked_request, c->parked_prefix, &res);
+	memset(&auth, 0, sizeof(auth));
+	auth.role_known = true;
+	auth.role = c->parked_role;
+	ep_run(ep_find("ReceiveMessage"), c->parked_request, c->parked_prefix, &auth, &res);
 	if (res.error != NULL)
 	{
 		ep_unpark(c);
@@ -978,4 +1299,102 @@ msgq_endpoint_main(Datum main_arg)
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(loop_cxt);
 	}
+}
+
+/* ------------------------------------------------------------------------
+ * Access keys
+ * ------------------------------------------------------------------------
+ */
+
+/* n characters of alphabet, at random */
+static void
+ep_random_text(char *out, int n, const char *alphabet)
+{
+	uint8		buf[64];
+	int			len = strlen(alphabet);
+	int			i;
+
+	Assert(n <= (int) sizeof(buf));
+	msgq_random_bytes(buf, n);
+	for (i = 0; i < n; i++)
+		out[i] = alphabet[buf[i] % len];
+	out[n] = '\0';
+}
+
+/* msgq.create_access_key(role regrole) */
+PG_FUNCTION_INFO_V1(msgq_create_access_key);
+Datum
+msgq_create_access_key(PG_FUNCTION_ARGS)
+{
+	Oid			role = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	MsgqCall	call;
+	char		id[21];
+	char		secret[41];
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	msgq_check_preloaded();
+	if (!OidIsValid(role) || GetUserNameFromId(role, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("an access key needs an existing role"),
+				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	msgq_call_enter(&call);
+	if (!superuser_arg(call.caller) && !has_privs_of_role(call.caller, role))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("permission denied to create an access key for role %s", GetUserNameFromId(role, false)),
+				 errdetail_internal("AWS error code: AccessDenied")));
+	memcpy(id, "AKIA", 4);
+	ep_random_text(id + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+	ep_random_text(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+	if (SPI_execute_with_args("INSERT INTO msgq.endpoint_credential VALUES ($1, $2, $3, $4)",
+							  4, (Oid[]) {TEXTOID, TEXTOID, OIDOID, TIMESTAMPTZOID},
+							  (Datum[]) {CStringGetTextDatum(id), CStringGetTextDatum(secret),
+							  ObjectIdGetDatum(role), TimestampTzGetDatum(GetCurrentTimestamp())},
+							  NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store the access key");
+	msgq_call_leave(&call);
+	values[0] = CStringGetTextDatum(id);
+	values[1] = CStringGetTextDatum(secret);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* msgq.delete_access_key(access_key_id text) */
+PG_FUNCTION_INFO_V1(msgq_delete_access_key);
+Datum
+msgq_delete_access_key(PG_FUNCTION_ARGS)
+{
+	char	   *id = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	bool		isnull;
+	Oid			role;
+
+	msgq_check_preloaded();
+	msgq_call_enter(&call);
+	if (SPI_execute_with_args("SELECT role::pg_catalog.oid FROM msgq.endpoint_credential"
+							  " WHERE access_key_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(id ? id : "")},
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the access keys");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_NOT_FOUND),
+				 errmsg("access key %s does not exist", id ? id : ""),
+				 errdetail_internal("AWS error code: NoSuchEntity")));
+	role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!superuser_arg(call.caller) && !has_privs_of_role(call.caller, role))
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
+				 errmsg("permission denied to delete access key %s", id),
+				 errdetail_internal("AWS error code: AccessDenied")));
+	if (SPI_execute_with_args("DELETE FROM msgq.endpoint_credential WHERE access_key_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(id)},
+							  NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete the access key");
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
 }

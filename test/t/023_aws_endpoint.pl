@@ -13,7 +13,10 @@
 #   - a long poll parks without blocking other clients and is answered
 #     within milliseconds of a send's commit, or empty at its end;
 #   - keep-alive; malformed and oversized requests; a client that is too
-#     slow to send its headers; hundreds of idle connections.
+#     slow to send its headers; hundreds of idle connections;
+#   - SigV4: a request signed with an access key's secret runs as the key's
+#     role; a wrong signature, an unknown key, a missing or malformed
+#     Authorization header and a stale X-Amz-Date are refused.
 
 use strict;
 use warnings;
@@ -23,6 +26,8 @@ use Test::More;
 use HTTP::Tiny;
 use IO::Socket::INET;
 use Digest::MD5 qw(md5_hex);
+use Digest::SHA qw(sha256_hex hmac_sha256 hmac_sha256_hex);
+use POSIX qw(strftime);
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 use POSIX ();
@@ -35,6 +40,7 @@ shared_preload_libraries = 'msgq'
 max_worker_processes = 16
 msgq.endpoint_port = $port
 msgq.endpoint_role = 'sqs_app'
+msgq.endpoint_auth = none
 msgq.endpoint_request_timeout = 1s
 EOF
 $node->start;
@@ -215,6 +221,61 @@ is($res->{status}, 400, 'a GET: 400');
 ($st) = call('DeleteQueue', { QueueUrl => $url });
 is($st, 200, 'DeleteQueue');
 is(sql(q{SELECT count(*) FROM msgq.queue WHERE queue_name = 'orders'}), '0', 'the queue is gone');
+
+# SigV4
+$node->append_conf('postgresql.conf', "msgq.endpoint_auth = sigv4");
+$node->reload;
+sleep 0.5;
+my ($akid, $secret) = split /\|/, sql(q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sqs_app')});
+like($akid, qr/^AKIA[A-Z2-7]{16}$/, 'create_access_key: an access key id');
+is(sql(q{SELECT role FROM msgq.access_keys}), 'sqs_app', 'listed without its secret');
+
+# a request signed as the SDKs sign it; returns the response
+sub signed
+{
+	my (%o) = @_;
+	my $body = $json->encode($o{request});
+	my $amzdate = $o{date} // strftime('%Y%m%dT%H%M%SZ', gmtime);
+	my $day = substr($amzdate, 0, 8);
+	my $host = "127.0.0.1:$port";
+	my $target = "AmazonSQS.$o{action}";
+	my $creq = join("\n", 'POST', '/', '',
+		"content-type:application/x-amz-json-1.0", "host:$host", "x-amz-date:$amzdate",
+		"x-amz-target:$target", '', 'content-type;host;x-amz-date;x-amz-target', sha256_hex($body));
+	my $scope = "$day/us-east-1/sqs/aws4_request";
+	my $sts = join("\n", 'AWS4-HMAC-SHA256', $amzdate, $scope, sha256_hex($creq));
+	my $k = hmac_sha256($day, 'AWS4' . ($o{secret} // $secret));
+	$k = hmac_sha256('us-east-1', $k);
+	$k = hmac_sha256('sqs', $k);
+	$k = hmac_sha256('aws4_request', $k);
+	my $sig = hmac_sha256_hex($sts, $k);
+	my %h = ('Content-Type' => 'application/x-amz-json-1.0', 'X-Amz-Date' => $amzdate,
+		'X-Amz-Target' => $target,
+		'Authorization' => $o{authorization} // ('AWS4-HMAC-SHA256 Credential=' . ($o{akid} // $akid)
+			. "/$scope, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=$sig"));
+	delete $h{Authorization} if $o{no_auth};
+	my $res = HTTP::Tiny->new->post($base, { headers => \%h, content => $body });
+	return ($res->{status}, eval { $json->decode($res->{content}) });
+}
+($st, $r) = signed(action => 'CreateQueue', request => { QueueName => 'signed' });
+is($st, 200, 'SigV4: a signed request is served');
+is(sql(q{SELECT owner FROM msgq.queue WHERE queue_name = 'signed'}), 'sqs_app', 'as the key\'s role');
+($st, $r) = signed(action => 'ListQueues', request => {}, secret => 'wrong');
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#SignatureDoesNotMatch', 'a wrong secret: SignatureDoesNotMatch');
+($st, $r) = signed(action => 'ListQueues', request => {}, akid => 'AKIANOSUCHKEY0000000');
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#InvalidClientTokenId', 'an unknown key: InvalidClientTokenId');
+($st, $r) = signed(action => 'ListQueues', request => {}, no_auth => 1);
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#MissingAuthenticationToken', 'no Authorization: MissingAuthenticationToken');
+($st, $r) = signed(action => 'ListQueues', request => {}, authorization => 'Basic abc');
+is($st . ' ' . $r->{__type}, '400 com.amazonaws.sqs#IncompleteSignature', 'not SigV4: IncompleteSignature');
+($st, $r) = signed(action => 'ListQueues', request => {}, date => '20200101T000000Z');
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#SignatureDoesNotMatch', 'a signature from 2020: refused');
+sql(qq{SELECT msgq.delete_access_key('$akid')});
+($st, $r) = signed(action => 'ListQueues', request => {});
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#InvalidClientTokenId', 'a deleted key no longer works');
+$node->append_conf('postgresql.conf', "msgq.endpoint_auth = none");
+$node->reload;
+sleep 0.5;
 
 # without a role, nothing is served
 $node->append_conf('postgresql.conf', "msgq.endpoint_role = ''");

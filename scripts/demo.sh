@@ -16,6 +16,8 @@ cd "$MSGQ_ROOT"
 DEMO_DIR=/var/tmp/msgq-demo    # socket, log and state; the cluster is in data/
 DATA=$DEMO_DIR/data
 PORT=${MSGQ_DEMO_PORT:-5499}
+# the AWS endpoint's port (MSGQ_DEMO_ENDPOINT_PORT)
+ENDPOINT_PORT=${MSGQ_DEMO_ENDPOINT_PORT:-9324}
 DB=msgq_demo
 
 # Run a command as the cluster's owner, with libpq pointed at the demo database.
@@ -66,6 +68,15 @@ if ! as_owner test -f "$DATA/PG_VERSION"; then
 		max_worker_processes = 16
 	EOF
 fi
+# The AWS endpoint (added to clusters of earlier demos too; it needs a restart)
+endpoint_added=
+if ! as_owner grep -q '^msgq.endpoint_port' "$DATA/postgresql.conf"; then
+	as_owner tee -a "$DATA/postgresql.conf" >/dev/null <<-EOF
+		msgq.endpoint_port = $ENDPOINT_PORT
+		msgq.endpoint_database = '$DB'
+	EOF
+	endpoint_added=1
+fi
 
 # A fingerprint of the installed msgq: when it changes, the running server
 # must load the new library and the demo database gets the new SQL objects.
@@ -87,8 +98,8 @@ if ! running; then
 		as_owner tail -n 20 "$DEMO_DIR/postgresql.log" >&2
 		exit 1
 	}
-elif [ "$stamp" != "$old_stamp" ]; then
-	echo "=== msgq was reinstalled: restarting the demo cluster"
+elif [ "$stamp" != "$old_stamp" ] || [ -n "$endpoint_added" ]; then
+	echo "=== msgq was reinstalled (or the endpoint added): restarting the demo cluster"
 	as_owner pg_ctl -D "$DATA" "${pg_ctl_opts[@]}" -m fast restart >/dev/null
 else
 	echo "=== reusing the running demo cluster"
@@ -111,6 +122,35 @@ echo "$stamp" | as_owner tee "$DEMO_DIR/installed.sha256" >/dev/null
 
 echo "=== running scripts/demo.sql"
 as_owner env MSGQ_DEMO_TMP="$DEMO_DIR" psql -X -e -v ON_ERROR_STOP=1 -f - <scripts/demo.sql
+
+echo
+echo "=== 23. The AWS endpoint: SQS's JSON protocol on 127.0.0.1:$ENDPOINT_PORT, each request signed"
+echo "(SigV4) with an access key of a PostgreSQL role and run as that role; here curl signs them"
+read -r akid secret < <(as_owner psql -X -tA -F ' ' -c "SELECT * FROM msgq.create_access_key('demo_app')")
+endpoint=http://127.0.0.1:$ENDPOINT_PORT/
+sqs() {
+	curl -sS --aws-sigv4 "aws:amz:us-east-1:sqs" --user "$akid:$secret" \
+		-H "X-Amz-Target: AmazonSQS.$1" -H 'Content-Type: application/x-amz-json-1.0' \
+		--data "$2" "$endpoint"
+	echo
+}
+for i in $(seq 1 50); do
+	curl -s -o /dev/null "$endpoint" && break
+	sleep 0.1
+done
+echo "+ CreateQueue {\"QueueName\": \"sdk-orders\"}"
+sqs CreateQueue '{"QueueName": "sdk-orders"}'
+url="http://127.0.0.1:$ENDPOINT_PORT/$DB/sdk-orders"
+echo "+ SendMessage"
+sqs SendMessage "{\"QueueUrl\": \"$url\", \"MessageBody\": \"sent through the AWS protocol\"}"
+echo "+ ReceiveMessage (a long poll of up to 5 s: the message is there)"
+sqs ReceiveMessage "{\"QueueUrl\": \"$url\", \"WaitTimeSeconds\": 5}"
+echo "+ the same queue in SQL, owned by the key's role:"
+as_owner psql -X -c "SELECT queue_name, owner FROM msgq.queue WHERE queue_name = 'sdk-orders'"
+echo "+ a wrong secret:"
+curl -sS --aws-sigv4 "aws:amz:us-east-1:sqs" --user "$akid:wrong" -H "X-Amz-Target: AmazonSQS.ListQueues" \
+	-H 'Content-Type: application/x-amz-json-1.0' --data '{}' "$endpoint"
+echo
 
 if is_root; then run_as="runuser -u $TEST_USER --"; else run_as="sudo -u $TEST_USER"; fi
 cat <<EOF

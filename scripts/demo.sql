@@ -13,6 +13,7 @@ SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS msgq CASCADE;
 CREATE EXTENSION msgq;
 DROP TABLE IF EXISTS order_audit, click_counts, click_log, clicks_per_minute;
+DROP ROLE IF EXISTS demo_app;
 DROP FUNCTION IF EXISTS audit_order(jsonb), count_clicks(jsonb), tag_click(jsonb);
 RESET client_min_messages;
 
@@ -289,3 +290,8 @@ END $$;
 SELECT window_start AT TIME ZONE 'UTC' AS window_start_utc, page, views FROM clicks_per_minute ORDER BY 1, 2;
 SELECT query_name, windows_emitted, records_read, skipped_records, pending_records, next_window_start AT TIME ZONE 'UTC' AS next_window_utc
   FROM msgq.stream_queries;
+
+-- the role the AWS endpoint's demo requests run as (scripts/demo.sh, step 23)
+CREATE ROLE demo_app;
+GRANT USAGE ON SCHEMA msgq TO demo_app;
+GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO demo_app;

@@ -13,7 +13,12 @@ SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS msgq CASCADE;
 CREATE EXTENSION msgq;
 DROP TABLE IF EXISTS order_audit, click_counts, click_log, clicks_per_minute;
-DROP ROLE IF EXISTS demo_app;
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_app') THEN
+    DROP OWNED BY demo_app;    -- its grants of an earlier run
+    DROP ROLE demo_app;
+  END IF;
+END $$;
 DROP FUNCTION IF EXISTS audit_order(jsonb), count_clicks(jsonb), tag_click(jsonb);
 RESET client_min_messages;
 

@@ -83,6 +83,14 @@ else
 	all_present || die "packages still missing or at mismatched versions after apt-get install"
 fi
 
+# Node.js and npm for the AWS SDK tests of the endpoint (test/node, npm ci).
+# The machine's own Node.js is used when there is one.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "deps: installing nodejs and npm (the AWS SDK tests)"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
+
 # The server, pg_config and the server headers must agree on the minor version,
 # or the module could be built against headers that differ from the server.
 PG_CONFIG=${PG_CONFIG:-$PGBIN/pg_config}

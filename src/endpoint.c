@@ -393,11 +393,12 @@ static const EpAction ep_actions[] = {
 		"      'Message', error_message, 'SenderFault', sender_fault)) FILTER (WHERE error_code IS NOT NULL), '[]'))"
 		"  FROM msgq.send_message_batch($1->>'QueueUrl', ($1->'Entries')::pg_catalog.json)"},
 	{"ReceiveMessage",
-		"SELECT pg_catalog.jsonb_build_object('Messages', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
+		"SELECT CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.=) 0 THEN '{}'::pg_catalog.jsonb"
+		"  ELSE pg_catalog.jsonb_build_object('Messages', pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
 		"   pg_catalog.jsonb_build_object('MessageId', r.message_id, 'ReceiptHandle', r.receipt_handle,"
 		"     'MD5OfBody', r.md5_of_body, 'Body', r.body,"
 		"     'Attributes', CASE WHEN r.attributes OPERATOR(pg_catalog.<>) '{}' THEN " EP_STRINGS("r.attributes") " END,"
-		"     'MessageAttributes', NULLIF(r.message_attributes, '{}')))), '[]'))"
+		"     'MessageAttributes', NULLIF(r.message_attributes, '{}'))))) END"
 		"  FROM msgq.receive_message($1->>'QueueUrl', COALESCE(($1->>'MaxNumberOfMessages')::pg_catalog.int4, 1),"
 		"       ($1->>'VisibilityTimeout')::pg_catalog.int4, 0, " EP_NAMES("MessageAttributeNames") ","
 		"       " EP_NAMES("AttributeNames") " OPERATOR(pg_catalog.||) " EP_NAMES("MessageSystemAttributeNames") ","
@@ -618,9 +619,8 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 		}
 		if (strcmp(a->name, "ReceiveMessage") == 0 && res->response != NULL)
 		{
-			JsonbValue *m = msgq_jsonb_member(&res->response->root, "Messages");
-
-			if (m != NULL && m->type == jbvBinary && JsonContainerSize(m->val.binary.data) == 0 &&
+			/* no message (AWS leaves "Messages" out): may it wait? */
+			if (msgq_jsonb_member(&res->response->root, "Messages") == NULL &&
 				SPI_execute_with_args(EP_WAIT_SQL, 1, (Oid[]) {JSONBOID},
 									  (Datum[]) {JsonbPGetDatum(request)}, NULL, true, 1) == SPI_OK_SELECT)
 				res->wait_seconds = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -664,6 +664,8 @@ ep_error_from(EpConn *c, ErrorData *e)
 			name[n] = found[n];
 			n++;
 		}
+		while (n > 0 && name[n - 1] == '.')
+			n--;				/* the sentence's full stop */
 		name[n] = '\0';
 		if (n > 0)
 			code = name;

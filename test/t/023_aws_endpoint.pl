@@ -200,7 +200,7 @@ is($res->{status}, 400, 'a GET: 400');
 	my $t0 = time;
 	my ($st2, $got, $raw) = call('ReceiveMessage', { QueueUrl => $url, WaitTimeSeconds => 1 });
 	my $secs = time - $t0;
-	is_deeply($got, { Messages => [] }, 'a long poll that gets nothing answers empty')
+	is_deeply($got, {}, 'a long poll that gets nothing answers empty (no Messages, as SQS)')
 	  or diag explain $raw;
 	cmp_ok($secs, '>=', 0.9, 'at the end of its wait');
 }

@@ -1,0 +1,61 @@
+
+# Copyright (c) msgq contributors
+#
+# The AWS endpoint driven by the AWS SDK for JavaScript v3: test/node's
+# suite (node's test runner, @aws-sdk/client-sqs installed by the test
+# command with npm ci from the committed package-lock.json) runs against a
+# server with the endpoint on, with an access key made by
+# msgq.create_access_key: each of its tests must pass.
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+
+my $dir = "$FindBin::Bin/../node";
+if (!ok(-d "$dir/node_modules/\@aws-sdk/client-sqs", 'the SDK is installed (npm ci in test/node)'))
+{
+	diag('run npm ci in test/node (the test command does)');
+	done_testing();
+	exit 1;
+}
+
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $node = PostgreSQL::Test::Cluster->new('aws_sdk');
+$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
+$node->append_conf('postgresql.conf', <<"EOF2");
+shared_preload_libraries = 'msgq'
+max_worker_processes = 16
+msgq.endpoint_port = $port
+EOF2
+$node->start;
+$node->safe_psql('postgres', <<'EOF2');
+CREATE EXTENSION msgq;
+CREATE ROLE sdk_app;
+GRANT USAGE ON SCHEMA msgq TO sdk_app;
+GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO sdk_app;
+EOF2
+my ($akid, $secret) = split /\|/,
+  $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sdk_app')});
+$node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
+  or die 'the endpoint did not start';
+
+local $ENV{MSGQ_ENDPOINT} = "http://127.0.0.1:$port";
+local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;
+local $ENV{MSGQ_SECRET_ACCESS_KEY} = $secret;
+local $ENV{AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING} = '1';
+my ($stdout, $stderr);
+my $ok = IPC::Run::run([ 'node', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs" ],
+	'>', \$stdout, '2>', \$stderr);
+my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
+my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
+ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
+cmp_ok(scalar(@passed), '>=', 8, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
+is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
+is($node->safe_psql('postgres', q{SELECT DISTINCT owner FROM msgq.queue WHERE queue_name LIKE 'sdk-%'}),
+	'sdk_app', 'every queue the SDK made belongs to the access key\'s role');
+
+$node->stop;
+done_testing();

@@ -64,7 +64,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose pgtap
+.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose bench-endpoint pgtap
 
 deps:
 	./scripts/deps.sh
@@ -104,6 +104,11 @@ bench-esm:
 # latency at IntervalInSeconds 0 (bench/firehose.sh).
 bench-firehose:
 	./bench/firehose.sh
+
+# The same queue operations through the AWS SDK (msgq's AWS endpoint) and in
+# SQL, one client each (bench/endpoint.sh).
+bench-endpoint:
+	./bench/endpoint.sh
 
 # ---------------------------------------------------------------------------
 # One target per test suite, used by scripts/test.sh (make test) so that every

@@ -1631,3 +1631,17 @@ SELECT c.access_key_id, c.role, c.created_at
   FROM msgq.endpoint_credential c
  WHERE pg_catalog.pg_has_role(CURRENT_USER, c.role, 'USAGE');
 GRANT SELECT ON msgq.access_keys TO PUBLIC;
+
+-- The endpoint's requests per action since the server started: errors,
+-- average and greatest latency (a long poll's includes its wait).
+CREATE FUNCTION msgq._endpoint_metrics(
+	OUT service text, OUT action text, OUT requests bigint, OUT errors bigint,
+	OUT avg_latency_ms float8, OUT max_latency_ms float8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'msgq_endpoint_metrics'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION msgq._endpoint_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION msgq._endpoint_metrics() TO pg_monitor;
+CREATE VIEW msgq.endpoint_metrics AS SELECT * FROM msgq._endpoint_metrics();
+REVOKE ALL ON msgq.endpoint_metrics FROM PUBLIC;
+GRANT SELECT ON msgq.endpoint_metrics TO pg_monitor;

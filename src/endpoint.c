@@ -75,6 +75,10 @@
 #define EP_MAX_CONNECTIONS	1024
 #define EP_IDLE_TIMEOUT_MS		60000
 
+/* the X-Amz-Target prefixes served */
+#define SQS						"AmazonSQS"
+#define KINESIS					"Kinesis_20131202"
+
 int			msgq_endpoint_port = 0;
 int			msgq_endpoint_request_timeout_ms = 10000;
 char	   *msgq_endpoint_listen_address = NULL;
@@ -172,10 +176,22 @@ msgq_endpoint_register(void)
 	RegisterBackgroundWorker(&bgw);
 }
 
+/* per action: what msgq.endpoint_metrics shows (one writer: the endpoint) */
+#define EP_MAX_ACTIONS		48
+
+typedef struct EpStats
+{
+	pg_atomic_uint64 requests;
+	pg_atomic_uint64 errors;
+	pg_atomic_uint64 latency_us;	/* summed */
+	pg_atomic_uint64 max_latency_us;
+} EpStats;
+
 typedef struct EpShared
 {
 	Latch	   *latch;			/* the endpoint's, while it runs */
 	pg_atomic_uint32 parked;	/* requests parked in a long poll */
+	EpStats		stats[EP_MAX_ACTIONS + 1];	/* the last: requests of no action */
 } EpShared;
 
 static EpShared *ep_shared = NULL;
@@ -194,8 +210,17 @@ msgq_endpoint_shmem_init(void)
 	ep_shared = ShmemInitStruct("msgq endpoint", sizeof(EpShared), &found);
 	if (!found)
 	{
+		int			i;
+
 		ep_shared->latch = NULL;
 		pg_atomic_init_u32(&ep_shared->parked, 0);
+		for (i = 0; i <= EP_MAX_ACTIONS; i++)
+		{
+			pg_atomic_init_u64(&ep_shared->stats[i].requests, 0);
+			pg_atomic_init_u64(&ep_shared->stats[i].errors, 0);
+			pg_atomic_init_u64(&ep_shared->stats[i].latency_us, 0);
+			pg_atomic_init_u64(&ep_shared->stats[i].max_latency_us, 0);
+		}
 	}
 }
 
@@ -232,7 +257,9 @@ typedef struct EpConn
 	char	   *parked_prefix;
 	TimestampTz parked_until;
 	Oid			parked_role;
+	TimestampTz parked_since;
 	bool		keep_alive;
+	const char *service;		/* of the request being answered */
 } EpConn;
 
 static EpConn *ep_conns[EP_MAX_CONNECTIONS];
@@ -264,12 +291,13 @@ ep_respond(EpConn *c, int status, const char *reason, const char *body,
 {
 	appendStringInfo(&c->out,
 					 "HTTP/1.1 %d %s\r\n"
-					 "Content-Type: application/x-amz-json-1.0\r\n"
+					 "Content-Type: application/x-amz-json-%s\r\n"
 					 "Content-Length: %zu\r\n"
 					 "x-amzn-RequestId: %s\r\n"
 					 "%s%s"
 					 "\r\n%s",
-					 status, reason, strlen(body),
+					 status, reason, c->service && strcmp(c->service, KINESIS) == 0 ? "1.1" : "1.0",
+					 strlen(body),
 					 DatumGetCString(DirectFunctionCall1(uuid_out,
 														 DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
 					 extra_headers ? extra_headers : "",
@@ -287,12 +315,15 @@ ep_error(EpConn *c, int status, const char *code, const char *legacy, bool sende
 	StringInfoData body;
 	char	   *header;
 
+	bool		kinesis = c->service && strcmp(c->service, KINESIS) == 0;
+
 	initStringInfo(&body);
-	appendStringInfo(&body, "{\"__type\": \"com.amazonaws.sqs#%s\", \"message\": ", code);
+	appendStringInfo(&body, "{\"__type\": \"%s%s\", \"message\": ", kinesis ? "" : "com.amazonaws.sqs#", code);
 	escape_json(&body, message ? message : "");
 	appendStringInfoChar(&body, '}');
-	header = psprintf("x-amzn-query-error: %s;%s\r\n", legacy ? legacy : code,
-					  sender ? "Sender" : "Receiver");
+	/* SQS's query compatibility: the legacy code for the SDKs' error.Code */
+	header = kinesis ? NULL : psprintf("x-amzn-query-error: %s;%s\r\n", legacy ? legacy : code,
+									   sender ? "Sender" : "Receiver");
 	ep_respond(c, status, status == 400 ? "Bad Request" : status == 403 ? "Forbidden" :
 			   status == 413 ? "Payload Too Large" : "Internal Server Error", body.data, header);
 }
@@ -342,48 +373,50 @@ ep_legacy_code(const char *code)
 
 typedef struct EpAction
 {
+	const char *service;		/* the X-Amz-Target prefix */
 	const char *name;
 	const char *sql;
 } EpAction;
 
+
 static const EpAction ep_actions[] = {
-	{"CreateQueue",
+	{SQS, "CreateQueue",
 		"WITH c AS (SELECT msgq.create_queue($1->>'QueueName', COALESCE($1->'Attributes', '{}')) AS u),"
 		"     t AS (SELECT msgq.tag_queue($1->>'QueueName', $1->'tags') FROM c WHERE $1 ? 'tags')"
 		" SELECT pg_catalog.jsonb_build_object('QueueUrl', " EP_URL("c.u") ")"
 		"   FROM c, (SELECT pg_catalog.count(*) FROM t) tt"},
-	{"GetQueueUrl",
+	{SQS, "GetQueueUrl",
 		"SELECT pg_catalog.jsonb_build_object('QueueUrl', " EP_URL("msgq.get_queue_url($1->>'QueueName')") ")"},
-	{"ListQueues",
+	{SQS, "ListQueues",
 		"SELECT pg_catalog.jsonb_build_object('QueueUrls', COALESCE(pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY u), '[]'))"
 		"  FROM msgq.list_queues($1->>'QueueNamePrefix') u"},
-	{"DeleteQueue",
+	{SQS, "DeleteQueue",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_queue($1->>'QueueUrl')"},
-	{"PurgeQueue",
+	{SQS, "PurgeQueue",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.purge_queue($1->>'QueueUrl')"},
-	{"GetQueueAttributes",
+	{SQS, "GetQueueAttributes",
 		"SELECT pg_catalog.jsonb_build_object('Attributes', CASE WHEN $1 ? 'AttributeNames' THEN "
 		EP_STRINGS("msgq.get_queue_attributes($1->>'QueueUrl', " EP_NAMES("AttributeNames") ")")
 		" ELSE '{}' END)"},
-	{"SetQueueAttributes",
+	{SQS, "SetQueueAttributes",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.set_queue_attributes($1->>'QueueUrl', $1->'Attributes')"},
-	{"TagQueue",
+	{SQS, "TagQueue",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.tag_queue($1->>'QueueUrl', $1->'Tags')"},
-	{"UntagQueue",
+	{SQS, "UntagQueue",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.untag_queue($1->>'QueueUrl', " EP_NAMES("TagKeys") ")"},
-	{"ListQueueTags",
+	{SQS, "ListQueueTags",
 		"SELECT pg_catalog.jsonb_build_object('Tags', msgq.list_queue_tags($1->>'QueueUrl'))"},
-	{"ListDeadLetterSourceQueues",
+	{SQS, "ListDeadLetterSourceQueues",
 		"SELECT pg_catalog.jsonb_build_object('queueUrls', COALESCE(pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY u), '[]'))"
 		"  FROM msgq.list_dead_letter_source_queues($1->>'QueueUrl') u"},
-	{"SendMessage",
+	{SQS, "SendMessage",
 		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('MessageId', m.message_id,"
 		"   'MD5OfMessageBody', m.md5_of_message_body, 'MD5OfMessageAttributes', m.md5_of_message_attributes,"
 		"   'SequenceNumber', m.sequence_number::pg_catalog.text))"
 		"  FROM msgq.send_message($1->>'QueueUrl', $1->>'MessageBody', ($1->>'DelaySeconds')::pg_catalog.int4,"
 		"                         ($1->'MessageAttributes')::pg_catalog.json, $1->>'MessageGroupId',"
 		"                         $1->>'MessageDeduplicationId') m"},
-	{"SendMessageBatch",
+	{SQS, "SendMessageBatch",
 		"SELECT pg_catalog.jsonb_build_object("
 		"  'Successful', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
 		"      'Id', id, 'MessageId', message_id, 'MD5OfMessageBody', md5_of_message_body,"
@@ -392,7 +425,7 @@ static const EpAction ep_actions[] = {
 		"  'Failed', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('Id', id, 'Code', error_code,"
 		"      'Message', error_message, 'SenderFault', sender_fault)) FILTER (WHERE error_code IS NOT NULL), '[]'))"
 		"  FROM msgq.send_message_batch($1->>'QueueUrl', ($1->'Entries')::pg_catalog.json)"},
-	{"ReceiveMessage",
+	{SQS, "ReceiveMessage",
 		"SELECT CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.=) 0 THEN '{}'::pg_catalog.jsonb"
 		"  ELSE pg_catalog.jsonb_build_object('Messages', pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
 		"   pg_catalog.jsonb_build_object('MessageId', r.message_id, 'ReceiptHandle', r.receipt_handle,"
@@ -403,15 +436,76 @@ static const EpAction ep_actions[] = {
 		"       ($1->>'VisibilityTimeout')::pg_catalog.int4, 0, " EP_NAMES("MessageAttributeNames") ","
 		"       " EP_NAMES("AttributeNames") " OPERATOR(pg_catalog.||) " EP_NAMES("MessageSystemAttributeNames") ","
 		"       $1->>'ReceiveRequestAttemptId') r"},
-	{"DeleteMessage",
+	{SQS, "DeleteMessage",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_message($1->>'QueueUrl', $1->>'ReceiptHandle')"},
-	{"DeleteMessageBatch",
+	{SQS, "DeleteMessageBatch",
 		EP_BATCH_RESULT " FROM msgq.delete_message_batch($1->>'QueueUrl', $1->'Entries')"},
-	{"ChangeMessageVisibility",
+	{SQS, "ChangeMessageVisibility",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.change_message_visibility($1->>'QueueUrl', $1->>'ReceiptHandle',"
 		"       ($1->>'VisibilityTimeout')::pg_catalog.int4)"},
-	{"ChangeMessageVisibilityBatch",
+	{SQS, "ChangeMessageVisibilityBatch",
 		EP_BATCH_RESULT " FROM msgq.change_message_visibility_batch($1->>'QueueUrl', $1->'Entries')"},
+
+	/* Kinesis Data Streams (AWS JSON 1.1): blobs in base64, times in epoch seconds */
+	{KINESIS, "CreateStream",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.create_stream($1->>'StreamName', ($1->>'ShardCount')::pg_catalog.int4,"
+		"       COALESCE($1#>>'{StreamModeDetails,StreamMode}', 'PROVISIONED'))"},
+	{KINESIS, "DeleteStream",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_stream(COALESCE($1->>'StreamName', $1->>'StreamARN'))"},
+	{KINESIS, "ListStreams",
+		"SELECT pg_catalog.jsonb_build_object('StreamNames', COALESCE(pg_catalog.jsonb_agg(s ORDER BY s), '[]'),"
+		"       'HasMoreStreams', false) FROM msgq.list_streams() s"},
+	{KINESIS, "DescribeStreamSummary",
+		"SELECT pg_catalog.jsonb_build_object('StreamDescriptionSummary', d OPERATOR(pg_catalog.||)"
+		"       pg_catalog.jsonb_build_object('StreamCreationTimestamp',"
+		"         pg_catalog.date_part('epoch', (d->>'StreamCreationTimestamp')::pg_catalog.timestamptz)))"
+		"  FROM msgq.describe_stream_summary(COALESCE($1->>'StreamName', $1->>'StreamARN')) d"},
+	{KINESIS, "ListShards",
+		"SELECT pg_catalog.jsonb_build_object('Shards', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
+		"   pg_catalog.jsonb_build_object('ShardId', shard_id, 'ParentShardId', parent_shard_id,"
+		"     'AdjacentParentShardId', adjacent_parent_shard_id,"
+		"     'HashKeyRange', pg_catalog.jsonb_build_object('StartingHashKey', starting_hash_key::pg_catalog.text,"
+		"        'EndingHashKey', ending_hash_key::pg_catalog.text),"
+		"     'SequenceNumberRange', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+		"        'StartingSequenceNumber', starting_sequence_number::pg_catalog.text,"
+		"        'EndingSequenceNumber', ending_sequence_number::pg_catalog.text)))) ORDER BY shard_id), '[]'))"
+		"  FROM msgq.list_shards(COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->>'ExclusiveStartShardId',"
+		"       ($1->>'MaxResults')::pg_catalog.int4, $1#>>'{ShardFilter,Type}', $1#>>'{ShardFilter,ShardId}',"
+		"       pg_catalog.to_timestamp(($1#>>'{ShardFilter,Timestamp}')::pg_catalog.float8))"},
+	{KINESIS, "PutRecord",
+		"SELECT pg_catalog.jsonb_build_object('ShardId', p.shard_id, 'SequenceNumber', p.sequence_number::pg_catalog.text)"
+		"  FROM msgq.put_record(COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->>'PartitionKey',"
+		"       pg_catalog.decode($1->>'Data', 'base64'), $1->>'ExplicitHashKey',"
+		"       ($1->>'SequenceNumberForOrdering')::pg_catalog.numeric) p"},
+	{KINESIS, "PutRecords",
+		"SELECT pg_catalog.jsonb_build_object("
+		"  'FailedRecordCount', pg_catalog.count(*) FILTER (WHERE error_code IS NOT NULL),"
+		"  'Records', COALESCE(pg_catalog.jsonb_agg(CASE WHEN error_code IS NULL"
+		"     THEN pg_catalog.jsonb_build_object('ShardId', shard_id, 'SequenceNumber', sequence_number::pg_catalog.text)"
+		"     ELSE pg_catalog.jsonb_build_object('ErrorCode', error_code, 'ErrorMessage', error_message) END), '[]'))"
+		"  FROM msgq.put_records(COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->'Records')"},
+	{KINESIS, "GetShardIterator",
+		"SELECT pg_catalog.jsonb_build_object('ShardIterator', msgq.get_shard_iterator("
+		"       COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->>'ShardId', $1->>'ShardIteratorType',"
+		"       ($1->>'StartingSequenceNumber')::pg_catalog.numeric,"
+		"       pg_catalog.to_timestamp(($1->>'Timestamp')::pg_catalog.float8)))"},
+	{KINESIS, "GetRecords",
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+		"  'Records', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+		"      'SequenceNumber', sequence_number::pg_catalog.text,"
+		"      'ApproximateArrivalTimestamp', pg_catalog.date_part('epoch', approximate_arrival_timestamp),"
+		"      'Data', pg_catalog.translate(pg_catalog.encode(data, 'base64'), E'\\n', ''),"
+		"      'PartitionKey', partition_key) ORDER BY sequence_number) FILTER (WHERE sequence_number IS NOT NULL), '[]'),"
+		"  'NextShardIterator', pg_catalog.max(next_shard_iterator),"
+		"  'MillisBehindLatest', pg_catalog.max(millis_behind_latest),"
+		"  'ChildShards', (pg_catalog.array_agg(child_shards))[1]))"
+		"  FROM msgq.get_records($1->>'ShardIterator', COALESCE(($1->>'Limit')::pg_catalog.int4, 10000))"},
+	{KINESIS, "SplitShard",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.split_shard(COALESCE($1->>'StreamName', $1->>'StreamARN'),"
+		"       $1->>'ShardToSplit', $1->>'NewStartingHashKey')"},
+	{KINESIS, "MergeShards",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.merge_shards(COALESCE($1->>'StreamName', $1->>'StreamARN'),"
+		"       $1->>'ShardToMerge', $1->>'AdjacentShardToMerge')"},
 };
 
 /* how long a ReceiveMessage that found nothing may wait, in seconds */
@@ -580,6 +674,21 @@ ep_request_role(EpAuth *auth)
 	return role;
 }
 
+/* Count a request of action a (NULL: of no action) that took since start */
+static void
+ep_count(const EpAction *a, TimestampTz start, bool error)
+{
+	EpStats    *st = &ep_shared->stats[a ? (int) (a - ep_actions) : EP_MAX_ACTIONS];
+	uint64		us = (uint64) Max(GetCurrentTimestamp() - start, 0);
+
+	pg_atomic_write_u64(&st->requests, pg_atomic_read_u64(&st->requests) + 1);
+	if (error)
+		pg_atomic_write_u64(&st->errors, pg_atomic_read_u64(&st->errors) + 1);
+	pg_atomic_write_u64(&st->latency_us, pg_atomic_read_u64(&st->latency_us) + us);
+	if (us > pg_atomic_read_u64(&st->max_latency_us))
+		pg_atomic_write_u64(&st->max_latency_us, us);
+}
+
 /* Run an action in a transaction of its own, as the request's role */
 static void
 ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpResult *res)
@@ -673,11 +782,13 @@ ep_error_from(EpConn *c, ErrorData *e)
 	if (code == NULL)
 	{
 		if (e->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
-			code = "AccessDenied", status = 403;
+			code = c->service && strcmp(c->service, KINESIS) == 0 ? "AccessDeniedException" : "AccessDenied",
+				status = 403;
 		else if (ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
 				 ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_INVALID_TEXT_REPRESENTATION ||
 				 e->sqlerrcode == ERRCODE_NULL_VALUE_NOT_ALLOWED)
-			code = "InvalidParameterValue";
+			code = c->service && strcmp(c->service, KINESIS) == 0 ? "InvalidArgumentException" :
+				"InvalidParameterValue";
 		else
 		{
 			code = "InternalError";
@@ -732,7 +843,7 @@ ep_header(const char *headers, const char *name)
 	return NULL;
 }
 
-static const EpAction *ep_find(const char *name);
+static const EpAction *ep_find(const char *service, const char *name);
 
 /* a header's value for the canonical request: trimmed, inner spaces collapsed */
 static void
@@ -885,36 +996,48 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	char	   *connection = ep_header(headers, "Connection");
 	Jsonb	   *request;
 	const EpAction *a = NULL;
+	char	   *dot;
 	EpResult	res;
 	char	   *prefix;
 	EpAuth		auth;
 	const char *auth_error;
 	char	   *auth_message = NULL;
+	TimestampTz start = GetCurrentTimestamp();
 
 	c->keep_alive = !(connection && pg_strcasecmp(connection, "close") == 0) &&
 		strncmp(headers, "HTTP/1.0", 8) != 0 && strstr(headers, " HTTP/1.0\r") == NULL;
 	if (strncmp(headers, "POST ", 5) != 0)
 	{
 		ep_error(c, 400, "UnsupportedOperation", NULL, true, "only POST requests are served");
+		ep_count(NULL, start, true);
 		return;
 	}
-	if (target == NULL || strncmp(target, "AmazonSQS.", 10) != 0)
+	dot = target ? strchr(target, '.') : NULL;
+	if (dot != NULL && strncmp(target, KINESIS ".", dot - target + 1) == 0)
+		c->service = KINESIS;
+	else
+		c->service = SQS;
+	if (target == NULL || dot == NULL ||
+		(strncmp(target, SQS ".", dot - target + 1) != 0 && strncmp(target, KINESIS ".", dot - target + 1) != 0))
 	{
 		ep_error(c, 400, "UnsupportedOperation", NULL, true,
-				 "X-Amz-Target must name an AmazonSQS action (AWS JSON 1.0)");
+				 "X-Amz-Target must name an AmazonSQS (AWS JSON 1.0) or Kinesis_20131202 (AWS JSON 1.1) action");
+		ep_count(NULL, start, true);
 		return;
 	}
-	a = ep_find(target + 10);
+	a = ep_find(c->service, dot + 1);
 	if (a == NULL)
 	{
-		ep_error(c, 400, "UnsupportedOperation", NULL, true,
-				 psprintf("action %s is not supported", target + 10));
+		ep_error(c, 400, strcmp(c->service, SQS) == 0 ? "UnsupportedOperation" : "UnknownOperationException",
+				 NULL, true, psprintf("action %s is not supported", target));
+		ep_count(NULL, start, true);
 		return;
 	}
 	request = ep_parse_body(body, body_len);
 	if (request == NULL)
 	{
 		ep_error(c, 400, "InvalidParameterValue", NULL, true, "the request body must be a JSON object");
+		ep_count(a, start, true);
 		return;
 	}
 	auth_error = ep_parse_auth(headers, body, body_len, &auth, &auth_message);
@@ -922,6 +1045,7 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	{
 		ep_error(c, strcmp(auth_error, "IncompleteSignature") == 0 ? 400 : 403, auth_error, NULL, true,
 				 auth_message);
+		ep_count(a, start, true);
 		return;
 	}
 	prefix = psprintf("http://%s/%s/", host ? host : "localhost", msgq_endpoint_database);
@@ -929,6 +1053,7 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	if (res.error != NULL)
 	{
 		ep_error_from(c, res.error);
+		ep_count(a, start, true);
 		return;
 	}
 	if (res.wait_seconds > 0)
@@ -940,6 +1065,7 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 		c->parked_prefix = MemoryContextStrdup(ep_cxt, prefix);
 		/* later attempts run as the role the request was authenticated as */
 		c->parked_role = res.role;
+		c->parked_since = start;
 		c->parked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  (int64) Min(res.wait_seconds, 20) * 1000);
 		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
@@ -947,15 +1073,16 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	}
 	ep_respond(c, 200, "OK", res.response ? JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)) : "{}",
 			   NULL);
+	ep_count(a, start, false);
 }
 
 static const EpAction *
-ep_find(const char *name)
+ep_find(const char *service, const char *name)
 {
 	int			i;
 
 	for (i = 0; i < lengthof(ep_actions); i++)
-		if (strcmp(ep_actions[i].name, name) == 0)
+		if (strcmp(ep_actions[i].service, service) == 0 && strcmp(ep_actions[i].name, name) == 0)
 			return &ep_actions[i];
 	return NULL;
 }
@@ -987,16 +1114,18 @@ ep_retry_parked(EpConn *c, TimestampTz now, bool woken)
 	memset(&auth, 0, sizeof(auth));
 	auth.role_known = true;
 	auth.role = c->parked_role;
-	ep_run(ep_find("ReceiveMessage"), c->parked_request, c->parked_prefix, &auth, &res);
+	ep_run(ep_find(SQS, "ReceiveMessage"), c->parked_request, c->parked_prefix, &auth, &res);
 	if (res.error != NULL)
 	{
 		ep_unpark(c);
 		ep_error_from(c, res.error);
+		ep_count(ep_find(SQS, "ReceiveMessage"), c->parked_since, true);
 	}
 	else if (res.wait_seconds == 0 || timed_out)
 	{
 		ep_unpark(c);
 		ep_respond(c, 200, "OK", JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)), NULL);
+		ep_count(ep_find(SQS, "ReceiveMessage"), c->parked_since, false);
 	}
 }
 
@@ -1399,4 +1528,33 @@ msgq_delete_access_key(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not delete the access key");
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
+}
+
+/* msgq._endpoint_metrics(): per action, since the server started */
+PG_FUNCTION_INFO_V1(msgq_endpoint_metrics);
+Datum
+msgq_endpoint_metrics(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (i = 0; i <= (int) lengthof(ep_actions); i++)
+	{
+		EpStats    *st = &ep_shared->stats[i < (int) lengthof(ep_actions) ? i : EP_MAX_ACTIONS];
+		uint64		n = pg_atomic_read_u64(&st->requests);
+		Datum		v[6];
+		bool		nulls[6] = {i == (int) lengthof(ep_actions), false, false, false, n == 0, n == 0};
+
+		v[0] = CStringGetTextDatum(i < (int) lengthof(ep_actions) ?
+								   (strcmp(ep_actions[i].service, SQS) == 0 ? "sqs" : "kinesis") : "");
+		v[1] = CStringGetTextDatum(i < (int) lengthof(ep_actions) ? ep_actions[i].name : "(none)");
+		v[2] = Int64GetDatum((int64) n);
+		v[3] = Int64GetDatum((int64) pg_atomic_read_u64(&st->errors));
+		v[4] = Float8GetDatum(n == 0 ? 0 : (double) pg_atomic_read_u64(&st->latency_us) / n / 1000.0);
+		v[5] = Float8GetDatum((double) pg_atomic_read_u64(&st->max_latency_us) / 1000.0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+	}
+	return (Datum) 0;
 }

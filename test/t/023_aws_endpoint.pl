@@ -277,6 +277,16 @@ $node->append_conf('postgresql.conf', "msgq.endpoint_auth = none");
 $node->reload;
 sleep 0.5;
 
+# per-action counts
+is( sql(q{SELECT requests > errors AND errors >= 2 FROM msgq.endpoint_metrics WHERE action = 'SendMessage'}),
+	't', 'msgq.endpoint_metrics counts SendMessage and its errors');
+is( sql(q{SELECT errors >= 1 AND max_latency_ms >= avg_latency_ms FROM msgq.endpoint_metrics WHERE action = 'GetQueueUrl'}),
+	't', 'and GetQueueUrl\'s error');
+is( sql(q{SELECT max_latency_ms >= 900 FROM msgq.endpoint_metrics WHERE action = 'ReceiveMessage'}),
+	't', 'a long poll\'s latency includes its wait');
+is(sql(q{SELECT errors >= 2 FROM msgq.endpoint_metrics WHERE action = '(none)'}), 't',
+	'requests of no action are counted as errors');
+
 # without a role, nothing is served
 $node->append_conf('postgresql.conf', "msgq.endpoint_role = ''");
 $node->reload;

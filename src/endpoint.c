@@ -49,6 +49,7 @@
 #include "access/htup_details.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -75,9 +76,11 @@
 #define EP_MAX_CONNECTIONS	1024
 #define EP_IDLE_TIMEOUT_MS		60000
 
-/* the X-Amz-Target prefixes served */
+/* the X-Amz-Target prefixes served; SNS speaks the query protocol */
 #define SQS						"AmazonSQS"
 #define KINESIS					"Kinesis_20131202"
+#define SNS						"SNS"
+#define SNS_XMLNS				"http://sns.amazonaws.com/doc/2010-03-31/"
 
 int			msgq_endpoint_port = 0;
 int			msgq_endpoint_request_timeout_ms = 10000;
@@ -177,7 +180,7 @@ msgq_endpoint_register(void)
 }
 
 /* per action: what msgq.endpoint_metrics shows (one writer: the endpoint) */
-#define EP_MAX_ACTIONS		48
+#define EP_MAX_ACTIONS		64
 
 typedef struct EpStats
 {
@@ -262,6 +265,8 @@ typedef struct EpConn
 	const char *service;		/* of the request being answered */
 } EpConn;
 
+static void ep_xml_escape(StringInfo s, const char *v);
+
 static EpConn *ep_conns[EP_MAX_CONNECTIONS];
 static int	ep_nconns = 0;
 static pgsocket ep_listen = PGINVALID_SOCKET;
@@ -291,12 +296,15 @@ ep_respond(EpConn *c, int status, const char *reason, const char *body,
 {
 	appendStringInfo(&c->out,
 					 "HTTP/1.1 %d %s\r\n"
-					 "Content-Type: application/x-amz-json-%s\r\n"
+					 "Content-Type: %s\r\n"
 					 "Content-Length: %zu\r\n"
 					 "x-amzn-RequestId: %s\r\n"
 					 "%s%s"
 					 "\r\n%s",
-					 status, reason, c->service && strcmp(c->service, KINESIS) == 0 ? "1.1" : "1.0",
+					 status, reason,
+					 c->service && strcmp(c->service, SNS) == 0 ? "text/xml" :
+					 c->service && strcmp(c->service, KINESIS) == 0 ? "application/x-amz-json-1.1" :
+					 "application/x-amz-json-1.0",
 					 strlen(body),
 					 DatumGetCString(DirectFunctionCall1(uuid_out,
 														 DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
@@ -317,6 +325,23 @@ ep_error(EpConn *c, int status, const char *code, const char *legacy, bool sende
 
 	bool		kinesis = c->service && strcmp(c->service, KINESIS) == 0;
 
+	if (c->service && strcmp(c->service, SNS) == 0)
+	{
+		/* the query protocol's <ErrorResponse> */
+		initStringInfo(&body);
+		appendStringInfo(&body, "<ErrorResponse xmlns=\"" SNS_XMLNS "\"><Error><Type>%s</Type><Code>%s</Code><Message>",
+						 sender ? "Sender" : "Receiver", code);
+		ep_xml_escape(&body, message ? message : "");
+		appendStringInfo(&body, "</Message></Error><RequestId>%s</RequestId></ErrorResponse>",
+						 DatumGetCString(DirectFunctionCall1(uuid_out, DirectFunctionCall1(gen_random_uuid, (Datum) 0))));
+		if (strcmp(code, "NotFound") == 0)
+			status = 404;
+		else if (strcmp(code, "AuthorizationError") == 0)
+			status = 403;
+		ep_respond(c, status, status == 404 ? "Not Found" : status == 400 ? "Bad Request" :
+				   status == 403 ? "Forbidden" : "Internal Server Error", body.data, NULL);
+		return;
+	}
 	initStringInfo(&body);
 	appendStringInfo(&body, "{\"__type\": \"%s%s\", \"message\": ", kinesis ? "" : "com.amazonaws.sqs#", code);
 	escape_json(&body, message ? message : "");
@@ -326,6 +351,31 @@ ep_error(EpConn *c, int status, const char *code, const char *legacy, bool sende
 									   sender ? "Sender" : "Receiver");
 	ep_respond(c, status, status == 400 ? "Bad Request" : status == 403 ? "Forbidden" :
 			   status == 413 ? "Payload Too Large" : "Internal Server Error", body.data, header);
+}
+
+static void
+ep_xml_escape(StringInfo s, const char *v)
+{
+	for (; *v; v++)
+	{
+		switch (*v)
+		{
+			case '<':
+				appendStringInfoString(s, "&lt;");
+				break;
+			case '>':
+				appendStringInfoString(s, "&gt;");
+				break;
+			case '&':
+				appendStringInfoString(s, "&amp;");
+				break;
+			case '"':
+				appendStringInfoString(s, "&quot;");
+				break;
+			default:
+				appendStringInfoChar(s, *v);
+		}
+	}
 }
 
 /* SQS's query-protocol codes, where they differ from the JSON names */
@@ -370,6 +420,26 @@ ep_legacy_code(const char *code)
 	"  'Failed', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('Id', id, 'Code', error_code," \
 	"                  'Message', error_message, 'SenderFault', sender_fault))" \
 	"                  FILTER (WHERE error_code IS NOT NULL), '[]'))"
+
+/* SNS: the map of a form's Name.entry.N.key / .value pairs, as jsonb */
+#define EP_SNS_MAP(name) \
+	"COALESCE((SELECT pg_catalog.jsonb_object_agg(k.value, v.value)" \
+	"   FROM pg_catalog.jsonb_each_text($1) k JOIN pg_catalog.jsonb_each_text($1) v" \
+	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'key$', 'value')" \
+	"  WHERE k.key OPERATOR(pg_catalog.~) '^" name "\\.entry\\.[0-9]+\\.key$'), '{}')"
+/* SNS: <Attributes><entry><key/><value/></entry>...</Attributes> of a jsonb map */
+#define EP_SNS_ATTRS(expr) \
+	"(SELECT xmlelement(name \"Attributes\", pg_catalog.xmlagg(xmlelement(name entry," \
+	"   xmlelement(name key, a.key), xmlelement(name value, a.value)) ORDER BY a.key))" \
+	"   FROM pg_catalog.jsonb_each_text(" expr ") a)"
+/* SNS: one <member> of a subscription list */
+#define EP_SNS_SUB \
+	"xmlelement(name member, xmlelement(name \"SubscriptionArn\", subscription_arn)," \
+	" xmlelement(name \"Owner\", owner), xmlelement(name \"Protocol\", protocol)," \
+	" xmlelement(name \"Endpoint\", CASE WHEN protocol OPERATOR(pg_catalog.=) 'sqs'" \
+	"   AND endpoint OPERATOR(pg_catalog.!~~) 'arn:%' THEN 'arn:aws:sqs:msgq:' OPERATOR(pg_catalog.||)" \
+	"   pg_catalog.current_database() OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) endpoint" \
+	"   ELSE endpoint END), xmlelement(name \"TopicArn\", topic_arn))"
 
 typedef struct EpAction
 {
@@ -506,7 +576,61 @@ static const EpAction ep_actions[] = {
 	{KINESIS, "MergeShards",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.merge_shards(COALESCE($1->>'StreamName', $1->>'StreamARN'),"
 		"       $1->>'ShardToMerge', $1->>'AdjacentShardToMerge')"},
+
+	/*
+	 * SNS (the query protocol): $1 is the form's fields, flat ("Attributes.entry.1.key");
+	 * each statement returns its <ActionResult> element as text
+	 */
+	{SNS, "CreateTopic",
+		"SELECT xmlelement(name \"CreateTopicResult\", xmlelement(name \"TopicArn\","
+		"       msgq.create_topic($1->>'Name', " EP_SNS_MAP("Attributes") ")))::pg_catalog.text"},
+	{SNS, "DeleteTopic",
+		"SELECT '' FROM msgq.delete_topic($1->>'TopicArn')"},
+	{SNS, "ListTopics",
+		"SELECT xmlelement(name \"ListTopicsResult\", xmlelement(name \"Topics\","
+		"       pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"TopicArn\", t)) ORDER BY t)))::pg_catalog.text"
+		"  FROM msgq.list_topics() t"},
+	{SNS, "GetTopicAttributes",
+		"SELECT xmlelement(name \"GetTopicAttributesResult\", " EP_SNS_ATTRS("msgq.get_topic_attributes($1->>'TopicArn')") ")::pg_catalog.text"},
+	{SNS, "SetTopicAttributes",
+		"SELECT '' FROM msgq.set_topic_attributes($1->>'TopicArn', $1->>'AttributeName', $1->>'AttributeValue')"},
+	{SNS, "Subscribe",
+		"SELECT xmlelement(name \"SubscribeResult\", xmlelement(name \"SubscriptionArn\","
+		"       msgq.subscribe($1->>'TopicArn', $1->>'Protocol', $1->>'Endpoint', " EP_SNS_MAP("Attributes") ")))::pg_catalog.text"},
+	{SNS, "Unsubscribe",
+		"SELECT '' FROM msgq.unsubscribe($1->>'SubscriptionArn')"},
+	{SNS, "ListSubscriptions",
+		"SELECT xmlelement(name \"ListSubscriptionsResult\", xmlelement(name \"Subscriptions\","
+		"       pg_catalog.xmlagg(" EP_SNS_SUB " ORDER BY subscription_arn)))::pg_catalog.text"
+		"  FROM msgq.list_subscriptions()"},
+	{SNS, "ListSubscriptionsByTopic",
+		"SELECT xmlelement(name \"ListSubscriptionsByTopicResult\", xmlelement(name \"Subscriptions\","
+		"       pg_catalog.xmlagg(" EP_SNS_SUB " ORDER BY subscription_arn)))::pg_catalog.text"
+		"  FROM msgq.list_subscriptions_by_topic($1->>'TopicArn')"},
+	{SNS, "GetSubscriptionAttributes",
+		"SELECT xmlelement(name \"GetSubscriptionAttributesResult\", "
+		EP_SNS_ATTRS("msgq.get_subscription_attributes($1->>'SubscriptionArn')") ")::pg_catalog.text"},
+	{SNS, "SetSubscriptionAttributes",
+		"SELECT '' FROM msgq.set_subscription_attributes($1->>'SubscriptionArn', $1->>'AttributeName',"
+		"       $1->>'AttributeValue')"},
+	{SNS, "Publish",
+		"SELECT xmlelement(name \"PublishResult\", xmlelement(name \"MessageId\", p.message_id),"
+		"       CASE WHEN p.sequence_number IS NOT NULL"
+		"         THEN xmlelement(name \"SequenceNumber\", p.sequence_number) END)::pg_catalog.text"
+		"  FROM msgq.publish(COALESCE($1->>'TopicArn', $1->>'TargetArn'), $1->>'Message', $1->>'Subject',"
+		"       NULLIF((SELECT pg_catalog.jsonb_object_agg(n.value, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
+		"          'DataType', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.DataType'),"
+		"          'StringValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.StringValue'),"
+		"          'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue'))))"
+		"          FROM pg_catalog.jsonb_each_text($1) n,"
+		"               LATERAL (SELECT pg_catalog.substring(n.key, '^(MessageAttributes\\.entry\\.[0-9]+\\.)Name$') AS p) x"
+		"         WHERE x.p IS NOT NULL), '{}'),"
+		"       $1->>'MessageGroupId', $1->>'MessageDeduplicationId', $1->>'MessageStructure') p"},
 };
+
+static SPIPlanPtr ep_plans[EP_MAX_ACTIONS];
+
+StaticAssertDecl(lengthof(ep_actions) <= EP_MAX_ACTIONS, "EP_MAX_ACTIONS is too small");
 
 /* how long a ReceiveMessage that found nothing may wait, in seconds */
 #define EP_WAIT_SQL \
@@ -539,6 +663,7 @@ typedef struct EpAuth
 typedef struct EpResult
 {
 	Jsonb	   *response;		/* NULL on error */
+	char	   *xml;			/* SNS: the <ActionResult> element, or "" */
 	Oid			role;			/* the request ran as */
 	int			wait_seconds;	/* ReceiveMessage with no message: may wait */
 	ErrorData  *error;
@@ -715,15 +840,19 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 		role = auth->role_known ? auth->role : ep_request_role(auth);
 		res->role = role;
 		SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
-		if (SPI_execute_with_args(a->sql, 2, (Oid[]) {JSONBOID, TEXTOID},
-								  (Datum[]) {JsonbPGetDatum(request), CStringGetTextDatum(prefix)},
-								  NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		/* each action's statement is planned once per process */
+		if (SPI_execute_plan(msgq_plan(&ep_plans[a - ep_actions], a->sql, 2, (Oid[]) {JSONBOID, TEXTOID}),
+							 (Datum[]) {JsonbPGetDatum(request), CStringGetTextDatum(prefix)},
+							 NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "the action returned no result");
 		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 
-			res->response = isnull ? NULL : DatumGetJsonbPCopy(v);
+			if (strcmp(a->service, SNS) == 0)
+				res->xml = isnull ? pstrdup("") : TextDatumGetCString(v);
+			else
+				res->response = isnull ? NULL : DatumGetJsonbPCopy(v);
 			MemoryContextSwitchTo(old);
 		}
 		if (strcmp(a->name, "ReceiveMessage") == 0 && res->response != NULL)
@@ -818,6 +947,87 @@ ep_parse_body(const char *body, int len)
 		return NULL;
 	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
 	return j;
+}
+
+static int
+ep_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* application/x-www-form-urlencoded text, decoded */
+static char *
+ep_url_decode(const char *v, int len)
+{
+	char	   *out = palloc(len + 1);
+	int			n = 0,
+				i;
+
+	for (i = 0; i < len; i++)
+	{
+		if (v[i] == '+')
+			out[n++] = ' ';
+		else if (v[i] == '%' && i + 2 < len &&
+				 ep_hexval(v[i + 1]) >= 0 && ep_hexval(v[i + 2]) >= 0)
+		{
+			out[n++] = (char) (ep_hexval(v[i + 1]) * 16 + ep_hexval(v[i + 2]));
+			i += 2;
+		}
+		else
+			out[n++] = v[i];
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * A query-protocol body (a=1&b=2) as a flat jsonb object of its fields;
+ * NULL when a field is not valid UTF-8 text.
+ */
+static Jsonb *
+ep_parse_form(const char *body, int len)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	const char *p = body;
+	const char *end = body + len;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	while (p < end)
+	{
+		const char *amp = memchr(p, '&', end - p);
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(p, '=', stop - p);
+		char	   *k,
+				   *v;
+		JsonbValue	jk,
+					jv;
+
+		if (stop > p)
+		{
+			k = ep_url_decode(p, (eq ? eq : stop) - p);
+			v = eq ? ep_url_decode(eq + 1, stop - eq - 1) : pstrdup("");
+			if (!pg_verifymbstr(k, strlen(k), true) || !pg_verifymbstr(v, strlen(v), true))
+				return NULL;
+			jk.type = jbvString;
+			jk.val.string.val = k;
+			jk.val.string.len = strlen(k);
+			jv.type = jbvString;
+			jv.val.string.val = v;
+			jv.val.string.len = strlen(v);
+			pushJsonbValue(&state, WJB_KEY, &jk);
+			pushJsonbValue(&state, WJB_VALUE, &jv);
+		}
+		p = stop + 1;
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(res);
 }
 
 /* The value of a header (case-insensitive), or NULL */
@@ -1017,6 +1227,35 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 		c->service = KINESIS;
 	else
 		c->service = SQS;
+	if (target == NULL)
+	{
+		char	   *ctype = ep_header(headers, "Content-Type");
+
+		if (ctype != NULL && pg_strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
+		{
+			/* the query protocol: SNS, the action in the form */
+			char	   *action;
+
+			c->service = SNS;
+			request = ep_parse_form(body, body_len);
+			if (request == NULL)
+			{
+				ep_error(c, 400, "InvalidParameter", NULL, true, "the form is not valid UTF-8");
+				ep_count(NULL, start, true);
+				return;
+			}
+			action = msgq_attr_str_or_null(&request->root, "Action");
+			a = action ? ep_find(SNS, action) : NULL;
+			if (a == NULL)
+			{
+				ep_error(c, 400, "InvalidAction", NULL, true,
+						 psprintf("action %s is not valid for this endpoint", action ? action : "(none)"));
+				ep_count(NULL, start, true);
+				return;
+			}
+			goto authenticate;
+		}
+	}
 	if (target == NULL || dot == NULL ||
 		(strncmp(target, SQS ".", dot - target + 1) != 0 && strncmp(target, KINESIS ".", dot - target + 1) != 0))
 	{
@@ -1040,6 +1279,7 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 		ep_count(a, start, true);
 		return;
 	}
+authenticate:
 	auth_error = ep_parse_auth(headers, body, body_len, &auth, &auth_message);
 	if (auth_error != NULL)
 	{
@@ -1071,8 +1311,15 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
 		return;
 	}
-	ep_respond(c, 200, "OK", res.response ? JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)) : "{}",
-			   NULL);
+	if (strcmp(a->service, SNS) == 0)
+		ep_respond(c, 200, "OK",
+				   psprintf("<%sResponse xmlns=\"" SNS_XMLNS "\">%s<ResponseMetadata><RequestId>%s</RequestId>"
+							"</ResponseMetadata></%sResponse>", a->name, res.xml ? res.xml : "",
+							DatumGetCString(DirectFunctionCall1(uuid_out, DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
+							a->name), NULL);
+	else
+		ep_respond(c, 200, "OK", res.response ? JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)) : "{}",
+				   NULL);
 	ep_count(a, start, false);
 }
 
@@ -1548,7 +1795,8 @@ msgq_endpoint_metrics(PG_FUNCTION_ARGS)
 		bool		nulls[6] = {i == (int) lengthof(ep_actions), false, false, false, n == 0, n == 0};
 
 		v[0] = CStringGetTextDatum(i < (int) lengthof(ep_actions) ?
-								   (strcmp(ep_actions[i].service, SQS) == 0 ? "sqs" : "kinesis") : "");
+								   (strcmp(ep_actions[i].service, SQS) == 0 ? "sqs" :
+									strcmp(ep_actions[i].service, SNS) == 0 ? "sns" : "kinesis") : "");
 		v[1] = CStringGetTextDatum(i < (int) lengthof(ep_actions) ? ep_actions[i].name : "(none)");
 		v[2] = Int64GetDatum((int64) n);
 		v[3] = Int64GetDatum((int64) pg_atomic_read_u64(&st->errors));

@@ -2,8 +2,8 @@
 # Copyright (c) msgq contributors
 #
 # The AWS endpoint driven by the AWS SDK for JavaScript v3: test/node's
-# suites for SQS and Kinesis (node's test runner, @aws-sdk/client-sqs and
-# @aws-sdk/client-kinesis installed by the test
+# suites for SQS, Kinesis and SNS (node's test runner, @aws-sdk/client-sqs,
+# client-kinesis and client-sns installed by the test
 # command with npm ci from the committed package-lock.json) runs against a
 # server with the endpoint on, with an access key made by
 # msgq.create_access_key: each of its tests must pass.
@@ -38,6 +38,7 @@ CREATE ROLE sdk_app;
 GRANT USAGE ON SCHEMA msgq TO sdk_app;
 GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO sdk_app;
 GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO sdk_app;
+GRANT EXECUTE ON FUNCTION msgq.create_topic(text, jsonb) TO sdk_app;
 EOF2
 my ($akid, $secret) = split /\|/,
   $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sdk_app')});
@@ -49,12 +50,13 @@ local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;
 local $ENV{MSGQ_SECRET_ACCESS_KEY} = $secret;
 local $ENV{AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING} = '1';
 my ($stdout, $stderr);
-my $ok = IPC::Run::run([ 'node', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs" ],
+my $ok = IPC::Run::run([ 'node', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs",
+		"$dir/sns.test.mjs" ],
 	'>', \$stdout, '2>', \$stderr);
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
 my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
 ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
-cmp_ok(scalar(@passed), '>=', 11, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
+cmp_ok(scalar(@passed), '>=', 13, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
 is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
 is($node->safe_psql('postgres', q{SELECT DISTINCT owner FROM msgq.queue WHERE queue_name LIKE 'sdk-%'}),
 	'sdk_app', 'every queue the SDK made belongs to the access key\'s role');

@@ -81,6 +81,9 @@
 #define KINESIS					"Kinesis_20131202"
 #define SNS						"SNS"
 #define SNS_XMLNS				"http://sns.amazonaws.com/doc/2010-03-31/"
+/* SQS's older query protocol (what boto3 before 1.31 speaks) */
+#define SQSQ					"SQSQuery"
+#define SQSQ_XMLNS				"http://queue.amazonaws.com/doc/2012-11-05/"
 
 int			msgq_endpoint_port = 0;
 int			msgq_endpoint_request_timeout_ms = 10000;
@@ -261,11 +264,20 @@ typedef struct EpConn
 	TimestampTz parked_until;
 	Oid			parked_role;
 	TimestampTz parked_since;
+	const void *parked_action;	/* an EpAction */
 	bool		keep_alive;
 	const char *service;		/* of the request being answered */
 } EpConn;
 
 static void ep_xml_escape(StringInfo s, const char *v);
+static const char *ep_legacy_code(const char *code);
+
+/* a query-protocol service: XML replies */
+static bool
+ep_xml_service(const char *service)
+{
+	return service != NULL && (strcmp(service, SNS) == 0 || strcmp(service, SQSQ) == 0);
+}
 
 static EpConn *ep_conns[EP_MAX_CONNECTIONS];
 static int	ep_nconns = 0;
@@ -302,7 +314,7 @@ ep_respond(EpConn *c, int status, const char *reason, const char *body,
 					 "%s%s"
 					 "\r\n%s",
 					 status, reason,
-					 c->service && strcmp(c->service, SNS) == 0 ? "text/xml" :
+					 ep_xml_service(c->service) ? "text/xml" :
 					 c->service && strcmp(c->service, KINESIS) == 0 ? "application/x-amz-json-1.1" :
 					 "application/x-amz-json-1.0",
 					 strlen(body),
@@ -325,16 +337,19 @@ ep_error(EpConn *c, int status, const char *code, const char *legacy, bool sende
 
 	bool		kinesis = c->service && strcmp(c->service, KINESIS) == 0;
 
-	if (c->service && strcmp(c->service, SNS) == 0)
+	if (ep_xml_service(c->service))
 	{
-		/* the query protocol's <ErrorResponse> */
+		/* the query protocol's <ErrorResponse>; SQS's with its older codes */
+		bool		sqs = strcmp(c->service, SQSQ) == 0;
+
 		initStringInfo(&body);
-		appendStringInfo(&body, "<ErrorResponse xmlns=\"" SNS_XMLNS "\"><Error><Type>%s</Type><Code>%s</Code><Message>",
-						 sender ? "Sender" : "Receiver", code);
+		appendStringInfo(&body, "<ErrorResponse xmlns=\"%s\"><Error><Type>%s</Type><Code>%s</Code><Message>",
+						 sqs ? SQSQ_XMLNS : SNS_XMLNS, sender ? "Sender" : "Receiver",
+						 sqs ? ep_legacy_code(code) : code);
 		ep_xml_escape(&body, message ? message : "");
 		appendStringInfo(&body, "</Message></Error><RequestId>%s</RequestId></ErrorResponse>",
 						 DatumGetCString(DirectFunctionCall1(uuid_out, DirectFunctionCall1(gen_random_uuid, (Datum) 0))));
-		if (strcmp(code, "NotFound") == 0)
+		if (strcmp(code, "NotFound") == 0 && !sqs)
 			status = 404;
 		else if (strcmp(code, "AuthorizationError") == 0)
 			status = 403;
@@ -427,6 +442,34 @@ ep_legacy_code(const char *code)
 	"   FROM pg_catalog.jsonb_each_text($1) k JOIN pg_catalog.jsonb_each_text($1) v" \
 	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'key$', 'value')" \
 	"  WHERE k.key OPERATOR(pg_catalog.~) '^" name "\\.entry\\.[0-9]+\\.key$'), '{}')"
+/* the query protocol's list Prefix.N.Name / Prefix.N.Value, as a jsonb map */
+#define EP_Q_MAP(prefix) \
+	"COALESCE((SELECT pg_catalog.jsonb_object_agg(k.value, v.value)" \
+	"   FROM pg_catalog.jsonb_each_text($1) k JOIN pg_catalog.jsonb_each_text($1) v" \
+	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'Name$', 'Value')" \
+	"  WHERE k.key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.Name$'), '{}')"
+/* the query protocol's list Prefix.N, as a text[] */
+#define EP_Q_LIST(prefix) \
+	"ARRAY(SELECT value FROM pg_catalog.jsonb_each_text($1)" \
+	"  WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+$')"
+/* the query protocol's message attributes Prefix.N.Name / .Value.DataType ... */
+#define EP_Q_MSG_ATTRS(prefix) \
+	"NULLIF((SELECT pg_catalog.jsonb_object_agg(n.value, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
+	"   'DataType', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.DataType')," \
+	"   'StringValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.StringValue')," \
+	"   'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue'))))" \
+	"   FROM pg_catalog.jsonb_each_text($1) n," \
+	"        LATERAL (SELECT pg_catalog.substring(n.key, '^(" prefix "\\.[0-9]+\\.)Name$') AS p) x" \
+	"  WHERE x.p IS NOT NULL), '{}')"
+/* a batch's entries Prefix.N.Field as a jsonb array of objects */
+#define EP_Q_ENTRIES(prefix) \
+	"(SELECT pg_catalog.jsonb_agg(e ORDER BY i) FROM (" \
+	"   SELECT (pg_catalog.regexp_match(key, '^" prefix "\\.([0-9]+)\\.'))[1]::pg_catalog.int4 AS i," \
+	"          pg_catalog.jsonb_object_agg(pg_catalog.regexp_replace(key, '^" prefix "\\.[0-9]+\\.', ''), value) AS e" \
+	"     FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
+	"    GROUP BY 1) b)"
+#define EP_Q_URL(expr) "$2 OPERATOR(pg_catalog.||) pg_catalog.substring(" expr ", '[^/]*$')"
+
 /* SNS: <Attributes><entry><key/><value/></entry>...</Attributes> of a jsonb map */
 #define EP_SNS_ATTRS(expr) \
 	"(SELECT xmlelement(name \"Attributes\", pg_catalog.xmlagg(xmlelement(name entry," \
@@ -626,6 +669,64 @@ static const EpAction ep_actions[] = {
 		"               LATERAL (SELECT pg_catalog.substring(n.key, '^(MessageAttributes\\.entry\\.[0-9]+\\.)Name$') AS p) x"
 		"         WHERE x.p IS NOT NULL), '{}'),"
 		"       $1->>'MessageGroupId', $1->>'MessageDeduplicationId', $1->>'MessageStructure') p"},
+
+	/* SQS's query protocol: form fields in, <ActionResult> XML out */
+	{SQSQ, "CreateQueue",
+		"SELECT xmlelement(name \"CreateQueueResult\", xmlelement(name \"QueueUrl\", " EP_Q_URL("u") "))::pg_catalog.text"
+		"  FROM msgq.create_queue($1->>'QueueName', " EP_Q_MAP("Attribute") ") u"},
+	{SQSQ, "GetQueueUrl",
+		"SELECT xmlelement(name \"GetQueueUrlResult\", xmlelement(name \"QueueUrl\","
+		"       " EP_Q_URL("msgq.get_queue_url($1->>'QueueName')") "))::pg_catalog.text"},
+	{SQSQ, "ListQueues",
+		"SELECT xmlelement(name \"ListQueuesResult\", pg_catalog.xmlagg(xmlelement(name \"QueueUrl\", " EP_Q_URL("u") ") ORDER BY u))::pg_catalog.text"
+		"  FROM msgq.list_queues($1->>'QueueNamePrefix') u"},
+	{SQSQ, "DeleteQueue", "SELECT '' FROM msgq.delete_queue($1->>'QueueUrl')"},
+	{SQSQ, "PurgeQueue", "SELECT '' FROM msgq.purge_queue($1->>'QueueUrl')"},
+	{SQSQ, "GetQueueAttributes",
+		"SELECT xmlelement(name \"GetQueueAttributesResult\", pg_catalog.xmlagg(xmlelement(name \"Attribute\","
+		"       xmlelement(name \"Name\", a.key), xmlelement(name \"Value\", a.value)) ORDER BY a.key))::pg_catalog.text"
+		"  FROM pg_catalog.jsonb_each_text(msgq.get_queue_attributes($1->>'QueueUrl', " EP_Q_LIST("AttributeName") ")) a"},
+	{SQSQ, "SetQueueAttributes",
+		"SELECT '' FROM msgq.set_queue_attributes($1->>'QueueUrl', " EP_Q_MAP("Attribute") ")"},
+	{SQSQ, "SendMessage",
+		"SELECT xmlelement(name \"SendMessageResult\", xmlelement(name \"MD5OfMessageBody\", m.md5_of_message_body),"
+		"       CASE WHEN m.md5_of_message_attributes IS NOT NULL"
+		"         THEN xmlelement(name \"MD5OfMessageAttributes\", m.md5_of_message_attributes) END,"
+		"       xmlelement(name \"MessageId\", m.message_id))::pg_catalog.text"
+		"  FROM msgq.send_message($1->>'QueueUrl', $1->>'MessageBody', ($1->>'DelaySeconds')::pg_catalog.int4,"
+		"       NULLIF(" EP_Q_MSG_ATTRS("MessageAttribute") ", '{}')::pg_catalog.json, $1->>'MessageGroupId',"
+		"       $1->>'MessageDeduplicationId') m"},
+	{SQSQ, "SendMessageBatch",
+		"SELECT xmlelement(name \"SendMessageBatchResult\", pg_catalog.xmlagg(CASE WHEN error_code IS NULL"
+		"   THEN xmlelement(name \"SendMessageBatchResultEntry\", xmlelement(name \"Id\", id),"
+		"          xmlelement(name \"MessageId\", message_id), xmlelement(name \"MD5OfMessageBody\", md5_of_message_body))"
+		"   ELSE xmlelement(name \"BatchResultErrorEntry\", xmlelement(name \"Id\", id), xmlelement(name \"Code\", error_code),"
+		"          xmlelement(name \"Message\", error_message), xmlelement(name \"SenderFault\", sender_fault)) END))::pg_catalog.text"
+		"  FROM msgq.send_message_batch($1->>'QueueUrl', " EP_Q_ENTRIES("SendMessageBatchRequestEntry") "::pg_catalog.json)"},
+	{SQSQ, "ReceiveMessage",
+		"SELECT xmlelement(name \"ReceiveMessageResult\", pg_catalog.xmlagg(xmlelement(name \"Message\","
+		"   xmlelement(name \"MessageId\", r.message_id), xmlelement(name \"ReceiptHandle\", r.receipt_handle),"
+		"   xmlelement(name \"MD5OfBody\", r.md5_of_body), xmlelement(name \"Body\", r.body),"
+		"   (SELECT pg_catalog.xmlagg(xmlelement(name \"Attribute\", xmlelement(name \"Name\", a.key),"
+		"           xmlelement(name \"Value\", a.value)) ORDER BY a.key) FROM pg_catalog.jsonb_each_text(r.attributes) a),"
+		"   (SELECT pg_catalog.xmlagg(xmlelement(name \"MessageAttribute\", xmlelement(name \"Name\", a.key),"
+		"           xmlelement(name \"Value\", xmlelement(name \"StringValue\", a.value->>'StringValue'),"
+		"             xmlelement(name \"DataType\", a.value->>'DataType'))) ORDER BY a.key)"
+		"      FROM pg_catalog.jsonb_each(r.message_attributes) a WHERE a.value ? 'StringValue'))))::pg_catalog.text"
+		"  FROM msgq.receive_message($1->>'QueueUrl', COALESCE(($1->>'MaxNumberOfMessages')::pg_catalog.int4, 1),"
+		"       ($1->>'VisibilityTimeout')::pg_catalog.int4, 0, " EP_Q_LIST("MessageAttributeName") ","
+		"       " EP_Q_LIST("AttributeName") ", $1->>'ReceiveRequestAttemptId') r"},
+	{SQSQ, "DeleteMessage",
+		"SELECT '' FROM msgq.delete_message($1->>'QueueUrl', $1->>'ReceiptHandle')"},
+	{SQSQ, "DeleteMessageBatch",
+		"SELECT xmlelement(name \"DeleteMessageBatchResult\", pg_catalog.xmlagg(CASE WHEN error_code IS NULL"
+		"   THEN xmlelement(name \"DeleteMessageBatchResultEntry\", xmlelement(name \"Id\", id))"
+		"   ELSE xmlelement(name \"BatchResultErrorEntry\", xmlelement(name \"Id\", id), xmlelement(name \"Code\", error_code),"
+		"          xmlelement(name \"Message\", error_message), xmlelement(name \"SenderFault\", sender_fault)) END))::pg_catalog.text"
+		"  FROM msgq.delete_message_batch($1->>'QueueUrl', " EP_Q_ENTRIES("DeleteMessageBatchRequestEntry") ")"},
+	{SQSQ, "ChangeMessageVisibility",
+		"SELECT '' FROM msgq.change_message_visibility($1->>'QueueUrl', $1->>'ReceiptHandle',"
+		"       ($1->>'VisibilityTimeout')::pg_catalog.int4)"},
 };
 
 static SPIPlanPtr ep_plans[EP_MAX_ACTIONS];
@@ -849,16 +950,17 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 
-			if (strcmp(a->service, SNS) == 0)
+			if (ep_xml_service(a->service))
 				res->xml = isnull ? pstrdup("") : TextDatumGetCString(v);
 			else
 				res->response = isnull ? NULL : DatumGetJsonbPCopy(v);
 			MemoryContextSwitchTo(old);
 		}
-		if (strcmp(a->name, "ReceiveMessage") == 0 && res->response != NULL)
+		if (strcmp(a->name, "ReceiveMessage") == 0 && (res->response != NULL || res->xml != NULL))
 		{
 			/* no message (AWS leaves "Messages" out): may it wait? */
-			if (msgq_jsonb_member(&res->response->root, "Messages") == NULL &&
+			if ((res->response != NULL ? msgq_jsonb_member(&res->response->root, "Messages") == NULL :
+				 strstr(res->xml, "<Message>") == NULL) &&
 				SPI_execute_with_args(EP_WAIT_SQL, 1, (Oid[]) {JSONBOID},
 									  (Datum[]) {JsonbPGetDatum(request)}, NULL, true, 1) == SPI_OK_SELECT)
 				res->wait_seconds = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1197,6 +1299,22 @@ ep_parse_auth(char *headers, const char *body, int body_len, EpAuth *auth, char 
 	return NULL;
 }
 
+/* The 200 answer of an action's result */
+static void
+ep_answer(EpConn *c, const EpAction *a, EpResult *res)
+{
+	if (ep_xml_service(a->service))
+		ep_respond(c, 200, "OK",
+				   psprintf("<%sResponse xmlns=\"%s\">%s<ResponseMetadata><RequestId>%s</RequestId>"
+							"</ResponseMetadata></%sResponse>", a->name,
+							strcmp(a->service, SQSQ) == 0 ? SQSQ_XMLNS : SNS_XMLNS, res->xml ? res->xml : "",
+							DatumGetCString(DirectFunctionCall1(uuid_out, DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
+							a->name), NULL);
+	else
+		ep_respond(c, 200, "OK", res->response ? JsonbToCString(NULL, &res->response->root, VARSIZE(res->response)) : "{}",
+				   NULL);
+}
+
 /* One whole request: headers (NUL-terminated) and body */
 static void
 ep_handle(EpConn *c, char *headers, const char *body, int body_len)
@@ -1233,8 +1351,13 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 
 		if (ctype != NULL && pg_strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0)
 		{
-			/* the query protocol: SNS, the action in the form */
+			/*
+			 * The query protocol, the action in the form: SNS, or SQS's
+			 * older protocol (signed for service sqs, or Version 2012-11-05)
+			 */
 			char	   *action;
+			char	   *authz = ep_header(headers, "Authorization");
+			char	   *version;
 
 			c->service = SNS;
 			request = ep_parse_form(body, body_len);
@@ -1245,7 +1368,11 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 				return;
 			}
 			action = msgq_attr_str_or_null(&request->root, "Action");
-			a = action ? ep_find(SNS, action) : NULL;
+			version = msgq_attr_str_or_null(&request->root, "Version");
+			if ((authz != NULL && strstr(authz, "/sqs/aws4_request") != NULL) ||
+				(version != NULL && strcmp(version, "2012-11-05") == 0))
+				c->service = SQSQ;
+			a = action ? ep_find(c->service, action) : NULL;
 			if (a == NULL)
 			{
 				ep_error(c, 400, "InvalidAction", NULL, true,
@@ -1306,20 +1433,13 @@ authenticate:
 		/* later attempts run as the role the request was authenticated as */
 		c->parked_role = res.role;
 		c->parked_since = start;
+		c->parked_action = a;
 		c->parked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  (int64) Min(res.wait_seconds, 20) * 1000);
 		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
 		return;
 	}
-	if (strcmp(a->service, SNS) == 0)
-		ep_respond(c, 200, "OK",
-				   psprintf("<%sResponse xmlns=\"" SNS_XMLNS "\">%s<ResponseMetadata><RequestId>%s</RequestId>"
-							"</ResponseMetadata></%sResponse>", a->name, res.xml ? res.xml : "",
-							DatumGetCString(DirectFunctionCall1(uuid_out, DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
-							a->name), NULL);
-	else
-		ep_respond(c, 200, "OK", res.response ? JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)) : "{}",
-				   NULL);
+	ep_answer(c, a, &res);
 	ep_count(a, start, false);
 }
 
@@ -1361,18 +1481,18 @@ ep_retry_parked(EpConn *c, TimestampTz now, bool woken)
 	memset(&auth, 0, sizeof(auth));
 	auth.role_known = true;
 	auth.role = c->parked_role;
-	ep_run(ep_find(SQS, "ReceiveMessage"), c->parked_request, c->parked_prefix, &auth, &res);
+	ep_run(c->parked_action, c->parked_request, c->parked_prefix, &auth, &res);
 	if (res.error != NULL)
 	{
 		ep_unpark(c);
 		ep_error_from(c, res.error);
-		ep_count(ep_find(SQS, "ReceiveMessage"), c->parked_since, true);
+		ep_count(c->parked_action, c->parked_since, true);
 	}
 	else if (res.wait_seconds == 0 || timed_out)
 	{
 		ep_unpark(c);
-		ep_respond(c, 200, "OK", JsonbToCString(NULL, &res.response->root, VARSIZE(res.response)), NULL);
-		ep_count(ep_find(SQS, "ReceiveMessage"), c->parked_since, false);
+		ep_answer(c, c->parked_action, &res);
+		ep_count(c->parked_action, c->parked_since, false);
 	}
 }
 
@@ -1796,7 +1916,8 @@ msgq_endpoint_metrics(PG_FUNCTION_ARGS)
 
 		v[0] = CStringGetTextDatum(i < (int) lengthof(ep_actions) ?
 								   (strcmp(ep_actions[i].service, SQS) == 0 ? "sqs" :
-									strcmp(ep_actions[i].service, SNS) == 0 ? "sns" : "kinesis") : "");
+									strcmp(ep_actions[i].service, SNS) == 0 ? "sns" :
+									strcmp(ep_actions[i].service, SQSQ) == 0 ? "sqs-query" : "kinesis") : "");
 		v[1] = CStringGetTextDatum(i < (int) lengthof(ep_actions) ? ep_actions[i].name : "(none)");
 		v[2] = Int64GetDatum((int64) n);
 		v[3] = Int64GetDatum((int64) pg_atomic_read_u64(&st->errors));

@@ -278,11 +278,11 @@ $node->reload;
 sleep 0.5;
 
 # per-action counts
-is( sql(q{SELECT requests > errors AND errors >= 2 FROM msgq.endpoint_metrics WHERE action = 'SendMessage'}),
+is( sql(q{SELECT requests > errors AND errors >= 2 FROM msgq.endpoint_metrics WHERE service = 'sqs' AND action = 'SendMessage'}),
 	't', 'msgq.endpoint_metrics counts SendMessage and its errors');
-is( sql(q{SELECT errors >= 1 AND max_latency_ms >= avg_latency_ms FROM msgq.endpoint_metrics WHERE action = 'GetQueueUrl'}),
+is( sql(q{SELECT errors >= 1 AND max_latency_ms >= avg_latency_ms FROM msgq.endpoint_metrics WHERE service = 'sqs' AND action = 'GetQueueUrl'}),
 	't', 'and GetQueueUrl\'s error');
-is( sql(q{SELECT max_latency_ms >= 900 FROM msgq.endpoint_metrics WHERE action = 'ReceiveMessage'}),
+is( sql(q{SELECT max_latency_ms >= 900 FROM msgq.endpoint_metrics WHERE service = 'sqs' AND action = 'ReceiveMessage'}),
 	't', 'a long poll\'s latency includes its wait');
 is(sql(q{SELECT errors >= 2 FROM msgq.endpoint_metrics WHERE action = '(none)'}), 't',
 	'requests of no action are counted as errors');

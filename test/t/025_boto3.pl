@@ -1,0 +1,50 @@
+
+# Copyright (c) msgq contributors
+#
+# The AWS endpoint under a second AWS client, boto3 from Debian
+# (python3-boto3, installed by make deps): test/python's pytest suite
+# (queues through SQS's older query protocol, topics, streams) runs
+# against a server with the endpoint on: each of its tests must pass.
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $node = PostgreSQL::Test::Cluster->new('boto3');
+$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
+$node->append_conf('postgresql.conf', <<"EOF2");
+shared_preload_libraries = 'msgq'
+max_worker_processes = 16
+msgq.endpoint_port = $port
+EOF2
+$node->start;
+$node->safe_psql('postgres', <<'EOF2');
+CREATE EXTENSION msgq;
+CREATE ROLE boto_app;
+GRANT USAGE ON SCHEMA msgq TO boto_app;
+GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO boto_app;
+GRANT EXECUTE ON FUNCTION msgq.create_topic(text, jsonb) TO boto_app;
+GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO boto_app;
+EOF2
+my ($akid, $secret) = split /\|/,
+  $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('boto_app')});
+$node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
+  or die 'the endpoint did not start';
+
+local $ENV{MSGQ_ENDPOINT} = "http://127.0.0.1:$port";
+local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;
+local $ENV{MSGQ_SECRET_ACCESS_KEY} = $secret;
+local $ENV{PYTHONDONTWRITEBYTECODE} = '1';
+my ($stdout, $stderr);
+my $ok = IPC::Run::run([ '/usr/bin/python3', '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-rA',
+		"$FindBin::Bin/../python/test_boto3.py" ], '>', \$stdout, '2>', \$stderr);
+my @passed = $stdout =~ /^PASSED \S+::(\S+)/mg;
+ok($ok, 'the boto3 suite passes') or diag("$stdout\n$stderr");
+is(scalar(@passed), 5, scalar(@passed) . ' boto3 tests passed: ' . join(', ', @passed));
+
+$node->stop;
+done_testing();

@@ -45,7 +45,7 @@ for i in $(seq 1 50); do
 	sleep 0.1
 done
 
-sdk=$(AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING=1 node "$ROOT/bench/endpoint.mjs" \
+sdk=$(node --no-warnings "$ROOT/bench/endpoint.mjs" \
 	"http://127.0.0.1:$EPORT" "$akid" "$secret" "$N")
 echo "  SDK: $sdk" >&2
 

@@ -147,6 +147,16 @@ echo "+ ReceiveMessage (a long poll of up to 5 s: the message is there)"
 sqs ReceiveMessage "{\"QueueUrl\": \"$url\", \"WaitTimeSeconds\": 5}"
 echo "+ the same queue in SQL, owned by the key's role:"
 as_owner psql -X -c "SELECT queue_name, owner FROM msgq.queue WHERE queue_name = 'sdk-orders'"
+echo "+ the same queue through the AWS SDK for JavaScript (test/node's pinned @aws-sdk/client-sqs):"
+if [ ! -d test/node/node_modules/@aws-sdk/client-sqs ]; then
+	(cd test/node && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 || true
+fi
+if [ -d test/node/node_modules/@aws-sdk/client-sqs ]; then
+	node --no-warnings scripts/sdk-demo.mjs \
+		"http://127.0.0.1:$ENDPOINT_PORT" "$akid" "$secret" "$url"
+else
+	echo "  (skipped: npm ci in test/node could not install the SDK)"
+fi
 echo "+ a wrong secret:"
 curl -sS --aws-sigv4 "aws:amz:us-east-1:sqs" --user "$akid:wrong" -H "X-Amz-Target: AmazonSQS.ListQueues" \
 	-H 'Content-Type: application/x-amz-json-1.0' --data '{}' "$endpoint"

@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -281,6 +282,7 @@ ep_xml_service(const char *service)
 
 static EpConn *ep_conns[EP_MAX_CONNECTIONS];
 static int	ep_nconns = 0;
+static int	ep_max_conns = EP_MAX_CONNECTIONS;	/* within the process's file limit */
 static pgsocket ep_listen = PGINVALID_SOCKET;
 static MemoryContext ep_cxt = NULL;
 
@@ -1570,8 +1572,9 @@ ep_accept(void)
 
 		if (fd == PGINVALID_SOCKET)
 			return;				/* EAGAIN, or an error: the next event */
-		if (ep_nconns == EP_MAX_CONNECTIONS)
+		if (ep_nconns >= ep_max_conns)
 		{
+			/* full: accepted and closed at once, so the backlog drains */
 			closesocket(fd);
 			continue;
 		}
@@ -1674,6 +1677,22 @@ msgq_endpoint_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(msgq_endpoint_database, NULL, 0);
 	ep_cxt = AllocSetContextCreate(TopMemoryContext, "msgq endpoint", ALLOCSET_DEFAULT_SIZES);
+	/* as many connections as the file limit allows, raised to its hard limit */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		{
+			if (rl.rlim_cur < rl.rlim_max)
+			{
+				rl.rlim_cur = rl.rlim_max;
+				(void) setrlimit(RLIMIT_NOFILE, &rl);
+				(void) getrlimit(RLIMIT_NOFILE, &rl);
+			}
+			if (rl.rlim_cur != RLIM_INFINITY && (long) rl.rlim_cur - 128 < EP_MAX_CONNECTIONS)
+				ep_max_conns = Max((int) rl.rlim_cur - 128, 16);
+		}
+	}
 	ep_listen_socket();
 	ep_shared->latch = MyLatch;
 	wait_event = MSGQ_WAIT_EVENT("MsgqEndpoint");

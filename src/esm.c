@@ -1914,31 +1914,10 @@ esm_publish_sources(const EsmRow *rows, int n)
 long
 msgq_esm_worker_pass(void)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	long		wait_ms = -1;
-
 	esm_budget = esm_runner >= 0 ? 1 : -1;
 	esm_rotation++;
-
 	/* errors outside the functions' subtransactions end the worker (doc/workers.md) */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "msgq event source mappings");
-	if (msgq_extension_lock_shared())
-	{
-		msgq_switch_to_owner(&save_userid, &save_sec_context);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		wait_ms = msgq_esm_run(true);
-		SPI_finish();
-		msgq_restore_user(save_userid, save_sec_context);
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return wait_ms;
+	return msgq_worker_pass("msgq event source mappings", "event_source_mapping", msgq_esm_run);
 }
 
 /*

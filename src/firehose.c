@@ -2840,26 +2840,5 @@ msgq_firehose_run(bool in_worker)
 long
 msgq_firehose_worker_pass(void)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	long		wait_ms = -1;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "msgq delivery streams");
-	if (msgq_extension_lock_shared() &&
-		OidIsValid(get_relname_relid("delivery_stream", get_namespace_oid("msgq", true))))
-	{
-		msgq_switch_to_owner(&save_userid, &save_sec_context);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		wait_ms = msgq_firehose_run(true);
-		SPI_finish();
-		msgq_restore_user(save_userid, save_sec_context);
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return wait_ms;
+	return msgq_worker_pass("msgq delivery streams", "delivery_stream", msgq_firehose_run);
 }

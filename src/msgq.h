@@ -132,6 +132,8 @@ extern void msgq_restore_user(Oid save_userid, int save_sec_context);
 extern void msgq_check_preloaded(void);
 extern void msgq_random_bytes(void *buf, size_t len);
 extern ErrorData *msgq_run_subxact(void (*fn) (void *arg), void *arg, bool in_worker);
+extern long msgq_worker_pass(const char *activity, const char *relname,
+							 long (*run) (bool in_worker));
 extern bool msgq_loaded_via_preload;
 
 /* Shared memory (shmem.c) */

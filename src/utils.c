@@ -35,6 +35,10 @@
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/timeout.h"
+#include "utils/snapmgr.h"
+#include "utils/lsyscache.h"
+#include "catalog/namespace.h"
+#include "pgstat.h"
 #include "utils/timestamp.h"
 
 #include "msgq.h"
@@ -328,4 +332,37 @@ msgq_run_subxact(void (*fn) (void *arg), void *arg, bool in_worker)
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/*
+ * One pass of a worker part in a transaction of its own, as the extension
+ * owner, connected to SPI: run(true), once msgq is installed and has the
+ * part's table (relname, in schema msgq).  Returns run's answer (when to
+ * come back, in milliseconds; -1 when it did not run).
+ */
+long
+msgq_worker_pass(const char *activity, const char *relname, long (*run) (bool in_worker))
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	long		wait_ms = -1;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	if (msgq_extension_lock_shared() &&
+		OidIsValid(get_relname_relid(relname, get_namespace_oid("msgq", true))))
+	{
+		msgq_switch_to_owner(&save_userid, &save_sec_context);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		wait_ms = run(true);
+		SPI_finish();
+		msgq_restore_user(save_userid, save_sec_context);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return wait_ms;
 }

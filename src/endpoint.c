@@ -658,6 +658,16 @@ static const EpAction ep_actions[] = {
 	{SNS, "SetSubscriptionAttributes",
 		"SELECT '' FROM msgq.set_subscription_attributes($1->>'SubscriptionArn', $1->>'AttributeName',"
 		"       $1->>'AttributeValue')"},
+	{SNS, "PublishBatch",
+		"SELECT xmlelement(name \"PublishBatchResult\","
+		"  xmlelement(name \"Successful\", pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"Id\", id),"
+		"     xmlelement(name \"MessageId\", message_id),"
+		"     CASE WHEN sequence_number IS NOT NULL THEN xmlelement(name \"SequenceNumber\", sequence_number) END))"
+		"     FILTER (WHERE error_code IS NULL)),"
+		"  xmlelement(name \"Failed\", pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"Id\", id),"
+		"     xmlelement(name \"Code\", error_code), xmlelement(name \"Message\", error_message),"
+		"     xmlelement(name \"SenderFault\", sender_fault))) FILTER (WHERE error_code IS NOT NULL)))::pg_catalog.text"
+		"  FROM msgq.publish_batch($1->>'TopicArn', COALESCE(" EP_Q_ENTRIES("PublishBatchRequestEntries\\.member") ", '[]'))"},
 	{SNS, "Publish",
 		"SELECT xmlelement(name \"PublishResult\", xmlelement(name \"MessageId\", p.message_id),"
 		"       CASE WHEN p.sequence_number IS NOT NULL"

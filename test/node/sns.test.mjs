@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import {
   SNSClient, CreateTopicCommand, ListTopicsCommand, GetTopicAttributesCommand, SetTopicAttributesCommand,
   SubscribeCommand, ListSubscriptionsByTopicCommand, SetSubscriptionAttributesCommand,
-  GetSubscriptionAttributesCommand, PublishCommand, UnsubscribeCommand, DeleteTopicCommand, NotFoundException,
+  GetSubscriptionAttributesCommand, PublishCommand, PublishBatchCommand, UnsubscribeCommand, DeleteTopicCommand,
+  NotFoundException,
 } from "@aws-sdk/client-sns";
 import { SQSClient, CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 
@@ -71,4 +72,20 @@ test("errors reach the SDK as SNS's exceptions", async () => {
   const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "sdk-errors" }));
   await assert.rejects(sns.send(new PublishCommand({ TopicArn, Message: "" })),
     (e) => e.name === "InvalidParameterException" || e.name === "InvalidParameter");
+});
+
+test("PublishBatch: partial failures in order", async () => {
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "sdk-batch" }));
+  const r = await sns.send(new PublishBatchCommand({
+    TopicArn,
+    PublishBatchRequestEntries: [
+      { Id: "a", Message: "one" },
+      { Id: "b", Message: "" },
+      { Id: "c", Message: "three", Subject: "s" },
+    ],
+  }));
+  assert.deepEqual(r.Successful.map((e) => e.Id), ["a", "c"]);
+  assert.match(r.Successful[0].MessageId, /^[0-9a-f-]{36}$/);
+  assert.equal(r.Failed[0].Id, "b");
+  assert.equal(r.Failed[0].SenderFault, true);
 });

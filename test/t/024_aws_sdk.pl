@@ -56,7 +56,7 @@ my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
 my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
 ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
-cmp_ok(scalar(@passed), '>=', 13, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
+cmp_ok(scalar(@passed), '>=', 14, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
 is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
 is($node->safe_psql('postgres', q{SELECT DISTINCT owner FROM msgq.queue WHERE queue_name LIKE 'sdk-%'}),
 	'sdk_app', 'every queue the SDK made belongs to the access key\'s role');

@@ -1051,7 +1051,7 @@ static Jsonb *
 ep_parse_body(const char *body, int len)
 {
 	bytea	   *b = palloc(VARHDRSZ + len);
-	Jsonb	   *j;
+	Jsonb	   *volatile j = NULL;
 
 	memcpy(VARDATA(b), body, len);
 	SET_VARSIZE(b, VARHDRSZ + len);
@@ -1059,7 +1059,27 @@ ep_parse_body(const char *body, int len)
 		return NULL;
 	if (!msgq_json_text_ok(b, true))
 		return NULL;
-	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+
+	/*
+	 * Valid JSON may still not be jsonb (a number beyond numeric's range):
+	 * that error is the request's, not the endpoint's.  jsonb_in holds no
+	 * resource but memory, so it is caught here, outside a transaction.
+	 */
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+			j = NULL;
+		}
+		PG_END_TRY();
+	}
 	return j;
 }
 

@@ -155,6 +155,9 @@ is($r->{__type}, 'com.amazonaws.sqs#InvalidParameterValue', 'a malformed number:
 is($r->{__type}, 'com.amazonaws.sqs#UnsupportedOperation', 'an unknown action');
 $res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{not json' });
 is($res->{status}, 400, 'a body that is not JSON: 400');
+$res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{"a": 1e999999}' });
+is($res->{status}, 400, 'JSON that is not jsonb (a number beyond numeric): 400');
+is((call('ListQueues', {}))[0], 200, 'and the endpoint goes on');
 $res = $http->post($base, { content => '{}' });
 like($res->{content}, qr/X-Amz-Target/, 'no X-Amz-Target: 400, saying so');
 $res = $http->get($base);

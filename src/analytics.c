@@ -534,6 +534,9 @@ msgq_window_records(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+/* the pass's statements, planned once per process */
+static SPIPlanPtr sq_plans[8];
+
 typedef struct SqRow
 {
 	int32		id;
@@ -684,13 +687,13 @@ sq_ingest(SqRow *q)
 	int64	   *starts;
 	bool		isnull;
 
-	if (SPI_execute_with_args("SELECT h.shard_index, p.seq FROM msgq.shard h"
+	if (SPI_execute_plan(msgq_plan(&sq_plans[0], "SELECT h.shard_index, p.seq FROM msgq.shard h"
 							  "  LEFT JOIN msgq.stream_query_shard p ON p.query_id OPERATOR(pg_catalog.=) $1"
 							  "   AND p.shard_index OPERATOR(pg_catalog.=) h.shard_index"
 							  " WHERE h.stream_id OPERATOR(pg_catalog.=) $2"
 							  "   AND (p.seq IS NULL OR h.ending_seq IS NULL OR p.seq OPERATOR(pg_catalog.<=) h.ending_seq)"
 							  " ORDER BY h.shard_index",
-							  2, (Oid[]) {INT4OID, INT4OID},
+							  2, (Oid[]) {INT4OID, INT4OID}),
 							  (Datum[]) {Int32GetDatum(q->id), Int32GetDatum(q->stream_id)},
 							  NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the stream's shards");
@@ -723,14 +726,14 @@ sq_ingest(SqRow *q)
 		if (next < 0)
 			return;
 		if (in.n > 0 &&
-			SPI_execute_with_args("INSERT INTO msgq.stream_query_record (query_id, seq, t, arrival, partition_key, data)"
+			SPI_execute_plan(msgq_plan(&sq_plans[1], "INSERT INTO msgq.stream_query_record (query_id, seq, t, arrival, partition_key, data)"
 								  " SELECT $1, s, t, a, k, d FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.int8[]),"
 								  "   pg_catalog.unnest($3::pg_catalog.timestamptz[]),"
 								  "   pg_catalog.unnest($4::pg_catalog.timestamptz[]),"
 								  "   pg_catalog.unnest($5::pg_catalog.text[]),"
 								  "   pg_catalog.unnest($6::pg_catalog.bytea[])) r(s, t, a, k, d)",
 								  6, (Oid[]) {INT4OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID,
-								  TEXTARRAYOID, BYTEAARRAYOID},
+								  TEXTARRAYOID, BYTEAARRAYOID}),
 								  (Datum[]) {Int32GetDatum(q->id),
 								  PointerGetDatum(construct_array(in.seqs, in.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
 								  PointerGetDatum(construct_array(in.ts, in.n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
@@ -740,10 +743,10 @@ sq_ingest(SqRow *q)
 								  NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not keep the window records");
 		if (next != starts[s] &&
-			SPI_execute_with_args("INSERT INTO msgq.stream_query_shard (query_id, shard_index, seq)"
+			SPI_execute_plan(msgq_plan(&sq_plans[2], "INSERT INTO msgq.stream_query_shard (query_id, shard_index, seq)"
 								  " VALUES ($1, $2, $3) ON CONFLICT (query_id, shard_index)"
 								  " DO UPDATE SET seq = EXCLUDED.seq",
-								  3, (Oid[]) {INT4OID, INT4OID, INT8OID},
+								  3, (Oid[]) {INT4OID, INT4OID, INT8OID}),
 								  (Datum[]) {Int32GetDatum(q->id), Int32GetDatum(shards[s]), Int64GetDatum(next)},
 								  NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not move the stream query's position");
@@ -806,9 +809,9 @@ sq_emit(void *arg)
 		{
 			int			k = (int) Min(n - i, 500);
 
-			if (SPI_execute_with_args("SELECT pg_catalog.count(*) FILTER (WHERE error_code IS NOT NULL)"
+			if (SPI_execute_plan(msgq_plan(&sq_plans[3], "SELECT pg_catalog.count(*) FILTER (WHERE error_code IS NOT NULL)"
 									  "  FROM msgq.put_records($1, $2::pg_catalog.text[], $3::pg_catalog.bytea[])",
-									  3, (Oid[]) {TEXTOID, TEXTARRAYOID, BYTEAARRAYOID},
+									  3, (Oid[]) {TEXTOID, TEXTARRAYOID, BYTEAARRAYOID}),
 									  (Datum[]) {CStringGetTextDatum(q->dest_stream),
 									  PointerGetDatum(construct_array(keys + i, k, TEXTOID, -1, false, TYPALIGN_INT)),
 									  PointerGetDatum(construct_array(datas + i, k, BYTEAOID, -1, false, TYPALIGN_INT))},
@@ -829,9 +832,9 @@ sq_min_t(SqRow *q, TimestampTz from, bool bounded, TimestampTz *t)
 	bool		isnull;
 	Datum		v;
 
-	if (SPI_execute_with_args("SELECT pg_catalog.min(t) FROM msgq.stream_query_record"
+	if (SPI_execute_plan(msgq_plan(&sq_plans[4], "SELECT pg_catalog.min(t) FROM msgq.stream_query_record"
 							  " WHERE query_id OPERATOR(pg_catalog.=) $1 AND ($3 OR t OPERATOR(pg_catalog.>=) $2)",
-							  3, (Oid[]) {INT4OID, TIMESTAMPTZOID, BOOLOID},
+							  3, (Oid[]) {INT4OID, TIMESTAMPTZOID, BOOLOID}),
 							  (Datum[]) {Int32GetDatum(q->id), TimestampTzGetDatum(from), BoolGetDatum(!bounded)},
 							  NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the window records");
@@ -877,10 +880,10 @@ sq_windows(SqRow *q, bool in_worker)
 
 		if (end > watermark)
 			break;
-		if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM msgq.stream_query_record"
+		if (SPI_execute_plan(msgq_plan(&sq_plans[5], "SELECT pg_catalog.count(*) FROM msgq.stream_query_record"
 								  " WHERE query_id OPERATOR(pg_catalog.=) $1 AND t OPERATOR(pg_catalog.>=) $2"
 								  "   AND t OPERATOR(pg_catalog.<) $3",
-								  3, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+								  3, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID}),
 								  (Datum[]) {Int32GetDatum(q->id), TimestampTzGetDatum(q->next),
 								  TimestampTzGetDatum(end)},
 								  NULL, false, 1) != SPI_OK_SELECT)
@@ -927,13 +930,13 @@ sq_windows(SqRow *q, bool in_worker)
 static void
 sq_update(SqRow *q)
 {
-	if (SPI_execute_with_args("DELETE FROM msgq.stream_query_record WHERE query_id OPERATOR(pg_catalog.=) $1"
+	if (SPI_execute_plan(msgq_plan(&sq_plans[6], "DELETE FROM msgq.stream_query_record WHERE query_id OPERATOR(pg_catalog.=) $1"
 							  "   AND t OPERATOR(pg_catalog.<) $2",
-							  2, (Oid[]) {INT4OID, TIMESTAMPTZOID},
+							  2, (Oid[]) {INT4OID, TIMESTAMPTZOID}),
 							  (Datum[]) {Int32GetDatum(q->id), TimestampTzGetDatum(q->next)},
 							  (char[]) {' ', q->has_next ? ' ' : 'n'}, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not drop the emitted windows' records");
-	if (SPI_execute_with_args("UPDATE msgq.stream_query SET next_window_start = $2, max_event_time = $3,"
+	if (SPI_execute_plan(msgq_plan(&sq_plans[7], "UPDATE msgq.stream_query SET next_window_start = $2, max_event_time = $3,"
 							  "  records_read = records_read OPERATOR(pg_catalog.+) $4,"
 							  "  late_records = late_records OPERATOR(pg_catalog.+) $5,"
 							  "  skipped_records = skipped_records OPERATOR(pg_catalog.+) $6,"
@@ -944,7 +947,7 @@ sq_update(SqRow *q)
 							  "  last_error = $11"
 							  " WHERE query_id OPERATOR(pg_catalog.=) $1",
 							  11, (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
-							  INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID},
+							  INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}),
 							  (Datum[]) {Int32GetDatum(q->id), TimestampTzGetDatum(q->next),
 							  TimestampTzGetDatum(q->max_event), Int64GetDatum(q->read),
 							  Int64GetDatum(q->late), Int64GetDatum(q->skipped), Int64GetDatum(q->windows),

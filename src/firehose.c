@@ -865,16 +865,18 @@ fh_remember_put(int32 ds_id, int64 bytes)
 
 /* A delivery stream by name: its id, owner; false when there is none */
 static bool
-fh_lookup(const char *name, int32 *ds_id, Oid *owner, bool for_update)
+fh_lookup(const char *name, int32 *ds_id, Oid *owner, bool for_update, bool *direct_put)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_lock = NULL;
 	bool		isnull;
 
 	if (SPI_execute_plan(for_update ?
-						 msgq_plan(&plan_lock, "SELECT ds_id, owner::pg_catalog.oid FROM msgq.delivery_stream"
+						 msgq_plan(&plan_lock, "SELECT ds_id, owner::pg_catalog.oid,"
+								   "       source_kind OPERATOR(pg_catalog.=) 'DirectPut' FROM msgq.delivery_stream"
 								   " WHERE ds_name OPERATOR(pg_catalog.=) $1 FOR UPDATE", 1, (Oid[]) {TEXTOID}) :
-						 msgq_plan(&plan, "SELECT ds_id, owner::pg_catalog.oid FROM msgq.delivery_stream"
+						 msgq_plan(&plan, "SELECT ds_id, owner::pg_catalog.oid,"
+								   "       source_kind OPERATOR(pg_catalog.=) 'DirectPut' FROM msgq.delivery_stream"
 								   " WHERE ds_name OPERATOR(pg_catalog.=) $1", 1, (Oid[]) {TEXTOID}),
 						 (Datum[]) {CStringGetTextDatum(name)}, NULL, !for_update, 1) < 0)
 		elog(ERROR, "could not look up the delivery stream");
@@ -882,6 +884,8 @@ fh_lookup(const char *name, int32 *ds_id, Oid *owner, bool for_update)
 		return false;
 	*ds_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (direct_put)
+		*direct_put = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	return true;
 }
 
@@ -918,7 +922,7 @@ msgq_create_delivery_stream(PG_FUNCTION_ARGS)
 		FH_INVALID("a delivery stream needs a Destination");
 	msgq_call_enter(&call);
 	owner = call.caller;
-	if (fh_lookup(name, &ds_id, &owner, false))
+	if (fh_lookup(name, &ds_id, &owner, false, NULL))
 		MSGQ_ERROR("ResourceInUseException", ERRCODE_MSGQ_RESOURCE_IN_USE,
 				   "delivery stream \"%s\" already exists", name);
 	owner = call.caller;
@@ -995,7 +999,7 @@ msgq_delete_delivery_stream(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	msgq_call_enter(&call);
-	if (name == NULL || !fh_lookup(name, &ds_id, &owner, true))
+	if (name == NULL || !fh_lookup(name, &ds_id, &owner, true, NULL))
 		fh_not_found(name);
 	fh_check_owner(name, owner, call.caller);
 	if (SPI_execute_with_args("DELETE FROM msgq.delivery_stream WHERE ds_id OPERATOR(pg_catalog.=) $1",
@@ -1047,7 +1051,7 @@ msgq_describe_delivery_stream(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	msgq_call_enter(&call);
-	if (name == NULL || !fh_lookup(name, &ds_id, &owner, false))
+	if (name == NULL || !fh_lookup(name, &ds_id, &owner, false, NULL))
 		fh_not_found(name);
 	fh_check_owner(name, owner, call.caller);
 	arn = fh_arn("");
@@ -1131,6 +1135,24 @@ fh_record_id_decode(const char *id, int32 *ds_id, int64 *seq)
 	return true;
 }
 
+/* n numbers of msgq.delivery_record_seq into seqs (int8 Datums) */
+static void
+fh_number_records(int n, Datum *seqs)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	int			i;
+
+	if (SPI_execute_plan(msgq_plan(&plan,
+								   "SELECT pg_catalog.nextval('msgq.delivery_record_seq'::pg_catalog.regclass)"
+								   "  FROM pg_catalog.generate_series(1, $1)", 1, (Oid[]) {INT4OID}),
+						 (Datum[]) {Int32GetDatum(n)}, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != (uint64) n)
+		elog(ERROR, "could not number the records");
+	for (i = 0; i < n; i++)
+		seqs[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
 /*
  * Buffer n records of a DirectPut delivery stream, as the extension owner;
  * their ids into ids[] (allocated in cxt).
@@ -1138,39 +1160,24 @@ fh_record_id_decode(const char *id, int32 *ds_id, int64 *seq)
 static void
 fh_put(const char *name, Oid caller, bytea **datas, int n, char **ids, MemoryContext cxt)
 {
-	static SPIPlanPtr plan_seq = NULL;
-	static SPIPlanPtr plan_kind = NULL;
 	static SPIPlanPtr plan_insert = NULL;
 	int32		ds_id;
 	Oid			owner;
-	bool		isnull;
+	bool		direct_put;
 	Datum	   *seqs = palloc(sizeof(Datum) * n);
 	Datum	   *vals = palloc(sizeof(Datum) * n);
 	int64		bytes = 0;
 	int			i;
-	char	   *kind;
 
-	if (name == NULL || !fh_lookup(name, &ds_id, &owner, false))
+	if (name == NULL || !fh_lookup(name, &ds_id, &owner, false, &direct_put))
 		fh_not_found(name);
 	fh_check_owner(name, owner, caller);
-	if (SPI_execute_plan(msgq_plan(&plan_kind, "SELECT source_kind FROM msgq.delivery_stream"
-								   " WHERE ds_id OPERATOR(pg_catalog.=) $1", 1, (Oid[]) {INT4OID}),
-						 (Datum[]) {Int32GetDatum(ds_id)}, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		fh_not_found(name);
-	kind = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (strcmp(kind, "DirectPut") != 0)
+	if (!direct_put)
 		FH_INVALID("delivery stream \"%s\" reads a stream: it takes no puts", name);
 
-	if (SPI_execute_plan(msgq_plan(&plan_seq,
-								   "SELECT pg_catalog.nextval('msgq.delivery_record_seq'::pg_catalog.regclass)"
-								   "  FROM pg_catalog.generate_series(1, $1)", 1, (Oid[]) {INT4OID}),
-						 (Datum[]) {Int32GetDatum(n)}, NULL, false, 0) != SPI_OK_SELECT ||
-		SPI_processed != (uint64) n)
-		elog(ERROR, "could not number the records");
+	fh_number_records(n, seqs);
 	for (i = 0; i < n; i++)
 	{
-		seqs[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		vals[i] = PointerGetDatum(datas[i]);
 		bytes += VARSIZE_ANY_EXHDR(datas[i]);
 	}
@@ -2684,7 +2691,6 @@ fh_ingest(FhRow *ds)
 		bool		more;
 		int64		next;
 		Datum	   *seqs;
-		int			i;
 
 		in.n = 0;
 		in.max = FH_INGEST_MAX;
@@ -2696,13 +2702,8 @@ fh_ingest(FhRow *ds)
 			return any;			/* the stream is gone */
 		if (in.n > 0)
 		{
-			if (SPI_execute_with_args("SELECT pg_catalog.nextval('msgq.delivery_record_seq'::pg_catalog.regclass)"
-									  "  FROM pg_catalog.generate_series(1, $1)", 1, (Oid[]) {INT4OID},
-									  (Datum[]) {Int32GetDatum(in.n)}, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not number the records");
 			seqs = palloc(sizeof(Datum) * in.n);
-			for (i = 0; i < in.n; i++)
-				seqs[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			fh_number_records(in.n, seqs);
 			if (SPI_execute_plan(msgq_plan(&plan_insert,
 										   "INSERT INTO msgq.delivery_record (ds_id, record_seq, arrival, data)"
 										   " SELECT $1, s, a, d FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.int8[]),"

@@ -36,13 +36,14 @@ OBJS = \
 	src/worker.o \
 	src/delivery.o \
 	src/http.o \
+	src/h2.o \
 	src/topic_metrics.o \
 	src/filter_fuzz.o
 
 DATA = $(wildcard msgq--*.sql)
 PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lcurl -lz
+SHLIB_LINK = -lcurl -lz -lnghttp2
 
 REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows consumer_groups event_source_mappings event_source_streams delivery_streams stream_queries
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress

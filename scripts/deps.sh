@@ -17,7 +17,7 @@ PINNED=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR" "postgresql-server-
 # Everything else, at whatever version apt offers:
 # pgTAP, pg_prove, IPC::Run for the TAP tests, the compiler and make.
 OTHERS=("postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
-	libipc-run-perl make gcc libcurl4-openssl-dev zlib1g-dev
+	libipc-run-perl make gcc libcurl4-openssl-dev zlib1g-dev libnghttp2-dev
 	python3-boto3 python3-pytest)
 
 die() { echo "deps.sh: $*" >&2; exit 1; }

@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "funcapi.h"
+#include "lib/ilist.h"
 #include "access/htup_details.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -70,11 +72,13 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "h2.h"
 #include "msgq.h"
 
 #define EP_MAX_HEADER		(16 * 1024)
 #define EP_MAX_BODY			(2 * 1024 * 1024)	/* a batch of 10 at 1 MiB, in JSON */
-#define EP_MAX_CONNECTIONS	1024
+#define EP_MAX_CONNECTIONS	16384	/* and within the process's file limit */
+#define EP_EVENTS			256 /* socket events taken per pass */
 #define EP_IDLE_TIMEOUT_MS		60000
 
 /* the X-Amz-Target prefixes served; SNS speaks the query protocol */
@@ -252,23 +256,34 @@ msgq_endpoint_wakeup(void)
 typedef struct EpConn
 {
 	pgsocket	fd;
+	dlist_node	node;			/* in ep_conns */
 	StringInfoData in;			/* bytes read, not yet a whole request */
 	StringInfoData out;			/* response bytes not yet written */
 	int			out_sent;
+	uint32		polled;			/* the epoll events asked for */
 	TimestampTz last_activity;
 	TimestampTz request_started;	/* the first byte of the pending request */
 	bool		closing;		/* close once out is written */
-	/* a parked ReceiveMessage */
-	bool		parked;
-	Jsonb	   *parked_request;
-	char	   *parked_prefix;
-	TimestampTz parked_until;
-	Oid			parked_role;
-	TimestampTz parked_since;
-	const void *parked_action;	/* an EpAction */
 	bool		keep_alive;
+	int			nparked;		/* its parked requests (HTTP/1.1: one at most) */
+	EpH2	   *h2;				/* an HTTP/2 connection's session */
+	int32		stream;			/* HTTP/2: the stream being answered */
 	const char *service;		/* of the request being answered */
 } EpConn;
+
+/* a ReceiveMessage that found nothing and waits */
+typedef struct EpPark
+{
+	dlist_node	node;			/* in ep_parked */
+	EpConn	   *conn;
+	int32		stream;			/* HTTP/2: its stream */
+	Jsonb	   *request;
+	char	   *prefix;
+	TimestampTz until;
+	TimestampTz since;
+	Oid			role;			/* the role the request authenticated as */
+	const void *action;			/* an EpAction */
+} EpPark;
 
 static void ep_xml_escape(StringInfo s, const char *v);
 static const char *ep_legacy_code(const char *code);
@@ -280,49 +295,104 @@ ep_xml_service(const char *service)
 	return service != NULL && (strcmp(service, SNS) == 0 || strcmp(service, SQSQ) == 0);
 }
 
-static EpConn *ep_conns[EP_MAX_CONNECTIONS];
+static dlist_head ep_conns = DLIST_STATIC_INIT(ep_conns);
+static dlist_head ep_parked = DLIST_STATIC_INIT(ep_parked);
 static int	ep_nconns = 0;
 static int	ep_max_conns = EP_MAX_CONNECTIONS;	/* within the process's file limit */
 static pgsocket ep_listen = PGINVALID_SOCKET;
+static int	ep_epoll = -1;
 static MemoryContext ep_cxt = NULL;
 
+/*
+ * Connections' buffers are allocated when first used and given back when
+ * empty, so that idle connections cost little memory.
+ */
 static void
-ep_close(int i)
+ep_buf_append(StringInfo s, const char *data, int len)
 {
-	EpConn	   *c = ep_conns[i];
+	if (s->data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ep_cxt);
 
-	if (c->parked)
-		pg_atomic_fetch_sub_u32(&ep_shared->parked, 1);
-	closesocket(c->fd);
-	pfree(c->in.data);
-	pfree(c->out.data);
-	if (c->parked_request)
-		pfree(c->parked_request);
-	if (c->parked_prefix)
-		pfree(c->parked_prefix);
+		initStringInfo(s);
+		MemoryContextSwitchTo(old);
+	}
+	appendBinaryStringInfo(s, data, len);
+}
+
+static void
+ep_buf_release(StringInfo s)
+{
+	if (s->data != NULL && s->len == 0)
+	{
+		pfree(s->data);
+		memset(s, 0, sizeof(*s));
+	}
+}
+
+static void
+ep_park_free(EpPark *p)
+{
+	dlist_delete(&p->node);
+	pg_atomic_fetch_sub_u32(&ep_shared->parked, 1);
+	p->conn->nparked--;
+	pfree(p->request);
+	pfree(p->prefix);
+	pfree(p);
+}
+
+static void
+ep_close(EpConn *c)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &ep_parked)
+	{
+		EpPark	   *p = dlist_container(EpPark, node, it.cur);
+
+		if (p->conn == c)
+			ep_park_free(p);
+	}
+	if (c->h2)
+		ep_h2_free(c->h2);
+	closesocket(c->fd);			/* and out of the epoll set */
+	if (c->in.data)
+		pfree(c->in.data);
+	if (c->out.data)
+		pfree(c->out.data);
+	dlist_delete(&c->node);
+	ep_nconns--;
 	pfree(c);
-	ep_conns[i] = ep_conns[--ep_nconns];
 }
 
 static void
 ep_respond(EpConn *c, int status, const char *reason, const char *body,
 		   const char *extra_headers)
 {
+	char	   *headers;
+
+	headers = psprintf("Content-Type: %s\r\n"
+					   "x-amzn-RequestId: %s\r\n"
+					   "%s",
+					   ep_xml_service(c->service) ? "text/xml" :
+					   c->service && strcmp(c->service, KINESIS) == 0 ? "application/x-amz-json-1.1" :
+					   "application/x-amz-json-1.0",
+					   DatumGetCString(DirectFunctionCall1(uuid_out,
+														   DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
+					   extra_headers ? extra_headers : "");
+	if (c->h2 != NULL)
+	{
+		ep_h2_respond(c->h2, c->stream, status, headers, body, strlen(body), true);
+		return;
+	}
+	ep_buf_append(&c->out, "", 0);
 	appendStringInfo(&c->out,
 					 "HTTP/1.1 %d %s\r\n"
-					 "Content-Type: %s\r\n"
+					 "%s"
 					 "Content-Length: %zu\r\n"
-					 "x-amzn-RequestId: %s\r\n"
-					 "%s%s"
+					 "%s"
 					 "\r\n%s",
-					 status, reason,
-					 ep_xml_service(c->service) ? "text/xml" :
-					 c->service && strcmp(c->service, KINESIS) == 0 ? "application/x-amz-json-1.1" :
-					 "application/x-amz-json-1.0",
-					 strlen(body),
-					 DatumGetCString(DirectFunctionCall1(uuid_out,
-														 DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
-					 extra_headers ? extra_headers : "",
+					 status, reason, headers, strlen(body),
 					 c->keep_alive ? "" : "Connection: close\r\n",
 					 body);
 	if (!c->keep_alive)
@@ -981,6 +1051,8 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		/* the commit leaves TopMemoryContext current: back to the pass's */
+		MemoryContextSwitchTo(cxt);
 	}
 	PG_CATCH();
 	{
@@ -1458,16 +1530,21 @@ authenticate:
 	if (res.wait_seconds > 0)
 	{
 		/* nothing yet: park until a commit, or the end of the wait */
-		c->parked = true;
-		c->parked_request = (Jsonb *) MemoryContextAlloc(ep_cxt, VARSIZE(request));
-		memcpy(c->parked_request, request, VARSIZE(request));
-		c->parked_prefix = MemoryContextStrdup(ep_cxt, prefix);
+		EpPark	   *p = MemoryContextAllocZero(ep_cxt, sizeof(EpPark));
+
+		p->conn = c;
+		p->stream = c->stream;
+		p->request = (Jsonb *) MemoryContextAlloc(ep_cxt, VARSIZE(request));
+		memcpy(p->request, request, VARSIZE(request));
+		p->prefix = MemoryContextStrdup(ep_cxt, prefix);
 		/* later attempts run as the role the request was authenticated as */
-		c->parked_role = res.role;
-		c->parked_since = start;
-		c->parked_action = a;
-		c->parked_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													  (int64) Min(res.wait_seconds, 20) * 1000);
+		p->role = res.role;
+		p->since = start;
+		p->action = a;
+		p->until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   (int64) Min(res.wait_seconds, 20) * 1000);
+		dlist_push_tail(&ep_parked, &p->node);
+		c->nparked++;
 		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
 		return;
 	}
@@ -1486,46 +1563,47 @@ ep_find(const char *service, const char *name)
 	return NULL;
 }
 
-static void
-ep_unpark(EpConn *c)
-{
-	c->parked = false;
-	pg_atomic_fetch_sub_u32(&ep_shared->parked, 1);
-	pfree(c->parked_request);
-	pfree(c->parked_prefix);
-	c->parked_request = NULL;
-	c->parked_prefix = NULL;
-}
-
 /*
  * A parked receive, after a wake-up or at the end of its wait: try again,
- * and answer when it got messages, failed, or its time is up.
+ * and answer when it got messages, failed, or its time is up.  False when
+ * it stays parked.
  */
-static void
-ep_retry_parked(EpConn *c, TimestampTz now, bool woken)
+static bool
+ep_retry_parked(EpPark *p, TimestampTz now, bool woken)
 {
 	EpResult	res;
-	bool		timed_out = now >= c->parked_until;
+	bool		timed_out = now >= p->until;
 	EpAuth		auth;
+	EpConn	   *c = p->conn;
+	const EpAction *a = p->action;
 
+	if (c->h2 != NULL && !ep_h2_stream_open(c->h2, p->stream))
+	{
+		ep_park_free(p);		/* the client reset the stream */
+		return true;
+	}
 	if (!woken && !timed_out)
-		return;
+		return false;
 	memset(&auth, 0, sizeof(auth));
 	auth.role_known = true;
-	auth.role = c->parked_role;
-	ep_run(c->parked_action, c->parked_request, c->parked_prefix, &auth, &res);
+	auth.role = p->role;
+	ep_run(a, p->request, p->prefix, &auth, &res);
+	if (res.error == NULL && res.wait_seconds > 0 && !timed_out)
+		return false;
+	c->service = a->service;
+	c->stream = p->stream;
 	if (res.error != NULL)
 	{
-		ep_unpark(c);
 		ep_error_from(c, res.error);
-		ep_count(c->parked_action, c->parked_since, true);
+		ep_count(a, p->since, true);
 	}
-	else if (res.wait_seconds == 0 || timed_out)
+	else
 	{
-		ep_unpark(c);
-		ep_answer(c, c->parked_action, &res);
-		ep_count(c->parked_action, c->parked_since, false);
+		ep_answer(c, a, &res);
+		ep_count(a, p->since, false);
 	}
+	ep_park_free(p);
+	return true;
 }
 
 /* ------------------------------------------------------------------------
@@ -1533,11 +1611,57 @@ ep_retry_parked(EpConn *c, TimestampTz now, bool woken)
  * ------------------------------------------------------------------------
  */
 
+/* An HTTP/2 connection: frames in, whole requests handled, frames out */
+static void
+ep_process_h2(EpConn *c)
+{
+	EpH2Request req;
+
+	if (c->in.len > 0)
+	{
+		if (!ep_h2_recv(c->h2, c->in.data, c->in.len))
+			c->closing = true;	/* a protocol error: GOAWAY is sent */
+		resetStringInfo(&c->in);
+		ep_buf_release(&c->in);
+	}
+	while (ep_h2_next(c->h2, &req))
+	{
+		c->stream = req.stream_id;
+		c->keep_alive = true;
+		if (req.too_big)
+		{
+			c->service = SQS;
+			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 2 MiB");
+			ep_count(NULL, GetCurrentTimestamp(), true);
+		}
+		else
+			ep_handle(c, req.headers, req.body, req.body_len);
+		pfree(req.headers);
+		pfree(req.body);
+	}
+	c->request_started = ep_h2_incomplete(c->h2) ?
+		(c->request_started ? c->request_started : GetCurrentTimestamp()) : 0;
+}
+
 /* Parse whole requests out of c->in, handling each */
 static void
 ep_process_input(EpConn *c)
 {
-	while (!c->parked && !c->closing && c->in.len > 0)
+	if (c->h2 == NULL && c->in.len > 0 && c->in.data[0] == 'P' &&
+		strncmp(c->in.data, EP_H2_PREFACE, Min(c->in.len, 4)) == 0)
+	{
+		/* HTTP/2 with prior knowledge: "PRI * HTTP/2.0..." */
+		if (c->in.len < EP_H2_PREFACE_LEN)
+			return;
+		if (memcmp(c->in.data, EP_H2_PREFACE, EP_H2_PREFACE_LEN) == 0)
+			c->h2 = ep_h2_create(ep_cxt, EP_MAX_HEADER, EP_MAX_BODY);
+	}
+	if (c->h2 != NULL)
+	{
+		ep_process_h2(c);
+		return;
+	}
+	while (c->nparked == 0 && !c->closing && c->in.len > 0)
 	{
 		char	   *end = strstr(c->in.data, "\r\n\r\n");
 		char	   *headers;
@@ -1578,6 +1702,7 @@ ep_process_input(EpConn *c)
 		}
 		if (c->in.len < head_len + len)
 			return;				/* the body is still coming */
+		c->stream = 0;
 		ep_handle(c, headers, c->in.data + head_len, (int) len);
 		/* drop the request from the input */
 		memmove(c->in.data, c->in.data + head_len + len, c->in.len - head_len - len);
@@ -1586,6 +1711,27 @@ ep_process_input(EpConn *c)
 		c->request_started = c->in.len > 0 ? GetCurrentTimestamp() : 0;
 		pfree(headers);
 	}
+	ep_buf_release(&c->in);
+}
+
+/* Ask epoll for what the connection waits for: input, output, or both */
+static void
+ep_poll(EpConn *c)
+{
+	uint32		want = EPOLLIN;
+	struct epoll_event ev;
+
+	if (c->out.len > c->out_sent)
+		want |= EPOLLOUT;
+	if (want == c->polled)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = want;
+	ev.data.ptr = c;
+	if (epoll_ctl(ep_epoll, c->polled ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
+		c->polled = want;
+	else
+		c->closing = true;
 }
 
 static void
@@ -1598,7 +1744,6 @@ ep_accept(void)
 		pgsocket	fd = accept(ep_listen, (struct sockaddr *) &addr, &alen);
 		EpConn	   *c;
 		int			one = 1;
-		MemoryContext old;
 
 		if (fd == PGINVALID_SOCKET)
 			return;				/* EAGAIN, or an error: the next event */
@@ -1614,15 +1759,15 @@ ep_accept(void)
 			continue;
 		}
 		(void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, (char *) &one, sizeof(one));
-		old = MemoryContextSwitchTo(ep_cxt);
-		c = palloc0(sizeof(EpConn));
+		c = MemoryContextAllocZero(ep_cxt, sizeof(EpConn));
 		c->fd = fd;
-		initStringInfo(&c->in);
-		initStringInfo(&c->out);
 		c->last_activity = GetCurrentTimestamp();
 		c->keep_alive = true;
-		MemoryContextSwitchTo(old);
-		ep_conns[ep_nconns++] = c;
+		dlist_push_tail(&ep_conns, &c->node);
+		ep_nconns++;
+		ep_poll(c);
+		if (c->closing)
+			ep_close(c);
 	}
 }
 
@@ -1630,21 +1775,22 @@ ep_accept(void)
 static bool
 ep_read(EpConn *c)
 {
+	static char buf[65536];
+
 	for (;;)
 	{
-		ssize_t		n;
+		ssize_t		n = recv(c->fd, buf, sizeof(buf), 0);
 
-		enlargeStringInfo(&c->in, 65536);
-		n = recv(c->fd, c->in.data + c->in.len, 65536, 0);
 		if (n > 0)
 		{
 			if (c->in.len == 0)
 				c->request_started = GetCurrentTimestamp();
-			c->in.len += n;
-			c->in.data[c->in.len] = '\0';
+			ep_buf_append(&c->in, buf, (int) n);
 			c->last_activity = GetCurrentTimestamp();
 			if (c->in.len > EP_MAX_HEADER + EP_MAX_BODY + 1024)
 				return false;
+			if (n < sizeof(buf))
+				return true;
 			continue;
 		}
 		if (n == 0)
@@ -1657,6 +1803,8 @@ ep_read(EpConn *c)
 static bool
 ep_write(EpConn *c)
 {
+	if (c->h2 != NULL && !ep_h2_send(c->h2, (ep_buf_append(&c->out, "", 0), &c->out)))
+		c->closing = true;
 	while (c->out_sent < c->out.len)
 	{
 		ssize_t		n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, 0);
@@ -1666,9 +1814,28 @@ ep_write(EpConn *c)
 		c->out_sent += n;
 		c->last_activity = GetCurrentTimestamp();
 	}
-	resetStringInfo(&c->out);
+	if (c->out.data != NULL)
+	{
+		resetStringInfo(&c->out);
+		ep_buf_release(&c->out);
+	}
 	c->out_sent = 0;
 	return !c->closing;
+}
+
+/* After input or an answer: write, ask for the next events, or close */
+static void
+ep_service(EpConn *c, bool ok)
+{
+	if (ok)
+		ok = ep_write(c);
+	if (ok)
+	{
+		ep_poll(c);
+		ok = !c->closing || c->out.len > c->out_sent;
+	}
+	if (!ok)
+		ep_close(c);
 }
 
 static void
@@ -1693,20 +1860,48 @@ ep_listen_socket(void)
 		ereport(ERROR, (errcode_for_socket_access(),
 						errmsg("could not bind the endpoint to %s:%d: %m",
 							   msgq_endpoint_listen_address, msgq_endpoint_port)));
-	if (listen(ep_listen, 128) < 0 || !pg_set_noblock(ep_listen))
+	if (listen(ep_listen, 1024) < 0 || !pg_set_noblock(ep_listen))
 		ereport(ERROR, (errcode_for_socket_access(), errmsg("could not listen on the endpoint's socket: %m")));
+}
+
+/* Close slow and idle clients (looked at once a second) */
+static void
+ep_expire(TimestampTz now)
+{
+	dlist_mutable_iter it;
+
+	dlist_foreach_modify(it, &ep_conns)
+	{
+		EpConn	   *c = dlist_container(EpConn, node, it.cur);
+		bool		slow;
+
+		if (c->nparked > 0)
+			continue;
+		if (c->h2 != NULL)
+			slow = c->request_started != 0;
+		else
+			slow = c->in.len > 0 && c->request_started != 0 &&
+				strstr(c->in.data, "\r\n\r\n") == NULL;
+		if ((slow && now - c->request_started > (int64) msgq_endpoint_request_timeout_ms * 1000) ||
+			now - c->last_activity > (int64) EP_IDLE_TIMEOUT_MS * 1000)
+			ep_close(c);
+	}
 }
 
 void
 msgq_endpoint_main(Datum main_arg)
 {
 	uint32		wait_event;
+	WaitEventSet *set;
+	TimestampTz last_expire = 0;
+	MemoryContext loop_cxt;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(msgq_endpoint_database, NULL, 0);
 	ep_cxt = AllocSetContextCreate(TopMemoryContext, "msgq endpoint", ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(ep_cxt, "msgq endpoint pass", ALLOCSET_DEFAULT_SIZES);
 	/* as many connections as the file limit allows, raised to its hard limit */
 	{
 		struct rlimit rl;
@@ -1724,6 +1919,28 @@ msgq_endpoint_main(Datum main_arg)
 		}
 	}
 	ep_listen_socket();
+
+	/*
+	 * The connections are in an epoll set of their own, kept across passes
+	 * (a connection is added once, changed when it has output to write);
+	 * the process waits on its latch, postmaster death and that set.
+	 */
+	ep_epoll = epoll_create1(EPOLL_CLOEXEC);
+	if (ep_epoll < 0)
+		ereport(ERROR, (errcode_for_socket_access(), errmsg("could not create the endpoint's epoll set: %m")));
+	{
+		struct epoll_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.ptr = NULL;		/* the listening socket */
+		if (epoll_ctl(ep_epoll, EPOLL_CTL_ADD, ep_listen, &ev) < 0)
+			ereport(ERROR, (errcode_for_socket_access(), errmsg("could not watch the endpoint's socket: %m")));
+	}
+	set = msgq_create_wait_event_set(3);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, ep_epoll, NULL, NULL);
 	ep_shared->latch = MyLatch;
 	wait_event = MSGQ_WAIT_EVENT("MsgqEndpoint");
 	ereport(LOG, (errmsg("msgq endpoint listening on %s:%d for database \"%s\"",
@@ -1731,14 +1948,17 @@ msgq_endpoint_main(Datum main_arg)
 
 	for (;;)
 	{
-		WaitEventSet *set;
-		WaitEvent  *events;
-		bool		woken;
-		int			nevents,
+		WaitEvent	events[3];
+		struct epoll_event ready[EP_EVENTS];
+		bool		woken = false;
+		int			nready,
 					i;
 		long		timeout = 1000;
 		TimestampTz now = GetCurrentTimestamp();
-		MemoryContext loop_cxt = AllocSetContextCreate(ep_cxt, "msgq endpoint pass", ALLOCSET_DEFAULT_SIZES);
+		dlist_iter	pit;
+		dlist_mutable_iter mit;
+		List	   *answered;
+		ListCell   *lc;
 		MemoryContext old = MemoryContextSwitchTo(loop_cxt);
 
 		CHECK_FOR_INTERRUPTS();
@@ -1748,103 +1968,69 @@ msgq_endpoint_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		set = msgq_create_wait_event_set(3 + ep_nconns);
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, ep_listen, NULL, NULL);
-		for (i = 0; i < ep_nconns; i++)
+		dlist_foreach(pit, &ep_parked)
 		{
-			EpConn	   *c = ep_conns[i];
-			uint32		ev = c->parked ? 0 : WL_SOCKET_READABLE;
+			EpPark	   *p = dlist_container(EpPark, node, pit.cur);
 
-			if (c->out.len > c->out_sent)
-				ev |= WL_SOCKET_WRITEABLE;
-			if (c->parked)
-			{
-				long		ms = (long) ((c->parked_until - now) / 1000);
-
-				timeout = Min(timeout, Max(ms, 0));
-				ev |= WL_SOCKET_READABLE;	/* a closed connection ends the wait */
-			}
-			AddWaitEventToSet(set, ev, c->fd, NULL, c);
+			timeout = Min(timeout, Max((long) ((p->until - now) / 1000), 0));
 		}
-		events = palloc(sizeof(WaitEvent) * (3 + ep_nconns));
-		nevents = WaitEventSetWait(set, timeout, events, 3 + ep_nconns, wait_event);
-		FreeWaitEventSet(set);
-		now = GetCurrentTimestamp();
-
-		woken = false;
-		for (i = 0; i < nevents; i++)
-		{
-			WaitEvent  *ev = &events[i];
-
-			if (ev->events & WL_LATCH_SET)
+		nready = WaitEventSetWait(set, timeout, events, lengthof(events), wait_event);
+		for (i = 0; i < nready; i++)
+			if (events[i].events & WL_LATCH_SET)
 			{
 				ResetLatch(MyLatch);
 				woken = true;
 			}
-			else if (ev->fd == ep_listen)
-				ep_accept();
-		}
-		for (i = 0; i < nevents; i++)
+
+		/* the sockets' events (the set is level-triggered: the rest next pass) */
+		nready = epoll_wait(ep_epoll, ready, lengthof(ready), 0);
+		for (i = 0; i < nready; i++)
 		{
-			WaitEvent  *ev = &events[i];
-			EpConn	   *c = (EpConn *) ev->user_data;
-			int			k;
+			EpConn	   *c = (EpConn *) ready[i].data.ptr;
 			bool		ok = true;
 
 			if (c == NULL)
+			{
+				ep_accept();
 				continue;
-			for (k = 0; k < ep_nconns && ep_conns[k] != c; k++)
-				;
-			if (k == ep_nconns)
-				continue;		/* closed meanwhile */
-			if (ev->events & WL_SOCKET_READABLE)
+			}
+			if (ready[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 				ok = ep_read(c);
 			if (ok)
 				ep_process_input(c);
-			if (ok && c->out.len > c->out_sent)
-				ok = ep_write(c);
-			if (!ok)
-				ep_close(k);
+			ep_service(c, ok);
+		}
+		now = GetCurrentTimestamp();
+
+		/*
+		 * Parked long polls: try again after a wake-up, answer at their end;
+		 * their connections are written to once all have been tried.
+		 */
+		answered = NIL;
+		dlist_foreach_modify(mit, &ep_parked)
+		{
+			EpPark	   *p = dlist_container(EpPark, node, mit.cur);
+			EpConn	   *c = p->conn;
+
+			if (ep_retry_parked(p, now, woken))
+				answered = list_append_unique_ptr(answered, c);
+		}
+		foreach(lc, answered)
+		{
+			EpConn	   *c = (EpConn *) lfirst(lc);
+
+			if (c->h2 == NULL && c->nparked == 0)
+				ep_process_input(c);	/* a request sent behind it */
+			ep_service(c, true);
 		}
 
-		/* parked long polls: try again after a wake-up, answer at their end */
-		for (i = 0; i < ep_nconns; i++)
+		if (now - last_expire >= USECS_PER_SEC)
 		{
-			EpConn	   *c = ep_conns[i];
-
-			if (c->parked)
-			{
-				ep_retry_parked(c, now, woken);
-				if (!c->parked)
-					ep_process_input(c);	/* a request sent behind it */
-				if (c->out.len > c->out_sent && !ep_write(c))
-				{
-					ep_close(i);
-					i--;
-				}
-			}
-		}
-
-		/* slow and idle clients */
-		for (i = 0; i < ep_nconns; i++)
-		{
-			EpConn	   *c = ep_conns[i];
-
-			if (c->parked)
-				continue;
-			if ((c->in.len > 0 && c->request_started != 0 &&
-				 now - c->request_started > (int64) msgq_endpoint_request_timeout_ms * 1000 &&
-				 strstr(c->in.data, "\r\n\r\n") == NULL) ||
-				now - c->last_activity > (int64) EP_IDLE_TIMEOUT_MS * 1000)
-			{
-				ep_close(i);
-				i--;
-			}
+			ep_expire(now);
+			last_expire = now;
 		}
 		MemoryContextSwitchTo(old);
-		MemoryContextDelete(loop_cxt);
+		MemoryContextReset(loop_cxt);
 	}
 }
 

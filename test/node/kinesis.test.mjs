@@ -1,7 +1,6 @@
 // msgq's AWS endpoint as Kinesis Data Streams (AWS JSON 1.1) for the
-// unmodified AWS SDK for JavaScript v3 (@aws-sdk/client-kinesis), over
-// HTTP/1.1: the client's default HTTP/2 handler is replaced by the
-// HTTP/1.1 one (the endpoint does not speak HTTP/2 yet).
+// unmodified AWS SDK for JavaScript v3 (@aws-sdk/client-kinesis) with its
+// default request handler: cleartext HTTP/2 (prior knowledge).
 // test/t/024_aws_sdk.pl runs it with MSGQ_ENDPOINT, MSGQ_ACCESS_KEY_ID and
 // MSGQ_SECRET_ACCESS_KEY.
 import { test } from "node:test";
@@ -11,14 +10,17 @@ import {
   ListShardsCommand, PutRecordCommand, PutRecordsCommand, GetShardIteratorCommand,
   GetRecordsCommand, DeleteStreamCommand, ResourceNotFoundException, ResourceInUseException,
 } from "@aws-sdk/client-kinesis";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { NodeHttp2Handler } from "@smithy/node-http-handler";
 
 const kinesis = new KinesisClient({
   endpoint: process.env.MSGQ_ENDPOINT, region: "us-east-1", maxAttempts: 1,
-  requestHandler: new NodeHttpHandler(),
   credentials: { accessKeyId: process.env.MSGQ_ACCESS_KEY_ID, secretAccessKey: process.env.MSGQ_SECRET_ACCESS_KEY },
 });
 const enc = new TextEncoder();
+
+test("the client is the default one, over HTTP/2", async () => {
+  assert.ok(kinesis.config.requestHandler instanceof NodeHttp2Handler);
+});
 const dec = new TextDecoder();
 
 test("create, describe and list a stream", async () => {

@@ -13,7 +13,7 @@
 #   - a long poll parks without blocking other clients and is answered
 #     within milliseconds of a send's commit, or empty at its end;
 #   - keep-alive; malformed and oversized requests; a client that is too
-#     slow to send its headers; hundreds of idle connections;
+#     slow to send its headers; 10,000 idle keep-alive connections;
 #   - SigV4: a request signed with an access key's secret runs as the key's
 #     role; a wrong signature, an unknown key, a missing or malformed
 #     Authorization header and a stale X-Amz-Date are refused.
@@ -23,6 +23,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
 use HTTP::Tiny;
 use IO::Socket::INET;
 use Digest::MD5 qw(md5_hex);
@@ -219,6 +220,34 @@ is($res->{status}, 400, 'a GET: 400');
 	my $got = sysread($slow, my $buf, 100);
 	is($got, 0, 'a client that does not finish its headers within msgq.endpoint_request_timeout is disconnected');
 	close($_) for @idle;
+}
+
+# 10,000 idle keep-alive connections, each after one request: other clients
+# are still served at once, and the worker's memory stays small (buffers
+# are given back when empty)
+{
+	my $pid = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'});
+	my $rss = sub {
+		open(my $f, '<', "/proc/$pid/status") or die "no worker $pid: $!";
+		my ($kb) = map { /^VmRSS:\s+(\d+)/ ? $1 : () } <$f>;
+		return $kb;
+	};
+	my $before = $rss->();
+	my ($in, $out) = ('', '');
+	my $h = IPC::Run::start([ 'python3', "$FindBin::Bin/../python/idle_connections.py", $port, 10000 ],
+		'<', \$in, '>', \$out, '2>&1', IPC::Run::timeout(300));
+	$h->pump until $out =~ /held|limit|Error/;
+	like($out, qr/^answered 10000$/m, '10,000 keep-alive connections, each answered') or diag($out);
+	my $t0 = time;
+	my ($st2) = call('ListQueues', {}, HTTP::Tiny->new(timeout => 10));
+	my $secs = time - $t0;
+	is($st2, 200, 'with 10,000 idle connections open, a new client is served');
+	cmp_ok($secs, '<', 1, "at once ($secs s)");
+	my $grown = $rss->() - $before;
+	cmp_ok($grown, '<', 16 * 1024, "the worker grew by $grown kB for 10,000 connections");
+	$h->finish;
+	($st2) = call('ListQueues', {}, HTTP::Tiny->new(timeout => 10));
+	is($st2, 200, 'served after they all closed');
 }
 
 ($st) = call('DeleteQueue', { QueueUrl => $url });

@@ -1,0 +1,425 @@
+/*-------------------------------------------------------------------------
+ *
+ * h2.c
+ *	  Cleartext HTTP/2 for the AWS endpoint (what the AWS SDK for
+ *	  JavaScript's Kinesis client speaks by default: prior knowledge, no
+ *	  Upgrade), on libnghttp2's server session.
+ *
+ * The endpoint owns the socket: bytes read are given to ep_h2_recv, frames
+ * to write are taken with ep_h2_send.  libnghttp2 parses frames, keeps the
+ * streams' states, flow control and HPACK; the callbacks here only collect
+ * each request's headers and body.  A request whose stream has ended is
+ * queued and handed out by ep_h2_next after ep_h2_recv returns, so that
+ * requests are run outside libnghttp2's callbacks (an ERROR must not
+ * unwind through the library).  The headers are given back as HTTP/1.1
+ * text ("POST /path HTTP/2", then "name: value" lines, :authority as
+ * host), which the endpoint's parser and SigV4 check read as they do
+ * HTTP/1.1 requests.
+ *
+ * A response body is a buffer per stream that libnghttp2 reads as flow
+ * control allows; a response may stay open (ep_h2_write adds to it and
+ * resumes the deferred stream), for event streams.
+ *
+ * IDENTIFICATION
+ *	  src/h2.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include "lib/ilist.h"
+#include "utils/memutils.h"
+
+#include "h2.h"
+
+/* streams one connection may have open at once */
+#define H2_MAX_STREAMS		100
+/* how much a client may send before a window update */
+#define H2_WINDOW			(1024 * 1024)
+
+typedef struct H2Stream
+{
+	int32		id;
+	char	   *method;
+	char	   *path;
+	char	   *authority;
+	StringInfoData headers;		/* "name: value\r\n" lines */
+	StringInfoData body;
+	bool		too_big;
+	bool		ready;			/* the request is whole, in h2->ready */
+	dlist_node	node;
+	/* the response */
+	bool		responding;
+	StringInfoData out;
+	size_t		out_off;
+	bool		out_end;
+	bool		deferred;
+} H2Stream;
+
+struct EpH2
+{
+	nghttp2_session *session;
+	MemoryContext cxt;
+	int			max_header;
+	int			max_body;
+	int			incomplete;		/* streams whose request is not whole yet */
+	dlist_head	ready;
+};
+
+static H2Stream *
+h2_stream(EpH2 *h2, int32 id)
+{
+	return (H2Stream *) nghttp2_session_get_stream_user_data(h2->session, id);
+}
+
+static int
+h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	EpH2	   *h2 = (EpH2 *) user_data;
+	H2Stream   *s;
+	MemoryContext old;
+
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	old = MemoryContextSwitchTo(h2->cxt);
+	s = palloc0(sizeof(H2Stream));
+	s->id = frame->hd.stream_id;
+	initStringInfo(&s->headers);
+	initStringInfo(&s->body);
+	MemoryContextSwitchTo(old);
+	nghttp2_session_set_stream_user_data(session, s->id, s);
+	h2->incomplete++;
+	return 0;
+}
+
+static int
+h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+			 size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+			 void *user_data)
+{
+	EpH2	   *h2 = (EpH2 *) user_data;
+	H2Stream   *s = h2_stream(h2, frame->hd.stream_id);
+	MemoryContext old;
+
+	if (s == NULL || s->ready)
+		return 0;				/* trailers, or a stream not ours */
+	if (s->headers.len + namelen + valuelen + 4 > (size_t) h2->max_header)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;	/* resets the stream */
+	old = MemoryContextSwitchTo(h2->cxt);
+	if (namelen == 7 && memcmp(name, ":method", 7) == 0)
+		s->method = pnstrdup((const char *) value, valuelen);
+	else if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+		s->path = pnstrdup((const char *) value, valuelen);
+	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
+		s->authority = pnstrdup((const char *) value, valuelen);
+	else if (namelen > 0 && name[0] != ':')
+	{
+		/* libnghttp2 has refused names and values with CR, LF or NUL */
+		appendBinaryStringInfo(&s->headers, (const char *) name, namelen);
+		appendStringInfoString(&s->headers, ": ");
+		appendBinaryStringInfo(&s->headers, (const char *) value, valuelen);
+		appendStringInfoString(&s->headers, "\r\n");
+	}
+	MemoryContextSwitchTo(old);
+	return 0;
+}
+
+static int
+h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+		   size_t len, void *user_data)
+{
+	EpH2	   *h2 = (EpH2 *) user_data;
+	H2Stream   *s = h2_stream(h2, stream_id);
+
+	if (s == NULL || s->ready)
+		return 0;
+	if (s->too_big || s->body.len + len > (size_t) h2->max_body)
+	{
+		/* answered with an error once whole; the bytes are not kept */
+		s->too_big = true;
+		if (s->body.maxlen > 1024)
+		{
+			MemoryContext old = MemoryContextSwitchTo(h2->cxt);
+
+			pfree(s->body.data);
+			initStringInfo(&s->body);
+			MemoryContextSwitchTo(old);
+		}
+		resetStringInfo(&s->body);
+		return 0;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(h2->cxt);
+
+		appendBinaryStringInfo(&s->body, (const char *) data, len);
+		MemoryContextSwitchTo(old);
+	}
+	return 0;
+}
+
+static int
+h2_on_frame(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+	EpH2	   *h2 = (EpH2 *) user_data;
+	H2Stream   *s;
+
+	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+		(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
+		return 0;
+	s = h2_stream(h2, frame->hd.stream_id);
+	if (s == NULL || s->ready)
+		return 0;
+	s->ready = true;
+	h2->incomplete--;
+	dlist_push_tail(&h2->ready, &s->node);
+	return 0;
+}
+
+static int
+h2_on_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
+{
+	EpH2	   *h2 = (EpH2 *) user_data;
+	H2Stream   *s = h2_stream(h2, stream_id);
+
+	if (s == NULL)
+		return 0;
+	if (s->ready)
+	{
+		if (!s->responding)
+			dlist_delete(&s->node); /* reset before it was answered */
+	}
+	else
+		h2->incomplete--;
+	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+	pfree(s->headers.data);
+	pfree(s->body.data);
+	if (s->out.data)
+		pfree(s->out.data);
+	pfree(s);
+	return 0;
+}
+
+/* libnghttp2 takes the response body from the stream's buffer */
+static ssize_t
+h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+			 uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+{
+	H2Stream   *s = (H2Stream *) source->ptr;
+	size_t		n = Min(length, s->out.len - s->out_off);
+
+	memcpy(buf, s->out.data + s->out_off, n);
+	s->out_off += n;
+	if (s->out_off == s->out.len)
+	{
+		resetStringInfo(&s->out);
+		s->out_off = 0;
+		if (s->out_end)
+			*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+		else if (n == 0)
+		{
+			s->deferred = true;
+			return NGHTTP2_ERR_DEFERRED;
+		}
+	}
+	return (ssize_t) n;
+}
+
+EpH2 *
+ep_h2_create(MemoryContext parent, int max_header, int max_body)
+{
+	EpH2	   *h2;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_settings_entry settings[] = {
+		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
+		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32) max_header},
+	};
+	MemoryContext cxt = AllocSetContextCreate(parent, "msgq endpoint HTTP/2", ALLOCSET_SMALL_SIZES);
+
+	h2 = MemoryContextAllocZero(cxt, sizeof(EpH2));
+	h2->cxt = cxt;
+	h2->max_header = max_header;
+	h2->max_body = max_body;
+	dlist_init(&h2->ready);
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		elog(ERROR, "out of memory for an HTTP/2 session");
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, h2_on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_close);
+	if (nghttp2_session_server_new(&h2->session, cbs, h2) != 0)
+	{
+		nghttp2_session_callbacks_del(cbs);
+		elog(ERROR, "out of memory for an HTTP/2 session");
+	}
+	nghttp2_session_callbacks_del(cbs);
+	if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, settings, lengthof(settings)) != 0 ||
+		nghttp2_session_set_local_window_size(h2->session, NGHTTP2_FLAG_NONE, 0, 16 * H2_WINDOW) != 0)
+		elog(ERROR, "could not set up an HTTP/2 session");
+	return h2;
+}
+
+void
+ep_h2_free(EpH2 *h2)
+{
+	nghttp2_session_del(h2->session);	/* closes its streams: frees them */
+	MemoryContextDelete(h2->cxt);
+}
+
+/* Frames read from the client; false when the connection must end */
+bool
+ep_h2_recv(EpH2 *h2, const char *data, size_t len)
+{
+	return nghttp2_session_mem_recv(h2->session, (const uint8_t *) data, len) >= 0;
+}
+
+/* The next whole request, its text in the current memory context */
+bool
+ep_h2_next(EpH2 *h2, EpH2Request *req)
+{
+	H2Stream   *s;
+	StringInfoData text;
+
+	if (dlist_is_empty(&h2->ready))
+		return false;
+	s = dlist_container(H2Stream, node, dlist_pop_head_node(&h2->ready));
+	s->responding = true;
+	initStringInfo(&text);
+	appendStringInfo(&text, "%s %s HTTP/2\r\n", s->method ? s->method : "GET",
+					 s->path ? s->path : "/");
+	if (s->authority)
+	{
+		/* SigV4 over HTTP/2 may sign :authority rather than host */
+		appendStringInfo(&text, "host: %s\r\n", s->authority);
+		appendStringInfo(&text, ":authority: %s\r\n", s->authority);
+	}
+	appendBinaryStringInfo(&text, s->headers.data, s->headers.len);
+	req->stream_id = s->id;
+	req->headers = text.data;
+	req->body = palloc(s->body.len + 1);
+	memcpy(req->body, s->body.data, s->body.len + 1);
+	req->body_len = s->body.len;
+	req->too_big = s->too_big;
+	return true;
+}
+
+/*
+ * Answer a stream: status, headers as "Name: value\r\n" lines, and the
+ * body so far; end false leaves the body open for ep_h2_write.
+ */
+void
+ep_h2_respond(EpH2 *h2, int32 stream_id, int status, const char *headers,
+			  const char *body, size_t len, bool end)
+{
+	H2Stream   *s = h2_stream(h2, stream_id);
+	nghttp2_nv	nv[32];
+	int			n = 0;
+	char		status_text[8];
+	char	   *copy;
+	char	   *line;
+	nghttp2_data_provider body_source;
+	MemoryContext old;
+
+	if (s == NULL)
+		return;					/* the client reset the stream */
+	snprintf(status_text, sizeof(status_text), "%d", status);
+	nv[n++] = (nghttp2_nv)
+	{
+		(uint8_t *) ":status", (uint8_t *) status_text, 7, strlen(status_text), NGHTTP2_NV_FLAG_NONE
+	};
+	copy = pstrdup(headers ? headers : "");
+	for (line = copy; *line && n < lengthof(nv);)
+	{
+		char	   *eol = strstr(line, "\r\n");
+		char	   *colon;
+		char	   *p;
+		char	   *value;
+
+		if (eol == NULL)
+			break;
+		*eol = '\0';
+		colon = strchr(line, ':');
+		if (colon != NULL)
+		{
+			*colon = '\0';
+			for (p = line; *p; p++)
+				*p = pg_ascii_tolower((unsigned char) *p);
+			value = colon + 1;
+			while (*value == ' ')
+				value++;
+			nv[n++] = (nghttp2_nv)
+			{
+				(uint8_t *) line, (uint8_t *) value, strlen(line), strlen(value), NGHTTP2_NV_FLAG_NONE
+			};
+		}
+		line = eol + 2;
+	}
+	old = MemoryContextSwitchTo(h2->cxt);
+	initStringInfo(&s->out);
+	appendBinaryStringInfo(&s->out, body, len);
+	MemoryContextSwitchTo(old);
+	s->out_off = 0;
+	s->out_end = end;
+	body_source.source.ptr = s;
+	body_source.read_callback = h2_read_body;
+	/* the names and values are copied */
+	if (nghttp2_submit_response(h2->session, stream_id, nv, n, &body_source) != 0)
+		(void) nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, stream_id,
+										 NGHTTP2_INTERNAL_ERROR);
+	pfree(copy);
+}
+
+/* More of an open response's body; end closes it */
+void
+ep_h2_write(EpH2 *h2, int32 stream_id, const char *data, size_t len, bool end)
+{
+	H2Stream   *s = h2_stream(h2, stream_id);
+	MemoryContext old;
+
+	if (s == NULL || s->out.data == NULL || s->out_end)
+		return;
+	old = MemoryContextSwitchTo(h2->cxt);
+	appendBinaryStringInfo(&s->out, data, len);
+	MemoryContextSwitchTo(old);
+	s->out_end = end;
+	if (s->deferred)
+	{
+		s->deferred = false;
+		(void) nghttp2_session_resume_data(h2->session, stream_id);
+	}
+}
+
+/* Append the frames to write to out; false when the session is over */
+bool
+ep_h2_send(EpH2 *h2, StringInfo out)
+{
+	for (;;)
+	{
+		const uint8_t *data;
+		ssize_t		n = nghttp2_session_mem_send(h2->session, &data);
+
+		if (n < 0)
+			return false;
+		if (n == 0)
+			break;
+		appendBinaryStringInfo(out, (const char *) data, (int) n);
+	}
+	return nghttp2_session_want_read(h2->session) || nghttp2_session_want_write(h2->session);
+}
+
+/* Whether a stream is still open (a parked request's client may reset it) */
+bool
+ep_h2_stream_open(EpH2 *h2, int32 stream_id)
+{
+	return h2_stream(h2, stream_id) != NULL;
+}
+
+/* Whether a request has begun and is not whole yet (a slow client) */
+bool
+ep_h2_incomplete(EpH2 *h2)
+{
+	return h2->incomplete > 0;
+}

@@ -71,6 +71,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include <zlib.h>
+
 #include "compat.h"
 #include "h2.h"
 #include "msgq.h"
@@ -80,6 +82,8 @@
 #define EP_MAX_CONNECTIONS	16384	/* and within the process's file limit */
 #define EP_EVENTS			256 /* socket events taken per pass */
 #define EP_IDLE_TIMEOUT_MS		60000
+#define EP_SUB_SECS				300 /* a SubscribeToShard lasts five minutes */
+#define EP_SUB_HEARTBEAT_MS		5000	/* an event at least this often */
 
 /* the X-Amz-Target prefixes served; SNS speaks the query protocol */
 #define SQS						"AmazonSQS"
@@ -266,6 +270,8 @@ typedef struct EpConn
 	bool		closing;		/* close once out is written */
 	bool		keep_alive;
 	int			nparked;		/* its parked requests (HTTP/1.1: one at most) */
+	bool		dirty;			/* in ep_dirty */
+	dlist_node	dirty_node;
 	EpH2	   *h2;				/* an HTTP/2 connection's session */
 	int32		stream;			/* HTTP/2: the stream being answered */
 	const char *service;		/* of the request being answered */
@@ -283,6 +289,8 @@ typedef struct EpPark
 	TimestampTz since;
 	Oid			role;			/* the role the request authenticated as */
 	const void *action;			/* an EpAction */
+	bool		subscription;	/* a SubscribeToShard's event stream */
+	TimestampTz last_event;		/* a subscription's last event sent */
 } EpPark;
 
 static void ep_xml_escape(StringInfo s, const char *v);
@@ -297,6 +305,8 @@ ep_xml_service(const char *service)
 
 static dlist_head ep_conns = DLIST_STATIC_INIT(ep_conns);
 static dlist_head ep_parked = DLIST_STATIC_INIT(ep_parked);
+/* connections written to outside their own events: to write this pass */
+static dlist_head ep_dirty = DLIST_STATIC_INIT(ep_dirty);
 static int	ep_nconns = 0;
 static int	ep_max_conns = EP_MAX_CONNECTIONS;	/* within the process's file limit */
 static pgsocket ep_listen = PGINVALID_SOCKET;
@@ -331,6 +341,16 @@ ep_buf_release(StringInfo s)
 }
 
 static void
+ep_mark(EpConn *c)
+{
+	if (!c->dirty)
+	{
+		c->dirty = true;
+		dlist_push_tail(&ep_dirty, &c->dirty_node);
+	}
+}
+
+static void
 ep_park_free(EpPark *p)
 {
 	dlist_delete(&p->node);
@@ -353,6 +373,8 @@ ep_close(EpConn *c)
 		if (p->conn == c)
 			ep_park_free(p);
 	}
+	if (c->dirty)
+		dlist_delete(&c->dirty_node);
 	if (c->h2)
 		ep_h2_free(c->h2);
 	closesocket(c->fd);			/* and out of the epoll set */
@@ -691,6 +713,33 @@ static const EpAction ep_actions[] = {
 	{KINESIS, "MergeShards",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.merge_shards(COALESCE($1->>'StreamName', $1->>'StreamARN'),"
 		"       $1->>'ShardToMerge', $1->>'AdjacentShardToMerge')"},
+	/* one poll of a subscription: the payload of a SubscribeToShardEvent */
+	{KINESIS, "SubscribeToShard",
+		"SELECT pg_catalog.jsonb_build_object("
+		"  'Records', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+		"      'SequenceNumber', sequence_number::pg_catalog.text,"
+		"      'ApproximateArrivalTimestamp', pg_catalog.date_part('epoch', approximate_arrival_timestamp),"
+		"      'Data', pg_catalog.translate(pg_catalog.encode(data, 'base64'), E'\\n', ''),"
+		"      'PartitionKey', partition_key) ORDER BY sequence_number) FILTER (WHERE sequence_number IS NOT NULL), '[]'),"
+		/*
+		 * AWS's continuation is the last record delivered (resubscribe
+		 * AFTER_SEQUENCE_NUMBER it); msgq's is the next to read (shards'
+		 * sequence numbers have no gaps): the one before, unless the shard
+		 * begins there
+		 */
+		"  'ContinuationSequenceNumber', (CASE"
+		"    WHEN pg_catalog.count(sequence_number) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.max(sequence_number)"
+		"    WHEN pg_catalog.max(continuation_sequence_number) OPERATOR(pg_catalog.>) (SELECT l.starting_sequence_number"
+		"           FROM msgq.list_shards(pg_catalog.substring($1->>'ConsumerARN', ':stream/([^/]+)/consumer/')) l"
+		"          WHERE l.shard_id OPERATOR(pg_catalog.=) ($1->>'ShardId'))"
+		"      THEN pg_catalog.max(continuation_sequence_number) OPERATOR(pg_catalog.-) 1"
+		"    ELSE pg_catalog.max(continuation_sequence_number) END)::pg_catalog.text,"
+		"  'MillisBehindLatest', COALESCE(pg_catalog.max(millis_behind_latest), 0))"
+		"  FROM msgq.subscribe_to_shard(pg_catalog.substring($1->>'ConsumerARN', ':stream/([^/]+)/consumer/'),"
+		"       pg_catalog.substring($1->>'ConsumerARN', '/consumer/([^:/]+)'), $1->>'ShardId',"
+		"       COALESCE($1->'StartingPosition'->>'Type', 'LATEST'),"
+		"       ($1->'StartingPosition'->>'SequenceNumber')::pg_catalog.numeric,"
+		"       pg_catalog.to_timestamp(($1->'StartingPosition'->>'Timestamp')::pg_catalog.float8), 0, 10000)"},
 
 	/*
 	 * SNS (the query protocol): $1 is the form's fields, flat ("Attributes.entry.1.key");
@@ -1068,9 +1117,9 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* The AWS error of a PostgreSQL error */
-static void
-ep_error_from(EpConn *c, ErrorData *e)
+/* The AWS error name of a PostgreSQL error, its HTTP status and fault */
+static const char *
+ep_error_code(EpConn *c, ErrorData *e, int *status_out, bool *sender_out)
 {
 	const char *code = NULL;
 	char	   *found;
@@ -1115,6 +1164,19 @@ ep_error_from(EpConn *c, ErrorData *e)
 			 strcmp(code, "InvalidClientTokenId") == 0 || strcmp(code, "SignatureDoesNotMatch") == 0 ||
 			 strcmp(code, "MissingAuthenticationToken") == 0)
 		status = 403;
+	*status_out = status;
+	*sender_out = sender;
+	return code == name ? pstrdup(name) : code;
+}
+
+/* The AWS error of a PostgreSQL error */
+static void
+ep_error_from(EpConn *c, ErrorData *e)
+{
+	int			status;
+	bool		sender;
+	const char *code = ep_error_code(c, e, &status, &sender);
+
 	ep_error(c, status, code, ep_legacy_code(code), sender, e->message);
 }
 
@@ -1419,6 +1481,174 @@ ep_answer(EpConn *c, const EpAction *a, EpResult *res)
 				   NULL);
 }
 
+/*
+ * SubscribeToShard's event stream: AWS's event-stream messages (a prelude
+ * of total and header lengths with its CRC-32, headers, the payload, the
+ * message's CRC-32), sent on the request's HTTP/2 stream.
+ */
+static void
+ep_put32(StringInfo s, uint32 v)
+{
+	char		b[4] = {(char) (v >> 24), (char) (v >> 16), (char) (v >> 8), (char) v};
+
+	appendBinaryStringInfo(s, b, 4);
+}
+
+/* a header of type string (7) */
+static void
+ep_event_header(StringInfo s, const char *name, const char *value)
+{
+	size_t		vlen = strlen(value);
+
+	appendStringInfoChar(s, (char) strlen(name));
+	appendStringInfoString(s, name);
+	appendStringInfoChar(s, 7);
+	appendStringInfoChar(s, (char) (vlen >> 8));
+	appendStringInfoChar(s, (char) (vlen & 0xff));
+	appendStringInfoString(s, value);
+}
+
+/* An event (kind "event") or an exception, with its JSON payload */
+static void
+ep_event(StringInfo out, const char *kind, const char *type, const char *payload)
+{
+	StringInfoData headers;
+	int			start = out->len;
+	size_t		plen = strlen(payload);
+
+	initStringInfo(&headers);
+	ep_event_header(&headers, ":message-type", kind);
+	ep_event_header(&headers, strcmp(kind, "event") == 0 ? ":event-type" : ":exception-type", type);
+	ep_event_header(&headers, ":content-type", "application/x-amz-json-1.1");
+	ep_put32(out, (uint32) (12 + headers.len + plen + 4));
+	ep_put32(out, (uint32) headers.len);
+	ep_put32(out, (uint32) crc32(0L, (const Bytef *) out->data + start, 8));
+	appendBinaryStringInfo(out, headers.data, headers.len);
+	appendBinaryStringInfo(out, payload, plen);
+	ep_put32(out, (uint32) crc32(0L, (const Bytef *) out->data + start, out->len - start));
+	pfree(headers.data);
+}
+
+static char *
+ep_jsonb_text(Jsonb *j)
+{
+	return JsonbToCString(NULL, &j->root, VARSIZE(j));
+}
+
+/* The 200 answer that opens a subscription: initial-response, then the first event */
+static void
+ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
+{
+	StringInfoData events;
+
+	initStringInfo(&events);
+	ep_event(&events, "event", "initial-response", "{}");
+	ep_event(&events, "event", "SubscribeToShardEvent", ep_jsonb_text(res->response));
+	ep_h2_respond(c->h2, c->stream, 200,
+				  psprintf("Content-Type: application/vnd.amazon.eventstream\r\n"
+						   "x-amzn-RequestId: %s\r\n",
+						   DatumGetCString(DirectFunctionCall1(uuid_out,
+															   DirectFunctionCall1(gen_random_uuid, (Datum) 0)))),
+				  events.data, events.len, false);
+	p->last_event = GetCurrentTimestamp();
+}
+
+/*
+ * A subscription after a wake-up, at its heartbeat or at its end: read
+ * again, send an event when there are records (or every few seconds, with
+ * none), end the stream after five minutes or at an error (an exception
+ * event).  True when it wrote to its connection.
+ */
+static bool
+ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
+{
+	EpConn	   *c = p->conn;
+	const EpAction *a = p->action;
+	bool		ending = msgq_now() >= p->until;
+	bool		heartbeat = now - p->last_event >= (int64) EP_SUB_HEARTBEAT_MS * 1000;
+	EpResult	res;
+	EpAuth		auth;
+	StringInfoData events;
+	JsonbValue *records;
+
+	if (!woken && !ending && !heartbeat)
+		return false;
+	memset(&auth, 0, sizeof(auth));
+	auth.role_known = true;
+	auth.role = p->role;
+	ep_run(a, p->request, p->prefix, &auth, &res);
+	initStringInfo(&events);
+	if (res.error != NULL)
+	{
+		int			status;
+		bool		sender;
+		const char *code = ep_error_code(c, res.error, &status, &sender);
+		StringInfoData payload;
+
+		initStringInfo(&payload);
+		appendStringInfoString(&payload, "{\"message\": ");
+		escape_json(&payload, res.error->message ? res.error->message : "");
+		appendStringInfoChar(&payload, '}');
+		ep_event(&events, "exception", code, payload.data);
+		ep_h2_write(c->h2, p->stream, events.data, events.len, true);
+		ep_count(a, p->since, true);
+		ep_park_free(p);
+		return true;
+	}
+	records = res.response ? msgq_jsonb_member(&res.response->root, "Records") : NULL;
+	if (records != NULL && records->type == jbvBinary &&
+		JsonContainerSize(records->val.binary.data) == 0 && !heartbeat && !ending)
+		return false;			/* nothing new */
+	ep_event(&events, "event", "SubscribeToShardEvent", ep_jsonb_text(res.response));
+	p->last_event = now;
+	ep_h2_write(c->h2, p->stream, events.data, events.len, ending);
+	if (ending)
+	{
+		ep_count(a, p->since, false);
+		ep_park_free(p);
+	}
+	return true;
+}
+
+/*
+ * A consumer subscribes to a shard again: within 5 seconds of its current
+ * subscription, refused (false); later, the new one takes over and the old
+ * one's event stream ends.
+ */
+static bool
+ep_subscription_take_over(Jsonb *request)
+{
+	char	   *arn = msgq_attr_str_or_null(&request->root, "ConsumerARN");
+	char	   *shard = msgq_attr_str_or_null(&request->root, "ShardId");
+	dlist_mutable_iter it;
+
+	if (arn == NULL || shard == NULL)
+		return true;			/* the statement's error */
+	dlist_foreach_modify(it, &ep_parked)
+	{
+		EpPark	   *p = dlist_container(EpPark, node, it.cur);
+		char	   *parn;
+		char	   *pshard;
+
+		if (!p->subscription)
+			continue;
+		parn = msgq_attr_str_or_null(&p->request->root, "ConsumerARN");
+		pshard = msgq_attr_str_or_null(&p->request->root, "ShardId");
+		if (parn == NULL || pshard == NULL || strcmp(parn, arn) != 0 || strcmp(pshard, shard) != 0)
+			continue;
+		if (GetCurrentTimestamp() - p->since < 5 * USECS_PER_SEC)
+			return false;
+		if (ep_h2_stream_open(p->conn->h2, p->stream))
+		{
+			ep_h2_write(p->conn->h2, p->stream, "", 0, true);
+			ep_mark(p->conn);
+		}
+		ep_count(p->action, p->since, false);
+		ep_park_free(p);
+	}
+	return true;
+}
+
 /* One whole request: headers (NUL-terminated) and body */
 static void
 ep_handle(EpConn *c, char *headers, const char *body, int body_len)
@@ -1435,6 +1665,7 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	const char *auth_error;
 	char	   *auth_message = NULL;
 	TimestampTz start = GetCurrentTimestamp();
+	bool		subscription;
 
 	c->keep_alive = !(connection && pg_strcasecmp(connection, "close") == 0) &&
 		strncmp(headers, "HTTP/1.0", 8) != 0 && strstr(headers, " HTTP/1.0\r") == NULL;
@@ -1520,6 +1751,21 @@ authenticate:
 		return;
 	}
 	prefix = psprintf("http://%s/%s/", host ? host : "localhost", msgq_endpoint_database);
+	subscription = strcmp(a->name, "SubscribeToShard") == 0;
+	if (subscription && c->h2 == NULL)
+	{
+		ep_error(c, 400, "InvalidArgumentException", NULL, true,
+				 "SubscribeToShard's event stream needs HTTP/2");
+		ep_count(a, start, true);
+		return;
+	}
+	if (subscription && !ep_subscription_take_over(request))
+	{
+		ep_error(c, 400, "ResourceInUseException", NULL, true,
+				 "the consumer subscribed to this shard less than 5 seconds ago");
+		ep_count(a, start, true);
+		return;
+	}
 	ep_run(a, request, prefix, &auth, &res);
 	if (res.error != NULL)
 	{
@@ -1527,9 +1773,13 @@ authenticate:
 		ep_count(a, start, true);
 		return;
 	}
-	if (res.wait_seconds > 0)
+	if (res.wait_seconds > 0 || subscription)
 	{
-		/* nothing yet: park until a commit, or the end of the wait */
+		/*
+		 * A receive that found nothing: park until a commit, or the end of
+		 * the wait.  A subscription: its event stream begins, with the
+		 * records read so far, and goes on for five minutes.
+		 */
 		EpPark	   *p = MemoryContextAllocZero(ep_cxt, sizeof(EpPark));
 
 		p->conn = c;
@@ -1541,11 +1791,18 @@ authenticate:
 		p->role = res.role;
 		p->since = start;
 		p->action = a;
-		p->until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   (int64) Min(res.wait_seconds, 20) * 1000);
+		/* a subscription's five minutes are on msgq's clock (msgq.clock_offset) */
+		p->until = subscription ?
+			TimestampTzPlusMilliseconds(msgq_now(), (int64) EP_SUB_SECS * 1000) :
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) Min(res.wait_seconds, 20) * 1000);
 		dlist_push_tail(&ep_parked, &p->node);
 		c->nparked++;
 		pg_atomic_fetch_add_u32(&ep_shared->parked, 1);
+		if (subscription)
+		{
+			p->subscription = true;
+			ep_subscription_begin(c, p, &res);
+		}
 		return;
 	}
 	ep_answer(c, a, &res);
@@ -1582,6 +1839,8 @@ ep_retry_parked(EpPark *p, TimestampTz now, bool woken)
 		ep_park_free(p);		/* the client reset the stream */
 		return true;
 	}
+	if (p->subscription)
+		return ep_subscription_next(p, now, woken);
 	if (!woken && !timed_out)
 		return false;
 	memset(&auth, 0, sizeof(auth));
@@ -1957,8 +2216,6 @@ msgq_endpoint_main(Datum main_arg)
 		TimestampTz now = GetCurrentTimestamp();
 		dlist_iter	pit;
 		dlist_mutable_iter mit;
-		List	   *answered;
-		ListCell   *lc;
 		MemoryContext old = MemoryContextSwitchTo(loop_cxt);
 
 		CHECK_FOR_INTERRUPTS();
@@ -1972,7 +2229,11 @@ msgq_endpoint_main(Datum main_arg)
 		{
 			EpPark	   *p = dlist_container(EpPark, node, pit.cur);
 
-			timeout = Min(timeout, Max((long) ((p->until - now) / 1000), 0));
+			if (p->subscription)
+				timeout = Min(timeout, Max(Min((long) ((p->until - msgq_now()) / 1000),
+											   (long) ((p->last_event - now) / 1000) + EP_SUB_HEARTBEAT_MS), 0));
+			else
+				timeout = Min(timeout, Max((long) ((p->until - now) / 1000), 0));
 		}
 		nready = WaitEventSetWait(set, timeout, events, lengthof(events), wait_event);
 		for (i = 0; i < nready; i++)
@@ -2003,24 +2264,25 @@ msgq_endpoint_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 
 		/*
-		 * Parked long polls: try again after a wake-up, answer at their end;
-		 * their connections are written to once all have been tried.
+		 * Parked long polls and subscriptions: try again after a wake-up,
+		 * answer at their end; their connections (and others written to
+		 * outside their own events) are written to once all have been tried.
 		 */
-		answered = NIL;
 		dlist_foreach_modify(mit, &ep_parked)
 		{
 			EpPark	   *p = dlist_container(EpPark, node, mit.cur);
 			EpConn	   *c = p->conn;
 
 			if (ep_retry_parked(p, now, woken))
-				answered = list_append_unique_ptr(answered, c);
+				ep_mark(c);
 		}
-		foreach(lc, answered)
+		while (!dlist_is_empty(&ep_dirty))
 		{
-			EpConn	   *c = (EpConn *) lfirst(lc);
+			EpConn	   *c = dlist_container(EpConn, dirty_node, dlist_pop_head_node(&ep_dirty));
 
-			if (c->h2 == NULL && c->nparked == 0)
-				ep_process_input(c);	/* a request sent behind it */
+			c->dirty = false;
+			if (c->h2 == NULL && c->nparked == 0 && c->in.len > 0)
+				ep_process_input(c);	/* a request sent behind a parked one */
 			ep_service(c, true);
 		}
 

@@ -50,7 +50,7 @@ local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;
 local $ENV{MSGQ_SECRET_ACCESS_KEY} = $secret;
 local $ENV{AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING} = '1';
 my ($stdout, $stderr);
-my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs", "$dir/h2.test.mjs",
+my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs", "$dir/h2.test.mjs", "$dir/subscribe.test.mjs",
 		"$dir/sns.test.mjs" ],
 	'>', \$stdout, '2>', \$stderr);
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
@@ -58,6 +58,24 @@ my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
 ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
 cmp_ok(scalar(@passed), '>=', 14, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
 is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
+
+# A SubscribeToShard event stream ends after five minutes of msgq's clock
+{
+	my ($in, $out) = ('', '');
+	my $t = IPC::Run::timeout(60);
+	my $h = IPC::Run::start([ 'node', '--no-warnings', "$dir/subscribe_end.mjs" ],
+		'<', \$in, '>', \$out, '2>&1', $t);
+	$h->pump until $out =~ /subscribed|rror/ || $t->is_expired;
+	like($out, qr/^subscribed$/m, 'a subscription is open') or diag($out);
+	$node->safe_psql('postgres', q{ALTER SYSTEM SET msgq.clock_offset = '301s'});
+	$node->reload;
+	$h->pump until $out =~ /ended|rror/ || $t->is_expired;
+	$h->finish;
+	like($out, qr/^ended after [1-9]\d* events$/m, "its event stream ends when msgq's clock is five minutes on")
+	  or diag($out);
+	$node->safe_psql('postgres', q{ALTER SYSTEM RESET msgq.clock_offset});
+	$node->reload;
+}
 is($node->safe_psql('postgres', q{SELECT DISTINCT owner FROM msgq.queue WHERE queue_name LIKE 'sdk-%'}),
 	'sdk_app', 'every queue the SDK made belongs to the access key\'s role');
 

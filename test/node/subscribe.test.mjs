@@ -1,0 +1,89 @@
+// Kinesis enhanced fan-out over msgq's AWS endpoint: SubscribeToShard's
+// event stream (HTTP/2, AWS's event-stream encoding) read with the
+// unmodified @aws-sdk/client-kinesis. test/t/024_aws_sdk.pl runs it with
+// MSGQ_ENDPOINT, MSGQ_ACCESS_KEY_ID and MSGQ_SECRET_ACCESS_KEY.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  KinesisClient, CreateStreamCommand, DescribeStreamSummaryCommand, RegisterStreamConsumerCommand,
+  SubscribeToShardCommand, PutRecordsCommand, DeleteStreamCommand, ResourceInUseException,
+  ResourceNotFoundException, InvalidArgumentException,
+} from "@aws-sdk/client-kinesis";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+
+const options = {
+  endpoint: process.env.MSGQ_ENDPOINT, region: "us-east-1", maxAttempts: 1,
+  credentials: { accessKeyId: process.env.MSGQ_ACCESS_KEY_ID, secretAccessKey: process.env.MSGQ_SECRET_ACCESS_KEY },
+};
+const kinesis = new KinesisClient(options);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// the next event of an event stream's iterator, or null at its end
+async function next(it, ms = 8000) {
+  const r = await Promise.race([it.next(), sleep(ms).then(() => ({ timeout: true }))]);
+  assert.ok(!r.timeout, `an event within ${ms} ms`);
+  return r.done ? null : r.value;
+}
+
+test("SubscribeToShard: records pushed as they commit, in order, then a takeover", async () => {
+  await kinesis.send(new CreateStreamCommand({ StreamName: "sdk-fanout", ShardCount: 1 }));
+  const { StreamDescriptionSummary: d } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: "sdk-fanout" }));
+  const { Consumer } = await kinesis.send(new RegisterStreamConsumerCommand({ StreamARN: d.StreamARN, ConsumerName: "fanout-app" }));
+  const ShardId = "shardId-000000000000";
+  const sub = await kinesis.send(new SubscribeToShardCommand({
+    ConsumerARN: Consumer.ConsumerARN, ShardId, StartingPosition: { Type: "TRIM_HORIZON" } }));
+  const it = sub.EventStream[Symbol.asyncIterator]();
+  const first = await next(it);
+  assert.deepEqual(first.SubscribeToShardEvent.Records, [], "an empty shard: no records yet");
+
+  // again at once: refused, as Kinesis does within 5 seconds
+  await assert.rejects(kinesis.send(new SubscribeToShardCommand({
+    ConsumerARN: Consumer.ConsumerARN, ShardId, StartingPosition: { Type: "LATEST" } })), ResourceInUseException);
+
+  const t0 = Date.now();
+  await kinesis.send(new PutRecordsCommand({ StreamName: "sdk-fanout",
+    Records: ["a", "b", "c"].map((x) => ({ PartitionKey: x, Data: enc.encode(`rec-${x}`) })) }));
+  const got = [];
+  let last;
+  while (got.length < 3) {
+    const e = (await next(it)).SubscribeToShardEvent;
+    got.push(...e.Records.map((r) => dec.decode(r.Data)));
+    last = e;
+  }
+  assert.ok(Date.now() - t0 < 2000, "pushed at the put's commit, not at a heartbeat");
+  assert.deepEqual(got, ["rec-a", "rec-b", "rec-c"]);
+  assert.equal(last.ContinuationSequenceNumber, last.Records.at(-1).SequenceNumber,
+    "the continuation is the last record delivered");
+  assert.equal(last.MillisBehindLatest, 0);
+
+  // an event at least every 5 seconds with nothing new; after 5 seconds a new
+  // subscription takes over and the old event stream ends
+  const beat = (await next(it, 7000)).SubscribeToShardEvent;
+  assert.deepEqual(beat.Records, []);
+  assert.equal(beat.ContinuationSequenceNumber, last.ContinuationSequenceNumber);
+  const sub2 = await kinesis.send(new SubscribeToShardCommand({
+    ConsumerARN: Consumer.ConsumerARN, ShardId,
+    StartingPosition: { Type: "AFTER_SEQUENCE_NUMBER", SequenceNumber: last.ContinuationSequenceNumber } }));
+  assert.equal(await next(it), null, "the old subscription ended");
+  const it2 = sub2.EventStream[Symbol.asyncIterator]();
+  assert.deepEqual((await next(it2)).SubscribeToShardEvent.Records, [], "resumed after the last record");
+  await kinesis.send(new PutRecordsCommand({ StreamName: "sdk-fanout",
+    Records: [{ PartitionKey: "d", Data: enc.encode("rec-d") }] }));
+  const e2 = (await next(it2)).SubscribeToShardEvent;
+  assert.deepEqual(e2.Records.map((r) => dec.decode(r.Data)), ["rec-d"]);
+  await it2.return?.();
+  await kinesis.send(new DeleteStreamCommand({ StreamName: "sdk-fanout", EnforceConsumerDeletion: true }));
+});
+
+test("SubscribeToShard: errors", async () => {
+  await assert.rejects(kinesis.send(new SubscribeToShardCommand({
+    ConsumerARN: "arn:aws:kinesis:msgq:postgres:stream/no-such-stream/consumer/x",
+    ShardId: "shardId-000000000000", StartingPosition: { Type: "LATEST" } })), ResourceNotFoundException);
+  // over HTTP/1.1 there is no event stream
+  const http1 = new KinesisClient({ ...options, requestHandler: new NodeHttpHandler() });
+  await assert.rejects(http1.send(new SubscribeToShardCommand({
+    ConsumerARN: "arn:aws:kinesis:msgq:postgres:stream/no-such-stream/consumer/x",
+    ShardId: "shardId-000000000000", StartingPosition: { Type: "LATEST" } })), InvalidArgumentException);
+});

@@ -36,6 +36,7 @@ OBJS = \
 	src/worker.o \
 	src/delivery.o \
 	src/http.o \
+	src/access_key.o \
 	src/topic_metrics.o \
 	src/filter_fuzz.o
 

@@ -37,6 +37,7 @@ OBJS = \
 	src/delivery.o \
 	src/http.o \
 	src/h2.o \
+	src/access_key.o \
 	src/topic_metrics.o \
 	src/filter_fuzz.o
 

@@ -1604,9 +1604,13 @@ GRANT SELECT ON msgq.stream_queries TO pg_monitor;
 -- = sigv4, a request signed with a key's secret runs as the key's role
 -------------------------------------------------------------------------------
 
+-- encrypted_secret is the secret encrypted and authenticated with the key
+-- file msgq_endpoint.key of the data directory (src/access_key.c): nonce
+-- (16 bytes) || ciphertext || HMAC-SHA256 tag (32 bytes).  Without that
+-- file, a dump or a copy of this table reveals no secret, and opens none.
 CREATE TABLE msgq.endpoint_credential (
 	access_key_id text NOT NULL PRIMARY KEY,
-	secret_access_key text NOT NULL,
+	encrypted_secret bytea NOT NULL,
 	role regrole NOT NULL,
 	created_at timestamptz NOT NULL
 );
@@ -1623,6 +1627,13 @@ LANGUAGE C VOLATILE;
 CREATE FUNCTION msgq.delete_access_key(access_key_id text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_delete_access_key'
+LANGUAGE C VOLATILE;
+
+-- An error unless the key's secret decrypts with this server's key file
+-- (after a restore, say); never shows the secret.
+CREATE FUNCTION msgq.check_access_key(access_key_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_check_access_key'
 LANGUAGE C VOLATILE;
 
 -- The keys, without their secrets: each role sees its own.

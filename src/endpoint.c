@@ -42,6 +42,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "access/xact.h"
 #include "common/cryptohash.h"
@@ -71,8 +72,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include <zlib.h>
-
+#include "access_key.h"
 #include "compat.h"
 #include "h2.h"
 #include "msgq.h"
@@ -958,6 +958,7 @@ ep_sign(const EpAuth *auth, const char *secret, char *out)
 	ep_hmac(kservice, sizeof(kservice), "aws4_request", ksigning);
 	ep_hmac(ksigning, sizeof(ksigning), auth->string_to_sign, sig);
 	ep_hex(sig, sizeof(sig), out);
+	explicit_bzero(k, strlen(k));
 }
 
 /* The role a request runs as, inside its transaction; an error if none */
@@ -965,7 +966,6 @@ static Oid
 ep_request_role(EpAuth *auth)
 {
 	Oid			role;
-	bool		isnull;
 	char		expected[2 * PG_SHA256_DIGEST_LENGTH + 1];
 	char	   *secret;
 
@@ -980,18 +980,13 @@ ep_request_role(EpAuth *auth)
 					 errdetail_internal("AWS error code: AccessDenied")));
 		return role;
 	}
-	if (SPI_execute_with_args("SELECT secret_access_key, role::pg_catalog.oid FROM msgq.endpoint_credential"
-							  " WHERE access_key_id OPERATOR(pg_catalog.=) $1",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(auth->access_key_id)},
-							  NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the access keys");
-	if (SPI_processed == 0)
+	/* an unknown key, or one whose secret does not decrypt (logged) */
+	secret = msgq_access_key_secret(auth->access_key_id, &role);
+	if (secret == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("the security token included in the request is invalid"),
 				 errdetail_internal("AWS error code: InvalidClientTokenId")));
-	secret = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 	/*
 	 * The digests need a resource owner (OpenSSL contexts are tracked):
@@ -1017,6 +1012,7 @@ ep_request_role(EpAuth *auth)
 										creq_hash);
 	}
 	ep_sign(auth, secret, expected);
+	explicit_bzero(secret, strlen(secret));
 	if (strlen(auth->signature) != strlen(expected) ||
 		timingsafe_bcmp(auth->signature, expected, strlen(expected)) != 0)
 		ereport(ERROR,
@@ -2346,15 +2342,17 @@ msgq_create_access_key(PG_FUNCTION_ARGS)
 	memcpy(id, "AKIA", 4);
 	ep_random_text(id + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
 	ep_random_text(secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+	/* the secret is stored encrypted only (access_key.c) */
 	if (SPI_execute_with_args("INSERT INTO msgq.endpoint_credential VALUES ($1, $2, $3, $4)",
-							  4, (Oid[]) {TEXTOID, TEXTOID, OIDOID, TIMESTAMPTZOID},
-							  (Datum[]) {CStringGetTextDatum(id), CStringGetTextDatum(secret),
+							  4, (Oid[]) {TEXTOID, BYTEAOID, OIDOID, TIMESTAMPTZOID},
+							  (Datum[]) {CStringGetTextDatum(id), PointerGetDatum(msgq_access_key_seal(id, secret)),
 							  ObjectIdGetDatum(role), TimestampTzGetDatum(GetCurrentTimestamp())},
 							  NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the access key");
 	msgq_call_leave(&call);
 	values[0] = CStringGetTextDatum(id);
 	values[1] = CStringGetTextDatum(secret);
+	explicit_bzero(secret, sizeof(secret));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
@@ -2365,27 +2363,10 @@ msgq_delete_access_key(PG_FUNCTION_ARGS)
 {
 	char	   *id = msgq_text_arg(fcinfo, 0);
 	MsgqCall	call;
-	bool		isnull;
-	Oid			role;
 
 	msgq_check_preloaded();
 	msgq_call_enter(&call);
-	if (SPI_execute_with_args("SELECT role::pg_catalog.oid FROM msgq.endpoint_credential"
-							  " WHERE access_key_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(id ? id : "")},
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the access keys");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_NOT_FOUND),
-				 errmsg("access key %s does not exist", id ? id : ""),
-				 errdetail_internal("AWS error code: NoSuchEntity")));
-	role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (!superuser_arg(call.caller) && !has_privs_of_role(call.caller, role))
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_ACCESS_DENIED),
-				 errmsg("permission denied to delete access key %s", id),
-				 errdetail_internal("AWS error code: AccessDenied")));
+	(void) msgq_access_key_manage(&call, id, "delete", NULL);
 	if (SPI_execute_with_args("DELETE FROM msgq.endpoint_credential WHERE access_key_id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(id)},
 							  NULL, false, 0) != SPI_OK_DELETE)

@@ -16,7 +16,11 @@
 #     slow to send its headers; 10,000 idle keep-alive connections;
 #   - SigV4: a request signed with an access key's secret runs as the key's
 #     role; a wrong signature, an unknown key, a missing or malformed
-#     Authorization header and a stale X-Amz-Date are refused.
+#     Authorization header and a stale X-Amz-Date are refused;
+#   - secrets encrypted at rest with the data directory's msgq_endpoint.key
+#     (0600): a key made before a restart verifies after it; a changed row
+#     or another key file is refused with InvalidClientTokenId (403), a
+#     WARNING in the log, and no secret in the log.
 
 use strict;
 use warnings;
@@ -302,6 +306,19 @@ is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#MissingAuthenticationToken',
 is($st . ' ' . $r->{__type}, '400 com.amazonaws.sqs#IncompleteSignature', 'not SigV4: IncompleteSignature');
 ($st, $r) = signed(action => 'ListQueues', request => {}, date => '20200101T000000Z');
 is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#SignatureDoesNotMatch', 'a signature from 2020: refused');
+
+# the secret at rest: encrypted with the key file, which stays out of the database
+my $keyfile = $node->data_dir . '/msgq_endpoint.key';
+is(sprintf('%o %d', (stat $keyfile)[2] & 07777, -s $keyfile), '600 32',
+	'the key file: 32 bytes in the data directory, mode 0600');
+{
+	# compared here: a statement with the secret would put it into the log
+	my ($row, $hex) = split /\|/, sql(qq{SELECT c::text || '|' || encode(encrypted_secret, 'hex')
+		FROM msgq.endpoint_credential c WHERE access_key_id = '$akid'});
+	ok(index($row, $secret) < 0 && index(pack('H*', $hex), $secret) < 0 && length($hex) == 2 * (16 + 40 + 32),
+		'the row holds the secret encrypted: 16 bytes of nonce, 40 encrypted, 32 of tag');
+}
+
 sql(qq{SELECT msgq.delete_access_key('$akid')});
 ($st, $r) = signed(action => 'ListQueues', request => {});
 is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#InvalidClientTokenId', 'a deleted key no longer works');
@@ -325,6 +342,53 @@ $node->reload;
 sleep 0.5;
 ($st, $r) = call('ListQueues', {}, HTTP::Tiny->new);
 is($st, 403, 'with msgq.endpoint_role empty every request is refused');
+
+# SigV4 across restarts, with a changed row or another key file
+
+# wait for the endpoint after a restart: any HTTP answer
+sub endpoint_up
+{
+	for (1 .. 100)
+	{
+		return 1 if HTTP::Tiny->new(timeout => 2)->get($base)->{status} != 599;
+		sleep 0.1;
+	}
+	return 0;
+}
+my ($akid2, $secret2) = split /\|/, sql(q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sqs_app')});
+sub list_signed2 { return signed(action => 'ListQueues', request => {}, akid => $akid2, secret => $secret2); }
+$node->append_conf('postgresql.conf', "msgq.endpoint_auth = sigv4");
+$node->restart;
+ok(endpoint_up(), 'the endpoint answers after a restart');
+($st, $r) = list_signed2();
+is($st, 200, 'a key made before the restart still verifies after it');
+
+my $flip = qq{UPDATE msgq.endpoint_credential SET encrypted_secret = set_byte(encrypted_secret, 20, get_byte(encrypted_secret, 20) # 1)
+	WHERE access_key_id = '$akid2'};
+sql($flip);
+($st, $r) = list_signed2();
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#InvalidClientTokenId', 'a changed byte of the stored secret: InvalidClientTokenId');
+is($r->{message}, 'the security token included in the request is invalid', 'told as AWS tells an unknown key');
+sql($flip);
+($st, $r) = list_signed2();
+is($st, 200, 'changed back, it verifies again');
+
+# another key file: refused; the right one again: the endpoint reads it anew
+$node->stop;
+my $key = slurp_file($keyfile);
+append_to_file($keyfile . '.other', join('', map { chr(int(rand(256))) } 1 .. 32));
+rename($keyfile . '.other', $keyfile) or die $!;
+$node->start;
+ok(endpoint_up(), 'the endpoint answers after a restart with another key file');
+($st, $r) = list_signed2();
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#InvalidClientTokenId', 'another key file: InvalidClientTokenId');
+append_to_file($keyfile . '.right', $key);
+rename($keyfile . '.right', $keyfile) or die $!;
+($st, $r) = list_signed2();
+is($st, 200, 'the right key file back: verified without a restart');
+my $log = slurp_file($node->logfile);
+like($log, qr/WARNING:  the secret of access key "$akid2" cannot be decrypted/, 'a secret that does not decrypt is logged');
+is(index($log, $secret) + index($log, $secret2), -2, 'the log never shows a secret');
 
 $node->stop;
 done_testing();

@@ -79,6 +79,7 @@
 
 #define EP_MAX_HEADER		(16 * 1024)
 #define EP_MAX_BODY			(2 * 1024 * 1024)	/* a batch of 10 at 1 MiB, in JSON */
+#define EP_MAX_WORKERS		8
 #define EP_MAX_CONNECTIONS	16384	/* and within the process's file limit */
 #define EP_EVENTS			256 /* socket events taken per pass */
 #define EP_IDLE_TIMEOUT_MS		60000
@@ -95,6 +96,7 @@
 #define SQSQ_XMLNS				"http://queue.amazonaws.com/doc/2012-11-05/"
 
 int			msgq_endpoint_port = 0;
+int			msgq_endpoint_workers = 1;
 int			msgq_endpoint_request_timeout_ms = 10000;
 char	   *msgq_endpoint_listen_address = NULL;
 char	   *msgq_endpoint_database = NULL;
@@ -136,6 +138,14 @@ msgq_endpoint_define_gucs(void)
 								   PGC_POSTMASTER,
 								   0,
 								   NULL, NULL, NULL);
+		DefineCustomIntVariable("msgq.endpoint_workers",
+								"Number of AWS wire endpoint workers, sharing its port.",
+								"Each accepts its share of new connections (SO_REUSEPORT).",
+								&msgq_endpoint_workers,
+								1, 1, EP_MAX_WORKERS,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 		DefineCustomStringVariable("msgq.endpoint_database",
 								   "Database whose queues the AWS wire endpoint serves.",
 								   NULL,
@@ -177,21 +187,29 @@ void
 msgq_endpoint_register(void)
 {
 	BackgroundWorker bgw;
+	int			i;
 
 	if (msgq_endpoint_port == 0)
 		return;
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 5;
-	strlcpy(bgw.bgw_library_name, "msgq", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "msgq_endpoint_main", BGW_MAXLEN);
-	strlcpy(bgw.bgw_name, "msgq endpoint", BGW_MAXLEN);
-	strlcpy(bgw.bgw_type, "msgq endpoint", BGW_MAXLEN);
-	RegisterBackgroundWorker(&bgw);
+	for (i = 0; i < msgq_endpoint_workers; i++)
+	{
+		memset(&bgw, 0, sizeof(bgw));
+		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		bgw.bgw_restart_time = 5;
+		bgw.bgw_main_arg = Int32GetDatum(i);
+		strlcpy(bgw.bgw_library_name, "msgq", BGW_MAXLEN);
+		strlcpy(bgw.bgw_function_name, "msgq_endpoint_main", BGW_MAXLEN);
+		if (msgq_endpoint_workers == 1)
+			strlcpy(bgw.bgw_name, "msgq endpoint", BGW_MAXLEN);
+		else
+			snprintf(bgw.bgw_name, BGW_MAXLEN, "msgq endpoint %d", i + 1);
+		strlcpy(bgw.bgw_type, "msgq endpoint", BGW_MAXLEN);
+		RegisterBackgroundWorker(&bgw);
+	}
 }
 
-/* per action: what msgq.endpoint_metrics shows (one writer: the endpoint) */
+/* per action: what msgq.endpoint_metrics shows (written by every worker) */
 #define EP_MAX_ACTIONS		64
 
 typedef struct EpStats
@@ -204,7 +222,7 @@ typedef struct EpStats
 
 typedef struct EpShared
 {
-	Latch	   *latch;			/* the endpoint's, while it runs */
+	Latch	   *latch[EP_MAX_WORKERS];	/* each worker's, while it runs */
 	pg_atomic_uint32 parked;	/* requests parked in a long poll */
 	EpStats		stats[EP_MAX_ACTIONS + 1];	/* the last: requests of no action */
 } EpShared;
@@ -227,7 +245,7 @@ msgq_endpoint_shmem_init(void)
 	{
 		int			i;
 
-		ep_shared->latch = NULL;
+		memset(ep_shared->latch, 0, sizeof(ep_shared->latch));
 		pg_atomic_init_u32(&ep_shared->parked, 0);
 		for (i = 0; i <= EP_MAX_ACTIONS; i++)
 		{
@@ -243,13 +261,17 @@ msgq_endpoint_shmem_init(void)
 void
 msgq_endpoint_wakeup(void)
 {
-	Latch	   *latch;
+	int			i;
 
 	if (ep_shared == NULL || pg_atomic_read_u32(&ep_shared->parked) == 0)
 		return;
-	latch = ep_shared->latch;
-	if (latch != NULL)
-		SetLatch(latch);
+	for (i = 0; i < EP_MAX_WORKERS; i++)
+	{
+		Latch	   *latch = ep_shared->latch[i];
+
+		if (latch != NULL)
+			SetLatch(latch);
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -311,6 +333,7 @@ static int	ep_nconns = 0;
 static int	ep_max_conns = EP_MAX_CONNECTIONS;	/* within the process's file limit */
 static pgsocket ep_listen = PGINVALID_SOCKET;
 static int	ep_epoll = -1;
+static int	ep_worker = 0;		/* which of the msgq.endpoint_workers */
 static MemoryContext ep_cxt = NULL;
 
 /*
@@ -395,12 +418,14 @@ ep_respond(EpConn *c, int status, const char *reason, const char *body,
 
 	headers = psprintf("Content-Type: %s\r\n"
 					   "x-amzn-RequestId: %s\r\n"
+					   "x-msgq-endpoint-worker: %d\r\n"
 					   "%s",
 					   ep_xml_service(c->service) ? "text/xml" :
 					   c->service && strcmp(c->service, KINESIS) == 0 ? "application/x-amz-json-1.1" :
 					   "application/x-amz-json-1.0",
 					   DatumGetCString(DirectFunctionCall1(uuid_out,
 														   DirectFunctionCall1(gen_random_uuid, (Datum) 0))),
+					   ep_worker + 1,
 					   extra_headers ? extra_headers : "");
 	if (c->h2 != NULL)
 	{
@@ -1033,13 +1058,14 @@ ep_count(const EpAction *a, TimestampTz start, bool error)
 {
 	EpStats    *st = &ep_shared->stats[a ? (int) (a - ep_actions) : EP_MAX_ACTIONS];
 	uint64		us = (uint64) Max(GetCurrentTimestamp() - start, 0);
+	uint64		max = pg_atomic_read_u64(&st->max_latency_us);
 
-	pg_atomic_write_u64(&st->requests, pg_atomic_read_u64(&st->requests) + 1);
+	pg_atomic_fetch_add_u64(&st->requests, 1);
 	if (error)
-		pg_atomic_write_u64(&st->errors, pg_atomic_read_u64(&st->errors) + 1);
-	pg_atomic_write_u64(&st->latency_us, pg_atomic_read_u64(&st->latency_us) + us);
-	if (us > pg_atomic_read_u64(&st->max_latency_us))
-		pg_atomic_write_u64(&st->max_latency_us, us);
+		pg_atomic_fetch_add_u64(&st->errors, 1);
+	pg_atomic_fetch_add_u64(&st->latency_us, us);
+	while (us > max && !pg_atomic_compare_exchange_u64(&st->max_latency_us, &max, us))
+		;
 }
 
 /* Run an action in a transaction of its own, as the request's role */
@@ -2103,6 +2129,10 @@ ep_listen_socket(void)
 	if (ep_listen == PGINVALID_SOCKET)
 		ereport(ERROR, (errcode_for_socket_access(), errmsg("could not create the endpoint's socket: %m")));
 	(void) setsockopt(ep_listen, SOL_SOCKET, SO_REUSEADDR, (char *) &one, sizeof(one));
+	/* the workers share the port: the kernel spreads new connections */
+	if (msgq_endpoint_workers > 1 &&
+		setsockopt(ep_listen, SOL_SOCKET, SO_REUSEPORT, (char *) &one, sizeof(one)) < 0)
+		ereport(ERROR, (errcode_for_socket_access(), errmsg("could not share the endpoint's port: %m")));
 	memset(&addr, 0, sizeof(addr));
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16) msgq_endpoint_port);
@@ -2141,6 +2171,13 @@ ep_expire(TimestampTz now)
 			now - c->last_activity > (int64) EP_IDLE_TIMEOUT_MS * 1000)
 			ep_close(c);
 	}
+}
+
+/* At exit: commits stop setting this worker's latch */
+static void
+ep_detach(int code, Datum arg)
+{
+	ep_shared->latch[ep_worker] = NULL;
 }
 
 void
@@ -2196,9 +2233,12 @@ msgq_endpoint_main(Datum main_arg)
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(set, WL_SOCKET_READABLE, ep_epoll, NULL, NULL);
-	ep_shared->latch = MyLatch;
+	ep_worker = DatumGetInt32(main_arg);
+	ep_shared->latch[ep_worker] = MyLatch;
+	before_shmem_exit(ep_detach, (Datum) 0);
 	wait_event = MSGQ_WAIT_EVENT("MsgqEndpoint");
-	ereport(LOG, (errmsg("msgq endpoint listening on %s:%d for database \"%s\"",
+	ereport(LOG, (errmsg("msgq endpoint %d of %d listening on %s:%d for database \"%s\"",
+						 ep_worker + 1, msgq_endpoint_workers,
 						 msgq_endpoint_listen_address, msgq_endpoint_port, msgq_endpoint_database)));
 
 	for (;;)

@@ -5,6 +5,9 @@
 # (python3-boto3, installed by make deps): test/python's pytest suite
 # (queues through SQS's older query protocol, topics, streams) runs
 # against a server with the endpoint on: each of its tests must pass.
+# The endpoint runs as two workers on one port (msgq.endpoint_workers,
+# SO_REUSEPORT): both take connections, and a long poll parked in one is
+# woken by commits as in the other.
 
 use strict;
 use warnings;
@@ -12,6 +15,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
+use IO::Socket::INET;
 
 my $port = PostgreSQL::Test::Cluster::get_free_port();
 my $node = PostgreSQL::Test::Cluster->new('boto3');
@@ -20,6 +24,7 @@ $node->append_conf('postgresql.conf', <<"EOF2");
 shared_preload_libraries = 'msgq'
 max_worker_processes = 16
 msgq.endpoint_port = $port
+msgq.endpoint_workers = 2
 EOF2
 $node->start;
 $node->safe_psql('postgres', <<'EOF2');
@@ -32,8 +37,24 @@ GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO boto_app;
 EOF2
 my ($akid, $secret) = split /\|/,
   $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('boto_app')});
-$node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
+$node->poll_query_until('postgres', q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
   or die 'the endpoint did not start';
+
+# new connections are spread over both workers (each answer names its worker)
+{
+	my %seen;
+	for (1 .. 32)
+	{
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $!;
+		print $s "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ListQueues\r\n"
+		  . "Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+		local $/;
+		my $answer = <$s>;
+		$seen{$1}++ if $answer =~ /^x-msgq-endpoint-worker: (\d+)\r$/mi;
+		close($s);
+	}
+	is(join(',', sort keys %seen), '1,2', 'both endpoint workers answer: ' . join(', ', map { "$_: $seen{$_}" } sort keys %seen));
+}
 
 local $ENV{MSGQ_ENDPOINT} = "http://127.0.0.1:$port";
 local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;

@@ -166,7 +166,7 @@ msgq_endpoint_define_gucs(void)
 							   0,
 							   ep_check_auth, NULL, NULL);
 	DefineCustomIntVariable("msgq.endpoint_request_timeout",
-							"Longest time a client may take to send a request's headers.",
+							"Longest time a client may take to send a whole request (headers and body).",
 							"A slower client's connection is closed.",
 							&msgq_endpoint_request_timeout_ms,
 							10000, 100, 600000,
@@ -2165,8 +2165,7 @@ ep_expire(TimestampTz now)
 		if (c->h2 != NULL)
 			slow = c->request_started != 0;
 		else
-			slow = c->in.len > 0 && c->request_started != 0 &&
-				strstr(c->in.data, "\r\n\r\n") == NULL;
+			slow = c->in.len > 0 && c->request_started != 0;	/* headers or body incomplete */
 		if ((slow && now - c->request_started > (int64) msgq_endpoint_request_timeout_ms * 1000) ||
 			now - c->last_activity > (int64) EP_IDLE_TIMEOUT_MS * 1000)
 			ep_close(c);

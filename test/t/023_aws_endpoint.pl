@@ -217,12 +217,16 @@ is($res->{status}, 400, 'a GET: 400');
 {
 	my $slow = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $!;
 	print $slow "POST / HTTP/1.1\r\nHost: x\r\n";    # and never the rest
+	my $bodiless = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $!;
+	print $bodiless "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: AmazonSQS.ListQueues\r\nContent-Length: 10\r\n\r\n{}";
 	my @idle = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $! } 1 .. 300;
 	my ($st2) = call('ListQueues', {}, HTTP::Tiny->new(timeout => 10));
 	is($st2, 200, '300 idle connections do not stop a request');
 	sleep 2.5;
 	my $got = sysread($slow, my $buf, 100);
 	is($got, 0, 'a client that does not finish its headers within msgq.endpoint_request_timeout is disconnected');
+	$got = sysread($bodiless, $buf, 100);
+	is($got, 0, 'so is one that sends headers and not the body they announce');
 	close($_) for @idle;
 }
 

@@ -588,6 +588,22 @@ ep_legacy_code(const char *code)
 	"     FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
 	"    GROUP BY 1) b)"
 #define EP_Q_URL(expr) "$2 OPERATOR(pg_catalog.||) pg_catalog.substring(" expr ", '[^/]*$')"
+/* EP_Q_ENTRIES with each entry's Prefix.N.MessageAttributes.entry.M.Name/Value.* */
+#define EP_Q_ENTRIES_ATTRS(prefix) \
+	"(SELECT pg_catalog.jsonb_agg(b.e OPERATOR(pg_catalog.||) COALESCE((" \
+	"     SELECT pg_catalog.jsonb_build_object('MessageAttributes', pg_catalog.jsonb_object_agg(n.value," \
+	"        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
+	"          'DataType', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.DataType')," \
+	"          'StringValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.StringValue')," \
+	"          'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue')))))" \
+	"       FROM pg_catalog.jsonb_each_text($1) n," \
+	"            LATERAL (SELECT pg_catalog.substring(n.key, '^(" prefix "\\.' OPERATOR(pg_catalog.||) b.i" \
+	"                OPERATOR(pg_catalog.||) '\\.MessageAttributes\\.entry\\.[0-9]+\\.)Name$') AS p) x" \
+	"      WHERE x.p IS NOT NULL HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0), '{}') ORDER BY b.i)" \
+	"   FROM (SELECT (pg_catalog.regexp_match(key, '^" prefix "\\.([0-9]+)\\.'))[1]::pg_catalog.int4 AS i," \
+	"          pg_catalog.jsonb_object_agg(pg_catalog.regexp_replace(key, '^" prefix "\\.[0-9]+\\.', ''), value) AS e" \
+	"     FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
+	"    GROUP BY 1) b)"
 
 /* SNS: <Attributes><entry><key/><value/></entry>...</Attributes> of a jsonb map */
 #define EP_SNS_ATTRS(expr) \
@@ -811,7 +827,7 @@ static const EpAction ep_actions[] = {
 		"  xmlelement(name \"Failed\", pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"Id\", id),"
 		"     xmlelement(name \"Code\", error_code), xmlelement(name \"Message\", error_message),"
 		"     xmlelement(name \"SenderFault\", sender_fault))) FILTER (WHERE error_code IS NOT NULL)))::pg_catalog.text"
-		"  FROM msgq.publish_batch($1->>'TopicArn', COALESCE(" EP_Q_ENTRIES("PublishBatchRequestEntries\\.member") ", '[]'))"},
+		"  FROM msgq.publish_batch($1->>'TopicArn', COALESCE(" EP_Q_ENTRIES_ATTRS("PublishBatchRequestEntries\\.member") ", '[]'))"},
 	{SNS, "Publish",
 		"SELECT xmlelement(name \"PublishResult\", xmlelement(name \"MessageId\", p.message_id),"
 		"       CASE WHEN p.sequence_number IS NOT NULL"

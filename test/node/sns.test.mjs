@@ -89,3 +89,29 @@ test("PublishBatch: partial failures in order", async () => {
   assert.equal(r.Failed[0].Id, "b");
   assert.equal(r.Failed[0].SenderFault, true);
 });
+
+test("PublishBatch: each entry's message attributes reach the filter policy and the queue", async () => {
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "sdk-batch-attrs" }));
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "sdk-batch-attrs" }));
+  const q = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }));
+  await sns.send(new SubscribeCommand({
+    TopicArn, Protocol: "sqs", Endpoint: q.Attributes.QueueArn,
+    Attributes: { RawMessageDelivery: "true", FilterPolicy: JSON.stringify({ kind: ["keep"] }) },
+  }));
+  const r = await sns.send(new PublishBatchCommand({
+    TopicArn,
+    PublishBatchRequestEntries: [
+      { Id: "k1", Message: "kept", MessageAttributes: {
+        kind: { DataType: "String", StringValue: "keep" }, n: { DataType: "Number", StringValue: "7" } } },
+      { Id: "d1", Message: "dropped", MessageAttributes: { kind: { DataType: "String", StringValue: "drop" } } },
+      { Id: "p1", Message: "plain" },
+    ],
+  }));
+  assert.deepEqual(r.Successful.map((e) => e.Id), ["k1", "d1", "p1"]);
+  const got = await sqs.send(new ReceiveMessageCommand({
+    QueueUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ["All"], WaitTimeSeconds: 1 }));
+  assert.deepEqual(got.Messages.map((m) => m.Body), ["kept"], "only the entry whose attributes match");
+  assert.equal(got.Messages[0].MessageAttributes.kind.StringValue, "keep");
+  assert.equal(got.Messages[0].MessageAttributes.n.StringValue, "7");
+  assert.equal(got.Messages[0].MessageAttributes.n.DataType, "Number");
+});

@@ -1033,7 +1033,8 @@ CREATE TABLE msgq.topic (
 	dedup_per_group boolean NOT NULL DEFAULT false,	-- FifoThroughputScope MessageGroup
 	attributes jsonb NOT NULL DEFAULT '{}',
 	acl aclitem[],
-	created_at timestamptz NOT NULL
+	created_at timestamptz NOT NULL,
+	tags jsonb NOT NULL DEFAULT '{}'	-- TagResource's, at most 50
 );
 CREATE SEQUENCE msgq.topic_id_seq AS integer OWNED BY msgq.topic.topic_id;
 
@@ -1155,6 +1156,22 @@ LANGUAGE C STABLE;
 CREATE FUNCTION msgq.get_topic_attributes(topic_name text)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'msgq_get_topic_attributes'
+LANGUAGE C VOLATILE;
+
+-- SNS's TagResource, UntagResource, ListTagsForResource (the owner's)
+CREATE FUNCTION msgq.tag_topic(topic_name text, tags jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_tag_topic'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.untag_topic(topic_name text, tag_keys text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'msgq_untag_topic'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION msgq.list_topic_tags(topic_name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'msgq_list_topic_tags'
 LANGUAGE C VOLATILE;
 
 CREATE FUNCTION msgq.set_topic_attributes(topic_name text, attribute_name text,

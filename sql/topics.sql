@@ -276,7 +276,9 @@ SELECT w, msgq_test.err(s) FROM (VALUES
 	('delete', $$SELECT msgq.delete_topic('t_orders')$$),
 	('unsubscribe', format('SELECT msgq.unsubscribe(%L)', :'sub_q1')),
 	('own topic', $$SELECT msgq.create_topic('t_theirs')$$),
-	('their queue', $$SELECT msgq.subscribe('t_theirs', 'sqs', 't_q1')$$)) AS v(w, s);
+	('their queue', $$SELECT msgq.subscribe('t_theirs', 'sqs', 't_q1')$$),
+	('tag', $$SELECT msgq.tag_topic('t_orders', '{"a": "b"}')$$),
+	('list tags', $$SELECT msgq.list_topic_tags('t_orders')$$)) AS v(w, s);
 SELECT count(*) AS visible_topics FROM msgq.list_topics();
 RESET ROLE;
 -- add_permission with a topic ARN grants SNS actions on it
@@ -306,6 +308,25 @@ SELECT msgq.delete_topic('t_theirs');
 REVOKE EXECUTE ON FUNCTION msgq.create_topic(text, jsonb) FROM regress_msgq_t_other;
 REVOKE USAGE ON SCHEMA msgq_test FROM regress_msgq_t_other;
 DROP ROLE regress_msgq_t_other;
+
+-- Tags (SNS's TagResource, UntagResource, ListTagsForResource): by name or
+-- ARN, a key given again replaces its value, at most 50, AWS's characters
+SELECT msgq.tag_topic('t_orders', '{"team": "orders", "env": "dev"}');
+SELECT msgq.tag_topic(:'t_arn', '{"env": "prod", "cost center": ""}');
+SELECT msgq.list_topic_tags('t_orders');
+SELECT msgq.untag_topic('t_orders', '{team,absent}');
+SELECT msgq.list_topic_tags(:'t_arn');
+SELECT w, msgq_test.err(s) FROM (VALUES
+	('empty key', $$SELECT msgq.tag_topic('t_orders', '{"": "x"}')$$),
+	('reserved key', $$SELECT msgq.tag_topic('t_orders', '{"AWS:x": "y"}')$$),
+	('bad character', $$SELECT msgq.tag_topic('t_orders', '{"a#b": "y"}')$$),
+	('not a string', $$SELECT msgq.tag_topic('t_orders', '{"n": 1}')$$),
+	('no tags', $$SELECT msgq.tag_topic('t_orders', '{}')$$),
+	('no keys', $$SELECT msgq.untag_topic('t_orders', NULL)$$),
+	('51 tags', (SELECT format('SELECT msgq.tag_topic(%L, %L)', 't_orders', jsonb_object_agg('k' || i, 'v'))
+				   FROM generate_series(1, 49) i)),
+	('missing topic', $$SELECT msgq.list_topic_tags('t_none')$$)) AS v(w, s);
+SELECT msgq.list_topic_tags('t_orders') AS unchanged;
 
 -- Unsubscribe and delete
 SELECT msgq.unsubscribe(:'sub_n');

@@ -561,6 +561,12 @@ ep_legacy_code(const char *code)
 	"   FROM pg_catalog.jsonb_each_text($1) k JOIN pg_catalog.jsonb_each_text($1) v" \
 	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'key$', 'value')" \
 	"  WHERE k.key OPERATOR(pg_catalog.~) '^" name "\\.entry\\.[0-9]+\\.key$'), '{}')"
+/* SNS's Tags.member.N.Key / Value, as a jsonb map (NULL when none) */
+#define EP_SNS_TAGS \
+	"(SELECT pg_catalog.jsonb_object_agg(k.value, COALESCE(v.value, ''))" \
+	"   FROM pg_catalog.jsonb_each_text($1) k LEFT JOIN pg_catalog.jsonb_each_text($1) v" \
+	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'Key$', 'Value')" \
+	"  WHERE k.key OPERATOR(pg_catalog.~) '^Tags\\.member\\.[0-9]+\\.Key$')"
 /* the query protocol's list Prefix.N.Name / Prefix.N.Value, as a jsonb map */
 #define EP_Q_MAP(prefix) \
 	"COALESCE((SELECT pg_catalog.jsonb_object_agg(k.value, v.value)" \
@@ -787,8 +793,19 @@ static const EpAction ep_actions[] = {
 	 * each statement returns its <ActionResult> element as text
 	 */
 	{SNS, "CreateTopic",
-		"SELECT xmlelement(name \"CreateTopicResult\", xmlelement(name \"TopicArn\","
-		"       msgq.create_topic($1->>'Name', " EP_SNS_MAP("Attributes") ")))::pg_catalog.text"},
+		"WITH c AS (SELECT msgq.create_topic($1->>'Name', " EP_SNS_MAP("Attributes") ") AS arn),"
+		"     t AS (SELECT msgq.tag_topic(c.arn, " EP_SNS_TAGS " ) FROM c WHERE $1 ? 'Tags.member.1.Key')"
+		" SELECT xmlelement(name \"CreateTopicResult\", xmlelement(name \"TopicArn\", c.arn))::pg_catalog.text"
+		"   FROM c, (SELECT pg_catalog.count(*) FROM t) tt"},
+	{SNS, "TagResource",
+		"SELECT '' FROM msgq.tag_topic($1->>'ResourceArn', " EP_SNS_TAGS ")"},
+	{SNS, "UntagResource",
+		"SELECT '' FROM msgq.untag_topic($1->>'ResourceArn', " EP_Q_LIST("TagKeys\\.member") ")"},
+	{SNS, "ListTagsForResource",
+		"SELECT xmlelement(name \"ListTagsForResourceResult\", xmlelement(name \"Tags\","
+		"       (SELECT pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"Key\", t.key),"
+		"               xmlelement(name \"Value\", t.value)) ORDER BY t.key)"
+		"          FROM pg_catalog.jsonb_each_text(msgq.list_topic_tags($1->>'ResourceArn')) t)))::pg_catalog.text"},
 	{SNS, "DeleteTopic",
 		"SELECT '' FROM msgq.delete_topic($1->>'TopicArn')"},
 	{SNS, "ListTopics",

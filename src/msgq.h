@@ -379,6 +379,8 @@ extern void msgq_queue_redrive_datums(MsgqQueueAttrs *attrs, Datum *values, char
 extern void msgq_check_queue_action(MsgqQueue *queue, Oid roleid,
 									AclMode action, const char *action_name);
 extern void msgq_check_queue_owner(MsgqQueue *queue, Oid roleid);
+extern Jsonb *msgq_tags_merge(Jsonb *current, Jsonb *given, const char *what,
+							  const char *invalid_code, const char *limit_code);
 extern bool msgq_queue_action_allowed(Oid roleid, Oid owner, Acl *acl,
 									  AclMode action);
 extern AclMode msgq_parse_actions(ArrayType *actions);

@@ -448,12 +448,12 @@ admin_write_tags(int32 queue_id, Jsonb *tags)
 }
 
 static void
-admin_tag_invalid(const char *what, const char *value)
+admin_tag_invalid(const char *code, const char *what, const char *value)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid tag %s \"%s\"", what, value),
-			 errdetail_internal("AWS error code: InvalidParameterValue"),
+			 errdetail_internal("AWS error code: %s", code),
 			 errhint("Tag keys have 1 to 128 characters and values at most 256, of letters, digits, spaces and + - = . _ : / @; keys must not start with \"aws:\".")));
 }
 
@@ -486,25 +486,70 @@ admin_tag_char_ok(pg_wchar c)
 }
 
 static void
-admin_check_tag_text(const char *what, const char *s, int minlen, int maxlen)
+admin_check_tag_text(const char *code, const char *what, const char *s, int minlen, int maxlen)
 {
 	int			len = pg_mbstrlen(s);
 	const unsigned char *p;
 
 	if (len < minlen || len > maxlen)
-		admin_tag_invalid(what, s);
+		admin_tag_invalid(code, what, s);
 	for (p = (const unsigned char *) s; *p; p += pg_utf_mblen(p))
 	{
 		if (*p >= 0x80)
 		{
 			if (!admin_tag_char_ok(utf8_to_unicode(p)))
-				admin_tag_invalid(what, s);
+				admin_tag_invalid(code, what, s);
 			continue;
 		}
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
 			  (*p >= '0' && *p <= '9') || strchr(" +-=._:/@", *p) != NULL))
-			admin_tag_invalid(what, s);
+			admin_tag_invalid(code, what, s);
 	}
+}
+
+/*
+ * Check tags given as {"key": "value", ...} by AWS's rules and merge them
+ * into current (a key given replaces its value).  A bad tag is the AWS
+ * error invalid_code; more than MSGQ_MAX_TAGS in all, limit_code.  what
+ * names the resource in messages ("queue \"orders\"").
+ */
+Jsonb *
+msgq_tags_merge(Jsonb *current, Jsonb *given, const char *what,
+				const char *invalid_code, const char *limit_code)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	Jsonb	   *merged;
+
+	if (given == NULL || !JB_ROOT_IS_OBJECT(given) || JB_ROOT_IS_SCALAR(given) ||
+		JB_ROOT_COUNT(given) == 0)
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter Tags as a non-empty JSON object");
+	it = JsonbIteratorInit(&given->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		admin_check_tag_text(invalid_code, "key", key, 1, 128);
+		if (pg_strncasecmp(key, "aws:", 4) == 0)
+			admin_tag_invalid(invalid_code, "key", key);
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (v.type != jbvString)
+			admin_tag_invalid(invalid_code, "value for key", key);
+		admin_check_tag_text(invalid_code, "value", pnstrdup(v.val.string.val, v.val.string.len), 0, 256);
+	}
+	merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(current),
+												JsonbPGetDatum(given)));
+	if (JB_ROOT_COUNT(merged) > MSGQ_MAX_TAGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
+				 errmsg("too many tags for %s: %d, at most %d", what, JB_ROOT_COUNT(merged), MSGQ_MAX_TAGS),
+				 errdetail_internal("AWS error code: %s", limit_code)));
+	return merged;
 }
 
 /*
@@ -520,44 +565,13 @@ msgq_tag_queue(PG_FUNCTION_ARGS)
 	MsgqCall	call;
 	MsgqQueue  *queue;
 	Jsonb	   *merged;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
 
 	msgq_call_enter(&call);
 	queue = msgq_queue_get(name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SET_ATTRS, "TagQueue");
-	if (given == NULL || !JB_ROOT_IS_OBJECT(given) || JB_ROOT_IS_SCALAR(given) ||
-		JB_ROOT_COUNT(given) == 0)
-		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
-				   "the request must contain the parameter Tags as a non-empty JSON object");
-
-	it = JsonbIteratorInit(&given->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *key;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
-		admin_check_tag_text("key", key, 1, 128);
-		if (pg_strncasecmp(key, "aws:", 4) == 0)
-			admin_tag_invalid("key", key);
-		tok = JsonbIteratorNext(&it, &v, true);
-		if (v.type != jbvString)
-			admin_tag_invalid("value for key", key);
-		admin_check_tag_text("value", pnstrdup(v.val.string.val, v.val.string.len), 0, 256);
-	}
-
-	merged = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
-												JsonbPGetDatum(admin_read_tags(queue->queue_id)),
-												JsonbPGetDatum(given)));
-	if (JB_ROOT_COUNT(merged) > MSGQ_MAX_TAGS)
-		ereport(ERROR,
-				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
-				 errmsg("too many tags for queue \"%s\": %d, at most %d",
-						queue->queue_name, JB_ROOT_COUNT(merged), MSGQ_MAX_TAGS),
-				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	merged = msgq_tags_merge(admin_read_tags(queue->queue_id), given,
+							 psprintf("queue \"%s\"", queue->queue_name),
+							 "InvalidParameterValue", "InvalidParameterValue");
 	admin_write_tags(queue->queue_id, merged);
 
 	msgq_call_leave(&call);

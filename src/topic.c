@@ -76,6 +76,9 @@ PG_FUNCTION_INFO_V1(msgq_create_topic);
 PG_FUNCTION_INFO_V1(msgq_delete_topic);
 PG_FUNCTION_INFO_V1(msgq_list_topics);
 PG_FUNCTION_INFO_V1(msgq_get_topic_attributes);
+PG_FUNCTION_INFO_V1(msgq_tag_topic);
+PG_FUNCTION_INFO_V1(msgq_untag_topic);
+PG_FUNCTION_INFO_V1(msgq_list_topic_tags);
 PG_FUNCTION_INFO_V1(msgq_set_topic_attributes);
 PG_FUNCTION_INFO_V1(msgq_subscribe);
 PG_FUNCTION_INFO_V1(msgq_unsubscribe);
@@ -914,6 +917,116 @@ msgq_set_topic_attributes(PG_FUNCTION_ARGS)
 	topic_invalidate();
 	msgq_call_leave(&call);
 	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Tags (SNS's TagResource, UntagResource, ListTagsForResource): the
+ * owner's, at most 50 per topic
+ * ------------------------------------------------------------------------
+ */
+
+/* The topic a tag call names, its owner checked; SNS's ResourceNotFound */
+static Topic *
+topic_tag_target(const char *ref, Oid caller)
+{
+	Topic	   *t;
+
+	if (ref == NULL || ref[0] == '\0')
+		INVALID_PARAMETER("Invalid parameter: ResourceArn");
+	t = topic_lookup(ref);
+	if (t == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("resource does not exist: topic \"%s\"", ref),
+				 errdetail_internal("AWS error code: ResourceNotFound")));
+	topic_check_owner(t, caller);
+	return t;
+}
+
+/* A topic's tags, copied into cxt; locked for update when tagging */
+static Jsonb *
+topic_read_tags(Topic *t, MemoryContext cxt, bool for_update)
+{
+	bool		isnull;
+	MemoryContext old;
+	Jsonb	   *tags;
+
+	if (SPI_execute_with_args(for_update ?
+							  "SELECT tags FROM msgq.topic WHERE topic_id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							  "SELECT tags FROM msgq.topic WHERE topic_id OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(t->topic_id)},
+							  NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read topic tags");
+	old = MemoryContextSwitchTo(cxt);
+	tags = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	MemoryContextSwitchTo(old);
+	return tags;
+}
+
+static void
+topic_write_tags(Topic *t, Datum tags)
+{
+	if (SPI_execute_with_args("UPDATE msgq.topic SET tags = $2 WHERE topic_id OPERATOR(pg_catalog.=) $1",
+							  2, (Oid[]) {INT4OID, JSONBOID}, (Datum[]) {Int32GetDatum(t->topic_id), tags},
+							  NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not write topic tags");
+}
+
+/*
+ * msgq.tag_topic(topic text, tags jsonb): add or replace tags
+ * ({"key": "value", ...})
+ */
+Datum
+msgq_tag_topic(PG_FUNCTION_ARGS)
+{
+	char	   *ref = msgq_text_arg(fcinfo, 0);
+	Jsonb	   *given = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	MsgqCall	call;
+	Topic	   *t;
+
+	msgq_call_enter(&call);
+	t = topic_tag_target(ref, call.caller);
+	topic_write_tags(t, JsonbPGetDatum(msgq_tags_merge(topic_read_tags(t, CurrentMemoryContext, true), given,
+													   psprintf("topic \"%s\"", t->name),
+													   "InvalidParameter", "TagLimitExceeded")));
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/* msgq.untag_topic(topic text, tag_keys text[]) */
+Datum
+msgq_untag_topic(PG_FUNCTION_ARGS)
+{
+	char	   *ref = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	Topic	   *t;
+
+	msgq_call_enter(&call);
+	t = topic_tag_target(ref, call.caller);
+	if (PG_ARGISNULL(1))
+		MSGQ_ERROR("MissingParameter", ERRCODE_MSGQ_MISSING_PARAMETER,
+				   "the request must contain the parameter TagKeys");
+	topic_write_tags(t, DirectFunctionCall2(jsonb_delete_array,
+											JsonbPGetDatum(topic_read_tags(t, CurrentMemoryContext, true)),
+											PG_GETARG_DATUM(1)));
+	msgq_call_leave(&call);
+	PG_RETURN_VOID();
+}
+
+/* msgq.list_topic_tags(topic text) returns jsonb */
+Datum
+msgq_list_topic_tags(PG_FUNCTION_ARGS)
+{
+	char	   *ref = msgq_text_arg(fcinfo, 0);
+	MsgqCall	call;
+	Topic	   *t;
+	Jsonb	   *tags;
+
+	msgq_call_enter(&call);
+	t = topic_tag_target(ref, call.caller);
+	tags = topic_read_tags(t, call.cxt, false);
+	msgq_call_leave(&call);
+	PG_RETURN_JSONB_P(tags);
 }
 
 /* ------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(70);
+SELECT plan(81);
 
 -- Signatures -------------------------------------------------------------------
 SELECT has_function('msgq', 'create_topic', ARRAY['text', 'jsonb'], 'msgq.create_topic(text, jsonb) exists');
@@ -93,6 +93,22 @@ SELECT throws_ok($$SELECT msgq.create_topic('bad name')$$, 'MQ024',
 SELECT throws_ok($$SELECT msgq.create_topic('tap_t', '{"DisplayName": "x"}')$$, 'MQ024',
 	'invalid parameter: Attributes Reason: Topic already exists with different attributes',
 	'create_topic with other attributes is InvalidParameter');
+-- tags: TagResource, UntagResource, ListTagsForResource
+SELECT has_function('msgq', 'tag_topic', ARRAY['text', 'jsonb'], 'msgq.tag_topic(text, jsonb) exists');
+SELECT function_returns('msgq', 'tag_topic', ARRAY['text', 'jsonb'], 'void');
+SELECT has_function('msgq', 'untag_topic', ARRAY['text', 'text[]'], 'msgq.untag_topic(text, text[]) exists');
+SELECT function_returns('msgq', 'untag_topic', ARRAY['text', 'text[]'], 'void');
+SELECT has_function('msgq', 'list_topic_tags', ARRAY['text'], 'msgq.list_topic_tags(text) exists');
+SELECT function_returns('msgq', 'list_topic_tags', ARRAY['text'], 'jsonb');
+SELECT lives_ok($$SELECT msgq.tag_topic('tap_t', '{"team": "a", "env": ""}')$$, 'tag_topic');
+SELECT is(msgq.list_topic_tags('tap_t'), '{"env": "", "team": "a"}'::jsonb, 'list_topic_tags');
+SELECT throws_ok($$SELECT msgq.tag_topic('tap_none', '{"a": "b"}')$$, '42704',
+	'resource does not exist: topic "tap_none"', 'tagging a missing topic is ResourceNotFound');
+SELECT throws_ok($$SELECT msgq.tag_topic('tap_t', '{"aws:x": "b"}')$$, 'MQ006',
+	'invalid tag key "aws:x"', 'a reserved tag key is InvalidParameter');
+SELECT throws_ok(format('SELECT msgq.tag_topic(%L, %L)', 'tap_t',
+	(SELECT jsonb_object_agg('k' || i, 'v') FROM generate_series(1, 49) i)), 'MQ006',
+	'too many tags for topic "tap_t": 51, at most 50', 'more than 50 tags is TagLimitExceeded');
 SELECT throws_ok($$SELECT msgq.get_topic_attributes('tap_none')$$, 'MQ025',
 	'topic does not exist', 'a missing topic is NotFound');
 SELECT throws_ok($$SELECT msgq.publish('tap_none', 'x')$$, 'MQ025',

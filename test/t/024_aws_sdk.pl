@@ -50,7 +50,7 @@ local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;
 local $ENV{MSGQ_SECRET_ACCESS_KEY} = $secret;
 local $ENV{AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING} = '1';
 my ($stdout, $stderr);
-my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs", "$dir/h2.test.mjs", "$dir/subscribe.test.mjs", "$dir/reshard.test.mjs",
+my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs", "$dir/h2.test.mjs", "$dir/subscribe.test.mjs", "$dir/reshard.test.mjs", "$dir/sns_tags.test.mjs",
 		"$dir/sns.test.mjs" ],
 	'>', \$stdout, '2>', \$stderr);
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;

@@ -219,6 +219,13 @@ RETURNS SETOF text
 AS 'MODULE_PATHNAME', 'msgq_list_queues'
 LANGUAGE C STABLE;
 
+-- For paging (the AWS endpoint's ListQueues): every queue whose name sorts
+-- after exclusive_start_queue_name (byte order), without the 1000 limit.
+CREATE FUNCTION msgq.list_queues(queue_name_prefix text, exclusive_start_queue_name text)
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_queues'
+LANGUAGE C STABLE;
+
 CREATE FUNCTION msgq.get_queue_url(queue_name text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'msgq_get_queue_url'
@@ -1645,3 +1652,26 @@ GRANT EXECUTE ON FUNCTION msgq._endpoint_metrics() TO pg_monitor;
 CREATE VIEW msgq.endpoint_metrics AS SELECT * FROM msgq._endpoint_metrics();
 REVOKE ALL ON msgq.endpoint_metrics FROM PUBLIC;
 GRANT SELECT ON msgq.endpoint_metrics TO pg_monitor;
+
+-- The AWS endpoint's statements raise their own AWS errors with this (a bad
+-- NextToken, a MaxResults out of range): the detail names the AWS error, as
+-- every msgq error's does, and the SQLSTATE is that error's.  Executable by
+-- every role the endpoint runs requests as; it only raises.
+CREATE FUNCTION msgq._endpoint_error(aws_error text, message text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION USING
+		MESSAGE = message,
+		DETAIL = 'AWS error code: ' || aws_error,
+		ERRCODE = CASE aws_error
+			WHEN 'InvalidParameterValue' THEN 'MQ006'
+			WHEN 'ResourceNotFoundException' THEN 'MQ019'
+			WHEN 'InvalidArgumentException' THEN 'MQ021'
+			WHEN 'ExpiredNextTokenException' THEN 'MQ022'
+			WHEN 'InvalidParameter' THEN 'MQ024'
+			ELSE 'MQ021' END;
+END
+$$;

@@ -93,7 +93,7 @@ test("PublishBatch: partial failures in order", async () => {
 });
 
 test("paginateListTopics and paginateListSubscriptions: 100 a page, with NextToken", async () => {
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "sdk-page-events" }));
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "sdk-topic-pages" }));
   const q = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }));
   const mine = [];
   for (let i = 0; i < 101; i++) {

@@ -586,6 +586,8 @@ ep_legacy_code(const char *code)
 	"  FROM (SELECT CASE WHEN " EP_TOKEN_OK " THEN pg_catalog.regexp_match(pg_catalog.encode(" EP_TOKEN_BYTES ", 'escape')," \
 	"        '^" kind " ([0-9]{1,15}) " re "$') END AS m) t)"
 #define EP_KNAME "([A-Za-z0-9_.-]{1,128})"
+/* what a ListShards with a NextToken must not have, as AWS */
+#define EP_NOT_WITH_TOKEN "StreamName,StreamARN,ExclusiveStartShardId,ShardFilter,StreamCreationTimestamp"
 /* a page size: key (1-10000), at most page, dflt without one */
 #define EP_KLIMIT(key, dflt, page) \
 	"CASE WHEN COALESCE(($1->>'" key "')::pg_catalog.int4, " dflt ") OPERATOR(pg_catalog.<) 1" \
@@ -731,7 +733,7 @@ static const EpAction ep_actions[] = {
 		"  FROM (SELECT " EP_KLIMIT("Limit", "100", "100") " AS lim,"
 		"          CASE WHEN t.m IS NULL THEN $1->>'ExclusiveStartStreamName'"
 		"            WHEN $1->>'ExclusiveStartStreamName' IS NOT NULL"
-		"              THEN " EP_FAIL("InvalidArgumentException", "'NextToken and ExclusiveStartStreamName cannot be provided together'")
+		"              THEN " EP_FAIL("InvalidArgumentException", "'NextToken and ExclusiveStartStreamName cannot be provided together.'")
 		"            ELSE t.m[2] END AS after"
 		"          FROM (SELECT " EP_KAFTER("lt", EP_KNAME) " AS m) t) p,"
 		EP_PAGE("pg_catalog.jsonb_agg(s ORDER BY n)" EP_IN_PAGE " AS names,"
@@ -756,10 +758,11 @@ static const EpAction ep_actions[] = {
 		"       'NextToken', CASE WHEN " EP_MORE " THEN "
 		EP_KTOKEN("ls", "p.stream OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) l.last") " END))"
 		"  FROM (SELECT CASE WHEN t.m IS NULL THEN " EP_STREAM
-		"            WHEN $1->>'StreamName' IS NOT NULL OR $1->>'ExclusiveStartShardId' IS NOT NULL"
-		"              OR $1->>'StreamCreationTimestamp' IS NOT NULL"
+		"            WHEN $1 ?| '{" EP_NOT_WITH_TOKEN "}'"
 		"              THEN " EP_FAIL("InvalidArgumentException",
-								   "'NextToken cannot be provided together with StreamName, ExclusiveStartShardId or StreamCreationTimestamp'")
+								   "pg_catalog.format('NextToken and %s cannot be provided together.',"
+								   " (SELECT k FROM pg_catalog.unnest('{" EP_NOT_WITH_TOKEN "}'::pg_catalog.text[])"
+								   "   WITH ORDINALITY u(k, i) WHERE $1 ? k ORDER BY i LIMIT 1))")
 		"            ELSE t.m[2] END AS stream,"
 		"          CASE WHEN t.m IS NULL THEN $1->>'ExclusiveStartShardId' ELSE t.m[3] END AS start,"
 		"          " EP_KLIMIT("MaxResults", "1000", "1000") " AS lim"

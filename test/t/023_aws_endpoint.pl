@@ -421,7 +421,11 @@ my $stoken = $r->{NextToken};
 is_deeply([ map { $_->{ShardId} } @{ $r->{Shards} } ], ['shardId-000000000002'], 'the NextToken names the stream');
 ok(!exists $r->{NextToken}, 'and the last page has none');
 ($st, $r) = kcall('ListShards', { NextToken => $stoken, StreamName => 'page-1' });
-is("$st $r->{__type}", '400 InvalidArgumentException', 'NextToken with StreamName: InvalidArgumentException, as AWS');
+is("$st $r->{__type} $r->{message}", '400 InvalidArgumentException NextToken and StreamName cannot be provided together.',
+	'NextToken with StreamName: InvalidArgumentException, as AWS');
+($st, $r) = kcall('ListShards', { NextToken => $stoken, ShardFilter => { Type => 'AT_LATEST' } });
+is("$st $r->{__type} $r->{message}", '400 InvalidArgumentException NextToken and ShardFilter cannot be provided together.',
+	'or with ShardFilter');
 ($st, $r) = kcall('ListShards', { NextToken => $ktoken });
 is("$st $r->{__type}", '400 InvalidArgumentException', 'a token of ListStreams: InvalidArgumentException');
 # tokens last 300 s (of msgq's clock)

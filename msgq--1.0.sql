@@ -219,6 +219,14 @@ RETURNS SETOF text
 AS 'MODULE_PATHNAME', 'msgq_list_queues'
 LANGUAGE C STABLE;
 
+-- For paging (the AWS endpoint's ListQueues): every queue whose name sorts
+-- after exclusive_start_queue_name (byte order), without the 1000 limit.
+-- A function of its own, not an overload: each API function has one signature.
+CREATE FUNCTION msgq._list_queues_after(queue_name_prefix text, exclusive_start_queue_name text)
+RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'msgq_list_queues'
+LANGUAGE C STABLE;
+
 CREATE FUNCTION msgq.get_queue_url(queue_name text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'msgq_get_queue_url'
@@ -1673,3 +1681,12 @@ GRANT EXECUTE ON FUNCTION msgq._endpoint_metrics() TO pg_monitor;
 CREATE VIEW msgq.endpoint_metrics AS SELECT * FROM msgq._endpoint_metrics();
 REVOKE ALL ON msgq.endpoint_metrics FROM PUBLIC;
 GRANT SELECT ON msgq.endpoint_metrics TO pg_monitor;
+
+-- The AWS endpoint's statements raise their own AWS errors with this (a bad
+-- NextToken, a MaxResults out of range): the detail names the AWS error, as
+-- every msgq error's does, and the SQLSTATE is that error's.  Executable by
+-- every role the endpoint runs requests as; it only raises.
+CREATE FUNCTION msgq._endpoint_error(aws_error text, message text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'msgq_endpoint_error'
+LANGUAGE C VOLATILE;

@@ -267,6 +267,14 @@ SELECT * FROM msgq.list_queues('list_a');
 SELECT * FROM msgq.list_queues('list_ab');
 SELECT count(*) = (SELECT count(*) FROM msgq.list_queues()) AS empty_prefix_lists_all
   FROM msgq.list_queues('');
+-- for paging (the endpoint's ListQueues): the names after one, in byte
+-- order, with the prefix; NULL starts at the first
+SELECT * FROM msgq._list_queues_after('list', 'list_');
+SELECT * FROM msgq._list_queues_after('list', 'list_b');
+SELECT array(SELECT msgq._list_queues_after('list', NULL)) = array(SELECT msgq.list_queues('list')) AS null_start_lists_all;
+-- the endpoint's statements raise AWS errors with this
+SELECT msgq_test.err($$SELECT msgq._endpoint_error('InvalidParameterValue', 'invalid NextToken value')$$);
+SELECT msgq_test.err($$SELECT msgq._endpoint_error('ExpiredNextTokenException', 'expired')$$);
 
 --
 -- delete_queue deletes the queue and its messages

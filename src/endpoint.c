@@ -104,6 +104,7 @@ char	   *msgq_endpoint_role = NULL;
 char	   *msgq_endpoint_auth = NULL;
 
 PGDLLEXPORT void msgq_endpoint_main(Datum main_arg);
+PG_FUNCTION_INFO_V1(msgq_endpoint_error);
 
 /* ------------------------------------------------------------------------
  * Settings, registration, shared state
@@ -210,7 +211,7 @@ msgq_endpoint_register(void)
 }
 
 /* per action: what msgq.endpoint_metrics shows (written by every worker) */
-#define EP_MAX_ACTIONS		64
+#define EP_MAX_ACTIONS		128
 
 typedef struct EpStats
 {
@@ -568,11 +569,12 @@ ep_legacy_code(const char *code)
 	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'Key$', 'Value')" \
 	"  WHERE k.key OPERATOR(pg_catalog.~) '^Tags\\.member\\.[0-9]+\\.Key$')"
 /* the query protocol's list Prefix.N.Name / Prefix.N.Value, as a jsonb map */
-#define EP_Q_MAP(prefix) \
+#define EP_Q_PAIRS(prefix, name, value) \
 	"COALESCE((SELECT pg_catalog.jsonb_object_agg(k.value, v.value)" \
 	"   FROM pg_catalog.jsonb_each_text($1) k JOIN pg_catalog.jsonb_each_text($1) v" \
-	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'Name$', 'Value')" \
-	"  WHERE k.key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.Name$'), '{}')"
+	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, '" name "$', '" value "')" \
+	"  WHERE k.key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\." name "$'), '{}')"
+#define EP_Q_MAP(prefix) EP_Q_PAIRS(prefix, "Name", "Value")
 /* the query protocol's list Prefix.N, as a text[] */
 #define EP_Q_LIST(prefix) \
 	"ARRAY(SELECT value FROM pg_catalog.jsonb_each_text($1)" \
@@ -593,6 +595,10 @@ ep_legacy_code(const char *code)
 	"          pg_catalog.jsonb_object_agg(pg_catalog.regexp_replace(key, '^" prefix "\\.[0-9]+\\.', ''), value) AS e" \
 	"     FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
 	"    GROUP BY 1) b)"
+/* the same, NULL when empty (SNS's functions then name the parameter) */
+#define EP_Q_SOME(prefix) \
+	"(SELECT CASE WHEN pg_catalog.cardinality(a) OPERATOR(pg_catalog.>) 0 THEN a END" \
+	"   FROM (SELECT " EP_Q_LIST(prefix) " AS a) q)"
 #define EP_Q_URL(expr) "$2 OPERATOR(pg_catalog.||) pg_catalog.substring(" expr ", '[^/]*$')"
 /* EP_Q_ENTRIES with each entry's Prefix.N.MessageAttributes.entry.M.Name/Value.* */
 #define EP_Q_ENTRIES_ATTRS(prefix) \
@@ -625,6 +631,137 @@ ep_legacy_code(const char *code)
 	"   pg_catalog.current_database() OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) endpoint" \
 	"   ELSE endpoint END), xmlelement(name \"TopicArn\", topic_arn))"
 
+/*
+ * Paging.  A NextToken is opaque to clients: the URL-safe base64 (without
+ * padding) of a kind ("q:" queues, "t:" topics, "s:" subscriptions) and
+ * the sort key of the last item returned, bytes in byte order.  Each
+ * statement computes its page size and where it starts in one row "p"
+ * (p.lim, p.after), then its page in "l" (EP_PAGE): the first p.lim rows of
+ * source in key order, with l.total (how many there were) and l.last (the
+ * key of the page's last row); each aggregate of aggs carries EP_IN_PAGE.
+ */
+#define EP_B64(bytes) \
+	"pg_catalog.translate(pg_catalog.encode(" bytes ", 'base64'), E'+/=\\n', '-_')"
+#define EP_TOKEN(kind, bytes) EP_B64("'" kind ":'::pg_catalog.bytea OPERATOR(pg_catalog.||) " bytes)
+#define EP_TOKEN_OK \
+	"($1->>'NextToken' OPERATOR(pg_catalog.~) '^[A-Za-z0-9_-]+$'" \
+	"  AND (pg_catalog.length($1->>'NextToken') OPERATOR(pg_catalog.%) 4) OPERATOR(pg_catalog.<>) 1)"
+#define EP_TOKEN_BYTES \
+	"pg_catalog.decode(pg_catalog.translate($1->>'NextToken', '-_', '+/') OPERATOR(pg_catalog.||)" \
+	"  pg_catalog.repeat('=', (4 OPERATOR(pg_catalog.-) (pg_catalog.length($1->>'NextToken') OPERATOR(pg_catalog.%) 4))" \
+	"                         OPERATOR(pg_catalog.%) 4), 'base64')"
+/* an AWS error raised by a statement: code and message (an expression) */
+#define EP_FAIL(code, message) "msgq._endpoint_error('" code "', " message ")"
+/* the key a request's NextToken of that kind resumes after; NULL without one */
+#define EP_AFTER(kind, fail) \
+	"(CASE WHEN $1->>'NextToken' IS NULL THEN NULL" \
+	"  WHEN NOT " EP_TOKEN_OK " THEN " fail "::pg_catalog.bytea" \
+	"  WHEN pg_catalog.substr(" EP_TOKEN_BYTES ", 1, 2) OPERATOR(pg_catalog.=) '" kind ":'::pg_catalog.bytea" \
+	"    THEN pg_catalog.substr(" EP_TOKEN_BYTES ", 3)" \
+	"  ELSE " fail "::pg_catalog.bytea END)"
+#define EP_IN_PAGE " FILTER (WHERE n OPERATOR(pg_catalog.<=) p.lim)"
+#define EP_PAGE(aggs, key, source) \
+	" LATERAL (SELECT " aggs ", pg_catalog.count(*) AS total," \
+	"   (pg_catalog.array_agg(" key ") FILTER (WHERE n OPERATOR(pg_catalog.=) p.lim))[1] AS last" \
+	"   FROM (SELECT *, pg_catalog.row_number() OVER (ORDER BY " key ") AS n FROM " source ") x) l"
+#define EP_MORE "l.total OPERATOR(pg_catalog.>) p.lim"
+
+/*
+ * SQS's ListQueues and ListDeadLetterSourceQueues: MaxResults 1-1000, and
+ * a NextToken only when MaxResults was given (as AWS); agg aggregates the
+ * URLs of the names u that source yields.
+ */
+#define EP_SQS_PAGE(agg, source) \
+	" FROM (SELECT CASE WHEN $1->>'MaxResults' IS NULL THEN 1000" \
+	"         WHEN ($1->>'MaxResults')::pg_catalog.int4 OPERATOR(pg_catalog.<) 1" \
+	"           OR ($1->>'MaxResults')::pg_catalog.int4 OPERATOR(pg_catalog.>) 1000" \
+	"         THEN " EP_FAIL("InvalidParameterValue", \
+						   "pg_catalog.format('value %s for parameter MaxResults is invalid: must be between 1 and 1000, if provided', $1->>'MaxResults')") \
+	"::pg_catalog.int4" \
+	"         ELSE ($1->>'MaxResults')::pg_catalog.int4 END AS lim," \
+	"       " EP_AFTER("q", EP_FAIL("InvalidParameterValue", "'invalid NextToken value'")) " AS after) p," \
+	EP_PAGE(agg EP_IN_PAGE " AS urls", "pg_catalog.convert_to(u, 'UTF8')", source)
+#define EP_SQS_MORE "$1->>'MaxResults' IS NOT NULL AND " EP_MORE
+#define EP_Q_NEXT "CASE WHEN " EP_SQS_MORE " THEN xmlelement(name \"NextToken\", " EP_TOKEN("q", "l.last") ") END"
+#define EP_SQS_DLQ_SOURCES \
+	"(SELECT pg_catalog.substring(d, '[^/]*$') AS u FROM msgq.list_dead_letter_source_queues($1->>'QueueUrl') d) d" \
+	" WHERE p.after IS NULL OR pg_catalog.convert_to(u, 'UTF8') OPERATOR(pg_catalog.>) p.after"
+#define EP_SQS_QUEUES "msgq._list_queues_after($1->>'QueueNamePrefix', pg_catalog.convert_from(p.after, 'UTF8')) u"
+
+/* SNS's lists: 100 a page; key is the sort key of source's rows */
+#define EP_SNS_PAGE(kind, agg, key, source) \
+	" FROM (SELECT 100 AS lim, " EP_AFTER(kind, EP_FAIL("InvalidParameter", "'Invalid parameter: NextToken'")) " AS after) p," \
+	EP_PAGE(agg EP_IN_PAGE " AS items", key, source " WHERE p.after IS NULL OR " key " OPERATOR(pg_catalog.>) p.after")
+#define EP_SNS_NEXT(kind) \
+	"CASE WHEN " EP_MORE " THEN xmlelement(name \"NextToken\", " EP_TOKEN(kind, "l.last") ") END"
+#define EP_SNS_SUB_KEY \
+	"pg_catalog.convert_to(pg_catalog.concat_ws(' ', topic_arn, subscription_arn, protocol, endpoint), 'UTF8')"
+
+/*
+ * Kinesis: a stream by StreamName or StreamARN; the NextToken of
+ * ListStreams ("lt"), ListShards ("ls") and ListStreamConsumers ("lc") is
+ * the base64 of its kind, the time it was issued (msgq's clock, epoch
+ * seconds) and what it resumes after, and it expires after 300 s, as AWS's.
+ */
+#define EP_STREAM \
+	"COALESCE($1->>'StreamName', pg_catalog.substring($1->>'StreamARN', '^arn:[^:]*:kinesis:.*:stream/([^/]+)$')," \
+	"         $1->>'StreamARN')"
+#define EP_STREAM_ARN(name) \
+	"'arn:aws:kinesis:msgq:' OPERATOR(pg_catalog.||) pg_catalog.current_database() OPERATOR(pg_catalog.||)" \
+	" ':stream/' OPERATOR(pg_catalog.||) " name
+#define EP_EPOCH(text) "pg_catalog.date_part('epoch', (" text ")::pg_catalog.timestamptz)"
+#define EP_KTOKEN(kind, rest) \
+	EP_B64("pg_catalog.convert_to('" kind " ' OPERATOR(pg_catalog.||)" \
+		   " pg_catalog.floor(pg_catalog.date_part('epoch', msgq.now()))::pg_catalog.int8::pg_catalog.text" \
+		   " OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) " rest ", 'UTF8')")
+/* a request's NextToken of that kind: {issued, the parts of re}, or NULL */
+#define EP_KAFTER(kind, re) \
+	"(SELECT CASE WHEN $1->>'NextToken' IS NULL THEN NULL" \
+	"   WHEN t.m IS NULL THEN " EP_FAIL("InvalidArgumentException", "'invalid NextToken'") "::pg_catalog.text[]" \
+	"   WHEN t.m[1]::pg_catalog.float8 OPERATOR(pg_catalog.<)" \
+	"        (pg_catalog.date_part('epoch', msgq.now()) OPERATOR(pg_catalog.-) 300)" \
+	"     THEN " EP_FAIL("ExpiredNextTokenException", "'the NextToken has expired: a token is valid for 300 seconds'") \
+	"::pg_catalog.text[]" \
+	"   ELSE t.m END" \
+	"  FROM (SELECT CASE WHEN " EP_TOKEN_OK " THEN pg_catalog.regexp_match(pg_catalog.encode(" EP_TOKEN_BYTES ", 'escape')," \
+	"        '^" kind " ([0-9]{1,15}) " re "$') END AS m) t)"
+#define EP_KNAME "([A-Za-z0-9_.-]{1,128})"
+/* what a ListShards with a NextToken must not have, as AWS */
+#define EP_NOT_WITH_TOKEN "StreamName,StreamARN,ExclusiveStartShardId,ShardFilter,StreamCreationTimestamp"
+/* a page size: key (1-10000), at most page, dflt without one */
+#define EP_KLIMIT(key, dflt, page) \
+	"CASE WHEN COALESCE(($1->>'" key "')::pg_catalog.int4, " dflt ") OPERATOR(pg_catalog.<) 1" \
+	"       OR COALESCE(($1->>'" key "')::pg_catalog.int4, " dflt ") OPERATOR(pg_catalog.>) 10000" \
+	"  THEN " EP_FAIL("InvalidArgumentException", "pg_catalog.format('" key " must be between 1 and 10000, not %s', $1->>'" key "')") \
+	"::pg_catalog.int4" \
+	"  ELSE LEAST(COALESCE(($1->>'" key "')::pg_catalog.int4, " dflt "), " page ") END"
+#define EP_SHARD \
+	"pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('ShardId', shard_id, 'ParentShardId', parent_shard_id," \
+	"  'AdjacentParentShardId', adjacent_parent_shard_id," \
+	"  'HashKeyRange', pg_catalog.jsonb_build_object('StartingHashKey', starting_hash_key::pg_catalog.text," \
+	"     'EndingHashKey', ending_hash_key::pg_catalog.text)," \
+	"  'SequenceNumberRange', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
+	"     'StartingSequenceNumber', starting_sequence_number::pg_catalog.text," \
+	"     'EndingSequenceNumber', ending_sequence_number::pg_catalog.text))))"
+/* a page of msgq.list_shards(args) in l.shards */
+#define EP_SHARDS(args) \
+	EP_PAGE("pg_catalog.jsonb_agg(" EP_SHARD " ORDER BY n)" EP_IN_PAGE " AS shards", "shard_id COLLATE \"C\"", \
+			"msgq.list_shards(" args ")")
+#define EP_STREAM_SUMMARY(name) \
+	"(SELECT pg_catalog.jsonb_build_object('StreamName', d->'StreamName', 'StreamARN', d->'StreamARN'," \
+	"   'StreamStatus', d->'StreamStatus', 'StreamModeDetails', d->'StreamModeDetails'," \
+	"   'StreamCreationTimestamp', " EP_EPOCH("d->>'StreamCreationTimestamp'") ")" \
+	"  FROM msgq.describe_stream_summary(" name ") d)"
+#define EP_CONSUMER \
+	"pg_catalog.jsonb_build_object('ConsumerName', consumer_name, 'ConsumerARN', consumer_arn," \
+	"  'ConsumerStatus', consumer_status," \
+	"  'ConsumerCreationTimestamp', pg_catalog.date_part('epoch', consumer_creation_timestamp))"
+/* a consumer by ConsumerARN, or by StreamARN (StreamName) and ConsumerName */
+#define EP_CONSUMER_STREAM \
+	"COALESCE(pg_catalog.substring($1->>'ConsumerARN', ':stream/([^/]+)/consumer/'), " EP_STREAM ")"
+#define EP_CONSUMER_NAME \
+	"COALESCE(pg_catalog.substring($1->>'ConsumerARN', '/consumer/([^/:]+)'), $1->>'ConsumerName')"
+
 typedef struct EpAction
 {
 	const char *service;		/* the X-Amz-Target prefix */
@@ -642,8 +779,9 @@ static const EpAction ep_actions[] = {
 	{SQS, "GetQueueUrl",
 		"SELECT pg_catalog.jsonb_build_object('QueueUrl', " EP_URL("msgq.get_queue_url($1->>'QueueName')") ")"},
 	{SQS, "ListQueues",
-		"SELECT pg_catalog.jsonb_build_object('QueueUrls', COALESCE(pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY u), '[]'))"
-		"  FROM msgq.list_queues($1->>'QueueNamePrefix') u"},
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('QueueUrls', COALESCE(l.urls, '[]'),"
+		"       'NextToken', CASE WHEN " EP_SQS_MORE " THEN " EP_TOKEN("q", "l.last") " END))"
+		EP_SQS_PAGE("pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY n)", EP_SQS_QUEUES)},
 	{SQS, "DeleteQueue",
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_queue($1->>'QueueUrl')"},
 	{SQS, "PurgeQueue",
@@ -661,8 +799,29 @@ static const EpAction ep_actions[] = {
 	{SQS, "ListQueueTags",
 		"SELECT pg_catalog.jsonb_build_object('Tags', msgq.list_queue_tags($1->>'QueueUrl'))"},
 	{SQS, "ListDeadLetterSourceQueues",
-		"SELECT pg_catalog.jsonb_build_object('queueUrls', COALESCE(pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY u), '[]'))"
-		"  FROM msgq.list_dead_letter_source_queues($1->>'QueueUrl') u"},
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('queueUrls', COALESCE(l.urls, '[]'),"
+		"       'NextToken', CASE WHEN " EP_SQS_MORE " THEN " EP_TOKEN("q", "l.last") " END))"
+		EP_SQS_PAGE("pg_catalog.jsonb_agg(" EP_URL("u") " ORDER BY n)", EP_SQS_DLQ_SOURCES)},
+	{SQS, "AddPermission",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.add_permission($1->>'QueueUrl', $1->>'Label',"
+		"       " EP_NAMES("AWSAccountIds") ", " EP_NAMES("Actions") ")"},
+	{SQS, "RemovePermission",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.remove_permission($1->>'QueueUrl', $1->>'Label')"},
+	{SQS, "StartMessageMoveTask",
+		"SELECT pg_catalog.jsonb_build_object('TaskHandle', msgq.start_message_move_task($1->>'SourceArn',"
+		"       $1->>'DestinationArn', ($1->>'MaxNumberOfMessagesPerSecond')::pg_catalog.int4))"},
+	{SQS, "CancelMessageMoveTask",
+		"SELECT pg_catalog.jsonb_build_object('ApproximateNumberOfMessagesMoved',"
+		"       msgq.cancel_message_move_task($1->>'TaskHandle'))"},
+	{SQS, "ListMessageMoveTasks",
+		"SELECT pg_catalog.jsonb_build_object('Results', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
+		"   pg_catalog.jsonb_build_object('TaskHandle', t.task_handle, 'Status', t.status, 'SourceArn', t.source_arn,"
+		"     'DestinationArn', t.destination_arn, 'MaxNumberOfMessagesPerSecond', t.max_number_of_messages_per_second,"
+		"     'ApproximateNumberOfMessagesMoved', t.approximate_number_of_messages_moved,"
+		"     'ApproximateNumberOfMessagesToMove', t.approximate_number_of_messages_to_move,"
+		"     'FailureReason', t.failure_reason, 'StartedTimestamp', t.started_timestamp)) ORDER BY t.ordinality), '[]'))"
+		"  FROM msgq.list_message_move_tasks($1->>'SourceArn', COALESCE(($1->>'MaxResults')::pg_catalog.int4, 1))"
+		"       WITH ORDINALITY t"},
 	{SQS, "SendMessage",
 		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('MessageId', m.message_id,"
 		"   'MD5OfMessageBody', m.md5_of_message_body, 'MD5OfMessageAttributes', m.md5_of_message_attributes,"
@@ -705,30 +864,54 @@ static const EpAction ep_actions[] = {
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.create_stream($1->>'StreamName', ($1->>'ShardCount')::pg_catalog.int4,"
 		"       COALESCE($1#>>'{StreamModeDetails,StreamMode}', 'PROVISIONED'))"},
 	{KINESIS, "DeleteStream",
-		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_stream(COALESCE($1->>'StreamName', $1->>'StreamARN'))"},
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.delete_stream(" EP_STREAM ")"},
 	{KINESIS, "ListStreams",
-		"SELECT pg_catalog.jsonb_build_object('StreamNames', COALESCE(pg_catalog.jsonb_agg(s ORDER BY s), '[]'),"
-		"       'HasMoreStreams', false) FROM msgq.list_streams() s"},
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('StreamNames', COALESCE(l.names, '[]'),"
+		"       'HasMoreStreams', " EP_MORE ","
+		"       'NextToken', CASE WHEN " EP_MORE " THEN " EP_KTOKEN("lt", "l.last") " END,"
+		"       'StreamSummaries', COALESCE(l.summaries, '[]')))"
+		"  FROM (SELECT " EP_KLIMIT("Limit", "100", "100") " AS lim,"
+		"          CASE WHEN t.m IS NULL THEN $1->>'ExclusiveStartStreamName'"
+		"            WHEN $1->>'ExclusiveStartStreamName' IS NOT NULL"
+		"              THEN " EP_FAIL("InvalidArgumentException", "'NextToken and ExclusiveStartStreamName cannot be provided together.'")
+		"            ELSE t.m[2] END AS after"
+		"          FROM (SELECT " EP_KAFTER("lt", EP_KNAME) " AS m) t) p,"
+		EP_PAGE("pg_catalog.jsonb_agg(s ORDER BY n)" EP_IN_PAGE " AS names,"
+				" pg_catalog.jsonb_agg(" EP_STREAM_SUMMARY("s") " ORDER BY n)" EP_IN_PAGE " AS summaries",
+				"s COLLATE \"C\"",
+				"msgq.list_streams() s WHERE p.after IS NULL OR s COLLATE \"C\" OPERATOR(pg_catalog.>) p.after")},
 	{KINESIS, "DescribeStreamSummary",
 		"SELECT pg_catalog.jsonb_build_object('StreamDescriptionSummary', d OPERATOR(pg_catalog.||)"
-		"       pg_catalog.jsonb_build_object('StreamCreationTimestamp',"
-		"         pg_catalog.date_part('epoch', (d->>'StreamCreationTimestamp')::pg_catalog.timestamptz)))"
-		"  FROM msgq.describe_stream_summary(COALESCE($1->>'StreamName', $1->>'StreamARN')) d"},
+		"       pg_catalog.jsonb_build_object('StreamCreationTimestamp', " EP_EPOCH("d->>'StreamCreationTimestamp'") "))"
+		"  FROM msgq.describe_stream_summary(" EP_STREAM ") d"},
+	{KINESIS, "DescribeStream",
+		"SELECT pg_catalog.jsonb_build_object('StreamDescription', pg_catalog.jsonb_build_object("
+		"   'StreamName', d->'StreamName', 'StreamARN', d->'StreamARN', 'StreamStatus', d->'StreamStatus',"
+		"   'StreamModeDetails', d->'StreamModeDetails', 'Shards', COALESCE(l.shards, '[]'),"
+		"   'HasMoreShards', " EP_MORE ", 'RetentionPeriodHours', d->'RetentionPeriodHours',"
+		"   'StreamCreationTimestamp', " EP_EPOCH("d->>'StreamCreationTimestamp'") ","
+		"   'EnhancedMonitoring', d->'EnhancedMonitoring', 'EncryptionType', d->'EncryptionType'))"
+		"  FROM (SELECT " EP_KLIMIT("Limit", "100", "100") " AS lim) p, msgq.describe_stream_summary(" EP_STREAM ") d,"
+		EP_SHARDS(EP_STREAM ", $1->>'ExclusiveStartShardId', p.lim OPERATOR(pg_catalog.+) 1")},
 	{KINESIS, "ListShards",
-		"SELECT pg_catalog.jsonb_build_object('Shards', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls("
-		"   pg_catalog.jsonb_build_object('ShardId', shard_id, 'ParentShardId', parent_shard_id,"
-		"     'AdjacentParentShardId', adjacent_parent_shard_id,"
-		"     'HashKeyRange', pg_catalog.jsonb_build_object('StartingHashKey', starting_hash_key::pg_catalog.text,"
-		"        'EndingHashKey', ending_hash_key::pg_catalog.text),"
-		"     'SequenceNumberRange', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-		"        'StartingSequenceNumber', starting_sequence_number::pg_catalog.text,"
-		"        'EndingSequenceNumber', ending_sequence_number::pg_catalog.text)))) ORDER BY shard_id), '[]'))"
-		"  FROM msgq.list_shards(COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->>'ExclusiveStartShardId',"
-		"       ($1->>'MaxResults')::pg_catalog.int4, $1#>>'{ShardFilter,Type}', $1#>>'{ShardFilter,ShardId}',"
-		"       pg_catalog.to_timestamp(($1#>>'{ShardFilter,Timestamp}')::pg_catalog.float8))"},
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('Shards', COALESCE(l.shards, '[]'),"
+		"       'NextToken', CASE WHEN " EP_MORE " THEN "
+		EP_KTOKEN("ls", "p.stream OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) l.last") " END))"
+		"  FROM (SELECT CASE WHEN t.m IS NULL THEN " EP_STREAM
+		"            WHEN $1 ?| '{" EP_NOT_WITH_TOKEN "}'"
+		"              THEN " EP_FAIL("InvalidArgumentException",
+								   "pg_catalog.format('NextToken and %s cannot be provided together.',"
+								   " (SELECT k FROM pg_catalog.unnest('{" EP_NOT_WITH_TOKEN "}'::pg_catalog.text[])"
+								   "   WITH ORDINALITY u(k, i) WHERE $1 ? k ORDER BY i LIMIT 1))")
+		"            ELSE t.m[2] END AS stream,"
+		"          CASE WHEN t.m IS NULL THEN $1->>'ExclusiveStartShardId' ELSE t.m[3] END AS start,"
+		"          " EP_KLIMIT("MaxResults", "1000", "1000") " AS lim"
+		"          FROM (SELECT " EP_KAFTER("ls", EP_KNAME " (shardId-[0-9]{12})") " AS m) t) p,"
+		EP_SHARDS("p.stream, p.start, p.lim OPERATOR(pg_catalog.+) 1, $1#>>'{ShardFilter,Type}',"
+				  " $1#>>'{ShardFilter,ShardId}', pg_catalog.to_timestamp(($1#>>'{ShardFilter,Timestamp}')::pg_catalog.float8)")},
 	{KINESIS, "PutRecord",
 		"SELECT pg_catalog.jsonb_build_object('ShardId', p.shard_id, 'SequenceNumber', p.sequence_number::pg_catalog.text)"
-		"  FROM msgq.put_record(COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->>'PartitionKey',"
+		"  FROM msgq.put_record(" EP_STREAM ", $1->>'PartitionKey',"
 		"       pg_catalog.decode($1->>'Data', 'base64'), $1->>'ExplicitHashKey',"
 		"       ($1->>'SequenceNumberForOrdering')::pg_catalog.numeric) p"},
 	{KINESIS, "PutRecords",
@@ -737,10 +920,10 @@ static const EpAction ep_actions[] = {
 		"  'Records', COALESCE(pg_catalog.jsonb_agg(CASE WHEN error_code IS NULL"
 		"     THEN pg_catalog.jsonb_build_object('ShardId', shard_id, 'SequenceNumber', sequence_number::pg_catalog.text)"
 		"     ELSE pg_catalog.jsonb_build_object('ErrorCode', error_code, 'ErrorMessage', error_message) END), '[]'))"
-		"  FROM msgq.put_records(COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->'Records')"},
+		"  FROM msgq.put_records(" EP_STREAM ", $1->'Records')"},
 	{KINESIS, "GetShardIterator",
 		"SELECT pg_catalog.jsonb_build_object('ShardIterator', msgq.get_shard_iterator("
-		"       COALESCE($1->>'StreamName', $1->>'StreamARN'), $1->>'ShardId', $1->>'ShardIteratorType',"
+		"       " EP_STREAM ", $1->>'ShardId', $1->>'ShardIteratorType',"
 		"       ($1->>'StartingSequenceNumber')::pg_catalog.numeric,"
 		"       pg_catalog.to_timestamp(($1->>'Timestamp')::pg_catalog.float8)))"},
 	{KINESIS, "GetRecords",
@@ -755,10 +938,46 @@ static const EpAction ep_actions[] = {
 		"  'ChildShards', (pg_catalog.array_agg(child_shards))[1]))"
 		"  FROM msgq.get_records($1->>'ShardIterator', COALESCE(($1->>'Limit')::pg_catalog.int4, 10000))"},
 	{KINESIS, "SplitShard",
-		"SELECT '{}'::pg_catalog.jsonb FROM msgq.split_shard(COALESCE($1->>'StreamName', $1->>'StreamARN'),"
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.split_shard(" EP_STREAM ","
 		"       $1->>'ShardToSplit', $1->>'NewStartingHashKey')"},
+	{KINESIS, "IncreaseStreamRetentionPeriod",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.increase_stream_retention_period(" EP_STREAM ","
+		"       ($1->>'RetentionPeriodHours')::pg_catalog.int4)"},
+	{KINESIS, "DecreaseStreamRetentionPeriod",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.decrease_stream_retention_period(" EP_STREAM ","
+		"       ($1->>'RetentionPeriodHours')::pg_catalog.int4)"},
+	{KINESIS, "UpdateShardCount",
+		"SELECT r OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('StreamARN', " EP_STREAM_ARN("(r->>'StreamName')") ")"
+		"  FROM msgq.update_shard_count(" EP_STREAM ", ($1->>'TargetShardCount')::pg_catalog.int4, $1->>'ScalingType') r"},
+	{KINESIS, "UpdateStreamMode",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.update_stream_mode(" EP_STREAM ", $1#>>'{StreamModeDetails,StreamMode}')"},
+	{KINESIS, "RegisterStreamConsumer",
+		"SELECT pg_catalog.jsonb_build_object('Consumer', pg_catalog.jsonb_build_object('ConsumerName', $1->>'ConsumerName',"
+		"       'ConsumerARN', a, 'ConsumerStatus', 'ACTIVE',"
+		"       'ConsumerCreationTimestamp', pg_catalog.date_part('epoch', msgq.now())))"
+		"  FROM msgq.register_stream_consumer(" EP_STREAM ", $1->>'ConsumerName') a"},
+	{KINESIS, "DeregisterStreamConsumer",
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.deregister_stream_consumer(" EP_CONSUMER_STREAM ", " EP_CONSUMER_NAME ")"},
+	{KINESIS, "DescribeStreamConsumer",
+		"SELECT COALESCE((SELECT pg_catalog.jsonb_build_object('ConsumerDescription', " EP_CONSUMER " OPERATOR(pg_catalog.||)"
+		"         pg_catalog.jsonb_build_object('StreamARN', pg_catalog.substring(consumer_arn, '^(.*)/consumer/')))"
+		"         FROM msgq.list_stream_consumers(" EP_CONSUMER_STREAM ")"
+		"        WHERE consumer_name OPERATOR(pg_catalog.=) " EP_CONSUMER_NAME "),"
+		"       " EP_FAIL("ResourceNotFoundException",
+					   "pg_catalog.format('consumer \"%s\" of stream \"%s\" not found', " EP_CONSUMER_NAME ", " EP_CONSUMER_STREAM ")")
+		"::pg_catalog.jsonb)"},
+	{KINESIS, "ListStreamConsumers",
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('Consumers', COALESCE(l.consumers, '[]'),"
+		"       'NextToken', CASE WHEN " EP_MORE " THEN "
+		EP_KTOKEN("lc", "p.stream OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) l.last") " END))"
+		"  FROM (SELECT COALESCE(t.m[2], " EP_STREAM ") AS stream, t.m[3] AS after,"
+		"          " EP_KLIMIT("MaxResults", "100", "100") " AS lim"
+		"          FROM (SELECT " EP_KAFTER("lc", EP_KNAME " " EP_KNAME) " AS m) t) p,"
+		EP_PAGE("pg_catalog.jsonb_agg(" EP_CONSUMER " ORDER BY n)" EP_IN_PAGE " AS consumers", "consumer_name COLLATE \"C\"",
+				"msgq.list_stream_consumers(p.stream) c"
+				" WHERE p.after IS NULL OR consumer_name COLLATE \"C\" OPERATOR(pg_catalog.>) p.after")},
 	{KINESIS, "MergeShards",
-		"SELECT '{}'::pg_catalog.jsonb FROM msgq.merge_shards(COALESCE($1->>'StreamName', $1->>'StreamARN'),"
+		"SELECT '{}'::pg_catalog.jsonb FROM msgq.merge_shards(" EP_STREAM ","
 		"       $1->>'ShardToMerge', $1->>'AdjacentShardToMerge')"},
 	/* one poll of a subscription: the payload of a SubscribeToShardEvent */
 	{KINESIS, "SubscribeToShard",
@@ -809,9 +1028,9 @@ static const EpAction ep_actions[] = {
 	{SNS, "DeleteTopic",
 		"SELECT '' FROM msgq.delete_topic($1->>'TopicArn')"},
 	{SNS, "ListTopics",
-		"SELECT xmlelement(name \"ListTopicsResult\", xmlelement(name \"Topics\","
-		"       pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"TopicArn\", t)) ORDER BY t)))::pg_catalog.text"
-		"  FROM msgq.list_topics() t"},
+		"SELECT xmlelement(name \"ListTopicsResult\", xmlelement(name \"Topics\", l.items), " EP_SNS_NEXT("t") ")::pg_catalog.text"
+		EP_SNS_PAGE("t", "pg_catalog.xmlagg(xmlelement(name member, xmlelement(name \"TopicArn\", t)) ORDER BY n)",
+					"pg_catalog.convert_to(t, 'UTF8')", "msgq.list_topics() t")},
 	{SNS, "GetTopicAttributes",
 		"SELECT xmlelement(name \"GetTopicAttributesResult\", " EP_SNS_ATTRS("msgq.get_topic_attributes($1->>'TopicArn')") ")::pg_catalog.text"},
 	{SNS, "SetTopicAttributes",
@@ -822,13 +1041,27 @@ static const EpAction ep_actions[] = {
 	{SNS, "Unsubscribe",
 		"SELECT '' FROM msgq.unsubscribe($1->>'SubscriptionArn')"},
 	{SNS, "ListSubscriptions",
-		"SELECT xmlelement(name \"ListSubscriptionsResult\", xmlelement(name \"Subscriptions\","
-		"       pg_catalog.xmlagg(" EP_SNS_SUB " ORDER BY subscription_arn)))::pg_catalog.text"
-		"  FROM msgq.list_subscriptions()"},
+		"SELECT xmlelement(name \"ListSubscriptionsResult\", xmlelement(name \"Subscriptions\", l.items),"
+		"       " EP_SNS_NEXT("s") ")::pg_catalog.text"
+		EP_SNS_PAGE("s", "pg_catalog.xmlagg(" EP_SNS_SUB " ORDER BY n)", EP_SNS_SUB_KEY, "msgq.list_subscriptions()")},
 	{SNS, "ListSubscriptionsByTopic",
-		"SELECT xmlelement(name \"ListSubscriptionsByTopicResult\", xmlelement(name \"Subscriptions\","
-		"       pg_catalog.xmlagg(" EP_SNS_SUB " ORDER BY subscription_arn)))::pg_catalog.text"
-		"  FROM msgq.list_subscriptions_by_topic($1->>'TopicArn')"},
+		"SELECT xmlelement(name \"ListSubscriptionsByTopicResult\", xmlelement(name \"Subscriptions\", l.items),"
+		"       " EP_SNS_NEXT("s") ")::pg_catalog.text"
+		EP_SNS_PAGE("s", "pg_catalog.xmlagg(" EP_SNS_SUB " ORDER BY n)", EP_SNS_SUB_KEY,
+					"msgq.list_subscriptions_by_topic($1->>'TopicArn')")},
+	{SNS, "ConfirmSubscription",
+		"SELECT xmlelement(name \"ConfirmSubscriptionResult\", xmlelement(name \"SubscriptionArn\","
+		"       msgq.confirm_subscription($1->>'TopicArn', $1->>'Token',"
+		"         CASE WHEN $1->>'AuthenticateOnUnsubscribe' IS NULL THEN NULL"
+		"           WHEN pg_catalog.lower($1->>'AuthenticateOnUnsubscribe') OPERATOR(pg_catalog.=) ANY ('{true,false}')"
+		"             THEN ($1->>'AuthenticateOnUnsubscribe')::pg_catalog.bool"
+		"           ELSE " EP_FAIL("InvalidParameter", "'Invalid parameter: AuthenticateOnUnsubscribe'") "::pg_catalog.bool END)))"
+		"       ::pg_catalog.text"},
+	{SNS, "AddPermission",
+		"SELECT '' FROM msgq.add_permission($1->>'TopicArn', $1->>'Label'," EP_Q_SOME("AWSAccountId\\.member") ","
+		"       " EP_Q_SOME("ActionName\\.member") ")"},
+	{SNS, "RemovePermission",
+		"SELECT '' FROM msgq.remove_permission($1->>'TopicArn', $1->>'Label')"},
 	{SNS, "GetSubscriptionAttributes",
 		"SELECT xmlelement(name \"GetSubscriptionAttributesResult\", "
 		EP_SNS_ATTRS("msgq.get_subscription_attributes($1->>'SubscriptionArn')") ")::pg_catalog.text"},
@@ -867,8 +1100,24 @@ static const EpAction ep_actions[] = {
 		"SELECT xmlelement(name \"GetQueueUrlResult\", xmlelement(name \"QueueUrl\","
 		"       " EP_Q_URL("msgq.get_queue_url($1->>'QueueName')") "))::pg_catalog.text"},
 	{SQSQ, "ListQueues",
-		"SELECT xmlelement(name \"ListQueuesResult\", pg_catalog.xmlagg(xmlelement(name \"QueueUrl\", " EP_Q_URL("u") ") ORDER BY u))::pg_catalog.text"
-		"  FROM msgq.list_queues($1->>'QueueNamePrefix') u"},
+		"SELECT xmlelement(name \"ListQueuesResult\", l.urls, " EP_Q_NEXT ")::pg_catalog.text"
+		EP_SQS_PAGE("pg_catalog.xmlagg(xmlelement(name \"QueueUrl\", " EP_Q_URL("u") ") ORDER BY n)", EP_SQS_QUEUES)},
+	{SQSQ, "ListDeadLetterSourceQueues",
+		"SELECT xmlelement(name \"ListDeadLetterSourceQueuesResult\", l.urls, " EP_Q_NEXT ")::pg_catalog.text"
+		EP_SQS_PAGE("pg_catalog.xmlagg(xmlelement(name \"QueueUrl\", " EP_Q_URL("u") ") ORDER BY n)", EP_SQS_DLQ_SOURCES)},
+	{SQSQ, "AddPermission",
+		"SELECT '' FROM msgq.add_permission($1->>'QueueUrl', $1->>'Label', " EP_Q_LIST("AWSAccountId") ","
+		"       " EP_Q_LIST("ActionName") ")"},
+	{SQSQ, "RemovePermission",
+		"SELECT '' FROM msgq.remove_permission($1->>'QueueUrl', $1->>'Label')"},
+	{SQSQ, "TagQueue",
+		"SELECT '' FROM msgq.tag_queue($1->>'QueueUrl', " EP_Q_PAIRS("Tag", "Key", "Value") ")"},
+	{SQSQ, "UntagQueue",
+		"SELECT '' FROM msgq.untag_queue($1->>'QueueUrl', " EP_Q_LIST("TagKey") ")"},
+	{SQSQ, "ListQueueTags",
+		"SELECT xmlelement(name \"ListQueueTagsResult\", (SELECT pg_catalog.xmlagg(xmlelement(name \"Tag\","
+		"       xmlelement(name \"Key\", t.key), xmlelement(name \"Value\", t.value)) ORDER BY t.key)"
+		"  FROM pg_catalog.jsonb_each_text(msgq.list_queue_tags($1->>'QueueUrl')) t))::pg_catalog.text"},
 	{SQSQ, "DeleteQueue", "SELECT '' FROM msgq.delete_queue($1->>'QueueUrl')"},
 	{SQSQ, "PurgeQueue", "SELECT '' FROM msgq.purge_queue($1->>'QueueUrl')"},
 	{SQSQ, "GetQueueAttributes",
@@ -2362,6 +2611,33 @@ msgq_endpoint_main(Datum main_arg)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
 	}
+}
+
+/*
+ * msgq._endpoint_error(aws_error text, message text): raise an AWS error
+ * from an action's statement (a bad NextToken, a MaxResults out of range):
+ * the detail names it, as every msgq error's does, with its SQLSTATE.
+ */
+Datum
+msgq_endpoint_error(PG_FUNCTION_ARGS)
+{
+	char	   *code = PG_ARGISNULL(0) ? "InvalidArgumentException" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *message = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			sqlstate = ERRCODE_MSGQ_INVALID_ARGUMENT;
+
+	if (strcmp(code, "InvalidParameterValue") == 0)
+		sqlstate = ERRCODE_MSGQ_INVALID_PARAMETER_VALUE;
+	else if (strcmp(code, "ResourceNotFoundException") == 0)
+		sqlstate = ERRCODE_MSGQ_RESOURCE_NOT_FOUND;
+	else if (strcmp(code, "ExpiredNextTokenException") == 0)
+		sqlstate = ERRCODE_MSGQ_EXPIRED_ITERATOR;
+	else if (strcmp(code, "InvalidParameter") == 0)
+		sqlstate = ERRCODE_MSGQ_INVALID_PARAMETER;
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg_internal("%s", message),
+			 errdetail_internal("AWS error code: %s", code)));
+	PG_RETURN_NULL();
 }
 
 /* ------------------------------------------------------------------------

@@ -1307,16 +1307,22 @@ msgq_delete_queue(PG_FUNCTION_ARGS)
  *
  * The names of the queues the caller has any right on, in name order, at
  * most 1000 as in AWS.
+ *
+ * msgq.list_queues(queue_name_prefix text, exclusive_start_queue_name text)
+ * is the same for paging: the names after exclusive_start_queue_name (in
+ * byte order, as listed), all of them.
  */
 Datum
 msgq_list_queues(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *prefix = msgq_text_arg(fcinfo, 0);
+	char	   *after = PG_NARGS() > 1 ? msgq_text_arg(fcinfo, 1) : NULL;
+	int			limit = PG_NARGS() > 1 ? PG_INT32_MAX : 1000;
 	MsgqCall	call;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char		nulls[1] = {' '};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
 	uint64		i;
 	int			returned = 0;
 
@@ -1326,15 +1332,18 @@ msgq_list_queues(PG_FUNCTION_ARGS)
 
 	values[0] = prefix ? CStringGetTextDatum(prefix) : (Datum) 0;
 	nulls[0] = prefix ? ' ' : 'n';
+	values[1] = after ? CStringGetTextDatum(after) : (Datum) 0;
+	nulls[1] = after ? ' ' : 'n';
 	if (SPI_execute_plan(queue_plan(QP_LIST,
 									"SELECT queue_name, owner::pg_catalog.oid, acl FROM msgq.queue"
-									" WHERE $1 IS NULL OR pg_catalog.starts_with(queue_name, $1)"
+									" WHERE ($1 IS NULL OR pg_catalog.starts_with(queue_name, $1))"
+									"   AND ($2 IS NULL OR queue_name COLLATE \"C\" OPERATOR(pg_catalog.>) $2)"
 									" ORDER BY queue_name COLLATE \"C\"",
-									1, argtypes),
+									2, argtypes),
 						 values, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list queues");
 
-	for (i = 0; i < SPI_processed && returned < 1000; i++)
+	for (i = 0; i < SPI_processed && returned < limit; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;

@@ -9,6 +9,10 @@ import {
   KinesisClient, CreateStreamCommand, ListStreamsCommand, DescribeStreamSummaryCommand,
   ListShardsCommand, PutRecordCommand, PutRecordsCommand, GetShardIteratorCommand,
   GetRecordsCommand, DeleteStreamCommand, ResourceNotFoundException, ResourceInUseException,
+  DescribeStreamCommand, IncreaseStreamRetentionPeriodCommand, DecreaseStreamRetentionPeriodCommand,
+  UpdateShardCountCommand, UpdateStreamModeCommand, RegisterStreamConsumerCommand, DeregisterStreamConsumerCommand,
+  DescribeStreamConsumerCommand, ListStreamConsumersCommand, InvalidArgumentException, ValidationException,
+  paginateListStreams, paginateListStreamConsumers, waitUntilStreamExists,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
 
@@ -80,4 +84,144 @@ test("errors reach the SDK as Kinesis's exceptions", async () => {
     (e) => e.name === "InvalidArgumentException");
   await kinesis.send(new DeleteStreamCommand({ StreamName: "sdk-clicks" }));
   await assert.rejects(kinesis.send(new ListShardsCommand({ StreamName: "sdk-clicks" })), ResourceNotFoundException);
+});
+
+const ids = (shards) => shards.map((s) => s.ShardId);
+const shardIds = (n) => Array.from({ length: n }, (_, i) => `shardId-${String(i).padStart(12, "0")}`);
+
+test("paginateListStreams: Limit pages with NextToken and HasMoreStreams, StreamSummaries", async () => {
+  const mine = ["sdk-ps-a", "sdk-ps-b", "sdk-ps-c", "sdk-ps-d", "sdk-ps-e"];
+  for (const StreamName of mine) await kinesis.send(new CreateStreamCommand({ StreamName, ShardCount: 1 }));
+  const pages = [];
+  for await (const page of paginateListStreams({ client: kinesis, pageSize: 2 }, {})) pages.push(page);
+  assert.ok(pages.length >= 3, `${pages.length} pages`);
+  assert.ok(pages.slice(0, -1).every((p) => p.StreamNames.length === 2 && p.HasMoreStreams && p.NextToken));
+  assert.equal(pages.at(-1).HasMoreStreams, false);
+  assert.equal(pages.at(-1).NextToken, undefined);
+  const names = pages.flatMap((p) => p.StreamNames);
+  assert.equal(new Set(names).size, names.length, "no stream twice");
+  assert.ok(mine.every((n) => names.includes(n)));
+  const summary = pages.flatMap((p) => p.StreamSummaries).find((s) => s.StreamName === "sdk-ps-c");
+  assert.equal(summary.StreamARN, "arn:aws:kinesis:msgq:postgres:stream/sdk-ps-c");
+  assert.equal(summary.StreamStatus, "ACTIVE");
+  assert.equal(summary.StreamModeDetails.StreamMode, "PROVISIONED");
+  assert.ok(summary.StreamCreationTimestamp instanceof Date);
+  const after = await kinesis.send(new ListStreamsCommand({ ExclusiveStartStreamName: "sdk-ps-c", Limit: 1 }));
+  assert.deepEqual(after.StreamNames, ["sdk-ps-d"]);
+  assert.equal(after.HasMoreStreams, true);
+  await assert.rejects(kinesis.send(new ListStreamsCommand({ Limit: 0 })), InvalidArgumentException);
+  await assert.rejects(kinesis.send(new ListStreamsCommand({ NextToken: "forged" })), InvalidArgumentException);
+  await assert.rejects(kinesis.send(new ListStreamsCommand({ NextToken: pages[0].NextToken, ExclusiveStartStreamName: "a" })),
+    InvalidArgumentException);
+  for (const StreamName of mine) await kinesis.send(new DeleteStreamCommand({ StreamName }));
+});
+
+test("ListShards pages with MaxResults and NextToken; DescribeStream with Limit and HasMoreShards", async () => {
+  await kinesis.send(new CreateStreamCommand({ StreamName: "sdk-shards", ShardCount: 5 }));
+  await waitUntilStreamExists({ client: kinesis, maxWaitTime: 30 }, { StreamName: "sdk-shards" });
+  const seen = [];
+  let page = await kinesis.send(new ListShardsCommand({ StreamName: "sdk-shards", MaxResults: 2 }));
+  for (;;) {
+    seen.push(ids(page.Shards));
+    if (!page.NextToken) break;
+    page = await kinesis.send(new ListShardsCommand({ NextToken: page.NextToken, MaxResults: 2 }));
+  }
+  assert.deepEqual(seen, [shardIds(2), shardIds(4).slice(2), shardIds(5).slice(4)]);
+  const first = await kinesis.send(new ListShardsCommand({ StreamName: "sdk-shards", MaxResults: 2 }));
+  await assert.rejects(kinesis.send(new ListShardsCommand({ StreamName: "sdk-shards", NextToken: first.NextToken })),
+    InvalidArgumentException, "NextToken with StreamName, as AWS refuses");
+  await assert.rejects(kinesis.send(new ListShardsCommand({ NextToken: "forged" })), InvalidArgumentException);
+  await assert.rejects(kinesis.send(new ListShardsCommand({ StreamName: "sdk-shards", MaxResults: 10001 })),
+    InvalidArgumentException);
+  const byArn = await kinesis.send(new ListShardsCommand({ StreamARN: "arn:aws:kinesis:msgq:postgres:stream/sdk-shards" }));
+  assert.deepEqual(ids(byArn.Shards), shardIds(5));
+  assert.equal(byArn.NextToken, undefined);
+
+  const described = [];
+  let d = (await kinesis.send(new DescribeStreamCommand({ StreamName: "sdk-shards", Limit: 3 }))).StreamDescription;
+  assert.equal(d.StreamName, "sdk-shards");
+  assert.equal(d.StreamARN, "arn:aws:kinesis:msgq:postgres:stream/sdk-shards");
+  assert.equal(d.StreamStatus, "ACTIVE");
+  assert.equal(d.RetentionPeriodHours, 24);
+  assert.ok(d.StreamCreationTimestamp instanceof Date);
+  for (;;) {
+    described.push(...ids(d.Shards));
+    if (!d.HasMoreShards) break;
+    d = (await kinesis.send(new DescribeStreamCommand({
+      StreamName: "sdk-shards", Limit: 3, ExclusiveStartShardId: described.at(-1),
+    }))).StreamDescription;
+  }
+  assert.deepEqual(described, shardIds(5));
+  await assert.rejects(kinesis.send(new DescribeStreamCommand({ StreamName: "sdk-none" })), ResourceNotFoundException);
+});
+
+test("retention, UpdateShardCount and UpdateStreamMode", async () => {
+  const StreamARN = "arn:aws:kinesis:msgq:postgres:stream/sdk-shards";
+  const retention = async () =>
+    (await kinesis.send(new DescribeStreamSummaryCommand({ StreamARN }))).StreamDescriptionSummary.RetentionPeriodHours;
+  await kinesis.send(new IncreaseStreamRetentionPeriodCommand({ StreamARN, RetentionPeriodHours: 48 }));
+  assert.equal(await retention(), 48);
+  await assert.rejects(kinesis.send(new IncreaseStreamRetentionPeriodCommand({ StreamARN, RetentionPeriodHours: 24 })),
+    InvalidArgumentException, "an increase must increase");
+  await kinesis.send(new DecreaseStreamRetentionPeriodCommand({ StreamName: "sdk-shards", RetentionPeriodHours: 24 }));
+  assert.equal(await retention(), 24);
+  await assert.rejects(kinesis.send(new DecreaseStreamRetentionPeriodCommand({ StreamARN, RetentionPeriodHours: 12 })),
+    InvalidArgumentException);
+
+  const scaled = await kinesis.send(new UpdateShardCountCommand({
+    StreamARN, TargetShardCount: 10, ScalingType: "UNIFORM_SCALING",
+  }));
+  assert.deepEqual([scaled.StreamName, scaled.StreamARN, scaled.CurrentShardCount, scaled.TargetShardCount],
+    ["sdk-shards", StreamARN, 5, 10]);
+  const open = await kinesis.send(new ListShardsCommand({ StreamARN, ShardFilter: { Type: "AT_LATEST" } }));
+  assert.equal(open.Shards.length, 10);
+  assert.ok(open.Shards.every((s) => s.ParentShardId), "the new shards name their parents");
+  await assert.rejects(kinesis.send(new UpdateShardCountCommand({
+    StreamARN, TargetShardCount: 30, ScalingType: "UNIFORM_SCALING",
+  })), InvalidArgumentException, "at most double");
+
+  await kinesis.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: "ON_DEMAND" } }));
+  const { StreamDescriptionSummary: s } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamARN }));
+  assert.equal(s.StreamModeDetails.StreamMode, "ON_DEMAND");
+  await assert.rejects(kinesis.send(new UpdateShardCountCommand({
+    StreamARN, TargetShardCount: 5, ScalingType: "UNIFORM_SCALING",
+  })), ValidationException, "an on-demand stream is not resharded by hand");
+  await assert.rejects(kinesis.send(new UpdateStreamModeCommand({ StreamARN, StreamModeDetails: { StreamMode: "ON_DEMAND" } })),
+    ResourceInUseException);
+});
+
+test("stream consumers: register, list by pages, describe, deregister", async () => {
+  const StreamARN = "arn:aws:kinesis:msgq:postgres:stream/sdk-shards";
+  const made = [];
+  for (const ConsumerName of ["sdk-c1", "sdk-c2", "sdk-c3"]) {
+    const { Consumer } = await kinesis.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName }));
+    assert.equal(Consumer.ConsumerName, ConsumerName);
+    assert.equal(Consumer.ConsumerARN, `${StreamARN}/consumer/${ConsumerName}`);
+    assert.equal(Consumer.ConsumerStatus, "ACTIVE");
+    assert.ok(Consumer.ConsumerCreationTimestamp instanceof Date);
+    made.push(Consumer);
+  }
+  await assert.rejects(kinesis.send(new RegisterStreamConsumerCommand({ StreamARN, ConsumerName: "sdk-c1" })),
+    ResourceInUseException);
+  const pages = [];
+  for await (const page of paginateListStreamConsumers({ client: kinesis, pageSize: 2 }, { StreamARN })) {
+    pages.push(page.Consumers.map((c) => c.ConsumerName));
+  }
+  assert.deepEqual(pages, [["sdk-c1", "sdk-c2"], ["sdk-c3"]]);
+  const byArn = await kinesis.send(new DescribeStreamConsumerCommand({ ConsumerARN: made[1].ConsumerARN }));
+  assert.equal(byArn.ConsumerDescription.ConsumerName, "sdk-c2");
+  assert.equal(byArn.ConsumerDescription.StreamARN, StreamARN);
+  assert.equal(byArn.ConsumerDescription.ConsumerStatus, "ACTIVE");
+  const byName = await kinesis.send(new DescribeStreamConsumerCommand({ StreamARN, ConsumerName: "sdk-c2" }));
+  assert.equal(byName.ConsumerDescription.ConsumerARN, made[1].ConsumerARN);
+  await kinesis.send(new DeregisterStreamConsumerCommand({ ConsumerARN: made[1].ConsumerARN }));
+  await kinesis.send(new DeregisterStreamConsumerCommand({ StreamARN, ConsumerName: "sdk-c3" }));
+  await assert.rejects(kinesis.send(new DescribeStreamConsumerCommand({ ConsumerARN: made[1].ConsumerARN })),
+    ResourceNotFoundException);
+  await assert.rejects(kinesis.send(new DeregisterStreamConsumerCommand({ StreamARN, ConsumerName: "sdk-c3" })),
+    ResourceNotFoundException);
+  const left = await kinesis.send(new ListStreamConsumersCommand({ StreamARN }));
+  assert.deepEqual(left.Consumers.map((c) => c.ConsumerName), ["sdk-c1"]);
+  await assert.rejects(kinesis.send(new ListStreamConsumersCommand({ StreamARN, MaxResults: 0 })), InvalidArgumentException);
+  await kinesis.send(new DeleteStreamCommand({ StreamARN }));
 });

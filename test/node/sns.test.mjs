@@ -10,8 +10,10 @@ import {
   SNSClient, CreateTopicCommand, ListTopicsCommand, GetTopicAttributesCommand, SetTopicAttributesCommand,
   SubscribeCommand, ListSubscriptionsByTopicCommand, SetSubscriptionAttributesCommand,
   GetSubscriptionAttributesCommand, PublishCommand, PublishBatchCommand, UnsubscribeCommand, DeleteTopicCommand,
-  NotFoundException,
+  NotFoundException, ConfirmSubscriptionCommand, AddPermissionCommand, RemovePermissionCommand,
+  ListSubscriptionsCommand, paginateListTopics, paginateListSubscriptions,
 } from "@aws-sdk/client-sns";
+import { createServer } from "node:http";
 import { SQSClient, CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 
 const config = {
@@ -114,4 +116,90 @@ test("PublishBatch: each entry's message attributes reach the filter policy and 
   assert.equal(got.Messages[0].MessageAttributes.kind.StringValue, "keep");
   assert.equal(got.Messages[0].MessageAttributes.n.StringValue, "7");
   assert.equal(got.Messages[0].MessageAttributes.n.DataType, "Number");
+});
+
+test("paginateListTopics and paginateListSubscriptions: 100 a page, with NextToken", async () => {
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "sdk-topic-pages" }));
+  const q = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }));
+  const mine = [];
+  for (let i = 0; i < 101; i++) {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: `sdk-page-${String(i).padStart(3, "0")}` }));
+    await sns.send(new SubscribeCommand({ TopicArn, Protocol: "sqs", Endpoint: q.Attributes.QueueArn }));
+    mine.push(TopicArn);
+  }
+  const pages = [];
+  for await (const page of paginateListTopics({ client: sns }, {})) pages.push(page.Topics.map((t) => t.TopicArn));
+  assert.ok(pages.length >= 2, `${pages.length} pages`);
+  assert.equal(pages[0].length, 100, "the first page holds 100");
+  const all = pages.flat();
+  assert.equal(new Set(all).size, all.length, "no topic twice");
+  assert.ok(mine.every((t) => all.includes(t)), "every topic on some page");
+
+  const first = await sns.send(new ListSubscriptionsCommand({}));
+  assert.equal(first.Subscriptions.length, 100);
+  assert.ok(first.NextToken);
+  const subs = [];
+  for await (const page of paginateListSubscriptions({ client: sns }, {})) subs.push(...page.Subscriptions);
+  const arns = subs.filter((s) => s.Endpoint === q.Attributes.QueueArn).map((s) => s.TopicArn);
+  assert.deepEqual(arns.sort(), [...mine].sort(), "each topic's subscription once");
+  await assert.rejects(sns.send(new ListTopicsCommand({ NextToken: "garbage!" })),
+    (e) => e.name === "InvalidParameterException" && e.$metadata.httpStatusCode === 400);
+  for (const TopicArn of mine) await sns.send(new DeleteTopicCommand({ TopicArn }));
+});
+
+test("ConfirmSubscription: an http endpoint confirms with the token it was sent", async () => {
+  const got = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => { body += d; });
+    req.on("end", () => { got.push({ type: req.headers["x-amz-sns-message-type"], doc: JSON.parse(body) }); res.end(); });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "sdk-confirm" }));
+    const Endpoint = `http://127.0.0.1:${server.address().port}/hook`;
+    const sub = await sns.send(new SubscribeCommand({ TopicArn, Protocol: "http", Endpoint }));
+    assert.equal(sub.SubscriptionArn, "pending confirmation");
+    const t0 = Date.now();
+    while (!got.some((m) => m.type === "SubscriptionConfirmation") && Date.now() - t0 < 30000) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const confirmation = got.find((m) => m.type === "SubscriptionConfirmation");
+    assert.ok(confirmation, "the endpoint got a SubscriptionConfirmation");
+    await assert.rejects(sns.send(new ConfirmSubscriptionCommand({ TopicArn, Token: "forged" })),
+      (e) => e.name === "InvalidParameterException");
+    await assert.rejects(sns.send(new ConfirmSubscriptionCommand({
+      TopicArn, Token: confirmation.doc.Token, AuthenticateOnUnsubscribe: "perhaps",
+    })), (e) => e.name === "InvalidParameterException");
+    const { SubscriptionArn } = await sns.send(new ConfirmSubscriptionCommand({
+      TopicArn, Token: confirmation.doc.Token, AuthenticateOnUnsubscribe: "true",
+    }));
+    assert.ok(SubscriptionArn.startsWith(TopicArn + ":"), SubscriptionArn);
+    const { Subscriptions } = await sns.send(new ListSubscriptionsByTopicCommand({ TopicArn }));
+    assert.deepEqual(Subscriptions.map((s) => [s.SubscriptionArn, s.Endpoint]), [[SubscriptionArn, Endpoint]]);
+    await sns.send(new PublishCommand({ TopicArn, Message: "now delivered" }));
+    while (!got.some((m) => m.type === "Notification") && Date.now() - t0 < 30000) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(got.find((m) => m.type === "Notification")?.doc.Message, "now delivered");
+    await sns.send(new DeleteTopicCommand({ TopicArn }));
+  } finally {
+    server.close();
+  }
+});
+
+test("AddPermission and RemovePermission on a topic", async () => {
+  const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: "sdk-perm" }));
+  const other = new SNSClient({ ...config,
+    credentials: { accessKeyId: process.env.MSGQ_OTHER_ACCESS_KEY_ID, secretAccessKey: process.env.MSGQ_OTHER_SECRET_ACCESS_KEY } });
+  await assert.rejects(other.send(new PublishCommand({ TopicArn, Message: "x" })),
+    (e) => e.name === "AuthorizationErrorException" && e.$metadata.httpStatusCode === 403);
+  await sns.send(new AddPermissionCommand({ TopicArn, Label: "pub", AWSAccountId: ["sdk_other"], ActionName: ["Publish"] }));
+  await other.send(new PublishCommand({ TopicArn, Message: "allowed now" }));
+  await assert.rejects(sns.send(new AddPermissionCommand({ TopicArn, Label: "pub", AWSAccountId: ["sdk_other"], ActionName: ["Publish"] })),
+    (e) => e.name === "InvalidParameterException");
+  await sns.send(new RemovePermissionCommand({ TopicArn, Label: "pub" }));
+  await assert.rejects(other.send(new PublishCommand({ TopicArn, Message: "x" })), (e) => e.name === "AuthorizationErrorException");
+  await assert.rejects(sns.send(new RemovePermissionCommand({ TopicArn, Label: "pub" })), (e) => e.name === "InvalidParameterException");
+  await sns.send(new DeleteTopicCommand({ TopicArn }));
 });

@@ -12,6 +12,8 @@ import {
   DeleteMessageBatchCommand, ChangeMessageVisibilityCommand, GetQueueAttributesCommand,
   SetQueueAttributesCommand, PurgeQueueCommand, TagQueueCommand, ListQueueTagsCommand,
   ListDeadLetterSourceQueuesCommand, QueueDoesNotExist, ReceiptHandleIsInvalid, SQSServiceException,
+  AddPermissionCommand, RemovePermissionCommand, StartMessageMoveTaskCommand, CancelMessageMoveTaskCommand,
+  ListMessageMoveTasksCommand, ResourceNotFoundException, paginateListQueues, paginateListDeadLetterSourceQueues,
 } from "@aws-sdk/client-sqs";
 
 const endpoint = process.env.MSGQ_ENDPOINT;
@@ -164,4 +166,132 @@ test("errors reach the SDK as AWS's exceptions", async () => {
     assert.equal(e.$metadata.httpStatusCode, 403);
     return true;
   });
+});
+
+// a second role's key (test/t/024_aws_sdk.pl makes it): no right on the first role's queues
+const other = new SQSClient({ endpoint, region: "us-east-1", maxAttempts: 1,
+  credentials: { accessKeyId: process.env.MSGQ_OTHER_ACCESS_KEY_ID, secretAccessKey: process.env.MSGQ_OTHER_SECRET_ACCESS_KEY } });
+
+async function arn(url) {
+  const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }));
+  return Attributes.QueueArn;
+}
+
+test("paginateListQueues: MaxResults pages with NextToken, none without MaxResults", async () => {
+  const names = ["sdk-page-a", "sdk-page-b", "sdk-page-c", "sdk-page-d", "sdk-page-e"];
+  for (const n of names) await queue(n);
+  const pages = [];
+  for await (const page of paginateListQueues({ client: sqs, pageSize: 2 }, { QueueNamePrefix: "sdk-page-" })) {
+    pages.push(page.QueueUrls);
+  }
+  assert.deepEqual(pages.map((p) => p.length), [2, 2, 1]);
+  assert.deepEqual(pages.flat(), names.map((n) => `${endpoint}/postgres/${n}`));
+  const exact = await sqs.send(new ListQueuesCommand({ QueueNamePrefix: "sdk-page-", MaxResults: 5 }));
+  assert.equal(exact.QueueUrls.length, 5);
+  assert.equal(exact.NextToken, undefined, "no NextToken when the page holds the rest");
+  const all = await sqs.send(new ListQueuesCommand({ QueueNamePrefix: "sdk-page-" }));
+  assert.equal(all.QueueUrls.length, 5);
+  assert.equal(all.NextToken, undefined, "no NextToken without MaxResults, as AWS");
+  await assert.rejects(sqs.send(new ListQueuesCommand({ MaxResults: 1001 })), (e) => e.name === "InvalidParameterValue");
+  await assert.rejects(sqs.send(new ListQueuesCommand({ MaxResults: 0 })), (e) => e.name === "InvalidParameterValue");
+  await assert.rejects(sqs.send(new ListQueuesCommand({ MaxResults: 2, NextToken: "not a token!" })),
+    (e) => e.name === "InvalidParameterValue");
+});
+
+test("paginateListDeadLetterSourceQueues", async () => {
+  const dlq = await queue("sdk-pdlq");
+  const RedrivePolicy = JSON.stringify({ deadLetterTargetArn: await arn(dlq), maxReceiveCount: 3 });
+  const sources = [];
+  for (const n of ["sdk-pdlq-1", "sdk-pdlq-2", "sdk-pdlq-3"]) sources.push(await queue(n, { RedrivePolicy }));
+  const pages = [];
+  for await (const page of paginateListDeadLetterSourceQueues({ client: sqs, pageSize: 2 }, { QueueUrl: dlq })) {
+    pages.push(page.queueUrls);
+  }
+  assert.deepEqual(pages, [sources.slice(0, 2), sources.slice(2)]);
+});
+
+test("AddPermission and RemovePermission: another role's rights on a queue", async () => {
+  const url = await queue("sdk-shared");
+  await assert.rejects(other.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "x" })),
+    (e) => e.name === "AccessDenied" && e.$metadata.httpStatusCode === 403);
+  await sqs.send(new AddPermissionCommand({
+    QueueUrl: url, Label: "others-send", AWSAccountIds: ["sdk_other"], Actions: ["SendMessage"],
+  }));
+  await other.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "from the other role" }));
+  await assert.rejects(other.send(new ReceiveMessageCommand({ QueueUrl: url })), (e) => e.name === "AccessDenied",
+    "only the action granted");
+  await assert.rejects(sqs.send(new AddPermissionCommand({
+    QueueUrl: url, Label: "others-send", AWSAccountIds: ["sdk_other"], Actions: ["ReceiveMessage"],
+  })), (e) => e.name === "InvalidParameterValue", "a label is added once");
+  await assert.rejects(sqs.send(new AddPermissionCommand({
+    QueueUrl: url, Label: "bad", AWSAccountIds: ["sdk_other"], Actions: ["Frobnicate"],
+  })), (e) => e.name === "InvalidParameterValue");
+  await assert.rejects(other.send(new AddPermissionCommand({
+    QueueUrl: url, Label: "mine", AWSAccountIds: ["sdk_other"], Actions: ["ReceiveMessage"],
+  })), (e) => e.name === "AccessDenied", "only the owner grants");
+  await sqs.send(new RemovePermissionCommand({ QueueUrl: url, Label: "others-send" }));
+  await assert.rejects(other.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "x" })),
+    (e) => e.name === "AccessDenied");
+  await assert.rejects(sqs.send(new RemovePermissionCommand({ QueueUrl: url, Label: "others-send" })),
+    (e) => e.name === "InvalidParameterValue");
+  const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url }));
+  assert.equal(got.Messages[0].Body, "from the other role");
+});
+
+async function until(what, f, ms = 30000) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test("message move tasks: start, list, cancel, and a task that returns the messages", async () => {
+  const dlq = await queue("sdk-move-dlq");
+  const SourceArn = await arn(dlq);
+  const src = await queue("sdk-move-src", { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: SourceArn, maxReceiveCount: 1 }) });
+  await sqs.send(new SendMessageBatchCommand({
+    QueueUrl: src, Entries: [1, 2, 3, 4, 5].map((i) => ({ Id: `m${i}`, MessageBody: `poison ${i}` })),
+  }));
+  await sqs.send(new ReceiveMessageCommand({ QueueUrl: src, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }));
+  assert.equal((await sqs.send(new ReceiveMessageCommand({ QueueUrl: src, MaxNumberOfMessages: 10 }))).Messages, undefined,
+    "the second receive moved them to the dead-letter queue");
+
+  const slow = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn, MaxNumberOfMessagesPerSecond: 1 }));
+  assert.ok(slow.TaskHandle);
+  await assert.rejects(sqs.send(new StartMessageMoveTaskCommand({ SourceArn })),
+    (e) => e.name === "InvalidParameterValue", "one running task per source");
+  const running = await sqs.send(new ListMessageMoveTasksCommand({ SourceArn }));
+  assert.equal(running.Results.length, 1);
+  assert.equal(running.Results[0].TaskHandle, slow.TaskHandle);
+  assert.equal(running.Results[0].Status, "RUNNING");
+  assert.equal(running.Results[0].SourceArn, SourceArn);
+  assert.equal(running.Results[0].MaxNumberOfMessagesPerSecond, 1);
+  assert.ok(running.Results[0].StartedTimestamp > Date.now() - 60000);
+  const cancelled = await sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle: slow.TaskHandle }));
+  assert.equal(typeof cancelled.ApproximateNumberOfMessagesMoved, "number");
+  await assert.rejects(sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle: slow.TaskHandle })),
+    (e) => e.name === "InvalidParameterValue", "only a running task can be cancelled");
+
+  const fast = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn }));
+  const done = await until("the move task to complete", async () => {
+    const r = await sqs.send(new ListMessageMoveTasksCommand({ SourceArn, MaxResults: 10 }));
+    return r.Results[0].Status === "COMPLETED" ? r : null;
+  });
+  assert.deepEqual(done.Results.map((t) => t.Status), ["COMPLETED", "CANCELLED"], "newest first");
+  assert.equal(done.Results[0].TaskHandle, undefined, "a finished task has no handle");
+  assert.equal(done.Results[0].ApproximateNumberOfMessagesMoved + cancelled.ApproximateNumberOfMessagesMoved, 5);
+  assert.ok(fast.TaskHandle !== slow.TaskHandle);
+  const back = await sqs.send(new ReceiveMessageCommand({ QueueUrl: src, MaxNumberOfMessages: 10 }));
+  assert.equal(back.Messages.length, 5, "every message is back in its source queue");
+
+  await assert.rejects(sqs.send(new StartMessageMoveTaskCommand({ SourceArn: SourceArn + "-none" })),
+    ResourceNotFoundException);
+  await assert.rejects(sqs.send(new StartMessageMoveTaskCommand({ SourceArn: await arn(src) })),
+    (e) => e.name === "InvalidParameterValue", "the source must be a dead-letter queue");
+  await assert.rejects(sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle: "no-such-task" })), ResourceNotFoundException);
+  await assert.rejects(sqs.send(new ListMessageMoveTasksCommand({ SourceArn, MaxResults: 11 })),
+    (e) => e.name === "InvalidParameterValue");
 });

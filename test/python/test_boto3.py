@@ -105,3 +105,46 @@ def test_streams():
     assert [r["Data"] for r in recs] == [b"r1", b"r2"]
     with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
         kinesis.describe_stream_summary(StreamName="boto-none")
+
+
+def test_query_protocol_paging_tags_and_permissions():
+    urls = [sqs.create_queue(QueueName=f"boto-page-{i}")["QueueUrl"] for i in range(5)]
+    pages = [p.get("QueueUrls", []) for p in sqs.get_paginator("list_queues").paginate(
+        QueueNamePrefix="boto-page-", PaginationConfig={"PageSize": 2})]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert sum(pages, []) == urls
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.list_queues(MaxResults=2, NextToken="not a token")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=urls[0], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
+    for u in urls[1:]:
+        sqs.set_queue_attributes(QueueUrl=u, Attributes={"RedrivePolicy": policy})
+    sources = [p["queueUrls"] for p in sqs.get_paginator("list_dead_letter_source_queues").paginate(
+        QueueUrl=urls[0], PaginationConfig={"PageSize": 3})]
+    assert sources == [urls[1:4], urls[4:]]
+    sqs.tag_queue(QueueUrl=urls[0], Tags={"team": "blue", "env": "dev"})
+    sqs.untag_queue(QueueUrl=urls[0], TagKeys=["env"])
+    assert sqs.list_queue_tags(QueueUrl=urls[0])["Tags"] == {"team": "blue"}
+    sqs.add_permission(QueueUrl=urls[0], Label="all", AWSAccountIds=["public"], Actions=["SendMessage"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sqs.add_permission(QueueUrl=urls[0], Label="all", AWSAccountIds=["public"], Actions=["SendMessage"])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    sqs.remove_permission(QueueUrl=urls[0], Label="all")
+    topics = [t["TopicArn"] for p in sns.get_paginator("list_topics").paginate() for t in p["Topics"]]
+    assert len(topics) == len(set(topics))
+    kinesis.create_stream(StreamName="boto-pages", ShardCount=3)
+    streams = [s for p in kinesis.get_paginator("list_streams").paginate(PaginationConfig={"PageSize": 1})
+               for s in p["StreamNames"]]
+    assert len(streams) == len(set(streams)) and "boto-pages" in streams
+    want = [f"shardId-{i:012d}" for i in range(3)]
+    pages = [[s["ShardId"] for s in p["StreamDescription"]["Shards"]] for p in kinesis.get_paginator(
+        "describe_stream").paginate(StreamName="boto-pages", PaginationConfig={"PageSize": 2})]
+    assert pages == [want[:2], want[2:]]
+    # this botocore's ListShards paginator sends StreamName with NextToken, which AWS refuses too
+    first = kinesis.list_shards(StreamName="boto-pages", MaxResults=2)
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
+        kinesis.list_shards(StreamName="boto-pages", NextToken=first["NextToken"])
+    assert e.value.response["Error"]["Message"] == "NextToken and StreamName cannot be provided together."
+    rest = kinesis.list_shards(NextToken=first["NextToken"])
+    assert [s["ShardId"] for s in first["Shards"] + rest["Shards"]] == want

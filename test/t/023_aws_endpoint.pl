@@ -21,6 +21,12 @@
 #     (0600): a key made before a restart verifies after it; a changed row
 #     or another key file is refused with InvalidClientTokenId (403), a
 #     WARNING in the log, and no secret in the log.
+#   - paging: ListQueues and ListDeadLetterSourceQueues (MaxResults and
+#     NextToken, JSON and the query protocol), SNS's lists (100 a page),
+#     ListStreams, ListShards, DescribeStream, ListStreamConsumers; bad and
+#     expired tokens get AWS's errors;
+#   - permissions and move tasks (SQS), ConfirmSubscription and permissions
+#     (SNS), retention, resharding, stream mode and consumers (Kinesis).
 
 use strict;
 use warnings;
@@ -261,6 +267,252 @@ is($res->{status}, 400, 'a GET: 400');
 ($st) = call('DeleteQueue', { QueueUrl => $url });
 is($st, 200, 'DeleteQueue');
 is(sql(q{SELECT count(*) FROM msgq.queue WHERE queue_name = 'orders'}), '0', 'the queue is gone');
+
+# paging: opaque NextTokens, exact shapes, and AWS's errors for bad ones
+sub json_call
+{
+	my ($target, $type, $req) = @_;
+	my $res = $http->post($base,
+		{ headers => { 'Content-Type' => $type, 'X-Amz-Target' => $target }, content => $json->encode($req) });
+	return ($res->{status}, eval { $json->decode($res->{content}) }, $res);
+}
+sub kcall { return json_call("Kinesis_20131202.$_[0]", 'application/x-amz-json-1.1', $_[1]); }
+
+# a query-protocol form (SNS's, or SQS's older one with Version); returns (status, XML)
+sub form
+{
+	my (%f) = @_;
+	my $res = $http->post($base,
+		{ headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }, content => $http->www_form_urlencode(\%f) });
+	return ($res->{status}, $res->{content});
+}
+
+sql(q{SET ROLE sqs_app; SELECT msgq.create_queue('page-' || i) FROM generate_series(1, 5) i});
+my $qurl = "${base}postgres/page-";
+($st, $r) = call('ListQueues', { QueueNamePrefix => 'page-', MaxResults => 2 });
+is_deeply($r->{QueueUrls}, [ map { "$qurl$_" } 1, 2 ], 'ListQueues: MaxResults 2 is a page of 2');
+like($r->{NextToken}, qr/^[A-Za-z0-9_-]+$/, 'with an opaque, URL-safe NextToken');
+my @urls = @{ $r->{QueueUrls} };
+my $pages = 1;
+while ($r->{NextToken})
+{
+	($st, $r) = call('ListQueues', { QueueNamePrefix => 'page-', MaxResults => 2, NextToken => $r->{NextToken} });
+	push @urls, @{ $r->{QueueUrls} };
+	$pages++;
+}
+is_deeply(\@urls, [ map { "$qurl$_" } 1 .. 5 ], 'the pages hold every queue once, in order');
+is($pages, 3, 'in 3 pages');
+is_deeply((call('ListQueues', { QueueNamePrefix => 'page-', MaxResults => 5 }))[1], { QueueUrls => [ map { "$qurl$_" } 1 .. 5 ] },
+	'no NextToken when the page holds the rest');
+is_deeply((call('ListQueues', { QueueNamePrefix => 'page-' }))[1], { QueueUrls => [ map { "$qurl$_" } 1 .. 5 ] },
+	'nor without MaxResults');
+($st, $r, $res) = call('ListQueues', { MaxResults => 1001 });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#InvalidParameterValue', 'MaxResults 1001: InvalidParameterValue');
+is($res->{headers}{'x-amzn-query-error'}, 'InvalidParameterValue;Sender', 'with its query-compatible code');
+($st, $r) = call('ListQueues', { MaxResults => 0 });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#InvalidParameterValue', 'MaxResults 0: InvalidParameterValue');
+for my $bad ('not a token', 'x', 'dDpwYWdlLTI')    # the last: a token of another list (topics)
+{
+	($st, $r) = call('ListQueues', { MaxResults => 2, NextToken => $bad });
+	is("$st $r->{__type}", '400 com.amazonaws.sqs#InvalidParameterValue', "NextToken '$bad': InvalidParameterValue");
+}
+
+sql(q{SET ROLE sqs_app; SELECT msgq.create_queue('page-dlq'); SELECT msgq.create_queue('page-src-' || i,
+	'{"RedrivePolicy": "{\"deadLetterTargetArn\": \"arn:aws:sqs:msgq:postgres:page-dlq\", \"maxReceiveCount\": 2}"}')
+	FROM generate_series(1, 3) i});
+($st, $r) = call('ListDeadLetterSourceQueues', { QueueUrl => "${qurl}dlq", MaxResults => 2 });
+is_deeply($r->{queueUrls}, [ "${qurl}src-1", "${qurl}src-2" ], 'ListDeadLetterSourceQueues: a page of 2');
+($st, $r) = call('ListDeadLetterSourceQueues', { QueueUrl => "${qurl}dlq", MaxResults => 2, NextToken => $r->{NextToken} });
+is_deeply($r, { queueUrls => ["${qurl}src-3"] }, 'and the rest');
+
+# permissions and move tasks
+($st, $r) = call('AddPermission', { QueueUrl => "${qurl}1", Label => 'all', AWSAccountIds => ['public'], Actions => ['SendMessage'] });
+is_deeply([ $st, $r ], [ 200, {} ], 'AddPermission: {}');
+is(sql(q{SELECT count(*) FROM msgq.queue_permission p JOIN msgq.queue USING (queue_id) WHERE queue_name = 'page-1'}), '1',
+	'the grant is stored');
+($st, $r) = call('AddPermission', { QueueUrl => "${qurl}1", Label => 'none', Actions => ['SendMessage'] });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#MissingParameter', 'without AWSAccountIds: MissingParameter');
+($st, $r) = call('AddPermission', { QueueUrl => "${base}postgres/not_yours", Label => 'x', AWSAccountIds => ['public'], Actions => ['*'] });
+is("$st $r->{__type}", '403 com.amazonaws.sqs#AccessDenied', 'only the owner grants');
+($st, $r) = call('RemovePermission', { QueueUrl => "${qurl}1", Label => 'all' });
+is_deeply([ $st, $r ], [ 200, {} ], 'RemovePermission: {}');
+($st, $r) = call('RemovePermission', { QueueUrl => "${qurl}1", Label => 'all' });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#InvalidParameterValue', 'a label that is not there: InvalidParameterValue');
+
+my $dlq_arn = 'arn:aws:sqs:msgq:postgres:page-dlq';
+# a message in flight in the dead-letter queue keeps the task running
+sql(q{SET ROLE sqs_app; SELECT msgq.send_message('page-dlq', 'stuck');
+	SELECT count(*) FROM msgq.receive_message('page-dlq', 1, 600)});
+($st, $r) = call('StartMessageMoveTask', { SourceArn => $dlq_arn, MaxNumberOfMessagesPerSecond => 1 });
+like($r->{TaskHandle}, qr/^[0-9a-f-]{36}$/, 'StartMessageMoveTask: a TaskHandle');
+my $task = $r->{TaskHandle};
+($st, $r) = call('ListMessageMoveTasks', { SourceArn => $dlq_arn });
+is_deeply([ sort keys %{ $r->{Results}[0] } ],
+	[ qw(ApproximateNumberOfMessagesMoved ApproximateNumberOfMessagesToMove MaxNumberOfMessagesPerSecond SourceArn StartedTimestamp Status TaskHandle) ],
+	'ListMessageMoveTasks: the fields of a running task');
+is("$r->{Results}[0]{TaskHandle} $r->{Results}[0]{Status} $r->{Results}[0]{SourceArn}", "$task RUNNING $dlq_arn", 'its handle, status and source');
+($st, $r) = call('CancelMessageMoveTask', { TaskHandle => $task });
+is_deeply([ $st, $r ], [ 200, { ApproximateNumberOfMessagesMoved => 0 } ], 'CancelMessageMoveTask: how many were moved');
+is((call('ListMessageMoveTasks', { SourceArn => $dlq_arn }))[1]{Results}[0]{Status}, 'CANCELLED', 'the task is cancelled');
+($st, $r) = call('StartMessageMoveTask', { SourceArn => 'arn:aws:sqs:msgq:postgres:page-1' });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#InvalidParameterValue', 'a source that is no dead-letter queue');
+($st, $r) = call('StartMessageMoveTask', { SourceArn => 'arn:aws:sqs:msgq:postgres:nope' });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#ResourceNotFoundException', 'an unknown source: ResourceNotFoundException');
+($st, $r) = call('CancelMessageMoveTask', { TaskHandle => 'nope' });
+is("$st $r->{__type}", '400 com.amazonaws.sqs#ResourceNotFoundException', 'an unknown task: ResourceNotFoundException');
+
+# SQS's query protocol
+my $xml;
+($st, $xml) = form(Action => 'ListQueues', Version => '2012-11-05', QueueNamePrefix => 'page-src-', MaxResults => 2);
+my ($token) = $xml =~ m{<NextToken>([^<]+)</NextToken>};
+is_deeply([ $xml =~ m{<QueueUrl>([^<]+)</QueueUrl>}g ], [ map { "${qurl}src-$_" } 1, 2 ], 'query protocol: ListQueues, a page of 2');
+ok($token, 'and a NextToken');
+($st, $xml) = form(Action => 'ListQueues', Version => '2012-11-05', QueueNamePrefix => 'page-src-', MaxResults => 2,
+	NextToken => $token);
+like($xml, qr{<ListQueuesResult><QueueUrl>\Q${qurl}src-3\E</QueueUrl></ListQueuesResult>}, 'the next page, without a NextToken');
+($st, $xml) = form(Action => 'ListQueues', Version => '2012-11-05', NextToken => 'bad token');
+like("$st $xml", qr{^400 .*<Code>InvalidParameterValue</Code>}, 'a bad token: InvalidParameterValue');
+($st, $xml) = form(Action => 'AddPermission', Version => '2012-11-05', QueueUrl => "${qurl}2", Label => 'q',
+	'AWSAccountId.1' => 'public', 'ActionName.1' => 'SendMessage', 'ActionName.2' => 'GetQueueUrl');
+like("$st $xml", qr{^200 <AddPermissionResponse }, 'query protocol: AddPermission');
+like((form(Action => 'RemovePermission', Version => '2012-11-05', QueueUrl => "${qurl}2", Label => 'q'))[1],
+	qr{^<RemovePermissionResponse }, 'RemovePermission');
+form(Action => 'TagQueue', Version => '2012-11-05', QueueUrl => "${qurl}2", 'Tag.1.Key' => 'team', 'Tag.1.Value' => 'blue team',
+	'Tag.2.Key' => 'env', 'Tag.2.Value' => 'dev');
+form(Action => 'UntagQueue', Version => '2012-11-05', QueueUrl => "${qurl}2", 'TagKey.1' => 'env');
+like((form(Action => 'ListQueueTags', Version => '2012-11-05', QueueUrl => "${qurl}2"))[1],
+	qr{<ListQueueTagsResult><Tag><Key>team</Key><Value>blue team</Value></Tag></ListQueueTagsResult>}, 'TagQueue, UntagQueue, ListQueueTags');
+like((form(Action => 'ListDeadLetterSourceQueues', Version => '2012-11-05', QueueUrl => "${qurl}dlq", MaxResults => 1))[1],
+	qr{<ListDeadLetterSourceQueuesResult><QueueUrl>\Q${qurl}src-1\E</QueueUrl><NextToken>[A-Za-z0-9_-]+</NextToken></ListDeadLetterSourceQueuesResult>},
+	'ListDeadLetterSourceQueues');
+
+# SNS: 100 a page
+sql(q{GRANT EXECUTE ON FUNCTION msgq.create_topic(text, jsonb) TO sqs_app});
+sql(q{SET ROLE sqs_app; SELECT msgq.create_topic(pg_catalog.format('page-%s', pg_catalog.lpad(i::text, 3, '0'))),
+	msgq.subscribe(pg_catalog.format('page-%s', pg_catalog.lpad(i::text, 3, '0')), 'sqs', 'page-1') FROM generate_series(1, 101) i});
+($st, $xml) = form(Action => 'ListTopics');
+my @topics = $xml =~ m{<TopicArn>([^<]+)</TopicArn>}g;
+($token) = $xml =~ m{</Topics><NextToken>([^<]+)</NextToken></ListTopicsResult>};
+is(scalar(@topics), 100, 'ListTopics: 100 topics');
+ok($token, 'then a NextToken');
+($st, $xml) = form(Action => 'ListTopics', NextToken => $token);
+push @topics, $xml =~ m{<TopicArn>([^<]+)</TopicArn>}g;
+is_deeply(\@topics, [ map { sprintf('arn:aws:sns:msgq:postgres:page-%03d', $_) } 1 .. 101 ], 'and the last one on the next page');
+unlike($xml, qr{NextToken}, 'without a NextToken');
+for my $action ('ListTopics', 'ListSubscriptions')
+{
+	($st, $xml) = form(Action => $action, NextToken => 'cTpwYWdlLTI');    # a token of queues
+	like("$st $xml", qr{^400 .*<Code>InvalidParameter</Code><Message>Invalid parameter: NextToken</Message>},
+		"$action with a bad NextToken: InvalidParameter");
+}
+($st, $xml) = form(Action => 'ListSubscriptions');
+my @subs = $xml =~ m{<TopicArn>([^<]+)</TopicArn>}g;
+($token) = $xml =~ m{<NextToken>([^<]+)</NextToken>};
+($st, $xml) = form(Action => 'ListSubscriptions', NextToken => $token);
+push @subs, $xml =~ m{<TopicArn>([^<]+)</TopicArn>}g;
+is_deeply(\@subs, [ map { sprintf('arn:aws:sns:msgq:postgres:page-%03d', $_) } 1 .. 101 ], 'ListSubscriptions: 100, then 1');
+sql(q{SET ROLE sqs_app; SELECT msgq.subscribe('page-001', 'sqs', 'page-' || i) FROM generate_series(2, 5) i});
+($st, $xml) = form(Action => 'ListSubscriptionsByTopic', TopicArn => 'arn:aws:sns:msgq:postgres:page-001');
+is(scalar(() = $xml =~ m{<member>}g), 5, 'ListSubscriptionsByTopic: one page of 5');
+unlike($xml, qr{NextToken}, 'without a NextToken');
+
+# SNS ConfirmSubscription, AddPermission, RemovePermission
+sql(q{SET ROLE sqs_app; SELECT msgq.subscribe('page-002', 'http', 'http://127.0.0.1:9/hook')});
+my $confirm = sql(q{SELECT confirm_token FROM msgq.subscription WHERE endpoint = 'http://127.0.0.1:9/hook'});
+($st, $xml) = form(Action => 'ConfirmSubscription', TopicArn => 'arn:aws:sns:msgq:postgres:page-002', Token => 'forged');
+like("$st $xml", qr{^400 .*<Code>InvalidParameter</Code>}, 'ConfirmSubscription with a forged token: InvalidParameter');
+($st, $xml) = form(Action => 'ConfirmSubscription', TopicArn => 'arn:aws:sns:msgq:postgres:page-002', Token => $confirm,
+	AuthenticateOnUnsubscribe => 'sometimes');
+like("$st $xml", qr{^400 .*<Message>Invalid parameter: AuthenticateOnUnsubscribe</Message>}, 'a bad AuthenticateOnUnsubscribe');
+($st, $xml) = form(Action => 'ConfirmSubscription', TopicArn => 'arn:aws:sns:msgq:postgres:page-002', Token => $confirm);
+like($xml, qr{^<ConfirmSubscriptionResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><ConfirmSubscriptionResult><SubscriptionArn>arn:aws:sns:msgq:postgres:page-002:[0-9a-f-]{36}</SubscriptionArn></ConfirmSubscriptionResult><ResponseMetadata><RequestId>},
+	'ConfirmSubscription: the subscription ARN');
+is(sql(q{SELECT pending FROM msgq.subscription WHERE endpoint = 'http://127.0.0.1:9/hook'}), 'f', 'the subscription is confirmed');
+($st, $xml) = form(Action => 'AddPermission', TopicArn => 'arn:aws:sns:msgq:postgres:page-002', Label => 'pub',
+	'AWSAccountId.member.1' => 'public', 'ActionName.member.1' => 'Publish');
+like("$st $xml", qr{^200 <AddPermissionResponse }, 'SNS AddPermission');
+($st, $xml) = form(Action => 'AddPermission', TopicArn => 'arn:aws:sns:msgq:postgres:page-002', Label => 'x',
+	'ActionName.member.1' => 'Publish');
+like("$st $xml", qr{^400 .*<Code>InvalidParameter</Code>}, 'without AWSAccountId: InvalidParameter');
+like((form(Action => 'RemovePermission', TopicArn => 'arn:aws:sns:msgq:postgres:page-002', Label => 'pub'))[1],
+	qr{^<RemovePermissionResponse }, 'SNS RemovePermission');
+
+# Kinesis
+sql(q{GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO sqs_app});
+sql(q{SET ROLE sqs_app; SELECT msgq.create_stream('page-' || i, 3) FROM generate_series(1, 3) i});
+($st, $r) = kcall('ListStreams', { Limit => 2 });
+is_deeply([ @$r{qw(StreamNames HasMoreStreams)} ], [ [ 'page-1', 'page-2' ], JSON::PP::true ], 'ListStreams: Limit 2');
+is_deeply([ sort keys %{ $r->{StreamSummaries}[0] } ],
+	[ qw(StreamARN StreamCreationTimestamp StreamModeDetails StreamName StreamStatus) ], 'StreamSummaries');
+my $ktoken = $r->{NextToken};
+($st, $r) = kcall('ListStreams', { NextToken => $ktoken });
+is_deeply([ @$r{qw(StreamNames HasMoreStreams NextToken)} ], [ ['page-3'], JSON::PP::false, undef ], 'then the rest, without a NextToken');
+is_deeply((kcall('ListStreams', { ExclusiveStartStreamName => 'page-1' }))[1]{StreamNames}, [ 'page-2', 'page-3' ],
+	'ExclusiveStartStreamName');
+($st, $r) = kcall('ListStreams', { Limit => 10001 });
+is("$st $r->{__type}", '400 InvalidArgumentException', 'Limit 10001: InvalidArgumentException');
+($st, $r) = kcall('ListShards', { StreamName => 'page-1', MaxResults => 2 });
+is_deeply([ map { $_->{ShardId} } @{ $r->{Shards} } ], [ 'shardId-000000000000', 'shardId-000000000001' ], 'ListShards: MaxResults 2');
+my $stoken = $r->{NextToken};
+($st, $r) = kcall('ListShards', { NextToken => $stoken });
+is_deeply([ map { $_->{ShardId} } @{ $r->{Shards} } ], ['shardId-000000000002'], 'the NextToken names the stream');
+ok(!exists $r->{NextToken}, 'and the last page has none');
+($st, $r) = kcall('ListShards', { NextToken => $stoken, StreamName => 'page-1' });
+is("$st $r->{__type} $r->{message}", '400 InvalidArgumentException NextToken and StreamName cannot be provided together.',
+	'NextToken with StreamName: InvalidArgumentException, as AWS');
+($st, $r) = kcall('ListShards', { NextToken => $stoken, ShardFilter => { Type => 'AT_LATEST' } });
+is("$st $r->{__type} $r->{message}", '400 InvalidArgumentException NextToken and ShardFilter cannot be provided together.',
+	'or with ShardFilter');
+($st, $r) = kcall('ListShards', { NextToken => $ktoken });
+is("$st $r->{__type}", '400 InvalidArgumentException', 'a token of ListStreams: InvalidArgumentException');
+# tokens last 300 s (of msgq's clock)
+$node->append_conf('postgresql.conf', "msgq.clock_offset = '301s'");
+$node->reload;
+sleep 0.5;
+($st, $r) = kcall('ListShards', { NextToken => $stoken });
+is("$st $r->{__type}", '400 ExpiredNextTokenException', 'a token older than 300 s: ExpiredNextTokenException');
+($st, $r) = kcall('ListStreams', { NextToken => $ktoken });
+is("$st $r->{__type}", '400 ExpiredNextTokenException', 'ListStreams\' too');
+$node->append_conf('postgresql.conf', "msgq.clock_offset = 0");
+$node->reload;
+sleep 0.5;
+
+($st, $r) = kcall('DescribeStream', { StreamARN => 'arn:aws:kinesis:msgq:postgres:stream/page-2', Limit => 2 });
+is_deeply([ sort keys %{ $r->{StreamDescription} } ],
+	[ qw(EncryptionType EnhancedMonitoring HasMoreShards RetentionPeriodHours Shards StreamARN StreamCreationTimestamp StreamModeDetails StreamName StreamStatus) ],
+	'DescribeStream: the fields of StreamDescription');
+is_deeply([ scalar(@{ $r->{StreamDescription}{Shards} }), $r->{StreamDescription}{HasMoreShards} ], [ 2, JSON::PP::true ],
+	'Limit 2 of 3 shards: HasMoreShards');
+($st, $r) = kcall('DescribeStream', { StreamName => 'page-2', ExclusiveStartShardId => 'shardId-000000000001' });
+is_deeply([ map { $_->{ShardId} } @{ $r->{StreamDescription}{Shards} } ], ['shardId-000000000002'], 'ExclusiveStartShardId');
+is($r->{StreamDescription}{HasMoreShards}, JSON::PP::false, 'the last');
+
+my $sarn = 'arn:aws:kinesis:msgq:postgres:stream/page-3';
+is_deeply((kcall('IncreaseStreamRetentionPeriod', { StreamARN => $sarn, RetentionPeriodHours => 72 }))[1], {},
+	'IncreaseStreamRetentionPeriod');
+is((kcall('DescribeStreamSummary', { StreamARN => $sarn }))[1]{StreamDescriptionSummary}{RetentionPeriodHours}, 72, 'to 72 hours');
+($st, $r) = kcall('DecreaseStreamRetentionPeriod', { StreamARN => $sarn, RetentionPeriodHours => 100 });
+is("$st $r->{__type}", '400 InvalidArgumentException', 'a decrease that increases: InvalidArgumentException');
+is_deeply((kcall('UpdateShardCount', { StreamName => 'page-3', TargetShardCount => 6, ScalingType => 'UNIFORM_SCALING' }))[1],
+	{ StreamName => 'page-3', StreamARN => $sarn, CurrentShardCount => 3, TargetShardCount => 6 }, 'UpdateShardCount');
+is_deeply((kcall('UpdateStreamMode', { StreamARN => $sarn, StreamModeDetails => { StreamMode => 'ON_DEMAND' } }))[1], {},
+	'UpdateStreamMode');
+($st, $r) = kcall('RegisterStreamConsumer', { StreamARN => $sarn, ConsumerName => 'app' });
+is_deeply([ sort keys %{ $r->{Consumer} } ], [qw(ConsumerARN ConsumerCreationTimestamp ConsumerName ConsumerStatus)],
+	'RegisterStreamConsumer');
+my $carn = $r->{Consumer}{ConsumerARN};
+is($carn, "$sarn/consumer/app", 'the consumer\'s ARN');
+kcall('RegisterStreamConsumer', { StreamARN => $sarn, ConsumerName => 'other' });
+($st, $r) = kcall('ListStreamConsumers', { StreamARN => $sarn, MaxResults => 1 });
+is_deeply([ map { $_->{ConsumerName} } @{ $r->{Consumers} } ], ['app'], 'ListStreamConsumers: a page of 1');
+($st, $r) = kcall('ListStreamConsumers', { StreamARN => $sarn, NextToken => $r->{NextToken} });
+is_deeply([ map { $_->{ConsumerName} } @{ $r->{Consumers} } ], ['other'], 'and the next');
+($st, $r) = kcall('DescribeStreamConsumer', { ConsumerARN => $carn });
+is_deeply([ @{ $r->{ConsumerDescription} }{qw(ConsumerName StreamARN ConsumerStatus)} ], [ 'app', $sarn, 'ACTIVE' ],
+	'DescribeStreamConsumer');
+is_deeply((kcall('DeregisterStreamConsumer', { StreamARN => $sarn, ConsumerName => 'app' }))[1], {}, 'DeregisterStreamConsumer');
+($st, $r) = kcall('DescribeStreamConsumer', { ConsumerARN => $carn });
+is("$st $r->{__type}", '400 ResourceNotFoundException', 'a consumer that is gone: ResourceNotFoundException');
 
 # SigV4
 $node->append_conf('postgresql.conf', "msgq.endpoint_auth = sigv4");

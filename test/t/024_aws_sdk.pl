@@ -6,7 +6,8 @@
 # client-kinesis and client-sns installed by the test
 # command with npm ci from the committed package-lock.json) runs against a
 # server with the endpoint on, with an access key made by
-# msgq.create_access_key: each of its tests must pass.
+# msgq.create_access_key (and a second role's, for the permission
+# actions): each of its tests must pass.
 
 use strict;
 use warnings;
@@ -39,15 +40,22 @@ GRANT USAGE ON SCHEMA msgq TO sdk_app;
 GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO sdk_app;
 GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO sdk_app;
 GRANT EXECUTE ON FUNCTION msgq.create_topic(text, jsonb) TO sdk_app;
+CREATE ROLE sdk_other;
+GRANT USAGE ON SCHEMA msgq TO sdk_other;
 EOF2
 my ($akid, $secret) = split /\|/,
   $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sdk_app')});
+# a second role, without rights on sdk_app's queues and topics until granted
+my ($other_akid, $other_secret) = split /\|/,
+  $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sdk_other')});
 $node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
   or die 'the endpoint did not start';
 
 local $ENV{MSGQ_ENDPOINT} = "http://127.0.0.1:$port";
 local $ENV{MSGQ_ACCESS_KEY_ID} = $akid;
 local $ENV{MSGQ_SECRET_ACCESS_KEY} = $secret;
+local $ENV{MSGQ_OTHER_ACCESS_KEY_ID} = $other_akid;
+local $ENV{MSGQ_OTHER_SECRET_ACCESS_KEY} = $other_secret;
 local $ENV{AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING} = '1';
 my ($stdout, $stderr);
 my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap', "$dir/sqs.test.mjs", "$dir/kinesis.test.mjs", "$dir/h2.test.mjs", "$dir/subscribe.test.mjs", "$dir/reshard.test.mjs", "$dir/sns_tags.test.mjs",
@@ -56,7 +64,7 @@ my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
 my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
 ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
-cmp_ok(scalar(@passed), '>=', 14, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
+cmp_ok(scalar(@passed), '>=', 25, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
 is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
 
 # A SubscribeToShard event stream ends after five minutes of msgq's clock

@@ -6,12 +6,20 @@
 #
 #   send            SendMessage vs SELECT msgq.send_message(...)
 #   receive+delete  ReceiveMessage then DeleteMessage vs the same two calls
+#   send, HTTP/2    SendMessage with the SDK's HTTP/2 handler vs send_message
+#   put_record      Kinesis PutRecord (the client's default, HTTP/2) vs
+#                   SELECT msgq.put_record(...)
+#   send, C at once SendMessage with EP_CONCURRENCY requests in flight vs
+#                   pgbench with as many clients; the endpoint runs
+#                   EP_WORKERS workers (msgq.endpoint_workers)
 #
 # Rates in operations per second; the SDK's latency percentiles are each
 # request's time as the client sees it, pgbench's its average per operation.
 #
 # Environment:
 #   EP_N       operations per run (5000)
+#   EP_CONCURRENCY  requests in flight in the last row (8)
+#   EP_WORKERS      msgq.endpoint_workers (2)
 #   EP_PORT    the cluster's port (54336, private socket only)
 #   EP_RECORD  1: append the table to bench/RESULTS.md (default 1)
 set -euo pipefail
@@ -21,6 +29,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/common.sh"
 
 N=${EP_N:-5000}
+C=${EP_CONCURRENCY:-8}
+WORKERS=${EP_WORKERS:-2}
 PORT=${EP_PORT:-54336}
 RECORD=${EP_RECORD:-1}
 
@@ -29,7 +39,7 @@ if [ ! -d "$ROOT/test/node/node_modules/@aws-sdk/client-sqs" ]; then
 	(cd "$ROOT/test/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 EPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-bench_cluster endpoint "msgq.endpoint_port = $EPORT"
+bench_cluster endpoint "msgq.endpoint_port = $EPORT" "msgq.endpoint_workers = $WORKERS"
 
 psqlx <<'EOF2'
 CREATE EXTENSION msgq;
@@ -37,6 +47,8 @@ CREATE ROLE bench_app;
 GRANT USAGE ON SCHEMA msgq TO bench_app;
 SELECT msgq.create_queue('bench');
 SELECT msgq.create_queue('bench_sql');
+SELECT msgq.create_stream('bench', 4);
+SELECT msgq.create_stream('bench_sql', 4);
 EOF2
 psqlx -c "GRANT $RUNNER TO bench_app" >/dev/null    # the queues' owner's privileges
 read -r akid secret < <(psqlx -tA -F ' ' -c "SELECT * FROM msgq.create_access_key('bench_app')")
@@ -46,7 +58,7 @@ for i in $(seq 1 50); do
 done
 
 sdk=$(node --no-warnings "$ROOT/bench/endpoint.mjs" \
-	"http://127.0.0.1:$EPORT" "$akid" "$secret" "$N")
+	"http://127.0.0.1:$EPORT" "$akid" "$secret" "$N" "$C")
 echo "  SDK: $sdk" >&2
 
 cat >"$WORK/send.sql" <<'EOF2'
@@ -56,22 +68,36 @@ cat >"$WORK/recv.sql" <<'EOF2'
 SELECT receipt_handle AS h FROM msgq.receive_message('bench_sql') \gset
 SELECT msgq.delete_message('bench_sql', :h);
 EOF2
+cat >"$WORK/put.sql" <<'EOF2'
+\set k random(0, 63)
+SELECT msgq.put_record('bench_sql', 'k' || :k, 'record'::bytea);
+EOF2
 chmod 644 "$WORK"/*.sql
-pgb() { as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" pgbench -n -M prepared -c 1 -t "$N" -f "$1" postgres 2>&1; }
-s_out=$(pgb "$WORK/send.sql")
-r_out=$(pgb "$WORK/recv.sql")
-s_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$s_out")
-r_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$r_out")
-s_lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$s_out")
-r_lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$r_out")
-echo "  SQL: send $s_tps/s ($s_lat ms), receive+delete $r_tps/s ($r_lat ms)" >&2
+# pgbench FILE [CLIENTS]: "tps latency_ms"
+pgb() {
+	local out
+	out=$(as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" pgbench -n -M prepared -c "${2:-1}" -j "${2:-1}" \
+		-t "$((N / ${2:-1}))" -f "$1" postgres 2>&1)
+	echo "$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out") $(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
+}
+read -r s_tps s_lat < <(pgb "$WORK/send.sql")
+read -r r_tps r_lat < <(pgb "$WORK/recv.sql")
+read -r p_tps p_lat < <(pgb "$WORK/put.sql")
+read -r c_tps c_lat < <(pgb "$WORK/send.sql" "$C")
+echo "  SQL: send $s_tps/s, receive+delete $r_tps/s, put_record $p_tps/s, send x$C $c_tps/s" >&2
 
-table=$(python3 - "$sdk" "$s_tps" "$r_tps" "$s_lat" "$r_lat" <<'EOF2'
+table=$(python3 - "$sdk" "$C" "$s_tps" "$s_lat" "$r_tps" "$r_lat" "$p_tps" "$p_lat" "$c_tps" "$c_lat" <<'EOF2'
 import json, sys
-sdk = json.loads(sys.argv[1]); s_tps, r_tps, s_lat, r_lat = map(float, sys.argv[2:])
-print("| operation, 1 client | SDK via the endpoint /s | SQL (pgbench) /s | ratio SDK/SQL | SDK p50 / p99 ms | SQL average ms |")
+sdk = json.loads(sys.argv[1]); c = sys.argv[2]
+v = list(map(float, sys.argv[3:]))
+print("| operation | SDK via the endpoint /s | SQL (pgbench) /s | ratio SDK/SQL | SDK p50 / p99 ms | SQL average ms |")
 print("|---|---:|---:|---:|---:|---:|")
-for name, key, tps, lat in (("send", "send", s_tps, s_lat), ("receive + delete", "receive_delete", r_tps, r_lat)):
+rows = (("send, 1 client (HTTP/1.1)", "send", v[0], v[1]),
+        ("receive + delete, 1 client (HTTP/1.1)", "receive_delete", v[2], v[3]),
+        ("send, 1 client (HTTP/2)", "send_h2", v[0], v[1]),
+        ("Kinesis PutRecord, 1 client (HTTP/2, the default)", "put_record", v[4], v[5]),
+        (f"send, {c} at once (HTTP/1.1; pgbench -c {c})", "send_concurrent", v[6], v[7]))
+for name, key, tps, lat in rows:
     d = sdk[key]
     print(f"| {name} | {d['per_s']} | {tps:.0f} | {d['per_s'] / tps:.2f} | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} | {lat:.3f} |")
 EOF2
@@ -82,7 +108,7 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown): the AWS endpoint"
 		echo
-		printf 'Command: `EP_N=%s bench/endpoint.sh`. One client each: the AWS SDK for JavaScript v3 (SigV4-signed HTTP/1.1 keep-alive requests to msgq.endpoint_port) vs pgbench -M prepared running the same msgq functions; %s operations per side.\n\n' "$N" "$N"
+		printf 'Command: `EP_N=%s EP_CONCURRENCY=%s EP_WORKERS=%s bench/endpoint.sh`. The AWS SDK for JavaScript v3 (SigV4-signed requests to msgq.endpoint_port, %s endpoint workers) vs pgbench -M prepared running the same msgq functions; %s operations per side and row.\n\n' "$N" "$C" "$WORKERS" "$WORKERS" "$N"
 		echo "$table"
 	} >>"$ROOT/bench/RESULTS.md"
 	echo "Appended to bench/RESULTS.md"

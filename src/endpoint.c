@@ -562,6 +562,12 @@ ep_legacy_code(const char *code)
 	"   FROM pg_catalog.jsonb_each_text($1) k JOIN pg_catalog.jsonb_each_text($1) v" \
 	"     ON v.key OPERATOR(pg_catalog.=) pg_catalog.regexp_replace(k.key, 'key$', 'value')" \
 	"  WHERE k.key OPERATOR(pg_catalog.~) '^" name "\\.entry\\.[0-9]+\\.key$'), '{}')"
+/* the query protocol's <ActionResult> of a batch: entries, then errors */
+#define EP_Q_BATCH_RESULT(action) \
+	"SELECT xmlelement(name \"" action "Result\", pg_catalog.xmlagg(CASE WHEN error_code IS NULL" \
+	"   THEN xmlelement(name \"" action "ResultEntry\", xmlelement(name \"Id\", id))" \
+	"   ELSE xmlelement(name \"BatchResultErrorEntry\", xmlelement(name \"Id\", id), xmlelement(name \"Code\", error_code)," \
+	"          xmlelement(name \"Message\", error_message), xmlelement(name \"SenderFault\", sender_fault)) END))::pg_catalog.text"
 /* SNS's Tags.member.N.Key / Value, as a jsonb map (NULL when none) */
 #define EP_SNS_TAGS \
 	"(SELECT pg_catalog.jsonb_object_agg(k.value, COALESCE(v.value, ''))" \
@@ -1157,11 +1163,15 @@ static const EpAction ep_actions[] = {
 	{SQSQ, "DeleteMessage",
 		"SELECT '' FROM msgq.delete_message($1->>'QueueUrl', $1->>'ReceiptHandle')"},
 	{SQSQ, "DeleteMessageBatch",
-		"SELECT xmlelement(name \"DeleteMessageBatchResult\", pg_catalog.xmlagg(CASE WHEN error_code IS NULL"
-		"   THEN xmlelement(name \"DeleteMessageBatchResultEntry\", xmlelement(name \"Id\", id))"
-		"   ELSE xmlelement(name \"BatchResultErrorEntry\", xmlelement(name \"Id\", id), xmlelement(name \"Code\", error_code),"
-		"          xmlelement(name \"Message\", error_message), xmlelement(name \"SenderFault\", sender_fault)) END))::pg_catalog.text"
+		EP_Q_BATCH_RESULT("DeleteMessageBatch")
 		"  FROM msgq.delete_message_batch($1->>'QueueUrl', " EP_Q_ENTRIES("DeleteMessageBatchRequestEntry") ")"},
+	{SQSQ, "ChangeMessageVisibilityBatch",
+		EP_Q_BATCH_RESULT("ChangeMessageVisibilityBatch")
+		"  FROM msgq.change_message_visibility_batch($1->>'QueueUrl',"
+		"       (SELECT pg_catalog.jsonb_agg(CASE WHEN e ? 'VisibilityTimeout'"
+		"          THEN e OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('VisibilityTimeout',"
+		"               (e->>'VisibilityTimeout')::pg_catalog.numeric) ELSE e END)"
+		"          FROM pg_catalog.jsonb_array_elements(" EP_Q_ENTRIES("ChangeMessageVisibilityBatchRequestEntry") ") e))"},
 	{SQSQ, "ChangeMessageVisibility",
 		"SELECT '' FROM msgq.change_message_visibility($1->>'QueueUrl', $1->>'ReceiptHandle',"
 		"       ($1->>'VisibilityTimeout')::pg_catalog.int4)"},

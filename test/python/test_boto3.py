@@ -148,3 +148,18 @@ def test_query_protocol_paging_tags_and_permissions():
     assert e.value.response["Error"]["Message"] == "NextToken and StreamName cannot be provided together."
     rest = kinesis.list_shards(NextToken=first["NextToken"])
     assert [s["ShardId"] for s in first["Shards"] + rest["Shards"]] == want
+
+
+def test_change_message_visibility_batch():
+    url = sqs.create_queue(QueueName="boto-visibility")["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "MessageBody": "one"}, {"Id": "b", "MessageBody": "two"}])
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)["Messages"]
+    assert len(got) == 2
+    r = sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+        {"Id": "now", "ReceiptHandle": got[0]["ReceiptHandle"], "VisibilityTimeout": 0},
+        {"Id": "bad", "ReceiptHandle": "not-a-handle", "VisibilityTimeout": 0}])
+    assert [e["Id"] for e in r["Successful"]] == ["now"]
+    assert r["Failed"][0]["Id"] == "bad" and r["Failed"][0]["SenderFault"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in again] == [got[0]["Body"]], "only the message made visible again"

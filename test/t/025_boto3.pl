@@ -65,7 +65,7 @@ my $ok = IPC::Run::run([ '/usr/bin/python3', '-m', 'pytest', '-q', '-p', 'no:cac
 		"$FindBin::Bin/../python/test_boto3.py" ], '>', \$stdout, '2>', \$stderr);
 my @passed = $stdout =~ /^PASSED \S+::(\S+)/mg;
 ok($ok, 'the boto3 suite passes') or diag("$stdout\n$stderr");
-is(scalar(@passed), 6, scalar(@passed) . ' boto3 tests passed: ' . join(', ', @passed));
+is(scalar(@passed), 7, scalar(@passed) . ' boto3 tests passed: ' . join(', ', @passed));
 
 $node->stop;
 done_testing();

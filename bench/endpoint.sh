@@ -85,6 +85,11 @@ read -r r_tps r_lat < <(pgb "$WORK/recv.sql")
 read -r p_tps p_lat < <(pgb "$WORK/put.sql")
 read -r c_tps c_lat < <(pgb "$WORK/send.sql" "$C")
 echo "  SQL: send $s_tps/s, receive+delete $r_tps/s, put_record $p_tps/s, send x$C $c_tps/s" >&2
+# the endpoint's own time per request (from reading the request to queuing
+# its answer), from msgq.endpoint_metrics
+server=$(psqlx -tA -c "SELECT string_agg(format('| %s %s | %s | %s |', service, action, requests,
+	round(avg_latency_ms::numeric, 3)), E'\n' ORDER BY service, action)
+	FROM msgq.endpoint_metrics WHERE requests > 0")
 
 table=$(python3 - "$sdk" "$C" "$s_tps" "$s_lat" "$r_tps" "$r_lat" "$p_tps" "$p_lat" "$c_tps" "$c_lat" <<'EOF2'
 import json, sys
@@ -103,6 +108,7 @@ for name, key, tps, lat in rows:
 EOF2
 )
 echo "$table"
+echo "$server"
 if [ "$RECORD" = 1 ]; then
 	{
 		echo
@@ -110,6 +116,10 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		printf 'Command: `EP_N=%s EP_CONCURRENCY=%s EP_WORKERS=%s bench/endpoint.sh`. The AWS SDK for JavaScript v3 (SigV4-signed requests to msgq.endpoint_port, %s endpoint workers) vs pgbench -M prepared running the same msgq functions; %s operations per side and row.\n\n' "$N" "$C" "$WORKERS" "$WORKERS" "$N"
 		echo "$table"
+		echo
+		echo "| the endpoint's time per request (msgq.endpoint_metrics) | requests | average ms |"
+		echo "|---|---:|---:|"
+		echo "$server"
 	} >>"$ROOT/bench/RESULTS.md"
 	echo "Appended to bench/RESULTS.md"
 fi

@@ -1544,8 +1544,9 @@ ep_hexval(char c)
 }
 
 /* application/x-www-form-urlencoded text, decoded */
+/* Percent-decode v (a form field); *outlen is the length (it may hold a NUL) */
 static char *
-ep_url_decode(const char *v, int len)
+ep_url_decode(const char *v, int len, int *outlen)
 {
 	char	   *out = palloc(len + 1);
 	int			n = 0,
@@ -1565,6 +1566,7 @@ ep_url_decode(const char *v, int len)
 			out[n++] = v[i];
 	}
 	out[n] = '\0';
+	*outlen = n;
 	return out;
 }
 
@@ -1588,14 +1590,18 @@ ep_parse_form(const char *body, int len)
 		const char *eq = memchr(p, '=', stop - p);
 		char	   *k,
 				   *v;
+		int			klen,
+					vlen = 0;
 		JsonbValue	jk,
 					jv;
 
 		if (stop > p)
 		{
-			k = ep_url_decode(p, (eq ? eq : stop) - p);
-			v = eq ? ep_url_decode(eq + 1, stop - eq - 1) : pstrdup("");
-			if (!pg_verifymbstr(k, strlen(k), true) || !pg_verifymbstr(v, strlen(v), true))
+			k = ep_url_decode(p, (eq ? eq : stop) - p, &klen);
+			v = eq ? ep_url_decode(eq + 1, stop - eq - 1, &vlen) : pstrdup("");
+			/* text cannot hold NUL: a %00 is refused, not cut short */
+			if (strlen(k) != klen || strlen(v) != vlen ||
+				!pg_verifymbstr(k, klen, true) || !pg_verifymbstr(v, vlen, true))
 				return NULL;
 			jk.type = jbvString;
 			jk.val.string.val = k;
@@ -2012,7 +2018,8 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 			request = ep_parse_form(body, body_len);
 			if (request == NULL)
 			{
-				ep_error(c, 400, "InvalidParameter", NULL, true, "the form is not valid UTF-8");
+				ep_error(c, 400, "InvalidParameter", NULL, true,
+						 "a field of the form is not valid UTF-8 text (or holds a NUL)");
 				ep_count(NULL, start, true);
 				return;
 			}

@@ -169,6 +169,22 @@ is($res->{status}, 400, 'a body that is not JSON: 400');
 $res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{"a": 1e999999}' });
 is($res->{status}, 400, 'JSON that is not jsonb (a number beyond numeric): 400');
 is((call('ListQueues', {}))[0], 200, 'and the endpoint goes on');
+# malformed forms and XML: the AWS error, and nothing sent
+for my $case (
+	[ 'Action=SendMessage&Version=2012-11-05&QueueUrl=' . $url . '&MessageBody=cut%00short', 'a %00 in a form field' ],
+	[ 'Action=SendMessage&Version=2012-11-05&QueueUrl=' . $url . '&MessageBody=%FF%FE', 'a form field that is not UTF-8' ])
+{
+	$res = $http->post($base,
+		{ headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }, content => $case->[0] });
+	is($res->{status}, 400, "$case->[1]: 400");
+	like($res->{content}, qr{<Code>InvalidParameter</Code>}, "$case->[1]: InvalidParameter, as XML");
+}
+$res = $http->post($base,
+	{ headers => { 'Content-Type' => 'text/xml' }, content => '<SendMessage><QueueUrl>' . $url . '</QueueUrl><Mess' });
+is($res->{status}, 400, 'an XML body (and a broken one): 400');
+like($res->{content}, qr/UnsupportedOperation/, 'UnsupportedOperation');
+is(sql(q{SELECT count(*) FROM msgq.message m JOIN msgq.queue q USING (queue_id)
+	WHERE q.queue_name = 'orders' AND m.body LIKE 'cut%'}), '0', 'no message was sent by a refused form');
 $res = $http->post($base, { content => '{}' });
 like($res->{content}, qr/X-Amz-Target/, 'no X-Amz-Target: 400, saying so');
 $res = $http->get($base);

@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 
 #include "access_key.h"
+#include "msgq.h"
 
 #define AK_KEY_LEN		32
 #define AK_NONCE_LEN	16
@@ -335,13 +336,16 @@ ak_fetch(const char *id, bool lock, Oid *role, bytea **sealed)
 {
 	bool		isnull;
 
-	if (SPI_execute_with_args(lock ?
-							  "SELECT role::pg_catalog.oid, encrypted_secret FROM msgq.endpoint_credential"
-							  " WHERE access_key_id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
-							  "SELECT role::pg_catalog.oid, encrypted_secret FROM msgq.endpoint_credential"
-							  " WHERE access_key_id OPERATOR(pg_catalog.=) $1",
-							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(id)},
-							  NULL, !lock, 1) != SPI_OK_SELECT)
+	/* planned once per process: the endpoint runs it for every request */
+	static SPIPlanPtr plans[2];
+
+	if (SPI_execute_plan(msgq_plan(&plans[lock ? 1 : 0], lock ?
+								   "SELECT role::pg_catalog.oid, encrypted_secret FROM msgq.endpoint_credential"
+								   " WHERE access_key_id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+								   "SELECT role::pg_catalog.oid, encrypted_secret FROM msgq.endpoint_credential"
+								   " WHERE access_key_id OPERATOR(pg_catalog.=) $1",
+								   1, (Oid[]) {TEXTOID}),
+						 (Datum[]) {CStringGetTextDatum(id)}, NULL, !lock, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the access keys");
 	if (SPI_processed == 0)
 		return false;

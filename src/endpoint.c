@@ -1178,6 +1178,7 @@ static const EpAction ep_actions[] = {
 };
 
 static SPIPlanPtr ep_plans[EP_MAX_ACTIONS];
+static SPIPlanPtr ep_wait_plan;
 
 StaticAssertDecl(lengthof(ep_actions) <= EP_MAX_ACTIONS, "EP_MAX_ACTIONS is too small");
 
@@ -1406,8 +1407,8 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 			/* no message (AWS leaves "Messages" out): may it wait? */
 			if ((res->response != NULL ? msgq_jsonb_member(&res->response->root, "Messages") == NULL :
 				 strstr(res->xml, "<Message>") == NULL) &&
-				SPI_execute_with_args(EP_WAIT_SQL, 1, (Oid[]) {JSONBOID},
-									  (Datum[]) {JsonbPGetDatum(request)}, NULL, true, 1) == SPI_OK_SELECT)
+				SPI_execute_plan(msgq_plan(&ep_wait_plan, EP_WAIT_SQL, 1, (Oid[]) {JSONBOID}),
+								 (Datum[]) {JsonbPGetDatum(request)}, NULL, true, 1) == SPI_OK_SELECT)
 				res->wait_seconds = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 																SPI_tuptable->tupdesc, 1, &isnull));
 		}

@@ -48,6 +48,7 @@
 #include "common/cryptohash.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
+#include "common/hashfn.h"
 #include "funcapi.h"
 #include "lib/ilist.h"
 #include "access/htup_details.h"
@@ -62,6 +63,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -221,11 +223,29 @@ typedef struct EpStats
 	pg_atomic_uint64 max_latency_us;
 } EpStats;
 
+/*
+ * The SubscribeToShard subscriptions of every worker, so that a consumer's
+ * new subscription to a shard is refused within 5 seconds of the last, and
+ * later takes over from it whichever worker holds it.
+ */
+#define EP_MAX_SUBSCRIPTIONS	1024
+
+typedef struct EpSubSlot
+{
+	uint64		key;			/* hash of ConsumerARN and ShardId; 0: free */
+	int			worker;			/* whose */
+	uint32		gen;			/* which subscription: a takeover changes it */
+	TimestampTz since;
+} EpSubSlot;
+
 typedef struct EpShared
 {
 	Latch	   *latch[EP_MAX_WORKERS];	/* each worker's, while it runs */
 	pg_atomic_uint32 parked;	/* requests parked in a long poll */
 	EpStats		stats[EP_MAX_ACTIONS + 1];	/* the last: requests of no action */
+	slock_t		sub_lock;		/* protects sub_gen and subs */
+	uint32		sub_gen;
+	EpSubSlot	subs[EP_MAX_SUBSCRIPTIONS];
 } EpShared;
 
 static EpShared *ep_shared = NULL;
@@ -248,6 +268,9 @@ msgq_endpoint_shmem_init(void)
 
 		memset(ep_shared->latch, 0, sizeof(ep_shared->latch));
 		pg_atomic_init_u32(&ep_shared->parked, 0);
+		SpinLockInit(&ep_shared->sub_lock);
+		ep_shared->sub_gen = 0;
+		memset(ep_shared->subs, 0, sizeof(ep_shared->subs));
 		for (i = 0; i <= EP_MAX_ACTIONS; i++)
 		{
 			pg_atomic_init_u64(&ep_shared->stats[i].requests, 0);
@@ -314,6 +337,8 @@ typedef struct EpPark
 	const void *action;			/* an EpAction */
 	bool		subscription;	/* a SubscribeToShard's event stream */
 	TimestampTz last_event;		/* a subscription's last event sent */
+	int			sub_slot;		/* its EpSubSlot, while sub_gen is the slot's */
+	uint32		sub_gen;
 } EpPark;
 
 static void ep_xml_escape(StringInfo s, const char *v);
@@ -374,9 +399,21 @@ ep_mark(EpConn *c)
 	}
 }
 
+/* A subscription's slot, freed unless another subscription took it over */
+static void
+ep_sub_release(int slot, uint32 gen)
+{
+	SpinLockAcquire(&ep_shared->sub_lock);
+	if (ep_shared->subs[slot].gen == gen)
+		ep_shared->subs[slot].key = 0;
+	SpinLockRelease(&ep_shared->sub_lock);
+}
+
 static void
 ep_park_free(EpPark *p)
 {
+	if (p->subscription)
+		ep_sub_release(p->sub_slot, p->sub_gen);
 	dlist_delete(&p->node);
 	pg_atomic_fetch_sub_u32(&ep_shared->parked, 1);
 	p->conn->nparked--;
@@ -1803,6 +1840,76 @@ ep_answer(EpConn *c, const EpAction *a, EpResult *res)
 }
 
 /*
+ * A consumer subscribes to a shard: claim its slot.  Within 5 seconds of
+ * its current subscription, refused ("in use"); later, the new one takes
+ * the slot over, and the old one's worker (woken) ends its event stream
+ * at its next pass.  NULL, or the AWS error to answer.
+ */
+static const char *
+ep_subscription_claim(Jsonb *request, int *slot_out, uint32 *gen_out)
+{
+	char	   *arn = msgq_attr_str_or_null(&request->root, "ConsumerARN");
+	char	   *shard = msgq_attr_str_or_null(&request->root, "ShardId");
+	char	   *both;
+	uint64		key;
+	int			i,
+				slot = -1,
+				free_slot = -1,
+				old_worker = -1;
+	TimestampTz now = GetCurrentTimestamp();
+
+	both = psprintf("%s\n%s", arn ? arn : "", shard ? shard : "");
+	key = hash_bytes_extended((const unsigned char *) both, strlen(both), 0) | 1;
+	SpinLockAcquire(&ep_shared->sub_lock);
+	for (i = 0; i < EP_MAX_SUBSCRIPTIONS; i++)
+	{
+		if (ep_shared->subs[i].key == key)
+		{
+			slot = i;
+			break;
+		}
+		if (ep_shared->subs[i].key == 0 && free_slot < 0)
+			free_slot = i;
+	}
+	if (slot >= 0)
+	{
+		if (now - ep_shared->subs[slot].since < 5 * USECS_PER_SEC)
+		{
+			SpinLockRelease(&ep_shared->sub_lock);
+			return "ResourceInUseException";
+		}
+		old_worker = ep_shared->subs[slot].worker;
+	}
+	else if ((slot = free_slot) < 0)
+	{
+		SpinLockRelease(&ep_shared->sub_lock);
+		return "LimitExceededException";
+	}
+	ep_shared->subs[slot].key = key;
+	ep_shared->subs[slot].worker = ep_worker;
+	ep_shared->subs[slot].gen = ++ep_shared->sub_gen;
+	ep_shared->subs[slot].since = now;
+	*gen_out = ep_shared->subs[slot].gen;
+	SpinLockRelease(&ep_shared->sub_lock);
+	*slot_out = slot;
+	if (old_worker >= 0 && old_worker != ep_worker && ep_shared->latch[old_worker] != NULL)
+		SetLatch(ep_shared->latch[old_worker]);
+	return NULL;
+}
+
+/* Whether a subscription still holds its slot (no takeover) */
+static bool
+ep_subscription_current(EpPark *p)
+{
+	bool		current;
+
+	SpinLockAcquire(&ep_shared->sub_lock);
+	current = ep_shared->subs[p->sub_slot].gen == p->sub_gen;
+	SpinLockRelease(&ep_shared->sub_lock);
+	return current;
+}
+
+/*
  * SubscribeToShard's event stream: AWS's event-stream messages (a prelude
  * of total and header lengths with its CRC-32, headers, the payload, the
  * message's CRC-32), sent on the request's HTTP/2 stream.
@@ -1892,6 +1999,14 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 	StringInfoData events;
 	JsonbValue *records;
 
+	if (!ep_subscription_current(p))
+	{
+		/* a newer subscription took over: this one's stream ends */
+		ep_h2_write(c->h2, p->stream, "", 0, true);
+		ep_count(a, p->since, false);
+		ep_park_free(p);
+		return true;
+	}
 	if (!woken && !ending && !heartbeat)
 		return false;
 	memset(&auth, 0, sizeof(auth));
@@ -1931,45 +2046,6 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 	return true;
 }
 
-/*
- * A consumer subscribes to a shard again: within 5 seconds of its current
- * subscription, refused (false); later, the new one takes over and the old
- * one's event stream ends.
- */
-static bool
-ep_subscription_take_over(Jsonb *request)
-{
-	char	   *arn = msgq_attr_str_or_null(&request->root, "ConsumerARN");
-	char	   *shard = msgq_attr_str_or_null(&request->root, "ShardId");
-	dlist_mutable_iter it;
-
-	if (arn == NULL || shard == NULL)
-		return true;			/* the statement's error */
-	dlist_foreach_modify(it, &ep_parked)
-	{
-		EpPark	   *p = dlist_container(EpPark, node, it.cur);
-		char	   *parn;
-		char	   *pshard;
-
-		if (!p->subscription)
-			continue;
-		parn = msgq_attr_str_or_null(&p->request->root, "ConsumerARN");
-		pshard = msgq_attr_str_or_null(&p->request->root, "ShardId");
-		if (parn == NULL || pshard == NULL || strcmp(parn, arn) != 0 || strcmp(pshard, shard) != 0)
-			continue;
-		if (GetCurrentTimestamp() - p->since < 5 * USECS_PER_SEC)
-			return false;
-		if (ep_h2_stream_open(p->conn->h2, p->stream))
-		{
-			ep_h2_write(p->conn->h2, p->stream, "", 0, true);
-			ep_mark(p->conn);
-		}
-		ep_count(p->action, p->since, false);
-		ep_park_free(p);
-	}
-	return true;
-}
-
 /* One whole request: headers (NUL-terminated) and body */
 static void
 ep_handle(EpConn *c, char *headers, const char *body, int body_len)
@@ -1987,6 +2063,9 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	char	   *auth_message = NULL;
 	TimestampTz start = GetCurrentTimestamp();
 	bool		subscription;
+	const char *claim_error;
+	int			sub_slot = 0;
+	uint32		sub_gen = 0;
 
 	c->keep_alive = !(connection && pg_strcasecmp(connection, "close") == 0) &&
 		strncmp(headers, "HTTP/1.0", 8) != 0 && strstr(headers, " HTTP/1.0\r") == NULL;
@@ -2081,16 +2160,20 @@ authenticate:
 		ep_count(a, start, true);
 		return;
 	}
-	if (subscription && !ep_subscription_take_over(request))
+	if (subscription && (claim_error = ep_subscription_claim(request, &sub_slot, &sub_gen)) != NULL)
 	{
-		ep_error(c, 400, "ResourceInUseException", NULL, true,
-				 "the consumer subscribed to this shard less than 5 seconds ago");
+		ep_error(c, 400, claim_error, NULL, true,
+				 strcmp(claim_error, "ResourceInUseException") == 0 ?
+				 "the consumer subscribed to this shard less than 5 seconds ago" :
+				 "too many subscriptions at once");
 		ep_count(a, start, true);
 		return;
 	}
 	ep_run(a, request, prefix, &auth, &res);
 	if (res.error != NULL)
 	{
+		if (subscription)
+			ep_sub_release(sub_slot, sub_gen);
 		ep_error_from(c, res.error);
 		ep_count(a, start, true);
 		return;
@@ -2123,6 +2206,8 @@ authenticate:
 		if (subscription)
 		{
 			p->subscription = true;
+			p->sub_slot = sub_slot;
+			p->sub_gen = sub_gen;
 			ep_subscription_begin(c, p, &res);
 		}
 		return;
@@ -2534,6 +2619,16 @@ msgq_endpoint_main(Datum main_arg)
 	AddWaitEventToSet(set, WL_SOCKET_READABLE, ep_epoll, NULL, NULL);
 	ep_worker = DatumGetInt32(main_arg);
 	ep_shared->latch[ep_worker] = MyLatch;
+	/* subscriptions of this worker's previous run ended with it */
+	{
+		int			i;
+
+		SpinLockAcquire(&ep_shared->sub_lock);
+		for (i = 0; i < EP_MAX_SUBSCRIPTIONS; i++)
+			if (ep_shared->subs[i].worker == ep_worker)
+				ep_shared->subs[i].key = 0;
+		SpinLockRelease(&ep_shared->sub_lock);
+	}
 	before_shmem_exit(ep_detach, (Datum) 0);
 	wait_event = MSGQ_WAIT_EVENT("MsgqEndpoint");
 	ereport(LOG, (errmsg("msgq endpoint %d of %d listening on %s:%d for database \"%s\"",

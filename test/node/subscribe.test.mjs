@@ -87,3 +87,49 @@ test("SubscribeToShard: errors", async () => {
     ConsumerARN: "arn:aws:kinesis:msgq:postgres:stream/no-such-stream/consumer/x",
     ShardId: "shardId-000000000000", StartingPosition: { Type: "LATEST" } })), InvalidArgumentException);
 });
+
+// a client whose connection is served by the given endpoint worker
+// (test/t/024_aws_sdk.pl runs two; each answer names its worker)
+async function clientOnWorker(worker) {
+  for (let i = 0; i < 40; i++) {
+    const c = new KinesisClient(options);
+    let seen;
+    c.middlewareStack.add((next) => async (args) => {
+      const r = await next(args);
+      seen = r.response.headers["x-msgq-endpoint-worker"];
+      return r;
+    }, { step: "deserialize" });
+    await c.send(new DescribeStreamSummaryCommand({ StreamName: "sdk-workers" }));
+    if (seen === worker) return c;
+    c.destroy();
+  }
+  throw new Error(`no connection reached endpoint worker ${worker}`);
+}
+
+test("SubscribeToShard across endpoint workers: refused within 5 s, then a takeover", async () => {
+  await kinesis.send(new CreateStreamCommand({ StreamName: "sdk-workers", ShardCount: 1 }));
+  const { StreamDescriptionSummary: d } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: "sdk-workers" }));
+  const { Consumer } = await kinesis.send(new RegisterStreamConsumerCommand({ StreamARN: d.StreamARN, ConsumerName: "w" }));
+  const one = await clientOnWorker("1");
+  const two = await clientOnWorker("2");
+  const args = { ConsumerARN: Consumer.ConsumerARN, ShardId: "shardId-000000000000", StartingPosition: { Type: "LATEST" } };
+  const sub1 = await one.send(new SubscribeToShardCommand(args));
+  const it1 = sub1.EventStream[Symbol.asyncIterator]();
+  await assert.rejects(two.send(new SubscribeToShardCommand(args)), ResourceInUseException,
+    "the other worker refuses it within 5 seconds");
+  await sleep(5200);
+  const sub2 = await two.send(new SubscribeToShardCommand(args));
+  // the first worker ends its stream (after its heartbeat event, if one was due)
+  let e;
+  do e = await next(it1); while (e !== null);
+  const it2 = sub2.EventStream[Symbol.asyncIterator]();
+  await next(it2);
+  await kinesis.send(new PutRecordsCommand({ StreamName: "sdk-workers",
+    Records: [{ PartitionKey: "a", Data: enc.encode("only-to-the-new-one") }] }));
+  let got = [];
+  while (got.length === 0) got = (await next(it2)).SubscribeToShardEvent.Records;
+  assert.deepEqual(got.map((r) => dec.decode(r.Data)), ["only-to-the-new-one"]);
+  one.destroy();
+  two.destroy();
+  await kinesis.send(new DeleteStreamCommand({ StreamName: "sdk-workers" }));
+});

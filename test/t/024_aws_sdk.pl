@@ -7,7 +7,9 @@
 # command with npm ci from the committed package-lock.json) runs against a
 # server with the endpoint on, with an access key made by
 # msgq.create_access_key (and a second role's, for the permission
-# actions): each of its tests must pass.
+# actions): each of its tests must pass. The endpoint runs two workers
+# (msgq.endpoint_workers), so requests, long polls and subscriptions are
+# spread over both.
 
 use strict;
 use warnings;
@@ -31,6 +33,7 @@ $node->append_conf('postgresql.conf', <<"EOF2");
 shared_preload_libraries = 'msgq'
 max_worker_processes = 16
 msgq.endpoint_port = $port
+msgq.endpoint_workers = 2
 EOF2
 $node->start;
 $node->safe_psql('postgres', <<'EOF2');
@@ -48,7 +51,7 @@ my ($akid, $secret) = split /\|/,
 # a second role, without rights on sdk_app's queues and topics until granted
 my ($other_akid, $other_secret) = split /\|/,
   $node->safe_psql('postgres', q{SELECT access_key_id || '|' || secret_access_key FROM msgq.create_access_key('sdk_other')});
-$node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
+$node->poll_query_until('postgres', q{SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'})
   or die 'the endpoint did not start';
 
 local $ENV{MSGQ_ENDPOINT} = "http://127.0.0.1:$port";

@@ -147,7 +147,7 @@ echo "+ ReceiveMessage (a long poll of up to 5 s: the message is there)"
 sqs ReceiveMessage "{\"QueueUrl\": \"$url\", \"WaitTimeSeconds\": 5}"
 echo "+ the same queue in SQL, owned by the key's role:"
 as_owner psql -X -c "SELECT queue_name, owner FROM msgq.queue WHERE queue_name = 'sdk-orders'"
-echo "+ the same queue through the AWS SDK for JavaScript (test/node's pinned @aws-sdk/client-sqs):"
+echo "+ the AWS SDK for JavaScript (test/node's pinned clients): the same queue, then a Kinesis stream over HTTP/2"
 if [ ! -d test/node/node_modules/@aws-sdk/client-sqs ]; then
 	(cd test/node && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 || true
 fi

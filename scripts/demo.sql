@@ -300,3 +300,4 @@ SELECT query_name, windows_emitted, records_read, skipped_records, pending_recor
 CREATE ROLE demo_app;
 GRANT USAGE ON SCHEMA msgq TO demo_app;
 GRANT EXECUTE ON FUNCTION msgq.create_queue(text, jsonb) TO demo_app;
+GRANT EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) TO demo_app;

@@ -2553,7 +2553,17 @@ ep_expire(TimestampTz now)
 			slow = c->in.len > 0 && c->request_started != 0;	/* headers or body incomplete */
 		if ((slow && now - c->request_started > (int64) msgq_endpoint_request_timeout_ms * 1000) ||
 			now - c->last_activity > (int64) EP_IDLE_TIMEOUT_MS * 1000)
+		{
+			if (c->h2 != NULL)
+			{
+				/* HTTP/2: say goodbye (GOAWAY), as far as the socket takes it */
+				ep_buf_append(&c->out, "", 0);
+				ep_h2_goaway(c->h2, &c->out);
+				c->closing = true;
+				(void) ep_write(c);
+			}
 			ep_close(c);
+		}
 	}
 }
 

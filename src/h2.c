@@ -410,6 +410,14 @@ ep_h2_send(EpH2 *h2, StringInfo out)
 	return nghttp2_session_want_read(h2->session) || nghttp2_session_want_write(h2->session);
 }
 
+/* End the session politely (GOAWAY, no error): its frames are appended to out */
+void
+ep_h2_goaway(EpH2 *h2, StringInfo out)
+{
+	(void) nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
+	(void) ep_h2_send(h2, out);
+}
+
 /* Whether a stream is still open (a parked request's client may reset it) */
 bool
 ep_h2_stream_open(EpH2 *h2, int32 stream_id)

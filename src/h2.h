@@ -38,6 +38,7 @@ extern void ep_h2_respond(EpH2 *h2, int32 stream_id, int status, const char *hea
 						  const char *body, size_t len, bool end);
 extern void ep_h2_write(EpH2 *h2, int32 stream_id, const char *data, size_t len, bool end);
 extern bool ep_h2_send(EpH2 *h2, StringInfo out);
+extern void ep_h2_goaway(EpH2 *h2, StringInfo out);
 extern bool ep_h2_stream_open(EpH2 *h2, int32 stream_id);
 extern bool ep_h2_incomplete(EpH2 *h2);
 

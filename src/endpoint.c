@@ -84,6 +84,9 @@
 #define EP_MAX_WORKERS		8
 #define EP_MAX_CONNECTIONS	16384	/* and within the process's file limit */
 #define EP_EVENTS			256 /* socket events taken per pass */
+#define EP_MAX_PENDING		(1024 * 1024)	/* answers a connection may have unsent */
+#define EP_READ_BUDGET		(256 * 1024)	/* bytes read from a connection per pass */
+#define EP_MAX_INPUT		(EP_MAX_HEADER + EP_MAX_BODY + EP_READ_BUDGET)	/* unparsed */
 #define EP_IDLE_TIMEOUT_MS		60000
 #define EP_SUB_SECS				300 /* a SubscribeToShard lasts five minutes */
 #define EP_SUB_HEARTBEAT_MS		5000	/* an event at least this often */
@@ -403,6 +406,8 @@ ep_mark(EpConn *c)
 static void
 ep_sub_release(int slot, uint32 gen)
 {
+	if (slot < 0)
+		return;
 	SpinLockAcquire(&ep_shared->sub_lock);
 	if (ep_shared->subs[slot].gen == gen)
 		ep_shared->subs[slot].key = 0;
@@ -1469,6 +1474,47 @@ ep_run(const EpAction *a, Jsonb *request, const char *prefix, EpAuth *auth, EpRe
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * Authenticate a request in a transaction of its own, before running it:
+ * its role is then known (auth->role_known).  NULL, or the error.
+ */
+static ErrorData *
+ep_authenticate(EpAuth *auth)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile error = NULL;
+
+	if (auth->role_known)
+		return NULL;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		Oid			role;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		role = ep_request_role(auth);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		auth->role = role;
+		auth->role_known = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		error = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+	}
+	PG_END_TRY();
+	return error;
+}
+
 /* The AWS error name of a PostgreSQL error, its HTTP status and fault */
 static const char *
 ep_error_code(EpConn *c, ErrorData *e, int *status_out, bool *sender_out)
@@ -1501,6 +1547,7 @@ ep_error_code(EpConn *c, ErrorData *e, int *status_out, bool *sender_out)
 			code = c->service && strcmp(c->service, KINESIS) == 0 ? "AccessDeniedException" : "AccessDenied",
 				status = 403;
 		else if (ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION ||
+				 ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
 				 ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_INVALID_TEXT_REPRESENTATION ||
 				 e->sqlerrcode == ERRCODE_NULL_VALUE_NOT_ALLOWED)
 			code = c->service && strcmp(c->service, KINESIS) == 0 ? "InvalidArgumentException" :
@@ -1543,20 +1590,20 @@ ep_parse_body(const char *body, int len)
 	SET_VARSIZE(b, VARHDRSZ + len);
 	if (len == 0)
 		return NULL;
-	if (!msgq_json_text_ok(b, true))
-		return NULL;
 
 	/*
-	 * Valid JSON may still not be jsonb (a number beyond numeric's range):
-	 * that error is the request's, not the endpoint's.  jsonb_in holds no
-	 * resource but memory, so it is caught here, outside a transaction.
+	 * Valid JSON may still not be jsonb (a number beyond numeric's range),
+	 * and JSON nested too deeply stops the parser (stack depth): those errors
+	 * are the request's, not the endpoint's.  The parsers hold no resource
+	 * but memory, so they are caught here, outside a transaction.
 	 */
 	{
 		MemoryContext cxt = CurrentMemoryContext;
 
 		PG_TRY();
 		{
-			j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+			if (msgq_json_text_ok(b, true))
+				j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
 		}
 		PG_CATCH();
 		{
@@ -1840,61 +1887,102 @@ ep_answer(EpConn *c, const EpAction *a, EpResult *res)
 }
 
 /*
- * A consumer subscribes to a shard: claim its slot.  Within 5 seconds of
- * its current subscription, refused ("in use"); later, the new one takes
- * the slot over, and the old one's worker (woken) ends its event stream
- * at its next pass.  NULL, or the AWS error to answer.
+ * The slot key of a subscription: its stream, consumer and shard as the
+ * statement reads them (the ARN's stream and consumer names, the shard's
+ * number), so that two spellings of one shard are one subscription.
  */
-static const char *
-ep_subscription_claim(Jsonb *request, int *slot_out, uint32 *gen_out)
+static uint64
+ep_subscription_key(Jsonb *request)
 {
 	char	   *arn = msgq_attr_str_or_null(&request->root, "ConsumerARN");
 	char	   *shard = msgq_attr_str_or_null(&request->root, "ShardId");
+	char	   *stream = arn ? strstr(arn, ":stream/") : NULL;
+	char	   *consumer = stream ? strstr(stream, "/consumer/") : NULL;
+	char	   *digits = shard ? strrchr(shard, '-') : NULL;
 	char	   *both;
-	uint64		key;
+
+	if (stream != NULL && consumer != NULL && shard != NULL)
+	{
+		digits = digits ? digits + 1 : shard;
+		both = psprintf("%.*s\n%.*s\n%ld", (int) (consumer - stream - 8), stream + 8,
+						(int) strcspn(consumer + 10, ":/"), consumer + 10, strtol(digits, NULL, 10));
+	}
+	else
+		both = psprintf("%s\n%s", arn ? arn : "", shard ? shard : "");
+	return hash_bytes_extended((const unsigned char *) both, strlen(both), 0) | 1;
+}
+
+/*
+ * Before a subscription's first poll: refused ("in use") within 5 seconds
+ * of the current subscription of its consumer and shard, and when no slot
+ * is free.  NULL, or the AWS error to answer.
+ */
+static const char *
+ep_subscription_check(uint64 key)
+{
+	int			i;
+	bool		free_slot = false;
+	const char *error = NULL;
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&ep_shared->sub_lock);
+	for (i = 0; i < EP_MAX_SUBSCRIPTIONS; i++)
+	{
+		if (ep_shared->subs[i].key == key)
+		{
+			if (now - ep_shared->subs[i].since < 5 * USECS_PER_SEC)
+				error = "ResourceInUseException";
+			free_slot = true;
+			break;
+		}
+		if (ep_shared->subs[i].key == 0)
+			free_slot = true;
+	}
+	SpinLockRelease(&ep_shared->sub_lock);
+	return error ? error : free_slot ? NULL : "LimitExceededException";
+}
+
+/*
+ * After its first poll succeeded (the request authenticated, the stream
+ * and consumer found, the role allowed): the subscription takes its slot,
+ * from the current one if any, whose worker (woken) ends that one's event
+ * stream at its next pass.  -1 if the table filled up meanwhile: the
+ * subscription runs without a slot.
+ */
+static int
+ep_subscription_take(uint64 key, uint32 *gen_out)
+{
 	int			i,
 				slot = -1,
 				free_slot = -1,
 				old_worker = -1;
-	TimestampTz now = GetCurrentTimestamp();
 
-	both = psprintf("%s\n%s", arn ? arn : "", shard ? shard : "");
-	key = hash_bytes_extended((const unsigned char *) both, strlen(both), 0) | 1;
 	SpinLockAcquire(&ep_shared->sub_lock);
 	for (i = 0; i < EP_MAX_SUBSCRIPTIONS; i++)
 	{
 		if (ep_shared->subs[i].key == key)
 		{
 			slot = i;
+			old_worker = ep_shared->subs[i].worker;
 			break;
 		}
 		if (ep_shared->subs[i].key == 0 && free_slot < 0)
 			free_slot = i;
 	}
+	if (slot < 0)
+		slot = free_slot;
 	if (slot >= 0)
 	{
-		if (now - ep_shared->subs[slot].since < 5 * USECS_PER_SEC)
-		{
-			SpinLockRelease(&ep_shared->sub_lock);
-			return "ResourceInUseException";
-		}
-		old_worker = ep_shared->subs[slot].worker;
+		ep_shared->subs[slot].key = key;
+		ep_shared->subs[slot].worker = ep_worker;
+		ep_shared->subs[slot].gen = ++ep_shared->sub_gen;
+		ep_shared->subs[slot].since = GetCurrentTimestamp();
+		*gen_out = ep_shared->subs[slot].gen;
 	}
-	else if ((slot = free_slot) < 0)
-	{
-		SpinLockRelease(&ep_shared->sub_lock);
-		return "LimitExceededException";
-	}
-	ep_shared->subs[slot].key = key;
-	ep_shared->subs[slot].worker = ep_worker;
-	ep_shared->subs[slot].gen = ++ep_shared->sub_gen;
-	ep_shared->subs[slot].since = now;
-	*gen_out = ep_shared->subs[slot].gen;
 	SpinLockRelease(&ep_shared->sub_lock);
-	*slot_out = slot;
 	if (old_worker >= 0 && old_worker != ep_worker && ep_shared->latch[old_worker] != NULL)
 		SetLatch(ep_shared->latch[old_worker]);
-	return NULL;
+	return slot;
 }
 
 /* Whether a subscription still holds its slot (no takeover) */
@@ -1903,6 +1991,8 @@ ep_subscription_current(EpPark *p)
 {
 	bool		current;
 
+	if (p->sub_slot < 0)
+		return true;
 	SpinLockAcquire(&ep_shared->sub_lock);
 	current = ep_shared->subs[p->sub_slot].gen == p->sub_gen;
 	SpinLockRelease(&ep_shared->sub_lock);
@@ -1963,6 +2053,32 @@ ep_jsonb_text(Jsonb *j)
 	return JsonbToCString(NULL, &j->root, VARSIZE(j));
 }
 
+/*
+ * After an event with records: the subscription's request now starts after
+ * the last of them, so that msgq.subscribe_to_shard, if it starts the
+ * subscription again (its five minutes are over, or another request took it
+ * over), goes on from there instead of the first request's position.
+ */
+static void
+ep_subscription_advance(EpPark *p, EpResult *res)
+{
+	JsonbValue *records = msgq_jsonb_member(&res->response->root, "Records");
+	char	   *last = msgq_attr_str_or_null(&res->response->root, "ContinuationSequenceNumber");
+	Jsonb	   *position;
+	Jsonb	   *moved;
+
+	if (records == NULL || records->type != jbvBinary ||
+		JsonContainerSize(records->val.binary.data) == 0 || last == NULL ||
+		strspn(last, "0123456789") != strlen(last))
+		return;
+	position = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+		psprintf("{\"StartingPosition\": {\"Type\": \"AFTER_SEQUENCE_NUMBER\", \"SequenceNumber\": \"%s\"}}", last))));
+	moved = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(p->request), JsonbPGetDatum(position)));
+	pfree(p->request);
+	p->request = (Jsonb *) MemoryContextAlloc(ep_cxt, VARSIZE(moved));
+	memcpy(p->request, moved, VARSIZE(moved));
+}
+
 /* The 200 answer that opens a subscription: initial-response, then the first event */
 static void
 ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
@@ -1979,6 +2095,7 @@ ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
 															   DirectFunctionCall1(gen_random_uuid, (Datum) 0)))),
 				  events.data, events.len, false);
 	p->last_event = GetCurrentTimestamp();
+	ep_subscription_advance(p, res);
 }
 
 /*
@@ -2009,6 +2126,8 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 	}
 	if (!woken && !ending && !heartbeat)
 		return false;
+	if (!ending && ep_h2_pending(c->h2, p->stream) > 0)
+		return false;			/* the client has not taken the last event yet */
 	memset(&auth, 0, sizeof(auth));
 	auth.role_known = true;
 	auth.role = p->role;
@@ -2018,8 +2137,11 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 	{
 		int			status;
 		bool		sender;
-		const char *code = ep_error_code(c, res.error, &status, &sender);
+		const char *code;
 		StringInfoData payload;
+
+		c->service = a->service;	/* Kinesis's error names */
+		code = ep_error_code(c, res.error, &status, &sender);
 
 		initStringInfo(&payload);
 		appendStringInfoString(&payload, "{\"message\": ");
@@ -2037,6 +2159,7 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 		return false;			/* nothing new */
 	ep_event(&events, "event", "SubscribeToShardEvent", ep_jsonb_text(res.response));
 	p->last_event = now;
+	ep_subscription_advance(p, &res);
 	ep_h2_write(c->h2, p->stream, events.data, events.len, ending);
 	if (ending)
 	{
@@ -2044,6 +2167,38 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 		ep_park_free(p);
 	}
 	return true;
+}
+
+static void ep_handle(EpConn *c, char *headers, const char *body, int body_len);
+
+/*
+ * ep_handle, with any error outside the request's transaction (ep_run
+ * catches those inside) answered as the request's error: no request can
+ * end the worker.
+ */
+static void
+ep_handle_safely(EpConn *c, char *headers, const char *body, int body_len)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ep_handle(c, headers, body, body_len);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		if (IsTransactionState())
+			AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		ep_error_from(c, e);
+		ep_count(NULL, GetCurrentTimestamp(), true);
+	}
+	PG_END_TRY();
 }
 
 /* One whole request: headers (NUL-terminated) and body */
@@ -2064,7 +2219,8 @@ ep_handle(EpConn *c, char *headers, const char *body, int body_len)
 	TimestampTz start = GetCurrentTimestamp();
 	bool		subscription;
 	const char *claim_error;
-	int			sub_slot = 0;
+	uint64		sub_key = 0;
+	int			sub_slot = -1;
 	uint32		sub_gen = 0;
 
 	c->keep_alive = !(connection && pg_strcasecmp(connection, "close") == 0) &&
@@ -2160,24 +2316,40 @@ authenticate:
 		ep_count(a, start, true);
 		return;
 	}
-	if (subscription && (claim_error = ep_subscription_claim(request, &sub_slot, &sub_gen)) != NULL)
+	if (subscription)
 	{
-		ep_error(c, 400, claim_error, NULL, true,
-				 strcmp(claim_error, "ResourceInUseException") == 0 ?
-				 "the consumer subscribed to this shard less than 5 seconds ago" :
-				 "too many subscriptions at once");
-		ep_count(a, start, true);
-		return;
+		/*
+		 * Authenticated before anything else: only a request that may read
+		 * the stream can end another subscription.
+		 */
+		ErrorData  *auth_err = ep_authenticate(&auth);
+
+		if (auth_err != NULL)
+		{
+			ep_error_from(c, auth_err);
+			ep_count(a, start, true);
+			return;
+		}
+		sub_key = ep_subscription_key(request);
+		if ((claim_error = ep_subscription_check(sub_key)) != NULL)
+		{
+			ep_error(c, 400, claim_error, NULL, true,
+					 strcmp(claim_error, "ResourceInUseException") == 0 ?
+					 "the consumer subscribed to this shard less than 5 seconds ago" :
+					 "too many subscriptions at once");
+			ep_count(a, start, true);
+			return;
+		}
 	}
 	ep_run(a, request, prefix, &auth, &res);
 	if (res.error != NULL)
 	{
-		if (subscription)
-			ep_sub_release(sub_slot, sub_gen);
 		ep_error_from(c, res.error);
 		ep_count(a, start, true);
 		return;
 	}
+	if (subscription)
+		sub_slot = ep_subscription_take(sub_key, &sub_gen);
 	if (res.wait_seconds > 0 || subscription)
 	{
 		/*
@@ -2290,7 +2462,9 @@ ep_process_h2(EpConn *c)
 		resetStringInfo(&c->in);
 		ep_buf_release(&c->in);
 	}
-	while (ep_h2_next(c->h2, &req))
+	/* no new request while answers already wait (a client that does not read) */
+	while (ep_h2_queued(c->h2) + (c->out.len - c->out_sent) <= EP_MAX_PENDING &&
+		   ep_h2_next(c->h2, &req))
 	{
 		c->stream = req.stream_id;
 		c->keep_alive = true;
@@ -2301,18 +2475,20 @@ ep_process_h2(EpConn *c)
 			ep_count(NULL, GetCurrentTimestamp(), true);
 		}
 		else
-			ep_handle(c, req.headers, req.body, req.body_len);
+			ep_handle_safely(c, req.headers, req.body, req.body_len);
 		pfree(req.headers);
 		pfree(req.body);
 	}
-	c->request_started = ep_h2_incomplete(c->h2) ?
-		(c->request_started ? c->request_started : GetCurrentTimestamp()) : 0;
+	/* the oldest stream not whole yet: PINGs and other frames do not renew it */
+	c->request_started = ep_h2_oldest_incomplete(c->h2);
 }
 
 /* Parse whole requests out of c->in, handling each */
 static void
 ep_process_input(EpConn *c)
 {
+	int			consumed = 0;
+
 	if (c->h2 == NULL && c->in.len > 0 && c->in.data[0] == 'P' &&
 		strncmp(c->in.data, EP_H2_PREFACE, Min(c->in.len, 4)) == 0)
 	{
@@ -2327,9 +2503,16 @@ ep_process_input(EpConn *c)
 		ep_process_h2(c);
 		return;
 	}
-	while (c->nparked == 0 && !c->closing && c->in.len > 0)
+	/*
+	 * Requests in order; none while one is parked or while the answers
+	 * already waiting for the socket are over EP_MAX_PENDING (a client that
+	 * does not read gets no more work done).  The input is compacted once.
+	 */
+	while (c->nparked == 0 && !c->closing && c->in.len > consumed &&
+		   c->out.len - c->out_sent <= EP_MAX_PENDING)
 	{
-		char	   *end = strstr(c->in.data, "\r\n\r\n");
+		char	   *start = c->in.data + consumed;
+		char	   *end = strstr(start, "\r\n\r\n");
 		char	   *headers;
 		char	   *len_text;
 		long		len = 0;
@@ -2337,15 +2520,15 @@ ep_process_input(EpConn *c)
 
 		if (end == NULL)
 		{
-			if (c->in.len > EP_MAX_HEADER)
+			if (c->in.len - consumed > EP_MAX_HEADER)
 			{
 				c->keep_alive = false;
 				ep_error(c, 400, "InvalidParameterValue", NULL, true, "request headers over 16 kB");
 			}
-			return;
+			break;
 		}
-		head_len = end - c->in.data + 4;
-		headers = pnstrdup(c->in.data, head_len - 2);
+		head_len = end - start + 4;
+		headers = pnstrdup(start, head_len - 2);
 		len_text = ep_header(headers, "Content-Length");
 		if (len_text != NULL)
 		{
@@ -2357,25 +2540,29 @@ ep_process_input(EpConn *c)
 			{
 				c->keep_alive = false;
 				ep_error(c, 400, "InvalidParameterValue", NULL, true, "a bad Content-Length");
-				return;
+				break;
 			}
 		}
 		if (len > EP_MAX_BODY)
 		{
 			c->keep_alive = false;
 			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 2 MiB");
-			return;
+			break;
 		}
-		if (c->in.len < head_len + len)
-			return;				/* the body is still coming */
+		if (c->in.len - consumed < head_len + len)
+			break;				/* the body is still coming */
 		c->stream = 0;
-		ep_handle(c, headers, c->in.data + head_len, (int) len);
-		/* drop the request from the input */
-		memmove(c->in.data, c->in.data + head_len + len, c->in.len - head_len - len);
-		c->in.len -= head_len + len;
-		c->in.data[c->in.len] = '\0';
-		c->request_started = c->in.len > 0 ? GetCurrentTimestamp() : 0;
+		ep_handle_safely(c, headers, start + head_len, (int) len);
+		consumed += head_len + len;
+		c->request_started = c->in.len > consumed ? GetCurrentTimestamp() : 0;
 		pfree(headers);
+	}
+	if (consumed > 0)
+	{
+		/* drop the requests answered from the input */
+		memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
+		c->in.len -= consumed;
+		c->in.data[c->in.len] = '\0';
 	}
 	ep_buf_release(&c->in);
 }
@@ -2384,9 +2571,16 @@ ep_process_input(EpConn *c)
 static void
 ep_poll(EpConn *c)
 {
-	uint32		want = EPOLLIN;
+	uint32		want = EPOLLRDHUP;
 	struct epoll_event ev;
 
+	/*
+	 * No reading while the input holds a whole request's worth unparsed
+	 * (behind a parked request) or while answers wait for the socket: TCP
+	 * then holds the client back.  A hang-up is still seen.
+	 */
+	if (c->in.len < EP_MAX_INPUT - EP_READ_BUDGET && c->out.len - c->out_sent <= EP_MAX_PENDING)
+		want |= EPOLLIN;
 	if (c->out.len > c->out_sent)
 		want |= EPOLLOUT;
 	if (want == c->polled)
@@ -2437,24 +2631,27 @@ ep_accept(void)
 	}
 }
 
-/* Read what the socket has; false when the connection is done */
+/*
+ * Read what the socket has, up to EP_READ_BUDGET a pass (epoll is
+ * level-triggered: the rest next pass); false when the connection is done.
+ */
 static bool
 ep_read(EpConn *c)
 {
 	static char buf[65536];
+	int			budget = Min(EP_READ_BUDGET, EP_MAX_INPUT - c->in.len);
 
-	for (;;)
+	while (budget > 0)
 	{
-		ssize_t		n = recv(c->fd, buf, sizeof(buf), 0);
+		ssize_t		n = recv(c->fd, buf, Min(sizeof(buf), budget), 0);
 
 		if (n > 0)
 		{
-			if (c->in.len == 0)
+			if (c->in.len == 0 && c->h2 == NULL)
 				c->request_started = GetCurrentTimestamp();
 			ep_buf_append(&c->in, buf, (int) n);
 			c->last_activity = GetCurrentTimestamp();
-			if (c->in.len > EP_MAX_HEADER + EP_MAX_BODY + 1024)
-				return false;
+			budget -= n;
 			if (n < sizeof(buf))
 				return true;
 			continue;
@@ -2463,22 +2660,40 @@ ep_read(EpConn *c)
 			return false;
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 	}
+	return true;
 }
 
-/* Write what the socket takes; false when the connection is done */
+/*
+ * Write what the socket takes; false when the connection is done.  On
+ * HTTP/2, frames are taken from the session while what is unsent stays
+ * under EP_MAX_PENDING (the rest waits in the session).
+ */
 static bool
 ep_write(EpConn *c)
 {
-	if (c->h2 != NULL && !ep_h2_send(c->h2, (ep_buf_append(&c->out, "", 0), &c->out)))
-		c->closing = true;
-	while (c->out_sent < c->out.len)
+	for (;;)
 	{
-		ssize_t		n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, 0);
+		if (c->h2 != NULL && c->out.len - c->out_sent <= EP_MAX_PENDING)
+		{
+			ep_buf_append(&c->out, "", 0);
+			if (!ep_h2_send(c->h2, &c->out, EP_MAX_PENDING))
+				c->closing = true;
+		}
+		if (c->out_sent >= c->out.len)
+			break;
+		while (c->out_sent < c->out.len)
+		{
+			ssize_t		n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent, 0);
 
-		if (n < 0)
-			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-		c->out_sent += n;
-		c->last_activity = GetCurrentTimestamp();
+			if (n < 0)
+				return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+			c->out_sent += n;
+			c->last_activity = GetCurrentTimestamp();
+		}
+		resetStringInfo(&c->out);
+		c->out_sent = 0;
+		if (c->h2 == NULL || !ep_h2_want_write(c->h2))
+			break;
 	}
 	if (c->out.data != NULL)
 	{
@@ -2571,7 +2786,21 @@ ep_expire(TimestampTz now)
 static void
 ep_detach(int code, Datum arg)
 {
+	dlist_iter	it;
+	uint32		parked = 0;
+	int			i;
+
 	ep_shared->latch[ep_worker] = NULL;
+	/* this worker's parked requests and subscriptions end with it */
+	dlist_foreach(it, &ep_parked)
+		parked++;
+	if (parked > 0)
+		pg_atomic_fetch_sub_u32(&ep_shared->parked, parked);
+	SpinLockAcquire(&ep_shared->sub_lock);
+	for (i = 0; i < EP_MAX_SUBSCRIPTIONS; i++)
+		if (ep_shared->subs[i].worker == ep_worker)
+			ep_shared->subs[i].key = 0;
+	SpinLockRelease(&ep_shared->sub_lock);
 }
 
 void
@@ -2697,6 +2926,8 @@ msgq_endpoint_main(Datum main_arg)
 			}
 			if (ready[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 				ok = ep_read(c);
+			else if (ready[i].events & EPOLLRDHUP)
+				ok = false;		/* hung up while not being read */
 			if (ok)
 				ep_process_input(c);
 			ep_service(c, ok);

@@ -31,6 +31,7 @@
 
 #include "lib/ilist.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "h2.h"
 
@@ -38,6 +39,8 @@
 #define H2_MAX_STREAMS		100
 /* how much a client may send before a window update */
 #define H2_WINDOW			(1024 * 1024)
+/* request bodies a connection may have buffered at once, in all its streams */
+#define H2_MAX_BUFFERED		(16 * 1024 * 1024)
 
 typedef struct H2Stream
 {
@@ -49,7 +52,8 @@ typedef struct H2Stream
 	StringInfoData body;
 	bool		too_big;
 	bool		ready;			/* the request is whole, in h2->ready */
-	dlist_node	node;
+	dlist_node	node;			/* in h2->ready, or in h2->incomplete before */
+	TimestampTz started;		/* its first frame */
 	/* the response */
 	bool		responding;
 	StringInfoData out;
@@ -65,7 +69,10 @@ struct EpH2
 	int			max_header;
 	int			max_body;
 	int			incomplete;		/* streams whose request is not whole yet */
+	dlist_head	incomplete_streams; /* those, oldest first */
 	dlist_head	ready;
+	size_t		buffered;		/* request body bytes of incomplete streams */
+	size_t		queued;			/* response bytes not yet taken into frames */
 };
 
 static H2Stream *
@@ -90,6 +97,8 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *
 	initStringInfo(&s->body);
 	MemoryContextSwitchTo(old);
 	nghttp2_session_set_stream_user_data(session, s->id, s);
+	s->started = GetCurrentTimestamp();
+	dlist_push_tail(&h2->incomplete_streams, &s->node);
 	h2->incomplete++;
 	return 0;
 }
@@ -135,8 +144,10 @@ h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
 
 	if (s == NULL || s->ready)
 		return 0;
-	if (s->too_big || s->body.len + len > (size_t) h2->max_body)
+	if (s->too_big || s->body.len + len > (size_t) h2->max_body ||
+		h2->buffered + len > H2_MAX_BUFFERED)
 	{
+		h2->buffered -= s->body.len;
 		/* answered with an error once whole; the bytes are not kept */
 		s->too_big = true;
 		if (s->body.maxlen > 1024)
@@ -156,6 +167,7 @@ h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
 		appendBinaryStringInfo(&s->body, (const char *) data, len);
 		MemoryContextSwitchTo(old);
 	}
+	h2->buffered += len;
 	return 0;
 }
 
@@ -173,6 +185,8 @@ h2_on_frame(nghttp2_session *session, const nghttp2_frame *frame, void *user_dat
 		return 0;
 	s->ready = true;
 	h2->incomplete--;
+	h2->buffered -= s->body.len;
+	dlist_delete(&s->node);
 	dlist_push_tail(&h2->ready, &s->node);
 	return 0;
 }
@@ -191,7 +205,13 @@ h2_on_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, vo
 			dlist_delete(&s->node); /* reset before it was answered */
 	}
 	else
+	{
 		h2->incomplete--;
+		h2->buffered -= s->body.len;
+		dlist_delete(&s->node);
+	}
+	if (s->out.data)
+		h2->queued -= s->out.len - s->out_off;
 	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
 	pfree(s->headers.data);
 	pfree(s->body.data);
@@ -211,6 +231,7 @@ h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t l
 
 	memcpy(buf, s->out.data + s->out_off, n);
 	s->out_off += n;
+	((EpH2 *) user_data)->queued -= n;
 	if (s->out_off == s->out.len)
 	{
 		resetStringInfo(&s->out);
@@ -243,6 +264,7 @@ ep_h2_create(MemoryContext parent, int max_header, int max_body)
 	h2->max_header = max_header;
 	h2->max_body = max_body;
 	dlist_init(&h2->ready);
+	dlist_init(&h2->incomplete_streams);
 	if (nghttp2_session_callbacks_new(&cbs) != 0)
 		elog(ERROR, "out of memory for an HTTP/2 session");
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_on_begin_headers);
@@ -361,6 +383,7 @@ ep_h2_respond(EpH2 *h2, int32 stream_id, int status, const char *headers,
 	initStringInfo(&s->out);
 	appendBinaryStringInfo(&s->out, body, len);
 	MemoryContextSwitchTo(old);
+	h2->queued += len;
 	s->out_off = 0;
 	s->out_end = end;
 	body_source.source.ptr = s;
@@ -384,6 +407,7 @@ ep_h2_write(EpH2 *h2, int32 stream_id, const char *data, size_t len, bool end)
 	old = MemoryContextSwitchTo(h2->cxt);
 	appendBinaryStringInfo(&s->out, data, len);
 	MemoryContextSwitchTo(old);
+	h2->queued += len;
 	s->out_end = end;
 	if (s->deferred)
 	{
@@ -392,11 +416,14 @@ ep_h2_write(EpH2 *h2, int32 stream_id, const char *data, size_t len, bool end)
 	}
 }
 
-/* Append the frames to write to out; false when the session is over */
+/*
+ * Append the frames to write to out, while out holds less than limit
+ * bytes; false when the session is over
+ */
 bool
-ep_h2_send(EpH2 *h2, StringInfo out)
+ep_h2_send(EpH2 *h2, StringInfo out, int limit)
 {
-	for (;;)
+	while (out->len < limit)
 	{
 		const uint8_t *data;
 		ssize_t		n = nghttp2_session_mem_send(h2->session, &data);
@@ -415,7 +442,23 @@ void
 ep_h2_goaway(EpH2 *h2, StringInfo out)
 {
 	(void) nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
-	(void) ep_h2_send(h2, out);
+	(void) ep_h2_send(h2, out, PG_INT32_MAX);
+}
+
+/* Whether the session has frames to write */
+bool
+ep_h2_want_write(EpH2 *h2)
+{
+	return nghttp2_session_want_write(h2->session) != 0;
+}
+
+/* Bytes of a stream's response not yet taken into frames (0: none, or no stream) */
+size_t
+ep_h2_pending(EpH2 *h2, int32 stream_id)
+{
+	H2Stream   *s = h2_stream(h2, stream_id);
+
+	return s == NULL || s->out.data == NULL ? 0 : s->out.len - s->out_off;
 }
 
 /* Whether a stream is still open (a parked request's client may reset it) */
@@ -425,9 +468,18 @@ ep_h2_stream_open(EpH2 *h2, int32 stream_id)
 	return h2_stream(h2, stream_id) != NULL;
 }
 
-/* Whether a request has begun and is not whole yet (a slow client) */
-bool
-ep_h2_incomplete(EpH2 *h2)
+/* When the oldest request not whole yet began (a slow client), or 0 */
+TimestampTz
+ep_h2_oldest_incomplete(EpH2 *h2)
 {
-	return h2->incomplete > 0;
+	if (dlist_is_empty(&h2->incomplete_streams))
+		return 0;
+	return dlist_head_element(H2Stream, node, &h2->incomplete_streams)->started;
+}
+
+/* Response bytes queued in the session's streams, not yet framed */
+size_t
+ep_h2_queued(EpH2 *h2)
+{
+	return h2->queued;
 }

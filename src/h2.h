@@ -12,6 +12,7 @@
 #ifndef MSGQ_H2_H
 #define MSGQ_H2_H
 
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 
 /* what a client sends first on an HTTP/2 connection with prior knowledge */
@@ -37,9 +38,12 @@ extern bool ep_h2_next(EpH2 *h2, EpH2Request *req);
 extern void ep_h2_respond(EpH2 *h2, int32 stream_id, int status, const char *headers,
 						  const char *body, size_t len, bool end);
 extern void ep_h2_write(EpH2 *h2, int32 stream_id, const char *data, size_t len, bool end);
-extern bool ep_h2_send(EpH2 *h2, StringInfo out);
+extern bool ep_h2_send(EpH2 *h2, StringInfo out, int limit);
+extern bool ep_h2_want_write(EpH2 *h2);
+extern size_t ep_h2_pending(EpH2 *h2, int32 stream_id);
 extern void ep_h2_goaway(EpH2 *h2, StringInfo out);
 extern bool ep_h2_stream_open(EpH2 *h2, int32 stream_id);
-extern bool ep_h2_incomplete(EpH2 *h2);
+extern TimestampTz ep_h2_oldest_incomplete(EpH2 *h2);
+extern size_t ep_h2_queued(EpH2 *h2);
 
 #endif							/* MSGQ_H2_H */

@@ -10,7 +10,7 @@ import {
   DeleteQueueCommand, QueueDoesNotExist,
 } from "@aws-sdk/client-sqs";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
-import http2 from "node:http2";
+import { raw } from "./raw.mjs";
 import net from "node:net";
 
 const sqs = new SQSClient({
@@ -55,22 +55,6 @@ test("errors and large bodies over HTTP/2", async () => {
   assert.equal(r.Messages[0].Body, body);
   await sqs.send(new DeleteQueueCommand({ QueueUrl }));
 });
-
-// raw HTTP/2 (node:http2), without the SDK
-function raw(headers, body) {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(process.env.MSGQ_ENDPOINT);
-    session.on("error", reject);
-    const req = session.request({ ":method": "POST", ":path": "/", ...headers });
-    let status = 0;
-    let data = "";
-    req.on("response", (h) => { status = h[":status"]; });
-    req.on("data", (d) => { data += d; });
-    req.on("end", () => { session.close(); resolve({ status, data }); });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 test("raw HTTP/2: an unsigned request, a body over 2 MiB, a broken frame", async () => {
   const unsigned = await raw({ "x-amz-target": "AmazonSQS.ListQueues", "content-type": "application/x-amz-json-1.0" }, "{}");

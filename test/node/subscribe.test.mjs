@@ -10,6 +10,8 @@ import {
   ResourceNotFoundException, InvalidArgumentException,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import http2 from "node:http2";
+import { raw } from "./raw.mjs";
 
 const options = {
   endpoint: process.env.MSGQ_ENDPOINT, region: "us-east-1", maxAttempts: 1,
@@ -19,6 +21,24 @@ const kinesis = new KinesisClient(options);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test("HTTP/2: a request left unfinished is cut at msgq.endpoint_request_timeout, PINGs or not", async () => {
+  const session = http2.connect(process.env.MSGQ_ENDPOINT);
+  session.on("error", () => {});
+  const req = session.request({ ":method": "POST", ":path": "/", "x-amz-target": "AmazonSQS.ListQueues" });
+  req.on("error", () => {});
+  req.write("{");       // and never the rest
+  const t0 = Date.now();
+  const pings = setInterval(() => { try { session.ping(() => {}); } catch {} }, 500);
+  const closed = await new Promise((resolve) => {
+    session.on("close", () => resolve(true));
+    setTimeout(() => resolve(false), 15000);
+  });
+  clearInterval(pings);
+  session.destroy();
+  assert.ok(closed, "the connection was closed");
+  assert.ok(Date.now() - t0 < 14000, `after ${Date.now() - t0} ms`);
+});
 
 // the next event of an event stream's iterator, or null at its end
 async function next(it, ms = 8000) {
@@ -63,6 +83,21 @@ test("SubscribeToShard: records pushed as they commit, in order, then a takeover
   const beat = (await next(it, 7000)).SubscribeToShardEvent;
   assert.deepEqual(beat.Records, []);
   assert.equal(beat.ContinuationSequenceNumber, last.ContinuationSequenceNumber);
+  // an unsigned request cannot take the subscription over: refused, and the
+  // stream goes on
+  const { status: unsigned } = await raw({ "x-amz-target": "Kinesis_20131202.SubscribeToShard",
+    "content-type": "application/x-amz-json-1.1" },
+    JSON.stringify({ ConsumerARN: Consumer.ConsumerARN, ShardId, StartingPosition: { Type: "LATEST" } }));
+  assert.equal(unsigned, 403);
+  await kinesis.send(new PutRecordsCommand({ StreamName: "sdk-fanout",
+    Records: [{ PartitionKey: "x", Data: enc.encode("rec-x") }] }));
+  let more = [];
+  while (more.length === 0) {
+    const e = (await next(it)).SubscribeToShardEvent;
+    more = e.Records.map((r) => dec.decode(r.Data));
+    if (more.length) last = e;
+  }
+  assert.deepEqual(more, ["rec-x"], "the first subscription still gets the records");
   const sub2 = await kinesis.send(new SubscribeToShardCommand({
     ConsumerARN: Consumer.ConsumerARN, ShardId,
     StartingPosition: { Type: "AFTER_SEQUENCE_NUMBER", SequenceNumber: last.ContinuationSequenceNumber } }));

@@ -34,6 +34,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
+use lib $FindBin::Bin;
+use MsgqTest;
 use HTTP::Tiny;
 use IO::Socket::INET;
 use Digest::MD5 qw(md5_hex);
@@ -43,18 +45,11 @@ use JSON::PP;
 use Time::HiRes qw(time sleep);
 use POSIX ();
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = PostgreSQL::Test::Cluster->new('aws_endpoint');
-$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
-$node->append_conf('postgresql.conf', <<"EOF");
-shared_preload_libraries = 'msgq'
-max_worker_processes = 16
-msgq.endpoint_port = $port
+my ($node, $port) = endpoint_node('aws_endpoint', <<'EOF');
 msgq.endpoint_role = 'sqs_app'
 msgq.endpoint_auth = none
 msgq.endpoint_request_timeout = 1s
 EOF
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
@@ -169,6 +164,15 @@ is($res->{status}, 400, 'a body that is not JSON: 400');
 $res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{"a": 1e999999}' });
 is($res->{status}, 400, 'JSON that is not jsonb (a number beyond numeric): 400');
 is((call('ListQueues', {}))[0], 200, 'and the endpoint goes on');
+{
+	my $pid = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'});
+	$res = $http->post($base,
+		{ headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{"a":' . ('[' x 200000) });
+	is($res->{status}, 400, 'JSON nested 200,000 deep (the parser\'s stack limit): 400');
+	is((call('ListQueues', {}))[0], 200, 'and the endpoint goes on');
+	is(sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'}), $pid,
+		'in the same worker (it did not crash)');
+}
 # malformed forms and XML: the AWS error, and nothing sent
 for my $case (
 	[ 'Action=SendMessage&Version=2012-11-05&QueueUrl=' . $url . '&MessageBody=cut%00short', 'a %00 in a form field' ],
@@ -250,6 +254,38 @@ is($res->{status}, 400, 'a GET: 400');
 	$got = sysread($bodiless, $buf, 100);
 	is($got, 0, 'so is one that sends headers and not the body they announce');
 	close($_) for @idle;
+}
+
+# A client that pipelines requests and never reads its answers: the worker
+# stops reading from it once answers wait unsent (TCP then holds the client
+# back), so its memory stays small and other clients are served at once
+{
+	my $pid = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'});
+	my $greedy = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port) or die $!;
+	$greedy->blocking(0);
+	my $chunk = "POST / HTTP/1.1\r\nHost: x\r\n\r\n" x 1000;
+	my $sent = 0;
+	my $t_end = time + 5;
+	while ($sent < 20 * 1024 * 1024 && time < $t_end)
+	{
+		my $n = syswrite($greedy, $chunk);
+		if (defined $n) { $sent += $n; } else { sleep 0.05; }
+	}
+	my $t0 = time;
+	my ($st2) = call('ListQueues', {}, HTTP::Tiny->new(timeout => 10));
+	my $secs = time - $t0;
+	is($st2, 200, "a client that sent $sent bytes of requests without reading does not stop others");
+	cmp_ok($secs, '<', 1, "who are served at once ($secs s)");
+	my $offset = -s $node->logfile;
+	sql("SELECT pg_log_backend_memory_contexts($pid)");
+	my $mem;
+	for (1 .. 100)
+	{
+		last if ($mem) = slurp_file($node->logfile, $offset) =~ /level: 1; msgq endpoint: (\d+) total/;
+		sleep 0.1;
+	}
+	cmp_ok($mem // 1e12, '<', 16 * 1024 * 1024, "the worker holds $mem bytes for it (its answers are held back)");
+	close($greedy);
 }
 
 # 10,000 idle keep-alive connections, each after one request: other clients

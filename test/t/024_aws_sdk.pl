@@ -17,6 +17,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
+use lib $FindBin::Bin;
+use MsgqTest;
 
 my $dir = "$FindBin::Bin/../node";
 if (!ok(-d "$dir/node_modules/\@aws-sdk/client-sqs", 'the SDK is installed (npm ci in test/node)'))
@@ -26,16 +28,9 @@ if (!ok(-d "$dir/node_modules/\@aws-sdk/client-sqs", 'the SDK is installed (npm 
 	exit 1;
 }
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = PostgreSQL::Test::Cluster->new('aws_sdk');
-$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
-$node->append_conf('postgresql.conf', <<"EOF2");
-shared_preload_libraries = 'msgq'
-max_worker_processes = 16
-msgq.endpoint_port = $port
+my ($node, $port) = endpoint_node('aws_sdk', <<'EOF2');
 msgq.endpoint_workers = 2
 EOF2
-$node->start;
 $node->safe_psql('postgres', <<'EOF2');
 CREATE EXTENSION msgq;
 CREATE ROLE sdk_app;
@@ -67,7 +62,7 @@ my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
 my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
 ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
-cmp_ok(scalar(@passed), '>=', 35, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
+cmp_ok(scalar(@passed), '>=', 36, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
 is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
 
 # A SubscribeToShard event stream ends after five minutes of msgq's clock

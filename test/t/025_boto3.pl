@@ -15,18 +15,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
+use lib $FindBin::Bin;
+use MsgqTest;
 use IO::Socket::INET;
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = PostgreSQL::Test::Cluster->new('boto3');
-$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
-$node->append_conf('postgresql.conf', <<"EOF2");
-shared_preload_libraries = 'msgq'
-max_worker_processes = 16
-msgq.endpoint_port = $port
+my ($node, $port) = endpoint_node('boto3', <<'EOF2');
 msgq.endpoint_workers = 2
 EOF2
-$node->start;
 $node->safe_psql('postgres', <<'EOF2');
 CREATE EXTENSION msgq;
 CREATE ROLE boto_app;

@@ -9,7 +9,7 @@ use strict;
 use warnings;
 use Exporter 'import';
 
-our @EXPORT = qw(crash_backend $none_pending);
+our @EXPORT = qw(crash_backend endpoint_node $none_pending);
 
 # A query true when no topic delivery is left: no outbox row (a publish's,
 # not expanded by the worker yet) and no delivery row.
@@ -31,6 +31,21 @@ sub crash_backend
 	$node->poll_query_until('postgres', 'SELECT 1', '1')
 	  or die 'the server did not come back after the crash';
 	return;
+}
+
+# A started node with msgq preloaded and the AWS endpoint on a free port,
+# with more postgresql.conf lines; returns the node and the port.
+sub endpoint_node
+{
+	my ($name, $conf) = @_;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'msgq'\nmax_worker_processes = 16\nmsgq.endpoint_port = $port\n"
+		  . ($conf // ''));
+	$node->start;
+	return ($node, $port);
 }
 
 1;

@@ -1028,8 +1028,9 @@ static const EpAction ep_actions[] = {
 		"SELECT '{}'::pg_catalog.jsonb FROM msgq.merge_shards(" EP_STREAM ","
 		"       $1->>'ShardToMerge', $1->>'AdjacentShardToMerge')"},
 	/* one poll of a subscription: the payload of a SubscribeToShardEvent */
+#define EP_SUB_STREAM "pg_catalog.substring($1->>'ConsumerARN', ':stream/([^/]+)/consumer/')"
 	{KINESIS, "SubscribeToShard",
-		"SELECT pg_catalog.jsonb_build_object("
+		"SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
 		"  'Records', COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
 		"      'SequenceNumber', sequence_number::pg_catalog.text,"
 		"      'ApproximateArrivalTimestamp', pg_catalog.date_part('epoch', approximate_arrival_timestamp),"
@@ -1048,7 +1049,20 @@ static const EpAction ep_actions[] = {
 		"          WHERE l.shard_id OPERATOR(pg_catalog.=) ($1->>'ShardId'))"
 		"      THEN pg_catalog.max(continuation_sequence_number) OPERATOR(pg_catalog.-) 1"
 		"    ELSE pg_catalog.max(continuation_sequence_number) END)::pg_catalog.text,"
-		"  'MillisBehindLatest', COALESCE(pg_catalog.max(millis_behind_latest), 0))"
+		"  'MillisBehindLatest', COALESCE(pg_catalog.max(millis_behind_latest), 0),"
+		/* a closed shard read to its end: its children, and the stream ends */
+		"  'ChildShards', CASE WHEN pg_catalog.count(sequence_number) OPERATOR(pg_catalog.=) 0 THEN"
+		"    (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('ShardId', k.shard_id,"
+		"        'ParentShards', pg_catalog.to_jsonb(pg_catalog.array_remove(ARRAY[k.parent_shard_id,"
+		"            k.adjacent_parent_shard_id], NULL)),"
+		"        'HashKeyRange', pg_catalog.jsonb_build_object('StartingHashKey', k.starting_hash_key::pg_catalog.text,"
+		"            'EndingHashKey', k.ending_hash_key::pg_catalog.text)) ORDER BY k.shard_id)"
+		"       FROM msgq.list_shards(" EP_SUB_STREAM ") me, msgq.list_shards(" EP_SUB_STREAM ") k"
+		"      WHERE me.shard_id OPERATOR(pg_catalog.=) ($1->>'ShardId')"
+		"        AND me.ending_sequence_number IS NOT NULL"
+		"        AND pg_catalog.max(continuation_sequence_number) OPERATOR(pg_catalog.>) me.ending_sequence_number"
+		"        AND (k.parent_shard_id OPERATOR(pg_catalog.=) me.shard_id"
+		"             OR k.adjacent_parent_shard_id OPERATOR(pg_catalog.=) me.shard_id)) END))"
 		"  FROM msgq.subscribe_to_shard(pg_catalog.substring($1->>'ConsumerARN', ':stream/([^/]+)/consumer/'),"
 		"       pg_catalog.substring($1->>'ConsumerARN', '/consumer/([^:/]+)'), $1->>'ShardId',"
 		"       COALESCE($1->'StartingPosition'->>'Type', 'LATEST'),"
@@ -2079,6 +2093,16 @@ ep_subscription_advance(EpPark *p, EpResult *res)
 	memcpy(p->request, moved, VARSIZE(moved));
 }
 
+/* Whether a poll found its shard closed and read to its end (ChildShards) */
+static bool
+ep_subscription_at_end(EpResult *res)
+{
+	JsonbValue *children = res->response ? msgq_jsonb_member(&res->response->root, "ChildShards") : NULL;
+
+	return children != NULL && children->type == jbvBinary &&
+		JsonContainerSize(children->val.binary.data) > 0;
+}
+
 /* The 200 answer that opens a subscription: initial-response, then the first event */
 static void
 ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
@@ -2093,7 +2117,7 @@ ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
 						   "x-amzn-RequestId: %s\r\n",
 						   DatumGetCString(DirectFunctionCall1(uuid_out,
 															   DirectFunctionCall1(gen_random_uuid, (Datum) 0)))),
-				  events.data, events.len, false);
+				  events.data, events.len, ep_subscription_at_end(res));
 	p->last_event = GetCurrentTimestamp();
 	ep_subscription_advance(p, res);
 }
@@ -2155,11 +2179,13 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 	}
 	records = res.response ? msgq_jsonb_member(&res.response->root, "Records") : NULL;
 	if (records != NULL && records->type == jbvBinary &&
-		JsonContainerSize(records->val.binary.data) == 0 && !heartbeat && !ending)
+		JsonContainerSize(records->val.binary.data) == 0 && !heartbeat && !ending &&
+		!ep_subscription_at_end(&res))
 		return false;			/* nothing new */
 	ep_event(&events, "event", "SubscribeToShardEvent", ep_jsonb_text(res.response));
 	p->last_event = now;
 	ep_subscription_advance(p, &res);
+	ending = ending || ep_subscription_at_end(&res);	/* the shard's end: no more events */
 	ep_h2_write(c->h2, p->stream, events.data, events.len, ending);
 	if (ending)
 	{
@@ -2381,6 +2407,12 @@ authenticate:
 			p->sub_slot = sub_slot;
 			p->sub_gen = sub_gen;
 			ep_subscription_begin(c, p, &res);
+			if (ep_subscription_at_end(&res))
+			{
+				/* a closed shard already read to its end: one event, then the end */
+				ep_count(a, start, false);
+				ep_park_free(p);
+			}
 		}
 		return;
 	}

@@ -3299,6 +3299,8 @@ reshard(MsgqStream *st, int32 *closing, int nclosing, uint128 *lo, uint128 *hi,
 			elog(ERROR, "could not create shard");
 	}
 	msgq_stream_cache_invalidate();
+	/* readers waiting on a closed shard learn of its end (and children) at once */
+	msgq_wakeup_at_commit(STREAM_WAIT_KEY(st->stream_id), false);
 }
 
 static int32

@@ -2,13 +2,15 @@
 // @aws-sdk/client-kinesis: SplitShard and MergeShards close shards and add
 // children (ListShards shows the lineage); reading a closed parent to its
 // end gives its ChildShards and no NextShardIterator; records put after a
-// split land in the children. test/t/024_aws_sdk.pl runs it.
+// split land in the children; a subscription to a shard that splits ends
+// with the ChildShards. test/t/024_aws_sdk.pl runs it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   KinesisClient, CreateStreamCommand, ListShardsCommand, PutRecordCommand, SplitShardCommand,
   MergeShardsCommand, GetShardIteratorCommand, GetRecordsCommand, DeleteStreamCommand,
-  InvalidArgumentException, ResourceNotFoundException,
+  InvalidArgumentException, ResourceNotFoundException, DescribeStreamSummaryCommand,
+  RegisterStreamConsumerCommand, SubscribeToShardCommand,
 } from "@aws-sdk/client-kinesis";
 
 const kinesis = new KinesisClient({
@@ -66,4 +68,30 @@ test("SplitShard, then MergeShards, through the SDK", async () => {
   assert.ok(merged, "the merged shard names both parents");
   assert.equal(merged.HashKeyRange.StartingHashKey, "0");
   await kinesis.send(new DeleteStreamCommand({ StreamName }));
+});
+
+test("SubscribeToShard: a shard split during the subscription ends it with ChildShards", async () => {
+  const name = "sdk-reshard-sub";
+  await kinesis.send(new CreateStreamCommand({ StreamName: name, ShardCount: 1 }));
+  const { StreamDescriptionSummary: d } = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+  const { Consumer } = await kinesis.send(new RegisterStreamConsumerCommand({ StreamARN: d.StreamARN, ConsumerName: "kcl" }));
+  const parent = "shardId-000000000000";
+  const sub = await kinesis.send(new SubscribeToShardCommand({
+    ConsumerARN: Consumer.ConsumerARN, ShardId: parent, StartingPosition: { Type: "TRIM_HORIZON" } }));
+  await kinesis.send(new PutRecordCommand({ StreamName: name, PartitionKey: "k", Data: enc.encode("last in the parent") }));
+  await kinesis.send(new SplitShardCommand({ StreamName: name, ShardToSplit: parent, NewStartingHashKey: HALF }));
+  const got = [];
+  let children;
+  const t0 = Date.now();
+  for await (const e of sub.EventStream) {
+    const ev = e.SubscribeToShardEvent;
+    got.push(...ev.Records.map((r) => dec.decode(r.Data)));
+    if (ev.ChildShards) children = ev.ChildShards;
+  }
+  assert.ok(Date.now() - t0 < 4000, "ended at the split, not at a heartbeat or after five minutes");
+  assert.deepEqual(got, ["last in the parent"]);
+  assert.equal(children.length, 2);
+  for (const c of children) assert.deepEqual(c.ParentShards, [parent]);
+  assert.deepEqual(children.map((c) => c.HashKeyRange.StartingHashKey).sort(), ["0", HALF].sort());
+  await kinesis.send(new DeleteStreamCommand({ StreamName: name, EnforceConsumerDeletion: true }));
 });

@@ -1,31 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * endpoint.c
- *	  The AWS wire endpoint: a background worker that serves SQS's AWS JSON
- *	  1.0 protocol over HTTP/1.1 on a loopback address, so that unmodified
- *	  AWS SDKs talk to msgq's queues.
+ *	  The AWS wire endpoint: background workers that serve SQS (AWS JSON 1.0
+ *	  and the older query protocol), SNS (the query protocol) and Kinesis
+ *	  (AWS JSON 1.1, SubscribeToShard's event stream) over HTTP/1.1 and
+ *	  cleartext HTTP/2 on a loopback address, so that unmodified AWS SDKs
+ *	  talk to msgq's queues, topics and streams.
  *
- * One process, single-threaded and event-driven: the listening socket and
- * every client connection are in one wait set with the process latch.
- * Requests are read whole (headers, then Content-Length bytes), then run,
- * each in a short transaction of its own, as the role the request
- * authenticates as; the response is written as the socket takes it.
- * Connections stay open (keep-alive) until the client closes them, sends
- * "Connection: close", stays idle for a minute, or takes more than ten
- * seconds to send a request's headers (slow clients cannot hold a slot).
+ * msgq.endpoint_workers processes share the port (SO_REUSEPORT).  Each is
+ * single-threaded and event-driven: its connections are in an epoll set of
+ * its own, which its wait set watches with the latch and postmaster death.
+ * Requests are read whole (HTTP/1.1: headers, then Content-Length bytes;
+ * HTTP/2: a stream's HEADERS and DATA, through h2.c), then run, each in a
+ * short transaction of its own, as the role the request authenticates as
+ * (SigV4 against access_key.c's encrypted secrets); the response is
+ * written as the socket takes it, with back-pressure on clients that do
+ * not read.  Connections stay open (keep-alive) until the client closes
+ * them, stays idle for a minute, or takes longer than
+ * msgq.endpoint_request_timeout to send a request.
  *
  * Each action is one SQL statement over msgq's own functions, with the
- * request's JSON as a parameter, that builds the response's JSON: names
- * from requests are data, never SQL text.  msgq's errors carry their AWS
- * name ("AWS error code: X" in the detail), which becomes the response's
- * __type (com.amazonaws.sqs#X) and, for the SDKs' query compatibility, the
- * x-amzn-query-error header.
+ * request as a jsonb parameter, that builds the response (JSON, or the
+ * query protocol's XML): names from requests are data, never SQL text.
+ * msgq's errors carry their AWS name ("AWS error code: X" in the detail),
+ * which becomes the response's error (__type and x-amzn-query-error, or
+ * <ErrorResponse>).
  *
- * A ReceiveMessage that finds nothing and may wait (WaitTimeSeconds, or
- * the queue's ReceiveMessageWaitTimeSeconds) is parked without a
- * transaction: commits that make messages receivable set this process's
- * latch (msgq_endpoint_wakeup, from wait.c) while any request is parked,
- * and parked requests are tried again then, and when their wait ends.
+ * A ReceiveMessage that finds nothing and may wait, and a SubscribeToShard
+ * for its five minutes, are parked without a transaction: commits that
+ * make messages or records readable set the workers' latches
+ * (msgq_endpoint_wakeup, from wait.c) while anything is parked, and parked
+ * requests are tried again then (and at their ends and heartbeats).
+ * doc/design.md "The AWS endpoint" has the whole design.
  *
  * IDENTIFICATION
  *	  src/endpoint.c

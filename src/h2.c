@@ -287,7 +287,7 @@ ep_h2_create(MemoryContext parent, int max_header, int max_body)
 void
 ep_h2_free(EpH2 *h2)
 {
-	nghttp2_session_del(h2->session);	/* closes its streams: frees them */
+	nghttp2_session_del(h2->session);	/* no callbacks: the streams are in cxt */
 	MemoryContextDelete(h2->cxt);
 }
 

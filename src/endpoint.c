@@ -634,21 +634,25 @@ ep_legacy_code(const char *code)
 	"ARRAY(SELECT value FROM pg_catalog.jsonb_each_text($1)" \
 	"  WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+$')"
 /* the query protocol's message attributes Prefix.N.Name / .Value.DataType ... */
-#define EP_Q_MSG_ATTRS(prefix) \
-	"NULLIF((SELECT pg_catalog.jsonb_object_agg(n.value, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
+/* one attribute's value, its fields under the key prefix x.p */
+#define EP_Q_ATTR_VALUE \
+	"pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
 	"   'DataType', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.DataType')," \
 	"   'StringValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.StringValue')," \
-	"   'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue'))))" \
+	"   'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue')))"
+#define EP_Q_MSG_ATTRS(prefix) \
+	"NULLIF((SELECT pg_catalog.jsonb_object_agg(n.value, " EP_Q_ATTR_VALUE ")" \
 	"   FROM pg_catalog.jsonb_each_text($1) n," \
 	"        LATERAL (SELECT pg_catalog.substring(n.key, '^(" prefix "\\.[0-9]+\\.)Name$') AS p) x" \
 	"  WHERE x.p IS NOT NULL), '{}')"
 /* a batch's entries Prefix.N.Field as a jsonb array of objects */
+#define EP_Q_ENTRY_ROWS(prefix) \
+	"(SELECT (pg_catalog.regexp_match(key, '^" prefix "\\.([0-9]+)\\.'))[1]::pg_catalog.int4 AS i," \
+	"        pg_catalog.jsonb_object_agg(pg_catalog.regexp_replace(key, '^" prefix "\\.[0-9]+\\.', ''), value) AS e" \
+	"   FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
+	"  GROUP BY 1)"
 #define EP_Q_ENTRIES(prefix) \
-	"(SELECT pg_catalog.jsonb_agg(e ORDER BY i) FROM (" \
-	"   SELECT (pg_catalog.regexp_match(key, '^" prefix "\\.([0-9]+)\\.'))[1]::pg_catalog.int4 AS i," \
-	"          pg_catalog.jsonb_object_agg(pg_catalog.regexp_replace(key, '^" prefix "\\.[0-9]+\\.', ''), value) AS e" \
-	"     FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
-	"    GROUP BY 1) b)"
+	"(SELECT pg_catalog.jsonb_agg(e ORDER BY i) FROM " EP_Q_ENTRY_ROWS(prefix) " b)"
 /* the same, NULL when empty (SNS's functions then name the parameter) */
 #define EP_Q_SOME(prefix) \
 	"(SELECT CASE WHEN pg_catalog.cardinality(a) OPERATOR(pg_catalog.>) 0 THEN a END" \
@@ -657,19 +661,13 @@ ep_legacy_code(const char *code)
 /* EP_Q_ENTRIES with each entry's Prefix.N.MessageAttributes.entry.M.Name/Value.* */
 #define EP_Q_ENTRIES_ATTRS(prefix) \
 	"(SELECT pg_catalog.jsonb_agg(b.e OPERATOR(pg_catalog.||) COALESCE((" \
-	"     SELECT pg_catalog.jsonb_build_object('MessageAttributes', pg_catalog.jsonb_object_agg(n.value," \
-	"        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(" \
-	"          'DataType', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.DataType')," \
-	"          'StringValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.StringValue')," \
-	"          'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue')))))" \
+	"     SELECT pg_catalog.jsonb_build_object('MessageAttributes'," \
+	"        pg_catalog.jsonb_object_agg(n.value, " EP_Q_ATTR_VALUE "))" \
 	"       FROM pg_catalog.jsonb_each_text($1) n," \
 	"            LATERAL (SELECT pg_catalog.substring(n.key, '^(" prefix "\\.' OPERATOR(pg_catalog.||) b.i" \
 	"                OPERATOR(pg_catalog.||) '\\.MessageAttributes\\.entry\\.[0-9]+\\.)Name$') AS p) x" \
 	"      WHERE x.p IS NOT NULL HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0), '{}') ORDER BY b.i)" \
-	"   FROM (SELECT (pg_catalog.regexp_match(key, '^" prefix "\\.([0-9]+)\\.'))[1]::pg_catalog.int4 AS i," \
-	"          pg_catalog.jsonb_object_agg(pg_catalog.regexp_replace(key, '^" prefix "\\.[0-9]+\\.', ''), value) AS e" \
-	"     FROM pg_catalog.jsonb_each_text($1) WHERE key OPERATOR(pg_catalog.~) '^" prefix "\\.[0-9]+\\.[A-Za-z]+$'" \
-	"    GROUP BY 1) b)"
+	"   FROM " EP_Q_ENTRY_ROWS(prefix) " b)"
 
 /* SNS: <Attributes><entry><key/><value/></entry>...</Attributes> of a jsonb map */
 #define EP_SNS_ATTRS(expr) \
@@ -1151,13 +1149,7 @@ static const EpAction ep_actions[] = {
 		"       CASE WHEN p.sequence_number IS NOT NULL"
 		"         THEN xmlelement(name \"SequenceNumber\", p.sequence_number) END)::pg_catalog.text"
 		"  FROM msgq.publish(COALESCE($1->>'TopicArn', $1->>'TargetArn'), $1->>'Message', $1->>'Subject',"
-		"       NULLIF((SELECT pg_catalog.jsonb_object_agg(n.value, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object("
-		"          'DataType', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.DataType'),"
-		"          'StringValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.StringValue'),"
-		"          'BinaryValue', $1->>(x.p OPERATOR(pg_catalog.||) 'Value.BinaryValue'))))"
-		"          FROM pg_catalog.jsonb_each_text($1) n,"
-		"               LATERAL (SELECT pg_catalog.substring(n.key, '^(MessageAttributes\\.entry\\.[0-9]+\\.)Name$') AS p) x"
-		"         WHERE x.p IS NOT NULL), '{}'),"
+		"       " EP_Q_MSG_ATTRS("MessageAttributes\\.entry") ","
 		"       $1->>'MessageGroupId', $1->>'MessageDeduplicationId', $1->>'MessageStructure') p"},
 
 	/* SQS's query protocol: form fields in, <ActionResult> XML out */
@@ -1636,19 +1628,6 @@ ep_parse_body(const char *body, int len)
 	return j;
 }
 
-static int
-ep_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* application/x-www-form-urlencoded text, decoded */
 /* Percent-decode v (a form field); *outlen is the length (it may hold a NUL) */
 static char *
 ep_url_decode(const char *v, int len, int *outlen)
@@ -1662,9 +1641,9 @@ ep_url_decode(const char *v, int len, int *outlen)
 		if (v[i] == '+')
 			out[n++] = ' ';
 		else if (v[i] == '%' && i + 2 < len &&
-				 ep_hexval(v[i + 1]) >= 0 && ep_hexval(v[i + 2]) >= 0)
+				 msgq_hex_digit(v[i + 1]) >= 0 && msgq_hex_digit(v[i + 2]) >= 0)
 		{
-			out[n++] = (char) (ep_hexval(v[i + 1]) * 16 + ep_hexval(v[i + 2]));
+			out[n++] = (char) (msgq_hex_digit(v[i + 1]) * 16 + msgq_hex_digit(v[i + 2]));
 			i += 2;
 		}
 		else

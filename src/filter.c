@@ -489,18 +489,6 @@ filter_parse_ipv4(const char *s, int len, uint8 *out)
 	return i == len;
 }
 
-static int
-filter_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Full, compressed ("::") and IPv4-suffixed IPv6 text; no zone index */
 static bool
 filter_parse_ipv6(const char *s, int len, uint8 *out)
@@ -523,7 +511,7 @@ filter_parse_ipv6(const char *s, int len, uint8 *out)
 		int			j = i;
 		int			val = 0;
 
-		while (j < len && filter_hexval(s[j]) >= 0)
+		while (j < len && msgq_hex_digit(s[j]) >= 0)
 			j++;
 		if (j < len && s[j] == '.')
 		{
@@ -539,7 +527,7 @@ filter_parse_ipv6(const char *s, int len, uint8 *out)
 		if (j == i || j - i > 4 || ng >= 8)
 			return false;
 		for (; i < j; i++)
-			val = (val << 4) | filter_hexval(s[i]);
+			val = (val << 4) | msgq_hex_digit(s[i]);
 		groups[ng++] = (uint16) val;
 		if (i == len)
 			break;

@@ -52,7 +52,7 @@ typedef struct H2Stream
 	StringInfoData body;
 	bool		too_big;
 	bool		ready;			/* the request is whole, in h2->ready */
-	dlist_node	node;			/* in h2->ready, or in h2->incomplete before */
+	dlist_node	node;			/* in h2->ready, or before in h2->incomplete_streams */
 	TimestampTz started;		/* its first frame */
 	/* the response */
 	bool		responding;
@@ -68,8 +68,7 @@ struct EpH2
 	MemoryContext cxt;
 	int			max_header;
 	int			max_body;
-	int			incomplete;		/* streams whose request is not whole yet */
-	dlist_head	incomplete_streams; /* those, oldest first */
+	dlist_head	incomplete_streams; /* streams whose request is not whole yet, oldest first */
 	dlist_head	ready;
 	size_t		buffered;		/* request body bytes of incomplete streams */
 	size_t		queued;			/* response bytes not yet taken into frames */
@@ -99,7 +98,6 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *
 	nghttp2_session_set_stream_user_data(session, s->id, s);
 	s->started = GetCurrentTimestamp();
 	dlist_push_tail(&h2->incomplete_streams, &s->node);
-	h2->incomplete++;
 	return 0;
 }
 
@@ -184,7 +182,6 @@ h2_on_frame(nghttp2_session *session, const nghttp2_frame *frame, void *user_dat
 	if (s == NULL || s->ready)
 		return 0;
 	s->ready = true;
-	h2->incomplete--;
 	h2->buffered -= s->body.len;
 	dlist_delete(&s->node);
 	dlist_push_tail(&h2->ready, &s->node);
@@ -206,7 +203,6 @@ h2_on_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, vo
 	}
 	else
 	{
-		h2->incomplete--;
 		h2->buffered -= s->body.len;
 		dlist_delete(&s->node);
 	}

@@ -126,6 +126,7 @@ extern Oid	msgq_extension_owner(void);
 extern Oid	msgq_extension_owner_lookup(void);
 extern bool msgq_extension_lock_shared(void);
 extern JsonbValue *msgq_jsonb_member(JsonbContainer *obj, const char *key);
+extern int	msgq_hex_digit(char c);
 extern void msgq_utils_cache_reset(void);
 extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context);

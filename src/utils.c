@@ -366,3 +366,16 @@ msgq_worker_pass(const char *activity, const char *relname, long (*run) (bool in
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return wait_ms;
 }
+
+/* The value of a hexadecimal digit, or -1 */
+int
+msgq_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

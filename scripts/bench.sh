@@ -195,6 +195,7 @@ psql_q -v payload="$PAYLOAD" <<-'EOF'
 	CREATE TABLE q (id bigserial PRIMARY KEY, vt timestamptz NOT NULL DEFAULT now(),
 	                read_ct int NOT NULL DEFAULT 0, payload jsonb);
 	CREATE INDEX ON q (vt);
+	CREATE TABLE wal_floor (payload text);
 EOF
 
 # The same payload as ten send_message_batch entries.
@@ -353,17 +354,21 @@ summary=$(
 # script (receive + delete); WAL is measured between the three points with
 # pg_current_wal_lsn() and pg_stat_wal. Each side starts from an empty table
 # right after a checkpoint, so pages are new and full-page images rare;
-# autovacuum is off on the two tables meanwhile, so that its WAL does not land
-# on one side by chance.
+# autovacuum is off on the tables meanwhile, so that its WAL does not land
+# on one side by chance. A third side, "floor", writes only the payload into a
+# one-column table without index and deletes it, a transaction each: the WAL
+# below which no heap-stored queue committing each call can go.
 wal_table=""
 if [[ " $WORKLOADS " == *" wal "* ]]; then
 	echo "=== wal: WAL bytes per message, send + receive + delete, $WAL_MESSAGES messages, 1 client"
-	psql_q -c 'ALTER TABLE q SET (autovacuum_enabled = off)'
+	psql_q -c 'ALTER TABLE q SET (autovacuum_enabled = off)' -c 'ALTER TABLE wal_floor SET (autovacuum_enabled = off)'
 	for p in 0 1 2 3; do psql_q -c "ALTER TABLE msgq.message_$p SET (autovacuum_enabled = off)"; done
 	wal_rows=()
-	for side in msgq baseline; do
+	for side in msgq baseline floor; do
 		if [ "$side" = msgq ]; then
 			psql_q -c 'TRUNCATE msgq.message' -c 'CHECKPOINT'
+		elif [ "$side" = floor ]; then
+			psql_q -c 'TRUNCATE wal_floor' -c 'CHECKPOINT'
 		else
 			psql_q -c 'TRUNCATE q RESTART IDENTITY' -c 'CHECKPOINT'
 		fi
@@ -387,14 +392,18 @@ if [[ " $WORKLOADS " == *" wal "* ]]; then
 		echo "  $side: send, receive + delete, total WAL bytes/message, records/message, FPIs: $row"
 		wal_rows+=("$side $row")
 	done
-	psql_q -c 'ALTER TABLE q RESET (autovacuum_enabled)'
+	psql_q -c 'ALTER TABLE q RESET (autovacuum_enabled)' -c 'ALTER TABLE wal_floor RESET (autovacuum_enabled)'
 	for p in 0 1 2 3; do psql_q -c "ALTER TABLE msgq.message_$p RESET (autovacuum_enabled)"; done
 	wal_table=$(
 		echo "| WAL per message ($WAL_MESSAGES messages, 1 client) | send B | receive + delete B | total B | WAL records | full-page images (all) |"
 		echo "|---|---:|---:|---:|---:|---:|"
 		for r in "${wal_rows[@]}"; do
 			set -- $r
-			if [ "$1" = msgq ]; then name="msgq send_message, receive_message, delete_message"; else name="SKIP LOCKED queue (baseline)"; fi
+			case $1 in
+			msgq) name="msgq send_message, receive_message, delete_message" ;;
+			baseline) name="SKIP LOCKED queue (baseline)" ;;
+			floor) name="floor: the payload alone, INSERT into a one-column table without index, DELETE" ;;
+			esac
 			shift
 			echo "| $name | $1 | $2 | $3 | $4 | $5${6:+ $6} |"
 		done
@@ -402,7 +411,11 @@ if [[ " $WORKLOADS " == *" wal "* ]]; then
 		m=$4
 		set -- ${wal_rows[1]}
 		b=$4
-		awk -v m="$m" -v b="$b" 'BEGIN { if (b > 0) printf "| ratio msgq / baseline | | | %.2f | | |\n", m / b }'
+		set -- ${wal_rows[2]}
+		f=$4
+		awk -v m="$m" -v b="$b" -v f="$f" 'BEGIN {
+			if (b > 0) printf "| ratio msgq / baseline | | | %.2f | | |\n", m / b
+			if (f > 0) printf "| ratio msgq / floor | | | %.2f | | |\n", m / f }'
 	)
 fi
 

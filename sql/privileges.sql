@@ -128,6 +128,36 @@ SELECT count(*) FROM msgq.receive_message('p_evil', max_number_of_messages => 10
 SELECT body FROM msgq.receive_message('p_evil', max_number_of_messages => 10);
 RESET ROLE;
 RESET search_path;
+
+-- Statements msgq runs as its owner are parsed with search_path pinned to
+-- pg_catalog, pg_temp, whatever the caller's path (the plan cache parses a
+-- statement again when the path changes, so pinning only at prepare time is
+-- not enough).  A temporary domain named like a type msgq casts to, and the
+-- operators above, are found first under the caller's path: were they used,
+-- they would run as the extension's owner, a superuser.
+SELECT msgq.create_stream('p_evil_stream', 1);
+SELECT msgq.create_topic('p_evil_topic') AS evil_topic \gset
+SELECT msgq.subscribe('p_evil_topic', 'sqs', 'p_evil') IS NOT NULL AS subscribed;
+SET ROLE regress_msgq_evil;
+CREATE DOMAIN pg_temp.oid AS pg_catalog.oid CHECK (regress_msgq_evil.trap());
+CREATE DOMAIN pg_temp.bool AS pg_catalog.bool CHECK (regress_msgq_evil.trap());
+CREATE DOMAIN pg_temp.timestamptz AS pg_catalog.timestamptz CHECK (regress_msgq_evil.trap());
+SET search_path = regress_msgq_evil, pg_catalog, public;
+SELECT msgq_test.err($$SELECT NULL::oid$$);
+SELECT * FROM msgq.list_streams() WHERE list_streams = 'p_evil_stream';
+SELECT count(*) > 0 AS listed FROM msgq.list_subscriptions() WHERE topic_arn = :'evil_topic';
+SELECT (msgq.send_message('p_evil', 'four')).message_id IS NOT NULL AS sent;
+SELECT r.body, msgq.delete_message('p_evil', r.receipt_handle) AS deleted
+  FROM msgq.receive_message('p_evil') r;
+RESET search_path;
+DISCARD TEMP;
+RESET ROLE;
+-- a superuser's session whose path is hostile runs the maintenance cycle
+SET search_path = regress_msgq_evil, pg_catalog, public;
+SELECT msgq.run_maintenance();
+RESET search_path;
+SELECT msgq.delete_topic('p_evil_topic');
+SELECT msgq.delete_stream('p_evil_stream');
 -- the digests were right
 SELECT :'evil_md5_one' = md5('one') AS md5_one, :'evil_md5_two' = md5('two') AS md5_two,
 	   :'evil_md5_got' = md5('one') AS md5_got, :'evil_md5_three' = md5('three') AS md5_three,

@@ -252,6 +252,7 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 	ListCell   *lc;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 	bool		connected = false;
 
 	foreach(lc, stmt->roles)
@@ -270,7 +271,7 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 
 		if (!connected)
 		{
-			msgq_switch_to_owner(&save_userid, &save_sec_context);
+			msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			connected = true;
@@ -333,7 +334,7 @@ acl_check_drop_roles(DropRoleStmt *stmt)
 	if (connected)
 	{
 		SPI_finish();
-		msgq_restore_user(save_userid, save_sec_context);
+		msgq_restore_user(save_userid, save_sec_context, save_nest);
 	}
 }
 

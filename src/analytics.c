@@ -55,6 +55,7 @@
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -210,13 +211,16 @@ sq_parse(Jsonb *attrs, SqConfig *c, Oid owner)
 	{
 		static const char *const tkeys[] = {"Type", "TableName", NULL};
 		char	   *table;
+		int			nest;
 
 		msgq_attr_check_keys(d, tkeys, "a Table destination");
 		table = msgq_attr_str(msgq_jsonb_member(d, "TableName"), "TableName");
 		if (table == NULL)
 			SQ_INVALID("a Table destination needs a TableName");
+		nest = msgq_caller_search_path();
 		c->dest_table = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(table)),
 										 NoLock, true);
+		AtEOXact_GUC(true, nest);
 		if (!OidIsValid(c->dest_table) ||
 			(get_rel_relkind(c->dest_table) != RELKIND_RELATION &&
 			 get_rel_relkind(c->dest_table) != RELKIND_PARTITIONED_TABLE))
@@ -320,12 +324,15 @@ msgq_create_stream_query(PG_FUNCTION_ARGS)
 	{
 		Oid			save_userid;
 		int			save_sec_context;
+		int			nest;
 
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		nest = msgq_caller_search_path();
 		if (SPI_prepare(sq_statement(query, c.dest_table), 3,
 						(Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID}) == NULL)
 			elog(ERROR, "could not prepare the stream query: %s", SPI_result_code_string(SPI_result));
+		AtEOXact_GUC(true, nest);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 
@@ -770,6 +777,7 @@ sq_emit(void *arg)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			rc;
+	int			nest;
 	Datum		args[3] = {Int32GetDatum(q->id), TimestampTzGetDatum(e->start), TimestampTzGetDatum(e->end)};
 
 	if (OidIsValid(q->dest_table) && get_rel_name(q->dest_table) == NULL)
@@ -779,8 +787,10 @@ sq_emit(void *arg)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(q->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	nest = msgq_caller_search_path();
 	rc = SPI_execute_with_args(sq_statement(q->query, q->dest_table), 3,
 							   (Oid[]) {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID}, args, NULL, false, 0);
+	AtEOXact_GUC(true, nest);
 	if (rc != SPI_OK_INSERT && rc != SPI_OK_SELECT)
 		elog(ERROR, "the stream query's statement failed: %s", SPI_result_code_string(rc));
 	e->rows = SPI_processed;

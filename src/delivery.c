@@ -873,6 +873,7 @@ function_call(DueRow *r, bool *client)
 	Datum		arg;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			nest;
 
 	LOCAL_FCINFO(fcinfo, 1);
 
@@ -907,7 +908,9 @@ function_call(DueRow *r, bool *client)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(r->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	nest = msgq_caller_search_path();
 	(void) FunctionCallInvoke(fcinfo);
+	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
@@ -1268,6 +1271,7 @@ msgq_delivery_worker_pass(void)
 	TimestampTz now;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 	long		wait_ms = -1;
 
 	worker_state_init();
@@ -1292,7 +1296,7 @@ msgq_delivery_worker_pass(void)
 	pgstat_report_activity(STATE_RUNNING, "msgq deliveries");
 	if (msgq_extension_lock_shared())
 	{
-		msgq_switch_to_owner(&save_userid, &save_sec_context);
+		msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		http_record(results, nresults);
@@ -1302,7 +1306,7 @@ msgq_delivery_worker_pass(void)
 		now = msgq_now();
 		due = next_due(now);
 		SPI_finish();
-		msgq_restore_user(save_userid, save_sec_context);
+		msgq_restore_user(save_userid, save_sec_context, save_nest);
 	}
 	else
 		now = msgq_now();

@@ -2832,6 +2832,7 @@ msgq_endpoint_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(msgq_endpoint_database, NULL, 0);
+	msgq_pin_process_search_path();
 	ep_cxt = AllocSetContextCreate(TopMemoryContext, "msgq endpoint", ALLOCSET_DEFAULT_SIZES);
 	loop_cxt = AllocSetContextCreate(ep_cxt, "msgq endpoint pass", ALLOCSET_DEFAULT_SIZES);
 	/* as many connections as the file limit allows, raised to its hard limit */

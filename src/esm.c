@@ -71,6 +71,7 @@
 #include "utils/snapmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -961,6 +962,7 @@ esm_call(void *arg)
 	bool		response_null;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			nest;
 
 	LOCAL_FCINFO(call, 1);
 
@@ -971,7 +973,9 @@ esm_call(void *arg)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(c->m->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	nest = msgq_caller_search_path();
 	response = FunctionCallInvoke(call);
+	AtEOXact_GUC(true, nest);
 	response_null = call->isnull || get_func_rettype(c->m->function) != JSONBOID;
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	c->after(c->m, response_null ? NULL : DatumGetJsonbP(response), c->arg);

@@ -1366,6 +1366,8 @@ fh_as_owner(Oid owner)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	/* the end of the subtransaction (msgq_run_subxact) restores both */
+	(void) msgq_caller_search_path();
 }
 
 /* base64 text (whitespace allowed, as encode() writes it) to bytea; NULL if invalid */

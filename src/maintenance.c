@@ -202,8 +202,9 @@ msgq_maintenance_cycle(void)
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 
-	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -222,7 +223,7 @@ msgq_maintenance_cycle(void)
 	msgq_metrics_maintain();
 
 	SPI_finish();
-	msgq_restore_user(save_userid, save_sec_context);
+	msgq_restore_user(save_userid, save_sec_context, save_nest);
 }
 
 /*
@@ -234,8 +235,9 @@ msgq_maintenance_deliveries(void)
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 
-	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	while (msgq_delivery_run_functions(100, false) == 100)
@@ -254,7 +256,7 @@ msgq_maintenance_deliveries(void)
 			CHECK_FOR_INTERRUPTS();
 	}
 	SPI_finish();
-	msgq_restore_user(save_userid, save_sec_context);
+	msgq_restore_user(save_userid, save_sec_context, save_nest);
 }
 
 /* The streams' part of a cycle (slice.c). */
@@ -263,11 +265,12 @@ msgq_maintenance_streams(void)
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 
-	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	msgq_streams_maintain();
 	SPI_finish();
-	msgq_restore_user(save_userid, save_sec_context);
+	msgq_restore_user(save_userid, save_sec_context, save_nest);
 }

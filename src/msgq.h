@@ -128,8 +128,11 @@ extern bool msgq_extension_lock_shared(void);
 extern JsonbValue *msgq_jsonb_member(JsonbContainer *obj, const char *key);
 extern int	msgq_hex_digit(char c);
 extern void msgq_utils_cache_reset(void);
-extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context);
-extern void msgq_restore_user(Oid save_userid, int save_sec_context);
+extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context,
+								 int *save_nest);
+extern void msgq_restore_user(Oid save_userid, int save_sec_context, int save_nest);
+extern int	msgq_caller_search_path(void);
+extern void msgq_pin_process_search_path(void);
 extern void msgq_check_preloaded(void);
 extern void msgq_random_bytes(void *buf, size_t len);
 extern ErrorData *msgq_run_subxact(void (*fn) (void *arg), void *arg, bool in_worker);
@@ -394,6 +397,7 @@ typedef struct MsgqCall
 	Oid			caller;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;		/* GUC nest level of the pinned search_path */
 	MemoryContext cxt;			/* the caller's memory context */
 } MsgqCall;
 

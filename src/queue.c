@@ -241,7 +241,7 @@ msgq_call_enter(MsgqCall *call)
 	call->cxt = CurrentMemoryContext;
 	msgq_check_preloaded();
 	call->caller = GetUserId();
-	msgq_switch_to_owner(&call->save_userid, &call->save_sec_context);
+	msgq_switch_to_owner(&call->save_userid, &call->save_sec_context, &call->save_nest);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -250,7 +250,7 @@ void
 msgq_call_leave(MsgqCall *call)
 {
 	SPI_finish();
-	msgq_restore_user(call->save_userid, call->save_sec_context);
+	msgq_restore_user(call->save_userid, call->save_sec_context, call->save_nest);
 }
 
 char *
@@ -1510,6 +1510,7 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 	Datum	   *qd = palloc(sizeof(Datum) * n);
 	Datum	   *sd = palloc(sizeof(Datum) * n);
 	Oid			argtypes[3] = {INT4ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
@@ -1533,7 +1534,7 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 	/* the delays of these sends count from now in the metrics too */
 	msgq_metrics_sends_moved(now);
 
-	msgq_switch_to_owner(&save_userid, &save_sec_context);
+	msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1553,7 +1554,7 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 		elog(ERROR, "could not move send times to the commit");
 	SPI_finish();
 	PopActiveSnapshot();
-	msgq_restore_user(save_userid, save_sec_context);
+	msgq_restore_user(save_userid, save_sec_context, save_nest);
 }
 
 /*

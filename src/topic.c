@@ -55,6 +55,7 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -1348,6 +1349,7 @@ function_endpoint(const char *endpoint, Oid roleid)
 	Oid		   *argtypes;
 	int			nargs;
 	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = msgq_caller_search_path();
 
 	PG_TRY();
 	{
@@ -1363,6 +1365,7 @@ function_endpoint(const char *endpoint, Oid roleid)
 		INVALID_PARAMETER("Invalid parameter: Endpoint Reason: %s", edata->message);
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
 	(void) get_func_signature(fn, &argtypes, &nargs);
 	if (nargs != 1 || (argtypes[0] != JSONBOID && argtypes[0] != JSONOID &&
 					   argtypes[0] != TEXTOID) || get_func_retset(fn))

@@ -11,8 +11,9 @@
  *
  * Internal SQL runs as the owner of the extension (the owner of msgq's
  * tables), switched in with SetUserIdAndSecContext, after the caller's
- * rights on the object have been checked.  A transaction or subtransaction
- * abort restores the caller's identity on its own.
+ * rights on the object have been checked, with search_path pinned to
+ * pg_catalog, pg_temp.  A transaction or subtransaction abort restores the
+ * caller's identity and search_path on its own.
  *
  * IDENTIFICATION
  *	  src/utils.c
@@ -29,6 +30,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -37,6 +39,7 @@
 #include "utils/timeout.h"
 #include "utils/snapmgr.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "catalog/namespace.h"
 #include "pgstat.h"
 #include "utils/timestamp.h"
@@ -265,21 +268,88 @@ msgq_extension_owner_lookup(void)
 	return owner;
 }
 
+/*
+ * What internal SQL runs with as search_path.  The plan cache parses a
+ * statement again whenever search_path differs from its last use, so the
+ * path must be pinned where statements run, not only where they are
+ * prepared.
+ */
+#define MSGQ_PINNED_PATH	"pg_catalog, pg_temp"
+
+/* the search_path of the last caller that had not pinned it (TopMemoryContext) */
+static char *caller_path = NULL;
+
+static int
+msgq_set_search_path(const char *path)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/*
+ * Become the extension owner, under a pinned search_path, until
+ * msgq_restore_user: nothing a caller put on its search_path (a type, an
+ * operator or a function of the same name as one internal SQL uses) is
+ * found while msgq works as its owner.  The caller's search_path is kept
+ * for msgq_caller_search_path.
+ */
 void
-msgq_switch_to_owner(Oid *save_userid, int *save_sec_context)
+msgq_switch_to_owner(Oid *save_userid, int *save_sec_context, int *save_nest)
 {
 	Oid			owner = msgq_extension_owner();
 
+	if (namespace_search_path != NULL &&
+		strcmp(namespace_search_path, MSGQ_PINNED_PATH) != 0 &&
+		(caller_path == NULL || strcmp(caller_path, namespace_search_path) != 0))
+	{
+		char	   *copy = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
+
+		if (caller_path != NULL)
+			pfree(caller_path);
+		caller_path = copy;
+	}
 	GetUserIdAndSecContext(save_userid, save_sec_context);
 	SetUserIdAndSecContext(owner,
 						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	*save_nest = msgq_set_search_path(MSGQ_PINNED_PATH);
 }
 
 void
-msgq_restore_user(Oid save_userid, int save_sec_context)
+msgq_restore_user(Oid save_userid, int save_sec_context, int save_nest)
 {
+	AtEOXact_GUC(true, save_nest);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * For a background process that runs only msgq's SQL outside
+ * msgq_switch_to_owner too (the workers, the endpoint): pin its
+ * search_path for good, above the database's and the role's settings, and
+ * keep the path they gave for the user code it runs.
+ */
+void
+msgq_pin_process_search_path(void)
+{
+	if (namespace_search_path != NULL)
+		caller_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
+	SetConfigOption("search_path", MSGQ_PINNED_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/*
+ * Give user code (a subscriber's, a mapping's or a transform function, a
+ * stream query, a name the user wrote) the search_path of the session
+ * that called msgq, or the worker's own, instead of the pinned one.  Ends
+ * with AtEOXact_GUC(true, the returned nest level), or with the
+ * (sub)transaction's abort.
+ */
+int
+msgq_caller_search_path(void)
+{
+	return msgq_set_search_path(caller_path != NULL ? caller_path : "\"$user\", public");
 }
 
 /*
@@ -345,6 +415,7 @@ msgq_worker_pass(const char *activity, const char *relname, long (*run) (bool in
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nest;
 	long		wait_ms = -1;
 
 	SetCurrentStatementStartTimestamp();
@@ -354,12 +425,12 @@ msgq_worker_pass(const char *activity, const char *relname, long (*run) (bool in
 	if (msgq_extension_lock_shared() &&
 		OidIsValid(get_relname_relid(relname, get_namespace_oid("msgq", true))))
 	{
-		msgq_switch_to_owner(&save_userid, &save_sec_context);
+		msgq_switch_to_owner(&save_userid, &save_sec_context, &save_nest);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		wait_ms = run(true);
 		SPI_finish();
-		msgq_restore_user(save_userid, save_sec_context);
+		msgq_restore_user(save_userid, save_sec_context, save_nest);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();

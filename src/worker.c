@@ -119,6 +119,7 @@ msgq_worker_main(Datum main_arg)
 	on_shmem_exit(worker_shmem_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(args.dboid, InvalidOid, 0);
+	msgq_pin_process_search_path();
 	/* runs before worker_shmem_exit: the runners go with the worker */
 	on_shmem_exit(worker_stop_runners, (Datum) 0);
 
@@ -618,6 +619,7 @@ msgq_esm_runner_main(Datum main_arg)
 	on_shmem_exit(runner_shmem_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(runner_args.dboid, InvalidOid, 0);
+	msgq_pin_process_search_path();
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 #ifdef __GLIBC__
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);

@@ -486,8 +486,17 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'msgq_waiters'
 LANGUAGE C VOLATILE;
 
+-- A queue's name shows only to roles that may see the queue (as in
+-- list_queues: a superuser, a member of its owner, or a role granted any
+-- action on it); other roles see the waiter with a NULL queue_name.
 CREATE VIEW msgq.waiters AS
-	SELECT w.pid, q.queue_name, w.wait_started, w.wait_deadline
+	SELECT w.pid,
+	       CASE WHEN pg_catalog.pg_has_role(q.owner, 'USAGE')
+	              OR EXISTS (SELECT FROM pg_catalog.aclexplode(q.acl) a
+	                          WHERE a.grantee OPERATOR(pg_catalog.=) 0
+	                             OR pg_catalog.pg_has_role(a.grantee, 'USAGE'))
+	            THEN q.queue_name END AS queue_name,
+	       w.wait_started, w.wait_deadline
 	  FROM msgq.waiters() w
 	  LEFT JOIN msgq.queue q ON q.queue_id OPERATOR(pg_catalog.=) w.queue_id;
 GRANT SELECT ON msgq.waiters TO PUBLIC;

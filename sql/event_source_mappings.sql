@@ -201,8 +201,30 @@ SELECT count(*) AS others_see FROM msgq.list_event_source_mappings();
 SELECT regexp_replace(msgq_test.err(format($$SELECT msgq.delete_event_source_mapping(%L)$$, :'m1')),
 	'[0-9a-f-]{36}', 'UUID') AS other_delete;
 SELECT msgq_test.err($$SELECT msgq.create_event_source_mapping('esm_q', 'esm.handler(jsonb)', '{}')$$) AS other_create;
+SELECT regexp_replace(msgq_test.err(format($$SELECT msgq.get_event_source_mapping(%L)$$, :'m1')),
+	'[0-9a-f-]{36}', 'UUID') AS other_get;
 RESET ROLE;
 SELECT has_table_privilege('public', 'msgq.event_source_mappings', 'SELECT') AS public_reads_view;
+
+-- EXECUTE on the function is checked at every batch: once its owner revokes
+-- it, the mapping's batches fail and the message stays in the queue
+SET ROLE regress_msgq_esm_user;
+SELECT msgq.create_queue('esm_rv') IS NOT NULL AS created;
+CREATE FUNCTION esm.rv(ev jsonb) RETURNS jsonb LANGUAGE sql AS
+$$INSERT INTO esm.got (body) SELECT 'rv:' || (ev->'Records'->0->>'body') RETURNING NULL::jsonb$$;
+SELECT msgq.create_event_source_mapping('esm_rv', 'esm.rv(jsonb)', '{}') AS m_rv \gset
+REVOKE EXECUTE ON FUNCTION esm.rv(jsonb) FROM PUBLIC, regress_msgq_esm_user;
+SELECT (msgq.send_message('esm_rv', 'revoked')).message_id IS NOT NULL AS sent;
+RESET ROLE;
+SELECT msgq.run_maintenance();
+SELECT count(*) AS rv_calls FROM esm.got WHERE body LIKE 'rv:%';
+SELECT failed_invocations > 0 AS rv_failed, last_processing_result AS rv_result
+  FROM msgq.event_source_mappings WHERE uuid = :'m_rv';
+SELECT "ApproximateNumberOfMessagesVisible" + "ApproximateNumberOfMessagesNotVisible" AS rv_kept
+  FROM msgq.queue_metrics WHERE queue_name = 'esm_rv';
+SET ROLE regress_msgq_esm_user;
+SELECT msgq.delete_queue('esm_rv');
+RESET ROLE;
 
 -- delete returns the last configuration; delete_queue removes its mappings
 SET ROLE regress_msgq_esm_user;

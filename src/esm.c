@@ -450,16 +450,23 @@ esm_config(const pg_uuid_t *uuid, bool deleting, MemoryContext cxt)
 	return j;
 }
 
-/* The mapping's owner, checked against the caller (or a superuser) */
+/*
+ * The mapping's owner, after checking that the caller has its privileges
+ * (or is a superuser); lock: the row FOR UPDATE, for a change
+ */
 static Oid
-esm_lock_own(const pg_uuid_t *uuid, Oid caller)
+esm_check_owner(const pg_uuid_t *uuid, Oid caller, bool lock)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2];
 	bool		isnull;
 	Oid			owner;
 
-	if (SPI_execute_plan(msgq_plan(&plan, "SELECT owner::pg_catalog.oid FROM msgq.event_source_mapping"
-								   " WHERE uuid OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	if (SPI_execute_plan(msgq_plan(&plans[lock],
+								   lock ?
+								   "SELECT owner::pg_catalog.oid FROM msgq.event_source_mapping"
+								   " WHERE uuid OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+								   "SELECT owner::pg_catalog.oid FROM msgq.event_source_mapping"
+								   " WHERE uuid OPERATOR(pg_catalog.=) $1",
 								   1, (Oid[]) {UUIDOID}),
 						 (Datum[]) {UUIDPGetDatum(uuid)}, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the event source mapping");
@@ -477,6 +484,13 @@ esm_lock_own(const pg_uuid_t *uuid, Oid caller)
 						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(uuid)))),
 				 errdetail_internal("AWS error code: AccessDeniedException")));
 	return owner;
+}
+
+/* the owner check of a change */
+static Oid
+esm_lock_own(const pg_uuid_t *uuid, Oid caller)
+{
+	return esm_check_owner(uuid, caller, true);
 }
 
 /* create_event_source_mapping for a stream source; returns the UUID */
@@ -728,6 +742,7 @@ msgq_get_event_source_mapping(PG_FUNCTION_ARGS)
 	if (uuid == NULL)
 		esm_invalid("a UUID is required");
 	msgq_call_enter(&call);
+	(void) esm_check_owner(uuid, call.caller, false);
 	config = esm_config(uuid, false, cxt);
 	msgq_call_leave(&call);
 	PG_RETURN_JSONB_P(config);
@@ -966,6 +981,12 @@ esm_call(void *arg)
 
 	LOCAL_FCINFO(call, 1);
 
+	/* EXECUTE is checked at every call: it may have been revoked since */
+	if (pg_proc_aclcheck(c->m->function, c->m->owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(c->m->function)),
+				 errdetail("The event source mapping's owner no longer has EXECUTE on it.")));
 	fmgr_info(c->m->function, &flinfo);
 	InitFunctionCallInfoData(*call, &flinfo, 1, InvalidOid, NULL, NULL);
 	call->args[0].value = c->event;

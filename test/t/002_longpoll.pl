@@ -135,6 +135,12 @@ my $wait = session_send($sb,
 	"SELECT 'got:' || body FROM msgq.receive_message('lp_send', wait_time_seconds => 15);"
 );
 ok(wait_for_waiter($sb, 'lp_send'), '(a) the receive shows in msgq.waiters');
+$node->safe_psql('postgres', 'CREATE ROLE lp_stranger');
+is( $node->safe_psql('postgres',
+		"SET ROLE lp_stranger; SELECT coalesce(queue_name, 'hidden') FROM msgq.waiters WHERE pid = $sb->{pid}"),
+	'hidden',
+	'(a) a role without rights on the queue sees the waiter but not the queue name');
+$node->safe_psql('postgres', 'DROP ROLE lp_stranger');
 
 session_query($sa, 'BEGIN;');
 like(

@@ -49,7 +49,7 @@ SHLIB_LINK = -lcurl -lz -lnghttp2
 REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows consumer_groups event_source_mappings event_source_streams delivery_streams stream_queries
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
-ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head consumer-leases
+ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head consumer-leases access-key-rotation
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --outputdir=output_iso \
 	--temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_iso
 

@@ -1638,10 +1638,11 @@ GRANT SELECT ON msgq.stream_queries TO pg_monitor;
 -- = sigv4, a request signed with a key's secret runs as the key's role
 -------------------------------------------------------------------------------
 
--- encrypted_secret is the secret encrypted and authenticated with the key
--- file msgq_endpoint.key of the data directory (src/access_key.c): nonce
--- (16 bytes) || ciphertext || HMAC-SHA256 tag (32 bytes).  Without that
--- file, a dump or a copy of this table reveals no secret, and opens none.
+-- encrypted_secret is the secret encrypted and authenticated with the
+-- newest key of the key file msgq_endpoint.key of the data directory
+-- (src/access_key.c): nonce (16 bytes) || ciphertext || HMAC-SHA256 tag
+-- (32 bytes).  Without that file, a dump or a copy of this table reveals
+-- no secret, and opens none.
 CREATE TABLE msgq.endpoint_credential (
 	access_key_id text NOT NULL PRIMARY KEY,
 	encrypted_secret bytea NOT NULL,
@@ -1668,6 +1669,24 @@ LANGUAGE C VOLATILE;
 CREATE FUNCTION msgq.check_access_key(access_key_id text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'msgq_check_access_key'
+LANGUAGE C VOLATILE;
+
+-- Rotating the key file (superusers only): a new key in front of the key
+-- file's, written durably first, then every secret of this database
+-- re-encrypted with it in the caller's transaction (a rollback leaves them
+-- as they were, and their key in the file).  Returns how many.
+CREATE FUNCTION msgq.rotate_access_key_encryption()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'msgq_rotate_access_key_encryption'
+LANGUAGE C VOLATILE;
+
+-- Every key of the key file but the newest removed, once every committed
+-- secret of this database opens with the newest (superusers only, in a
+-- transaction that has not written msgq.endpoint_credential).  Returns how
+-- many keys were removed.
+CREATE FUNCTION msgq.retire_access_key_encryption()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'msgq_retire_access_key_encryption'
 LANGUAGE C VOLATILE;
 
 -- The keys, without their secrets: each role sees its own.

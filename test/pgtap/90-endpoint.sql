@@ -4,7 +4,7 @@
 -- AccessDenied 42501, a secret that does not decrypt XX001); secrets
 -- stored encrypted (src/access_key.c): no piece of a secret in its row, a
 -- changed byte or a secret moved to another key's row refused.  test/t/023
--- tests the endpoint itself.
+-- tests the endpoint itself, 91-key-rotation.sql rotating the key file.
 --
 -- Run with pg_prove against a database where CREATE EXTENSION pgtap and
 -- CREATE EXTENSION msgq already ran.  Leaves nothing behind (ROLLBACK).

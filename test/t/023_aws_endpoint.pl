@@ -20,7 +20,9 @@
 #   - secrets encrypted at rest with the data directory's msgq_endpoint.key
 #     (0600): a key made before a restart verifies after it; a changed row
 #     or another key file is refused with InvalidClientTokenId (403), a
-#     WARNING in the log, and no secret in the log.
+#     WARNING in the log, and no secret in the log; after
+#     rotate_access_key_encryption and retire_access_key_encryption the
+#     endpoint's worker reads the new file, and the old one opens nothing.
 #   - paging: ListQueues and ListDeadLetterSourceQueues (MaxResults and
 #     NextToken, JSON and the query protocol), SNS's lists (100 a page),
 #     ListStreams, ListShards, DescribeStream, ListStreamConsumers; bad and
@@ -697,6 +699,34 @@ is($st, 200, 'the right key file back: verified without a restart');
 my $log = slurp_file($node->logfile);
 like($log, qr/WARNING:  the secret of access key "$akid2" cannot be decrypted/, 'a secret that does not decrypt is logged');
 is(index($log, $secret) + index($log, $secret2), -2, 'the log never shows a secret');
+
+# rotating the key file: the worker (one, msgq.endpoint_workers = 1) served
+# a signed request just now, so it holds the key file's key; after the
+# rotation the secret is encrypted with a key it has not read
+my $filestat = sub { sprintf('%o %d', (stat $keyfile)[2] & 07777, -s $keyfile) };
+my $before_rotation = slurp_file($keyfile);
+is(sql(q{SELECT msgq.rotate_access_key_encryption() = (SELECT count(*) FROM msgq.endpoint_credential)}), 't',
+	'rotate_access_key_encryption re-encrypts every access key');
+is($filestat->(), '600 84', 'the key file: two keys (16 bytes of header, 64 of keys, 4 of checksum), mode 0600');
+($st, $r) = list_signed2();
+is($st, 200, 'a request signed with a rotated secret verifies: the worker read the new key file');
+is(sql(q{SELECT msgq.retire_access_key_encryption()}), '1', 'retire_access_key_encryption removes the older key');
+is($filestat->(), '600 32', 'the key file: one key again, 32 bytes, mode 0600');
+($st, $r) = list_signed2();
+is($st, 200, 'after the retire it still verifies');
+my $after_retire = slurp_file($keyfile);
+isnt($after_retire, $before_rotation, 'the key is not the one from before the rotation');
+# the file from before the rotation opens nothing now: the secret was re-encrypted
+append_to_file($keyfile . '.old', $before_rotation);
+rename($keyfile . '.old', $keyfile) or die $!;
+($st, $r) = list_signed2();
+is($st . ' ' . $r->{__type}, '403 com.amazonaws.sqs#InvalidClientTokenId',
+	'the key file from before the rotation: InvalidClientTokenId');
+append_to_file($keyfile . '.new', $after_retire);
+rename($keyfile . '.new', $keyfile) or die $!;
+($st, $r) = list_signed2();
+is($st, 200, 'the rotated key file back: verified');
+is(index(slurp_file($node->logfile), $secret2), -1, 'the log never shows the rotated secret');
 
 $node->stop;
 done_testing();

@@ -362,11 +362,14 @@ fh_parse_processing(JsonbContainer *pc, FhConfig *c, Oid owner)
 	{
 		LOCAL_FCINFO(lookup, 1);
 		Datum		r;
+		int			nest;
 
 		InitFunctionCallInfoData(*lookup, NULL, 1, InvalidOid, NULL, NULL);
 		lookup->args[0].value = CStringGetTextDatum(fn);
 		lookup->args[0].isnull = false;
+		nest = msgq_caller_search_path();
 		r = to_regprocedure(lookup);
+		AtEOXact_GUC(true, nest);
 		c->processor = lookup->isnull ? InvalidOid : DatumGetObjectId(r);
 	}
 	if (!OidIsValid(c->processor))
@@ -391,13 +394,16 @@ fh_parse_table(JsonbContainer *d, FhConfig *c, Oid owner)
 	List	   *names;
 	AttrNumber	att;
 	Oid			atttype;
+	int			nest;
 
 	msgq_attr_check_keys(d, keys, "a Table destination");
 	table = msgq_attr_str(msgq_jsonb_member(d, "TableName"), "TableName");
 	if (table == NULL)
 		FH_INVALID("a Table destination needs a TableName");
 	names = stringToQualifiedNameList(table);
+	nest = msgq_caller_search_path();
 	c->dest_table = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+	AtEOXact_GUC(true, nest);
 	if (!OidIsValid(c->dest_table) ||
 		(get_rel_relkind(c->dest_table) != RELKIND_RELATION &&
 		 get_rel_relkind(c->dest_table) != RELKIND_PARTITIONED_TABLE))

@@ -106,7 +106,7 @@ is( sql(q{SELECT failed_invocations > 0 AND last_processing_result LIKE 'PROBLEM
 		FROM msgq.event_source_mappings WHERE source_arn LIKE '%:bad'}),
 	't', 'and its failures are counted in msgq.event_source_mappings');
 like(slurp_file($node->logfile),
-	qr/event source mapping [0-9a-f-]+: function broken\(jsonb\) failed on a batch of 1 messages of queue "bad": always fails/,
+	qr/event source mapping [0-9a-f-]+: function public\.broken\(jsonb\) failed on a batch of 1 messages of queue "bad": always fails/,
 	'and logged with the mapping and the batch');
 
 # a stream mapping: 200 records, one of them poison

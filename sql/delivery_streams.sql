@@ -418,6 +418,29 @@ REVOKE INSERT ON msgq_test.fh_pages FROM regress_msgq_fh_user;
 SELECT msgq.run_maintenance();
 SELECT attempts, last_error FROM msgq.delivery_stream WHERE ds_name = 'fh_user';
 GRANT INSERT ON msgq_test.fh_pages TO regress_msgq_fh_user;
+-- EXECUTE on a transform is checked at every batch: once revoked, the
+-- batch is not transformed and goes to the error output
+CREATE FUNCTION msgq_test.fh_ident(ev jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	SELECT jsonb_build_object('records', (SELECT jsonb_agg(jsonb_build_object('recordId', r->'recordId',
+		'result', 'Ok', 'data', r->'data')) FROM jsonb_array_elements(ev->'records') r))
+$$;
+REVOKE ALL ON FUNCTION msgq_test.fh_ident(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION msgq_test.fh_ident(jsonb) TO regress_msgq_fh_user;
+SET ROLE regress_msgq_fh_user;
+SELECT msgq.create_delivery_stream('fh_user_xform', '{"BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+	"ProcessingConfiguration": {"Function": "msgq_test.fh_ident(jsonb)", "NumberOfRetries": 0},
+	"Destination": {"Type": "Table", "TableName": "msgq_test.fh_pages"}}') IS NOT NULL AS created;
+SELECT msgq.put_delivery_record('fh_user_xform', convert_to('{"page": "revoked"}', 'UTF8')) IS NOT NULL AS put;
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION msgq_test.fh_ident(jsonb) FROM regress_msgq_fh_user;
+SELECT msgq.run_maintenance();
+SELECT count(*) AS revoked_delivered FROM msgq_test.fh_pages WHERE page = 'revoked';
+SET ROLE regress_msgq_fh_user;
+SELECT output_type, error_code, error_message FROM msgq.delivery_stream_errors
+ WHERE delivery_stream_name = 'fh_user_xform';
+SELECT msgq.delete_delivery_stream('fh_user_xform') IS NOT NULL AS deleted;
+RESET ROLE;
+DROP FUNCTION msgq_test.fh_ident(jsonb);
 SET msgq.clock_offset = '1100s';
 SELECT msgq.run_maintenance();
 SELECT page FROM msgq_test.fh_pages WHERE page LIKE 'by %' ORDER BY page;

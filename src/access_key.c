@@ -309,6 +309,20 @@ ak_read_key_file(AkRawKeys *raw, AkFileId *id, bool *missing)
 	return why;
 }
 
+/* A write of the key file failed (errno tells why): remove its temporary file */
+static void
+pg_attribute_noreturn()
+ak_write_failed(const char *tmp, const char *what, const char *path)
+{
+	int			save_errno = errno;
+
+	(void) unlink(tmp);
+	errno = save_errno;
+	ereport(ERROR,
+			(errcode_for_file_access(),
+			 errmsg("could not %s file \"%s\": %m", what, path)));
+}
+
 /*
  * Write the key file with raw's keys: to a file of this process's name,
  * synced, then put in place.  replace: renamed over the key file
@@ -325,7 +339,6 @@ ak_write_key_file(const AkRawKeys *raw, bool replace)
 	size_t		len;
 	char		tmp[MAXPGPATH];
 	int			fd;
-	int			save_errno;
 
 	Assert(raw->n >= 1 && raw->n <= AK_MAX_KEYS);
 	if (raw->n == 1)
@@ -357,25 +370,16 @@ ak_write_key_file(const AkRawKeys *raw, bool replace)
 	errno = 0;
 	if (write(fd, buf, len) != len || pg_fsync(fd) != 0)
 	{
-		save_errno = errno ? errno : ENOSPC;
+		int			save_errno = errno ? errno : ENOSPC;
+
 		explicit_bzero(buf, sizeof(buf));
 		CloseTransientFile(fd);
-		(void) unlink(tmp);
 		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", tmp)));
+		ak_write_failed(tmp, "write", tmp);
 	}
 	explicit_bzero(buf, sizeof(buf));
 	if (CloseTransientFile(fd) != 0)
-	{
-		save_errno = errno;
-		(void) unlink(tmp);
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", tmp)));
-	}
+		ak_write_failed(tmp, "close", tmp);
 
 	if (replace)
 	{
@@ -393,14 +397,7 @@ ak_write_key_file(const AkRawKeys *raw, bool replace)
 		return;
 	}
 	if (link(tmp, MSGQ_ACCESS_KEY_FILE) != 0 && errno != EEXIST)
-	{
-		save_errno = errno;
-		(void) unlink(tmp);
-		errno = save_errno;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", MSGQ_ACCESS_KEY_FILE)));
-	}
+		ak_write_failed(tmp, "create", MSGQ_ACCESS_KEY_FILE);
 	(void) unlink(tmp);
 	/* the link is durable before any secret sealed with the key commits */
 	(void) fsync_fname_ext(".", true, false, ERROR);

@@ -881,10 +881,7 @@ function_call(DueRow *r, bool *client)
 	fn = DatumGetObjectId(DirectFunctionCall1(regprocedurein, CStringGetDatum(r->endpoint)));
 	if (GetUserNameFromId(r->owner, true) == NULL)
 		elog(ERROR, "the subscription's owner no longer exists");
-	if (pg_proc_aclcheck(fn, r->owner, ACL_EXECUTE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", r->endpoint)));
+	msgq_check_execute(fn, r->owner);
 	rettype = get_func_signature(fn, &argtypes, &nargs);
 	(void) rettype;
 	if (nargs != 1 || (argtypes[0] != JSONBOID && argtypes[0] != JSONOID &&

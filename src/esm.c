@@ -981,12 +981,7 @@ esm_call(void *arg)
 
 	LOCAL_FCINFO(call, 1);
 
-	/* EXECUTE is checked at every call: it may have been revoked since */
-	if (pg_proc_aclcheck(c->m->function, c->m->owner, ACL_EXECUTE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", format_procedure(c->m->function)),
-				 errdetail("The event source mapping's owner no longer has EXECUTE on it.")));
+	msgq_check_execute(c->m->function, c->m->owner);
 	fmgr_info(c->m->function, &flinfo);
 	InitFunctionCallInfoData(*call, &flinfo, 1, InvalidOid, NULL, NULL);
 	call->args[0].value = c->event;

@@ -1431,12 +1431,7 @@ fh_transform_call(void *arg)
 
 	LOCAL_FCINFO(call, 1);
 
-	/* EXECUTE is checked at every call: it may have been revoked since */
-	if (pg_proc_aclcheck(t->ds->processor, t->ds->owner, ACL_EXECUTE) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function %s", format_procedure(t->ds->processor)),
-				 errdetail("The delivery stream's owner no longer has EXECUTE on it.")));
+	msgq_check_execute(t->ds->processor, t->ds->owner);
 	initStringInfo(&s);
 	appendStringInfo(&s, "{\"invocationId\": \"%s\", \"deliveryStreamArn\": ",
 					 DatumGetCString(DirectFunctionCall1(uuid_out,

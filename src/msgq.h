@@ -135,6 +135,7 @@ extern int	msgq_caller_search_path(void);
 extern void msgq_pin_process_search_path(void);
 extern void msgq_check_preloaded(void);
 extern void msgq_random_bytes(void *buf, size_t len);
+extern void msgq_check_execute(Oid fn, Oid owner);
 extern ErrorData *msgq_run_subxact(void (*fn) (void *arg), void *arg, bool in_worker);
 extern long msgq_worker_pass(const char *activity, const char *relname,
 							 long (*run) (bool in_worker));

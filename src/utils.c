@@ -30,7 +30,9 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/regproc.h"
 #include "utils/jsonb.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -350,6 +352,20 @@ int
 msgq_caller_search_path(void)
 {
 	return msgq_set_search_path(caller_path != NULL ? caller_path : "\"$user\", public");
+}
+
+/*
+ * Before each call of a user's function that msgq calls through fmgr (a
+ * subscriber's, a mapping's, a transform): fmgr checks no privilege, and
+ * EXECUTE may have been revoked since the function was configured.
+ */
+void
+msgq_check_execute(Oid fn, Oid owner)
+{
+	if (pg_proc_aclcheck(fn, owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(fn))));
 }
 
 /*

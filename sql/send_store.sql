@@ -88,6 +88,37 @@ SELECT length(body), md5(body) = md5(repeat('0123456789', 20000)) AS same
   FROM msgq.receive_message('ss_a', max_number_of_messages => 10)
  WHERE length(body) > 100;
 
+-- a batch is inserted with heap_multi_insert: bodies of 1,505 bytes that do
+-- not compress span several pages, one of 60,000 bytes is TOASTed, and
+-- every message is found both through the primary key and by a scan of
+-- the heap, whole and in send order
+SELECT count(*) AS sent FROM msgq.send_message_batch('ss_a',
+	(SELECT jsonb_agg(jsonb_build_object('Id', 'm' || i,
+			'MessageBody', CASE WHEN i = 5 THEN repeat('big', 20000) ELSE chr(64 + i) ||
+				(SELECT string_agg(md5(i || '-' || j), '') FROM generate_series(1, 47) j) END)
+			ORDER BY i)
+	   FROM generate_series(1, 10) i)::json);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS by_index, count(DISTINCT (ctid::text::point)[0]) > 1 AS several_pages,
+	   bool_and(md5_of_body = md5(body)) AS bodies_whole,
+	   max(length(body)) AS longest
+  FROM msgq.message
+ WHERE queue_id = (SELECT queue_id FROM msgq.queue WHERE queue_name = 'ss_a')
+   AND length(body) BETWEEN 1500 AND 100000;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) AS by_heap FROM msgq.message
+ WHERE queue_id = (SELECT queue_id FROM msgq.queue WHERE queue_name = 'ss_a')
+   AND length(body) BETWEEN 1500 AND 100000;
+RESET enable_indexscan;
+RESET enable_bitmapscan;
+SELECT array_agg(left(body, 1) ORDER BY r.ordinality) AS in_order
+  FROM msgq.receive_message('ss_a', max_number_of_messages => 10) WITH ORDINALITY AS r
+ WHERE length(body) BETWEEN 1500 AND 100000;
+
 -- What an INSERT would fire and the direct path cannot is refused, and
 -- sends work again once it is gone (the partition's relcache entry is
 -- rebuilt): a trigger, a CHECK constraint, a partial index.

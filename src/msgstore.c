@@ -15,8 +15,10 @@
  * privilege of the current user (the extension owner) on it, takes each
  * msg_seq from the sequence by nextval_internal() (with its privilege
  * check), forms the heap tuple from the partition's own descriptor, inserts
- * it with heap_insert() (which TOASTs a large body as an INSERT does) and
- * inserts its entries into every index that is ready for inserts, checking
+ * one message with heap_insert() and a batch with heap_multi_insert(), as
+ * COPY does (both TOAST a large body as an INSERT does; a batch fills each
+ * page under one buffer lock and one WAL record), and inserts each message's
+ * entries into every index that is ready for inserts, checking
  * uniqueness (UNIQUE_CHECK_YES, as ExecInsertIndexTuples() does for an
  * immediate unique index).  The command counter is then advanced, as SPI
  * does after a statement, so later commands of the transaction see the
@@ -53,6 +55,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "partitioning/partbounds.h"
@@ -412,8 +415,12 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 	AttrNumber *notnull;
 	int			nindexes;
 	Oid			seqid;
+	Datum	   *values_all;
+	bool	   *nulls_all;
 	Datum	   *values;
 	bool	   *nulls;
+	HeapTuple  *tuples;
+	ItemPointerData *tids;
 	AclResult	aclresult;
 	int			i,
 				j,
@@ -439,14 +446,18 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 	(void) GetCurrentTransactionId();
 
 	desc = RelationGetDescr(rel);
-	values = palloc(sizeof(Datum) * desc->natts);
-	nulls = palloc(sizeof(bool) * desc->natts);
+	values_all = palloc(sizeof(Datum) * desc->natts * n);
+	nulls_all = palloc(sizeof(bool) * desc->natts * n);
+	tuples = palloc(sizeof(HeapTuple) * n);
 
+	/* form every message's tuple */
 	for (i = 0; i < n; i++)
 	{
 		const MsgqStoreMessage *m = &msgs[i];
-		HeapTuple	tuple;
 		int64		msg_seq;
+
+		values = values_all + (Size) i * desc->natts;
+		nulls = nulls_all + (Size) i * desc->natts;
 
 		/* columns a send leaves NULL, and dropped ones */
 		for (j = 0; j < desc->natts; j++)
@@ -491,9 +502,46 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 						 errtablecol(rel, att->attnum)));
 		}
 
-		tuple = heap_form_tuple(desc, values, nulls);
-		simple_heap_insert(rel, tuple);
+		tuples[i] = heap_form_tuple(desc, values, nulls);
+		msg_seqs[i] = msg_seq;
+	}
 
+	/*
+	 * Insert them: one message with heap_insert(), a batch with
+	 * heap_multi_insert() as COPY does, which fills a page with one WAL
+	 * record and one buffer lock instead of one per message.
+	 */
+	tids = palloc(sizeof(ItemPointerData) * n);
+	if (n == 1)
+	{
+		simple_heap_insert(rel, tuples[0]);
+		tids[0] = tuples[0]->t_self;
+		heap_freetuple(tuples[0]);
+	}
+	else
+	{
+		TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * n);
+
+		for (i = 0; i < n; i++)
+		{
+			slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+			/* the slot owns the tuple, so that no copy is made */
+			ExecStoreHeapTuple(tuples[i], slots[i], true);
+		}
+		heap_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, NULL);
+		for (i = 0; i < n; i++)
+		{
+			tids[i] = slots[i]->tts_tid;
+			ExecDropSingleTupleTableSlot(slots[i]);
+		}
+		pfree(slots);
+	}
+
+	/* and their index entries, in the same order */
+	for (i = 0; i < n; i++)
+	{
+		values = values_all + (Size) i * desc->natts;
+		nulls = nulls_all + (Size) i * desc->natts;
 		for (k = 0; k < nindexes; k++)
 		{
 			IndexInfo  *info = infos[k];
@@ -512,12 +560,10 @@ msgq_store_insert(const MsgqStoreMessage *msgs, int n, int64 *msg_seqs)
 				ivalues[j] = values[attno - 1];
 				inulls[j] = nulls[attno - 1];
 			}
-			(void) index_insert(indexes[k], ivalues, inulls, &tuple->t_self, rel,
+			(void) index_insert(indexes[k], ivalues, inulls, &tids[i], rel,
 								info->ii_Unique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
 								false, info);
 		}
-		msg_seqs[i] = msg_seq;
-		heap_freetuple(tuple);
 	}
 
 	for (k = 0; k < nindexes; k++)

@@ -41,6 +41,10 @@
  *     BEGIN; NOTIFY ch, payload; COMMIT; t_return = when the notification
  *     is read from the waiter's socket.
  *
+ *   notify-cold mode: as notify, but the waiter reconnects and runs LISTEN
+ *     before each event: what PostgreSQL's own wake-up costs in a backend
+ *     that has just started, the reference for msgq-cold.
+ *
  * Reported per mode: latency = t_return - t_commit_done (the definition in
  * BENCH.md: from the sender's commit returning to the waiting call
  * returning; it can be slightly negative, since the server wakes the waiter
@@ -49,7 +53,7 @@
  * max in milliseconds.  The last line is machine-readable:
  *   RESULT mode=<m> events=<n> p50_ms=.. p90_ms=.. p99_ms=.. max_ms=.. sent_p50_ms=.. sent_p99_ms=..
  *
- * Usage: latency <conninfo> <msgq|msgq-async|msgq-cold|stream|notify> <events> [queue or stream]
+ * Usage: latency <conninfo> <msgq|msgq-async|msgq-cold|stream|notify|notify-cold> <events> [queue or stream]
  * Build: cc -O2 -o latency latency.c -I$(pg_config --includedir) -L$(pg_config --libdir) -lpq
  */
 #include <errno.h>
@@ -278,20 +282,20 @@ main(int argc, char **argv)
 
 	if (argc < 4)
 	{
-		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|msgq-cold|stream|notify> <events> [queue or stream]\n");
+		fprintf(stderr, "usage: latency <conninfo> <msgq|msgq-async|msgq-cold|stream|notify|notify-cold> <events> [queue or stream]\n");
 		return 2;
 	}
 	conninfo = argv[1];
 	mode = argv[2];
 	events = atoi(argv[3]);
 	queue = argc > 4 ? argv[4] : "lat";
-	is_notify = strcmp(mode, "notify") == 0;
+	is_notify = strcmp(mode, "notify") == 0 || strcmp(mode, "notify-cold") == 0;
 	is_stream = strcmp(mode, "stream") == 0;
-	is_cold = strcmp(mode, "msgq-cold") == 0;
+	is_cold = strcmp(mode, "msgq-cold") == 0 || strcmp(mode, "notify-cold") == 0;
 	if (!is_notify && !is_stream && !is_cold &&
 		strcmp(mode, "msgq") != 0 && strcmp(mode, "msgq-async") != 0)
 	{
-		fprintf(stderr, "latency: mode must be msgq, msgq-async, msgq-cold, stream or notify\n");
+		fprintf(stderr, "latency: mode must be msgq, msgq-async, msgq-cold, stream, notify or notify-cold\n");
 		return 2;
 	}
 	if (events < 1)
@@ -369,6 +373,8 @@ main(int argc, char **argv)
 				die(waiter, "connecting the waiter");
 			snprintf(waiter_check, sizeof(waiter_check),
 					 "SELECT 1 FROM msgq.waiters WHERE pid = %d", PQbackendPID(waiter));
+			if (is_notify)
+				run_ok(waiter, "LISTEN msgq_latency");
 		}
 		if (!is_notify)
 		{

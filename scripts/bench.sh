@@ -426,7 +426,7 @@ if [[ " $WORKLOADS " == *" latency "* ]]; then
 	if cc -O2 -o "$WORK/latency" "$ROOT/bench/latency.c" -I"$("$PG_CONFIG" --includedir)" \
 		-L"$("$PG_CONFIG" --libdir)" -lpq 2>"$LOGS/latency-build.log"; then
 		conninfo="host=$WORK port=$PORT dbname=$DB user=$RUNNER"
-		for mode in msgq msgq-cold msgq-async notify; do
+		for mode in msgq msgq-cold msgq-async notify notify-cold; do
 			if out=$("$WORK/latency" "$conninfo" "$mode" "$LAT_EVENTS" lat 2>&1); then
 				echo "  $(head -n 1 <<<"$out")"
 				latency_lines+=("$(grep '^RESULT' <<<"$out")")
@@ -452,7 +452,8 @@ if [ ${#latency_lines[@]} -gt 0 ]; then
 				for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
 				name = (f["mode"] == "msgq") ? "msgq receive_message(wait_time_seconds => 20)" : \
 					(f["mode"] == "msgq-cold") ? "msgq, first call of a new connection" : \
-					(f["mode"] == "msgq-async") ? "msgq, waiter with synchronous_commit = off" : "LISTEN/NOTIFY (baseline)"
+					(f["mode"] == "msgq-async") ? "msgq, waiter with synchronous_commit = off" : \
+					(f["mode"] == "notify-cold") ? "LISTEN/NOTIFY, first wake-up of a new connection" : "LISTEN/NOTIFY (baseline)"
 				printf "| %s | %s | %s | %s | %s | %s | %s / %s |\n", name, f["events"], f["p50_ms"], f["p90_ms"],
 					f["p99_ms"], f["max_ms"], f["sent_p50_ms"], f["sent_p99_ms"]
 			}' <<<"$l"

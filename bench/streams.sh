@@ -21,7 +21,7 @@
 # Environment:
 #   STREAMS_SECONDS   seconds per pgbench run (10)
 #   STREAMS_CLIENTS   client counts for put_record ("1 4 16")
-#   STREAMS_RUNS      runs per side (3); the median is reported
+#   STREAMS_RUNS      runs per side (5); the median is reported
 #   STREAMS_PORT      port of the cluster (54333, private socket only)
 #   STREAMS_RECORD    1: append the table to bench/RESULTS.md (default 1)
 #   STREAMS_WORKLOADS any of "put puts get latency" (all)
@@ -34,7 +34,7 @@ source "$ROOT/scripts/common.sh"
 
 SECS=${STREAMS_SECONDS:-10}
 CLIENTS=${STREAMS_CLIENTS:-"1 4 16"}
-RUNS=${STREAMS_RUNS:-3}
+RUNS=${STREAMS_RUNS:-5}
 PORT=${STREAMS_PORT:-54333}
 RECORD=${STREAMS_RECORD:-1}
 LAT_EVENTS=${STREAMS_LAT_EVENTS:-1000}

@@ -1229,6 +1229,25 @@ static const EpAction ep_actions[] = {
 	{SQSQ, "ChangeMessageVisibility",
 		"SELECT '' FROM msgq.change_message_visibility($1->>'QueueUrl', $1->>'ReceiptHandle',"
 		"       ($1->>'VisibilityTimeout')::pg_catalog.int4)"},
+	{SQSQ, "StartMessageMoveTask",
+		"SELECT xmlelement(name \"StartMessageMoveTaskResult\", xmlelement(name \"TaskHandle\","
+		"       msgq.start_message_move_task($1->>'SourceArn', $1->>'DestinationArn',"
+		"       ($1->>'MaxNumberOfMessagesPerSecond')::pg_catalog.int4)))::pg_catalog.text"},
+	{SQSQ, "CancelMessageMoveTask",
+		"SELECT xmlelement(name \"CancelMessageMoveTaskResult\", xmlelement(name \"ApproximateNumberOfMessagesMoved\","
+		"       msgq.cancel_message_move_task($1->>'TaskHandle')))::pg_catalog.text"},
+	/* the entries flattened, as SQS's query protocol lists them; NULL fields left out */
+	{SQSQ, "ListMessageMoveTasks",
+		"SELECT xmlelement(name \"ListMessageMoveTasksResult\", pg_catalog.xmlagg("
+		"   xmlelement(name \"ListMessageMoveTasksResultEntry\", xmlforest(t.task_handle AS \"TaskHandle\","
+		"     t.status AS \"Status\", t.source_arn AS \"SourceArn\", t.destination_arn AS \"DestinationArn\","
+		"     t.max_number_of_messages_per_second AS \"MaxNumberOfMessagesPerSecond\","
+		"     t.approximate_number_of_messages_moved AS \"ApproximateNumberOfMessagesMoved\","
+		"     t.approximate_number_of_messages_to_move AS \"ApproximateNumberOfMessagesToMove\","
+		"     t.failure_reason AS \"FailureReason\", t.started_timestamp AS \"StartedTimestamp\"))"
+		"   ORDER BY t.ordinality))::pg_catalog.text"
+		"  FROM msgq.list_message_move_tasks($1->>'SourceArn', COALESCE(($1->>'MaxResults')::pg_catalog.int4, 1))"
+		"       WITH ORDINALITY t"},
 };
 
 static SPIPlanPtr ep_plans[EP_MAX_ACTIONS];

@@ -439,6 +439,19 @@ like((form(Action => 'ListQueueTags', Version => '2012-11-05', QueueUrl => "${qu
 like((form(Action => 'ListDeadLetterSourceQueues', Version => '2012-11-05', QueueUrl => "${qurl}dlq", MaxResults => 1))[1],
 	qr{<ListDeadLetterSourceQueuesResult><QueueUrl>\Q${qurl}src-1\E</QueueUrl><NextToken>[A-Za-z0-9_-]+</NextToken></ListDeadLetterSourceQueuesResult>},
 	'ListDeadLetterSourceQueues');
+# move tasks over the query protocol (the in-flight message keeps the task running)
+($st, $xml) = form(Action => 'StartMessageMoveTask', Version => '2012-11-05', SourceArn => $dlq_arn,
+	MaxNumberOfMessagesPerSecond => 2);
+my ($qtask) = $xml =~ m{<StartMessageMoveTaskResult><TaskHandle>([0-9a-f-]{36})</TaskHandle></StartMessageMoveTaskResult>};
+ok($st == 200 && $qtask, 'query protocol: StartMessageMoveTask, a TaskHandle');
+($st, $xml) = form(Action => 'ListMessageMoveTasks', Version => '2012-11-05', SourceArn => $dlq_arn, MaxResults => 2);
+like($xml, qr{<ListMessageMoveTasksResult><ListMessageMoveTasksResultEntry><TaskHandle>\Q$qtask\E</TaskHandle><Status>RUNNING</Status><SourceArn>\Q$dlq_arn\E</SourceArn><MaxNumberOfMessagesPerSecond>2</MaxNumberOfMessagesPerSecond><ApproximateNumberOfMessagesMoved>0</ApproximateNumberOfMessagesMoved><ApproximateNumberOfMessagesToMove>1</ApproximateNumberOfMessagesToMove><StartedTimestamp>[0-9]+</StartedTimestamp></ListMessageMoveTasksResultEntry><ListMessageMoveTasksResultEntry><Status>CANCELLED</Status><SourceArn>},
+	'ListMessageMoveTasks: the entries flattened, newest first, NULL fields (a finished task\'s TaskHandle) left out');
+($st, $xml) = form(Action => 'CancelMessageMoveTask', Version => '2012-11-05', TaskHandle => $qtask);
+like("$st $xml", qr{^200 <CancelMessageMoveTaskResponse [^>]*><CancelMessageMoveTaskResult><ApproximateNumberOfMessagesMoved>0</ApproximateNumberOfMessagesMoved></CancelMessageMoveTaskResult>},
+	'CancelMessageMoveTask');
+($st, $xml) = form(Action => 'CancelMessageMoveTask', Version => '2012-11-05', TaskHandle => 'nope');
+like("$st $xml", qr{^400 .*<Code>ResourceNotFoundException</Code>}, 'an unknown task: ResourceNotFoundException');
 
 # SNS: 100 a page
 sql(q{GRANT EXECUTE ON FUNCTION msgq.create_topic(text, jsonb) TO sqs_app});

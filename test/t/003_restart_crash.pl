@@ -7,7 +7,8 @@
 #     still delete their message after it, and messages in flight before
 #     it are visible again after it (leases live in shared memory);
 #   - a backend killed with SIGKILL while a session commits one message
-#     per transaction makes the postmaster reinitialize; afterwards every
+#     per transaction (another one, batches of five) makes the postmaster
+#     reinitialize; afterwards every
 #     committed message is there and no uncommitted one is, messages that
 #     were in flight are receivable again at once with the receive counts
 #     the maintenance cycle wrote, and a receive left uncommitted by the
@@ -221,19 +222,28 @@ my $open_id = session_query($receiver,
 like($open_id, qr/^[0-9a-f-]{36}$/, 'a receive is left uncommitted');
 session_send($receiver, 'SELECT pg_sleep(3600);');
 
-# Two sessions commit one message per transaction; sent_log lists exactly
-# the committed ones.
+# Two sessions commit messages, one per transaction with send_message
+# ("a1", "a2", ...) and five per transaction with send_message_batch
+# ("b1-1" .. "b1-5", ...: heap_multi_insert, replayed from one WAL record
+# a page); sent_log lists exactly the committed ones.
 my @senders;
 foreach my $prefix ('a', 'b')
 {
 	my $sender = session_start();
+	my $send =
+	  $prefix eq 'a'
+	  ? q{PERFORM msgq.send_message('crashq', 'a' || i);
+				INSERT INTO sent_log VALUES ('a' || i);}
+	  : q{PERFORM msgq.send_message_batch('crashq',
+					(SELECT json_agg(json_build_object('Id', k::text, 'MessageBody', 'b' || i || '-' || k))
+					   FROM generate_series(1, 5) k));
+				INSERT INTO sent_log SELECT 'b' || i || '-' || k FROM generate_series(1, 5) k;};
 	session_send(
 		$sender, qq{
 		DO \$\$
 		BEGIN
 			FOR i IN 1..1000000 LOOP
-				PERFORM msgq.send_message('crashq', '$prefix' || i);
-				INSERT INTO sent_log VALUES ('$prefix' || i);
+				$send
 				COMMIT;
 			END LOOP;
 		END
@@ -299,7 +309,7 @@ like(
 	$node->safe_psql(
 		'postgres', q{
 		SELECT body FROM msgq.receive_message('crashq', wait_time_seconds => 1)}),
-	qr/^[ab]1$/,
+	qr/^(a1|b1-1)$/,
 	'receiving works after crash recovery, oldest message first');
 
 $node->stop;

@@ -632,6 +632,9 @@ CREATE TABLE msgq.stream_subscription (
 	shard_index integer NOT NULL,
 	position bigint NOT NULL,	-- the next sequence number to read
 	started_at timestamptz NOT NULL,
+	-- enforced limits: bytes read counting from this second of msgq's clock
+	read_second bigint NOT NULL DEFAULT 0,
+	read_bytes bigint NOT NULL DEFAULT 0,
 	PRIMARY KEY (stream_id, consumer_name, shard_index),
 	FOREIGN KEY (stream_id, consumer_name) REFERENCES msgq.stream_consumer ON DELETE CASCADE
 );

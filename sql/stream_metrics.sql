@@ -200,6 +200,67 @@ SELECT msgq_test.err($$SELECT count(*) FROM msgq.stream_metrics$$) AS other_role
 RESET ROLE;
 
 --
+-- enhanced fan-out: with limits enforced, a consumer's subscribe_to_shard
+-- calls read at most 2 MiB per shard and second, a budget of its own that
+-- neither other consumers nor get_records use.  A call past the budget
+-- returns at least one record and borrows from the next seconds; a call
+-- with nothing left returns no record, stays where it is and says how far
+-- behind it is.  Five records of 1,000,000 bytes (and a 1-byte key).
+--
+-- subscribe_to_shard calls in one statement, the i-th at offsets[i] and
+-- waiting waits[i] seconds (0 without waits): the records each returned
+-- ("some" for a call that waited)
+CREATE FUNCTION pg_temp.subs(stream text, consumer text, offsets text[], waits int[] DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	i int;
+	n bigint;
+	behind bigint;
+	out text[] := '{}';
+BEGIN
+	FOR i IN 1 .. array_length(offsets, 1) LOOP
+		PERFORM set_config('msgq.clock_offset', offsets[i], true);
+		SELECT count(data), max(millis_behind_latest) INTO n, behind
+		  FROM msgq.subscribe_to_shard(stream, consumer, '0', 'TRIM_HORIZON',
+									   wait_time_seconds => coalesce(waits[i], 0));
+		-- a wait ends in the next second or later, so how much it gets varies
+		out := out || (offsets[i] || ': ' ||
+					   CASE WHEN waits[i] > 0 AND n > 0 THEN 'some' ELSE n::text END ||
+					   CASE WHEN n = 0 AND behind > 0 THEN ' (behind)' ELSE '' END);
+	END LOOP;
+	RETURN array_to_string(out, ', ');
+END $$;
+SELECT msgq.create_stream('sm_efo', 1);
+SELECT count(msgq.register_stream_consumer('sm_efo', c)) AS consumers FROM unnest('{a,b,c,d,e}'::text[]) c;
+SELECT count(*) AS put FROM msgq.put_records('sm_efo', ARRAY['k', 'k', 'k', 'k', 'k'],
+	ARRAY(SELECT decode(repeat('00', 1000000), 'hex') FROM generate_series(1, 5)));
+-- not enforced: one call returns all five
+SELECT pg_temp.subs('sm_efo', 'a', '{1900s}') AS free;
+SELECT msgq.enforce_shard_limits('sm_efo');
+-- 2,000,002 bytes fit in 2000 s; the third record borrows; then nothing
+-- is left in 2000 s.  In 2001 s 902,851 bytes are still owed: one record
+-- fits, the last borrows again, and the next call finds no record
+SELECT pg_temp.subs('sm_efo', 'b', '{2000s, 2000s, 2000s, 2001s, 2001s, 2001s, 2003s}') AS budget;
+-- another consumer in the same second has its own budget, and get_records
+-- still has the shard's
+SELECT pg_temp.subs('sm_efo', 'c', '{2000s, 2000s, 2000s}') AS other_consumer;
+SET msgq.clock_offset = '2000s';
+SELECT count(*) AS get_records
+  FROM msgq.get_records(msgq.get_shard_iterator('sm_efo', '0', 'TRIM_HORIZON'), 2);
+-- a call that rolls back uses no budget (its records come again)
+SET msgq.clock_offset = '3000s';
+BEGIN;
+SELECT pg_temp.subs('sm_efo', 'd', '{3000s, 3000s}') AS rolled_back;
+ROLLBACK;
+SELECT pg_temp.subs('sm_efo', 'd', '{3000s, 3000s, 3000s}') AS after_rollback;
+-- a waiting call with nothing left waits for the next second's budget
+SELECT pg_temp.subs('sm_efo', 'e', '{4000s, 4000s, 4000s}', '{0, 0, 5}') AS waited;
+RESET msgq.clock_offset;
+SELECT stream_name, outgoing_records, read_provisioned_throughput_exceeded AS read_refused
+  FROM msgq.stream_metrics WHERE stream_name = 'sm_efo';
+
+--
 -- consumer group lag, on msgq's test clock: r1 at 0 s, r2 at 10 s, r3 at 25 s
 --
 SELECT msgq.create_stream('sm_lag', 1);

@@ -96,6 +96,7 @@
 #define EP_IDLE_TIMEOUT_MS		60000
 #define EP_SUB_SECS				300 /* a SubscribeToShard lasts five minutes */
 #define EP_SUB_HEARTBEAT_MS		5000	/* an event at least this often */
+#define EP_SUB_RETRY_MS			100 /* a subscription behind, its client slow */
 
 /* the X-Amz-Target prefixes served; SNS speaks the query protocol */
 #define SQS						"AmazonSQS"
@@ -346,6 +347,7 @@ typedef struct EpPark
 	const void *action;			/* an EpAction */
 	bool		subscription;	/* a SubscribeToShard's event stream */
 	TimestampTz last_event;		/* a subscription's last event sent */
+	TimestampTz retry_at;		/* poll again then: its read budget is spent */
 	int			sub_slot;		/* its EpSubSlot, while sub_gen is the slot's */
 	uint32		sub_gen;
 } EpPark;
@@ -2107,6 +2109,32 @@ ep_subscription_at_end(EpResult *res)
 		JsonContainerSize(children->val.binary.data) > 0;
 }
 
+/*
+ * After a poll: when it is behind (MillisBehindLatest above 0), more
+ * records wait, so poll again at once, instead of at the next heartbeat
+ * or put.  When it got no record although it is behind, the stream
+ * enforces limits and this consumer's 2 MiB for the second are spent
+ * (stream.c): poll again when msgq's clock starts the next second.
+ */
+static void
+ep_subscription_throttled(EpPark *p, EpResult *res)
+{
+	JsonbValue *records = res->response ? msgq_jsonb_member(&res->response->root, "Records") : NULL;
+	JsonbValue *behind = res->response ?
+		msgq_jsonb_member(&res->response->root, "MillisBehindLatest") : NULL;
+	TimestampTz clock = msgq_now();
+
+	p->retry_at = 0;
+	if (records == NULL || records->type != jbvBinary ||
+		behind == NULL || behind->type != jbvNumeric ||
+		DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(behind->val.numeric))) <= 0)
+		return;
+	if (JsonContainerSize(records->val.binary.data) == 0)
+		p->retry_at = GetCurrentTimestamp() + (USECS_PER_SEC - clock % USECS_PER_SEC);
+	else
+		p->retry_at = GetCurrentTimestamp();
+}
+
 /* The 200 answer that opens a subscription: initial-response, then the first event */
 static void
 ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
@@ -2124,6 +2152,7 @@ ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
 				  events.data, events.len, ep_subscription_at_end(res));
 	p->last_event = GetCurrentTimestamp();
 	ep_subscription_advance(p, res);
+	ep_subscription_throttled(p, res);
 }
 
 /*
@@ -2139,6 +2168,7 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 	const EpAction *a = p->action;
 	bool		ending = msgq_now() >= p->until;
 	bool		heartbeat = now - p->last_event >= (int64) EP_SUB_HEARTBEAT_MS * 1000;
+	bool		retry = p->retry_at != 0 && now >= p->retry_at;
 	EpResult	res;
 	EpAuth		auth;
 	StringInfoData events;
@@ -2152,10 +2182,17 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 		ep_park_free(p);
 		return true;
 	}
-	if (!woken && !ending && !heartbeat)
+	if (retry)
+		p->retry_at = 0;
+	if (!woken && !ending && !heartbeat && !retry)
 		return false;
 	if (!ending && ep_h2_pending(c->h2, p->stream) > 0)
-		return false;			/* the client has not taken the last event yet */
+	{
+		/* the client has not taken the last event yet: look again soon */
+		if (retry)
+			p->retry_at = now + EP_SUB_RETRY_MS * 1000;
+		return false;
+	}
 	memset(&auth, 0, sizeof(auth));
 	auth.role_known = true;
 	auth.role = p->role;
@@ -2181,6 +2218,7 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 		ep_park_free(p);
 		return true;
 	}
+	ep_subscription_throttled(p, &res);
 	records = res.response ? msgq_jsonb_member(&res.response->root, "Records") : NULL;
 	if (records != NULL && records->type == jbvBinary &&
 		JsonContainerSize(records->val.binary.data) == 0 && !heartbeat && !ending &&
@@ -2936,8 +2974,12 @@ msgq_endpoint_main(Datum main_arg)
 			EpPark	   *p = dlist_container(EpPark, node, pit.cur);
 
 			if (p->subscription)
+			{
 				timeout = Min(timeout, Max(Min((long) ((p->until - msgq_now()) / 1000),
 											   (long) ((p->last_event - now) / 1000) + EP_SUB_HEARTBEAT_MS), 0));
+				if (p->retry_at != 0)
+					timeout = Min(timeout, Max((long) ((p->retry_at - now + 999) / 1000), 0));
+			}
 			else
 				timeout = Min(timeout, Max((long) ((p->until - now) / 1000), 0));
 		}

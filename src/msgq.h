@@ -621,6 +621,8 @@ extern void msgq_stream_shmem_init(void);
 #define MSGQ_SHARD_READ_CALLS		5
 #define MSGQ_SHARD_READ_BYTES		(2 * 1048576)
 #define MSGQ_SHARD_ITERATOR_CALLS	5
+/* enhanced fan-out: bytes per consumer, shard and second */
+#define MSGQ_SUBSCRIBE_READ_BYTES	(2 * 1048576)
 extern int	msgq_max_stream_shard_metrics;
 extern void msgq_stream_metrics_shmem_size(Size *size);
 extern void msgq_stream_metrics_shmem_init(void);
@@ -628,7 +630,8 @@ extern bool msgq_stream_metrics_put(int32 stream_id, int32 shard, int64 records,
 									int64 bytes, bool enforce);
 extern bool msgq_stream_metrics_read_begin(int32 stream_id, int32 shard, bool enforce);
 extern void msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records,
-										 int64 bytes);
+										 int64 bytes, bool shared_budget);
+extern int64 msgq_stream_window_second(void);
 extern bool msgq_stream_metrics_iterator(int32 stream_id, int32 shard, bool enforce);
 extern void msgq_stream_metrics_drop(int32 stream_id);
 

@@ -1552,6 +1552,7 @@ typedef struct StreamRows
 	int64		start;
 	int64		horizon;
 	int32		limit;
+	int64		max_bytes;		/* of data and keys, but always one record */
 	TimestampTz cutoff;
 	/* what it found */
 	uint64		n;				/* records returned, in read_recs */
@@ -1603,8 +1604,8 @@ read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 	int64		size = record_size(key, data);
 	ReadRecord *rec;
 
-	/* at most 10 MiB, but always at least one record */
-	if (r->n > 0 && r->bytes + size > STREAM_MAX_RESPONSE)
+	/* at most 10 MiB (or the caller's cap), but always at least one record */
+	if (r->n > 0 && r->bytes + size > r->max_bytes)
 	{
 		r->full = true;
 		return false;
@@ -1643,8 +1644,8 @@ read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
  * writes.
  */
 static void
-stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
-			StreamRows *r)
+stream_read_capped(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
+				   int64 max_bytes, StreamRows *r)
 {
 	MsgqSlice  *sl;
 	int			nsl;
@@ -1656,6 +1657,7 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 	r->start = start;
 	r->horizon = horizon;
 	r->limit = limit;
+	r->max_bytes = Min(max_bytes, STREAM_MAX_RESPONSE);
 	r->cutoff = stream_cutoff(st);
 	sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &nsl);
 
@@ -1687,6 +1689,13 @@ stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit
 	}
 	UnregisterSnapshot(snap);
 	r->next = r->full ? r->last_seq + 1 : Max(horizon, start);
+}
+
+static void
+stream_read(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
+			StreamRows *r)
+{
+	stream_read_capped(st, shard, start, horizon, limit, STREAM_MAX_RESPONSE, r);
 }
 
 /*
@@ -2120,7 +2129,7 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	horizon = stream_horizon(stream_id, shard);
 	stream_read(&st, shard, start, horizon, limit, &rows);
 	next = rows.next;
-	msgq_stream_metrics_read_end(stream_id, shard, (int64) rows.n, rows.bytes);
+	msgq_stream_metrics_read_end(stream_id, shard, (int64) rows.n, rows.bytes, true);
 	behind = stream_behind(&st, &rows);
 
 	/* a closed shard read to its end has no next iterator, but children */
@@ -3082,6 +3091,26 @@ msgq_list_stream_consumers(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Enhanced fan-out's budget: a subscription of a stream that enforces
+ * limits reads at most 2 MiB per second, of its own, whatever other
+ * consumers and get_records read.  read_bytes is what it read counting
+ * from second read_second; a call that reads past the budget borrows from
+ * the following seconds.  What it still owes at second `second`:
+ */
+static int64
+subscribe_used(int64 read_second, int64 read_bytes, int64 second)
+{
+	int64		repaid;
+
+	if (second <= read_second)
+		return read_bytes;
+	if (second - read_second >= read_bytes / MSGQ_SUBSCRIBE_READ_BYTES + 1)
+		return 0;
+	repaid = (second - read_second) * (int64) MSGQ_SUBSCRIBE_READ_BYTES;
+	return Max(0, read_bytes - repaid);
+}
+
+/*
  * msgq.subscribe_to_shard(stream_name, consumer_name, shard_id,
  *		starting_position, starting_sequence_number, at_timestamp,
  *		wait_time_seconds, record_limit)
@@ -3121,6 +3150,10 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	int64		horizon;
 	int64		next;
 	int64		behind = 0;
+	int64		second;
+	int64		read_second;
+	int64		read_bytes;
+	bool		throttled = false;
 
 	msgq_check_preloaded();
 	stream_rows_begin(fcinfo);
@@ -3138,7 +3171,8 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	shard = shard_require(&st, shard_text, &si);
 
 	/* the consumer's subscription of this shard, locked for this call */
-	if (SPI_execute_with_args("SELECT c.consumer_name, s.position, s.started_at"
+	if (SPI_execute_with_args("SELECT c.consumer_name, s.position, s.started_at,"
+							  "       s.read_second, s.read_bytes"
 							  "  FROM msgq.stream_consumer c"
 							  "  LEFT JOIN msgq.stream_subscription s"
 							  "    ON s.stream_id OPERATOR(pg_catalog.=) c.stream_id"
@@ -3154,6 +3188,12 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read subscription");
 	if (SPI_processed == 0)
 		consumer_not_found(&st, consumer);
+	read_second = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	if (isnull)
+		read_second = 0;
+	read_bytes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	if (isnull)
+		read_bytes = 0;
 	position = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (isnull ||
 		now - DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) >
@@ -3176,35 +3216,69 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not start subscription");
 	}
 
-	/* read, waiting for a put's commit when there is nothing */
+	/*
+	 * Read, waiting for a put's commit when there is nothing, or, when the
+	 * stream enforces limits and this consumer's budget for the shard is
+	 * spent, for the second in which it has some again.
+	 */
 	deadline = now + (TimestampTz) wait * USECS_PER_SEC;
+	second = msgq_stream_window_second();
 	for (;;)
 	{
 		uint64		seen = msgq_wait_counter(STREAM_WAIT_KEY(st.stream_id));
 		TimestampTz t;
+		TimestampTz wake;
+		int64		avail = STREAM_MAX_RESPONSE;
 
+		if (st.enforce_limits)
+			avail = MSGQ_SUBSCRIBE_READ_BYTES - subscribe_used(read_second, read_bytes, second);
 		horizon = stream_horizon(st.stream_id, shard);
-		stream_read(&st, shard, position, horizon, limit, &rows);
+		/* out of budget: only look whether a record waits */
+		throttled = avail <= 0;
+		stream_read_capped(&st, shard, position, horizon, throttled ? 1 : limit, avail, &rows);
 		next = rows.next;
 		n = rows.n;
 		t = msgq_now();
-		if (n > 0 || t >= deadline)
+		if ((n > 0 && !throttled) || t >= deadline)
 			break;
 		stream_read_end(&rows);
+		wake = Min(deadline, t + (TimestampTz) msgq_wait_recheck_interval_ms * 1000);
+		if (throttled)
+			wake = Min(wake, (second + 1) * USECS_PER_SEC);
 		msgq_wait_sleep(STREAM_WAIT_KEY(st.stream_id), seen,
-						(long) Min((deadline - t + 999) / 1000,
-								   (TimestampTz) msgq_wait_recheck_interval_ms));
+						(long) Max(1, (wake - t + 999) / 1000));
 		CHECK_FOR_INTERRUPTS();
+		/* after a wait, the budget is the clock's second's */
+		second = Max(second, msgq_now() / USECS_PER_SEC);
 	}
 
-	behind = stream_behind(&st, &rows);
-	msgq_stream_metrics_read_end(st.stream_id, shard, (int64) rows.n, rows.bytes);
+	if (throttled)
+	{
+		/* nothing returned: the subscription stays where it is */
+		behind = n > 0 ? Max(1, (msgq_now() - rows.first_arrival) / 1000) : 0;
+		next = position;
+		n = 0;
+	}
+	else
+	{
+		behind = stream_behind(&st, &rows);
+		/* cut short by the budget: the records left make it behind */
+		if (st.enforce_limits && rows.full && rows.next < horizon)
+			behind = Max(1, behind);
+	}
+	if (st.enforce_limits)
+	{
+		read_bytes = subscribe_used(read_second, read_bytes, second) + (throttled ? 0 : rows.bytes);
+		read_second = second;
+	}
+	if (!throttled)
+		msgq_stream_metrics_read_end(st.stream_id, shard, (int64) rows.n, rows.bytes, false);
 
 	/* output first: the update below replaces SPI's tuple table */
 	MemoryContextSwitchTo(call.cxt);
 	if (n == 0)
 	{
-		Datum		v[6] = {0, 0, 0, 0, int64_numeric(next), Int64GetDatum(0)};
+		Datum		v[6] = {0, 0, 0, 0, int64_numeric(next), Int64GetDatum(behind)};
 		bool		nl[6] = {true, true, true, true, false, false};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
@@ -3219,13 +3293,15 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 	stream_read_end(&rows);
 
 	/* advance the subscription in the caller's transaction */
-	if (SPI_execute_with_args("UPDATE msgq.stream_subscription SET position = $4"
+	if (SPI_execute_with_args("UPDATE msgq.stream_subscription"
+							  "   SET position = $4, read_second = $5, read_bytes = $6"
 							  " WHERE stream_id OPERATOR(pg_catalog.=) $1"
 							  "   AND consumer_name OPERATOR(pg_catalog.=) $2"
 							  "   AND shard_index OPERATOR(pg_catalog.=) $3",
-							  4, (Oid[]) {INT4OID, TEXTOID, INT4OID, INT8OID},
+							  6, (Oid[]) {INT4OID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID},
 							  (Datum[]) {Int32GetDatum(st.stream_id), CStringGetTextDatum(consumer),
-							  Int32GetDatum(shard), Int64GetDatum(next)},
+							  Int32GetDatum(shard), Int64GetDatum(next),
+							  Int64GetDatum(read_second), Int64GetDatum(read_bytes)},
 							  NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not advance subscription");
 	msgq_call_leave(&call);

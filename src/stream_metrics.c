@@ -246,9 +246,21 @@ msgq_stream_metrics_read_begin(int32 stream_id, int32 shard, bool enforce)
 	return ok;
 }
 
-/* what a read returned */
+/* The second of msgq's clock that a call's limits count in */
+int64
+msgq_stream_window_second(void)
+{
+	return now_second();
+}
+
+/*
+ * What a read returned.  A get_records read (shared_budget) uses the
+ * shard's 2 MiB per second; a subscribe_to_shard read has a budget of its
+ * own per consumer (stream.c) and is only counted.
+ */
 void
-msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records, int64 bytes)
+msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records, int64 bytes,
+							 bool shared_budget)
 {
 	ShardStats *e = stats_entry(stream_id, shard);
 	int64		sec = now_second();
@@ -257,9 +269,14 @@ msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records, int64 
 		return;
 	SpinLockAcquire(&e->mutex);
 	stats_window(e, sec);
-	e->win_bytes_out += bytes;
 	e->outgoing_records += records;
 	e->outgoing_bytes += bytes;
+	if (!shared_budget)
+	{
+		SpinLockRelease(&e->mutex);
+		return;
+	}
+	e->win_bytes_out += bytes;
 
 	/*
 	 * A read beyond 2 MiB in its second borrows from the next seconds: the

@@ -82,6 +82,28 @@ is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
 	$node->safe_psql('postgres', q{ALTER SYSTEM RESET msgq.clock_offset});
 	$node->reload;
 }
+# With shard limits enforced, a subscription reads 2 MiB per second: five
+# records of 1,000,000 bytes come in at least three events (2, 1 borrowing,
+# then after the next second 1 and 1), and the endpoint polls again when
+# more wait or the next second begins, not at the 5-second heartbeat.
+{
+	$node->safe_psql('postgres', q{
+		SET ROLE sdk_app;
+		SELECT msgq.create_stream('sdk-limited', 1);
+		SELECT count(*) FROM msgq.put_records('sdk-limited', ARRAY['k', 'k', 'k', 'k', 'k'],
+			ARRAY(SELECT decode(repeat('00', 1000000), 'hex') FROM generate_series(1, 5)));
+		SELECT msgq.enforce_shard_limits('sdk-limited');
+	});
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'node', '--no-warnings', "$dir/subscribe_limited.mjs" ],
+		'>', \$out, '2>', \$err, IPC::Run::timeout(60));
+	like($out, qr/^got 5 records in (\d+) events after (\d+) ms$/m, 'a limited subscription gets every record')
+	  or diag("$out\n$err");
+	my ($events, $ms) = $out =~ /in (\d+) events after (\d+) ms/;
+	cmp_ok($events // 0, '>=', 3, 'in several events, 2 MiB per second at most');
+	cmp_ok($ms // 99999, '<', 4500, 'polled again at once or at the next second, not at the heartbeat');
+}
+
 is($node->safe_psql('postgres', q{SELECT DISTINCT owner FROM msgq.queue WHERE queue_name LIKE 'sdk-%'}),
 	'sdk_app', 'every queue the SDK made belongs to the access key\'s role');
 

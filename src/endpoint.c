@@ -2117,12 +2117,11 @@ ep_subscription_at_end(EpResult *res)
  * (stream.c): poll again when msgq's clock starts the next second.
  */
 static void
-ep_subscription_throttled(EpPark *p, EpResult *res)
+ep_subscription_retry_at(EpPark *p, EpResult *res)
 {
 	JsonbValue *records = res->response ? msgq_jsonb_member(&res->response->root, "Records") : NULL;
 	JsonbValue *behind = res->response ?
 		msgq_jsonb_member(&res->response->root, "MillisBehindLatest") : NULL;
-	TimestampTz clock = msgq_now();
 
 	p->retry_at = 0;
 	if (records == NULL || records->type != jbvBinary ||
@@ -2130,7 +2129,7 @@ ep_subscription_throttled(EpPark *p, EpResult *res)
 		DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(behind->val.numeric))) <= 0)
 		return;
 	if (JsonContainerSize(records->val.binary.data) == 0)
-		p->retry_at = GetCurrentTimestamp() + (USECS_PER_SEC - clock % USECS_PER_SEC);
+		p->retry_at = GetCurrentTimestamp() + (USECS_PER_SEC - msgq_now() % USECS_PER_SEC);
 	else
 		p->retry_at = GetCurrentTimestamp();
 }
@@ -2152,7 +2151,7 @@ ep_subscription_begin(EpConn *c, EpPark *p, EpResult *res)
 				  events.data, events.len, ep_subscription_at_end(res));
 	p->last_event = GetCurrentTimestamp();
 	ep_subscription_advance(p, res);
-	ep_subscription_throttled(p, res);
+	ep_subscription_retry_at(p, res);
 }
 
 /*
@@ -2218,7 +2217,7 @@ ep_subscription_next(EpPark *p, TimestampTz now, bool woken)
 		ep_park_free(p);
 		return true;
 	}
-	ep_subscription_throttled(p, &res);
+	ep_subscription_retry_at(p, &res);
 	records = res.response ? msgq_jsonb_member(&res.response->root, "Records") : NULL;
 	if (records != NULL && records->type == jbvBinary &&
 		JsonContainerSize(records->val.binary.data) == 0 && !heartbeat && !ending &&

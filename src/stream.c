@@ -3100,14 +3100,9 @@ msgq_list_stream_consumers(PG_FUNCTION_ARGS)
 static int64
 subscribe_used(int64 read_second, int64 read_bytes, int64 second)
 {
-	int64		repaid;
-
 	if (second <= read_second)
 		return read_bytes;
-	if (second - read_second >= read_bytes / MSGQ_SUBSCRIBE_READ_BYTES + 1)
-		return 0;
-	repaid = (second - read_second) * (int64) MSGQ_SUBSCRIBE_READ_BYTES;
-	return Max(0, read_bytes - repaid);
+	return Max(0, read_bytes - (second - read_second) * (int64) MSGQ_SUBSCRIBE_READ_BYTES);
 }
 
 /*

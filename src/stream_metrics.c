@@ -271,22 +271,20 @@ msgq_stream_metrics_read_end(int32 stream_id, int32 shard, int64 records, int64 
 	stats_window(e, sec);
 	e->outgoing_records += records;
 	e->outgoing_bytes += bytes;
-	if (!shared_budget)
+	if (shared_budget)
 	{
-		SpinLockRelease(&e->mutex);
-		return;
-	}
-	e->win_bytes_out += bytes;
+		e->win_bytes_out += bytes;
 
-	/*
-	 * A read beyond 2 MiB in its second borrows from the next seconds: the
-	 * shard's reads are refused until they are paid for (10 MiB at once:
-	 * this second and the next 4, as Kinesis throttles for 5 s).
-	 */
-	if (e->win_bytes_out > MSGQ_SHARD_READ_BYTES)
-		e->read_blocked_until = Max(e->read_blocked_until,
-									sec + (e->win_bytes_out + MSGQ_SHARD_READ_BYTES - 1) /
-									MSGQ_SHARD_READ_BYTES - 1);
+		/*
+		 * A read beyond 2 MiB in its second borrows from the next seconds:
+		 * the shard's reads are refused until they are paid for (10 MiB at
+		 * once: this second and the next 4, as Kinesis throttles for 5 s).
+		 */
+		if (e->win_bytes_out > MSGQ_SHARD_READ_BYTES)
+			e->read_blocked_until = Max(e->read_blocked_until,
+										sec + (e->win_bytes_out + MSGQ_SHARD_READ_BYTES - 1) /
+										MSGQ_SHARD_READ_BYTES - 1);
+	}
 	SpinLockRelease(&e->mutex);
 }
 

@@ -66,7 +66,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose bench-endpoint pgtap
+.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose bench-endpoint pgtap valgrind
 
 deps:
 	./scripts/deps.sh
@@ -76,6 +76,12 @@ demo:
 
 test:
 	./scripts/test.sh
+
+# The regress tests and the AWS endpoint's TAP tests with every server
+# process under Valgrind's memcheck; fails on an error in msgq's code
+# (scripts/valgrind.sh; about an hour, not part of make test).
+valgrind:
+	./scripts/valgrind.sh
 
 bench:
 	./scripts/bench.sh

@@ -30,6 +30,9 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN st || ': ' || msg || CASE WHEN length(det) > 0 THEN ' | ' || det ELSE '' END;
 END
 $$;
+-- msgq's clock is stopped: only the offsets below move it, however slowly
+-- the statements between them run
+SET msgq.clock_frozen = on;
 SET msgq.clock_offset = 0;
 
 ALTER SYSTEM SET msgq.worker_enabled = off;
@@ -37,7 +40,7 @@ ALTER SYSTEM SET msgq.delivery_directory = 'fh_files';
 SELECT pg_reload_conf();
 DO $$
 BEGIN
-	FOR i IN 1..200 LOOP
+	FOR i IN 1..1200 LOOP
 		EXIT WHEN EXISTS (SELECT 1 FROM msgq.workers
 						   WHERE database = current_database() AND state = 'disabled');
 		PERFORM pg_sleep(0.05);
@@ -463,6 +466,7 @@ DROP ROLE regress_msgq_fh_other;
 REVOKE ALL ON msgq_test.fh_pages FROM regress_msgq_fh_user;
 REVOKE ALL ON FUNCTION msgq.create_delivery_stream(text, jsonb) FROM regress_msgq_fh_user;
 DROP ROLE regress_msgq_fh_user;
+RESET msgq.clock_frozen;
 SET msgq.clock_offset = 0;
 ALTER SYSTEM RESET msgq.worker_enabled;
 ALTER SYSTEM RESET msgq.delivery_directory;

@@ -1,6 +1,7 @@
 --
 -- guc: msgq's settings, the reserved "msgq." prefix, and msgq's clock
--- (msgq.now() = clock_timestamp() + msgq.clock_offset).
+-- (msgq.now() = clock_timestamp() + msgq.clock_offset, or the time it
+-- stopped at + msgq.clock_offset under msgq.clock_frozen).
 --
 
 -- msgq_test.err() comes from queue.sql; made again here so this file can run alone
@@ -142,12 +143,61 @@ SHOW msgq.clock_offset;
 SELECT abs(extract(epoch FROM msgq.now() - clock_timestamp())) < 1 AS back_to_now;
 
 --
+-- msgq.clock_frozen: the clock stops at the real time it is turned on, and
+-- only msgq.clock_offset moves it, however long statements take
+--
+SHOW msgq.clock_frozen;
+SET msgq.clock_frozen = on;
+SELECT msgq.now() AS frozen_at \gset
+SELECT abs(extract(epoch FROM :'frozen_at'::timestamptz - clock_timestamp())) < 1 AS stopped_near_now;
+SELECT pg_sleep(0.05);
+SELECT msgq.now() = :'frozen_at'::timestamptz AS stopped;
+SET msgq.clock_offset = '90s';
+SELECT msgq.now() - :'frozen_at'::timestamptz AS moved_by_offset;
+-- turning it on again, a transaction's end, a reload: it stays where it stopped
+SET msgq.clock_frozen = on;
+BEGIN;
+SET LOCAL msgq.clock_frozen = on;
+COMMIT;
+SELECT pg_reload_conf();
+SELECT msgq.now() - :'frozen_at'::timestamptz AS still_moved_by_offset;
+-- time rules run on it: a 5 s delay ends at exactly 5 s
+SELECT msgq.create_queue('guc_frozen') IS NOT NULL AS created;
+SELECT count(*) AS sent FROM msgq.send_message('guc_frozen', 'x', delay_seconds => 5);
+SELECT count(*) AS received_at_0s FROM msgq.receive_message('guc_frozen');
+SELECT pg_sleep(0.05);
+SET msgq.clock_offset = '94999ms';
+SELECT count(*) AS received_at_4999ms FROM msgq.receive_message('guc_frozen');
+SET msgq.clock_offset = '95s';
+SELECT count(*) AS received_at_5s FROM msgq.receive_message('guc_frozen');
+-- a long poll could never end: refused, on queues and on shards
+SELECT msgq_test.err($$SELECT * FROM msgq.receive_message('guc_frozen', wait_time_seconds => 1)$$);
+SELECT count(*) AS no_wait FROM msgq.receive_message('guc_frozen', wait_time_seconds => 0);
+SELECT msgq.create_stream('guc_frozen', 1);
+SELECT msgq.register_stream_consumer('guc_frozen', 'c1') IS NOT NULL AS registered;
+SELECT msgq_test.err($$SELECT * FROM msgq.subscribe_to_shard('guc_frozen', 'c1', 'shardId-000000000000')$$);
+SELECT count(*) AS no_wait FROM msgq.subscribe_to_shard('guc_frozen', 'c1', 'shardId-000000000000',
+	wait_time_seconds => 0);
+SELECT msgq.delete_stream('guc_frozen');
+SELECT msgq.delete_queue('guc_frozen');
+-- off: the clock runs again from real time
+RESET msgq.clock_frozen;
+RESET msgq.clock_offset;
+SELECT abs(extract(epoch FROM msgq.now() - clock_timestamp())) < 1 AS runs_again;
+BEGIN;
+SELECT msgq.now() AS first_now \gset
+SELECT pg_sleep(0.01);
+SELECT msgq.now() > :'first_now'::timestamptz AS moves_again;
+COMMIT;
+
+--
 -- Only superusers may move the clock
 --
 CREATE ROLE regress_msgq_guc;
 SET ROLE regress_msgq_guc;
 SHOW msgq.clock_offset;
 SELECT msgq_test.err($$SET msgq.clock_offset = '1s'$$);
+SELECT msgq_test.err($$SET msgq.clock_frozen = on$$);
 SELECT msgq_test.err($$SELECT set_config('msgq.clock_offset', '1000', false)$$);
 SELECT msgq_test.err($$SET msgq.wait_recheck_interval = '1s'$$);
 SHOW msgq.clock_offset;

@@ -21,7 +21,7 @@ ALTER SYSTEM SET msgq.worker_enabled = off;
 SELECT pg_reload_conf();
 DO $$
 BEGIN
-	FOR i IN 1..200 LOOP
+	FOR i IN 1..1200 LOOP
 		EXIT WHEN EXISTS (SELECT 1 FROM msgq.workers
 						   WHERE database = current_database() AND state = 'disabled');
 		PERFORM pg_sleep(0.05);
@@ -55,6 +55,9 @@ $$;
 -- Start from a known state.  Other files may have left messages behind:
 -- purge every queue, write to the active segment so that it rotates, then
 -- drain: every segment is empty and free but the new active one.
+-- msgq's clock is stopped (msgq.clock_frozen), so that only the offsets
+-- below move it, however slowly the statements between them run.
+SET msgq.clock_frozen = on;
 SET msgq.clock_offset = '1727100s';
 SELECT msgq.create_queue('sg_a') IS NOT NULL AS created;
 SELECT count(*) AS sent FROM msgq.send_message('sg_a', 'x');
@@ -223,6 +226,7 @@ SELECT has_table_privilege('public', 'msgq.segment', 'SELECT') AS public_reads_s
 --
 SELECT count(*) AS deleted FROM msgq.list_queues('sg_') AS q, LATERAL msgq.delete_queue(q);
 RESET msgq.clock_offset;
+RESET msgq.clock_frozen;
 ALTER TABLE msgq.message_0 RESET (autovacuum_enabled);
 ALTER TABLE msgq.message_1 RESET (autovacuum_enabled);
 ALTER TABLE msgq.message_2 RESET (autovacuum_enabled);
@@ -231,7 +235,7 @@ ALTER SYSTEM RESET msgq.worker_enabled;
 SELECT pg_reload_conf();
 DO $$
 BEGIN
-	FOR i IN 1..200 LOOP
+	FOR i IN 1..1200 LOOP
 		EXIT WHEN EXISTS (SELECT 1 FROM msgq.workers
 						   WHERE database = current_database() AND state = 'running');
 		PERFORM pg_sleep(0.05);

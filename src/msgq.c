@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "msgq.h"
 
@@ -28,8 +29,22 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
+/*
+ * msgq.clock_frozen turned on: the clock stops at the real time of that
+ * moment.  Restoring the same value (a transaction's end, a reload) keeps
+ * the time it stopped at.
+ */
+static void
+clock_frozen_assign(bool newval, void *extra)
+{
+	if (newval && !msgq_clock_frozen)
+		msgq_clock_frozen_at = GetCurrentTimestamp();
+}
+
 /* Settings */
 int			msgq_clock_offset_ms = 0;
+bool		msgq_clock_frozen = false;
+TimestampTz msgq_clock_frozen_at = 0;
 int			msgq_wait_buckets = 1024;
 int			msgq_max_aborted_receives = 65536;
 int			msgq_wait_recheck_interval_ms = 5000;
@@ -56,6 +71,17 @@ _PG_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("msgq.clock_frozen",
+							 "Stops msgq's clock in this session, for tests of time rules.",
+							 "While on, msgq's clock is the time at which it was turned on "
+							 "plus msgq.clock_offset, however long statements take. "
+							 "Long polls are refused while it is on.",
+							 &msgq_clock_frozen,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, clock_frozen_assign, NULL);
 
 	DefineCustomIntVariable("msgq.wait_recheck_interval",
 							"Longest sleep of a long-polling receive between two checks.",

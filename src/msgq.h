@@ -99,6 +99,8 @@ extern void msgq_aws_error(const char *awsname, int sqlerrcode, const char *fmt,
 
 /* Settings (msgq.c) */
 extern int	msgq_clock_offset_ms;
+extern bool msgq_clock_frozen;
+extern TimestampTz msgq_clock_frozen_at;
 extern int	msgq_wait_buckets;
 extern int	msgq_max_aborted_receives;
 extern int	msgq_max_leases;
@@ -108,6 +110,7 @@ extern int	msgq_max_receive_bytes;
 
 /* Clock (utils.c): every time rule reads this, never now() */
 extern TimestampTz msgq_now(void);
+extern void msgq_check_clock_runs(int wait_seconds);
 
 /* Name validation (utils.c) */
 

@@ -2653,6 +2653,7 @@ msgq_receive_message(PG_FUNCTION_ARGS)
 				 errdetail("A wait takes a fresh snapshot for every check."),
 				 errhint("Call receive_message with wait_time_seconds => 0, or use READ COMMITTED.")));
 
+	msgq_check_clock_runs(wait);
 	deadline = msgq_now() + (TimestampTz) wait * USECS_PER_SEC;
 	if (wait > 0 && StatementTimeout > 0)
 	{

@@ -3158,6 +3158,7 @@ msgq_subscribe_to_shard(PG_FUNCTION_ARGS)
 						 STREAM_MAX_WAIT_SECS, wait);
 	if (limit < 1 || limit > STREAM_MAX_LIMIT)
 		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
+	msgq_check_clock_runs(wait);
 	if (wait > 0 && XactIsoLevel != XACT_READ_COMMITTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -5,7 +5,9 @@
  *
  * Time: every msgq time rule reads msgq_now(), which is clock_timestamp()
  * plus the superuser-only msgq.clock_offset setting, so tests move time
- * forward in milliseconds instead of sleeping.  transaction timestamps
+ * forward in milliseconds instead of sleeping.  With msgq.clock_frozen on
+ * the clock_timestamp() part stays at the time it was turned on, so that
+ * a test's margins do not depend on how fast it runs.  transaction timestamps
  * (now()) are never used: a message sent late in a long transaction must
  * carry the time of the send, not of the transaction's start.
  *
@@ -54,13 +56,31 @@ PG_FUNCTION_INFO_V1(msgq_assert_preloaded);
 TimestampTz
 msgq_now(void)
 {
-	return GetCurrentTimestamp() + (TimestampTz) msgq_clock_offset_ms * 1000;
+	TimestampTz t = msgq_clock_frozen ? msgq_clock_frozen_at : GetCurrentTimestamp();
+
+	return t + (TimestampTz) msgq_clock_offset_ms * 1000;
+}
+
+/*
+ * A wait of wait_seconds would never end on a stopped clock: refuse it
+ * while msgq.clock_frozen is on.
+ */
+void
+msgq_check_clock_runs(int wait_seconds)
+{
+	if (wait_seconds > 0 && msgq_clock_frozen)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("long polling needs msgq's clock to run"),
+				 errdetail("msgq.clock_frozen is on."),
+				 errhint("Wait with wait_time_seconds => 0, or RESET msgq.clock_frozen.")));
 }
 
 /*
  * msgq.now() returns timestamptz
  *
- * msgq's clock as SQL sees it: clock_timestamp() plus msgq.clock_offset.
+ * msgq's clock as SQL sees it: clock_timestamp() (or the time it stopped at,
+ * under msgq.clock_frozen) plus msgq.clock_offset.
  */
 Datum
 msgq_now_sql(PG_FUNCTION_ARGS)

@@ -144,7 +144,7 @@ ALTER SYSTEM SET msgq.worker_enabled = off;
 SELECT pg_reload_conf();
 DO $$
 BEGIN
-	FOR i IN 1..200 LOOP
+	FOR i IN 1..1200 LOOP
 		EXIT WHEN EXISTS (SELECT 1 FROM msgq.workers
 						   WHERE database = current_database() AND state = 'disabled');
 		PERFORM pg_sleep(0.05);
@@ -429,11 +429,12 @@ SELECT * FROM msgq_test.mv_list('mv_x_dlq', 10);
 --
 -- The rate: each cycle moves rate x the seconds elapsed on msgq's clock
 -- since the task's previous cycle, at most one second's worth, and carries
--- the fraction.  The real time that passes between two statements adds to
--- the budget too: every step below leaves a margin of at least a quarter
--- of a second for it, and a capped cycle starts the count afresh.
+-- the fraction; a capped cycle starts the count afresh.  msgq's clock is
+-- stopped for this section (msgq.clock_frozen), so that only the offsets
+-- below count, however slowly the statements between them run.
 --
 -- At 2 messages per second:
+SET msgq.clock_frozen = on;
 SET msgq.clock_offset = 0;
 SELECT msgq_test.mv_setup('mv_r_dlq', 'mv_r_src', 'mv_r_src2');
 SELECT msgq_test.mv_to_dlq('mv_r_src', 'r', 10) AS to_dlq;
@@ -479,6 +480,7 @@ SELECT status, moved, queue, n FROM msgq_test.mv_run('11min', 'mv_r_dlq', 'Q');
 SELECT status, moved, queue, n FROM msgq_test.mv_run('12min', 'mv_r_dlq', 'Q');
 SELECT status, moved, queue, n FROM msgq_test.mv_run('13min', 'mv_r_dlq', 'Q');
 SELECT * FROM msgq_test.mv_list('mv_r_dlq', 3);
+RESET msgq.clock_frozen;
 
 --
 -- Without a rate, at most 10000 messages per cycle
@@ -559,7 +561,7 @@ ALTER SYSTEM RESET msgq.worker_enabled;
 SELECT pg_reload_conf();
 DO $$
 BEGIN
-	FOR i IN 1..200 LOOP
+	FOR i IN 1..1200 LOOP
 		EXIT WHEN EXISTS (SELECT 1 FROM msgq.workers
 						   WHERE database = current_database() AND state = 'running');
 		PERFORM pg_sleep(0.05);

@@ -102,33 +102,46 @@ echo "=== valgrind reports"
 python3 - "$VGLOG" "$MSGQ_ROOT/src/" <<'EOF'
 import collections, glob, re, sys
 
+# A report is msgq's when one of the first four frames of its stack, or of
+# the stack that made the value or the block it names, is in msgq's sources.
+def ours(stacks):
+    return any(sys.argv[2] in frame for st in stacks for frame in st[:4])
+
 reports = collections.Counter()
 example = {}
+mine = set()
 processes = 0
 for path in glob.glob(sys.argv[1] + "/*.log"):
     processes += 1
-    lines = [re.sub(r"^==\d+== ?", "", l) for l in open(path, errors="replace")]
+    lines = [re.sub(r"^==\d+== ?", "", l.rstrip("\n")) for l in open(path, errors="replace")]
     i = 0
     while i < len(lines):
-        head = lines[i].rstrip("\n")
-        stack = []
+        head = lines[i]
+        if not head or head.startswith(" ") or i + 1 >= len(lines) or \
+                not re.match(r"\s+at 0x", lines[i + 1]):
+            i += 1
+            continue
         j = i + 1
-        while j < len(lines) and re.match(r"\s+(at|by) 0x", lines[j]):
-            stack.append(lines[j].strip())
+        stacks = [[]]
+        while j < len(lines) and lines[j]:
+            if re.match(r"\s+(at|by) 0x", lines[j]):
+                stacks[-1].append(lines[j].strip())
+            else:
+                stacks.append([])
             j += 1
-        if stack and head and not head.startswith(" "):
-            key = head + "\n  " + "\n  ".join(stack[:8])
-            reports[key] += 1
-            example.setdefault(key, "".join(lines[i:j + 12]))
-        i = max(j, i + 1)
+        key = head + "\n  " + "\n  ".join(stacks[0][:8])
+        reports[key] += 1
+        example.setdefault(key, "\n".join(lines[i:j]))
+        if ours(stacks):
+            mine.add(key)
+        i = j
 
-ours = [k for k in reports if "(" + sys.argv[2] in example[k]]
 print(f"{processes} server processes logged, {sum(reports.values())} reports, "
-      f"{len(reports)} distinct, {len(ours)} with msgq's code on the stack")
-for k in ours:
+      f"{len(reports)} distinct, {len(mine)} in msgq's code")
+for k in mine:
     print(f"--- {reports[k]} time(s)\n{example[k]}")
-others = [k for k in reports if k not in ours]
-for k in others:
-    print(f"--- not msgq's ({reports[k]} time(s)):\n{k}")
-sys.exit(1 if ours else 0)
+for k in reports:
+    if k not in mine:
+        print(f"--- not msgq's ({reports[k]} time(s)):\n{k}")
+sys.exit(1 if mine else 0)
 EOF

@@ -66,7 +66,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose bench-endpoint pgtap valgrind
+.PHONY: deps demo test bench bench-churn bench-streams bench-fifo bench-esm bench-firehose bench-endpoint pgtap valgrind coverage
 
 deps:
 	./scripts/deps.sh
@@ -82,6 +82,11 @@ test:
 # (scripts/valgrind.sh; about an hour, not part of make test).
 valgrind:
 	./scripts/valgrind.sh
+
+# The whole test suite on a gcov build; lines run per source file, and the
+# annotated sources in test-results/coverage/ (scripts/coverage.sh).
+coverage:
+	./scripts/coverage.sh
 
 bench:
 	./scripts/bench.sh

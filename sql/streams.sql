@@ -525,6 +525,18 @@ SELECT f, msgq_test.err(s) AS result
 	) AS t(f, s);
 
 --
+-- PREPARE TRANSACTION is refused after a put, and the put is undone
+SELECT msgq.create_stream('st_prep', 1);
+BEGIN;
+SELECT sequence_number IS NOT NULL AS put FROM msgq.put_record('st_prep', 'k', '\x78');
+PREPARE TRANSACTION 'msgq_put';
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared FROM pg_prepared_xacts;
+SELECT count(sequence_number) AS records
+  FROM msgq.get_records(msgq.get_shard_iterator('st_prep', 'shardId-000000000000', 'TRIM_HORIZON'));
+-- a put in the next transaction works
+SELECT sequence_number IS NOT NULL AS put FROM msgq.put_record('st_prep', 'k', '\x79');
+
 -- privileges: the owner (and its members, and superusers) only
 --
 CREATE ROLE regress_msgq_st_user;

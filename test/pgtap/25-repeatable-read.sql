@@ -13,7 +13,7 @@
 \pset pager off
 
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-SELECT plan(9);
+SELECT plan(13);
 
 SELECT is(current_setting('transaction_isolation'), 'repeatable read',
 	'this file runs at REPEATABLE READ');
@@ -35,6 +35,16 @@ SELECT is((SELECT body FROM msgq.receive_message('tap_rr', wait_time_seconds => 
 SELECT is_empty($$SELECT * FROM msgq.receive_message('tap_rr_wait', wait_time_seconds => 0)$$,
 	'wait_time_seconds 0 overrides the queue''s wait time');
 SELECT lives_ok($$SELECT msgq.delete_queue('tap_rr')$$, 'delete_queue');
+
+-- streams: subscribe_to_shard waits for records the same way
+SELECT lives_ok($$SELECT msgq.create_stream('tap_rr_s', 1)$$, 'create_stream');
+SELECT lives_ok($$SELECT msgq.register_stream_consumer('tap_rr_s', 'c1')$$, 'register_stream_consumer');
+SELECT throws_ok($$SELECT * FROM msgq.subscribe_to_shard('tap_rr_s', 'c1', 'shardId-000000000000')$$,
+	'0A000', 'waiting for records requires the READ COMMITTED isolation level',
+	'subscribe_to_shard (a 20 s wait by default) at REPEATABLE READ fails');
+SELECT is((SELECT count(*) FROM msgq.subscribe_to_shard('tap_rr_s', 'c1', 'shardId-000000000000',
+		wait_time_seconds => 0)),
+	1::bigint, 'wait_time_seconds 0 subscribes at REPEATABLE READ');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,8 +6,9 @@
 # design:
 #
 #   - the lease table full (msgq.max_leases = 16): receives take the
-#     durable path, no message is returned twice or lost, and every handle
-#     deletes its message;
+#     durable path, no message is returned twice or lost, visibility
+#     batches change both kinds of lease, and every handle deletes its
+#     message;
 #   - a backend killed with SIGKILL while leases are held: after the crash
 #     cycle every message is there and receivable at once, and receive
 #     counts written by the maintenance cycle are kept;
@@ -67,6 +68,37 @@ is( sql(
 	'100',
 	'every message counts as in flight');
 sql("SELECT count(msgq.change_message_visibility('full', handle, 900)) FROM got");
+
+# change_message_visibility_batch, ten entries a call, on both paths (16
+# handles of shared-memory leases, 84 of durable ones)
+sql(q{CREATE FUNCTION vis_batches(t int) RETURNS TABLE (error_code text, n bigint)
+	LANGUAGE sql AS $$
+	SELECT r.error_code, count(*)
+	  FROM (SELECT b, jsonb_agg(entry) AS entries
+	          FROM (SELECT (row_number() OVER (ORDER BY body) - 1) / 10 AS b,
+	                       jsonb_build_object('Id', 'e' || row_number() OVER (ORDER BY body),
+	                                          'ReceiptHandle', handle, 'VisibilityTimeout', t) AS entry
+	                  FROM got) x
+	         GROUP BY b) y,
+	       LATERAL msgq.change_message_visibility_batch('full', y.entries) r
+	 GROUP BY 1 ORDER BY 1
+	$$});
+is(sql("SET msgq.clock_offset = '10s'; SELECT error_code || '|' || n FROM vis_batches(43200)"),
+	'InvalidParameterValue|100',
+	'a batch that would keep messages received 10 s ago hidden past 12 hours fails every entry');
+is(sql("SELECT coalesce(error_code, 'ok') || '|' || n FROM vis_batches(1000)"), 'ok|100',
+	'a batch of 1000 s succeeds for every entry');
+is(sql("SET msgq.clock_offset = '950s'; SELECT count(*) FROM msgq.receive_message('full', 10)"), '0',
+	'the batch moved every deadline past the 900 s set before, on both paths');
+sql("SELECT msgq.delete_message('full', handle) FROM got WHERE body = 'm1'");
+is( sql(
+		"SELECT error_code || '|' || error_message
+		   FROM got, msgq.change_message_visibility_batch('full',
+		        jsonb_build_array(jsonb_build_object('Id', 'gone', 'ReceiptHandle', handle, 'VisibilityTimeout', 5)))
+		  WHERE body = 'm1'"),
+	'InvalidParameterValue|message does not exist or is not available for visibility timeout change',
+	'a batch entry for a deleted message fails');
+sql("DELETE FROM got WHERE body = 'm1'");
 sql("SELECT count(msgq.delete_message('full', handle)) FROM got");
 is(sql("SELECT count(*) FROM msgq.message JOIN msgq.queue USING (queue_id) WHERE queue_name = 'full'"),
 	'0', 'every handle deleted its message, on both paths');

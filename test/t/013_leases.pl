@@ -8,7 +8,7 @@
 #   - the lease table full (msgq.max_leases = 16): receives take the
 #     durable path, no message is returned twice or lost, visibility
 #     batches change both kinds of lease, and every handle deletes its
-#     message;
+#     message; a FIFO group, which has no durable path, waits for room;
 #   - a backend killed with SIGKILL while leases are held: after the crash
 #     cycle every message is there and receivable at once, and receive
 #     counts written by the maintenance cycle are kept;
@@ -105,6 +105,36 @@ is(sql("SELECT count(*) FROM msgq.message JOIN msgq.queue USING (queue_id) WHERE
 sql("SELECT msgq.run_maintenance()");
 is(sql("SELECT leases FROM msgq.lease_table()"), '0',
 	'deleted messages leave no lease behind');
+
+# FIFO queues have no durable path: with the table full a group waits for
+# room, and gets its messages in order once there is some
+sql("SELECT msgq.create_queue('fill')");
+sql("SELECT count(*) FROM generate_series(1, 16) i, msgq.send_message('fill', 'f' || i)");
+sql("CREATE TABLE fill_got AS SELECT body, receipt_handle AS handle
+	 FROM msgq.receive_message('fill', 10, visibility_timeout => 600)");
+sql("INSERT INTO fill_got SELECT body, receipt_handle
+	 FROM msgq.receive_message('fill', 10, visibility_timeout => 600)");
+sql(q{SELECT msgq.create_queue('grp.fifo', '{"FifoQueue": "true"}')});
+sql("SELECT count(*) FROM generate_series(1, 2) i,
+	 msgq.send_message('grp.fifo', 'g' || i, message_group_id => 'g', message_deduplication_id => 'd' || i)");
+my $claims = sql("SELECT full_claims FROM msgq.lease_table()");
+is(sql("SELECT leases FROM msgq.lease_table()") . '|'
+	  . sql("SELECT count(*) FROM msgq.receive_message('grp.fifo', 10)"),
+	'16|0', 'a FIFO receive with the lease table full returns nothing');
+cmp_ok(sql("SELECT full_claims FROM msgq.lease_table()"), '>', $claims,
+	'and counts as a receive that found the table full');
+sql("SELECT msgq.delete_message('fill', handle) FROM fill_got WHERE body = 'f1'");
+my ($g1, $g1_handle) = split /\|/,
+  sql("SELECT body || '|' || receipt_handle FROM msgq.receive_message('grp.fifo', 1)");
+is($g1, 'g1', 'with room for one lease the group gives its first message');
+sql("SELECT count(msgq.delete_message('fill', handle)) FROM fill_got WHERE body <> 'f1'");
+is(sql("SELECT string_agg(body, ',') FROM msgq.receive_message('grp.fifo', 10)"), '',
+	'the group stays blocked while its first message is in flight');
+sql("SELECT msgq.delete_message('grp.fifo', '$g1_handle')");
+is(sql("SELECT string_agg(body, ',') || '|' || count(msgq.delete_message('grp.fifo', receipt_handle))
+	    FROM msgq.receive_message('grp.fifo', 10)"), 'g2|1',
+	'once it is deleted the group gives the next one');
+is(sql("SELECT leases FROM msgq.lease_table()"), '0', 'no lease is left');
 
 # ---------------------------------------------------------------------------
 # A crash while leases are held

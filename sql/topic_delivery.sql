@@ -165,6 +165,11 @@ SELECT p, msgq_test.err(format('SELECT msgq.subscribe(%L, %L, %L, %L)', 'td_topi
 			   ('{"healthyRetryPolicy": {"numRetries": 3, "numNoDelayRetries": 2, "numMaxDelayRetries": 2}}'),
 			   ('{"healthyRetryPolicy": {"numRetries": 100, "minDelayTarget": 60, "maxDelayTarget": 60}}'),
 			   ('{"healthyRetryPolicy": {"backoffFunction": "cubic"}}'),
+			   -- each backoff curve's total, 10 retries from 300 s to 1000 s
+			   ('{"healthyRetryPolicy": {"numRetries": 10, "minDelayTarget": 300, "maxDelayTarget": 1000, "backoffFunction": "linear"}}'),
+			   ('{"healthyRetryPolicy": {"numRetries": 10, "minDelayTarget": 300, "maxDelayTarget": 1000, "backoffFunction": "arithmetic"}}'),
+			   ('{"healthyRetryPolicy": {"numRetries": 10, "minDelayTarget": 300, "maxDelayTarget": 1000, "backoffFunction": "geometric"}}'),
+			   ('{"healthyRetryPolicy": {"numRetries": 10, "minDelayTarget": 300, "maxDelayTarget": 1000, "backoffFunction": "exponential"}}'),
 			   ('{"healthyRetryPolicy": 3}'),
 			   ('{"requestPolicy": {"headerContentType": "text/plain\r\nX-Evil: 1"}}'),
 			   ('{"throttlePolicy": {"maxReceivesPerSecond": 0}}')) AS v(p);

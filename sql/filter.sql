@@ -143,7 +143,13 @@ INSERT INTO msgq_test.fcase VALUES
 ('c16 anything-but prefix, excluded', '{"s":[{"anything-but":{"prefix":"order-"}}]}', NULL, pg_temp.a('s','String','order-1'), NULL, false),
 ('c17 anything-but prefix, other', '{"s":[{"anything-but":{"prefix":"order-"}}]}', NULL, pg_temp.a('s','String','shipment'), NULL, true),
 ('c18 anything-but prefix, Number', '{"s":[{"anything-but":{"prefix":"order-"}}]}', NULL, pg_temp.a('s','Number','5'), NULL, false),
-('c19 anything-but prefix, absent', '{"s":[{"anything-but":{"prefix":"order-"}}]}', NULL, pg_temp.a('t','String','x'), NULL, false);
+('c19 anything-but prefix, absent', '{"s":[{"anything-but":{"prefix":"order-"}}]}', NULL, pg_temp.a('t','String','x'), NULL, false),
+('c20 anything-but false, false', '{"f":[{"anything-but":false}]}', 'MessageBody', NULL, '{"f":false}', false),
+('c21 anything-but false, true', '{"f":[{"anything-but":false}]}', 'MessageBody', NULL, '{"f":true}', true),
+('c22 anything-but null, null', '{"f":[{"anything-but":null}]}', 'MessageBody', NULL, '{"f":null}', false),
+('c23 anything-but null, a number', '{"f":[{"anything-but":null}]}', 'MessageBody', NULL, '{"f":1}', true),
+('c24 anything-but true, false, null: a string', '{"f":[{"anything-but":[true,false,null]}]}', 'MessageBody', NULL, '{"f":"x"}', true),
+('c25 anything-but true, false, null: false', '{"f":[{"anything-but":[true,false,null]}]}', 'MessageBody', NULL, '{"f":false}', false);
 
 --
 -- numeric: 5 decimal places, ranges, +-10^9

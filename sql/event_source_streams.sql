@@ -151,6 +151,33 @@ SELECT msgq.run_maintenance();
 SELECT pg_temp.got('ess_a') AS at_timestamp;
 SELECT msgq.delete_event_source_mapping(:'m_at')->>'State' AS deleted;
 
+-- MaximumBatchingWindowInSeconds: a batch smaller than BatchSize waits for
+-- more records until the window from its first record's arrival ends; a
+-- full batch does not wait.  On a stopped clock (msgq.clock_frozen), so
+-- that only the offsets count.
+TRUNCATE msgq_test.ess_got;
+SET msgq.clock_frozen = on;
+SET msgq.clock_offset = '200s';
+SELECT msgq.create_event_source_mapping('ess_a', 'msgq_test.ess_fn(jsonb)',
+	'{"StartingPosition": "LATEST", "BatchSize": 5, "MaximumBatchingWindowInSeconds": 5}') AS m_win \gset
+SELECT msgq.run_maintenance();
+SELECT pg_temp.put('ess_a', 2, 'w') AS put;
+SELECT msgq.run_maintenance();
+SELECT pg_temp.got('ess_a') AS window_open;
+SET msgq.clock_offset = '204.999s';
+SELECT pg_temp.put('ess_a', 1, 'x') AS put;
+SELECT msgq.run_maintenance();
+SELECT pg_temp.got('ess_a') AS window_at_4999ms;
+SET msgq.clock_offset = '205s';
+SELECT msgq.run_maintenance();
+SELECT string_agg(data || ' of ' || batch, ',' ORDER BY seq) AS window_ended FROM msgq_test.ess_got;
+TRUNCATE msgq_test.ess_got;
+SELECT pg_temp.put('ess_a', 5, 'y') AS put;
+SELECT msgq.run_maintenance();
+SELECT string_agg(data || ' of ' || batch, ',' ORDER BY seq) AS full_batch FROM msgq_test.ess_got;
+SELECT msgq.delete_event_source_mapping(:'m_win')->>'State' AS deleted;
+RESET msgq.clock_frozen;
+
 -- a failing record: bisected down to it, sent to the destination after
 -- MaximumRetryAttempts (0), the others processed in order
 SELECT msgq.create_stream('ess_b', 1);

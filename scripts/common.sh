@@ -51,6 +51,17 @@ as_user() {
 	fi
 }
 
+# copy_tree DEST: the tree into the existing directory DEST, without .git and
+# build, test or coverage products (scratch copies of test.sh, valgrind.sh and
+# coverage.sh).
+copy_tree() {
+	tar -C "$MSGQ_ROOT" -cf - --exclude=./.git --exclude='*.o' --exclude='*.so' \
+		--exclude='*.bc' --exclude='*.gcda' --exclude='*.gcno' --exclude=./results \
+		--exclude=./output_iso --exclude='./tmp_check*' --exclude='./regression.*' \
+		--exclude=./test-results --exclude=./log --exclude=./test/node/node_modules . |
+		tar -C "$1" -xf -
+}
+
 # Build as the invoking user, install as root. PG_CFLAGS (e.g. -Werror in CI)
 # reaches make through the environment. No LLVM bitcode (clang is no dependency).
 build_and_install() {

@@ -18,11 +18,7 @@ cd "$MSGQ_ROOT"
 
 COPY=$(mktemp -d /tmp/msgq-coverage.XXXXXX)
 chmod 755 "$COPY"
-tar -C "$MSGQ_ROOT" -cf - --exclude=./.git --exclude='*.o' --exclude='*.so' \
-	--exclude='*.bc' --exclude='*.gcda' --exclude='*.gcno' --exclude=./results \
-	--exclude=./output_iso --exclude='./tmp_check*' --exclude='./regression.*' \
-	--exclude=./test-results --exclude=./log --exclude=./test/node/node_modules . |
-	tar -C "$COPY" -xf -
+copy_tree "$COPY"
 if is_root; then chown -R "$TEST_USER:" "$COPY"; fi
 chmod -R a+rwX "$COPY/src"
 

@@ -218,11 +218,7 @@ WORK=$(mktemp -d /tmp/msgq-test.XXXXXX)
 chmod 755 "$WORK"
 TREE=$WORK/tree
 mkdir "$TREE" "$WORK/tmp"
-tar -C "$MSGQ_ROOT" -cf - --exclude=./.git --exclude='*.o' --exclude='*.so' \
-	--exclude='*.bc' --exclude=./results --exclude=./output_iso \
-	--exclude='./tmp_check*' --exclude='./regression.*' \
-	--exclude=./test-results --exclude=./log --exclude=./test/node/node_modules . |
-	tar -C "$TREE" -xf -
+copy_tree "$TREE"
 if is_root; then chown -R "$TEST_USER:" "$WORK"; fi
 
 # The AWS SDK for the endpoint's TAP test (test/t/024_aws_sdk.pl), as the

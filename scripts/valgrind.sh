@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make valgrind: run test suites with every server process under Valgrind's
-# memcheck, then list each error whose stack passes through msgq.so.
+# memcheck, then list each error report in msgq's code.
 #
 #   VALGRIND_REGRESS   pg_regress tests (default: every one but outbox_large,
 #                      whose 100,001 sends take hours under Valgrind)
@@ -52,11 +52,7 @@ TREE=$WORK/tree
 VGBIN=$WORK/bin
 VGLOG=$WORK/vg
 mkdir "$TREE" "$VGBIN" "$VGLOG" "$WORK/tmp"
-tar -C "$MSGQ_ROOT" -cf - --exclude=./.git --exclude='*.o' --exclude='*.so' \
-	--exclude='*.bc' --exclude=./results --exclude=./output_iso \
-	--exclude='./tmp_check*' --exclude='./regression.*' \
-	--exclude=./test-results --exclude=./log --exclude=./test/node/node_modules . |
-	tar -C "$TREE" -xf -
+copy_tree "$TREE"
 
 # A bin directory where postgres is Valgrind running the real server, and
 # pg_ctl is a copy of the real one, so that it starts the postgres next to
@@ -97,7 +93,7 @@ if [ -n "$TAP_SET" ]; then
 fi
 
 # Every error report left after the suppressions, grouped by its first
-# frames; those with a frame in msgq.so are msgq's.
+# frames.
 echo "=== valgrind reports"
 python3 - "$VGLOG" "$MSGQ_ROOT/src/" <<'EOF'
 import collections, glob, re, sys

@@ -135,7 +135,40 @@ SELECT count(*) AS after, count(DISTINCT partition_key) AS keys, min(octet_lengt
   FROM msgq.get_records(msgq.get_shard_iterator('rw_many', '0', 'TRIM_HORIZON'));
 RESET work_mem;
 
+--
+-- Rows of every layout in one read: keys and data on each side of the
+-- short-header limit (126 bytes of content), so that the columns of each
+-- row are packed or aligned differently; every value comes back as put,
+-- from get_records and from subscribe_to_shard, and every row carries the
+-- same next iterator or continuation number and MillisBehindLatest
+--
+SELECT msgq.create_stream('rw_shapes', 1);
+SELECT msgq.register_stream_consumer('rw_shapes', 'shapes') IS NOT NULL AS registered;
+SELECT count(*) AS subscribed
+  FROM msgq.subscribe_to_shard('rw_shapes', 'shapes', '0', 'TRIM_HORIZON', wait_time_seconds => 0);
+CREATE TEMP TABLE rw_shape AS
+SELECT k.n AS klen, d.n AS dlen, repeat(chr(97 + k.n % 26), k.n) AS key,
+	   decode(repeat(lpad(to_hex(d.n % 256), 2, '0'), d.n), 'hex') AS data
+  FROM unnest(ARRAY[1, 125, 126, 127, 200, 256]) k(n),
+	   unnest(ARRAY[0, 1, 120, 126, 127, 128, 300, 5000]) d(n);
+SELECT count(*) AS put
+  FROM msgq.put_records('rw_shapes', ARRAY(SELECT key FROM rw_shape ORDER BY klen, dlen),
+						ARRAY(SELECT data FROM rw_shape ORDER BY klen, dlen));
+SELECT count(*) AS rows, count(s.key) AS same_key_and_data,
+	   count(DISTINCT g.next_shard_iterator) AS iterators,
+	   count(DISTINCT g.millis_behind_latest) AS behind, count(g.child_shards) AS children,
+	   bool_and(g.sequence_number > 0 AND g.approximate_arrival_timestamp IS NOT NULL) AS numbered
+  FROM msgq.get_records(msgq.get_shard_iterator('rw_shapes', '0', 'TRIM_HORIZON')) g
+  LEFT JOIN rw_shape s ON s.key = g.partition_key AND s.data = g.data;
+SELECT count(*) AS rows, count(s.key) AS same_key_and_data,
+	   count(DISTINCT g.continuation_sequence_number) AS continuations,
+	   count(DISTINCT g.millis_behind_latest) AS behind,
+	   bool_and(g.continuation_sequence_number > g.sequence_number) AS after_each
+  FROM msgq.subscribe_to_shard('rw_shapes', 'shapes', '0', wait_time_seconds => 0) g
+  LEFT JOIN rw_shape s ON s.key = g.partition_key AND s.data = g.data;
+
 SELECT msgq.delete_stream('rw_big');
 SELECT msgq.delete_stream('rw_small');
 SELECT msgq.delete_stream('rw_many');
-DROP TABLE rw_in, rw_it, rw_put;
+SELECT msgq.delete_stream('rw_shapes');
+DROP TABLE rw_in, rw_it, rw_put, rw_shape;

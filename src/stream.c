@@ -1738,130 +1738,158 @@ row_desc_ok(TupleDesc desc)
 	return true;
 }
 
+/*
+ * How attribute att stores value p (a varlena pointer or a by-value
+ * Datum): 0 null, 1 a short varlena as is, 2 a varlena given a short
+ * header, 3 a varlena with its 4-byte header, aligned, 4 by value,
+ * aligned; -1 when it cannot be stored here (external).  *off moves past
+ * it.
+ */
+static inline int
+row_att_kind(Form_pg_attribute att, Datum value, bool isnull, Size *off)
+{
+	Pointer		p = DatumGetPointer(value);
+
+	if (isnull)
+		return 0;
+	if (att->attlen != -1)
+	{
+		*off = att_align_nominal(*off, att->attalign) + att->attlen;
+		return 4;
+	}
+	if (VARATT_IS_EXTERNAL(p))
+		return -1;
+	if (VARATT_IS_SHORT(p))
+	{
+		*off += VARSIZE_SHORT(p);
+		return 1;
+	}
+	if (att->attstorage != TYPSTORAGE_PLAIN && VARATT_CAN_MAKE_SHORT(p))
+	{
+		*off += VARATT_CONVERTED_SHORT_SIZE(p);
+		return 2;
+	}
+	*off = att_align_nominal(*off, att->attalign) + VARSIZE(p);
+	return 3;
+}
+
+/* Write a value of kind (row_att_kind) at data + off; the offset after it. */
+static inline Size
+row_att_write(Form_pg_attribute att, int kind, Datum value, char *data, Size off)
+{
+	Pointer		p = DatumGetPointer(value);
+	Size		at;
+
+	switch (kind)
+	{
+		case 0:
+			return off;
+		case 1:
+			memcpy(data + off, p, VARSIZE_SHORT(p));
+			return off + VARSIZE_SHORT(p);
+		case 2:
+			{
+				Size		sz = VARATT_CONVERTED_SHORT_SIZE(p);
+
+				SET_VARSIZE_SHORT(data + off, sz);
+				memcpy(data + off + 1, VARDATA(p), sz - 1);
+				return off + sz;
+			}
+		case 3:
+			at = att_align_nominal(off, att->attalign);
+			memset(data + off, 0, at - off);
+			memcpy(data + at, p, VARSIZE(p));
+			return at + VARSIZE(p);
+		default:
+			at = att_align_nominal(off, att->attalign);
+			memset(data + off, 0, at - off);
+			store_att_byval(data + at, value, att->attlen);
+			return at + att->attlen;
+	}
+}
+
+/*
+ * The header of a row of desc, at tup, whose data (ROW_HOFF bytes on)
+ * is len bytes long: as heap_form_minimal_tuple() makes it.  Its first
+ * ROW_HOFF bytes must be zero.  Every descriptor rows are built for has at
+ * most ROW_MAX_ATTS columns, so the header with a null bitmap takes
+ * ROW_HOFF bytes as without.
+ */
+#define ROW_HOFF	MAXALIGN(SizeofMinimalTupleHeader + BITMAPLEN(ROW_MAX_ATTS))
+StaticAssertDecl(MAXALIGN(SizeofMinimalTupleHeader) == ROW_HOFF,
+				 "a row's header takes as much room with a null bitmap as without");
+
+static inline void
+row_header(MinimalTuple tup, TupleDesc desc, Size len, uint32 shape)
+{
+	uint16		infomask = 0;
+	int			i;
+
+	tup->t_len = ROW_HOFF + len;
+	HeapTupleHeaderSetNatts(tup, desc->natts);
+	tup->t_hoff = ROW_HOFF + MINIMAL_TUPLE_OFFSET;
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (((shape >> (3 * i)) & 7) == 0)
+			infomask |= HEAP_HASNULL;
+		else if (TupleDescAttr(desc, i)->attlen == -1)
+			infomask |= HEAP_HASVARWIDTH;
+	}
+	if (infomask & HEAP_HASNULL)
+		for (i = 0; i < desc->natts; i++)
+			if (((shape >> (3 * i)) & 7) != 0)
+				tup->t_bits[i >> 3] |= (bits8) (1 << (i & 7));
+	tup->t_infomask = infomask;
+}
+
+/* Make row_buf at least len bytes long; what it held is lost. */
+static void
+row_room(Size len)
+{
+	Size		size = Max(len, 1024);
+
+	if (len <= row_buf_size)
+		return;
+	if (read_cxt == NULL)
+		read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
+										 ALLOCSET_DEFAULT_SIZES);
+	if (row_buf != NULL)
+		pfree(row_buf);
+	row_buf = MemoryContextAlloc(read_cxt, size);
+	row_buf_size = size;
+}
+
 /* The row as a minimal tuple in row_buf; NULL when it cannot be built here. */
 static MinimalTuple
 row_build(TupleDesc desc, Datum *values, bool *nulls, uint32 *shape)
 {
 	int			natts = desc->natts;
-	bool		hasnull = false;
 	Size		data_len = 0;
-	Size		hoff;
 	Size		len;
 	Size		off;
 	MinimalTuple tup;
-	char	   *data;
-	uint16		infomask = 0;
 	int			i;
 
 	*shape = 0;
 	for (i = 0; i < natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		uint32		kind;
+		int			kind = row_att_kind(TupleDescAttr(desc, i), values[i], nulls[i], &data_len);
 
-		if (nulls[i])
-		{
-			hasnull = true;
-			kind = 0;
-		}
-		else if (att->attlen == -1)
-		{
-			Pointer		p = DatumGetPointer(values[i]);
-
-			if (VARATT_IS_EXTERNAL(p))
-				return NULL;
-			if (VARATT_IS_SHORT(p))
-			{
-				kind = 1;
-				data_len += VARSIZE_SHORT(p);
-			}
-			else if (att->attstorage != TYPSTORAGE_PLAIN && VARATT_CAN_MAKE_SHORT(p))
-			{
-				kind = 2;
-				data_len += VARATT_CONVERTED_SHORT_SIZE(p);
-			}
-			else
-			{
-				kind = 3;
-				data_len = att_align_nominal(data_len, att->attalign) + VARSIZE(p);
-			}
-		}
-		else
-		{
-			kind = 4;
-			data_len = att_align_nominal(data_len, att->attalign) + att->attlen;
-		}
-		*shape |= kind << (3 * i);
+		if (kind < 0)
+			return NULL;
+		*shape |= (uint32) kind << (3 * i);
 	}
 
-	hoff = MAXALIGN(SizeofMinimalTupleHeader + (hasnull ? BITMAPLEN(natts) : 0));
-	len = hoff + data_len;
-	if (len > row_buf_size)
-	{
-		Size		size = Max(len, 1024);
-
-		if (read_cxt == NULL)
-			read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
-											 ALLOCSET_DEFAULT_SIZES);
-		if (row_buf != NULL)
-			pfree(row_buf);
-		row_buf = MemoryContextAlloc(read_cxt, size);
-		row_buf_size = size;
-	}
+	len = ROW_HOFF + data_len;
+	row_room(len);
 	tup = (MinimalTuple) row_buf;
-	memset(row_buf, 0, hoff);
-	tup->t_len = len;
-	HeapTupleHeaderSetNatts(tup, natts);
-	tup->t_hoff = hoff + MINIMAL_TUPLE_OFFSET;
-	if (hasnull)
-		infomask |= HEAP_HASNULL;
-
-	data = row_buf + hoff;
+	memset(row_buf, 0, ROW_HOFF);
 	off = 0;
 	for (i = 0; i < natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		uint32		kind = (*shape >> (3 * i)) & 7;
-		Pointer		p = DatumGetPointer(values[i]);
-		Size		at;
-
-		if (kind == 0)
-			continue;
-		if (hasnull)
-			tup->t_bits[i >> 3] |= (bits8) (1 << (i & 7));
-		switch (kind)
-		{
-			case 1:
-				memcpy(data + off, p, VARSIZE_SHORT(p));
-				off += VARSIZE_SHORT(p);
-				break;
-			case 2:
-				{
-					Size		sz = VARATT_CONVERTED_SHORT_SIZE(p);
-
-					SET_VARSIZE_SHORT(data + off, sz);
-					memcpy(data + off + 1, VARDATA(p), sz - 1);
-					off += sz;
-				}
-				break;
-			case 3:
-				at = att_align_nominal(off, att->attalign);
-				memset(data + off, 0, at - off);
-				memcpy(data + at, p, VARSIZE(p));
-				off = at + VARSIZE(p);
-				break;
-			default:
-				at = att_align_nominal(off, att->attalign);
-				memset(data + off, 0, at - off);
-				store_att_byval(data + at, values[i], att->attlen);
-				off = at + att->attlen;
-				break;
-		}
-		if (att->attlen == -1)
-			infomask |= HEAP_HASVARWIDTH;
-	}
+		off = row_att_write(TupleDescAttr(desc, i), (*shape >> (3 * i)) & 7, values[i],
+							row_buf + ROW_HOFF, off);
 	Assert(off == data_len);
-	tup->t_infomask = infomask;
+	row_header(tup, desc, data_len, *shape);
 	return tup;
 }
 
@@ -1891,6 +1919,28 @@ row_shape_remember(uint32 shape)
 		row_shapes[row_nshapes++] = shape;
 }
 
+/*
+ * Is tup, of this shape, the row heap_form_minimal_tuple() makes of
+ * values?  Compared once per shape; if it ever is not, rows are no longer
+ * built here.
+ */
+static bool
+row_verify(TupleDesc desc, MinimalTuple tup, uint32 shape, Datum *values, bool *nulls)
+{
+	MinimalTuple ref = heap_form_minimal_tuple(desc, values, nulls);
+	bool		same = ref->t_len == tup->t_len && memcmp(ref, tup, tup->t_len) == 0;
+
+	pfree(ref);
+	if (same)
+		row_shape_remember(shape);
+	else
+	{
+		elog(LOG, "msgq: stream rows are formed by heap_form_minimal_tuple()");
+		row_fast = 0;
+	}
+	return same;
+}
+
 /* Add a row to the store: built here once its shape is known to be right. */
 static void
 row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
@@ -1900,20 +1950,9 @@ row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
 
 	if (row_fast)
 		tup = row_build(rsinfo->setDesc, values, nulls, &shape);
-	if (tup != NULL && !row_shape_known(shape))
-	{
-		MinimalTuple ref = heap_form_minimal_tuple(rsinfo->setDesc, values, nulls);
-
-		if (ref->t_len == tup->t_len && memcmp(ref, tup, tup->t_len) == 0)
-			row_shape_remember(shape);
-		else
-		{
-			elog(LOG, "msgq: stream rows are formed by heap_form_minimal_tuple()");
-			row_fast = 0;
-			tup = NULL;
-		}
-		pfree(ref);
-	}
+	if (tup != NULL && !row_shape_known(shape) &&
+		!row_verify(rsinfo->setDesc, tup, shape, values, nulls))
+		tup = NULL;
 	if (tup == NULL)
 	{
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -1922,6 +1961,184 @@ row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
 	ExecStoreMinimalTuple(tup, slot, false);
 	tuplestore_puttupleslot(rsinfo->setResult, slot);
 	ExecClearTuple(slot);
+}
+
+/*
+ * A varlena at data + off, as row_build() stores it in a column of
+ * 4-byte alignment that may be packed: as it is when short, given a short
+ * header when it fits one, else aligned with its 4-byte header.  Adds its
+ * kind to *shape and returns the offset after it.
+ */
+static inline Size
+row_put_varlena(char *data, Size off, const struct varlena *v, int col, uint32 *shape)
+{
+	Size		sz;
+
+	if (VARATT_IS_SHORT(v))
+	{
+		sz = VARSIZE_SHORT(v);
+		memcpy(data + off, v, sz);
+		*shape |= (uint32) 1 << (3 * col);
+		return off + sz;
+	}
+	if (VARATT_CAN_MAKE_SHORT(v))
+	{
+		sz = VARATT_CONVERTED_SHORT_SIZE(v);
+		SET_VARSIZE_SHORT(data + off, sz);
+		memcpy(data + off + 1, VARDATA(v), sz - 1);
+		*shape |= (uint32) 2 << (3 * col);
+		return off + sz;
+	}
+	sz = VARSIZE(v);
+	while (off % ALIGNOF_INT)
+		data[off++] = 0;
+	memcpy(data + off, v, sz);
+	*shape |= (uint32) 3 << (3 * col);
+	return off + sz;
+}
+
+/*
+ * Is desc's start (numeric, timestamptz, text, bytea) what
+ * stream_read_emit_records() writes?
+ */
+static bool
+row_desc_records(TupleDesc desc)
+{
+	static const Oid types[4] = {NUMERICOID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
+	int			i;
+
+	if (desc->natts < 4 || !row_desc_ok(desc))
+		return false;
+	for (i = 0; i < 4; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->atttypid != types[i])
+			return false;
+		if (i == 1 ? (att->attlen != 8 || !att->attbyval || att->attalign != TYPALIGN_DOUBLE) :
+			(att->attlen != -1 || att->attalign != TYPALIGN_INT ||
+			 att->attstorage == TYPSTORAGE_PLAIN))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * stream_read_emit() for the common case: each row written column by
+ * column with the descriptor's layout known in advance, and the columns
+ * every row shares (after the first four) written once per alignment of
+ * their start and copied.  Rows are compared with heap_form_minimal_tuple()
+ * once per shape, as row_put() does; false (with nothing stored) when the
+ * shared columns cannot be written this way.
+ */
+#define ROW_TAIL_MAX	128
+
+static bool
+stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *nl,
+						 TupleTableSlot *slot)
+{
+	TupleDesc	desc = rsinfo->setDesc;
+	char		tail[MAXIMUM_ALIGNOF][ROW_TAIL_MAX];
+	int			tail_len[MAXIMUM_ALIGNOF];
+	uint32		tail_shape = 0;
+	bits8		bits = 0;
+	uint16		infomask = HEAP_HASVARWIDTH;
+	uint64		i;
+	int			j;
+
+	for (j = 4; j < desc->natts; j++)
+	{
+		Size		end = 0;
+		int			kind = row_att_kind(TupleDescAttr(desc, j), v[j], nl[j], &end);
+
+		if (kind < 0 || end > ROW_TAIL_MAX - MAXIMUM_ALIGNOF)
+			return false;
+		tail_shape |= (uint32) kind << (3 * j);
+		if (kind == 0)
+			infomask |= HEAP_HASNULL;
+		else
+			bits |= (bits8) (1 << j);
+	}
+	bits |= 0x0f;
+	for (j = 0; j < MAXIMUM_ALIGNOF; j++)
+	{
+		union
+		{
+			char		c[MAXIMUM_ALIGNOF + ROW_TAIL_MAX];
+			double		align;
+		}			buf;
+		Size		end = j;
+		int			k;
+
+		for (k = 4; k < desc->natts; k++)
+			end = row_att_write(TupleDescAttr(desc, k), (tail_shape >> (3 * k)) & 7,
+								v[k], buf.c, end);
+		tail_len[j] = (int) (end - j);
+		memcpy(tail[j], buf.c + j, tail_len[j]);
+	}
+
+	for (i = 0; i < r->n && row_fast; i++)
+	{
+		ReadRecord *rec = &read_recs[i];
+		const struct varlena *key = (const struct varlena *) (read_buf + rec->key);
+		const struct varlena *data = (const struct varlena *) (read_buf + rec->data);
+		SeqNumeric	num;
+		Datum		seq = seq_numeric(rec->seq, &num);
+		Size		need = ROW_HOFF + sizeof(num) + 2 * MAXIMUM_ALIGNOF +
+			VARSIZE_ANY(key) + VARSIZE_ANY(data) + ROW_TAIL_MAX;
+		MinimalTuple tup;
+		char	   *d;
+		Size		off;
+		uint32		shape = tail_shape | ((uint32) 4 << 3);
+
+		row_room(need);
+		tup = (MinimalTuple) row_buf;
+		memset(row_buf, 0, ROW_HOFF);
+		d = row_buf + ROW_HOFF;
+		off = row_put_varlena(d, 0, (const struct varlena *) DatumGetPointer(seq), 0, &shape);
+		while (off % ALIGNOF_DOUBLE)
+			d[off++] = 0;
+		memcpy(d + off, &rec->arrival, sizeof(TimestampTz));
+		off += sizeof(TimestampTz);
+		off = row_put_varlena(d, off, key, 2, &shape);
+		off = row_put_varlena(d, off, data, 3, &shape);
+		memcpy(d + off, tail[off % MAXIMUM_ALIGNOF], tail_len[off % MAXIMUM_ALIGNOF]);
+		off += tail_len[off % MAXIMUM_ALIGNOF];
+
+		tup->t_len = ROW_HOFF + off;
+		HeapTupleHeaderSetNatts(tup, desc->natts);
+		tup->t_hoff = ROW_HOFF + MINIMAL_TUPLE_OFFSET;
+		tup->t_infomask = infomask;
+		if (infomask & HEAP_HASNULL)
+			tup->t_bits[0] = bits;
+
+		if (!row_shape_known(shape))
+		{
+			v[0] = seq;
+			v[1] = TimestampTzGetDatum(rec->arrival);
+			v[2] = PointerGetDatum(key);
+			v[3] = PointerGetDatum(data);
+			if (!row_verify(desc, tup, shape, v, nl))
+				break;
+		}
+		ExecStoreMinimalTuple(tup, slot, false);
+		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		ExecClearTuple(slot);
+	}
+
+	/* the rows left, if a shape did not compare equal */
+	for (; i < r->n; i++)
+	{
+		ReadRecord *rec = &read_recs[i];
+		SeqNumeric	num;
+
+		v[0] = seq_numeric(rec->seq, &num);
+		v[1] = TimestampTzGetDatum(rec->arrival);
+		v[2] = PointerGetDatum(read_buf + rec->key);
+		v[3] = PointerGetDatum(read_buf + rec->data);
+		row_put(rsinfo, slot, v, nl);
+	}
+	return true;
 }
 
 /*
@@ -1947,6 +2164,12 @@ stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra
 	{
 		v[4 + j] = extra[j];
 		nl[4 + j] = extra_null[j];
+	}
+	if (row_fast && row_desc_records(rsinfo->setDesc) &&
+		stream_read_emit_records(r, rsinfo, v, nl, slot))
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		return;
 	}
 	for (i = 0; i < r->n; i++)
 	{

@@ -51,6 +51,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
@@ -69,6 +70,7 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
@@ -272,10 +274,13 @@ slice_open_key(Relation heap, int64 slice_id, LOCKMODE mode)
 	return index;
 }
 
+/* the columns of msgq.stream_record: shard_index, seq, arrival, partition_key, data */
+#define SLICE_COLUMNS	5
+
 static void
 slice_check_columns(Relation heap, int64 slice_id)
 {
-	static const Oid types[5] = {INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
+	static const Oid types[SLICE_COLUMNS] = {INT4OID, INT8OID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
 	TupleDesc	desc = RelationGetDescr(heap);
 	int			i;
 
@@ -379,12 +384,58 @@ msgq_slice_put(int64 slice_id, TimestampTz arrival, int n, const int32 *shards,
 }
 
 /*
+ * The records of one heap page that an index scan led to, in index order:
+ * their visibility is checked under one share lock of the page, not one
+ * per record as index_fetch_heap() takes it, and they are handed to fn
+ * after the lock is released, with the page still pinned (a pinned page's
+ * tuples do not move).  Returns false when fn stopped.
+ */
+static bool
+slice_scan_page(Relation heap, Buffer *buf, BlockNumber blk, ItemPointerData *tids, int ntids,
+				Snapshot snap, TimestampTz cutoff, MsgqSliceRowFn fn, void *arg)
+{
+	HeapTupleData found[MaxHeapTuplesPerPage];
+	TupleDesc	desc = RelationGetDescr(heap);
+	int			nfound = 0;
+	int			i;
+
+	*buf = ReleaseAndReadBuffer(*buf, heap, blk);
+	heap_page_prune_opt(heap, *buf);
+	LockBuffer(*buf, BUFFER_LOCK_SHARE);
+	for (i = 0; i < ntids; i++)
+	{
+		bool		all_dead;
+
+		if (heap_hot_search_buffer(&tids[i], heap, *buf, snap, &found[nfound], &all_dead, true))
+			nfound++;
+	}
+	LockBuffer(*buf, BUFFER_LOCK_UNLOCK);
+
+	for (i = 0; i < nfound; i++)
+	{
+		/* columns as in msgq.stream_record: shard, seq, arrival, key, data */
+		Datum		values[SLICE_COLUMNS];
+		bool		isnull[SLICE_COLUMNS];
+		TimestampTz arrival;
+
+		heap_deform_tuple(&found[i], desc, values, isnull);
+		arrival = DatumGetTimestampTz(values[2]);
+		if (arrival > cutoff &&
+			!fn(arg, DatumGetInt64(values[1]), arrival, values[3], values[4]))
+			return false;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/*
  * Scan a slice, locked by msgq_slice_lock(), for the shard's records with
  * from <= seq < below that arrived after cutoff, in sequence order, as of
- * snap: a direct scan of its primary key, with no executor and no copy.
- * fn gets each record's values (key and data may still be toasted; they
- * are valid until fn returns) and returns false to stop.  Returns false
- * when fn stopped the scan.
+ * snap: a direct scan of its primary key, with no executor and no copy,
+ * the heap read a page at a time (slice_scan_page).  fn gets each
+ * record's values (key and data may still be toasted; they are valid
+ * until fn returns) and returns false to stop.  Returns false when fn
+ * stopped the scan.
  */
 bool
 msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below, TimestampTz cutoff,
@@ -392,42 +443,49 @@ msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below, TimestampT
 {
 	Relation	heap;
 	Relation	index;
-	List	   *indexes;
 	IndexScanDesc scan;
-	TupleTableSlot *slot;
 	ScanKeyData keys[3];
+	ItemPointerData tids[MaxHeapTuplesPerPage];
+	int			ntids = 0;
+	BlockNumber blk = InvalidBlockNumber;
+	Buffer		buf = InvalidBuffer;
 	bool		more = true;
 
 	heap = table_open(slice_relid(slice_id), NoLock);
-	indexes = RelationGetIndexList(heap);
-	if (list_length(indexes) != 1)
-		elog(ERROR, "stream slice " INT64_FORMAT " must have exactly its primary key", slice_id);
-	index = index_open(linitial_oid(indexes), AccessShareLock);
+	slice_check_columns(heap, slice_id);
+	index = slice_open_key(heap, slice_id, AccessShareLock);
 
 	/* (shard_index, seq): shard_index = shard AND seq >= from AND seq < below */
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(shard));
 	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
 	ScanKeyInit(&keys[2], 2, BTLessStrategyNumber, F_INT8LT, Int64GetDatum(below));
-	slot = table_slot_create(heap, NULL);
 	scan = index_beginscan(heap, index, snap, 3, 0);
 	index_rescan(scan, keys, 3, NULL, 0);
-	while (more && index_getnext_slot(scan, ForwardScanDirection, slot))
+	while (more)
 	{
-		TimestampTz arrival;
+		ItemPointer tid = index_getnext_tid(scan, ForwardScanDirection);
 
-		/* columns as in msgq.stream_record: shard, seq, arrival, key, data */
-		slot_getallattrs(slot);
-		arrival = DatumGetTimestampTz(slot->tts_values[2]);
-		if (arrival > cutoff)
-			more = fn(arg, DatumGetInt64(slot->tts_values[1]), arrival,
-					  slot->tts_values[3], slot->tts_values[4]);
-		CHECK_FOR_INTERRUPTS();
+		/* the index's entries of one page, then that page */
+		if (tid != NULL && ntids < MaxHeapTuplesPerPage &&
+			(ntids == 0 || ItemPointerGetBlockNumber(tid) == blk))
+		{
+			blk = ItemPointerGetBlockNumber(tid);
+			tids[ntids++] = *tid;
+			continue;
+		}
+		if (ntids > 0)
+			more = slice_scan_page(heap, &buf, blk, tids, ntids, snap, cutoff, fn, arg);
+		ntids = 0;
+		if (tid == NULL)
+			break;
+		blk = ItemPointerGetBlockNumber(tid);
+		tids[ntids++] = *tid;
 	}
+	if (BufferIsValid(buf))
+		ReleaseBuffer(buf);
 	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
 	index_close(index, NoLock);
 	table_close(heap, NoLock);
-	list_free(indexes);
 	return more;
 }
 

@@ -20,12 +20,20 @@
 #
 # Environment:
 #   STREAMS_SECONDS   seconds per pgbench run (10)
-#   STREAMS_CLIENTS   client counts for put_record ("1 4 16")
+#   STREAMS_CLIENTS   client counts for put_record and get_records ("1 4 16")
 #   STREAMS_RUNS      runs per side (5); the median is reported
 #   STREAMS_PORT      port of the cluster (54333, private socket only)
 #   STREAMS_RECORD    1: append the table to bench/RESULTS.md (default 1)
 #   STREAMS_WORKLOADS any of "put puts get latency" (all)
 #   STREAMS_LAT_EVENTS wake-ups measured per latency mode (1000)
+#   STREAMS_CLIENT_TUNABLES  GLIBC_TUNABLES for pgbench, both sides (none).
+#                     With several clients per pgbench thread, a result of
+#                     10,000 rows that arrives at once (a set-returning
+#                     function's, such as get_records) makes pgbench's malloc
+#                     grow and trim its heap, page faulting, on every
+#                     transaction; "glibc.malloc.trim_threshold=268435456:
+#                     glibc.malloc.mmap_threshold=33554432" keeps the client's
+#                     memory, so that the run times the server
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +46,7 @@ RUNS=${STREAMS_RUNS:-5}
 PORT=${STREAMS_PORT:-54333}
 RECORD=${STREAMS_RECORD:-1}
 LAT_EVENTS=${STREAMS_LAT_EVENTS:-1000}
+CLIENT_TUNABLES=${STREAMS_CLIENT_TUNABLES:-}
 
 build_and_install >/dev/null
 bench_cluster streams
@@ -92,7 +101,7 @@ chown "$RUNNER" "$WORK"/*.sql 2>/dev/null || true
 
 # tps NAME SIDE CLIENTS PAYLOAD: one pgbench run, transactions per second
 tps() {
-	as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" pgbench -n -M prepared -c "$3" -j 2 -T "$SECS" \
+	as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" ${CLIENT_TUNABLES:+GLIBC_TUNABLES="$CLIENT_TUNABLES"} pgbench -n -M prepared -c "$3" -j 2 -T "$SECS" \
 		-D payload="$4" -f "$WORK/$1_$2.sql" postgres 2>&1 | awk '/^tps/ { printf "%.1f\n", $3 }'
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -125,7 +134,9 @@ if [[ $WORKLOADS == *" puts "* ]]; then
 	for c in 1 4; do measure "put_records 500 x 1 KiB, vs 500-row INSERT" puts "$c" "$P1K" 500; done
 fi
 if [[ $WORKLOADS == *" get "* ]]; then
-	measure "get_records 10,000 x 100 B, rows returned, vs indexed range SELECT" get 1 "-" 10000
+	for c in $CLIENTS; do
+		measure "get_records 10,000 x 100 B, rows returned, vs indexed range SELECT" get "$c" "-" 10000
+	done
 fi
 
 # latency: bench/latency.c, built as scripts/bench.sh builds it; one stream of
@@ -184,8 +195,8 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown): streams"
 		echo
-		printf 'Command: `STREAMS_SECONDS=%s STREAMS_RUNS=%s STREAMS_LAT_EVENTS=%s STREAMS_WORKLOADS="%s" bench/streams.sh`; shared_buffers 1GB.' \
-			"$SECS" "$RUNS" "$LAT_EVENTS" "$(echo $WORKLOADS)"
+		printf 'Command: `%sSTREAMS_SECONDS=%s STREAMS_RUNS=%s STREAMS_LAT_EVENTS=%s STREAMS_WORKLOADS="%s" bench/streams.sh`; shared_buffers 1GB.' \
+			"${CLIENT_TUNABLES:+STREAMS_CLIENT_TUNABLES=$CLIENT_TUNABLES }" "$SECS" "$RUNS" "$LAT_EVENTS" "$(echo $WORKLOADS)"
 		if [ ${#rows[@]} -gt 0 ]; then
 			printf ' Throughput: pgbench `-M prepared -j 2`, medians of %s alternating runs per side; baseline: a table with' "$RUNS"
 			printf " msgq's record layout and primary key, shard from hashtext() of the key, bigserial numbers."

@@ -568,6 +568,26 @@ RESET ROLE;
 REVOKE EXECUTE ON FUNCTION msgq.create_stream(text, integer, text) FROM regress_msgq_st_user;
 
 --
+-- A stream named by its ARN, as the Kinesis API's StreamARN, wherever a
+-- stream is named; a consumer's ARN or a malformed one names no stream
+--
+SELECT msgq.create_stream('st_arn', 1);
+SELECT 'arn:aws:kinesis:msgq:' || current_database() || ':stream/st_arn' AS st_arn \gset
+SELECT shard_id FROM msgq.put_record(:'st_arn', 'k', '\x0102');
+SELECT msgq.describe_stream_summary(:'st_arn')->>'StreamName' AS by_arn;
+SELECT shard_id FROM msgq.list_shards(:'st_arn');
+SELECT partition_key, data
+  FROM msgq.get_records(msgq.get_shard_iterator(:'st_arn', 'shardId-000000000000', 'TRIM_HORIZON'));
+SELECT count(*) AS put_many FROM msgq.put_records(:'st_arn', ARRAY['a', 'b'], ARRAY['\x03', '\x04']::bytea[]);
+SELECT msgq.register_stream_consumer(:'st_arn', 'arn_app') LIKE :'st_arn' || '/consumer/arn_app%' AS consumer_arn;
+SELECT replace(msgq_test.err(format('SELECT msgq.describe_stream_summary(%L)', :'st_arn' || '/consumer/arn_app')),
+			   current_database(), 'DB') AS consumer_arn_is_no_stream;
+SELECT msgq_test.err('SELECT msgq.describe_stream_summary(''arn:aws:kinesis:msgq:x:stream/'')') AS empty_name;
+SELECT msgq_test.err('SELECT msgq.describe_stream_summary(''arn:aws:kinesis:msgq:x:stream/nosuch'')') AS unknown;
+SELECT msgq.delete_stream(:'st_arn');
+SELECT count(*) AS gone FROM msgq.list_streams() AS s WHERE s = 'st_arn';
+
+--
 -- delete_stream
 --
 SELECT msgq.delete_stream('st_r');

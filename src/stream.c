@@ -386,9 +386,28 @@ stream_lookup_id(int32 stream_id, bool read_only, MsgqStream *st)
 	return stream_from_tuple(st);
 }
 
-static void
-stream_get(const char *name, MsgqStream *st)
+/*
+ * A stream named by its ARN (arn:aws:kinesis:<region>:<account>:stream/<name>,
+ * as msgq_stream_arn() makes it), wherever a stream is named: the name in
+ * it.  Anything else, a consumer's ARN among them, is taken as a name.
+ */
+static const char *
+stream_ref_name(const char *ref)
 {
+	const char *p;
+
+	if (ref == NULL || strncmp(ref, "arn:", 4) != 0 || (p = strstr(ref, ":stream/")) == NULL)
+		return ref;
+	p += strlen(":stream/");
+	if (*p == '\0' || strchr(p, '/') != NULL)
+		return ref;
+	return p;
+}
+
+static void
+stream_get(const char *ref, MsgqStream *st)
+{
+	const char *name = stream_ref_name(ref);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 
@@ -428,13 +447,15 @@ stream_call_enter(MsgqCall *call, const char *name, MsgqStream *st)
 
 /* Is there a stream of that name (or ARN)?  Inside an SPI connection. */
 bool
-msgq_stream_exists(const char *name)
+msgq_stream_exists(const char *ref)
 {
-	const char *p = name ? strrchr(name, '/') : NULL;
+	const char *name = stream_ref_name(ref);
 
+	if (name == NULL)
+		return false;
 	if (SPI_execute_with_args("SELECT 1 FROM msgq.stream WHERE stream_name OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {TEXTOID},
-							  (Datum[]) {CStringGetTextDatum(p ? p + 1 : name)},
+							  (Datum[]) {CStringGetTextDatum(name)},
 							  NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up stream");
 	return SPI_processed > 0;
@@ -989,8 +1010,9 @@ stream_current_slice(int32 stream_id)
 
 /* The stream and its open shards, from the cache or loaded into it. */
 static StreamCacheEntry *
-stream_cached(const char *name)
+stream_cached(const char *ref)
 {
+	const char *name = stream_ref_name(ref);
 	StreamCacheEntry *e;
 	bool		found;
 	MemoryContext old;
@@ -1231,8 +1253,7 @@ msgq_put_record(PG_FUNCTION_ARGS)
 bool
 msgq_stream_deliver(const char *stream_ref, Oid role, const char *pkey, bytea *data)
 {
-	const char *name = stream_ref;
-	const char *p;
+	const char *name = stream_ref_name(stream_ref);
 	StreamCacheEntry *ce;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
@@ -1241,8 +1262,6 @@ msgq_stream_deliver(const char *stream_ref, Oid role, const char *pkey, bytea *d
 	int64		seq;
 	Datum		key;
 
-	if (strncmp(name, "arn:", 4) == 0 && (p = strrchr(name, '/')) != NULL)
-		name = p + 1;
 	if (strlen(name) > STREAM_MAX_NAME)
 		return false;
 	/* only existing streams reach the cache, which would raise otherwise */
@@ -1282,13 +1301,9 @@ msgq_stream_deliver(const char *stream_ref, Oid role, const char *pkey, bytea *d
 void
 msgq_stream_check_endpoint(const char *stream_ref, Oid role)
 {
-	const char *name = stream_ref;
-	const char *p;
 	MsgqStream	st;
 
-	if (strncmp(name, "arn:", 4) == 0 && (p = strrchr(name, '/')) != NULL)
-		name = p + 1;
-	stream_get(name, &st);
+	stream_get(stream_ref, &st);
 	stream_check_access(&st, role);
 }
 
@@ -2972,15 +2987,13 @@ msgq_decrease_stream_retention_period(PG_FUNCTION_ARGS)
 
 /* A stream by name or ARN, checked for the role; false if there is none. */
 bool
-msgq_stream_resolve(const char *name, Oid roleid, int32 *stream_id, char **stream_name)
+msgq_stream_resolve(const char *ref, Oid roleid, int32 *stream_id, char **stream_name)
 {
 	MsgqStream	st;
-	const char *p = name ? strrchr(name, '/') : NULL;
+	const char *name = stream_ref_name(ref);
 
 	if (name == NULL)
 		return false;
-	if (strncmp(name, "arn:aws:kinesis:", 16) == 0 && p != NULL)
-		name = p + 1;
 	if (SPI_execute_plan(msgq_plan(&stream_plan_lookup,
 								   "SELECT stream_id, stream_name, owner::oid, stream_mode, retention_hours,"
 								   "       trimmed_before, enforce_shard_limits"

@@ -1956,6 +1956,15 @@ row_verify(TupleDesc desc, MinimalTuple tup, uint32 shape, Datum *values, bool *
 	return same;
 }
 
+/* Add a minimal tuple to the store, through slot. */
+static inline void
+row_store(ReturnSetInfo *rsinfo, TupleTableSlot *slot, MinimalTuple tup)
+{
+	ExecStoreMinimalTuple(tup, slot, false);
+	tuplestore_puttupleslot(rsinfo->setResult, slot);
+	ExecClearTuple(slot);
+}
+
 /* Add a row to the store: built here once its shape is known to be right. */
 static void
 row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
@@ -1969,94 +1978,33 @@ row_put(ReturnSetInfo *rsinfo, TupleTableSlot *slot, Datum *values, bool *nulls)
 		!row_verify(rsinfo->setDesc, tup, shape, values, nulls))
 		tup = NULL;
 	if (tup == NULL)
-	{
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		return;
-	}
-	ExecStoreMinimalTuple(tup, slot, false);
-	tuplestore_puttupleslot(rsinfo->setResult, slot);
-	ExecClearTuple(slot);
+	else
+		row_store(rsinfo, slot, tup);
 }
 
 /*
- * A varlena at data + off, as row_build() stores it in a column of
- * 4-byte alignment that may be packed: as it is when short, given a short
- * header when it fits one, else aligned with its 4-byte header.  Adds its
- * kind to *shape and returns the offset after it.
- */
-static inline Size
-row_put_varlena(char *data, Size off, const struct varlena *v, int col, uint32 *shape)
-{
-	Size		sz;
-
-	if (VARATT_IS_SHORT(v))
-	{
-		sz = VARSIZE_SHORT(v);
-		memcpy(data + off, v, sz);
-		*shape |= (uint32) 1 << (3 * col);
-		return off + sz;
-	}
-	if (VARATT_CAN_MAKE_SHORT(v))
-	{
-		sz = VARATT_CONVERTED_SHORT_SIZE(v);
-		SET_VARSIZE_SHORT(data + off, sz);
-		memcpy(data + off + 1, VARDATA(v), sz - 1);
-		*shape |= (uint32) 2 << (3 * col);
-		return off + sz;
-	}
-	sz = VARSIZE(v);
-	while (off % ALIGNOF_INT)
-		data[off++] = 0;
-	memcpy(data + off, v, sz);
-	*shape |= (uint32) 3 << (3 * col);
-	return off + sz;
-}
-
-/*
- * Is desc's start (numeric, timestamptz, text, bytea) what
- * stream_read_emit_records() writes?
- */
-static bool
-row_desc_records(TupleDesc desc)
-{
-	static const Oid types[4] = {NUMERICOID, TIMESTAMPTZOID, TEXTOID, BYTEAOID};
-	int			i;
-
-	if (desc->natts < 4 || !row_desc_ok(desc))
-		return false;
-	for (i = 0; i < 4; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->atttypid != types[i])
-			return false;
-		if (i == 1 ? (att->attlen != 8 || !att->attbyval || att->attalign != TYPALIGN_DOUBLE) :
-			(att->attlen != -1 || att->attalign != TYPALIGN_INT ||
-			 att->attstorage == TYPSTORAGE_PLAIN))
-			return false;
-	}
-	return true;
-}
-
-/*
- * stream_read_emit() for the common case: each row written column by
- * column with the descriptor's layout known in advance, and the columns
- * every row shares (after the first four) written once per alignment of
- * their start and copied.  Rows are compared with heap_form_minimal_tuple()
- * once per shape, as row_put() does; false (with nothing stored) when the
- * shared columns cannot be written this way.
+ * stream_read_emit() for the common case: the columns every row shares
+ * (after the record's four) are written once per alignment their start
+ * can have and copied into each row, instead of laid out again for every
+ * row as row_build() does.  Rows are compared with
+ * heap_form_minimal_tuple() once per shape, as row_put() does.  Returns
+ * how many of the read's rows were stored: none when the shared columns
+ * are too long for the copy, fewer than all when a shape compared
+ * unequal.
  */
 #define ROW_TAIL_MAX	128
 
-static bool
+static uint64
 stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *nl,
 						 TupleTableSlot *slot)
 {
 	TupleDesc	desc = rsinfo->setDesc;
+	Form_pg_attribute att[4];
 	char		tail[MAXIMUM_ALIGNOF][ROW_TAIL_MAX];
 	int			tail_len[MAXIMUM_ALIGNOF];
 	uint32		tail_shape = 0;
-	bits8		bits = 0;
+	bits8		bits = 0x0f;	/* the record's columns are never null */
 	uint16		infomask = HEAP_HASVARWIDTH;
 	uint64		i;
 	int			j;
@@ -2067,14 +2015,13 @@ stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *n
 		int			kind = row_att_kind(TupleDescAttr(desc, j), v[j], nl[j], &end);
 
 		if (kind < 0 || end > ROW_TAIL_MAX - MAXIMUM_ALIGNOF)
-			return false;
+			return 0;
 		tail_shape |= (uint32) kind << (3 * j);
 		if (kind == 0)
 			infomask |= HEAP_HASNULL;
 		else
 			bits |= (bits8) (1 << j);
 	}
-	bits |= 0x0f;
 	for (j = 0; j < MAXIMUM_ALIGNOF; j++)
 	{
 		union
@@ -2091,34 +2038,39 @@ stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *n
 		tail_len[j] = (int) (end - j);
 		memcpy(tail[j], buf.c + j, tail_len[j]);
 	}
+	for (j = 0; j < 4; j++)
+		att[j] = TupleDescAttr(desc, j);
 
 	for (i = 0; i < r->n && row_fast; i++)
 	{
 		ReadRecord *rec = &read_recs[i];
-		const struct varlena *key = (const struct varlena *) (read_buf + rec->key);
-		const struct varlena *data = (const struct varlena *) (read_buf + rec->data);
 		SeqNumeric	num;
-		Datum		seq = seq_numeric(rec->seq, &num);
-		Size		need = ROW_HOFF + sizeof(num) + 2 * MAXIMUM_ALIGNOF +
-			VARSIZE_ANY(key) + VARSIZE_ANY(data) + ROW_TAIL_MAX;
+		int			kind[4];
+		Size		len = 0;
+		Size		off = 0;
+		uint32		shape = tail_shape;
 		MinimalTuple tup;
-		char	   *d;
-		Size		off;
-		uint32		shape = tail_shape | ((uint32) 4 << 3);
+		int			a;
 
-		row_room(need);
+		v[0] = seq_numeric(rec->seq, &num);
+		v[1] = TimestampTzGetDatum(rec->arrival);
+		v[2] = PointerGetDatum(read_buf + rec->key);
+		v[3] = PointerGetDatum(read_buf + rec->data);
+		for (j = 0; j < 4; j++)
+		{
+			/* detoasted into read_buf, so never external */
+			kind[j] = row_att_kind(att[j], v[j], false, &len);
+			Assert(kind[j] > 0);
+			shape |= (uint32) kind[j] << (3 * j);
+		}
+		row_room(ROW_HOFF + len + ROW_TAIL_MAX);
 		tup = (MinimalTuple) row_buf;
 		memset(row_buf, 0, ROW_HOFF);
-		d = row_buf + ROW_HOFF;
-		off = row_put_varlena(d, 0, (const struct varlena *) DatumGetPointer(seq), 0, &shape);
-		while (off % ALIGNOF_DOUBLE)
-			d[off++] = 0;
-		memcpy(d + off, &rec->arrival, sizeof(TimestampTz));
-		off += sizeof(TimestampTz);
-		off = row_put_varlena(d, off, key, 2, &shape);
-		off = row_put_varlena(d, off, data, 3, &shape);
-		memcpy(d + off, tail[off % MAXIMUM_ALIGNOF], tail_len[off % MAXIMUM_ALIGNOF]);
-		off += tail_len[off % MAXIMUM_ALIGNOF];
+		for (j = 0; j < 4; j++)
+			off = row_att_write(att[j], kind[j], v[j], row_buf + ROW_HOFF, off);
+		a = off % MAXIMUM_ALIGNOF;
+		memcpy(row_buf + ROW_HOFF + off, tail[a], tail_len[a]);
+		off += tail_len[a];
 
 		tup->t_len = ROW_HOFF + off;
 		HeapTupleHeaderSetNatts(tup, desc->natts);
@@ -2127,33 +2079,11 @@ stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *n
 		if (infomask & HEAP_HASNULL)
 			tup->t_bits[0] = bits;
 
-		if (!row_shape_known(shape))
-		{
-			v[0] = seq;
-			v[1] = TimestampTzGetDatum(rec->arrival);
-			v[2] = PointerGetDatum(key);
-			v[3] = PointerGetDatum(data);
-			if (!row_verify(desc, tup, shape, v, nl))
-				break;
-		}
-		ExecStoreMinimalTuple(tup, slot, false);
-		tuplestore_puttupleslot(rsinfo->setResult, slot);
-		ExecClearTuple(slot);
+		if (!row_shape_known(shape) && !row_verify(desc, tup, shape, v, nl))
+			break;
+		row_store(rsinfo, slot, tup);
 	}
-
-	/* the rows left, if a shape did not compare equal */
-	for (; i < r->n; i++)
-	{
-		ReadRecord *rec = &read_recs[i];
-		SeqNumeric	num;
-
-		v[0] = seq_numeric(rec->seq, &num);
-		v[1] = TimestampTzGetDatum(rec->arrival);
-		v[2] = PointerGetDatum(read_buf + rec->key);
-		v[3] = PointerGetDatum(read_buf + rec->data);
-		row_put(rsinfo, slot, v, nl);
-	}
-	return true;
+	return i;
 }
 
 /*
@@ -2180,13 +2110,8 @@ stream_read_emit(StreamRows *r, ReturnSetInfo *rsinfo, Datum *extra, bool *extra
 		v[4 + j] = extra[j];
 		nl[4 + j] = extra_null[j];
 	}
-	if (row_fast && row_desc_records(rsinfo->setDesc) &&
-		stream_read_emit_records(r, rsinfo, v, nl, slot))
-	{
-		ExecDropSingleTupleTableSlot(slot);
-		return;
-	}
-	for (i = 0; i < r->n; i++)
+	/* the rows the common case did not store, one by one */
+	for (i = row_fast ? stream_read_emit_records(r, rsinfo, v, nl, slot) : 0; i < r->n; i++)
 	{
 		ReadRecord *rec = &read_recs[i];
 

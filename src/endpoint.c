@@ -86,7 +86,7 @@
 #include "msgq.h"
 
 #define EP_MAX_HEADER		(16 * 1024)
-#define EP_MAX_BODY			(2 * 1024 * 1024)	/* a batch of 10 at 1 MiB, in JSON */
+#define EP_MAX_BODY			(16 * 1024 * 1024)	/* PutRecords: 10 MiB in base64 JSON, and keys */
 #define EP_MAX_WORKERS		8
 #define EP_MAX_CONNECTIONS	16384	/* and within the process's file limit */
 #define EP_EVENTS			256 /* socket events taken per pass */
@@ -2544,7 +2544,7 @@ ep_process_h2(EpConn *c)
 		if (req.too_big)
 		{
 			c->service = SQS;
-			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 2 MiB");
+			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 16 MiB");
 			ep_count(NULL, GetCurrentTimestamp(), true);
 		}
 		else
@@ -2619,7 +2619,7 @@ ep_process_input(EpConn *c)
 		if (len > EP_MAX_BODY)
 		{
 			c->keep_alive = false;
-			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 2 MiB");
+			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 16 MiB");
 			break;
 		}
 		if (c->in.len - consumed < head_len + len)

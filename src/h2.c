@@ -37,9 +37,15 @@
 
 /* streams one connection may have open at once */
 #define H2_MAX_STREAMS		100
-/* how much a client may send before a window update */
-#define H2_WINDOW			(1024 * 1024)
-/* request bodies a connection may have buffered at once, in all its streams */
+/* how much a client may send on a stream before a window update */
+#define H2_STREAM_WINDOW	(128 * 1024)
+/* ... and on the connection, whose window is given back as data arrives */
+#define H2_CONN_WINDOW		(16 * 1024 * 1024)
+/*
+ * Request bodies of incomplete streams past which only the oldest such
+ * stream gets its window back (h2_settle); the others may still send what
+ * their windows allow.
+ */
 #define H2_MAX_BUFFERED		(16 * 1024 * 1024)
 
 typedef struct H2Stream
@@ -51,6 +57,7 @@ typedef struct H2Stream
 	StringInfoData headers;		/* "name: value\r\n" lines */
 	StringInfoData body;
 	bool		too_big;
+	size_t		owed;			/* body bytes not yet given back to its window */
 	bool		ready;			/* the request is whole, in h2->ready */
 	dlist_node	node;			/* in h2->ready, or before in h2->incomplete_streams */
 	TimestampTz started;		/* its first frame */
@@ -71,6 +78,7 @@ struct EpH2
 	dlist_head	incomplete_streams; /* streams whose request is not whole yet, oldest first */
 	dlist_head	ready;
 	size_t		buffered;		/* request body bytes of incomplete streams */
+	size_t		conn_owed;		/* DATA bytes not yet given back to the connection */
 	size_t		queued;			/* response bytes not yet taken into frames */
 };
 
@@ -140,10 +148,11 @@ h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
 	EpH2	   *h2 = (EpH2 *) user_data;
 	H2Stream   *s = h2_stream(h2, stream_id);
 
+	h2->conn_owed += len;
 	if (s == NULL || s->ready)
 		return 0;
-	if (s->too_big || s->body.len + len > (size_t) h2->max_body ||
-		h2->buffered + len > H2_MAX_BUFFERED)
+	s->owed += len;
+	if (s->too_big || s->body.len + len > (size_t) h2->max_body)
 	{
 		h2->buffered -= s->body.len;
 		/* answered with an error once whole; the bytes are not kept */
@@ -248,9 +257,10 @@ ep_h2_create(MemoryContext parent, int max_header, int max_body)
 {
 	EpH2	   *h2;
 	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
 	nghttp2_settings_entry settings[] = {
 		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
-		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
+		{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32) max_header},
 	};
 	MemoryContext cxt = AllocSetContextCreate(parent, "msgq endpoint HTTP/2", ALLOCSET_SMALL_SIZES);
@@ -268,14 +278,22 @@ ep_h2_create(MemoryContext parent, int max_header, int max_body)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_close);
-	if (nghttp2_session_server_new(&h2->session, cbs, h2) != 0)
+	if (nghttp2_option_new(&opt) != 0)
 	{
 		nghttp2_session_callbacks_del(cbs);
 		elog(ERROR, "out of memory for an HTTP/2 session");
 	}
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	if (nghttp2_session_server_new2(&h2->session, cbs, h2, opt) != 0)
+	{
+		nghttp2_option_del(opt);
+		nghttp2_session_callbacks_del(cbs);
+		elog(ERROR, "out of memory for an HTTP/2 session");
+	}
+	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
 	if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, settings, lengthof(settings)) != 0 ||
-		nghttp2_session_set_local_window_size(h2->session, NGHTTP2_FLAG_NONE, 0, 16 * H2_WINDOW) != 0)
+		nghttp2_session_set_local_window_size(h2->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
 		elog(ERROR, "could not set up an HTTP/2 session");
 	return h2;
 }
@@ -287,11 +305,53 @@ ep_h2_free(EpH2 *h2)
 	MemoryContextDelete(h2->cxt);
 }
 
+/*
+ * Flow control (libnghttp2's automatic window updates are off).  Every DATA
+ * byte is given back to the connection's window at once, so the connection
+ * window never holds a stream up; what a client may send is bounded by the
+ * streams' windows.  A stream gets its received bytes back (a WINDOW_UPDATE
+ * once half its window is used) while the incomplete streams' bodies total
+ * at most H2_MAX_BUFFERED, and the oldest incomplete stream always does, so
+ * one request at a time always completes: past the budget the others wait
+ * with what their windows let them send.  A stream over max_body keeps
+ * getting its window back (its bytes are dropped) until its 413.  So a
+ * connection buffers at most H2_MAX_BUFFERED, the oldest stream's body and
+ * H2_MAX_STREAMS windows, and no set of large bodies is refused for being
+ * sent at once.
+ */
+static void
+h2_settle(EpH2 *h2)
+{
+	dlist_iter	iter;
+	bool		oldest = true;
+
+	if (h2->conn_owed > 0)
+	{
+		(void) nghttp2_session_consume_connection(h2->session, h2->conn_owed);
+		h2->conn_owed = 0;
+	}
+	dlist_foreach(iter, &h2->incomplete_streams)
+	{
+		H2Stream   *s = dlist_container(H2Stream, node, iter.cur);
+
+		if (s->owed > 0 &&
+			(oldest || s->too_big || h2->buffered <= H2_MAX_BUFFERED))
+		{
+			(void) nghttp2_session_consume_stream(h2->session, s->id, s->owed);
+			s->owed = 0;
+		}
+		oldest = false;
+	}
+}
+
 /* Frames read from the client; false when the connection must end */
 bool
 ep_h2_recv(EpH2 *h2, const char *data, size_t len)
 {
-	return nghttp2_session_mem_recv(h2->session, (const uint8_t *) data, len) >= 0;
+	if (nghttp2_session_mem_recv(h2->session, (const uint8_t *) data, len) < 0)
+		return false;
+	h2_settle(h2);
+	return true;
 }
 
 /* The next whole request, its text in the current memory context */

@@ -12,6 +12,7 @@ import {
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
 import { raw } from "./raw.mjs";
 import net from "node:net";
+import http2 from "node:http2";
 
 const sqs = new SQSClient({
   endpoint: process.env.MSGQ_ENDPOINT, region: "us-east-1", maxAttempts: 1,
@@ -56,12 +57,12 @@ test("errors and large bodies over HTTP/2", async () => {
   await sqs.send(new DeleteQueueCommand({ QueueUrl }));
 });
 
-test("raw HTTP/2: an unsigned request, a body over 2 MiB, a broken frame", async () => {
+test("raw HTTP/2: an unsigned request, a body over 16 MiB, a broken frame", async () => {
   const unsigned = await raw({ "x-amz-target": "AmazonSQS.ListQueues", "content-type": "application/x-amz-json-1.0" }, "{}");
   assert.equal(unsigned.status, 403);
   assert.equal(JSON.parse(unsigned.data).__type, "com.amazonaws.sqs#MissingAuthenticationToken");
   const big = await raw({ "x-amz-target": "AmazonSQS.ListQueues", "content-type": "application/x-amz-json-1.0" },
-    "x".repeat(3 * 1024 * 1024));
+    "x".repeat(17 * 1024 * 1024));
   assert.equal(big.status, 413);
   // the preface, then a frame that is not SETTINGS: the connection is closed
   const closed = await new Promise((resolve) => {
@@ -76,4 +77,37 @@ test("raw HTTP/2: an unsigned request, a body over 2 MiB, a broken frame", async
     setTimeout(() => { s.destroy(); resolve(false); }, 5000);
   });
   assert.ok(closed, "a broken connection preface ends the connection");
+});
+
+// Four 6 MB bodies at once on one connection, their frames interleaved (each
+// stream written in 64 kB chunks as its window allows): 24 MB in flight
+// together, more than the 16 MiB a connection buffers. The endpoint holds
+// the later streams back by not giving their windows back until the earlier
+// ones are whole; none is refused as too large. Unsigned, each is answered
+// 403 once whole.
+test("raw HTTP/2: four 6 MB bodies interleaved on one connection are all read", async () => {
+  const session = http2.connect(process.env.MSGQ_ENDPOINT);
+  const chunk = Buffer.alloc(64 * 1024, "x");
+  const one = () => new Promise((resolve, reject) => {
+    const req = session.request({
+      ":method": "POST", ":path": "/", "x-amz-target": "AmazonSQS.ListQueues",
+      "content-type": "application/x-amz-json-1.0",
+    });
+    let status = 0;
+    let data = "";
+    req.on("response", (h) => { status = h[":status"]; });
+    req.on("data", (d) => { data += d; });
+    req.on("end", () => resolve({ status, data }));
+    req.on("error", reject);
+    (async () => {
+      req.write('{"QueueNamePrefix": "');
+      for (let sent = 0; sent < 6 * 1000 * 1000; sent += chunk.length)
+        if (!req.write(chunk)) await new Promise((r) => req.once("drain", r));
+      req.end('"}');
+    })().catch(reject);
+  });
+  const answers = await Promise.all([one(), one(), one(), one()]);
+  session.close();
+  assert.deepEqual(answers.map((a) => `${a.status} ${JSON.parse(a.data).__type}`),
+    Array(4).fill("403 com.amazonaws.sqs#MissingAuthenticationToken"));
 });

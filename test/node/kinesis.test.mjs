@@ -14,7 +14,7 @@ import {
   DescribeStreamConsumerCommand, ListStreamConsumersCommand, InvalidArgumentException, ValidationException,
   paginateListStreams, paginateListStreamConsumers, waitUntilStreamExists,
 } from "@aws-sdk/client-kinesis";
-import { NodeHttp2Handler } from "@smithy/node-http-handler";
+import { NodeHttp2Handler, NodeHttpHandler } from "@smithy/node-http-handler";
 
 const kinesis = new KinesisClient({
   endpoint: process.env.MSGQ_ENDPOINT, region: "us-east-1", maxAttempts: 1,
@@ -72,6 +72,59 @@ test("put records and read them back in order, by shard", async () => {
   const empty = await kinesis.send(new GetRecordsCommand({ ShardIterator: rest.NextShardIterator }));
   assert.deepEqual(empty.Records, []);
   assert.equal(empty.MillisBehindLatest, 0);
+});
+
+// PutRecords of 5 MB of data (base64 makes it 6.7 MB of JSON). Four such
+// requests at once on the one HTTP/2 connection of the default client send
+// 26.7 MB of bodies together: flow control holds the later streams back while
+// the first ones finish, and none is refused. Then one of 10 MB (Kinesis's
+// limit, 13.3 MB of JSON) over HTTP/1.1, and one over the limit.
+test("PutRecords of 5 MB, four at once on one HTTP/2 connection, and over HTTP/1.1", async () => {
+  await kinesis.send(new CreateStreamCommand({ StreamName: "sdk-large", ShardCount: 1 }));
+  const record = (req, i) => new Uint8Array(1000000).fill(req * 10 + i);
+  const put = (client, req) => client.send(new PutRecordsCommand({
+    StreamName: "sdk-large",
+    Records: [0, 1, 2, 3, 4].map((i) => ({ PartitionKey: `k${req}-${i}`, Data: record(req, i) })),
+  }));
+  const answers = await Promise.all([0, 1, 2, 3].map((req) => put(kinesis, req)));
+  for (const a of answers) {
+    assert.equal(a.FailedRecordCount, 0);
+    assert.equal(a.Records.length, 5);
+  }
+  const http1 = new KinesisClient({
+    endpoint: process.env.MSGQ_ENDPOINT, region: "us-east-1", maxAttempts: 1,
+    requestHandler: new NodeHttpHandler(),
+    credentials: { accessKeyId: process.env.MSGQ_ACCESS_KEY_ID, secretAccessKey: process.env.MSGQ_SECRET_ACCESS_KEY },
+  });
+  const last = await http1.send(new PutRecordsCommand({
+    StreamName: "sdk-large",
+    Records: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => ({ PartitionKey: `k4-${i}`, Data: record(4, i) })),
+  }));
+  assert.equal(last.FailedRecordCount, 0);
+  // over the limit: Kinesis's own refusal, not the endpoint's 413
+  await assert.rejects(http1.send(new PutRecordsCommand({
+    StreamName: "sdk-large",
+    Records: Array.from({ length: 11 }, (_, i) => ({ PartitionKey: `over-${i}`, Data: record(9, i) })),
+  })), (e) => e instanceof InvalidArgumentException && e.$metadata.httpStatusCode === 400);
+  // every record is there, whole
+  const seen = new Map();
+  let { ShardIterator } = await kinesis.send(new GetShardIteratorCommand({
+    StreamName: "sdk-large", ShardId: "shardId-000000000000", ShardIteratorType: "TRIM_HORIZON",
+  }));
+  while (seen.size < 30) {
+    const got = await kinesis.send(new GetRecordsCommand({ ShardIterator }));
+    for (const r of got.Records) seen.set(r.PartitionKey, r.Data);
+    if (got.Records.length === 0) break;
+    ShardIterator = got.NextShardIterator;
+  }
+  assert.equal(seen.size, 30);
+  for (let req = 0; req < 5; req++)
+    for (let i = 0; i < (req < 4 ? 5 : 10); i++) {
+      const d = seen.get(`k${req}-${i}`);
+      assert.equal(d.length, 1000000);
+      assert.ok(d.every((b) => b === req * 10 + i), `record k${req}-${i} came back whole`);
+    }
+  await kinesis.send(new DeleteStreamCommand({ StreamName: "sdk-large" }));
 });
 
 test("errors reach the SDK as Kinesis's exceptions", async () => {

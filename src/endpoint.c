@@ -1616,27 +1616,32 @@ ep_error_from(EpConn *c, ErrorData *e)
 static Jsonb *
 ep_parse_body(const char *body, int len)
 {
-	bytea	   *b = palloc(VARHDRSZ + len);
 	Jsonb	   *volatile j = NULL;
+	int			i;
 
-	memcpy(VARDATA(b), body, len);
-	SET_VARSIZE(b, VARHDRSZ + len);
-	if (len == 0)
+	/*
+	 * One parse, jsonb_in's.  It takes a C string and does not check the
+	 * encoding: a NUL would end the text early, and bytes that are not UTF-8
+	 * would be taken as they are.
+	 */
+	for (i = 0; i < len && isspace((unsigned char) body[i]); i++)
+		;
+	if (i == len || body[i] != '{' || memchr(body, '\0', len) != NULL ||
+		!pg_verifymbstr(body, len, true))
 		return NULL;
 
 	/*
 	 * Valid JSON may still not be jsonb (a number beyond numeric's range),
 	 * and JSON nested too deeply stops the parser (stack depth): those errors
-	 * are the request's, not the endpoint's.  The parsers hold no resource
-	 * but memory, so they are caught here, outside a transaction.
+	 * are the request's, not the endpoint's.  The parser holds no resource
+	 * but memory, so its errors are caught here, outside a transaction.
 	 */
 	{
 		MemoryContext cxt = CurrentMemoryContext;
 
 		PG_TRY();
 		{
-			if (msgq_json_text_ok(b, true))
-				j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
+			j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pnstrdup(body, len))));
 		}
 		PG_CATCH();
 		{
@@ -1646,6 +1651,8 @@ ep_parse_body(const char *body, int len)
 		}
 		PG_END_TRY();
 	}
+	if (j != NULL && !JB_ROOT_IS_OBJECT(j))
+		return NULL;
 	return j;
 }
 

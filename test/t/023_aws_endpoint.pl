@@ -165,6 +165,13 @@ $res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues
 is($res->{status}, 400, 'a body that is not JSON: 400');
 $res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => '{"a": 1e999999}' });
 is($res->{status}, 400, 'JSON that is not jsonb (a number beyond numeric): 400');
+for my $case ([ '[{"QueueNamePrefix": "a"}]', 'a JSON array' ], [ "{\"QueueNamePrefix\": \"a\"}\0tail", 'a NUL after the object' ],
+	[ "{\"QueueNamePrefix\": \"\xff\"}", 'bytes that are not UTF-8' ], [ "  \n{\"QueueNamePrefix\": \"a\"} {", 'a second text after the object' ])
+{
+	$res = $http->post($base, { headers => { 'X-Amz-Target' => 'AmazonSQS.ListQueues' }, content => $case->[0] });
+	is($res->{status}, 400, "a body that is not one JSON object ($case->[1]): 400");
+	like($res->{content}, qr/must be a JSON object/, "... as such ($case->[1])");
+}
 is((call('ListQueues', {}))[0], 200, 'and the endpoint goes on');
 {
 	my $pid = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'msgq endpoint'});

@@ -354,7 +354,10 @@ ep_h2_recv(EpH2 *h2, const char *data, size_t len)
 	return true;
 }
 
-/* The next whole request, its text in the current memory context */
+/*
+ * The next whole request: its headers' text in the current memory context,
+ * its body the session's (both for the caller to pfree)
+ */
 bool
 ep_h2_next(EpH2 *h2, EpH2Request *req)
 {
@@ -377,10 +380,16 @@ ep_h2_next(EpH2 *h2, EpH2Request *req)
 	appendBinaryStringInfo(&text, s->headers.data, s->headers.len);
 	req->stream_id = s->id;
 	req->headers = text.data;
-	req->body = palloc(s->body.len + 1);
-	memcpy(req->body, s->body.data, s->body.len + 1);
+	/* the body itself, not a copy: the caller frees it, the stream has done with it */
+	req->body = s->body.data;
 	req->body_len = s->body.len;
 	req->too_big = s->too_big;
+	{
+		MemoryContext old = MemoryContextSwitchTo(h2->cxt);
+
+		initStringInfo(&s->body);
+		MemoryContextSwitchTo(old);
+	}
 	return true;
 }
 

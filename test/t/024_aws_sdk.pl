@@ -62,7 +62,7 @@ my $ok = IPC::Run::run([ 'node', '--no-warnings', '--test', '--test-reporter=tap
 my @passed = $stdout =~ /^ok \d+ - (.+)$/mg;
 my @failed = $stdout =~ /^not ok \d+ - (.+)$/mg;
 ok($ok, 'the SDK suite passes') or diag("$stdout\n$stderr");
-cmp_ok(scalar(@passed), '>=', 37, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
+cmp_ok(scalar(@passed), '>=', 39, scalar(@passed) . ' SDK tests passed: ' . join('; ', @passed));
 is(scalar(@failed), 0, 'none failed') or diag(join("\n", @failed));
 
 # A SubscribeToShard event stream ends after five minutes of msgq's clock

@@ -1834,27 +1834,37 @@ row_att_write(Form_pg_attribute att, int kind, Datum value, char *data, Size off
 StaticAssertDecl(MAXALIGN(SizeofMinimalTupleHeader) == ROW_HOFF,
 				 "a row's header takes as much room with a null bitmap as without");
 
+/* The infomask and null bitmap of a row of desc whose columns have shape */
 static inline void
-row_header(MinimalTuple tup, TupleDesc desc, Size len, uint32 shape)
+row_header_flags(TupleDesc desc, uint32 shape, uint16 *infomask, bits8 *bits)
 {
-	uint16		infomask = 0;
 	int			i;
 
-	tup->t_len = ROW_HOFF + len;
-	HeapTupleHeaderSetNatts(tup, desc->natts);
-	tup->t_hoff = ROW_HOFF + MINIMAL_TUPLE_OFFSET;
+	StaticAssertStmt(ROW_MAX_ATTS <= 8, "a row's null bitmap is one byte");
+	*infomask = 0;
+	*bits = 0;
 	for (i = 0; i < desc->natts; i++)
 	{
 		if (((shape >> (3 * i)) & 7) == 0)
-			infomask |= HEAP_HASNULL;
-		else if (TupleDescAttr(desc, i)->attlen == -1)
-			infomask |= HEAP_HASVARWIDTH;
+			*infomask |= HEAP_HASNULL;
+		else
+		{
+			*bits |= (bits8) (1 << i);
+			if (TupleDescAttr(desc, i)->attlen == -1)
+				*infomask |= HEAP_HASVARWIDTH;
+		}
 	}
-	if (infomask & HEAP_HASNULL)
-		for (i = 0; i < desc->natts; i++)
-			if (((shape >> (3 * i)) & 7) != 0)
-				tup->t_bits[i >> 3] |= (bits8) (1 << (i & 7));
+}
+
+static inline void
+row_header(MinimalTuple tup, int natts, Size len, uint16 infomask, bits8 bits)
+{
+	tup->t_len = ROW_HOFF + len;
+	HeapTupleHeaderSetNatts(tup, natts);
+	tup->t_hoff = ROW_HOFF + MINIMAL_TUPLE_OFFSET;
 	tup->t_infomask = infomask;
+	if (infomask & HEAP_HASNULL)
+		tup->t_bits[0] = bits;
 }
 
 /* Make row_buf at least len bytes long; what it held is lost. */
@@ -1883,6 +1893,8 @@ row_build(TupleDesc desc, Datum *values, bool *nulls, uint32 *shape)
 	Size		len;
 	Size		off;
 	MinimalTuple tup;
+	uint16		infomask;
+	bits8		bits;
 	int			i;
 
 	*shape = 0;
@@ -1904,7 +1916,8 @@ row_build(TupleDesc desc, Datum *values, bool *nulls, uint32 *shape)
 		off = row_att_write(TupleDescAttr(desc, i), (*shape >> (3 * i)) & 7, values[i],
 							row_buf + ROW_HOFF, off);
 	Assert(off == data_len);
-	row_header(tup, desc, data_len, *shape);
+	row_header_flags(desc, *shape, &infomask, &bits);
+	row_header(tup, natts, data_len, infomask, bits);
 	return tup;
 }
 
@@ -2004,8 +2017,8 @@ stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *n
 	char		tail[MAXIMUM_ALIGNOF][ROW_TAIL_MAX];
 	int			tail_len[MAXIMUM_ALIGNOF];
 	uint32		tail_shape = 0;
-	bits8		bits = 0x0f;	/* the record's columns are never null */
-	uint16		infomask = HEAP_HASVARWIDTH;
+	uint16		infomask;
+	bits8		bits;
 	uint64		i;
 	int			j;
 
@@ -2017,11 +2030,9 @@ stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *n
 		if (kind < 0 || end > ROW_TAIL_MAX - MAXIMUM_ALIGNOF)
 			return 0;
 		tail_shape |= (uint32) kind << (3 * j);
-		if (kind == 0)
-			infomask |= HEAP_HASNULL;
-		else
-			bits |= (bits8) (1 << j);
 	}
+	/* the same for every row: the record's four columns are never null (kind 1, in octal, for each) */
+	row_header_flags(desc, tail_shape | 01111, &infomask, &bits);
 	for (j = 0; j < MAXIMUM_ALIGNOF; j++)
 	{
 		union
@@ -2072,12 +2083,7 @@ stream_read_emit_records(StreamRows *r, ReturnSetInfo *rsinfo, Datum *v, bool *n
 		memcpy(row_buf + ROW_HOFF + off, tail[a], tail_len[a]);
 		off += tail_len[a];
 
-		tup->t_len = ROW_HOFF + off;
-		HeapTupleHeaderSetNatts(tup, desc->natts);
-		tup->t_hoff = ROW_HOFF + MINIMAL_TUPLE_OFFSET;
-		tup->t_infomask = infomask;
-		if (infomask & HEAP_HASNULL)
-			tup->t_bits[0] = bits;
+		row_header(tup, desc->natts, off, infomask, bits);
 
 		if (!row_shape_known(shape) && !row_verify(desc, tup, shape, v, nl))
 			break;

@@ -31,6 +31,10 @@
 #                      (30000 per second of run time; cycle10: twice that)
 #   BENCH_SHARED_BUFFERS  shared_buffers of the cluster (1GB)
 #   BENCH_JIT          jit of the cluster (on, PostgreSQL's default)
+#   BENCH_HUGE_PAGES   huge_pages of the cluster (on): on reserves the 2 MB pages
+#                      the cluster needs when run as root (vm.nr_hugepages, put
+#                      back at exit) and falls back to off, with a warning, when
+#                      it cannot; off and try are PostgreSQL's own values
 #   BENCH_PORT         port of the cluster (54331; it listens on a private socket only)
 #   BENCH_RECORD       1: append to bench/RESULTS.md (default 1, quick: 0)
 #   BENCH_SKIP_BUILD   1: use the installed msgq as is
@@ -108,6 +112,14 @@ if [ "$QUICK" = 1 ]; then WAL_MESSAGES=${BENCH_WAL_MESSAGES:-1000}; else WAL_MES
 PREFILL=${BENCH_PREFILL:-$((30000 * SECONDS_PER_RUN))}
 SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-1GB}
 JIT=${BENCH_JIT:-on}
+HUGE_PAGES=${BENCH_HUGE_PAGES:-on}
+case $HUGE_PAGES in
+	on | off | try) ;;
+	*)
+		echo "bench: BENCH_HUGE_PAGES must be on, off or try" >&2
+		exit 2
+		;;
+esac
 PORT=${BENCH_PORT:-54331}
 DB=bench
 
@@ -140,11 +152,16 @@ DATA=$WORK/data
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
 running=0
+hugepages_before=""
 
 cleanup() {
 	if [ "$running" = 1 ]; then
 		as_user "$RUNNER" pg_ctl -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
 		running=0
+	fi
+	if [ -n "$hugepages_before" ]; then
+		echo "$hugepages_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+		hugepages_before=""
 	fi
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: kept $WORK"
@@ -179,6 +196,25 @@ as_user "$RUNNER" initdb --auth=trust --encoding=UTF8 --locale=C.UTF-8 -D "$DATA
 	echo "listen_addresses = ''"
 	echo "unix_socket_directories = '$WORK'"
 } | as_user "$RUNNER" tee -a "$DATA/postgresql.conf" >/dev/null
+
+# Huge pages: PostgreSQL's advice for a shared_buffers of this size, and what
+# a new backend's first touch of shared memory costs on a VM depends on it
+# (doc/design.md, "The first sleep of a backend").  The cluster says how many
+# 2 MB pages its main segment needs; root reserves what is missing.
+if [ "$HUGE_PAGES" = on ]; then
+	need=$(as_user "$RUNNER" postgres -D "$DATA" -C shared_memory_size_in_huge_pages 2>/dev/null || echo -1)
+	hp_free() { awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo; }
+	if [ "$need" -gt 0 ] && [ "$(hp_free)" -lt "$need" ] && is_root &&
+		[ -w /proc/sys/vm/nr_hugepages ]; then
+		hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
+		echo $((hugepages_before + need - $(hp_free))) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+	fi
+	if [ "$need" -le 0 ] || [ "$(hp_free)" -lt "$need" ]; then
+		warnings_early="huge pages: could not have $need free 2 MB pages (HugePages_Free $(hp_free)); ran with huge_pages = off"
+		HUGE_PAGES=off
+	fi
+fi
+echo "huge_pages = $HUGE_PAGES" | as_user "$RUNNER" tee -a "$DATA/postgresql.conf" >/dev/null
 as_user "$RUNNER" pg_ctl -D "$DATA" -l "$WORK/postmaster.log" -w -t 60 start >/dev/null ||
 	{ cat "$WORK/postmaster.log"; exit 1; }
 running=1
@@ -209,7 +245,7 @@ server_version=$(psql_q -Atc 'SHOW server_version')
 settings=$(psql_q -Atc "SELECT name || ' = ' || current_setting(name)
 	FROM pg_settings WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync',
 	  'max_connections', 'shared_preload_libraries', 'max_wal_size', 'checkpoint_timeout',
-	  'wal_level', 'autovacuum', 'jit', 'msgq.wait_recheck_interval', 'msgq.worker_naptime')
+	  'wal_level', 'autovacuum', 'jit', 'huge_pages', 'msgq.wait_recheck_interval', 'msgq.worker_naptime')
 	ORDER BY name")
 machine="$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 
@@ -224,6 +260,7 @@ echo "Commit: $commit"
 RESULTS_TSV=$LOGS/results.tsv # workload clients side run tps aborted
 : >"$RESULTS_TSV"
 warnings=()
+[ -n "${warnings_early:-}" ] && warnings+=("$warnings_early")
 
 # reset_send: empty both tables, so every run starts from the same state.
 reset_send() {

@@ -1212,11 +1212,20 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	tupdesc = put_record_desc(fcinfo);
 	msgq_call_enter(&call);
 	ce = stream_cached(name);
+
+	/*
+	 * The caller's privilege first: a role without it must not queue for
+	 * the stream's lock behind a split or merge.  Checked again on the
+	 * entry looked up after the lock.
+	 */
+	stream_check_access(&ce->st, call.caller);
 	if (stream_lock_for_put(ce->st.stream_id))
+	{
 		ce = stream_cached(name);
+		stream_check_access(&ce->st, call.caller);
+	}
 	st = ce->st;
 	slice_id = ce->slice_id;
-	stream_check_access(&st, call.caller);
 
 	stream_check_record(pkey, data, "");
 	if (!PG_ARGISNULL(4))

@@ -642,6 +642,8 @@ msgq_delete_message_batch(PG_FUNCTION_ARGS)
 										   5, argtypes),
 								 values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 				elog(ERROR, "could not delete messages");
+			if (SPI_processed > 0)
+				msgq_wakeup_at_abort(queue->queue_id);
 
 			for (r = 0; r < SPI_processed; r++)
 			{
@@ -822,6 +824,8 @@ msgq_change_message_visibility_batch(PG_FUNCTION_ARGS)
 									   2, argtypes),
 							 values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read message leases");
+		if (SPI_processed > 0)
+			msgq_wakeup_at_abort(queue->queue_id);
 
 		/* judge each entry against its row, as change_message_visibility does */
 		for (i = 0; i < n; i++)

@@ -517,6 +517,8 @@ msgq_move_tasks_run(void)
 					msgq_metrics_stored(dest, 1);
 				}
 				msgq_metrics_stored(source_id, -(int64) SPI_processed);
+				if (SPI_processed > 0)
+					msgq_wakeup_at_abort(source_id);
 			}
 
 			if (moved < limit)

@@ -151,12 +151,16 @@ extern void msgq_shmem_install_hooks(void);
  * Long-poll wake-ups (wait.c).  Buckets are condition variables hashed by
  * (database, queue).  Anything that makes a message receivable calls
  * msgq_wakeup_at_commit(); the broadcast happens after commit (or after
- * abort, for rolled-back receives), never before.
+ * abort, for rolled-back receives), never before.  Whatever deletes,
+ * updates or locks a message row also calls msgq_wakeup_at_abort(): a
+ * waiter skips a row another transaction holds, and a rollback makes that
+ * row receivable again.
  */
 extern void msgq_wait_shmem_size(Size *size);
 extern void msgq_wait_shmem_init(void);
 extern void msgq_wakeup_at_commit(int32 queue_id, bool end_waits);
 extern void msgq_wakeup_now(int32 queue_id, bool end_waits);
+extern void msgq_wakeup_at_abort(int32 queue_id);
 extern uint64 msgq_wait_counter(int32 queue_id);
 extern uint64 msgq_wait_end_counter(int32 queue_id);
 extern void msgq_wait_sleep(int32 queue_id, uint64 seen, long timeout_ms);

@@ -1875,7 +1875,10 @@ queue_move_one_to_dead_letter(MsgqQueue *queue, int32 dlq_id, int64 msg_seq,
 						 values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not move a message to the dead-letter queue");
 	if (SPI_processed > 0)
+	{
 		msgq_wakeup_at_commit(dlq_id, false);
+		msgq_wakeup_at_abort(queue->queue_id);
+	}
 	return SPI_processed;
 }
 
@@ -2862,6 +2865,8 @@ msgq_delete_message(PG_FUNCTION_ARGS)
 			bool		isnull;
 			TimestampTz visible_at;
 
+			msgq_wakeup_at_abort(queue->queue_id);
+
 			visible_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 														   SPI_tuptable->tupdesc,
 														   1, &isnull));
@@ -3020,6 +3025,7 @@ msgq_change_message_visibility(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_MSGQ_INVALID_PARAMETER_VALUE),
 				 errmsg("message does not exist or is not available for visibility timeout change"),
 				 errdetail_internal("AWS error code: InvalidParameterValue")));
+	msgq_wakeup_at_abort(queue->queue_id);
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;

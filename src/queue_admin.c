@@ -402,6 +402,7 @@ msgq_purge_queue(PG_FUNCTION_ARGS)
 						 values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not purge queue");
 	msgq_metrics_removed(queue->queue_id, SPI_tuptable, SPI_processed, now);
+	msgq_wakeup_at_abort(queue->queue_id);
 	/* AWS: a purge clears the FIFO deduplication history */
 	if (queue->fifo)
 		msgq_fifo_dedup_clear(queue->queue_id);

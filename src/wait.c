@@ -18,6 +18,10 @@
  * visible in the proc array.  A rolled-back receive (transaction or
  * savepoint) broadcasts from the abort callbacks, after the abort is
  * recorded, so a woken waiter finds the row unlocked and visible again.
+ * So does a rolled-back delete, dead-letter move, durable change of
+ * visibility, purge or redrive (msgq_wakeup_at_abort): a waiter that found
+ * one of its rows locked skipped it, and only the rollback makes the row
+ * receivable again.  A commit that removes the row needs no wake-up.
  *
  * Waiters (queue.c) avoid lost wake-ups this way: read the bucket's
  * counter, then check for messages with a fresh snapshot, then prepare to
@@ -126,6 +130,12 @@ typedef struct PendingWake
 	bool		end_waits;
 } PendingWake;
 
+typedef struct AbortWake
+{
+	int32		queue_id;
+	SubTransactionId subid;
+} AbortWake;
+
 typedef struct ReceivedMsg
 {
 	int32		queue_id;
@@ -142,6 +152,9 @@ static HTAB *wait_aborted = NULL;
 static PendingWake *wait_pending = NULL;
 static int	wait_npending = 0;
 static int	wait_maxpending = 0;
+static AbortWake *wait_abort = NULL;
+static int	wait_nabort = 0;
+static int	wait_maxabort = 0;
 static ReceivedMsg *wait_received = NULL;
 static int	wait_nreceived = 0;
 static int	wait_maxreceived = 0;
@@ -336,6 +349,37 @@ msgq_wakeup_at_commit(int32 queue_id, bool end_waits)
 	wait_pending[wait_npending].queue_id = queue_id;
 	wait_pending[wait_npending].end_waits = end_waits;
 	wait_npending++;
+}
+
+/*
+ * Wake the queue's long polls if the current (sub)transaction rolls back:
+ * for anything that deletes, updates or locks a row of the queue's
+ * messages.
+ */
+void
+msgq_wakeup_at_abort(int32 queue_id)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	int			i;
+
+	msgq_xact_callbacks_register();
+	for (i = 0; i < wait_nabort; i++)
+	{
+		if (wait_abort[i].queue_id == queue_id && wait_abort[i].subid == subid)
+			return;
+	}
+	if (wait_nabort == wait_maxabort)
+	{
+		wait_maxabort = Max(16, wait_maxabort * 2);
+		if (wait_abort == NULL)
+			wait_abort = MemoryContextAlloc(TopMemoryContext,
+											wait_maxabort * sizeof(AbortWake));
+		else
+			wait_abort = repalloc(wait_abort, wait_maxabort * sizeof(AbortWake));
+	}
+	wait_abort[wait_nabort].queue_id = queue_id;
+	wait_abort[wait_nabort].subid = subid;
+	wait_nabort++;
 }
 
 void
@@ -548,18 +592,23 @@ wait_xact_callback(XactEvent event, void *arg)
 								wait_pending[i].end_waits);
 			wait_npending = 0;
 			wait_nreceived = 0;
+			wait_nabort = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wait_sends_reset();
 			msgq_waiter_end();
 			wait_received_aborted(0);
+			for (i = 0; i < wait_nabort; i++)
+				msgq_wakeup_now(wait_abort[i].queue_id, false);
 			wait_npending = 0;
 			wait_nreceived = 0;
+			wait_nabort = 0;
 			break;
 		case XACT_EVENT_PREPARE:
 			wait_npending = 0;
 			wait_nreceived = 0;
+			wait_nabort = 0;
 			break;
 		default:
 			break;
@@ -579,6 +628,10 @@ wait_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			for (i = 0; i < wait_nreceived; i++)
 				if (wait_received[i].subid == mySubid)
 					wait_received[i].subid = parentSubid;
+			/* duplicates left by this are harmless: one more broadcast */
+			for (i = 0; i < wait_nabort; i++)
+				if (wait_abort[i].subid == mySubid)
+					wait_abort[i].subid = parentSubid;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			msgq_waiter_end();
@@ -597,6 +650,15 @@ wait_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			}
 			wait_received_aborted(keep);
 			wait_nreceived = keep;
+			keep = 0;
+			for (i = 0; i < wait_nabort; i++)
+			{
+				if (wait_abort[i].subid == mySubid)
+					msgq_wakeup_now(wait_abort[i].queue_id, false);
+				else
+					wait_abort[keep++] = wait_abort[i];
+			}
+			wait_nabort = keep;
 			break;
 		default:
 			break;

@@ -11,7 +11,10 @@
 #   (e) delete_queue ends the wait, empty;
 #   (f) pg_cancel_backend cancels the wait, pg_terminate_backend ends it;
 #   (g) a shorter statement_timeout makes it return empty, without error;
-#   (h) a delayed message wakes it when its delay ends.
+#   (h) a delayed message wakes it when its delay ends;
+#   (j) a rolled-back delete_message, delete_message_batch or dead-letter
+#       move of a message whose lease had run out (a waiter skipped the
+#       locked row) wakes it at the rollback.
 #
 # Sessions are psql processes driven through IPC::Run; every wait is
 # bounded by a timer, and elapsed times are measured here with
@@ -425,6 +428,98 @@ $node->safe_psql('postgres', "SELECT msgq.send_message('lp_seg', 'after')");
 is(session_wait($sb, $wait), 'got:after',
 	'(i) and receives the next message, sent to the new active segment');
 is($sb->{err}, '', '(i) no error');
+
+# ---------------------------------------------------------------------------
+# (j) a rolled-back delete of a message whose lease ran out wakes the waiter
+# ---------------------------------------------------------------------------
+# Session A received the message (a 60 s lease) and deletes it, in an open
+# transaction, after the lease ran out (both sessions' clocks are 120 s
+# ahead).  The waiter finds the message free in the lease table but its row
+# locked by the delete, so it skips it; nothing else will happen on the
+# queue.  Only the rollback can tell it the message is back.
+session_query($sa, "SET msgq.clock_offset = '120s';");
+session_query($sb, "SET msgq.clock_offset = '120s';");
+foreach my $how ('delete_message', 'delete_message_batch', 'savepoint')
+{
+	my $q = "lp_del_$how";
+	my $del =
+	  $how eq 'delete_message_batch'
+	  ? "SELECT count(*) FROM msgq.delete_message_batch('$q',"
+	  . " jsonb_build_array(jsonb_build_object('Id', 'a', 'ReceiptHandle', '%s'))) d"
+	  . " WHERE d.error_code IS NULL;"
+	  : "SELECT msgq.delete_message('$q', '%s');";
+
+	$node->safe_psql('postgres', "SELECT msgq.create_queue('$q')");
+	$sent_id = $node->safe_psql('postgres',
+		"SELECT message_id FROM msgq.send_message('$q', 'deleted, then not')");
+	$handle = $node->safe_psql('postgres',
+		"SELECT receipt_handle FROM msgq.receive_message('$q', visibility_timeout => 60)");
+	session_query($sa, 'BEGIN;');
+	session_query($sa, 'SAVEPOINT s;') if $how eq 'savepoint';
+	is(session_query($sa, sprintf($del, $handle)),
+		$how eq 'delete_message_batch' ? '1' : '',
+		"(j) $how: session A deletes the message, uncommitted");
+
+	$wait = session_send($sb,
+		"SELECT message_id, attributes->>'ApproximateReceiveCount'"
+		  . " FROM msgq.receive_message('$q', wait_time_seconds => 15);");
+	ok(wait_for_waiter($sb, $q),
+		"(j) $how: the receive skips the locked row and waits");
+	ok(session_pending($sb, $wait), "(j) $how: the waiter has returned nothing yet");
+
+	$t0 = time;
+	session_query($sa,
+		$how eq 'savepoint' ? 'ROLLBACK TO SAVEPOINT s;' : 'ROLLBACK;');
+	$got = session_wait($sb, $wait);
+	$elapsed = time - $t0;
+	is($got, "$sent_id|2", "(j) $how: the waiter gets the message back");
+	cmp_ok($elapsed, '<', 2,
+		"(j) $how: the waiter returns promptly after the rollback");
+	session_query($sa, 'COMMIT;') if $how eq 'savepoint';
+}
+
+# The same for a dead-letter move: session A's receive finds the message at
+# maxReceiveCount and moves it, uncommitted; the waiter on the source queue
+# skips the locked row.  Woken by the rollback, the waiter moves the message
+# itself and waits on (its receive returns nothing), so the wake-up shows as
+# the transaction id its move takes: a check that finds nothing to do takes
+# none.
+$node->safe_psql('postgres', "SELECT msgq.create_queue('lp_dlq_target')");
+$node->safe_psql('postgres',
+	q{SELECT msgq.create_queue('lp_dlq', '{"RedrivePolicy": {"deadLetterTargetArn": "lp_dlq_target", "maxReceiveCount": 1}}')}
+);
+$sent_id = $node->safe_psql('postgres',
+	"SELECT message_id FROM msgq.send_message('lp_dlq', 'moved, then not')");
+$node->safe_psql('postgres',
+	"SELECT count(*) FROM msgq.receive_message('lp_dlq', visibility_timeout => 60)");
+session_query($sa, 'BEGIN;');
+is(session_query($sa, "SELECT count(*) FROM msgq.receive_message('lp_dlq');"),
+	'0', "(j) dead-letter move: session A's receive moves the message, uncommitted");
+$wait = session_send($sb,
+	"SELECT count(*) FROM msgq.receive_message('lp_dlq', wait_time_seconds => 15);");
+ok(wait_for_waiter($sb, 'lp_dlq'),
+	'(j) dead-letter move: the receive on the source queue waits');
+is( $node->safe_psql('postgres',
+		"SELECT backend_xid IS NULL FROM pg_stat_activity WHERE pid = $sb->{pid}"),
+	't',
+	'(j) dead-letter move: the waiter has written nothing');
+$t0 = time;
+session_query($sa, 'ROLLBACK;');
+ok( $node->poll_query_until('postgres',
+		"SELECT backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = $sb->{pid}"),
+	'(j) dead-letter move: woken by the rollback, the waiter moves the message');
+$elapsed = time - $t0;
+cmp_ok($elapsed, '<', 2,
+	'(j) dead-letter move: promptly after the rollback');
+is(session_wait($sb, $wait), '0',
+	'(j) dead-letter move: the waiter returns nothing at the end of its wait');
+is( $node->safe_psql('postgres',
+		"SET msgq.clock_offset = '120s';"
+		  . " SELECT message_id FROM msgq.receive_message('lp_dlq_target')"),
+	$sent_id,
+	'(j) dead-letter move: the message is in the dead-letter queue');
+session_query($sa, 'RESET msgq.clock_offset;');
+session_query($sb, 'RESET msgq.clock_offset;');
 
 session_quit($sa);
 session_quit($sb);

@@ -279,6 +279,9 @@ msgq_acquire_leases(PG_FUNCTION_ARGS)
 	int		   *counts;
 
 	msgq_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	/* the stream and the caller's privilege on it first, then the arguments */
+	msgq_stream_enter(&call, name, &stream_id, &retention_hours);
 	if (max_leases < 1)
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "max_leases must be at least 1, not %d", max_leases);
@@ -286,8 +289,6 @@ msgq_acquire_leases(PG_FUNCTION_ARGS)
 		MSGQ_ERROR("ValidationException", ERRCODE_MSGQ_INVALID_ARGUMENT,
 				   "failover_time_ms must be between 1 and %d, not %d",
 				   FAILOVER_MAX_MS, failover_ms);
-	InitMaterializedSRF(fcinfo, 0);
-	msgq_stream_enter(&call, name, &stream_id, &retention_hours);
 	group_check_names(group, worker);
 
 	now = msgq_now();

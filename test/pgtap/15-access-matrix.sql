@@ -34,7 +34,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(169);
+SELECT plan(170);
 
 -------------------------------------------------------------------------------
 -- Roles and the owner's objects
@@ -279,6 +279,8 @@ SELECT throws_ok($$SELECT msgq.checkpoint('tap_acl_s', 'tap_acl_g', 'shardId-000
 	'stranger: checkpoint naming the owner''s worker is refused');
 SELECT throws_ok($$SELECT * FROM msgq.acquire_leases('tap_acl_s', 'tap_acl_g', 'tap_acl_thief', failover_time_ms => 1)$$, '42501', NULL,
 	'stranger: acquire_leases is refused');
+SELECT throws_ok($$SELECT * FROM msgq.acquire_leases('tap_acl_s', 'tap_acl_g', 'tap_acl_thief', 0, 0)$$, '42501', NULL,
+	'stranger: acquire_leases with bad arguments is refused before they are judged');
 SELECT throws_ok($$SELECT msgq.release_leases('tap_acl_s', 'tap_acl_g', 'tap_acl_w')$$, '42501', NULL,
 	'stranger: release_leases of the owner''s worker is refused');
 SELECT throws_ok($$SELECT msgq.increase_stream_retention_period('tap_acl_s', 48)$$, '42501', NULL,

@@ -110,6 +110,7 @@
 int			msgq_endpoint_port = 0;
 int			msgq_endpoint_workers = 1;
 int			msgq_endpoint_request_timeout_ms = 10000;
+int			msgq_endpoint_body_memory_kb = 256 * 1024;
 char	   *msgq_endpoint_listen_address = NULL;
 char	   *msgq_endpoint_database = NULL;
 char	   *msgq_endpoint_role = NULL;
@@ -185,6 +186,15 @@ msgq_endpoint_define_gucs(void)
 							10000, 100, 600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("msgq.endpoint_body_memory",
+							"Most memory one endpoint worker keeps for request bodies still being received.",
+							"A request whose body finds no room is answered 503 ServiceUnavailable at once, "
+							"which the AWS SDKs retry.",
+							&msgq_endpoint_body_memory_kb,
+							256 * 1024, EP_MAX_BODY / 1024, MAX_KILOBYTES,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomStringVariable("msgq.endpoint_role",
 							   "Role the AWS wire endpoint's requests run as with msgq.endpoint_auth = none.",
@@ -330,6 +340,8 @@ typedef struct EpConn
 	dlist_node	dirty_node;
 	EpH2	   *h2;				/* an HTTP/2 connection's session */
 	int32		stream;			/* HTTP/2: the stream being answered */
+	int			want;			/* HTTP/1.1: bytes of in the request being received needs */
+	size_t		reserved;		/* HTTP/1.1: of the body budget, for that request */
 	const char *service;		/* of the request being answered */
 } EpConn;
 
@@ -372,6 +384,35 @@ static pgsocket ep_listen = PGINVALID_SOCKET;
 static int	ep_epoll = -1;
 static int	ep_worker = 0;		/* which of the msgq.endpoint_workers */
 static MemoryContext ep_cxt = NULL;
+static size_t ep_body_reserved = 0; /* of msgq.endpoint_body_memory */
+
+/*
+ * The process's budget for request bodies being received: a request whose
+ * body is not whole yet holds room for all of it (HTTP/1.1: its
+ * Content-Length, when its headers are read; HTTP/2: h2.c), and gives it
+ * back once it has been handled.  A request that finds no room is refused
+ * with 503 at once, before its body is read: waiting for room could leave
+ * every body half-received with none able to finish.  What a connection
+ * reads beyond the room it holds is at most EP_MAX_HEADER + 1 bytes
+ * (ep_read_room).
+ */
+bool
+ep_body_reserve(size_t n)
+{
+	size_t		limit = (size_t) msgq_endpoint_body_memory_kb * 1024;
+
+	if (ep_body_reserved + n > limit)
+		return false;
+	ep_body_reserved += n;
+	return true;
+}
+
+void
+ep_body_release(size_t n)
+{
+	Assert(n <= ep_body_reserved);
+	ep_body_reserved -= n;
+}
 
 /*
  * Connections' buffers are allocated when first used and given back when
@@ -451,6 +492,7 @@ ep_close(EpConn *c)
 		dlist_delete(&c->dirty_node);
 	if (c->h2)
 		ep_h2_free(c->h2);
+	ep_body_release(c->reserved);
 	closesocket(c->fd);			/* and out of the epoll set */
 	if (c->in.data)
 		pfree(c->in.data);
@@ -535,7 +577,8 @@ ep_error(EpConn *c, int status, const char *code, const char *legacy, bool sende
 	header = kinesis ? NULL : psprintf("x-amzn-query-error: %s;%s\r\n", legacy ? legacy : code,
 									   sender ? "Sender" : "Receiver");
 	ep_respond(c, status, status == 400 ? "Bad Request" : status == 403 ? "Forbidden" :
-			   status == 413 ? "Payload Too Large" : "Internal Server Error", body.data, header);
+			   status == 413 ? "Payload Too Large" :
+			   status == 503 ? "Service Unavailable" : "Internal Server Error", body.data, header);
 }
 
 static void
@@ -2275,6 +2318,25 @@ ep_handle_safely(EpConn *c, char *headers, const char *body, int body_len)
 	PG_END_TRY();
 }
 
+/*
+ * A request refused before its body is read (over 16 MiB, or no room in
+ * the body budget): answered in its service's JSON error format.
+ */
+static void
+ep_refuse_body(EpConn *c, const char *headers, bool too_big)
+{
+	char	   *target = ep_header(headers, "X-Amz-Target");
+
+	c->service = target != NULL && strncmp(target, KINESIS ".", strlen(KINESIS) + 1) == 0 ?
+		KINESIS : SQS;
+	if (too_big)
+		ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 16 MiB");
+	else
+		ep_error(c, 503, "ServiceUnavailable", NULL, false,
+				 "the endpoint has no room for more request bodies now; retry");
+	ep_count(NULL, GetCurrentTimestamp(), true);
+}
+
 /* One whole request: headers (NUL-terminated) and body */
 static void
 ep_handle(EpConn *c, char *headers, const char *body, int body_len)
@@ -2548,16 +2610,13 @@ ep_process_h2(EpConn *c)
 	{
 		c->stream = req.stream_id;
 		c->keep_alive = true;
-		if (req.too_big)
-		{
-			c->service = SQS;
-			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 16 MiB");
-			ep_count(NULL, GetCurrentTimestamp(), true);
-		}
+		if (req.too_big || req.refused)
+			ep_refuse_body(c, req.headers, req.too_big);
 		else
 			ep_handle_safely(c, req.headers, req.body, req.body_len);
 		pfree(req.headers);
 		pfree(req.body);
+		ep_body_release(req.reserved);
 	}
 	/* the oldest stream not whole yet: PINGs and other frames do not renew it */
 	c->request_started = ep_h2_oldest_incomplete(c->h2);
@@ -2623,16 +2682,33 @@ ep_process_input(EpConn *c)
 				break;
 			}
 		}
+		c->stream = 0;
 		if (len > EP_MAX_BODY)
 		{
 			c->keep_alive = false;
-			ep_error(c, 413, "BatchRequestTooLong", NULL, true, "the request body is over 16 MiB");
+			ep_refuse_body(c, headers, true);
 			break;
 		}
 		if (c->in.len - consumed < head_len + len)
-			break;				/* the body is still coming */
-		c->stream = 0;
+		{
+			/* the body is still coming: hold room for all of it, or refuse it */
+			if (c->reserved == 0)
+			{
+				if (!ep_body_reserve((size_t) len))
+				{
+					c->keep_alive = false;
+					ep_refuse_body(c, headers, false);
+					break;
+				}
+				c->reserved = (size_t) len;
+			}
+			c->want = head_len + (int) len;	/* from the start, once compacted */
+			break;
+		}
 		ep_handle_safely(c, headers, start + head_len, (int) len);
+		ep_body_release(c->reserved);
+		c->reserved = 0;
+		c->want = 0;
 		consumed += head_len + len;
 		c->request_started = c->in.len > consumed ? GetCurrentTimestamp() : 0;
 		pfree(headers);
@@ -2647,6 +2723,22 @@ ep_process_input(EpConn *c)
 	ep_buf_release(&c->in);
 }
 
+/*
+ * How much the connection may read now.  HTTP/1.1: the request being
+ * received up to the end of the body it holds room for, and then (or with
+ * no request begun) the next request's headers, EP_MAX_HEADER + 1 bytes to
+ * tell headers that are too long.  HTTP/2 hands all it reads to its session
+ * (h2.c bounds the bodies).
+ */
+static int
+ep_read_room(EpConn *c)
+{
+	int			limit = c->h2 != NULL ? EP_MAX_INPUT :
+		Min(c->want + EP_MAX_HEADER + 1, EP_MAX_INPUT);
+
+	return Max(Min(EP_READ_BUDGET, limit - c->in.len), 0);
+}
+
 /* Ask epoll for what the connection waits for: input, output, or both */
 static void
 ep_poll(EpConn *c)
@@ -2655,11 +2747,12 @@ ep_poll(EpConn *c)
 	struct epoll_event ev;
 
 	/*
-	 * No reading while the input holds a whole request's worth unparsed
-	 * (behind a parked request) or while answers wait for the socket: TCP
-	 * then holds the client back.  A hang-up is still seen.
+	 * No reading past what the connection has room for (a whole request
+	 * behind a parked one, a body past its room in the body budget) or while
+	 * answers wait for the socket: TCP then holds the client back.  A
+	 * hang-up is still seen.
 	 */
-	if (c->in.len < EP_MAX_INPUT - EP_READ_BUDGET && c->out.len - c->out_sent <= EP_MAX_PENDING)
+	if (ep_read_room(c) > 0 && c->out.len - c->out_sent <= EP_MAX_PENDING)
 		want |= EPOLLIN;
 	if (c->out.len > c->out_sent)
 		want |= EPOLLOUT;
@@ -2719,7 +2812,7 @@ static bool
 ep_read(EpConn *c)
 {
 	static char buf[65536];
-	int			budget = Min(EP_READ_BUDGET, EP_MAX_INPUT - c->in.len);
+	int			budget = ep_read_room(c);
 
 	while (budget > 0)
 	{

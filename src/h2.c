@@ -57,6 +57,8 @@ typedef struct H2Stream
 	StringInfoData headers;		/* "name: value\r\n" lines */
 	StringInfoData body;
 	bool		too_big;
+	bool		refused;		/* the body budget had no room for it */
+	size_t		reserved;		/* of the body budget, held for its body */
 	size_t		owed;			/* body bytes not yet given back to its window */
 	bool		ready;			/* the request is whole, in h2->ready */
 	dlist_node	node;			/* in h2->ready, or before in h2->incomplete_streams */
@@ -129,6 +131,33 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
 		s->path = pnstrdup((const char *) value, valuelen);
 	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
 		s->authority = pnstrdup((const char *) value, valuelen);
+	else if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+	{
+		char		text[24];
+		char	   *e;
+		long		cl;
+
+		/* hold room for the whole body at once, or refuse it before it comes */
+		if (valuelen > 0 && valuelen < sizeof(text))
+		{
+			memcpy(text, value, valuelen);
+			text[valuelen] = '\0';
+			errno = 0;
+			cl = strtol(text, &e, 10);
+			if (errno == 0 && *e == '\0' && cl > 0 && cl <= h2->max_body &&
+				s->reserved == 0 && !s->refused)
+			{
+				if (ep_body_reserve((size_t) cl))
+					s->reserved = (size_t) cl;
+				else
+					s->refused = true;
+			}
+		}
+		appendBinaryStringInfo(&s->headers, (const char *) name, namelen);
+		appendStringInfoString(&s->headers, ": ");
+		appendBinaryStringInfo(&s->headers, (const char *) value, valuelen);
+		appendStringInfoString(&s->headers, "\r\n");
+	}
 	else if (namelen > 0 && name[0] != ':')
 	{
 		/* libnghttp2 has refused names and values with CR, LF or NUL */
@@ -152,11 +181,25 @@ h2_on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
 	if (s == NULL || s->ready)
 		return 0;
 	s->owed += len;
-	if (s->too_big || s->body.len + len > (size_t) h2->max_body)
+	if (!s->too_big && !s->refused && s->body.len + len <= (size_t) h2->max_body &&
+		s->body.len + len > s->reserved)
+	{
+		/* no content-length, or more than it said: reserve as it comes */
+		size_t		more = s->body.len + len - s->reserved;
+
+		if (ep_body_reserve(more))
+			s->reserved += more;
+		else
+			s->refused = true;
+	}
+	if (s->too_big || s->refused || s->body.len + len > (size_t) h2->max_body)
 	{
 		h2->buffered -= s->body.len;
 		/* answered with an error once whole; the bytes are not kept */
-		s->too_big = true;
+		if (!s->refused)
+			s->too_big = true;
+		ep_body_release(s->reserved);
+		s->reserved = 0;
 		if (s->body.maxlen > 1024)
 		{
 			MemoryContext old = MemoryContextSwitchTo(h2->cxt);
@@ -217,6 +260,7 @@ h2_on_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, vo
 	}
 	if (s->out.data)
 		h2->queued -= s->out.len - s->out_off;
+	ep_body_release(s->reserved);	/* not handed out */
 	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
 	pfree(s->headers.data);
 	pfree(s->body.data);
@@ -301,6 +345,13 @@ ep_h2_create(MemoryContext parent, int max_header, int max_body)
 void
 ep_h2_free(EpH2 *h2)
 {
+	dlist_iter	iter;
+
+	/* the bodies not handed out give their room back */
+	dlist_foreach(iter, &h2->incomplete_streams)
+		ep_body_release(dlist_container(H2Stream, node, iter.cur)->reserved);
+	dlist_foreach(iter, &h2->ready)
+		ep_body_release(dlist_container(H2Stream, node, iter.cur)->reserved);
 	nghttp2_session_del(h2->session);	/* no callbacks: the streams are in cxt */
 	MemoryContextDelete(h2->cxt);
 }
@@ -317,7 +368,11 @@ ep_h2_free(EpH2 *h2)
  * getting its window back (its bytes are dropped) until its 413.  So a
  * connection buffers at most H2_MAX_BUFFERED, the oldest stream's body and
  * H2_MAX_STREAMS windows, and no set of large bodies is refused for being
- * sent at once.
+ * sent at once.  Across connections, a body is kept only within what it
+ * reserved of the endpoint process's budget (msgq.endpoint_body_memory):
+ * all of its content-length when the headers come, else as its DATA comes;
+ * a stream that finds no room is refused (503 once whole, its bytes
+ * dropped), like one over max_body.
  */
 static void
 h2_settle(EpH2 *h2)
@@ -335,7 +390,7 @@ h2_settle(EpH2 *h2)
 		H2Stream   *s = dlist_container(H2Stream, node, iter.cur);
 
 		if (s->owed > 0 &&
-			(oldest || s->too_big || h2->buffered <= H2_MAX_BUFFERED))
+			(oldest || s->too_big || s->refused || h2->buffered <= H2_MAX_BUFFERED))
 		{
 			(void) nghttp2_session_consume_stream(h2->session, s->id, s->owed);
 			s->owed = 0;
@@ -384,6 +439,9 @@ ep_h2_next(EpH2 *h2, EpH2Request *req)
 	req->body = s->body.data;
 	req->body_len = s->body.len;
 	req->too_big = s->too_big;
+	req->refused = s->refused;
+	req->reserved = s->reserved;
+	s->reserved = 0;
 	{
 		MemoryContext old = MemoryContextSwitchTo(h2->cxt);
 

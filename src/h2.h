@@ -29,7 +29,16 @@ typedef struct EpH2Request
 	char	   *body;
 	int			body_len;
 	bool		too_big;		/* the body was over the limit: not kept */
+	bool		refused;		/* no room in the endpoint's body budget: not kept */
+	size_t		reserved;		/* of the body budget, for the caller to release */
 } EpH2Request;
+
+/*
+ * The endpoint process's budget for request bodies (endpoint.c): a body is
+ * kept only within what it reserved.
+ */
+extern bool ep_body_reserve(size_t n);
+extern void ep_body_release(size_t n);
 
 extern EpH2 *ep_h2_create(MemoryContext parent, int max_header, int max_body);
 extern void ep_h2_free(EpH2 *h2);

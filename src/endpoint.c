@@ -340,7 +340,7 @@ typedef struct EpConn
 	dlist_node	dirty_node;
 	EpH2	   *h2;				/* an HTTP/2 connection's session */
 	int32		stream;			/* HTTP/2: the stream being answered */
-	int			want;			/* HTTP/1.1: bytes of in the request being received needs */
+	int			want;			/* HTTP/1.1: bytes of in that the request being received needs */
 	size_t		reserved;		/* HTTP/1.1: of the body budget, for that request */
 	const char *service;		/* of the request being answered */
 } EpConn;

@@ -111,6 +111,32 @@ h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *
 	return 0;
 }
 
+/*
+ * A request's content-length: hold room for the whole body at once, or
+ * refuse it before it comes.  A value that is not a length is left to the
+ * DATA frames (h2_on_data reserves as they come).
+ */
+static void
+h2_reserve_declared(EpH2 *h2, H2Stream *s, const uint8_t *value, size_t valuelen)
+{
+	char		text[24];
+	char	   *e;
+	long		cl;
+
+	if (valuelen == 0 || valuelen >= sizeof(text) || s->reserved > 0 || s->refused)
+		return;
+	memcpy(text, value, valuelen);
+	text[valuelen] = '\0';
+	errno = 0;
+	cl = strtol(text, &e, 10);
+	if (errno != 0 || *e != '\0' || cl <= 0 || cl > h2->max_body)
+		return;
+	if (ep_body_reserve((size_t) cl))
+		s->reserved = (size_t) cl;
+	else
+		s->refused = true;
+}
+
 static int
 h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
 			 size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
@@ -131,33 +157,6 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
 		s->path = pnstrdup((const char *) value, valuelen);
 	else if (namelen == 10 && memcmp(name, ":authority", 10) == 0)
 		s->authority = pnstrdup((const char *) value, valuelen);
-	else if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
-	{
-		char		text[24];
-		char	   *e;
-		long		cl;
-
-		/* hold room for the whole body at once, or refuse it before it comes */
-		if (valuelen > 0 && valuelen < sizeof(text))
-		{
-			memcpy(text, value, valuelen);
-			text[valuelen] = '\0';
-			errno = 0;
-			cl = strtol(text, &e, 10);
-			if (errno == 0 && *e == '\0' && cl > 0 && cl <= h2->max_body &&
-				s->reserved == 0 && !s->refused)
-			{
-				if (ep_body_reserve((size_t) cl))
-					s->reserved = (size_t) cl;
-				else
-					s->refused = true;
-			}
-		}
-		appendBinaryStringInfo(&s->headers, (const char *) name, namelen);
-		appendStringInfoString(&s->headers, ": ");
-		appendBinaryStringInfo(&s->headers, (const char *) value, valuelen);
-		appendStringInfoString(&s->headers, "\r\n");
-	}
 	else if (namelen > 0 && name[0] != ':')
 	{
 		/* libnghttp2 has refused names and values with CR, LF or NUL */
@@ -165,6 +164,8 @@ h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
 		appendStringInfoString(&s->headers, ": ");
 		appendBinaryStringInfo(&s->headers, (const char *) value, valuelen);
 		appendStringInfoString(&s->headers, "\r\n");
+		if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+			h2_reserve_declared(h2, s, value, valuelen);
 	}
 	MemoryContextSwitchTo(old);
 	return 0;

@@ -24,6 +24,7 @@ OBJS = \
 	src/msgstore.o \
 	src/metrics.o \
 	src/stream.o \
+	src/records_scan.o \
 	src/consumer.o \
 	src/esm.o \
 	src/firehose.o \
@@ -46,7 +47,7 @@ PGFILEDESC = "msgq - queues, topics and streams"
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl -lz -lnghttp2
 
-REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows consumer_groups event_source_mappings event_source_streams delivery_streams stream_queries
+REGRESS = queue receive privileges guc queue_admin batch outbox_large move_task segments metrics streams stream_metrics stream_slices send_store queue_head fifo filter filter_fuzz topics topic_delivery stream_rows consumer_groups event_source_mappings event_source_streams delivery_streams stream_queries records_scan
 REGRESS_OPTS = --temp-config=$(srcdir)/msgq.conf --temp-instance=./tmp_check_regress
 
 ISOLATION = receive-skip-locked send-uncommitted receive-rollback receive-lease dlq-move purge-concurrent batch-partial segment-drain stream-horizon stream-checkpoint stream-reshard stream-slices fifo-order fifo-groups topic-fanout queue-head consumer-leases access-key-rotation

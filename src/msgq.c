@@ -212,8 +212,12 @@ _PG_init(void)
 	msgq_delivery_define_gucs();
 	msgq_firehose_define_gucs();
 	msgq_endpoint_define_gucs();
+	msgq_records_scan_define_gucs();
 
 	MarkGUCPrefixReserved("msgq");
+
+	/* a planner hook: works (and fails, as the function) without preloading */
+	msgq_records_scan_install_hooks();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

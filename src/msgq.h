@@ -16,12 +16,14 @@
 
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
+#include "storage/buf.h"
 #include "storage/itemptr.h"
 #include "storage/lockdefs.h"
 #include "fmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 #include "utils/uuid.h"
 
 #include "compat.h"
@@ -463,13 +465,16 @@ typedef struct MsgqSlice
 } MsgqSlice;
 
 typedef bool (*MsgqSliceRowFn) (void *arg, int64 seq, TimestampTz arrival,
-								Datum key, Datum data);
+								Datum key, Datum data, ItemPointer tid);
 
 extern struct _SPI_plan *msgq_slice_plan(int64 slice_id, SlicePlan which);
 extern bool msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below,
 							TimestampTz cutoff, struct SnapshotData *snap,
 							MsgqSliceRowFn fn, void *arg);
 extern bool msgq_slice_lock(int64 slice_id);
+extern Relation msgq_slice_open(int64 slice_id);
+extern void msgq_slice_fetch(Relation heap, Buffer *buf, ItemPointer tid,
+							 Datum *key, Datum *data);
 extern void msgq_slice_put(int64 slice_id, TimestampTz arrival, int n,
 						   const int32 *shards, const Datum *keys, const Datum *datas,
 						   int64 *seqs);
@@ -532,6 +537,21 @@ extern int64 msgq_head_peek(int32 queue_id);
 extern int64 msgq_head_get(int32 queue_id, MsgqHeadState *state);
 extern void msgq_head_advance(int32 queue_id, const MsgqHeadState *state,
 							  int64 first_seq);
+
+/* stream.c: get_records as a scan, for records_scan.c */
+typedef struct MsgqRecordsScan MsgqRecordsScan;
+extern MsgqRecordsScan *msgq_records_scan_create(MemoryContext cxt);
+extern void msgq_records_scan_begin(MsgqRecordsScan *s, const char *it, const int32 *limit);
+extern bool msgq_records_scan_next(MsgqRecordsScan *s, Datum *values, bool *nulls);
+extern void msgq_records_scan_rewind(MsgqRecordsScan *s);
+extern void msgq_records_scan_end(MsgqRecordsScan *s);
+
+extern Datum msgq_get_records(PG_FUNCTION_ARGS);
+
+/* records_scan.c */
+extern bool msgq_records_scan_enabled;
+extern void msgq_records_scan_define_gucs(void);
+extern void msgq_records_scan_install_hooks(void);
 
 /* stream.c */
 extern void msgq_stream_enter(MsgqCall *call, const char *name, int32 *stream_id,

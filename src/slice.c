@@ -421,7 +421,7 @@ slice_scan_page(Relation heap, Buffer *buf, BlockNumber blk, ItemPointerData *ti
 		heap_deform_tuple(&found[i], desc, values, isnull);
 		arrival = DatumGetTimestampTz(values[2]);
 		if (arrival > cutoff &&
-			!fn(arg, DatumGetInt64(values[1]), arrival, values[3], values[4]))
+			!fn(arg, DatumGetInt64(values[1]), arrival, values[3], values[4], &found[i].t_self))
 			return false;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -434,7 +434,7 @@ slice_scan_page(Relation heap, Buffer *buf, BlockNumber blk, ItemPointerData *ti
  * snap: a direct scan of its primary key, with no executor and no copy,
  * the heap read a page at a time (slice_scan_page).  fn gets each
  * record's values (key and data may still be toasted; they are valid
- * until fn returns) and returns false to stop.  Returns false when fn
+ * until fn returns) and its tid, and returns false to stop.  Returns false when fn
  * stopped the scan.
  */
 bool
@@ -487,6 +487,60 @@ msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below, TimestampT
 	index_close(index, NoLock);
 	table_close(heap, NoLock);
 	return more;
+}
+
+/*
+ * A slice's table, locked by msgq_slice_lock(), opened (without a lock of
+ * its own) to fetch the rows msgq_slice_scan() found, with
+ * msgq_slice_fetch(); closed with table_close(heap, NoLock).
+ */
+Relation
+msgq_slice_open(int64 slice_id)
+{
+	Oid			relid = slice_relid(slice_id);
+	Relation	heap;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "stream slice " INT64_FORMAT " does not exist", slice_id);
+	heap = table_open(relid, NoLock);
+	slice_check_columns(heap, slice_id);
+	return heap;
+}
+
+/*
+ * The key and data of the row at tid, one that msgq_slice_scan() found
+ * visible in this statement.  Its page stays pinned in *buf until a fetch
+ * from another page (or the caller's ReleaseBuffer), so the values stay
+ * valid as long: a pinned page's tuples do not move, and a row of a
+ * locked slice seen by the statement's snapshot cannot be pruned.  No
+ * content lock is taken, as a heap scan reads the tuples of a page it
+ * has judged already.
+ */
+void
+msgq_slice_fetch(Relation heap, Buffer *buf, ItemPointer tid, Datum *key, Datum *data)
+{
+	BlockNumber blk = ItemPointerGetBlockNumber(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	Datum		values[SLICE_COLUMNS];
+	bool		isnull[SLICE_COLUMNS];
+	HeapTupleData tup;
+	Page		page;
+	ItemId		lp;
+
+	if (!BufferIsValid(*buf) || BufferGetBlockNumber(*buf) != blk)
+		*buf = ReleaseAndReadBuffer(*buf, heap, blk);
+	page = BufferGetPage(*buf);
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) ||
+		!ItemIdIsNormal(lp = PageGetItemId(page, off)))
+		elog(ERROR, "stream record (%u,%u) of \"%s\" is no longer there",
+			 blk, off, RelationGetRelationName(heap));
+	tup.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+	tup.t_len = ItemIdGetLength(lp);
+	tup.t_tableOid = RelationGetRelid(heap);
+	tup.t_self = *tid;
+	heap_deform_tuple(&tup, RelationGetDescr(heap), values, isnull);
+	*key = values[3];
+	*data = values[4];
 }
 
 /*

@@ -40,6 +40,7 @@
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/tupmacs.h"
 #include "access/twophase.h"
 #include "access/xact.h"
@@ -55,6 +56,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -1569,6 +1571,18 @@ static Size read_buf_used = 0;
 static ReadRecord *read_recs = NULL;
 static int	read_recs_size = 0;
 
+/*
+ * A record returned by a read that does not copy (StreamRows.refs): where
+ * its row is, to be fetched from its page when its turn comes.
+ */
+typedef struct ReadRef
+{
+	int64		seq;
+	TimestampTz arrival;
+	ItemPointerData tid;
+	uint16		slice;			/* in StreamRows.slice_ids */
+} ReadRef;
+
 typedef struct StreamRows
 {
 	/* the read */
@@ -1586,6 +1600,11 @@ typedef struct StreamRows
 	TimestampTz last_arrival;
 	int64		next;			/* where the next read starts */
 	bool		full;
+	/* a read that keeps where the records are instead of copying them */
+	ReadRef    *refs;			/* limit entries, or NULL to copy */
+	MemoryContext refs_cxt;		/* slice_ids are made in it */
+	int64	   *slice_ids;		/* the slices scanned, in order */
+	int			nslices;
 } StreamRows;
 
 /* data and key bytes of a record, as stored before compression */
@@ -1622,7 +1641,8 @@ read_copy(Datum d)
 }
 
 static bool
-read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
+read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data,
+			ItemPointer tid)
 {
 	StreamRows *r = (StreamRows *) arg;
 	int64		size = record_size(key, data);
@@ -1636,12 +1656,24 @@ read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
 	}
 	if (r->n == 0)
 		r->first_arrival = arrival;
-	Assert(r->n < (uint64) read_recs_size);
-	rec = &read_recs[r->n];
-	rec->seq = seq;
-	rec->arrival = arrival;
-	rec->key = read_copy(key);
-	rec->data = read_copy(data);
+	if (r->refs != NULL)
+	{
+		ReadRef    *ref = &r->refs[r->n];
+
+		ref->seq = seq;
+		ref->arrival = arrival;
+		ref->tid = *tid;
+		ref->slice = (uint16) (r->nslices - 1);
+	}
+	else
+	{
+		Assert(r->n < (uint64) read_recs_size);
+		rec = &read_recs[r->n];
+		rec->seq = seq;
+		rec->arrival = arrival;
+		rec->key = read_copy(key);
+		rec->data = read_copy(data);
+	}
 	r->n++;
 	r->bytes += size;
 	r->last_seq = seq;
@@ -1658,7 +1690,9 @@ read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
  * Which of the shard's records from start, below the horizon and after
  * the retention cutoff, are returned: at most limit records and 10 MiB,
  * always at least one.  The slices that may hold them are scanned in
- * order until the limit is reached, and the records kept in read_recs.
+ * order until the limit is reached, and the records kept in read_recs
+ * (their key and data copied), or, given refs (limit entries), only where
+ * their rows are, in refs and r->slice_ids (made in refs_cxt).
  * r->next is where the following read starts: after the last record
  * returned, or at the horizon when everything below it was read (nothing
  * more can appear there, whatever shard the numbers in between went to).
@@ -1668,8 +1702,8 @@ read_record(void *arg, int64 seq, TimestampTz arrival, Datum key, Datum data)
  * writes.
  */
 static void
-stream_read_capped(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
-				   int64 max_bytes, StreamRows *r)
+stream_read_into(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
+				 int64 max_bytes, ReadRef *refs, MemoryContext refs_cxt, StreamRows *r)
 {
 	MsgqSlice  *sl;
 	int			nsl;
@@ -1677,6 +1711,8 @@ stream_read_capped(MsgqStream *st, int32 shard, int64 start, int64 horizon, int3
 	Snapshot	snap;
 
 	memset(r, 0, sizeof(*r));
+	r->refs = refs;
+	r->refs_cxt = refs_cxt;
 	r->shard = shard;
 	r->start = start;
 	r->horizon = horizon;
@@ -1684,11 +1720,17 @@ stream_read_capped(MsgqStream *st, int32 shard, int64 start, int64 horizon, int3
 	r->max_bytes = Min(max_bytes, STREAM_MAX_RESPONSE);
 	r->cutoff = stream_cutoff(st);
 	sl = msgq_slices_list(st->stream_id, start, horizon, r->cutoff, false, &nsl);
+	if (refs != NULL)
+	{
+		if (nsl > PG_UINT16_MAX)
+			elog(ERROR, "a read of %d slices is not supported", nsl);
+		r->slice_ids = MemoryContextAlloc(refs_cxt, sizeof(int64) * Max(nsl, 1));
+	}
 
 	if (read_cxt == NULL)
 		read_cxt = AllocSetContextCreate(TopMemoryContext, "msgq stream read",
 										 ALLOCSET_DEFAULT_SIZES);
-	if (read_recs_size < limit)
+	if (refs == NULL && read_recs_size < limit)
 	{
 		if (read_recs != NULL)
 			pfree(read_recs);
@@ -1708,11 +1750,20 @@ stream_read_capped(MsgqStream *st, int32 shard, int64 start, int64 horizon, int3
 	{
 		if (!msgq_slice_lock(sl[k].slice_id))
 			continue;
+		if (refs != NULL)
+			r->slice_ids[r->nslices++] = sl[k].slice_id;
 		(void) msgq_slice_scan(sl[k].slice_id, shard, start, horizon, r->cutoff,
 							   snap, read_record, r);
 	}
 	UnregisterSnapshot(snap);
 	r->next = r->full ? r->last_seq + 1 : Max(horizon, start);
+}
+
+static void
+stream_read_capped(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 limit,
+				   int64 max_bytes, StreamRows *r)
+{
+	stream_read_into(st, shard, start, horizon, limit, max_bytes, NULL, NULL, r);
 }
 
 static void
@@ -2265,13 +2316,16 @@ msgq_get_shard_iterator(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-PG_FUNCTION_INFO_V1(msgq_get_records);
-Datum
-msgq_get_records(PG_FUNCTION_ARGS)
+/*
+ * The read of get_records(it, limit): its checks, the read (into rows,
+ * copied or, given refs, by reference) and the three columns that every
+ * row carries (next_shard_iterator, millis_behind_latest, child_shards),
+ * made in out_cxt, which is current on return.
+ */
+static void
+get_records_read(const char *it, int32 limit, ReadRef *refs, MemoryContext out_cxt,
+				 StreamRows *rows, Datum *extra, bool *extra_null)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *it = msgq_text_arg(fcinfo, 0);
-	int32		limit = PG_ARGISNULL(1) ? STREAM_MAX_LIMIT : PG_GETARG_INT32(1);
 	MsgqCall	call;
 	MsgqStream	st;
 	ShardInfo	si;
@@ -2280,15 +2334,11 @@ msgq_get_records(PG_FUNCTION_ARGS)
 	int64		start,
 				horizon,
 				next;
-	StreamRows	rows;
-	Datum		next_it;
 	bool		next_null = false;
 	Datum		children = (Datum) 0;
 	bool		children_null = true;
 	int64		behind = 0;
 
-	msgq_check_preloaded();
-	stream_rows_begin(fcinfo);
 	msgq_call_enter(&call);
 	if (limit < 1 || limit > STREAM_MAX_LIMIT)
 		INVALID_ARGUMENT("record limit must be between 1 and %d, not %d", STREAM_MAX_LIMIT, limit);
@@ -2305,10 +2355,10 @@ msgq_get_records(PG_FUNCTION_ARGS)
 
 	/* the horizon first, then a fresh snapshot (read_only = false) */
 	horizon = stream_horizon(stream_id, shard);
-	stream_read(&st, shard, start, horizon, limit, &rows);
-	next = rows.next;
-	msgq_stream_metrics_read_end(stream_id, shard, (int64) rows.n, rows.bytes, true);
-	behind = stream_behind(&st, &rows);
+	stream_read_into(&st, shard, start, horizon, limit, STREAM_MAX_RESPONSE, refs, out_cxt, rows);
+	next = rows->next;
+	msgq_stream_metrics_read_end(stream_id, shard, (int64) rows->n, rows->bytes, true);
+	behind = stream_behind(&st, rows);
 
 	/* a closed shard read to its end has no next iterator, but children */
 	if (si.closed && next > si.ending_seq)
@@ -2336,28 +2386,172 @@ msgq_get_records(PG_FUNCTION_ARGS)
 		children = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &children_null);
 	}
 
-	MemoryContextSwitchTo(call.cxt);
-	next_it = next_null ? (Datum) 0 :
+	MemoryContextSwitchTo(out_cxt);
+	extra[0] = next_null ? (Datum) 0 :
 		CStringGetTextDatum(iterator_encode(stream_id, shard, next));
-	if (!children_null)
-		children = PointerGetDatum(PG_DETOAST_DATUM_COPY(children));
+	extra_null[0] = next_null;
+	extra[1] = Int64GetDatum(behind);
+	extra_null[1] = false;
+	extra[2] = children_null ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(children));
+	extra_null[2] = children_null;
+	msgq_call_leave(&call);
+	MemoryContextSwitchTo(out_cxt);
+}
+
+PG_FUNCTION_INFO_V1(msgq_get_records);
+Datum
+msgq_get_records(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *it = msgq_text_arg(fcinfo, 0);
+	int32		limit = PG_ARGISNULL(1) ? STREAM_MAX_LIMIT : PG_GETARG_INT32(1);
+	MemoryContext cxt = CurrentMemoryContext;
+	StreamRows	rows;
+	Datum		extra[3];
+	bool		extra_null[3];
+
+	msgq_check_preloaded();
+	stream_rows_begin(fcinfo);
+	get_records_read(it, limit, NULL, cxt, &rows, extra, extra_null);
 	if (rows.n == 0)
 	{
-		Datum		v[7] = {0, 0, 0, 0, next_it, Int64GetDatum(0), children};
-		bool		nl[7] = {true, true, true, true, next_null, false, children_null};
+		Datum		v[7] = {0, 0, 0, 0, extra[0], extra[1], extra[2]};
+		bool		nl[7] = {true, true, true, true, extra_null[0], extra_null[1], extra_null[2]};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
 	else
-	{
-		Datum		extra[3] = {next_it, Int64GetDatum(behind), children};
-		bool		extra_null[3] = {next_null, false, children_null};
-
 		stream_read_emit(&rows, rsinfo, extra, extra_null, 3);
-	}
 	stream_read_end(&rows);
-	msgq_call_leave(&call);
 	return (Datum) 0;
+}
+
+/*
+ * get_records as a scan (records_scan.c): the same read, by reference,
+ * then its rows one at a time, each fetched from its page as it is
+ * returned, so that the first row goes out before the last is touched
+ * and nothing is copied.  A scan can be read again from its start
+ * (msgq_records_scan_rewind) without reading the stream again.
+ */
+struct MsgqRecordsScan
+{
+	MemoryContext cxt;
+	MemoryContext read_cxt;		/* what one read made, emptied by the next */
+	StreamRows	rows;
+	ReadRef    *refs;
+	int32		refs_size;
+	uint64		pos;			/* the next row */
+	int			cur;			/* the slice whose table is open, or -1 */
+	Relation	heap;
+	Buffer		buf;
+	Datum		extra[3];
+	bool		extra_null[3];
+	SeqNumeric	num;
+};
+
+MsgqRecordsScan *
+msgq_records_scan_create(MemoryContext cxt)
+{
+	MsgqRecordsScan *s = MemoryContextAllocZero(cxt, sizeof(MsgqRecordsScan));
+
+	s->cxt = cxt;
+	s->read_cxt = AllocSetContextCreate(cxt, "msgq get_records scan", ALLOCSET_SMALL_SIZES);
+	s->cur = -1;
+	s->buf = InvalidBuffer;
+	return s;
+}
+
+static void
+records_scan_close(MsgqRecordsScan *s)
+{
+	if (BufferIsValid(s->buf))
+		ReleaseBuffer(s->buf);
+	s->buf = InvalidBuffer;
+	if (s->heap != NULL)
+		table_close(s->heap, NoLock);
+	s->heap = NULL;
+	s->cur = -1;
+}
+
+/* Read the stream: it and limit as get_records takes them (NULL: absent). */
+void
+msgq_records_scan_begin(MsgqRecordsScan *s, const char *it, const int32 *limit)
+{
+	int32		lim = limit == NULL ? STREAM_MAX_LIMIT : *limit;
+	MemoryContext old = CurrentMemoryContext;
+
+	msgq_check_preloaded();
+	records_scan_close(s);
+	if (lim >= 1 && lim <= STREAM_MAX_LIMIT && s->refs_size < lim)
+	{
+		if (s->refs != NULL)
+			pfree(s->refs);
+		s->refs = MemoryContextAlloc(s->cxt, sizeof(ReadRef) * lim);
+		s->refs_size = lim;
+	}
+	MemoryContextReset(s->read_cxt);
+	memset(&s->rows, 0, sizeof(s->rows));
+	get_records_read(it, lim, s->refs, s->read_cxt, &s->rows, s->extra, s->extra_null);
+	MemoryContextSwitchTo(old);
+	s->pos = 0;
+}
+
+/* The next row's seven columns; false after the last. */
+bool
+msgq_records_scan_next(MsgqRecordsScan *s, Datum *values, bool *nulls)
+{
+	ReadRef    *ref;
+	int			j;
+
+	for (j = 0; j < 3; j++)
+	{
+		values[4 + j] = s->extra[j];
+		nulls[4 + j] = s->extra_null[j];
+	}
+	/* no records: one row with the next iterator alone, as get_records */
+	if (s->rows.n == 0)
+	{
+		if (s->pos++ > 0)
+			return false;
+		for (j = 0; j < 4; j++)
+		{
+			values[j] = (Datum) 0;
+			nulls[j] = true;
+		}
+		return true;
+	}
+	if (s->pos >= s->rows.n)
+	{
+		records_scan_close(s);
+		return false;
+	}
+	ref = &s->refs[s->pos++];
+	if (ref->slice != s->cur)
+	{
+		records_scan_close(s);
+		s->heap = msgq_slice_open(s->rows.slice_ids[ref->slice]);
+		s->cur = ref->slice;
+	}
+	values[0] = seq_numeric(ref->seq, &s->num);
+	values[1] = TimestampTzGetDatum(ref->arrival);
+	msgq_slice_fetch(s->heap, &s->buf, &ref->tid, &values[2], &values[3]);
+	for (j = 0; j < 4; j++)
+		nulls[j] = false;
+	return true;
+}
+
+/* From the first row again, the same rows. */
+void
+msgq_records_scan_rewind(MsgqRecordsScan *s)
+{
+	records_scan_close(s);
+	s->pos = 0;
+}
+
+void
+msgq_records_scan_end(MsgqRecordsScan *s)
+{
+	records_scan_close(s);
 }
 
 /* ------------------------------------------------------------------------

@@ -61,6 +61,9 @@ END $$;
 SELECT msgq.create_stream('rs_a', 1);
 SELECT count(*) AS put FROM generate_series(1, 25) g,
 	LATERAL msgq.put_record('rs_a', 'k' || g, convert_to('r' || g, 'UTF8'));
+-- sequence numbers are shared by all streams: the one before rs_a's first
+SELECT min(sequence_number) - 1 AS s0
+  FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON')) \gset
 
 --
 -- Which node reads it
@@ -87,7 +90,7 @@ RESET msgq.records_scan;
 -- every column, from the start, a few at a time and all
 SELECT * FROM pg_temp.both($$SELECT * FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'))$$);
 SELECT * FROM pg_temp.both($$SELECT * FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 7)$$);
-SELECT sequence_number, partition_key, convert_from(data, 'UTF8') AS data,
+SELECT sequence_number - :s0 AS n, partition_key, convert_from(data, 'UTF8') AS data,
 	   next_shard_iterator IS NOT NULL AS has_next, millis_behind_latest, child_shards
   FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 3);
 -- nothing to read: one row, with the next iterator only
@@ -97,7 +100,8 @@ SELECT * FROM pg_temp.both($$SELECT * FROM msgq.get_records(msgq.get_shard_itera
 -- conditions, order, aggregates and LIMIT over the scan
 SELECT partition_key FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'))
  WHERE convert_from(data, 'UTF8') LIKE 'r1%' ORDER BY sequence_number DESC;
-SELECT count(*), min(sequence_number), max(sequence_number), sum(octet_length(data))
+SELECT count(*), min(sequence_number) - :s0 AS first, max(sequence_number) - :s0 AS last,
+	   sum(octet_length(data))
   FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 20);
 SELECT partition_key FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON')) LIMIT 2;
 -- the iterator from a subquery (an init plan) and from the next iterator
@@ -141,22 +145,22 @@ SELECT g, count(*) AS n
  GROUP BY g ORDER BY g;
 EXPLAIN (COSTS OFF) SELECT x.partition_key AS x, y.partition_key AS y
   FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 2) x,
-	   msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', 24), 5) y
+	   msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', :s0 + 24), 5) y
  ORDER BY 1, 2;
 SELECT x.partition_key AS x, y.partition_key AS y
   FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 2) x,
-	   msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', 24), 5) y
+	   msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', :s0 + 24), 5) y
  ORDER BY 1, 2;
 RESET enable_hashjoin;
 RESET enable_mergejoin;
 RESET enable_material;
 SELECT get_records_calls - :calls_before AS calls FROM msgq.stream_metrics WHERE stream_name = 'rs_a';
 -- a correlated subquery: each outer row its own read
-INSERT INTO rs_its SELECT msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', 20);
+INSERT INTO rs_its SELECT msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', :s0 + 20);
 SELECT (SELECT count(*) FROM rs_its v, LATERAL msgq.get_records(v.it, 3)) AS lateral_read;
 SELECT t.n, (SELECT string_agg(partition_key, ',' ORDER BY sequence_number)
 			   FROM msgq.get_records(t.it, t.n)) AS keys
-  FROM (SELECT n, msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', n * 2) AS it
+  FROM (SELECT n, msgq.get_shard_iterator('rs_a', '0', 'AT_SEQUENCE_NUMBER', :s0 + n * 2) AS it
 		  FROM generate_series(1, 3) n) t
  ORDER BY t.n;
 -- a prepared statement, past its custom plans into the generic one

@@ -404,7 +404,10 @@ cmp_ok($elapsed, '<', 6,
 # ahead (the worker, on the real clock, then leaves the segments alone) and
 # with msgq.segment_lock_timeout = 5s: enough for a lock the worker's own
 # cycle holds for a moment, far less than the 15 s the waiter sleeps, so a
-# waiter that kept its locks would make the drain fail.
+# waiter that kept its locks would make the drain fail.  Three cycles, two
+# seconds apart: when the worker rotated just before the first (its active
+# segment then empty), the first drains the old sealed segment into the new
+# active one, the second seals that one, and the third drains it.
 $node->safe_psql('postgres', "SELECT msgq.create_queue('lp_seg')");
 $node->safe_psql('postgres',
 	"SELECT msgq.delete_message('lp_seg', receipt_handle)"
@@ -418,6 +421,8 @@ my $maint = q{
 	SET msgq.clock_offset = '3600s';
 	SELECT msgq.run_maintenance();
 	SET msgq.clock_offset = '3602s';
+	SELECT msgq.run_maintenance();
+	SET msgq.clock_offset = '3604s';
 	SELECT msgq.run_maintenance();
 	SELECT string_agg(state, ',' ORDER BY state) FROM msgq.segment WHERE state <> 'free';
 };

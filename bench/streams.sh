@@ -34,6 +34,9 @@
 #                     transaction; "glibc.malloc.trim_threshold=268435456:
 #                     glibc.malloc.mmap_threshold=33554432" keeps the client's
 #                     memory, so that the run times the server
+#   STREAMS_MSGQ_OPTIONS  PGOPTIONS for msgq's side only, for example
+#                     "-c msgq.records_scan=off" to time get_records as a
+#                     function scan against the same baseline
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +50,7 @@ PORT=${STREAMS_PORT:-54333}
 RECORD=${STREAMS_RECORD:-1}
 LAT_EVENTS=${STREAMS_LAT_EVENTS:-1000}
 CLIENT_TUNABLES=${STREAMS_CLIENT_TUNABLES:-}
+MSGQ_OPTIONS=${STREAMS_MSGQ_OPTIONS:-}
 
 build_and_install >/dev/null
 bench_cluster streams
@@ -101,7 +105,10 @@ chown "$RUNNER" "$WORK"/*.sql 2>/dev/null || true
 
 # tps NAME SIDE CLIENTS PAYLOAD: one pgbench run, transactions per second
 tps() {
-	as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" ${CLIENT_TUNABLES:+GLIBC_TUNABLES="$CLIENT_TUNABLES"} pgbench -n -M prepared -c "$3" -j 2 -T "$SECS" \
+	local opts=""
+	if [ "$2" = msgq ]; then opts=$MSGQ_OPTIONS; fi
+	as_user "$RUNNER" env PGHOST="$WORK" PGPORT="$PORT" ${CLIENT_TUNABLES:+GLIBC_TUNABLES="$CLIENT_TUNABLES"} \
+		${opts:+PGOPTIONS="$opts"} pgbench -n -M prepared -c "$3" -j 2 -T "$SECS" \
 		-D payload="$4" -f "$WORK/$1_$2.sql" postgres 2>&1 | awk '/^tps/ { printf "%.1f\n", $3 }'
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -195,8 +202,9 @@ if [ "$RECORD" = 1 ]; then
 		echo
 		echo "## $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown): streams"
 		echo
-		printf 'Command: `%sSTREAMS_SECONDS=%s STREAMS_RUNS=%s STREAMS_LAT_EVENTS=%s STREAMS_WORKLOADS="%s" bench/streams.sh`; shared_buffers 1GB.' \
-			"${CLIENT_TUNABLES:+STREAMS_CLIENT_TUNABLES=$CLIENT_TUNABLES }" "$SECS" "$RUNS" "$LAT_EVENTS" "$(echo $WORKLOADS)"
+		printf 'Command: `%s%sSTREAMS_SECONDS=%s STREAMS_RUNS=%s STREAMS_LAT_EVENTS=%s STREAMS_WORKLOADS="%s" bench/streams.sh`; shared_buffers 1GB.' \
+			"${CLIENT_TUNABLES:+STREAMS_CLIENT_TUNABLES=$CLIENT_TUNABLES }" \
+			"${MSGQ_OPTIONS:+STREAMS_MSGQ_OPTIONS=\"$MSGQ_OPTIONS\" }" "$SECS" "$RUNS" "$LAT_EVENTS" "$(echo $WORKLOADS)"
 		if [ ${#rows[@]} -gt 0 ]; then
 			printf ' Throughput: pgbench `-M prepared -j 2`, medians of %s alternating runs per side; baseline: a table with' "$RUNS"
 			printf " msgq's record layout and primary key, shard from hashtext() of the key, bigserial numbers."

@@ -294,6 +294,49 @@ slice_check_columns(Relation heap, int64 slice_id)
 }
 
 /*
+ * The five columns of a slice row, read straight from its tuple: the row's
+ * columns are all NOT NULL and fixed in type (slice_check_columns), so the
+ * first three are at fixed offsets and the two varlenas follow, with none
+ * of heap_deform_tuple()'s work for nulls and dropped or missing columns
+ * or its loop over the descriptor.  A row with a null bitmap or another column count (none is
+ * ever written so) goes through heap_deform_tuple().
+ */
+static inline void
+slice_row_values(HeapTuple tup, TupleDesc desc, Datum *values)
+{
+	HeapTupleHeader td = tup->t_data;
+	char	   *tp;
+	Size		off = 0;
+	int			i;
+
+	if (HeapTupleHasNulls(tup) || HeapTupleHeaderGetNatts(td) != SLICE_COLUMNS)
+	{
+		bool		isnull[SLICE_COLUMNS];
+
+		heap_deform_tuple(tup, desc, values, isnull);
+		for (i = 0; i < SLICE_COLUMNS; i++)
+			if (isnull[i])
+				elog(ERROR, "a stream record has a null column");
+		return;
+	}
+	/* int4, then int8 and timestamptz (aligned as double), text, bytea */
+	tp = (char *) td + td->t_hoff;
+	values[0] = Int32GetDatum(*(int32 *) tp);
+	off = DOUBLEALIGN(sizeof(int32));
+	values[1] = Int64GetDatum(*(int64 *) (tp + off));
+	off += sizeof(int64);
+	values[2] = TimestampTzGetDatum(*(TimestampTz *) (tp + off));
+	off += sizeof(TimestampTz);
+	/* a varlena is aligned (int) unless its header is short (never a zero byte) */
+	for (i = 3; i < SLICE_COLUMNS; i++)
+	{
+		off = att_align_pointer(off, TYPALIGN_INT, -1, tp + off);
+		values[i] = PointerGetDatum(tp + off);
+		off += VARSIZE_ANY(tp + off);
+	}
+}
+
+/*
  * Put n records into a slice, the stream's current one: record i is
  * (shards[i], the next number of msgq.stream_seq, arrival, keys[i] as
  * text, datas[i] as bytea), and seqs[i] gets its number, so the numbers
@@ -415,10 +458,9 @@ slice_scan_page(Relation heap, Buffer *buf, BlockNumber blk, ItemPointerData *ti
 	{
 		/* columns as in msgq.stream_record: shard, seq, arrival, key, data */
 		Datum		values[SLICE_COLUMNS];
-		bool		isnull[SLICE_COLUMNS];
 		TimestampTz arrival;
 
-		heap_deform_tuple(&found[i], desc, values, isnull);
+		slice_row_values(&found[i], desc, values);
 		arrival = DatumGetTimestampTz(values[2]);
 		if (arrival > cutoff &&
 			!fn(arg, DatumGetInt64(values[1]), arrival, values[3], values[4], &found[i].t_self))
@@ -522,7 +564,6 @@ msgq_slice_fetch(Relation heap, Buffer *buf, ItemPointer tid, Datum *key, Datum 
 	BlockNumber blk = ItemPointerGetBlockNumber(tid);
 	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
 	Datum		values[SLICE_COLUMNS];
-	bool		isnull[SLICE_COLUMNS];
 	HeapTupleData tup;
 	Page		page;
 	ItemId		lp;
@@ -538,7 +579,7 @@ msgq_slice_fetch(Relation heap, Buffer *buf, ItemPointer tid, Datum *key, Datum 
 	tup.t_len = ItemIdGetLength(lp);
 	tup.t_tableOid = RelationGetRelid(heap);
 	tup.t_self = *tid;
-	heap_deform_tuple(&tup, RelationGetDescr(heap), values, isnull);
+	slice_row_values(&tup, RelationGetDescr(heap), values);
 	*key = values[3];
 	*data = values[4];
 }

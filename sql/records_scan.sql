@@ -232,6 +232,21 @@ COMMIT;
 SELECT count(*) AS after FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'));
 
 --
+-- Each read counts as a call of the function (track_functions = all)
+--
+SET track_functions = 'all';
+SELECT coalesce((SELECT calls FROM pg_stat_user_functions
+				  WHERE funcid = 'msgq.get_records(text, integer)'::regprocedure), 0) AS calls0 \gset
+SELECT count(*) AS scan FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 2);
+SET msgq.records_scan = off;
+SELECT count(*) AS function FROM msgq.get_records(msgq.get_shard_iterator('rs_a', '0', 'TRIM_HORIZON'), 2);
+RESET msgq.records_scan;
+RESET track_functions;
+SELECT pg_stat_force_next_flush();
+SELECT calls - :calls0 AS calls FROM pg_stat_user_functions
+ WHERE funcid = 'msgq.get_records(text, integer)'::regprocedure;
+
+--
 -- Errors: the function's
 --
 SELECT msgq_test.err($$SELECT * FROM msgq.get_records(NULL)$$) AS null_iterator;

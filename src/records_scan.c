@@ -32,7 +32,9 @@
  * A rescan with changed parameters reads the stream again, as the function
  * scan calls its function again; without, it returns the same rows again,
  * as the function scan rereads its tuplestore.  EXECUTE on the function is
- * checked when the scan starts, as for a function call.
+ * checked when the scan starts, as for a function call, and each read is
+ * counted as a call in pg_stat_user_functions (track_functions = all), its
+ * time being the read's, not the rows' that follow.
  *
  * IDENTIFICATION
  *	  src/records_scan.c
@@ -55,6 +57,7 @@
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/restrictinfo.h"
+#include "pgstat.h"
 #include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -78,6 +81,7 @@ typedef struct RecordsScanState
 {
 	CustomScanState css;
 	Oid			funcid;
+	FmgrInfo	flinfo;			/* the function's, for track_functions */
 	List	   *args;			/* ExprStates of the iterator and the limit */
 	MsgqRecordsScan *scan;
 	bool		started;
@@ -255,7 +259,10 @@ records_begin(CustomScanState *node, EState *estate, int eflags)
 	state->funcid = fexpr->funcid;
 	state->args = ExecInitExprList(fexpr->args, &node->ss.ps);
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		fmgr_info_cxt(fexpr->funcid, &state->flinfo, estate->es_query_cxt);
 		state->scan = msgq_records_scan_create(estate->es_query_cxt);
+	}
 	state->started = false;
 }
 
@@ -266,6 +273,8 @@ records_start(RecordsScanState *state)
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 	ExprState  *it_state = linitial(state->args);
 	ExprState  *limit_state = lsecond(state->args);
+	LOCAL_FCINFO(fcinfo, 0);
+	PgStat_FunctionCallUsage fcu;
 	MemoryContext old;
 	Datum		it;
 	Datum		limit;
@@ -278,8 +287,13 @@ records_start(RecordsScanState *state)
 	it = ExecEvalExpr(it_state, econtext, &it_null);
 	limit = ExecEvalExpr(limit_state, econtext, &limit_null);
 	lim = limit_null ? 0 : DatumGetInt32(limit);
+
+	/* counted as a call of the function (track_functions = all), the read timed */
+	InitFunctionCallInfoData(*fcinfo, &state->flinfo, 0, InvalidOid, NULL, NULL);
+	pgstat_init_function_usage(fcinfo, &fcu);
 	msgq_records_scan_begin(state->scan, it_null ? NULL : TextDatumGetCString(it),
 							limit_null ? NULL : &lim);
+	pgstat_end_function_usage(&fcu, true);
 	MemoryContextSwitchTo(old);
 	state->started = true;
 }

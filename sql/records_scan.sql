@@ -83,6 +83,17 @@ SELECT pg_temp.scan_node($$SELECT * FROM (VALUES ('x')) v(it), LATERAL msgq.get_
 SET msgq.records_scan = off;
 SELECT pg_temp.scan_node($$SELECT * FROM msgq.get_records('x', 5)$$) AS scan_off;
 RESET msgq.records_scan;
+-- a function altered to run as its owner, or to be strict, is left to fmgr
+BEGIN;
+ALTER FUNCTION msgq.get_records(text, integer) SECURITY DEFINER;
+SELECT pg_temp.scan_node($$SELECT * FROM msgq.get_records('x', 5)$$) AS security_definer;
+ROLLBACK;
+BEGIN;
+ALTER FUNCTION msgq.get_records(text, integer) STRICT;
+SELECT pg_temp.scan_node($$SELECT * FROM msgq.get_records('x', 5)$$) AS strict;
+SELECT count(*) AS strict_null FROM msgq.get_records(NULL);
+ROLLBACK;
+SELECT pg_temp.scan_node($$SELECT * FROM msgq.get_records('x', 5)$$) AS plain_again;
 
 --
 -- The same answers, on and off

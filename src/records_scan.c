@@ -24,7 +24,7 @@
  *	- msgq.records_scan is off;
  *	- the function is not msgq_get_records itself (fmgr_info() says which
  *	  C function a call reaches, so a SECURITY DEFINER or SET clause on it,
- *	  which fmgr wraps, is left to fmgr);
+ *	  which fmgr wraps, is left to fmgr), or has been made STRICT;
  *	- the scan has WITH ORDINALITY or several functions (ROWS FROM);
  *	- its arguments refer to another relation of the query (LATERAL);
  *	- the query asks for the whole row.
@@ -129,7 +129,8 @@ is_get_records(Oid funcid)
 		return known_is_ours;
 	fmgr_info(funcid, &finfo);
 	known_funcid = funcid;
-	known_is_ours = finfo.fn_addr == msgq_get_records;
+	/* a strict function (ALTER FUNCTION) returns no rows for a null argument */
+	known_is_ours = finfo.fn_addr == msgq_get_records && !finfo.fn_strict;
 	return known_is_ours;
 }
 

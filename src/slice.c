@@ -298,8 +298,8 @@ slice_check_columns(Relation heap, int64 slice_id)
  * columns are all NOT NULL and fixed in type (slice_check_columns), so the
  * first three are at fixed offsets and the two varlenas follow, with none
  * of heap_deform_tuple()'s work for nulls and dropped or missing columns
- * or its loop over the descriptor.  A row with a null bitmap or another column count (none is
- * ever written so) goes through heap_deform_tuple().
+ * or its loop over the descriptor.  A row with a null bitmap or another
+ * column count (none is ever written so) goes through heap_deform_tuple().
  */
 static inline void
 slice_row_values(HeapTuple tup, TupleDesc desc, Datum *values)
@@ -476,8 +476,8 @@ slice_scan_page(Relation heap, Buffer *buf, BlockNumber blk, ItemPointerData *ti
  * snap: a direct scan of its primary key, with no executor and no copy,
  * the heap read a page at a time (slice_scan_page).  fn gets each
  * record's values (key and data may still be toasted; they are valid
- * until fn returns) and its tid, and returns false to stop.  Returns false when fn
- * stopped the scan.
+ * until fn returns) and its tid, and returns false to stop.  Returns false
+ * when fn stopped the scan.
  */
 bool
 msgq_slice_scan(int64 slice_id, int32 shard, int64 from, int64 below, TimestampTz cutoff,

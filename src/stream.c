@@ -1602,7 +1602,6 @@ typedef struct StreamRows
 	bool		full;
 	/* a read that keeps where the records are instead of copying them */
 	ReadRef    *refs;			/* limit entries, or NULL to copy */
-	MemoryContext refs_cxt;		/* slice_ids are made in it */
 	int64	   *slice_ids;		/* the slices scanned, in order */
 	int			nslices;
 } StreamRows;
@@ -1712,7 +1711,6 @@ stream_read_into(MsgqStream *st, int32 shard, int64 start, int64 horizon, int32 
 
 	memset(r, 0, sizeof(*r));
 	r->refs = refs;
-	r->refs_cxt = refs_cxt;
 	r->shard = shard;
 	r->start = start;
 	r->horizon = horizon;
@@ -2490,7 +2488,6 @@ msgq_records_scan_begin(MsgqRecordsScan *s, const char *it, const int32 *limit)
 		s->refs_size = lim;
 	}
 	MemoryContextReset(s->read_cxt);
-	memset(&s->rows, 0, sizeof(s->rows));
 	get_records_read(it, lim, s->refs, s->read_cxt, &s->rows, s->extra, s->extra_null);
 	MemoryContextSwitchTo(old);
 	s->pos = 0;

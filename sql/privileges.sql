@@ -120,9 +120,21 @@ SELECT msgq.remove_permission('p_evil', 'evil');
 SELECT msgq.add_permission('p_evil', 'evil', ARRAY['regress_msgq_evil'], ARRAY['SendMessage', 'ReceiveMessage', 'DeleteMessage']);
 SELECT msgq.run_maintenance();
 SELECT msgq.now() IS NOT NULL AS has_now;
+-- put_record runs SQL only when its stream is not cached yet (the first
+-- put), and then with the path pinned; the caller's path is intact after
+SELECT msgq.create_stream('p_evil_put', 1);
+SELECT shard_id, sequence_number > 0 AS numbered FROM msgq.put_record('p_evil_put', 'k', '\x01'::bytea);
+SELECT shard_id, sequence_number > 0 AS numbered FROM msgq.put_record('p_evil_put', 'k', '\x02'::bytea);
+SHOW search_path;
+SELECT count(*) AS evil_put_records
+  FROM msgq.get_records(msgq.get_shard_iterator('p_evil_put', 'shardId-000000000000', 'TRIM_HORIZON'));
+SELECT msgq.delete_stream('p_evil_put');
 -- ... and for the role that owns the hostile schema
 SET ROLE regress_msgq_evil;
 SELECT md5_of_message_body AS evil_md5_three FROM msgq.send_message('p_evil', 'three') \gset
+SELECT id, message_id IS NOT NULL AS sent, md5_of_message_body AS evil_md5_batch, error_code IS NULL AS ok
+  FROM msgq.send_message_batch('p_evil', '[{"Id": "b1", "MessageBody": "batch"}]');
+SHOW search_path;
 SELECT count(*) FROM msgq.receive_message('p_evil', max_number_of_messages => 10) r,
 	LATERAL msgq.delete_message('p_evil', r.receipt_handle);
 SELECT body FROM msgq.receive_message('p_evil', max_number_of_messages => 10);

@@ -336,9 +336,12 @@ msgq_send_message_batch(PG_FUNCTION_ARGS)
 
 	msgq_check_preloaded();
 	InitMaterializedSRF(fcinfo, 0);
-	msgq_call_enter(&call);
-	queue = msgq_queue_get(name);
+	/* as send_message: no SQL for a cached standard queue */
+	msgq_call_enter_light(&call);
+	queue = msgq_queue_get_light(&call, name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
+	if (queue->fifo)
+		msgq_call_need_sql(&call);
 
 	/*
 	 * json, not jsonb: an entry with two message attributes of the same

@@ -135,6 +135,8 @@ extern int	msgq_hex_digit(char c);
 extern void msgq_utils_cache_reset(void);
 extern void msgq_switch_to_owner(Oid *save_userid, int *save_sec_context,
 								 int *save_nest);
+extern void msgq_become_owner(Oid *save_userid, int *save_sec_context);
+extern int	msgq_pin_search_path(void);
 extern void msgq_restore_user(Oid save_userid, int save_sec_context, int save_nest);
 extern int	msgq_caller_search_path(void);
 extern void msgq_pin_process_search_path(void);
@@ -408,6 +410,7 @@ typedef struct MsgqCall
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nest;		/* GUC nest level of the pinned search_path */
+	bool		connected;		/* search_path pinned and SPI connected */
 	MemoryContext cxt;			/* the caller's memory context */
 } MsgqCall;
 
@@ -420,6 +423,9 @@ extern struct _SPI_plan *msgq_plan_opts(struct _SPI_plan **slot, const char *sql
 										int nargs, Oid *argtypes,
 										int cursor_options);
 extern void msgq_call_enter(MsgqCall *call);
+extern void msgq_call_enter_light(MsgqCall *call);
+extern void msgq_call_need_sql(MsgqCall *call);
+extern TupleDesc msgq_result_desc(FunctionCallInfo fcinfo, TupleDesc *cache);
 extern void msgq_call_leave(MsgqCall *call);
 extern char *msgq_text_arg(FunctionCallInfo fcinfo, int n);
 extern void msgq_text_array(ArrayType *arr, Datum **elems, int *n);
@@ -431,6 +437,7 @@ extern void msgq_queue_cache_invalidate(void);
 /* Queue lookup (queue.c); caller is connected to SPI as the extension owner */
 extern bool msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue);
 extern MsgqQueue *msgq_queue_get(const char *queue_ref);
+extern MsgqQueue *msgq_queue_get_light(MsgqCall *call, const char *queue_ref);
 extern void msgq_queue_cache_register(void);
 extern void msgq_queue_cache_prime(void);
 

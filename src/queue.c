@@ -72,6 +72,31 @@ PG_FUNCTION_INFO_V1(msgq_create_queue);
 PG_FUNCTION_INFO_V1(msgq_delete_queue);
 PG_FUNCTION_INFO_V1(msgq_list_queues);
 PG_FUNCTION_INFO_V1(msgq_get_queue_url);
+/*
+ * A function's result row type (its OUT parameters), blessed once per
+ * backend in *cache: get_call_result_type() would read them from pg_proc
+ * on every call.  For the frozen signatures of hot functions only.
+ */
+TupleDesc
+msgq_result_desc(FunctionCallInfo fcinfo, TupleDesc *cache)
+{
+	if (*cache == NULL)
+	{
+		TupleDesc	d;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &d) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		d = CreateTupleDescCopy(d);
+		MemoryContextSwitchTo(old);
+		*cache = BlessTupleDesc(d);
+	}
+	return *cache;
+}
+
+static TupleDesc send_message_desc = NULL;
+
 PG_FUNCTION_INFO_V1(msgq_send_message);
 PG_FUNCTION_INFO_V1(msgq_receive_message);
 PG_FUNCTION_INFO_V1(msgq_delete_message);
@@ -238,19 +263,51 @@ msgq_execute_keyed(SPIPlanPtr plan, Datum *values, const char *nulls,
 void
 msgq_call_enter(MsgqCall *call)
 {
+	msgq_call_enter_light(call);
+	msgq_call_need_sql(call);
+}
+
+/*
+ * Start a call on a hot path that runs SQL only on a cache miss (a send,
+ * a put): as msgq_call_enter, but search_path is pinned and SPI connected
+ * only by msgq_call_need_sql(), which the call makes before anything that
+ * may run SQL.  Pinning search_path costs a GUC save and restore and two
+ * recomputations of the namespace path (msgq's, then the caller's again)
+ * per call; a call that reads its caches and writes heap tuples needs
+ * neither.  Until then CurrentMemoryContext is the caller's.
+ */
+void
+msgq_call_enter_light(MsgqCall *call)
+{
 	call->cxt = CurrentMemoryContext;
 	msgq_check_preloaded();
 	call->caller = GetUserId();
-	msgq_switch_to_owner(&call->save_userid, &call->save_sec_context, &call->save_nest);
+	call->connected = false;
+	msgq_become_owner(&call->save_userid, &call->save_sec_context);
+}
+
+/* Pin search_path and connect to SPI, once per call. */
+void
+msgq_call_need_sql(MsgqCall *call)
+{
+	if (call->connected)
+		return;
+	call->save_nest = msgq_pin_search_path();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	call->connected = true;
 }
 
 void
 msgq_call_leave(MsgqCall *call)
 {
-	SPI_finish();
-	msgq_restore_user(call->save_userid, call->save_sec_context, call->save_nest);
+	if (call->connected)
+	{
+		SPI_finish();
+		AtEOXact_GUC(true, call->save_nest);
+		call->connected = false;
+	}
+	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
 }
 
 char *
@@ -446,6 +503,29 @@ msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 	}
 	queue_copy(queue, &entry->queue, CurrentMemoryContext);
 	return true;
+}
+
+/*
+ * The queue from this backend's cache, for a light call: SQL, and so SPI
+ * and the pinned search_path, only when the cache misses.
+ */
+MsgqQueue *
+msgq_queue_get_light(MsgqCall *call, const char *queue_ref)
+{
+	const char *name = queue_ref_name(queue_ref);
+	QueueCacheEntry *entry = NULL;
+	MsgqQueue  *queue;
+
+	if (name != NULL && name[0] != '\0' && strlen(name) <= MSGQ_MAX_NAME_LEN)
+		entry = hash_search(queue_cache_get(), name, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		msgq_call_need_sql(call);
+		return msgq_queue_get(queue_ref);
+	}
+	queue = palloc0(sizeof(MsgqQueue));
+	queue_copy(queue, &entry->queue, CurrentMemoryContext);
+	return queue;
 }
 
 static bool
@@ -1593,12 +1673,18 @@ msgq_send_message(PG_FUNCTION_ARGS)
 	int64		msg_seq = 0;
 	bool		enqueue = true;
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	tupdesc = msgq_result_desc(fcinfo, &send_message_desc);
 
-	msgq_call_enter(&call);
-	queue = msgq_queue_get(name);
+	/*
+	 * A send to a cached standard queue runs no SQL: it checks, heap-inserts
+	 * (msgstore.c) and registers its wake-up.  FIFO sends and cache misses
+	 * connect.
+	 */
+	msgq_call_enter_light(&call);
+	queue = msgq_queue_get_light(&call, name);
 	msgq_check_queue_action(queue, call.caller, MSGQ_ACT_SEND, "SendMessage");
+	if (queue->fifo)
+		msgq_call_need_sql(&call);
 
 	/* json, not jsonb: two attributes of the same name must not become one */
 	if (mattrs_json != NULL)

@@ -1068,6 +1068,27 @@ stream_cached(const char *ref)
 
 
 /*
+ * The stream's cache entry for a light call (msgq_call_enter_light):
+ * SQL, and so SPI and the pinned search_path, only when the cache misses.
+ */
+static StreamCacheEntry *
+stream_cached_light(MsgqCall *call, const char *ref)
+{
+	const char *name = stream_ref_name(ref);
+	StreamCacheEntry *e = NULL;
+
+	(void) msgq_stream_relid();
+	if (stream_cache != NULL && name != NULL && strlen(name) <= STREAM_MAX_NAME)
+		e = hash_search(stream_cache, name, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		msgq_call_need_sql(call);
+		e = stream_cached(ref);
+	}
+	return e;
+}
+
+/*
  * Resharding and puts: every put takes a shared lock on the stream (an
  * object lock, held to the end of its transaction) before it routes; a
  * split or merge takes it exclusively, so it waits for the open writers
@@ -1165,31 +1186,7 @@ stream_check_record(const char *pkey, bytea *data, const char *where)
 				   (long long) VARSIZE_ANY_EXHDR(data) + (long long) strlen(pkey));
 }
 
-/*
- * put_record's result row type (shard_id text, sequence_number numeric,
- * as msgq--1.0.sql declares it), blessed once per backend: its OUT
- * parameters would otherwise be read from pg_proc and the record type
- * looked up again on every call.
- */
-static TupleDesc
-put_record_desc(FunctionCallInfo fcinfo)
-{
-	static TupleDesc desc = NULL;
-
-	if (desc == NULL)
-	{
-		TupleDesc	d;
-		MemoryContext old;
-
-		if (get_call_result_type(fcinfo, NULL, &d) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
-		old = MemoryContextSwitchTo(TopMemoryContext);
-		d = CreateTupleDescCopy(d);
-		MemoryContextSwitchTo(old);
-		desc = BlessTupleDesc(d);
-	}
-	return desc;
-}
+static TupleDesc put_record_desc = NULL;
 
 PG_FUNCTION_INFO_V1(msgq_put_record);
 Datum
@@ -1211,9 +1208,10 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	Datum		key;
 	int64		slice_id;
 
-	tupdesc = put_record_desc(fcinfo);
-	msgq_call_enter(&call);
-	ce = stream_cached(name);
+	tupdesc = msgq_result_desc(fcinfo, &put_record_desc);
+	/* with the stream cached, a put runs no SQL */
+	msgq_call_enter_light(&call);
+	ce = stream_cached_light(&call, name);
 
 	/*
 	 * The caller's privilege first: a role without it must not queue for
@@ -1223,7 +1221,7 @@ msgq_put_record(PG_FUNCTION_ARGS)
 	stream_check_access(&ce->st, call.caller);
 	if (stream_lock_for_put(ce->st.stream_id))
 	{
-		ce = stream_cached(name);
+		ce = stream_cached_light(&call, name);
 		stream_check_access(&ce->st, call.caller);
 	}
 	st = ce->st;

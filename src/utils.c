@@ -312,14 +312,12 @@ msgq_set_search_path(const char *path)
 }
 
 /*
- * Become the extension owner, under a pinned search_path, until
- * msgq_restore_user: nothing a caller put on its search_path (a type, an
- * operator or a function of the same name as one internal SQL uses) is
- * found while msgq works as its owner.  The caller's search_path is kept
- * for msgq_caller_search_path.
+ * Become the extension owner, until msgq_restore_user (or the end of a
+ * light call): what msgq checks and writes as its owner.  The caller's
+ * search_path is kept for msgq_caller_search_path.
  */
 void
-msgq_switch_to_owner(Oid *save_userid, int *save_sec_context, int *save_nest)
+msgq_become_owner(Oid *save_userid, int *save_sec_context)
 {
 	Oid			owner = msgq_extension_owner();
 
@@ -337,7 +335,29 @@ msgq_switch_to_owner(Oid *save_userid, int *save_sec_context, int *save_nest)
 	SetUserIdAndSecContext(owner,
 						   *save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	*save_nest = msgq_set_search_path(MSGQ_PINNED_PATH);
+}
+
+/*
+ * Pin search_path for msgq's internal SQL; returns the GUC nest level that
+ * AtEOXact_GUC(true, level) pops.
+ */
+int
+msgq_pin_search_path(void)
+{
+	return msgq_set_search_path(MSGQ_PINNED_PATH);
+}
+
+/*
+ * Become the extension owner, under a pinned search_path, until
+ * msgq_restore_user: nothing a caller put on its search_path (a type, an
+ * operator or a function of the same name as one internal SQL uses) is
+ * found while msgq works as its owner.
+ */
+void
+msgq_switch_to_owner(Oid *save_userid, int *save_sec_context, int *save_nest)
+{
+	msgq_become_owner(save_userid, save_sec_context);
+	*save_nest = msgq_pin_search_path();
 }
 
 void

@@ -20,7 +20,10 @@
  *	2. drains every sealed segment that has been sealed for at least
  *	   SEG_DRAIN_AFTER and is worth draining: at most SEG_MOVE_ALWAYS live
  *	   messages, or at most SEG_MOVE_LIMIT and no more than one per page (a
- *	   segment that is mostly dead).  Under
+ *	   segment that is mostly dead), unless receives are emptying it (it
+ *	   had more messages at this process's last look; for at most
+ *	   SEG_PATIENCE_INTERVALS rotation intervals, and only while a free
+ *	   segment is left).  Under
  *	   an ACCESS EXCLUSIVE lock on that partition (waited for at most
  *	   msgq.segment_lock_timeout, else tried again next cycle) it moves the live
  *	   messages to the active segment, keeping every column (so msg_seq,
@@ -74,6 +77,8 @@
 #define SEG_DRAIN_AFTER			(USECS_PER_SEC)
 /* a fresh active segment is announced once it has this many pages */
 #define SEG_ANNOUNCE_PAGES		16
+/* a draining backlog postpones the move for at most this many intervals */
+#define SEG_PATIENCE_INTERVALS	3
 
 typedef enum SegState
 {
@@ -92,6 +97,17 @@ int			msgq_segment_rotation_interval_ms = 10000;
 int			msgq_segment_lock_timeout_ms = 50;
 
 static int	active_seg = -1;
+
+/*
+ * Process-local: the live messages each sealed segment had at this
+ * process's last look (since identifies the sealing), so that a segment
+ * whose messages are being received and deleted is left to empty itself.
+ */
+static struct
+{
+	TimestampTz since;
+	int64		live;
+}			seg_last_look[MSGQ_SEGMENTS];
 
 /* worker-local: the active segment whose growth was last announced */
 static int	announced_seg = -1;
@@ -262,15 +278,21 @@ seg_set_state(int seg, const char *state, TimestampTz now)
 }
 
 /*
- * Move the live messages of a sealed segment to the active one and
- * truncate it.  Returns false, changing nothing, when the segment still
- * holds too many messages or its lock is not available.
+ * Move the live messages of a sealed segment (sealed at since) to the
+ * active one and truncate it.  Returns false, changing nothing, when the
+ * segment still holds too many messages, when consumers are emptying it
+ * (it had more messages at the last look: what they take need not be
+ * copied, a backlog would otherwise be moved at every rotation), or when
+ * its lock is not available.  A segment being emptied waits at most
+ * SEG_PATIENCE_INTERVALS rotation intervals, and not at all when no free
+ * segment is left for the next rotation.
  */
 static bool
-seg_drain(int seg, int active, TimestampTz now)
+seg_drain(int seg, TimestampTz since, int active, bool ring_full, TimestampTz now)
 {
 	char		sql[1024];
 	int64		live;
+	int64		before;
 	bool		isnull;
 
 	/* cheap first look, without the lock: at most SEG_MOVE_LIMIT + 1 rows */
@@ -281,8 +303,15 @@ seg_drain(int seg, int active, TimestampTz now)
 		elog(ERROR, "could not count the messages of storage segment %d", seg);
 	live = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
+	before = seg_last_look[seg].since == since ? seg_last_look[seg].live : -1;
+	seg_last_look[seg].since = since;
+	seg_last_look[seg].live = live;
 	if (live > SEG_MOVE_ALWAYS &&
 		(live > SEG_MOVE_LIMIT || live > (int64) seg_blocks(seg)))
+		return false;
+	if (live > 0 && before > live && !ring_full &&
+		now - since < (TimestampTz) SEG_PATIENCE_INTERVALS *
+		msgq_segment_rotation_interval_ms * 1000)
 		return false;
 
 	if (!msgq_lock_relation_timed(msgq_segment_relid(seg), AccessExclusiveLock))
@@ -386,14 +415,19 @@ msgq_segments_maintain(void)
 	for (;;)
 	{
 		int			oldest = -1;
+		bool		ring_full = true;
 
 		for (i = 0; i < MSGQ_SEGMENTS; i++)
+		{
+			if (segs[i].state == SEG_FREE)
+				ring_full = false;
 			if (segs[i].state == SEG_SEALED && now - segs[i].since >= SEG_DRAIN_AFTER &&
 				(oldest < 0 || segs[i].since < segs[oldest].since))
 				oldest = i;
+		}
 		if (oldest < 0)
 			break;
-		if (seg_drain(oldest, active, now))
+		if (seg_drain(oldest, segs[oldest].since, active, ring_full, now))
 		{
 			segs[oldest].state = SEG_FREE;
 			changed = true;

@@ -72,31 +72,6 @@ PG_FUNCTION_INFO_V1(msgq_create_queue);
 PG_FUNCTION_INFO_V1(msgq_delete_queue);
 PG_FUNCTION_INFO_V1(msgq_list_queues);
 PG_FUNCTION_INFO_V1(msgq_get_queue_url);
-/*
- * A function's result row type (its OUT parameters), blessed once per
- * backend in *cache: get_call_result_type() would read them from pg_proc
- * on every call.  For the frozen signatures of hot functions only.
- */
-TupleDesc
-msgq_result_desc(FunctionCallInfo fcinfo, TupleDesc *cache)
-{
-	if (*cache == NULL)
-	{
-		TupleDesc	d;
-		MemoryContext old;
-
-		if (get_call_result_type(fcinfo, NULL, &d) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
-		old = MemoryContextSwitchTo(TopMemoryContext);
-		d = CreateTupleDescCopy(d);
-		MemoryContextSwitchTo(old);
-		*cache = BlessTupleDesc(d);
-	}
-	return *cache;
-}
-
-static TupleDesc send_message_desc = NULL;
-
 PG_FUNCTION_INFO_V1(msgq_send_message);
 PG_FUNCTION_INFO_V1(msgq_receive_message);
 PG_FUNCTION_INFO_V1(msgq_delete_message);
@@ -308,6 +283,29 @@ msgq_call_leave(MsgqCall *call)
 		call->connected = false;
 	}
 	SetUserIdAndSecContext(call->save_userid, call->save_sec_context);
+}
+
+/*
+ * A function's result row type (its OUT parameters), blessed once per
+ * backend in *cache: get_call_result_type() would read them from pg_proc
+ * on every call.  For the frozen signatures of hot functions only.
+ */
+TupleDesc
+msgq_result_desc(FunctionCallInfo fcinfo, TupleDesc *cache)
+{
+	if (*cache == NULL)
+	{
+		TupleDesc	d;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &d) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		d = CreateTupleDescCopy(d);
+		MemoryContextSwitchTo(old);
+		*cache = BlessTupleDesc(d);
+	}
+	return *cache;
 }
 
 char *
@@ -1636,6 +1634,8 @@ msgq_outbox_fixup(int32 *queue_ids, int64 *msg_seqs, int n)
 	PopActiveSnapshot();
 	msgq_restore_user(save_userid, save_sec_context, save_nest);
 }
+
+static TupleDesc send_message_desc = NULL;
 
 /*
  * msgq.send_message(queue_name text, message_body text,

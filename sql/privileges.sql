@@ -129,6 +129,12 @@ SHOW search_path;
 SELECT count(*) AS evil_put_records
   FROM msgq.get_records(msgq.get_shard_iterator('p_evil_put', 'shardId-000000000000', 'TRIM_HORIZON'));
 SELECT msgq.delete_stream('p_evil_put');
+-- send_message_batch to a queue this session has not cached yet: the SQL path
+SELECT msgq.create_queue('p_evil_batch') IS NOT NULL AS created;
+SELECT id, message_id IS NOT NULL AS sent, error_code IS NULL AS ok
+  FROM msgq.send_message_batch('p_evil_batch', '[{"Id": "u1", "MessageBody": "uncached"}]');
+SHOW search_path;
+SELECT msgq.delete_queue('p_evil_batch');
 -- ... and for the role that owns the hostile schema
 SET ROLE regress_msgq_evil;
 SELECT md5_of_message_body AS evil_md5_three FROM msgq.send_message('p_evil', 'three') \gset

@@ -472,6 +472,15 @@ queue_copy(MsgqQueue *dst, const MsgqQueue *src, MemoryContext cxt)
 		dst->sources[i] = MemoryContextStrdup(cxt, src->sources[i]);
 }
 
+/* The cache entry of a queue name, or NULL; runs no SQL. */
+static QueueCacheEntry *
+queue_cache_find(const char *name)
+{
+	if (name == NULL || name[0] == '\0' || strlen(name) > MSGQ_MAX_NAME_LEN)
+		return NULL;
+	return hash_search(queue_cache_get(), name, HASH_FIND, NULL);
+}
+
 bool
 msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 {
@@ -486,8 +495,7 @@ msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 	if (strlen(name) > MSGQ_MAX_NAME_LEN)
 		return false;
 
-	cache = queue_cache_get();
-	entry = hash_search(cache, name, HASH_FIND, NULL);
+	entry = queue_cache_find(name);
 	if (entry == NULL)
 	{
 		MsgqQueue	fresh;
@@ -510,12 +518,9 @@ msgq_queue_lookup(const char *queue_ref, MsgqQueue *queue)
 MsgqQueue *
 msgq_queue_get_light(MsgqCall *call, const char *queue_ref)
 {
-	const char *name = queue_ref_name(queue_ref);
-	QueueCacheEntry *entry = NULL;
+	QueueCacheEntry *entry = queue_cache_find(queue_ref_name(queue_ref));
 	MsgqQueue  *queue;
 
-	if (name != NULL && name[0] != '\0' && strlen(name) <= MSGQ_MAX_NAME_LEN)
-		entry = hash_search(queue_cache_get(), name, HASH_FIND, NULL);
 	if (entry == NULL)
 	{
 		msgq_call_need_sql(call);

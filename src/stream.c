@@ -1010,6 +1010,16 @@ stream_current_slice(int32 stream_id)
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* The cache entry of a stream name (not an ARN), or NULL; runs no SQL. */
+static StreamCacheEntry *
+stream_cache_find(const char *name)
+{
+	(void) msgq_stream_relid();
+	if (stream_cache == NULL || name == NULL || strlen(name) > STREAM_MAX_NAME)
+		return NULL;
+	return hash_search(stream_cache, name, HASH_FIND, NULL);
+}
+
 /* The stream and its open shards, from the cache or loaded into it. */
 static StreamCacheEntry *
 stream_cached(const char *ref)
@@ -1043,7 +1053,7 @@ stream_cached(const char *ref)
 		stream_cache = hash_create("msgq stream cache", 16, &ctl,
 								   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	e = hash_search(stream_cache, name, HASH_FIND, NULL);
+	e = stream_cache_find(name);
 	if (e != NULL)
 		return e;
 
@@ -1074,12 +1084,8 @@ stream_cached(const char *ref)
 static StreamCacheEntry *
 stream_cached_light(MsgqCall *call, const char *ref)
 {
-	const char *name = stream_ref_name(ref);
-	StreamCacheEntry *e = NULL;
+	StreamCacheEntry *e = stream_cache_find(stream_ref_name(ref));
 
-	(void) msgq_stream_relid();
-	if (stream_cache != NULL && name != NULL && strlen(name) <= STREAM_MAX_NAME)
-		e = hash_search(stream_cache, name, HASH_FIND, NULL);
 	if (e == NULL)
 	{
 		msgq_call_need_sql(call);
